@@ -1,0 +1,73 @@
+"""lakehouse: declarative multimodal tables on versioned Lance datasets.
+
+>>> import lakehouse as lh
+>>> db = lh.connect("/tmp/lakehouse-doctest-init")
+>>> t = db.create_table("demo", {"n": lh.Int}, if_exists="replace")
+>>> _ = t.insert([{"n": 1}, {"n": 2}], progress=False)
+>>> _ = t.add_computed_column(n2=t.n * 2 + 1, progress=False)
+>>> t.order_by(t.n).collect()["n2"].to_list()
+[3, 5]
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from lakehouse import functions
+from lakehouse.catalog import Catalog, connect
+from lakehouse.errors import (
+    ColumnExistsError,
+    ColumnNotFoundError,
+    ComputeError,
+    ConcurrentWriteError,
+    DependencyError,
+    DirectoryNotFoundError,
+    Error,
+    FormatVersionError,
+    InvalidNameError,
+    ReadOnlyError,
+    StorageError,
+    TableExistsError,
+    TableNotFoundError,
+    TypeMismatchError,
+    UDFNotFoundError,
+    UnsafeDefinitionError,
+    VersionNotFoundError,
+)
+from lakehouse.exec.evaluate import UDFChangedWarning
+from lakehouse.exec.writes import WriteResult
+from lakehouse.exprs.nodes import Expr, if_else, lit
+from lakehouse.query import Query
+from lakehouse.table import Table
+from lakehouse.types import (
+    Array,
+    Bool,
+    ColumnType,
+    Date,
+    Float,
+    Int,
+    Json,
+    Required,
+    String,
+    Timestamp,
+)
+from lakehouse.udf import UDF, udf
+
+try:
+    __version__ = version("lakehouse")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0"
+
+__all__ = [
+    # catalog
+    "connect", "Catalog", "Table", "Query", "WriteResult",
+    # types
+    "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",
+    "Required",
+    # expressions and functions
+    "Expr", "if_else", "lit", "udf", "UDF", "functions",
+    # errors and warnings
+    "Error", "InvalidNameError", "TableNotFoundError", "TableExistsError",
+    "DirectoryNotFoundError", "ColumnNotFoundError", "ColumnExistsError", "TypeMismatchError",
+    "DependencyError", "ComputeError", "UDFNotFoundError", "UnsafeDefinitionError",
+    "FormatVersionError", "ReadOnlyError", "StorageError", "ConcurrentWriteError",
+    "VersionNotFoundError", "UDFChangedWarning",
+]

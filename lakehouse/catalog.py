@@ -1,0 +1,281 @@
+"""The catalog: a lakehouse root holding directories and tables, each table one Lance dataset.
+
+A table named ``ml/images`` lives at ``<root>/ml/images.lance``; a directory is a folder (or
+prefix) holding a ``.lakehouse-dir`` marker. ``get_table("name:3")`` opens version 3 read-only,
+``get_table("name@tag")`` a tagged version.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import lance
+
+from lakehouse import types as T
+from lakehouse.errors import (
+    DirectoryNotFoundError,
+    InvalidNameError,
+    StorageError,
+    TableExistsError,
+    TableNotFoundError,
+    TypeMismatchError,
+    VersionNotFoundError,
+)
+from lakehouse.metadata import ColumnDef, TableDef
+from lakehouse.storage import Location, storage_error
+from lakehouse.table import Table, _check_column_name
+
+DIR_MARKER = ".lakehouse-dir"
+TABLE_SUFFIX = ".lance"
+_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+def connect(root: str | None = None, storage_options: dict[str, Any] | None = None) -> Catalog:
+    """Open a lakehouse: a local folder (default ``$LAKEHOUSE_ROOT``, else ``./lakehouse_data``)
+    or ``s3://bucket/prefix``. S3 settings come from ``storage_options`` (Lance's names, such as
+    ``aws_endpoint``) or the usual AWS variables, including ``AWS_ENDPOINT_URL``.
+
+    >>> import lakehouse as lh
+    >>> db = lh.connect("/tmp/lakehouse-doctest")
+    """
+    catalog = Catalog(Location.parse(root, storage_options))
+    catalog._check_reachable()
+    return catalog
+
+
+def validate_name(name: str, what: str = "table") -> str:
+    """Check a table or directory path such as ``ml/images``; return it unchanged."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"a {what} name must be a non-empty string, got {name!r}")
+    problem = None
+    if "\\" in name:
+        problem = "backslashes are not allowed"
+    elif name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        problem = "absolute paths are not allowed"
+    else:
+        for part in name.split("/"):
+            if part in ("", ".", ".."):
+                problem = "empty, '.' and '..' path parts are not allowed"
+            elif not _PART.match(part):
+                problem = f"{part!r} may only use letters, digits, '_', '-' and '.'"
+            elif part.endswith(TABLE_SUFFIX):
+                problem = f"names may not end with {TABLE_SUFFIX!r}"
+            if problem:
+                break
+    if problem:
+        raise InvalidNameError(f"invalid {what} name {name!r}: {problem}")
+    return name
+
+
+class Catalog:
+    """A lakehouse root. Create it with :func:`connect`."""
+
+    def __init__(self, location: Location) -> None:
+        self._location = location
+        self._fs = location.filesystem()
+
+    @property
+    def root(self) -> str:
+        return self._location.uri
+
+    def __repr__(self) -> str:
+        return f"lakehouse.connect({self.root!r})"
+
+    # --- paths ----------------------------------------------------------------------------------
+    def _table_uri(self, name: str) -> str:
+        return self._location.join(name + TABLE_SUFFIX)
+
+    def _path(self, uri: str) -> str:
+        return self._location.fs_path(uri)
+
+    def _exists(self, uri: str) -> bool:
+        try:
+            return bool(self._fs.exists(self._path(uri)))
+        except Exception as exc:  # noqa: BLE001 - any backend failure is a storage error
+            raise storage_error(self._location, "read", exc) from exc
+
+    def _is_table(self, name: str) -> bool:
+        return self._exists(self._table_uri(name) + "/_versions")
+
+    def _is_dir(self, path: str) -> bool:
+        return self._exists(self._location.join(path, DIR_MARKER))
+
+    def _check_reachable(self) -> None:
+        if self._location.is_local:
+            return
+        bucket = self._path(self.root).split("/")[0]
+        try:
+            self._fs.ls(bucket)
+        except Exception as exc:  # noqa: BLE001
+            raise storage_error(self._location, "reach the lakehouse root", exc) from exc
+
+    def _check_parent(self, name: str) -> None:
+        parent = name.rpartition("/")[0]
+        if parent and not self._is_dir(parent):
+            raise DirectoryNotFoundError(
+                f"directory {parent!r} does not exist; create it with db.create_dir({parent!r}, "
+                "parents=True)"
+            )
+
+    # --- directories ----------------------------------------------------------------------------
+    def create_dir(self, path: str, *, parents: bool = False, if_exists: str = "error") -> None:
+        """Create a directory for tables, e.g. ``db.create_dir("ml")``."""
+        validate_name(path, "directory")
+        if self._is_dir(path):
+            if if_exists == "ignore":
+                return
+            raise TableExistsError(f"directory {path!r} already exists")
+        if self._is_table(path):
+            raise TableExistsError(f"{path!r} is a table, not a directory")
+        parent = path.rpartition("/")[0]
+        if parent and not self._is_dir(parent):
+            if not parents:
+                raise DirectoryNotFoundError(
+                    f"directory {parent!r} does not exist; pass parents=True to create it"
+                )
+            self.create_dir(parent, parents=True, if_exists="ignore")
+        marker = self._path(self._location.join(path, DIR_MARKER))
+        try:
+            if self._location.is_local:
+                self._fs.makedirs(marker.rpartition("/")[0], exist_ok=True)
+            self._fs.pipe_file(marker, b"")
+        except Exception as exc:  # noqa: BLE001
+            raise storage_error(self._location, f"create directory {path!r}", exc) from exc
+
+    def list_dirs(self, path: str | None = None) -> list[str]:
+        """Directories directly under ``path`` (the root by default)."""
+        return [p for p, is_table in self._children(path) if not is_table]
+
+    def drop_dir(self, path: str, *, force: bool = False) -> None:
+        """Remove an empty directory; ``force=True`` also drops everything in it."""
+        validate_name(path, "directory")
+        if not self._is_dir(path):
+            raise DirectoryNotFoundError(f"directory {path!r} does not exist")
+        if self._children(path) and not force:
+            raise TableExistsError(f"directory {path!r} is not empty; pass force=True")
+        self._fs.rm(self._path(self._location.join(path)), recursive=True)
+
+    # --- tables ---------------------------------------------------------------------------------
+    def create_table(self, name: str, schema: dict[str, Any], *,
+                     if_exists: str = "error") -> Table:
+        """Create an empty table with the given columns: ``{"label": lh.String, "n": lh.Int}``.
+
+        ``if_exists``: ``"error"`` (default), ``"ignore"`` (return the existing table) or
+        ``"replace"`` (overwrite it; earlier versions stay in its history).
+        """
+        validate_name(name)
+        if if_exists not in ("error", "ignore", "replace"):
+            raise TypeMismatchError(f"if_exists must be 'error', 'ignore' or 'replace', "
+                                    f"got {if_exists!r}")
+        if not isinstance(schema, dict) or not schema:
+            raise TypeMismatchError(f"table {name!r}: schema must be a non-empty dict of "
+                                    "column name -> type")
+        columns = []
+        for i, (col, spec) in enumerate(schema.items()):
+            _check_column_name(col, name)
+            columns.append(ColumnDef(col, i, T.parse_type(spec, column=col)))
+        self._check_parent(name)
+        if self._is_dir(name):
+            raise TableExistsError(f"{name!r} is a directory")
+        mode = "create"
+        if self._is_table(name):
+            if if_exists == "ignore":
+                return self.get_table(name)
+            if if_exists == "error":
+                raise TableExistsError(
+                    f"table {name!r} already exists; pass if_exists='ignore' or 'replace'"
+                )
+            mode = "overwrite"
+        arrow_schema = TableDef(tuple(columns)).schema()
+        uri = self._table_uri(name)
+        try:
+            ds = lance.write_dataset(
+                arrow_schema.empty_table(), uri, schema=arrow_schema, mode=mode,
+                enable_stable_row_ids=True,
+                storage_options=self._location.storage_options or None,
+            )
+        except OSError as exc:
+            raise storage_error(self._location, f"create table {name!r}", exc) from exc
+        return Table(name, uri, self._location, ds)
+
+    def get_table(self, name: str) -> Table:
+        """Open a table; ``"name:3"`` opens version 3 and ``"name@prod"`` a tag, read-only."""
+        version: int | str | None = None
+        base = name
+        if isinstance(name, str) and ":" in name:
+            base, _, text = name.rpartition(":")
+            if not text.isdigit():
+                raise InvalidNameError(f"{name!r}: the version after ':' must be a number")
+            version = int(text)
+        elif isinstance(name, str) and "@" in name:
+            base, _, version = name.rpartition("@")
+        validate_name(base)
+        if not self._is_table(base):
+            raise TableNotFoundError(f"table {base!r} does not exist in {self.root}")
+        uri = self._table_uri(base)
+        opts = self._location.storage_options or None
+        try:
+            ds = lance.dataset(uri, storage_options=opts)
+            if version is not None:
+                ds = lance.dataset(uri, version=version, storage_options=opts)
+        except (ValueError, OSError, KeyError) as exc:
+            if version is not None:
+                raise VersionNotFoundError(f"table {base!r} has no version {version!r}") from exc
+            raise storage_error(self._location, f"open table {base!r}", exc) from exc
+        table = Table(base, uri, self._location, ds, pinned=version is not None)
+        table._def()  # refuse unreadable definitions (newer format) at open
+        return table
+
+    def list_tables(self, dir: str | None = None, *, recursive: bool = True) -> list[str]:  # noqa: A002
+        """Table names under ``dir`` (the root by default), sorted."""
+        if dir is not None:
+            validate_name(dir, "directory")
+            if not self._is_dir(dir):
+                raise DirectoryNotFoundError(f"directory {dir!r} does not exist")
+        found: list[str] = []
+        pending = [dir]
+        while pending:
+            current = pending.pop()
+            for path, is_table in self._children(current):
+                if is_table:
+                    found.append(path)
+                elif recursive:
+                    pending.append(path)
+        return sorted(found)
+
+    def _children(self, path: str | None) -> list[tuple[str, bool]]:
+        """(name, is_table) for the tables and directories directly under ``path``."""
+        uri = self._location.join(path) if path else self.root
+        try:
+            if not self._fs.exists(self._path(uri)):
+                return []
+            entries = self._fs.ls(self._path(uri), detail=True)
+        except Exception as exc:  # noqa: BLE001
+            raise storage_error(self._location, "list tables", exc) from exc
+        out = []
+        for entry in entries:
+            if entry.get("type") != "directory":
+                continue
+            leaf = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            child = f"{path}/{leaf}" if path else leaf
+            if leaf.endswith(TABLE_SUFFIX):
+                out.append((child[: -len(TABLE_SUFFIX)], True))
+            elif self._is_dir(child):
+                out.append((child, False))
+        return out
+
+    def drop_table(self, name: str, *, if_not_exists: str = "error") -> None:
+        """Delete a table and all its versions."""
+        validate_name(name)
+        if not self._is_table(name):
+            if if_not_exists == "ignore":
+                return
+            raise TableNotFoundError(f"table {name!r} does not exist in {self.root}")
+        try:
+            self._fs.rm(self._path(self._table_uri(name)), recursive=True)
+        except Exception as exc:  # noqa: BLE001
+            raise storage_error(self._location, f"drop table {name!r}", exc) from exc
+
+
+__all__ = ["Catalog", "connect", "validate_name"]

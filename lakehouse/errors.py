@@ -1,0 +1,79 @@
+"""The exception hierarchy: every error lakehouse raises is an :class:`Error`.
+
+Subclasses also inherit the matching builtin (``ColumnNotFoundError`` is a ``KeyError``), so code
+that catches builtins keeps working. Messages name the table, column and row where known, and say
+how to fix the problem.
+"""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Base class of every lakehouse error."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep messages readable
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidNameError(Error, ValueError):
+    """A table or directory name is empty, absolute, or escapes the lakehouse root."""
+
+
+class TableNotFoundError(Error, KeyError):
+    """No table with this name exists."""
+
+
+class TableExistsError(Error, FileExistsError):
+    """A table or directory with this name already exists."""
+
+
+class DirectoryNotFoundError(Error, KeyError):
+    """The directory a table should live in does not exist."""
+
+
+class ColumnNotFoundError(Error, KeyError):
+    """An expression, insert or schema change names a column the table does not have."""
+
+
+class ColumnExistsError(Error, ValueError):
+    """A column with this name already exists."""
+
+
+class TypeMismatchError(Error, TypeError):
+    """A value or expression does not have the type its column or operator needs."""
+
+
+class DependencyError(Error, ValueError):
+    """A schema change would break a computed column that depends on the column."""
+
+
+class ComputeError(Error, RuntimeError):
+    """A computed column failed for a row while ``on_error="abort"``; nothing was written."""
+
+
+class UDFNotFoundError(Error, ImportError):
+    """A stored computed column calls a UDF that cannot be imported in this process."""
+
+
+class UnsafeDefinitionError(Error, ValueError):
+    """A stored definition names something that is not a registered UDF or built-in."""
+
+
+class FormatVersionError(Error, ValueError):
+    """A table was written by a newer lakehouse whose format this version cannot read."""
+
+
+class ReadOnlyError(Error, PermissionError):
+    """A write was attempted on a read-only table handle (an old version)."""
+
+
+class StorageError(Error, OSError):
+    """The storage backend (local folder or object store) could not be reached or read."""
+
+
+class ConcurrentWriteError(Error, RuntimeError):
+    """A write kept conflicting with concurrent writers and gave up after bounded retries."""
+
+
+class VersionNotFoundError(Error, KeyError):
+    """The requested table version does not exist."""

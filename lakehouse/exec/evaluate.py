@@ -1,0 +1,223 @@
+"""Evaluate computed columns on a batch of rows with Polars.
+
+A :class:`Plan` lists the columns to compute in dependency order. For each batch, calls that run
+in Python (UDFs) are evaluated first, children before parents, over the whole batch: row UDFs in a
+tight loop, batched UDFs in chunks of their ``batch_size``. Their results become temporary columns,
+and everything else (operators, casts, string and JSON functions) compiles to one Polars expression
+per column. A row whose UDF raises gets null, and its error type and message are recorded; with
+``on_error="abort"`` the first such row stops the whole write with a :class:`ComputeError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from lakehouse.errors import ComputeError, UDFNotFoundError
+from lakehouse.exprs.nodes import Call, ErrorInfo, Expr
+from lakehouse.exprs.polars import Context, needs_python, to_polars
+from lakehouse.exprs.serialize import stored_fingerprints
+from lakehouse.functions.registry import Function, resolve
+from lakehouse.metadata import ColumnDef, TableDef, error_column
+
+
+class UDFChangedWarning(UserWarning):
+    """A UDF's code differs from the code it had when its computed column was defined."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    column: ColumnDef
+    expr: Expr
+
+
+@dataclasses.dataclass
+class RowErrors:
+    """Per-row error type and message of one computed column in one batch."""
+
+    types: list[str | None]
+    messages: list[str | None]
+
+    @staticmethod
+    def empty(n: int) -> RowErrors:
+        return RowErrors([None] * n, [None] * n)
+
+    def record(self, row: int, exc: BaseException) -> None:
+        if self.types[row] is None:
+            self.types[row] = type(exc).__name__
+            self.messages[row] = str(exc)
+
+    def count(self) -> int:
+        return sum(t is not None for t in self.types)
+
+
+class Plan:
+    """How to compute a list of targets (computed columns or ad-hoc expressions) for batches."""
+
+    def __init__(self, table: str, tdef: TableDef, targets: list[Target]) -> None:
+        self.table = table
+        self.tdef = tdef
+        self.targets = targets
+        self.functions = self._resolve_functions()
+
+    @staticmethod
+    def for_columns(table: str, tdef: TableDef, columns: list[ColumnDef]) -> Plan:
+        """A plan for stored computed columns, in the given (dependency) order."""
+        return Plan(table, tdef, [Target(c, tdef.expr(c)) for c in columns])
+
+    @staticmethod
+    def for_exprs(table: str, tdef: TableDef, exprs: dict[str, Expr]) -> Plan:
+        """A plan for query-time expressions; a failing UDF aborts the query."""
+        return Plan(table, tdef, [Target(ColumnDef(name, -1, e.type), e) for name, e in exprs.items()])
+
+    @property
+    def output_names(self) -> list[str]:
+        return [f.name for f in self.output_fields()]
+
+    def _resolve_functions(self) -> dict[str, Function]:
+        found: dict[str, Function] = {}
+        for target in self.targets:
+            stored = stored_fingerprints(target.column.expr_json or {})
+            for node in target.expr.walk():
+                if isinstance(node, Call) and node.fn not in found:
+                    try:
+                        fn = resolve(node.fn)
+                    except UDFNotFoundError as exc:
+                        msg = (f"table {self.table!r}: computed column {target.column.name!r} "
+                               f"cannot be computed: {exc}")
+                        raise UDFNotFoundError(msg) from exc
+                    if node.fn in stored and fn.fingerprint and stored[node.fn] != fn.fingerprint:
+                        warnings.warn(
+                            f"UDF {node.fn!r} changed since computed column "
+                            f"{target.column.name!r} of table {self.table!r} was defined; new "
+                            "rows use the new code", UDFChangedWarning, stacklevel=4)
+                    found[node.fn] = fn
+        return found
+
+    @property
+    def read_columns(self) -> list[str]:
+        """Stored columns the plan reads (computed columns it produces are excluded)."""
+        produced = {t.column.col_id for t in self.targets if t.column.col_id >= 0}
+        ids = set().union(*(t.expr.column_ids() for t in self.targets)) - produced
+        names = [self.tdef.by_id(i).name for i in sorted(ids)]
+        errors = self.tdef.error_names()
+        for t in self.targets:
+            for node in t.expr.walk():
+                key = (node.column.col_id, node.field) if isinstance(node, ErrorInfo) else None
+                if key in errors and errors[key] not in names:
+                    names.append(errors[key])
+        return names
+
+    def output_fields(self) -> list[pa.Field]:
+        return [f for t in self.targets for f in t.column.fields()]
+
+    def run(self, df: pl.DataFrame, *, row_offset: int = 0) -> tuple[pl.DataFrame, int]:
+        """Add the target columns (and their error columns) to ``df``.
+
+        Returns the extended frame and the number of rows with at least one error.
+        """
+        ctx = Context(names=self.tdef.names(), error_names=self.tdef.error_names())
+        failed = [False] * df.height
+        for target in self.targets:
+            errors = RowErrors.empty(df.height)
+            df = self._run_python_calls(target, df, ctx, errors, row_offset)
+            try:
+                values = df.select(to_polars(target.expr, ctx).alias(target.column.name))
+                series = values.to_series().cast(target.column.type.polars_type())
+            except Exception as exc:
+                msg = (f"table {self.table!r}: computed column {target.column.name!r} "
+                       f"({target.expr!r}) failed: {type(exc).__name__}: {exc}")
+                raise ComputeError(msg) from exc
+            df = df.with_columns(series)
+            if target.column.keeps_errors:
+                df = df.with_columns(
+                    pl.Series(error_column(target.column.col_id, "errortype"), errors.types,
+                              dtype=pl.String),
+                    pl.Series(error_column(target.column.col_id, "errormsg"), errors.messages,
+                              dtype=pl.String),
+                )
+                for i, t in enumerate(errors.types):
+                    failed[i] = failed[i] or t is not None
+        return df.drop([c for c in df.columns if c.startswith("__call")]), sum(failed)
+
+    def _run_python_calls(self, target: Target, df: pl.DataFrame, ctx: Context,
+                          errors: RowErrors, row_offset: int) -> pl.DataFrame:
+        for call in needs_python(target.expr):
+            fn = self.functions[call.fn]
+            args = [df.select(to_polars(a, ctx)).to_series().to_list() for a in call.args]
+            results = _apply(fn, args, df.height, errors)
+            arrow = _to_arrow(results, call, errors)
+            first = next((i for i, t in enumerate(errors.types) if t is not None), None)
+            if first is not None and target.column.on_error == "abort":
+                msg = (f"table {self.table!r}: computed column {target.column.name!r} failed on "
+                       f"row {row_offset + first}: {call.fn} raised {errors.types[first]}: "
+                       f"{errors.messages[first]} (nothing was written; use on_error='ignore' "
+                       "to keep failing rows with their errors)")
+                raise ComputeError(msg)
+            name = f"__call{len(ctx.materialized)}"
+            df = df.with_columns(pl.Series(name, pl.from_arrow(arrow)))
+            ctx.materialized[id(call)] = name
+        return df
+
+
+def _apply(fn: Function, args: list[list[Any]], n: int, errors: RowErrors) -> list[Any]:
+    """Run ``fn`` over ``n`` rows; failing rows give None and are recorded in ``errors``."""
+    if fn.batched:
+        out: list[Any] = []
+        size = fn.batch_size
+        for start in range(0, n, size):
+            chunk = [a[start:start + size] for a in args]
+            try:
+                result = list(fn.python(*chunk))
+                if len(result) != len(chunk[0] if chunk else []):
+                    raise ValueError(f"returned {len(result)} values for {len(chunk[0])} rows")
+                out.extend(result)
+            except Exception:
+                # isolate the failing rows by running the chunk one row at a time
+                for i in range(len(chunk[0]) if chunk else 0):
+                    try:
+                        out.extend(fn.python(*[[a[i]] for a in chunk]))
+                    except Exception as exc:
+                        errors.record(start + i, exc)
+                        out.append(None)
+        return out
+    python = fn.python
+    null_safe = fn.null_safe or (True,) * len(args)
+    rows = list(zip(*args, strict=True)) if args else [()] * n
+    skip_nulls = not all(null_safe) and any(None in a for a in args)
+    if not skip_nulls:
+        try:
+            return [python(*row) for row in rows]
+        except Exception:
+            pass  # fall through to the row-by-row path to find and record the failing rows
+    out = []
+    for i, row in enumerate(rows):
+        if skip_nulls and any(v is None and not ok for v, ok in zip(row, null_safe, strict=False)):
+            out.append(None)
+            continue
+        try:
+            out.append(python(*row))
+        except Exception as exc:
+            errors.record(i, exc)
+            out.append(None)
+    return out
+
+
+def _to_arrow(results: list[Any], call: Call, errors: RowErrors) -> pa.Array:
+    arrow_type = call.type.arrow_type()
+    try:
+        return pa.array(results, type=arrow_type)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        pass
+    coerced = []
+    for i, value in enumerate(results):
+        try:
+            coerced.append(None if value is None else call.type.coerce(value))
+        except TypeError as exc:
+            errors.record(i, TypeError(f"{call.fn} returned a wrong type: {exc}"))
+            coerced.append(None)
+    return pa.array(coerced, type=arrow_type)

@@ -1,0 +1,210 @@
+"""Turn what users insert (dicts, DataFrames, Arrow, batch iterators) into validated Arrow tables.
+
+Every value is checked against its column's logical type before anything is written. Arrow and
+DataFrame input is validated column by column with Arrow casts that cannot change a value's
+meaning (int32 to int64, int to float, naive to UTC timestamps); anything else, such as a string
+in an Int column, is a :class:`TypeMismatchError` naming the column and the first bad row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse import types as T
+from lakehouse.errors import ColumnNotFoundError, TypeMismatchError
+from lakehouse.metadata import TableDef
+
+DEFAULT_CHUNK_ROWS = 65_536
+
+
+def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table | list[dict]]:
+    """Split any supported input into chunks: Arrow tables or lists of row dicts."""
+    if isinstance(data, Mapping):
+        yield [dict(data)]
+        return
+    if isinstance(data, pl.DataFrame):
+        yield from _arrow_chunks(data.to_arrow(), chunk_rows)
+        return
+    if _is_pandas(data):
+        yield from _arrow_chunks(pa.Table.from_pandas(data, preserve_index=False), chunk_rows)
+        return
+    if isinstance(data, pa.Table):
+        yield from _arrow_chunks(data, chunk_rows)
+        return
+    if isinstance(data, pa.RecordBatch):
+        yield pa.Table.from_batches([data])
+        return
+    if isinstance(data, pa.RecordBatchReader):
+        for batch in data:
+            yield pa.Table.from_batches([batch])
+        return
+    if isinstance(data, list):
+        if all(isinstance(row, Mapping) for row in data):
+            for start in range(0, max(len(data), 1), chunk_rows):
+                yield data[start:start + chunk_rows]
+            return
+    if isinstance(data, Iterable) and not isinstance(data, str | bytes | list):
+        # an iterator of batches: stream it, one chunk at a time
+        for part in data:
+            if isinstance(part, Mapping):
+                raise TypeMismatchError(
+                    "insert() got an iterator of dicts; pass a list of dicts, or an iterator of "
+                    "batches (lists of dicts, DataFrames or Arrow tables)"
+                )
+            yield from chunks(part, chunk_rows)
+        return
+    raise TypeMismatchError(
+        f"insert() cannot take {type(data).__name__}: pass a list of dicts, a Polars or pandas "
+        "DataFrame, an Arrow table or record batch reader, or an iterator of those"
+    )
+
+
+def validate(chunk: pa.Table | list[dict], tdef: TableDef, table: str,
+             row_offset: int) -> pa.Table:
+    """Validate one chunk against the table's base columns and return it in storage types."""
+    if isinstance(chunk, list):
+        return _from_rows(chunk, tdef, table, row_offset)
+    return _from_arrow(chunk, tdef, table, row_offset)
+
+
+def _check_names(names: Iterable[str], tdef: TableDef, table: str) -> None:
+    for name in names:
+        if not tdef.has(name):
+            known = ", ".join(c.name for c in tdef.base_columns())
+            raise ColumnNotFoundError(
+                f"table {table!r} has no column {name!r} (insertable columns: {known})"
+            )
+        if tdef.get(name, table).is_computed:
+            raise TypeMismatchError(
+                f"table {table!r}: column {name!r} is computed and cannot be inserted into"
+            )
+
+
+def _from_rows(rows: list[dict], tdef: TableDef, table: str, row_offset: int) -> pa.Table:
+    names: set[str] = set()
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise TypeMismatchError(f"table {table!r}: row {row_offset + i} is not a dict: {row!r}")
+        names.update(row)
+    _check_names(names, tdef, table)
+    arrays, fields = [], []
+    for column in tdef.base_columns():
+        values = []
+        for i, row in enumerate(rows):
+            value = row.get(column.name)
+            if value is None:
+                if not column.type.nullable:
+                    raise TypeMismatchError(_null_message(table, column.name, row_offset + i))
+                values.append(None)
+                continue
+            try:
+                values.append(column.type.coerce(value))
+            except TypeError as exc:
+                msg = f"table {table!r}: column {column.name!r}, row {row_offset + i}: {exc}"
+                raise TypeMismatchError(msg) from None
+        arrays.append(pa.array(values, type=column.type.arrow_type()))
+        fields.append(pa.field(column.name, column.type.arrow_type()))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields)) if fields else \
+        pa.table({"__n": pa.nulls(len(rows))}).drop(["__n"])
+
+
+def _from_arrow(data: pa.Table, tdef: TableDef, table: str, row_offset: int) -> pa.Table:
+    _check_names(data.column_names, tdef, table)
+    arrays, fields = [], []
+    for column in tdef.base_columns():
+        target = column.type.arrow_type()
+        if column.name in data.column_names:
+            arr = data.column(column.name)
+            arr = _convert(arr, column.type, table, column.name, row_offset)
+        else:
+            arr = pa.nulls(data.num_rows, target)
+        if not column.type.nullable and arr.null_count:
+            first = pc.index(pc.is_null(arr), True).as_py()
+            raise TypeMismatchError(_null_message(table, column.name, row_offset + first))
+        arrays.append(arr)
+        fields.append(pa.field(column.name, target))
+    if not fields:
+        return data.drop(data.column_names)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _convert(arr: pa.ChunkedArray, ct: T.ColumnType, table: str, column: str,
+             row_offset: int) -> pa.ChunkedArray:
+    target = ct.arrow_type()
+    source = arr.type
+    if source == target:
+        return arr
+    if ct.kind == "json" or not _safe_cast(source, target):
+        # slow path: validate each value in Python, which also finds the first bad row
+        values = arr.to_pylist()
+        if ct.kind == "json" and _is_string(source):
+            values = [_parse_json(v, table, column, row_offset + i) for i, v in enumerate(values)]
+        out = []
+        for i, value in enumerate(values):
+            try:
+                out.append(None if value is None else ct.coerce(value))
+            except TypeError as exc:
+                msg = f"table {table!r}: column {column!r}, row {row_offset + i}: {exc}"
+                raise TypeMismatchError(msg) from None
+        return pa.chunked_array([pa.array(out, type=target)], type=target)
+    try:
+        return arr.cast(target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        msg = f"table {table!r}: column {column!r} ({source}) cannot be stored as {ct}: {exc}"
+        raise TypeMismatchError(msg) from None
+
+
+def _safe_cast(source: pa.DataType, target: pa.DataType) -> bool:
+    """Whether an Arrow cast from ``source`` to ``target`` keeps every value's meaning."""
+    checks = (pa.types.is_integer, pa.types.is_floating, pa.types.is_timestamp, pa.types.is_date)
+    if _is_string(source) and _is_string(target):
+        return True
+    if pa.types.is_integer(source) and pa.types.is_floating(target):
+        return True
+    if pa.types.is_null(source):
+        return True
+    if _is_list(source) and _is_list(target):
+        return _safe_cast(source.value_type, target.value_type) or (
+            pa.types.is_floating(source.value_type) and pa.types.is_floating(target.value_type))
+    return any(check(source) and check(target) for check in checks)
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _parse_json(value: Any, table: str, column: str, row: int) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        text = value if len(value) < 40 else value[:37] + "..."
+        msg = f"table {table!r}: column {column!r}, row {row}: {text!r} is not valid JSON text"
+        raise TypeMismatchError(msg) from None
+
+
+def _null_message(table: str, column: str, row: int) -> str:
+    return f"table {table!r}: column {column!r}, row {row}: a value is required (got null)"
+
+
+def _arrow_chunks(data: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
+    if data.num_rows <= chunk_rows:
+        yield data
+        return
+    for start in range(0, data.num_rows, chunk_rows):
+        yield data.slice(start, chunk_rows)
+
+
+def _is_pandas(data: Any) -> bool:
+    return type(data).__module__.startswith("pandas") and hasattr(data, "to_numpy")

@@ -1,0 +1,226 @@
+"""Data changes as single Lance commits: insert (append), backfill (add_columns), update
+(merge_insert on the row key) and delete.
+
+Each function takes a dataset checked out at the version the change is based on, does all the
+computing first (streamed, in bounded memory), and commits exactly once at the end. An exception
+anywhere before the commit leaves the table at that version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import lance
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from lakehouse.errors import ComputeError, ConcurrentWriteError, StorageError
+from lakehouse.exec import intake
+from lakehouse.exec.evaluate import Plan
+from lakehouse.metadata import ROW_KEY, TableDef
+from lakehouse.progress import report
+
+BACKFILL_BATCH_ROWS = 65_536
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteResult:
+    """What a data change did: rows written, rows whose computed values recorded an error, and
+    the table version it created (unchanged when nothing was written)."""
+
+    rows_written: int
+    rows_with_errors: int
+    version: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The dataset a change applies to, and how to open it."""
+
+    table: str
+    uri: str
+    storage_options: dict[str, str]
+    dataset: lance.LanceDataset
+    tdef: TableDef
+
+
+def insert(target: Target, data: Any, *, progress: bool) -> WriteResult:
+    tdef = target.tdef
+    computed = tdef.computed_columns()
+    plan = Plan.for_columns(target.table, tdef, computed) if computed else None
+    schema = target.dataset.schema
+    counts = {"rows": 0, "errors": 0}
+    id_base = secrets.randbits(62)
+
+    def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
+        for chunk in intake.chunks(data):
+            offset = counts["rows"]
+            base = intake.validate(chunk, tdef, target.table, offset)
+            n = base.num_rows
+            if n == 0:
+                continue
+            columns: dict[str, Any] = {c: base.column(c) for c in base.column_names}
+            columns[ROW_KEY] = pa.array(np.arange(id_base + offset, id_base + offset + n))
+            if plan is not None:
+                frame = pl.from_arrow(base.select(plan.read_columns)) if plan.read_columns \
+                    else pl.DataFrame(height=n)  # type: ignore[call-arg]
+                out, errors = plan.run(frame, row_offset=offset)
+                counts["errors"] += errors
+                for name in plan.output_names:
+                    columns[name] = out.get_column(name).to_arrow()
+            counts["rows"] += n
+            reporter.advance(n)
+            yield from _assemble(columns, schema).to_batches()
+
+    with report(f"insert into {target.table}", enabled=progress) as reporter:
+        stream = batches(reporter)
+        first = next(stream, None)
+        if first is None:
+            return WriteResult(0, 0, target.dataset.version)
+        failures = _Failures()
+        reader = pa.RecordBatchReader.from_batches(schema, failures.guard(_chain(first, stream)))
+        ds = _commit(target, lambda: lance.write_dataset(
+            reader, target.uri, schema=schema, mode="append",
+            storage_options=target.storage_options or None,
+            transaction_properties={"lakehouse.operation": "insert"},
+        ), failures)
+    return WriteResult(counts["rows"], counts["errors"], ds.version)
+
+
+def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
+    """Add the plan's columns to every existing row with Lance data evolution (new column files
+    only), computing them in batches; one commit."""
+    ds = target.dataset
+    fields = plan.output_fields()
+    total = ds.count_rows()
+    counts = {"rows": 0, "errors": 0}
+    if total == 0:
+        ds.add_columns(fields)
+        return WriteResult(0, 0, ds.version)
+    output_schema = pa.schema(fields)
+    read = plan.read_columns
+
+    with report(f"compute {', '.join(plan.output_names)}", enabled=progress,
+                total=total) as reporter:
+
+        failures = _Failures()
+
+        def compute(batch: pa.RecordBatch) -> pa.RecordBatch:
+            frame = pl.from_arrow(batch) if read else pl.DataFrame(height=batch.num_rows)  # type: ignore[call-arg]
+            out, errors = plan.run(frame, row_offset=counts["rows"])  # type: ignore[arg-type]
+            counts["rows"] += batch.num_rows
+            counts["errors"] += errors
+            reporter.advance(batch.num_rows)
+            arrays = [out.get_column(f.name).to_arrow().cast(f.type) for f in fields]
+            return pa.RecordBatch.from_arrays(arrays, schema=output_schema)
+
+        udf = lance.batch_udf(output_schema=output_schema)(failures.wrap(compute))
+        _commit(target, lambda: ds.add_columns(udf, read_columns=read or [ROW_KEY],
+                                               batch_size=BACKFILL_BATCH_ROWS), failures)
+    return WriteResult(counts["rows"], counts["errors"], ds.version)
+
+
+def update(target: Target, values: dict[str, pl.Expr], plan: Plan | None, scan: Iterator[pl.DataFrame],
+           *, progress: bool) -> WriteResult:
+    """Write new ``values`` (Polars expressions over the matched rows) and recompute the
+    dependent columns of ``plan``, for the rows ``scan`` yields; one merge-insert commit."""
+    ds = target.dataset
+    changed = list(values)
+    out_names = [ROW_KEY, *changed, *(plan.output_names if plan else [])]
+    schema = pa.schema([ds.schema.field(n) for n in out_names])
+    counts = {"rows": 0, "errors": 0}
+
+    def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
+        for frame in scan:
+            if frame.height == 0:
+                continue
+            frame = frame.with_columns(**values)
+            if plan is not None:
+                frame, errors = plan.run(frame, row_offset=counts["rows"])
+                counts["errors"] += errors
+            counts["rows"] += frame.height
+            reporter.advance(frame.height)
+            columns = {n: frame.get_column(n).to_arrow() for n in out_names}
+            yield from _assemble(columns, schema).to_batches()
+
+    with report(f"update {target.table}", enabled=progress) as reporter:
+        stream = batches(reporter)
+        first = next(stream, None)
+        if first is None:
+            return WriteResult(0, 0, ds.version)
+        failures = _Failures()
+        reader = pa.RecordBatchReader.from_batches(schema, failures.guard(_chain(first, stream)))
+        _commit(target, lambda: ds.merge_insert(ROW_KEY).when_matched_update_all().execute(reader),
+                failures)
+    return WriteResult(counts["rows"], counts["errors"], ds.version)
+
+
+def delete(target: Target, predicate: str) -> WriteResult:
+    ds = target.dataset
+    before = ds.count_rows()
+    removed = before - ds.count_rows(filter=f"NOT ({predicate})") if predicate != "true" else before
+    if removed == 0:
+        return WriteResult(0, 0, ds.version)
+    _commit(target, lambda: ds.delete(predicate))
+    return WriteResult(removed, 0, ds.version)
+
+
+def _assemble(columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
+    arrays = []
+    for field in schema:
+        arr = columns[field.name]
+        if arr.type != field.type:
+            arr = arr.cast(field.type)
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class _Failures:
+    """Remembers the first exception raised by our code while Lance was pulling batches from it,
+    so that the caller sees that exception rather than Lance's wrapped copy."""
+
+    def __init__(self) -> None:
+        self.first: BaseException | None = None
+
+    def guard(self, batches: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from batches
+        except BaseException as exc:
+            self.first = self.first or exc
+            raise
+
+    def wrap(self, fn: Any) -> Any:
+        def wrapped(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except BaseException as exc:
+                self.first = self.first or exc
+                raise
+        return wrapped
+
+
+def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    yield first
+    yield from rest
+
+
+def _commit(target: Target, action: Any, failures: _Failures | None = None) -> Any:
+    """Run a committing Lance call, turning its failures into lakehouse errors."""
+    try:
+        return action()
+    except BaseException as exc:
+        if failures is not None and failures.first is not None and failures.first is not exc:
+            raise failures.first from None
+        if isinstance(exc, ComputeError) or not isinstance(exc, OSError):
+            raise
+        text = str(exc)
+        if "conflict" in text.lower() or "retry" in text.lower():
+            raise ConcurrentWriteError(
+                f"table {target.table!r}: the write kept conflicting with concurrent writers; "
+                f"nothing was written, try again ({text})"
+            ) from exc
+        raise StorageError(f"table {target.table!r}: the write failed: {text}") from exc

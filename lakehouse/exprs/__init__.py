@@ -1,0 +1,1 @@
+"""Expressions: the tree (``nodes``), its compilers (``polars``, ``sql``) and JSON form."""

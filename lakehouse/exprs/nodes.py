@@ -1,0 +1,477 @@
+"""The expression tree: immutable nodes built by Python operators on column references.
+
+``t.a * 2 + 1`` builds ``BinaryOp("+", BinaryOp("*", ColumnRef(a), Literal(2)), Literal(1))``.
+Nodes carry their logical type, so a mistyped expression fails when it is written, not when rows
+arrive. Nodes hold no execution state: compiling to Polars (``exprs.polars``) and to Lance SQL
+(``exprs.sql``) happens elsewhere, one rule per node type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from lakehouse import types as T
+from lakehouse.errors import TypeMismatchError
+
+ARITHMETIC = ("+", "-", "*", "/", "//", "%")
+COMPARISON = ("==", "!=", "<", "<=", ">", ">=")
+LOGICAL = ("&", "|")
+
+
+class Expr:
+    """Base of all expression nodes; operators build new nodes and never mutate."""
+
+    __slots__ = ()
+
+    @property
+    def type(self) -> T.ColumnType:
+        raise NotImplementedError
+
+    def children(self) -> tuple[Expr, ...]:
+        return ()
+
+    def walk(self) -> Iterator[Expr]:
+        """This node and all nodes below it, children before parents."""
+        for child in self.children():
+            yield from child.walk()
+        yield self
+
+    def column_ids(self) -> set[int]:
+        return {n.col_id for n in self.walk() if isinstance(n, ColumnRef)}
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"the truth value of expression {self!r} is ambiguous: use & and | instead of "
+            "'and' and 'or', ~ instead of 'not', and .isin() instead of 'in'"
+        )
+
+    __hash__ = object.__hash__
+
+    # --- arithmetic --------------------------------------------------------------------------
+    def __add__(self, other: Any) -> Expr:
+        return BinaryOp.make("+", self, other)
+
+    def __radd__(self, other: Any) -> Expr:
+        return BinaryOp.make("+", other, self)
+
+    def __sub__(self, other: Any) -> Expr:
+        return BinaryOp.make("-", self, other)
+
+    def __rsub__(self, other: Any) -> Expr:
+        return BinaryOp.make("-", other, self)
+
+    def __mul__(self, other: Any) -> Expr:
+        return BinaryOp.make("*", self, other)
+
+    def __rmul__(self, other: Any) -> Expr:
+        return BinaryOp.make("*", other, self)
+
+    def __truediv__(self, other: Any) -> Expr:
+        return BinaryOp.make("/", self, other)
+
+    def __rtruediv__(self, other: Any) -> Expr:
+        return BinaryOp.make("/", other, self)
+
+    def __floordiv__(self, other: Any) -> Expr:
+        return BinaryOp.make("//", self, other)
+
+    def __rfloordiv__(self, other: Any) -> Expr:
+        return BinaryOp.make("//", other, self)
+
+    def __mod__(self, other: Any) -> Expr:
+        return BinaryOp.make("%", self, other)
+
+    def __rmod__(self, other: Any) -> Expr:
+        return BinaryOp.make("%", other, self)
+
+    def __neg__(self) -> Expr:
+        return UnaryOp.make("neg", self)
+
+    # --- comparison and logic ----------------------------------------------------------------
+    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
+        if other is None:
+            return IsNull(self)
+        return BinaryOp.make("==", self, other)
+
+    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
+        if other is None:
+            return IsNull(self, negate=True)
+        return BinaryOp.make("!=", self, other)
+
+    def __lt__(self, other: Any) -> Expr:
+        return BinaryOp.make("<", self, other)
+
+    def __le__(self, other: Any) -> Expr:
+        return BinaryOp.make("<=", self, other)
+
+    def __gt__(self, other: Any) -> Expr:
+        return BinaryOp.make(">", self, other)
+
+    def __ge__(self, other: Any) -> Expr:
+        return BinaryOp.make(">=", self, other)
+
+    def __and__(self, other: Any) -> Expr:
+        return BinaryOp.make("&", self, other)
+
+    def __rand__(self, other: Any) -> Expr:
+        return BinaryOp.make("&", other, self)
+
+    def __or__(self, other: Any) -> Expr:
+        return BinaryOp.make("|", self, other)
+
+    def __ror__(self, other: Any) -> Expr:
+        return BinaryOp.make("|", other, self)
+
+    def __invert__(self) -> Expr:
+        return UnaryOp.make("not", self)
+
+    # --- methods -----------------------------------------------------------------------------
+    def is_null(self) -> Expr:
+        return IsNull(self)
+
+    def is_not_null(self) -> Expr:
+        return IsNull(self, negate=True)
+
+    def isin(self, values: Any) -> Expr:
+        """True where the value is one of ``values`` (a list, tuple or set of literals)."""
+        if isinstance(values, Expr) or isinstance(values, str | bytes):
+            raise TypeMismatchError(f"isin() takes a list of values, got {values!r}")
+        items = tuple(_literal(v) for v in values)
+        for item in items:
+            _check_comparable(self, item, "isin")
+        return IsIn(self, items)
+
+    def astype(self, to: Any) -> Expr:
+        """Convert to another column type; values that cannot convert become null."""
+        return Cast(self, T.parse_type(to, column=repr(self)))
+
+    def __getitem__(self, key: str | int) -> Expr:
+        """Path access into a Json value: ``t.meta["a"]["b"]`` or ``t.meta["items"][0]``."""
+        if not isinstance(key, str | int) or isinstance(key, bool):
+            raise TypeMismatchError(f"a JSON path key must be a string or an integer, got {key!r}")
+        if isinstance(self, JsonPath):
+            return JsonPath(self.operand, (*self.path, key))
+        if self.type.kind != "json":
+            raise TypeMismatchError(f"{self!r} is {self.type}, not Json: [] needs a Json value")
+        return JsonPath(self, (key,))
+
+    @property
+    def str(self) -> StringMethods:
+        """String functions, as in Polars: ``t.name.str.upper()``."""
+        from lakehouse.functions.strings import StringMethods
+
+        return StringMethods(self)
+
+    def __repr__(self) -> str:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class ColumnRef(Expr):
+    """A reference to a table column; ``col_id`` stays valid when the column is renamed."""
+
+    name: str
+    col_id: int
+    col_type: T.ColumnType
+
+    @property
+    def type(self) -> T.ColumnType:
+        return self.col_type
+
+    @property
+    def errortype(self) -> Expr:
+        """The error type of a computed column's failed rows (null where the row succeeded)."""
+        return ErrorInfo(self, "errortype")
+
+    @property
+    def errormsg(self) -> Expr:
+        """The error message of a computed column's failed rows (null where the row succeeded)."""
+        return ErrorInfo(self, "errormsg")
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class ErrorInfo(Expr):
+    column: ColumnRef
+    field: str  # "errortype" | "errormsg"
+
+    @property
+    def type(self) -> T.ColumnType:
+        return T.String
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.column,)
+
+    def __repr__(self) -> str:
+        return f"{self.column!r}.{self.field}"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Literal(Expr):
+    value: Any
+    lit_type: T.ColumnType
+
+    @property
+    def type(self) -> T.ColumnType:
+        return self.lit_type
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class BinaryOp(Expr):
+    op: str
+    left: Expr
+    right: Expr
+
+    @staticmethod
+    def make(op: str, left: Any, right: Any) -> BinaryOp:
+        left, right = _literal(left), _literal(right)
+        lt, rt = left.type, right.type
+        if op in ARITHMETIC:
+            strings = lt.kind == rt.kind == "string"
+            if not (lt.is_numeric() and rt.is_numeric()) and not (op == "+" and strings):
+                raise TypeMismatchError(
+                    f"cannot apply {op!r} to {left!r} ({lt}) and {right!r} ({rt})"
+                )
+        elif op in COMPARISON:
+            _check_comparable(left, right, op)
+        elif op in LOGICAL and not (lt.kind == rt.kind == "bool"):
+            raise TypeMismatchError(
+                f"{op!r} needs two Bool expressions, got {left!r} ({lt}) and {right!r} ({rt})"
+            )
+        return BinaryOp(op, left, right)
+
+    @property
+    def type(self) -> T.ColumnType:
+        if self.op in COMPARISON or self.op in LOGICAL:
+            return T.Bool
+        lt, rt = self.left.type, self.right.type
+        if lt.kind == "string":
+            return T.String
+        if self.op == "/":
+            return T.Float
+        return T.numeric_result(lt, rt)
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.left, self.right)
+
+    def __repr__(self) -> str:
+        return f"({self.left!r} {self.op} {self.right!r})"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class UnaryOp(Expr):
+    op: str  # "neg" | "not"
+    operand: Expr
+
+    @staticmethod
+    def make(op: str, operand: Expr) -> UnaryOp:
+        kind = operand.type.kind
+        if op == "not" and kind != "bool":
+            raise TypeMismatchError(f"~ needs a Bool expression, got {operand!r} ({operand.type})")
+        if op == "neg" and not operand.type.is_numeric():
+            raise TypeMismatchError(f"cannot negate {operand!r} ({operand.type})")
+        return UnaryOp(op, operand)
+
+    @property
+    def type(self) -> T.ColumnType:
+        return T.Bool if self.op == "not" else self.operand.type
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.operand,)
+
+    def __repr__(self) -> str:
+        return f"~{self.operand!r}" if self.op == "not" else f"-{self.operand!r}"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class IsNull(Expr):
+    operand: Expr
+    negate: bool = False
+
+    @property
+    def type(self) -> T.ColumnType:
+        return T.Bool
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.operand,)
+
+    def __repr__(self) -> str:
+        return f"{self.operand!r}.{'is_not_null' if self.negate else 'is_null'}()"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class IsIn(Expr):
+    operand: Expr
+    values: tuple[Literal, ...]
+
+    @property
+    def type(self) -> T.ColumnType:
+        return T.Bool
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.operand, *self.values)
+
+    def __repr__(self) -> str:
+        return f"{self.operand!r}.isin({[v.value for v in self.values]!r})"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Cast(Expr):
+    operand: Expr
+    to: T.ColumnType
+
+    @property
+    def type(self) -> T.ColumnType:
+        return self.to
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.operand,)
+
+    def __repr__(self) -> str:
+        return f"{self.operand!r}.astype({self.to!r})"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class IfElse(Expr):
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+
+    @staticmethod
+    def make(condition: Any, then: Any, otherwise: Any) -> IfElse:
+        condition, then, otherwise = _literal(condition), _literal(then), _literal(otherwise)
+        if condition.type.kind != "bool":
+            raise TypeMismatchError(f"if_else() needs a Bool condition, got {condition!r}")
+        tt, ot = then.type, otherwise.type
+        if not (tt.same_kind(ot) or (tt.is_numeric() and ot.is_numeric()) or _is_null(then)
+                or _is_null(otherwise)):
+            raise TypeMismatchError(
+                f"if_else() branches have different types: {then!r} ({tt}) and {otherwise!r} ({ot})"
+            )
+        return IfElse(condition, then, otherwise)
+
+    @property
+    def type(self) -> T.ColumnType:
+        tt, ot = self.then.type, self.otherwise.type
+        if _is_null(self.then):
+            return ot
+        if tt.is_numeric() and ot.is_numeric():
+            return T.numeric_result(tt, ot)
+        return tt
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.condition, self.then, self.otherwise)
+
+    def __repr__(self) -> str:
+        return f"if_else({self.condition!r}, {self.then!r}, {self.otherwise!r})"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class JsonPath(Expr):
+    """A path into a Json value. Scalars come back as strings (``astype`` converts them);
+    objects and arrays come back as their JSON text."""
+
+    operand: Expr
+    path: tuple[str | int, ...]
+
+    @property
+    def type(self) -> T.ColumnType:
+        return T.String
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.operand,)
+
+    def jsonpath(self) -> str:
+        parts = ["$"]
+        for key in self.path:
+            parts.append(f"[{key}]" if isinstance(key, int) else f"['{_jsonpath_key(key)}']")
+        return "".join(parts)
+
+    def __repr__(self) -> str:
+        return f"{self.operand!r}" + "".join(f"[{k!r}]" for k in self.path)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Call(Expr):
+    """A call of a built-in function or an ``@lh.udf``, by its registry name."""
+
+    fn: str
+    args: tuple[Expr, ...]
+    kwargs: tuple[tuple[str, Any], ...]
+    result_type: T.ColumnType
+
+    @property
+    def type(self) -> T.ColumnType:
+        return self.result_type
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.args
+
+    def __repr__(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs]
+        return f"{self.fn.rsplit(':', 1)[-1]}({', '.join(parts)})"
+
+
+def if_else(condition: Any, then: Any, otherwise: Any) -> Expr:
+    """``then`` where ``condition`` holds, else ``otherwise``: ``lh.if_else(t.n > 0, "pos", "neg")``."""
+    return IfElse.make(condition, then, otherwise)
+
+
+def lit(value: Any) -> Expr:
+    """A literal value as an expression (rarely needed: operators wrap plain values)."""
+    return _literal(value)
+
+
+def _literal(value: Any) -> Expr:
+    if isinstance(value, Expr):
+        return value
+    return Literal(value, literal_type(value))
+
+
+def literal_type(value: Any) -> T.ColumnType:
+    if value is None:
+        return T.String  # a typeless null; comparisons treat it as compatible with anything
+    if isinstance(value, bool):
+        return T.Bool
+    if isinstance(value, int):
+        return T.Int
+    if isinstance(value, float):
+        return T.Float
+    if isinstance(value, str):
+        return T.String
+    if isinstance(value, dt.datetime):
+        return T.Timestamp
+    if isinstance(value, dt.date):
+        return T.Date
+    raise TypeMismatchError(
+        f"{type(value).__name__} {value!r} cannot be used as a literal in an expression"
+    )
+
+
+def _is_null(e: Expr) -> bool:
+    return isinstance(e, Literal) and e.value is None
+
+
+def _check_comparable(left: Expr, right: Expr, op: str) -> None:
+    lt, rt = left.type, right.type
+    if _is_null(left) or _is_null(right):
+        return
+    if lt.same_kind(rt) or (lt.is_numeric() and rt.is_numeric()):
+        return
+    if {lt.kind, rt.kind} <= {"timestamp", "date"}:
+        return
+    raise TypeMismatchError(f"cannot compare {left!r} ({lt}) {op} {right!r} ({rt})")
+
+
+def _jsonpath_key(key: str) -> str:
+    if "'" in key or "\\" in key:
+        raise TypeMismatchError(f"JSON path key {key!r} may not contain quotes or backslashes")
+    return key

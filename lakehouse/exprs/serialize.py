@@ -1,0 +1,144 @@
+"""Expressions <-> JSON, for computed-column definitions stored in the Lance manifest.
+
+The JSON is plain data: column references by id (with the name for readers), literals, operators
+and function names. Decoding builds nodes and never runs anything; function names are resolved only
+when the executor needs them (see ``functions.registry``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from lakehouse import types as T
+from lakehouse.errors import UnsafeDefinitionError
+from lakehouse.exprs.nodes import (
+    ARITHMETIC,
+    COMPARISON,
+    LOGICAL,
+    BinaryOp,
+    Call,
+    Cast,
+    ColumnRef,
+    ErrorInfo,
+    Expr,
+    IfElse,
+    IsIn,
+    IsNull,
+    JsonPath,
+    Literal,
+    UnaryOp,
+)
+
+
+def to_json(expr: Expr) -> dict[str, Any]:
+    match expr:
+        case ColumnRef():
+            return {"op": "column", "id": expr.col_id, "name": expr.name}
+        case ErrorInfo():
+            return {"op": "error_info", "column": to_json(expr.column), "field": expr.field}
+        case Literal():
+            return {"op": "literal", "value": _encode_value(expr.value), "type": expr.type.to_json()}
+        case BinaryOp():
+            return {"op": expr.op, "left": to_json(expr.left), "right": to_json(expr.right)}
+        case UnaryOp():
+            return {"op": expr.op, "operand": to_json(expr.operand)}
+        case IsNull():
+            return {"op": "is_null", "operand": to_json(expr.operand), "negate": expr.negate}
+        case IsIn():
+            return {"op": "isin", "operand": to_json(expr.operand),
+                    "values": [to_json(v) for v in expr.values]}
+        case Cast():
+            return {"op": "cast", "operand": to_json(expr.operand), "to": expr.to.to_json()}
+        case IfElse():
+            return {"op": "if_else", "condition": to_json(expr.condition),
+                    "then": to_json(expr.then), "otherwise": to_json(expr.otherwise)}
+        case JsonPath():
+            return {"op": "json_path", "operand": to_json(expr.operand), "path": list(expr.path)}
+        case Call():
+            from lakehouse.functions.registry import _REGISTRY
+
+            fn = _REGISTRY.get(expr.fn)
+            data = {"op": "call", "fn": expr.fn, "args": [to_json(a) for a in expr.args],
+                    "kwargs": [[k, v] for k, v in expr.kwargs], "type": expr.type.to_json()}
+            if fn is not None and fn.fingerprint:
+                data["fingerprint"] = fn.fingerprint
+            return data
+    raise UnsafeDefinitionError(f"cannot store expression {expr!r}")
+
+
+def from_json(data: dict[str, Any], columns: Callable[[int], ColumnRef]) -> Expr:
+    """Rebuild an expression; ``columns`` maps a stored column id to the current reference."""
+    try:
+        return _decode(data, columns)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnsafeDefinitionError(f"malformed expression in table definition: {exc!r}") from exc
+
+
+def _decode(d: dict[str, Any], col: Callable[[int], ColumnRef]) -> Expr:
+    op = d["op"]
+    sub = lambda key: _decode(d[key], col)  # noqa: E731
+    if op == "column":
+        return col(int(d["id"]))
+    if op == "error_info":
+        column = _decode(d["column"], col)
+        assert isinstance(column, ColumnRef)
+        return ErrorInfo(column, str(d["field"]))
+    if op == "literal":
+        t = T.ColumnType.from_json(d["type"])
+        return Literal(_decode_value(d["value"], t), t)
+    if op in ARITHMETIC or op in COMPARISON or op in LOGICAL:
+        return BinaryOp(op, sub("left"), sub("right"))
+    if op in ("neg", "not"):
+        return UnaryOp(op, sub("operand"))
+    if op == "is_null":
+        return IsNull(sub("operand"), bool(d["negate"]))
+    if op == "isin":
+        values = tuple(_decode(v, col) for v in d["values"])
+        if not all(isinstance(v, Literal) for v in values):
+            raise ValueError("isin values must be literals")
+        return IsIn(sub("operand"), values)  # type: ignore[arg-type]
+    if op == "cast":
+        return Cast(sub("operand"), T.ColumnType.from_json(d["to"]))
+    if op == "if_else":
+        return IfElse(sub("condition"), sub("then"), sub("otherwise"))
+    if op == "json_path":
+        return JsonPath(sub("operand"), tuple(d["path"]))
+    if op == "call":
+        args = tuple(_decode(a, col) for a in d["args"])
+        kwargs = tuple((str(k), v) for k, v in d["kwargs"])
+        return Call(str(d["fn"]), args, kwargs, T.ColumnType.from_json(d["type"]))
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def stored_fingerprints(data: dict[str, Any]) -> dict[str, str]:
+    """Function name -> fingerprint recorded for every call in a stored expression."""
+    found: dict[str, str] = {}
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if node.get("op") == "call" and "fingerprint" in node:
+            found[node["fn"]] = node["fingerprint"]
+        for value in node.values():
+            if isinstance(value, dict):
+                stack.append(value)
+            elif isinstance(value, list):
+                stack.extend(v for v in value if isinstance(v, dict))
+    return found
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def _decode_value(value: Any, t: T.ColumnType) -> Any:
+    if value is None:
+        return None
+    if t.kind == "timestamp":
+        return dt.datetime.fromisoformat(value)
+    if t.kind == "date":
+        return dt.date.fromisoformat(value)
+    return value

@@ -1,0 +1,183 @@
+"""A table's definition, kept as JSON in the field metadata of its Lance schema.
+
+Every lakehouse column carries a ``lakehouse`` field-metadata entry with its id, logical type and,
+for computed columns, the expression and error policy. Because the definition lives on the fields,
+adding a computed column writes its data and its definition in one Lance commit, and every version
+of the dataset carries the definition that was true at that version. See docs/FORMAT.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+
+from lakehouse import types as T
+from lakehouse.errors import (
+    ColumnNotFoundError,
+    DependencyError,
+    FormatVersionError,
+    UnsafeDefinitionError,
+)
+from lakehouse.exprs import serialize
+from lakehouse.exprs.nodes import ColumnRef, Expr
+
+FORMAT_VERSION = 1
+FIELD_KEY = b"lakehouse"
+SCHEMA_KEY = b"lakehouse.format"
+ROW_KEY = "_lh_id"
+
+
+def error_column(col_id: int, field: str) -> str:
+    """The hidden column holding a computed column's per-row error type or message."""
+    return f"_lh_{field}_{col_id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnDef:
+    name: str
+    col_id: int
+    type: T.ColumnType
+    expr_json: dict[str, Any] | None = None  # the stored expression, for computed columns
+    on_error: str = "abort"
+
+    @property
+    def is_computed(self) -> bool:
+        return self.expr_json is not None
+
+    @property
+    def keeps_errors(self) -> bool:
+        return self.is_computed and self.on_error == "ignore"
+
+    def fields(self) -> list[pa.Field]:
+        """The Arrow fields that store this column (its value and, if kept, its errors)."""
+        meta: dict[str, Any] = {"format": FORMAT_VERSION, "id": self.col_id,
+                                "type": self.type.to_json()}
+        if self.expr_json is not None:
+            meta["computed"] = {"expr": self.expr_json, "on_error": self.on_error}
+        out = [pa.field(self.name, self.type.arrow_type(), metadata={FIELD_KEY: json.dumps(meta)})]
+        if self.keeps_errors:
+            for kind in ("errortype", "errormsg"):
+                info = json.dumps({"format": FORMAT_VERSION, "role": kind, "of": self.col_id})
+                out.append(pa.field(error_column(self.col_id, kind), pa.string(),
+                                    metadata={FIELD_KEY: info}))
+        return out
+
+    def ref(self) -> ColumnRef:
+        return ColumnRef(self.name, self.col_id, self.type)
+
+
+@dataclasses.dataclass(frozen=True)
+class TableDef:
+    """The columns of a table in schema order, rebuilt from (and written to) an Arrow schema."""
+
+    columns: tuple[ColumnDef, ...]
+
+    @staticmethod
+    def from_schema(schema: pa.Schema, table: str) -> TableDef:
+        meta = schema.metadata or {}
+        if SCHEMA_KEY in meta and int(meta[SCHEMA_KEY]) > FORMAT_VERSION:
+            raise FormatVersionError(
+                f"table {table!r} uses lakehouse format {int(meta[SCHEMA_KEY])}, newer than "
+                f"this version reads ({FORMAT_VERSION}); upgrade lakehouse"
+            )
+        columns = []
+        for field in schema:
+            raw = (field.metadata or {}).get(FIELD_KEY)
+            if raw is None:
+                continue
+            try:
+                info = json.loads(raw)
+            except ValueError as exc:
+                raise UnsafeDefinitionError(
+                    f"table {table!r}: column {field.name!r} has a malformed definition"
+                ) from exc
+            if int(info.get("format", 1)) > FORMAT_VERSION:
+                raise FormatVersionError(
+                    f"table {table!r}: column {field.name!r} uses a newer lakehouse format "
+                    f"({info['format']}); upgrade lakehouse"
+                )
+            if "role" in info:
+                continue
+            computed = info.get("computed")
+            columns.append(ColumnDef(
+                name=field.name,
+                col_id=int(info["id"]),
+                type=T.ColumnType.from_json(info["type"]),
+                expr_json=computed["expr"] if computed else None,
+                on_error=computed["on_error"] if computed else "abort",
+            ))
+        return TableDef(tuple(columns))
+
+    def schema(self) -> pa.Schema:
+        fields = [pa.field(ROW_KEY, pa.int64(), nullable=False)]
+        for c in self.columns:
+            fields.extend(c.fields())
+        return pa.schema(fields, metadata={SCHEMA_KEY: str(FORMAT_VERSION)})
+
+    # --- lookups --------------------------------------------------------------------------------
+    def get(self, name: str, table: str) -> ColumnDef:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        known = ", ".join(c.name for c in self.columns) or "none"
+        raise ColumnNotFoundError(f"table {table!r} has no column {name!r} (columns: {known})")
+
+    def by_id(self, col_id: int) -> ColumnDef:
+        for c in self.columns:
+            if c.col_id == col_id:
+                return c
+        raise ColumnNotFoundError(f"column id {col_id} is not in this table")
+
+    def has(self, name: str) -> bool:
+        return any(c.name == name for c in self.columns)
+
+    def next_id(self) -> int:
+        return max((c.col_id for c in self.columns), default=-1) + 1
+
+    def expr(self, column: ColumnDef) -> Expr:
+        """The computed expression of ``column``, with references bound to current names."""
+        assert column.expr_json is not None
+        return serialize.from_json(column.expr_json, lambda i: self.by_id(i).ref())
+
+    def names(self) -> dict[int, str]:
+        return {c.col_id: c.name for c in self.columns}
+
+    def error_names(self) -> dict[tuple[int, str], str]:
+        return {(c.col_id, f): error_column(c.col_id, f)
+                for c in self.columns if c.keeps_errors for f in ("errortype", "errormsg")}
+
+    def base_columns(self) -> list[ColumnDef]:
+        return [c for c in self.columns if not c.is_computed]
+
+    def computed_columns(self) -> list[ColumnDef]:
+        return [c for c in self.columns if c.is_computed]
+
+    def dependencies(self, column: ColumnDef) -> set[int]:
+        return serialize.from_json(column.expr_json, _any_ref).column_ids() if column.expr_json \
+            else set()
+
+    def dependents(self, col_ids: Iterable[int]) -> list[ColumnDef]:
+        """Computed columns that depend, directly or transitively, on ``col_ids``, in order."""
+        changed = set(col_ids)
+        out = []
+        for c in self.computed_columns():  # schema order is a valid evaluation order
+            if self.dependencies(c) & changed:
+                out.append(c)
+                changed.add(c.col_id)
+        return out
+
+    def check_acyclic_order(self) -> None:
+        seen: set[int] = set()
+        for c in self.columns:
+            missing = self.dependencies(c) - seen
+            if missing:
+                raise DependencyError(f"column {c.name!r} depends on columns defined after it")
+            seen.add(c.col_id)
+
+
+def _any_ref(col_id: int) -> ColumnRef:
+    return ColumnRef(f"#{col_id}", col_id, T.String)

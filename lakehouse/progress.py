@@ -1,0 +1,55 @@
+"""Progress display for long writes: a rich progress bar on an interactive terminal, else nothing.
+
+Every long API call takes ``progress=`` (default True); pass False to silence it. The bar goes to
+stderr and only appears when stderr is a terminal, so logs and pipes stay clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class Reporter(Protocol):
+    def advance(self, rows: int) -> None: ...
+
+
+class _Silent:
+    def advance(self, rows: int) -> None:
+        pass
+
+
+class _Bar:
+    def __init__(self, progress: object, task: object) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, rows: int) -> None:
+        self._progress.update(self._task, advance=rows)  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def report(description: str, *, enabled: bool, total: int | None = None,
+           force: bool = False) -> Iterator[Reporter]:
+    """Yield a reporter counting rows; draws a bar if enabled and stderr is a terminal."""
+    if not enabled or not (force or sys.stderr.isatty()):
+        yield _Silent()
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("rows"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True, force_terminal=force or None),
+                  transient=False) as progress:
+        yield _Bar(progress, progress.add_task(description, total=total))

@@ -1,0 +1,228 @@
+"""Queries: ``where / select / order_by / limit`` built lazily, run by ``collect()`` as one Lance
+scan whose result is a Polars DataFrame.
+
+The where() conditions are split into the conjuncts Lance can evaluate, pushed into the scan as SQL
+(see ``exprs.sql``), and the rest, evaluated by Polars on the scanned batches. Selected expressions
+run after filtering, ordering and limiting, so a UDF in select() only sees the rows returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+
+from lakehouse.errors import TypeMismatchError
+from lakehouse.exec.evaluate import Plan
+from lakehouse.exprs.nodes import BinaryOp, ColumnRef, ErrorInfo, Expr, _literal
+from lakehouse.exprs.polars import Context, needs_python, to_polars
+from lakehouse.exprs.sql import NotPushable, to_sql
+from lakehouse.metadata import ROW_KEY, TableDef
+
+if TYPE_CHECKING:
+    import lance
+
+    from lakehouse.table import Table
+
+SCAN_BATCH_ROWS = 65_536
+
+
+@dataclasses.dataclass(frozen=True)
+class Filter:
+    """A where() condition split into a Lance SQL part and a residual evaluated in Polars."""
+
+    sql: str | None
+    residual: Expr | None
+
+    @staticmethod
+    def split(condition: Expr | None, tdef: TableDef) -> Filter:
+        if condition is None:
+            return Filter(None, None)
+        if condition.type.kind != "bool":
+            raise TypeMismatchError(f"where() needs a Bool expression, got {condition!r}")
+        pushed, rest = [], []
+        for part in _conjuncts(condition):
+            try:
+                pushed.append(to_sql(part, tdef.names()))
+            except NotPushable:
+                rest.append(part)
+        residual = None
+        for part in rest:
+            residual = part if residual is None else BinaryOp("&", residual, part)
+        return Filter(" AND ".join(pushed) if pushed else None, residual)
+
+
+def _conjuncts(expr: Expr) -> list[Expr]:
+    if isinstance(expr, BinaryOp) and expr.op == "&":
+        return _conjuncts(expr.left) + _conjuncts(expr.right)
+    return [expr]
+
+
+def referenced_columns(exprs: list[Expr], tdef: TableDef) -> list[str]:
+    """Stored columns (including hidden error columns) that ``exprs`` read."""
+    names: list[str] = []
+    errors = tdef.error_names()
+    for expr in exprs:
+        for node in expr.walk():
+            if isinstance(node, ColumnRef):
+                name = tdef.by_id(node.col_id).name
+            elif isinstance(node, ErrorInfo) and (node.column.col_id, node.field) in errors:
+                name = errors[(node.column.col_id, node.field)]
+            else:
+                continue
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: Expr | None,
+                columns: list[str], *, limit: int | None = None) -> Iterator[pl.DataFrame]:
+    """Scan ``columns`` of the rows matching ``condition``, as Polars frames, batch by batch."""
+    flt = Filter.split(condition, tdef)
+    read = list(columns)
+    if flt.residual is not None:
+        read += [c for c in referenced_columns([flt.residual], tdef) if c not in read]
+    scanner = ds.scanner(columns=read, filter=flt.sql, batch_size=SCAN_BATCH_ROWS,
+                         limit=limit if flt.residual is None else None)
+    keep = None
+    if flt.residual is not None:
+        keep = Plan.for_exprs(table, tdef, {"__keep": flt.residual})
+    remaining = limit
+    for batch in scanner.to_batches():
+        frame = pl.from_arrow(pa.Table.from_batches([batch]))
+        assert isinstance(frame, pl.DataFrame)
+        if keep is not None:
+            mask, _ = keep.run(frame)
+            frame = frame.filter(mask.get_column("__keep").fill_null(False)).select(columns)
+            if remaining is not None:
+                frame = frame.head(remaining)
+                remaining -= frame.height
+        yield frame
+        if remaining is not None and remaining <= 0:
+            return
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    """A lazy query over one table version; every builder method returns a new Query."""
+
+    table: Table
+    condition: Expr | None = None
+    outputs: tuple[tuple[str, Expr], ...] | None = None
+    ordering: tuple[tuple[Expr, bool], ...] = ()
+    row_limit: int | None = None
+
+    def where(self, condition: Expr) -> Query:
+        """Keep rows where ``condition`` holds; several where() calls combine with &."""
+        if not isinstance(condition, Expr):
+            raise TypeMismatchError(f"where() needs an expression such as t.n > 1, got {condition!r}")
+        if condition.type.kind != "bool":
+            raise TypeMismatchError(f"where() needs a Bool expression, got {condition!r}")
+        combined = condition if self.condition is None else BinaryOp("&", self.condition, condition)
+        return dataclasses.replace(self, condition=combined)
+
+    def select(self, *exprs: Any, **named: Any) -> Query:
+        """Choose output columns: column references, expressions, or ``name=expr``."""
+        outputs: list[tuple[str, Expr]] = []
+        for i, e in enumerate(exprs):
+            if isinstance(e, str):
+                e = self.table[e]
+            if not isinstance(e, Expr):
+                raise TypeMismatchError(f"select() takes expressions, got {e!r}")
+            outputs.append((e.name if isinstance(e, ColumnRef) else f"col_{i}", e))
+        outputs += [(name, _literal(e)) for name, e in named.items()]
+        names = [n for n, _ in outputs]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise TypeMismatchError(f"select() has duplicate output names {sorted(dupes)}; "
+                                    "name them with select(name=expr)")
+        return dataclasses.replace(self, outputs=tuple(outputs))
+
+    def order_by(self, *exprs: Any, asc: bool = True) -> Query:
+        """Sort by one or more expressions; later calls sort by further keys."""
+        keys = tuple((self.table[e] if isinstance(e, str) else _literal(e), asc) for e in exprs)
+        return dataclasses.replace(self, ordering=self.ordering + keys)
+
+    def limit(self, n: int) -> Query:
+        if not isinstance(n, int) or n < 0:
+            raise TypeMismatchError(f"limit() needs a non-negative integer, got {n!r}")
+        return dataclasses.replace(self, row_limit=n)
+
+    def head(self, n: int = 10) -> pl.DataFrame:
+        return self.limit(n).collect()
+
+    def count(self) -> int:
+        """The number of matching rows, counted by Lance where the filter allows."""
+        ds, tdef = self.table._snapshot()
+        flt = Filter.split(self.condition, tdef)
+        if flt.residual is None:
+            return ds.count_rows(filter=flt.sql) if flt.sql else ds.count_rows()
+        return sum(f.height for f in scan_frames(ds, tdef, self.table.name, self.condition,
+                                                 [ROW_KEY]))
+
+    def collect(self) -> pl.DataFrame:
+        """Run the query and return a Polars DataFrame."""
+        ds, tdef = self.table._snapshot()
+        outputs = list(self.outputs) if self.outputs is not None else \
+            [(c.name, c.ref()) for c in tdef.columns]
+        # order keys that are plain columns sort directly; others become temporary columns
+        sort_exprs = {f"__sort{i}": e for i, (e, _) in enumerate(self.ordering)}
+        plain = all(isinstance(e, ColumnRef) for _, e in outputs)
+        read = referenced_columns([e for _, e in outputs] + list(sort_exprs.values()), tdef)
+        pushed_limit = self.row_limit if not self.ordering else None
+        frames = list(scan_frames(ds, tdef, self.table.name, self.condition, read,
+                                  limit=pushed_limit))
+        frame = pl.concat(frames) if frames else _empty(read, ds)
+        if self.ordering:
+            frame = _evaluate(frame, sort_exprs, tdef, self.table.name)
+            frame = frame.sort(list(sort_exprs), descending=[not a for _, a in self.ordering],
+                               nulls_last=True)
+        if self.row_limit is not None:
+            frame = frame.head(self.row_limit)
+        if plain:
+            return frame.select([pl.col(tdef.by_id(e.col_id).name).alias(n)  # type: ignore[attr-defined]
+                                 for n, e in outputs])
+        result = _evaluate(frame, {f"__out{i}": e for i, (_, e) in enumerate(outputs)}, tdef,
+                           self.table.name)
+        return result.select([pl.col(f"__out{i}").alias(n) for i, (n, _) in enumerate(outputs)])
+
+    def to_polars(self) -> pl.DataFrame:
+        return self.collect()
+
+    def scan(self) -> pl.LazyFrame:
+        """A lazy Polars frame over the Lance dataset; Polars pushes projections and filters into
+        the scan. Expressions that need Python UDFs are not allowed here: use collect()."""
+        ds, tdef = self.table._snapshot()
+        lf = pl.scan_lance(ds)
+        ctx = Context(names=tdef.names(), error_names=tdef.error_names())
+        exprs = [e for e in (self.condition, *(e for e, _ in self.ordering)) if e is not None]
+        exprs += [e for _, e in self.outputs or ()]
+        for e in exprs:
+            if needs_python(e):
+                raise TypeMismatchError(f"scan() cannot run Python UDFs ({e!r}); use collect()")
+        if self.condition is not None:
+            lf = lf.filter(to_polars(self.condition, ctx))
+        if self.ordering:
+            lf = lf.sort([to_polars(e, ctx) for e, _ in self.ordering],
+                         descending=[not a for _, a in self.ordering], nulls_last=True)
+        if self.row_limit is not None:
+            lf = lf.head(self.row_limit)
+        if self.outputs is None:
+            return lf.select([c.name for c in tdef.columns])
+        return lf.select([to_polars(e, ctx).alias(n) for n, e in self.outputs])
+
+
+def _evaluate(frame: pl.DataFrame, exprs: dict[str, Expr], tdef: TableDef,
+              table: str) -> pl.DataFrame:
+    out, _ = Plan.for_exprs(table, tdef, exprs).run(frame)
+    return out
+
+
+def _empty(columns: list[str], ds: lance.LanceDataset) -> pl.DataFrame:
+    schema = pa.schema([ds.schema.field(c) for c in columns])
+    frame = pl.from_arrow(schema.empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame

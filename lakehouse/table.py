@@ -1,0 +1,406 @@
+"""Table: a handle on one Lance dataset, with data changes, schema changes, queries and versions.
+
+Every method that changes the table makes exactly one Lance commit (one new version). A handle
+follows the latest version unless it was opened at a fixed version (``db.get_table("t:3")`` or
+``t.at(3)``), which makes it read-only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import lance
+import polars as pl
+
+from lakehouse import types as T
+from lakehouse.errors import (
+    ColumnExistsError,
+    ColumnNotFoundError,
+    DependencyError,
+    InvalidNameError,
+    ReadOnlyError,
+    TypeMismatchError,
+    VersionNotFoundError,
+)
+from lakehouse.exec import writes
+from lakehouse.exec.evaluate import Plan
+from lakehouse.exec.writes import WriteResult
+from lakehouse.exprs import serialize
+from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, _literal
+from lakehouse.exprs.polars import Context, to_polars
+from lakehouse.metadata import ROW_KEY, ColumnDef, TableDef, error_column
+from lakehouse.query import Filter, Query, scan_frames
+from lakehouse.storage import Location
+from lakehouse.versions import history
+
+_ON_ERROR = ("abort", "ignore")
+_IF_EXISTS = ("error", "ignore", "replace")
+
+
+class Table:
+    """A lakehouse table. Get one from ``db.create_table`` or ``db.get_table``."""
+
+    def __init__(self, name: str, uri: str, location: Location, dataset: lance.LanceDataset,
+                 *, pinned: bool = False) -> None:
+        self._name = name
+        self._uri = uri
+        self._location = location
+        self._ds = dataset
+        self._pinned = pinned
+        self._tdef_cache: tuple[int, TableDef] | None = None
+
+    # --- state ----------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def uri(self) -> str:
+        """Where the Lance dataset lives; open it with ``lance.dataset(uri)``."""
+        return self._uri
+
+    @property
+    def version(self) -> int:
+        return self._snapshot()[0].version
+
+    @property
+    def is_read_only(self) -> bool:
+        return self._pinned
+
+    def _snapshot(self) -> tuple[lance.LanceDataset, TableDef]:
+        """The dataset at the version this handle reads, and its definition."""
+        if not self._pinned:
+            self._ds.checkout_latest()
+        ds = self._ds
+        if self._tdef_cache is None or self._tdef_cache[0] != ds.version:
+            self._tdef_cache = (ds.version, TableDef.from_schema(ds.schema, self._name))
+        return ds, self._tdef_cache[1]
+
+    def _target(self) -> writes.Target:
+        if self._pinned:
+            raise ReadOnlyError(
+                f"table {self._name!r} is opened at version {self._ds.version} and is read-only; "
+                "use db.get_table(name) for the latest version, or revert(to=n) to restore this one"
+            )
+        ds, tdef = self._snapshot()
+        return writes.Target(self._name, self._uri, self._location.storage_options, ds, tdef)
+
+    def _def(self) -> TableDef:
+        return self._snapshot()[1]
+
+    # --- column references ----------------------------------------------------------------------
+    def __getattr__(self, name: str) -> ColumnRef:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._def().get(name, self._name).ref()
+        except ColumnNotFoundError as exc:
+            raise AttributeError(str(exc)) from None
+
+    def __getitem__(self, name: str) -> ColumnRef:
+        return self._def().get(name, self._name).ref()
+
+    def columns(self) -> list[str]:
+        """The names of the table's columns, in order (hidden bookkeeping columns excluded)."""
+        return [c.name for c in self._def().columns]
+
+    def describe(self) -> pl.DataFrame:
+        """One row per column: name, type, and for computed columns the expression and policy."""
+        tdef = self._def()
+        rows = [{
+            "column": c.name,
+            "type": str(c.type),
+            "computed": repr(tdef.expr(c)) if c.is_computed else None,
+            "on_error": c.on_error if c.is_computed else None,
+        } for c in tdef.columns]
+        schema = {"column": pl.String, "type": pl.String, "computed": pl.String,
+                  "on_error": pl.String}
+        return pl.DataFrame(rows, schema=schema)
+
+    def __repr__(self) -> str:
+        ds, _ = self._snapshot()
+        pinned = " (read-only)" if self._pinned else ""
+        return (f"Table {self._name!r}{pinned}: version {ds.version}, {ds.count_rows()} rows\n"
+                f"{self.describe()}")
+
+    # --- data changes ---------------------------------------------------------------------------
+    def insert(self, data: Any, *, progress: bool = True) -> WriteResult:
+        """Insert rows and compute every computed column for them, in one commit.
+
+        ``data`` is a list of dicts, a Polars or pandas DataFrame, an Arrow table or record batch
+        reader, or an iterator of such batches (streamed in bounded memory). Values are validated
+        against the column types first; a bad value raises and nothing is written.
+        """
+        return writes.insert(self._target(), data, progress=progress)
+
+    def update(self, values: dict[str, Any], where: Expr | None = None, *,
+               progress: bool = True) -> WriteResult:
+        """Set columns of the rows matching ``where`` (all rows if None) to literals or
+        expressions, and recompute the computed columns that depend on them, for those rows only.
+
+        >>> t.update({"label": "dog"}, where=t.n == 1)  # doctest: +SKIP
+        """
+        target = self._target()
+        tdef = target.tdef
+        if not values:
+            raise TypeMismatchError("update() needs at least one column to set")
+        ctx = Context(names=tdef.names(), error_names=tdef.error_names())
+        new_values: dict[str, pl.Expr] = {}
+        reads: list[Expr] = []
+        for name, value in values.items():
+            column = tdef.get(name, self._name)
+            if column.is_computed:
+                raise TypeMismatchError(
+                    f"table {self._name!r}: column {name!r} is computed; update the columns it "
+                    "depends on instead"
+                )
+            expr = _value_expr(value, column, self._name)
+            reads.append(expr)
+            new_values[name] = to_polars(expr, ctx).cast(column.type.polars_type(), strict=True)
+        changed_ids = {tdef.get(n, self._name).col_id for n in values}
+        dependents = tdef.dependents(changed_ids)
+        plan = Plan.for_columns(self._name, tdef, dependents) if dependents else None
+        needed = [ROW_KEY, *values]
+        for expr in reads:
+            needed += [tdef.by_id(i).name for i in expr.column_ids()]
+        if plan is not None:
+            needed += plan.read_columns
+        needed = list(dict.fromkeys(needed))
+        scan = scan_frames(target.dataset, tdef, self._name, where, needed)
+        return writes.update(target, new_values, plan, scan, progress=progress)
+
+    def delete(self, where: Expr | None = None) -> WriteResult:
+        """Delete the rows matching ``where`` (all rows if None), in one commit."""
+        target = self._target()
+        flt = Filter.split(where, target.tdef)
+        if flt.residual is None:
+            predicate = flt.sql or "true"
+        else:
+            ids = [v for f in scan_frames(target.dataset, target.tdef, self._name, where, [ROW_KEY])
+                   for v in f.get_column(ROW_KEY).to_list()]
+            if not ids:
+                return WriteResult(0, 0, target.dataset.version)
+            predicate = f"{ROW_KEY} IN ({', '.join(str(i) for i in ids)})"
+        return writes.delete(target, predicate)
+
+    # --- schema changes -------------------------------------------------------------------------
+    def add_column(self, *, if_exists: str = "error", **columns: Any) -> int:
+        """Add empty (null) columns: ``t.add_column(note=lh.String)``. Returns the new version."""
+        target = self._target()
+        tdef = target.tdef
+        _check_choice("if_exists", if_exists, _IF_EXISTS[:2])
+        next_id = tdef.next_id()
+        fields = []
+        for name, spec in columns.items():
+            _check_column_name(name, self._name)
+            if tdef.has(name):
+                if if_exists == "ignore":
+                    continue
+                raise ColumnExistsError(f"table {self._name!r} already has a column {name!r}")
+            column = ColumnDef(name, next_id, T.parse_type(spec, column=name))
+            if not column.type.nullable:
+                raise TypeMismatchError(
+                    f"table {self._name!r}: a new column {name!r} must be nullable, since "
+                    "existing rows have no value for it"
+                )
+            fields.extend(column.fields())
+            next_id += 1
+        if fields:
+            target.dataset.add_columns(fields)
+        return target.dataset.version
+
+    def add_columns(self, columns: dict[str, Any], *, if_exists: str = "error") -> int:
+        """Add several empty columns at once, in one commit."""
+        return self.add_column(if_exists=if_exists, **columns)
+
+    def add_computed_column(self, *, on_error: str = "abort", if_exists: str = "error",
+                            progress: bool = True, **column: Any) -> WriteResult:
+        """Declare a computed column and fill it for the existing rows; from then on it is
+        computed for every inserted or updated row.
+
+        >>> t.add_computed_column(n2=t.n * 2 + 1)  # doctest: +SKIP
+
+        Existing rows are backfilled with Lance data evolution: only the new column's files are
+        written. ``on_error="ignore"`` keeps failing rows with a null value and their error
+        (``t.n2.errortype``, ``t.n2.errormsg``); ``"abort"`` fails the call and writes nothing.
+        """
+        _check_choice("on_error", on_error, _ON_ERROR)
+        _check_choice("if_exists", if_exists, _IF_EXISTS)
+        if len(column) != 1:
+            raise TypeMismatchError("add_computed_column() takes exactly one name=expression")
+        ((name, expr),) = column.items()
+        if not isinstance(expr, Expr):
+            raise TypeMismatchError(f"computed column {name!r} needs an expression, got {expr!r}")
+        _check_column_name(name, self._name)
+        target = self._target()
+        tdef = target.tdef
+        for col_id in expr.column_ids():
+            tdef.by_id(col_id)  # a reference to a column of another table or a dropped column
+        if tdef.has(name):
+            existing = tdef.get(name, self._name)
+            if if_exists == "ignore":
+                return WriteResult(0, 0, target.dataset.version)
+            if if_exists == "error":
+                raise ColumnExistsError(
+                    f"table {self._name!r} already has a column {name!r}; pass "
+                    "if_exists='replace' to redefine it"
+                )
+            target = self._replace_target(existing, expr, tdef)
+            tdef = target.tdef
+        column_def = ColumnDef(name, tdef.next_id(), expr.type,
+                               expr_json=serialize.to_json(expr), on_error=on_error)
+        if "__main__:" in str(column_def.expr_json):
+            warnings.warn(
+                f"computed column {name!r} calls a UDF defined in __main__: other processes "
+                "cannot compute it; define the UDF in an importable module", stacklevel=2)
+        extended = TableDef((*tdef.columns, column_def))
+        plan = Plan.for_columns(self._name, extended, [column_def])
+        return writes.backfill(target, plan, progress=progress)
+
+    def _replace_target(self, existing: ColumnDef, expr: Expr, tdef: TableDef) -> writes.Target:
+        """Drop ``existing`` so that it can be redefined as ``expr`` (refusing cycles)."""
+        dependents = tdef.dependents({existing.col_id})
+        if dependents:
+            names = ", ".join(c.name for c in dependents)
+            raise DependencyError(
+                f"table {self._name!r}: cannot replace {existing.name!r}: computed columns "
+                f"{names} depend on it (a new definition could form a cycle); drop them first"
+            )
+        self._drop([existing])
+        return self._target()
+
+    def drop_column(self, name: str, *, cascade: bool = False) -> int:
+        """Drop a column. Refused if computed columns depend on it, unless ``cascade=True``,
+        which drops them too (in the same commit). Returns the new version."""
+        tdef = self._target().tdef
+        column = tdef.get(name, self._name)
+        dependents = tdef.dependents({column.col_id})
+        if dependents and not cascade:
+            names = ", ".join(repr(c.name) for c in dependents)
+            raise DependencyError(
+                f"table {self._name!r}: cannot drop {name!r}: computed columns {names} depend on "
+                "it; drop them first or pass cascade=True"
+            )
+        return self._drop([column, *dependents])
+
+    def _drop(self, columns: list[ColumnDef]) -> int:
+        target = self._target()
+        names = []
+        for c in columns:
+            names.append(c.name)
+            if c.keeps_errors:
+                names += [error_column(c.col_id, "errortype"), error_column(c.col_id, "errormsg")]
+        target.dataset.drop_columns(names)
+        return target.dataset.version
+
+    def rename_column(self, old: str, new: str) -> int:
+        """Rename a column; computed columns that use it keep working (they refer to columns by
+        id). Returns the new version."""
+        target = self._target()
+        target.tdef.get(old, self._name)
+        _check_column_name(new, self._name)
+        if target.tdef.has(new):
+            raise ColumnExistsError(f"table {self._name!r} already has a column {new!r}")
+        target.dataset.alter_columns({"path": old, "name": new})
+        return target.dataset.version
+
+    # --- queries --------------------------------------------------------------------------------
+    def _query(self) -> Query:
+        return Query(self)
+
+    def where(self, condition: Expr) -> Query:
+        return self._query().where(condition)
+
+    def select(self, *exprs: Any, **named: Any) -> Query:
+        return self._query().select(*exprs, **named)
+
+    def order_by(self, *exprs: Any, asc: bool = True) -> Query:
+        return self._query().order_by(*exprs, asc=asc)
+
+    def limit(self, n: int) -> Query:
+        return self._query().limit(n)
+
+    def collect(self) -> pl.DataFrame:
+        return self._query().collect()
+
+    def head(self, n: int = 10) -> pl.DataFrame:
+        return self._query().head(n)
+
+    def count(self) -> int:
+        return self._snapshot()[0].count_rows()
+
+    def to_polars(self) -> pl.DataFrame:
+        return self._query().collect()
+
+    def scan(self) -> pl.LazyFrame:
+        """A lazy Polars frame over the table, with projection and predicate pushdown."""
+        return self._query().scan()
+
+    # --- versions -------------------------------------------------------------------------------
+    def history(self) -> pl.DataFrame:
+        """One row per version: version, time, operation, rows added / changed / removed."""
+        return history(self._snapshot()[0])
+
+    def at(self, version: int) -> Table:
+        """A read-only handle on an earlier version."""
+        ds = self._snapshot()[0]
+        try:
+            old = ds.checkout_version(version)
+        except (ValueError, OSError) as exc:
+            raise VersionNotFoundError(
+                f"table {self._name!r} has no version {version} (latest is {ds.latest_version})"
+            ) from exc
+        return Table(self._name, self._uri, self._location, old, pinned=True)
+
+    def revert(self, to: int | None = None) -> int:
+        """Make the table's content that of an earlier version (default: the previous one), as a
+        new version; history is kept. Returns the new version."""
+        target = self._target()
+        current = target.dataset.version
+        to = current - 1 if to is None else to
+        if to < 1 or to >= current + 1:
+            raise VersionNotFoundError(
+                f"table {self._name!r} cannot revert to version {to} (versions 1..{current})"
+            )
+        old = self.at(to)._ds
+        old.restore()
+        self._ds.checkout_latest()
+        return self._ds.version
+
+
+def _value_expr(value: Any, column: ColumnDef, table: str) -> Expr:
+    if isinstance(value, Expr):
+        vt = value.type
+        ok = vt.same_kind(column.type) or (vt.kind == "int" and column.type.kind == "float")
+        if not ok:
+            raise TypeMismatchError(
+                f"table {table!r}: cannot set column {column.name!r} ({column.type}) to "
+                f"{value!r} ({vt})"
+            )
+        return value
+    if value is None:
+        if not column.type.nullable:
+            raise TypeMismatchError(f"table {table!r}: column {column.name!r} may not be null")
+        return _literal(None)
+    try:
+        coerced = column.type.coerce(value)
+    except TypeError as exc:
+        raise TypeMismatchError(f"table {table!r}: column {column.name!r}: {exc}") from None
+    if column.type.kind in ("json", "array"):
+        return Literal(coerced, column.type)
+    return _literal(coerced)
+
+
+def _check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise TypeMismatchError(f"{param} must be one of {', '.join(map(repr, allowed))}, "
+                                f"got {value!r}")
+
+
+def _check_column_name(name: str, table: str) -> None:
+    if not name.isidentifier() or name.startswith("_"):
+        raise InvalidNameError(
+            f"table {table!r}: {name!r} is not a valid column name (use letters, digits and "
+            "underscores, not starting with a digit or an underscore)"
+        )

@@ -1,0 +1,378 @@
+"""Logical column types and their Arrow and Polars counterparts.
+
+A logical type says what a column holds (``lh.Int``, ``lh.Json``, ``lh.Array[(3,), "float32"]``);
+its Arrow type says how Lance stores it. Types serialise to small JSON objects kept in each
+column's field metadata, so a table's schema can be rebuilt from the Lance manifest alone. Media
+types (images, video, ...) plug in as further subclasses of :class:`ColumnType`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from lakehouse.errors import TypeMismatchError
+
+_ARRAY_DTYPES = {
+    "float16": pa.float16(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "int8": pa.int8(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "uint8": pa.uint8(),
+    "bool": pa.bool_(),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnType:
+    """Base of all logical types; instances are immutable and compare by value."""
+
+    nullable: bool = True
+    kind: ClassVar[str] = ""
+    _registry: ClassVar[dict[str, type[ColumnType]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            ColumnType._registry[cls.kind] = cls
+
+    # --- storage -------------------------------------------------------------------------------
+    def arrow_type(self) -> pa.DataType:
+        raise NotImplementedError
+
+    def polars_type(self) -> pl.DataType:
+        return pl.from_arrow(pa.array([], self.arrow_type())).dtype  # type: ignore[union-attr]
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "nullable" and value:
+                continue
+            data[f.name] = list(value) if isinstance(value, tuple) else value
+        return data
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> ColumnType:
+        kind = data.get("kind")
+        cls = ColumnType._registry.get(str(kind))
+        if cls is None:
+            raise TypeMismatchError(f"unknown column type {kind!r} in a stored table definition")
+        kwargs = {k: v for k, v in data.items() if k != "kind"}
+        if "shape" in kwargs and kwargs["shape"] is not None:
+            kwargs["shape"] = tuple(kwargs["shape"])
+        return cls(**kwargs)
+
+    # --- validation ----------------------------------------------------------------------------
+    def coerce(self, value: Any) -> Any:
+        """Return ``value`` as the Python value Arrow stores for this type, or raise TypeError."""
+        raise NotImplementedError
+
+    def is_numeric(self) -> bool:
+        return False
+
+    def required(self) -> ColumnType:
+        """This type with nulls refused on insert."""
+        return dataclasses.replace(self, nullable=False)
+
+    def __call__(self, *, nullable: bool = True) -> ColumnType:
+        return dataclasses.replace(self, nullable=nullable)
+
+    def __str__(self) -> str:
+        name = self.kind.capitalize()
+        return name if self.nullable else f"Required[{name}]"
+
+    def __repr__(self) -> str:
+        return f"lh.{self}"
+
+    def same_kind(self, other: ColumnType) -> bool:
+        return dataclasses.replace(self, nullable=True) == dataclasses.replace(other, nullable=True)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class StringType(ColumnType):
+    kind: ClassVar[str] = "string"
+
+    def arrow_type(self) -> pa.DataType:
+        return pa.string()
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        raise TypeError(f"expected a string, got {_describe(value)}")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class IntType(ColumnType):
+    kind: ClassVar[str] = "int"
+
+    def arrow_type(self) -> pa.DataType:
+        return pa.int64()
+
+    def is_numeric(self) -> bool:
+        return True
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, bool | np.bool_):
+            raise TypeError(f"expected an integer, got {_describe(value)}")
+        if isinstance(value, int | np.integer):
+            return int(value)
+        raise TypeError(f"expected an integer, got {_describe(value)}")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class FloatType(ColumnType):
+    kind: ClassVar[str] = "float"
+
+    def arrow_type(self) -> pa.DataType:
+        return pa.float64()
+
+    def is_numeric(self) -> bool:
+        return True
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, bool | np.bool_):
+            raise TypeError(f"expected a number, got {_describe(value)}")
+        if isinstance(value, int | float | np.integer | np.floating):
+            return float(value)
+        raise TypeError(f"expected a number, got {_describe(value)}")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class BoolType(ColumnType):
+    kind: ClassVar[str] = "bool"
+
+    def arrow_type(self) -> pa.DataType:
+        return pa.bool_()
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, bool | np.bool_):
+            return bool(value)
+        raise TypeError(f"expected a bool, got {_describe(value)}")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class TimestampType(ColumnType):
+    """A point in time, stored as microseconds in UTC; naive datetimes are taken as UTC."""
+
+    kind: ClassVar[str] = "timestamp"
+
+    def arrow_type(self) -> pa.DataType:
+        return pa.timestamp("us", tz="UTC")
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise TypeError(f"expected an ISO 8601 timestamp, got {value!r}") from None
+        if isinstance(value, np.datetime64):
+            value = value.astype("datetime64[us]").item()
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:
+                return value.replace(tzinfo=dt.UTC)
+            return value.astimezone(dt.UTC)
+        raise TypeError(f"expected a datetime, got {_describe(value)}")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class DateType(ColumnType):
+    kind: ClassVar[str] = "date"
+
+    def arrow_type(self) -> pa.DataType:
+        return pa.date32()
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                raise TypeError(f"expected an ISO 8601 date, got {value!r}") from None
+        if isinstance(value, dt.datetime):
+            raise TypeError(f"expected a date, got a datetime {value!r}")
+        if isinstance(value, dt.date):
+            return value
+        raise TypeError(f"expected a date, got {_describe(value)}")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class JsonType(ColumnType):
+    """Any JSON value, stored as its JSON text (a plain Arrow string) so every reader can use it."""
+
+    kind: ClassVar[str] = "json"
+
+    def arrow_type(self) -> pa.DataType:
+        return pa.string()
+
+    def coerce(self, value: Any) -> Any:
+        try:
+            return json.dumps(value, allow_nan=False, separators=(",", ":"), default=_json_default)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"expected a JSON-serialisable value: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class ArrayType(ColumnType):
+    """An n-dimensional array. Fixed shapes are stored as nested fixed-size lists, so a 1-d float32
+    array of length d is the ``fixed_size_list<float32, d>`` that vector indexes use; a ``None``
+    dimension becomes a variable-length list."""
+
+    kind: ClassVar[str] = "array"
+    shape: tuple[int | None, ...] | None = None
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _ARRAY_DTYPES:
+            raise TypeMismatchError(
+                f"unsupported array dtype {self.dtype!r}; use one of {sorted(_ARRAY_DTYPES)}"
+            )
+
+    def __getitem__(self, spec: Any) -> ArrayType:
+        """``lh.Array[(3,), "float32"]`` or ``lh.Array[(None, 2), lh.Int]``."""
+        shape, dtype = spec if isinstance(spec, tuple) and len(spec) == 2 else (spec, self.dtype)
+        return ArrayType(nullable=self.nullable, shape=_shape(shape), dtype=_dtype_name(dtype))
+
+    def arrow_type(self) -> pa.DataType:
+        inner: pa.DataType = _ARRAY_DTYPES[self.dtype]
+        for dim in reversed(self.shape or (None,)):
+            inner = pa.list_(inner) if dim is None else pa.list_(inner, dim)
+        return inner
+
+    def coerce(self, value: Any) -> Any:
+        try:
+            arr = np.asarray(value, dtype=self.dtype)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"expected an array of {self.dtype}: {exc}") from None
+        if self.shape is not None:
+            ok = arr.ndim == len(self.shape) and all(
+                want is None or want == got for want, got in zip(self.shape, arr.shape, strict=True)
+            )
+            if not ok:
+                raise TypeError(f"expected an array of shape {self.shape}, got shape {arr.shape}")
+        return arr.tolist()
+
+    def __str__(self) -> str:
+        return f"Array[{self.shape}, {self.dtype}]"
+
+
+def _shape(shape: Any) -> tuple[int | None, ...] | None:
+    if shape is None:
+        return None
+    if isinstance(shape, int):
+        return (shape,)
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def _dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, ColumnType):
+        return {"float": "float64", "int": "int64", "bool": "bool"}.get(dtype.kind, dtype.kind)
+    return np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+String = StringType()
+Int = IntType()
+Float = FloatType()
+Bool = BoolType()
+Timestamp = TimestampType()
+Date = DateType()
+Json = JsonType()
+Array = ArrayType()
+
+
+def Required(t: ColumnType) -> ColumnType:  # noqa: N802 - reads like a type constructor
+    """A column type whose values may not be null: ``lh.Required(lh.Int)``."""
+    return t.required()
+
+
+_PYTHON_TYPES: dict[Any, ColumnType] = {
+    str: String,
+    int: Int,
+    float: Float,
+    bool: Bool,
+    dt.datetime: Timestamp,
+    dt.date: Date,
+    dict: Json,
+    list: Json,
+}
+
+
+def from_python_type(py_type: Any) -> ColumnType | None:
+    """The logical type for a Python annotation (``str`` -> String), or None if unknown."""
+    if isinstance(py_type, ColumnType):
+        return py_type
+    return _PYTHON_TYPES.get(getattr(py_type, "__origin__", py_type))
+
+
+def parse_type(spec: Any, *, column: str) -> ColumnType:
+    """Accept ``lh.Int``, ``int`` or ``"int"`` as a column type; raise a clear error otherwise."""
+    if isinstance(spec, ColumnType):
+        return spec
+    if isinstance(spec, str) and spec.lower() in ColumnType._registry:
+        return ColumnType._registry[spec.lower()]()
+    found = from_python_type(spec)
+    if found is not None:
+        return found
+    raise TypeMismatchError(
+        f"column {column!r}: {spec!r} is not a column type; use lh.String, lh.Int, lh.Float, "
+        "lh.Bool, lh.Timestamp, lh.Date, lh.Json or lh.Array[shape, dtype]"
+    )
+
+
+def from_arrow_type(at: pa.DataType) -> ColumnType:
+    """The logical type of an Arrow type produced by an expression (used for computed columns)."""
+    if pa.types.is_boolean(at):
+        return Bool
+    if pa.types.is_integer(at):
+        return Int
+    if pa.types.is_floating(at):
+        return Float
+    if pa.types.is_string(at) or pa.types.is_large_string(at) or pa.types.is_string_view(at):
+        return String
+    if pa.types.is_timestamp(at):
+        return Timestamp
+    if pa.types.is_date(at):
+        return Date
+    if pa.types.is_list(at) or pa.types.is_fixed_size_list(at) or pa.types.is_large_list(at):
+        shape: list[int | None] = []
+        inner = at
+        while pa.types.is_list(inner) or pa.types.is_fixed_size_list(inner) or pa.types.is_large_list(inner):
+            shape.append(inner.list_size if pa.types.is_fixed_size_list(inner) else None)
+            inner = inner.value_type
+        return ArrayType(shape=tuple(shape), dtype=str(inner.to_pandas_dtype().__name__))
+    raise TypeMismatchError(f"Arrow type {at} has no lakehouse column type")
+
+
+def numeric_result(left: ColumnType, right: ColumnType) -> ColumnType:
+    """The type of ``left op right`` for arithmetic: Int op Int is Int, otherwise Float."""
+    return Int if left.kind == right.kind == "int" else Float
+
+
+def is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)

@@ -1,0 +1,58 @@
+"""Version history: what each commit of a table did, read from Lance's versions and transactions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lance
+import polars as pl
+
+_OPERATIONS = {
+    "Overwrite": "create",
+    "Append": "insert",
+    "Delete": "delete",
+    "Update": "update",
+    "Merge": "add column",
+    "Project": "schema change",
+    "Restore": "revert",
+    "UpdateConfig": "metadata",
+    "CreateIndex": "index",
+    "Rewrite": "compact",
+}
+
+
+def history(ds: lance.LanceDataset) -> pl.DataFrame:
+    """One row per version, oldest first: version, time, operation and row counts."""
+    versions = ds.versions()
+    transactions = ds.get_transactions(len(versions))
+    by_read = {}
+    for tx in transactions:
+        if tx is not None:
+            by_read.setdefault(tx.read_version, []).append(tx)
+    rows: list[dict[str, Any]] = []
+    previous_total = 0
+    transactions_by_version = dict(zip(
+        [v["version"] for v in reversed(versions)], transactions, strict=False))
+    for v in versions:
+        total = int(v["metadata"].get("total_rows", 0))
+        tx = transactions_by_version.get(v["version"])
+        op_name = type(tx.operation).__name__ if tx is not None else "unknown"
+        operation = _OPERATIONS.get(op_name, op_name.lower())
+        if tx is not None and tx.transaction_properties.get("lakehouse.operation"):
+            operation = tx.transaction_properties["lakehouse.operation"]
+        added = max(total - previous_total, 0)
+        removed = max(previous_total - total, 0)
+        changed = 0
+        if op_name == "Update":
+            rewritten = sum(f.physical_rows for f in tx.operation.new_fragments)
+            changed = rewritten - added
+        elif op_name == "Merge":
+            changed = total
+        rows.append({"version": v["version"], "time": v["timestamp"], "operation": operation,
+                     "rows_added": added, "rows_changed": changed, "rows_removed": removed,
+                     "total_rows": total})
+        previous_total = total
+    schema = {"version": pl.Int64, "time": pl.Datetime("us"), "operation": pl.String,
+              "rows_added": pl.Int64, "rows_changed": pl.Int64, "rows_removed": pl.Int64,
+              "total_rows": pl.Int64}
+    return pl.DataFrame(rows, schema=schema)
