@@ -1,7 +1,7 @@
 """lakehouse: declarative multimodal tables on versioned Lance datasets.
 
 >>> import lakehouse as lh
->>> db = lh.connect("/tmp/lakehouse-doctest-init")
+>>> db = lh.connect("doctest-lakehouse")
 >>> t = db.create_table("demo", {"n": lh.Int}, if_exists="replace")
 >>> _ = t.insert([{"n": 1}, {"n": 2}], progress=False)
 >>> _ = t.add_computed_column(n2=t.n * 2 + 1, progress=False)

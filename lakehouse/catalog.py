@@ -16,7 +16,6 @@ from lakehouse import types as T
 from lakehouse.errors import (
     DirectoryNotFoundError,
     InvalidNameError,
-    StorageError,
     TableExistsError,
     TableNotFoundError,
     TypeMismatchError,
@@ -37,7 +36,7 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
     ``aws_endpoint``) or the usual AWS variables, including ``AWS_ENDPOINT_URL``.
 
     >>> import lakehouse as lh
-    >>> db = lh.connect("/tmp/lakehouse-doctest")
+    >>> db = lh.connect("doctest-lakehouse")
     """
     catalog = Catalog(Location.parse(root, storage_options))
     catalog._check_reachable()
@@ -92,7 +91,7 @@ class Catalog:
     def _exists(self, uri: str) -> bool:
         try:
             return bool(self._fs.exists(self._path(uri)))
-        except Exception as exc:  # noqa: BLE001 - any backend failure is a storage error
+        except Exception as exc:
             raise storage_error(self._location, "read", exc) from exc
 
     def _is_table(self, name: str) -> bool:
@@ -107,7 +106,7 @@ class Catalog:
         bucket = self._path(self.root).split("/")[0]
         try:
             self._fs.ls(bucket)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise storage_error(self._location, "reach the lakehouse root", exc) from exc
 
     def _check_parent(self, name: str) -> None:
@@ -140,7 +139,7 @@ class Catalog:
             if self._location.is_local:
                 self._fs.makedirs(marker.rpartition("/")[0], exist_ok=True)
             self._fs.pipe_file(marker, b"")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise storage_error(self._location, f"create directory {path!r}", exc) from exc
 
     def list_dirs(self, path: str | None = None) -> list[str]:
@@ -227,7 +226,7 @@ class Catalog:
         table._def()  # refuse unreadable definitions (newer format) at open
         return table
 
-    def list_tables(self, dir: str | None = None, *, recursive: bool = True) -> list[str]:  # noqa: A002
+    def list_tables(self, dir: str | None = None, *, recursive: bool = True) -> list[str]:
         """Table names under ``dir`` (the root by default), sorted."""
         if dir is not None:
             validate_name(dir, "directory")
@@ -251,7 +250,7 @@ class Catalog:
             if not self._fs.exists(self._path(uri)):
                 return []
             entries = self._fs.ls(self._path(uri), detail=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise storage_error(self._location, "list tables", exc) from exc
         out = []
         for entry in entries:
@@ -274,7 +273,7 @@ class Catalog:
             raise TableNotFoundError(f"table {name!r} does not exist in {self.root}")
         try:
             self._fs.rm(self._path(self._table_uri(name)), recursive=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise storage_error(self._location, f"drop table {name!r}", exc) from exc
 
 

@@ -118,7 +118,8 @@ class Query:
     def where(self, condition: Expr) -> Query:
         """Keep rows where ``condition`` holds; several where() calls combine with &."""
         if not isinstance(condition, Expr):
-            raise TypeMismatchError(f"where() needs an expression such as t.n > 1, got {condition!r}")
+            raise TypeMismatchError(
+                f"where() needs an expression such as t.n > 1, got {condition!r}")
         if condition.type.kind != "bool":
             raise TypeMismatchError(f"where() needs a Bool expression, got {condition!r}")
         combined = condition if self.condition is None else BinaryOp("&", self.condition, condition)

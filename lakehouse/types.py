@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -306,7 +305,7 @@ Json = JsonType()
 Array = ArrayType()
 
 
-def Required(t: ColumnType) -> ColumnType:  # noqa: N802 - reads like a type constructor
+def Required(t: ColumnType) -> ColumnType:
     """A column type whose values may not be null: ``lh.Required(lh.Int)``."""
     return t.required()
 
@@ -362,7 +361,7 @@ def from_arrow_type(at: pa.DataType) -> ColumnType:
     if pa.types.is_list(at) or pa.types.is_fixed_size_list(at) or pa.types.is_large_list(at):
         shape: list[int | None] = []
         inner = at
-        while pa.types.is_list(inner) or pa.types.is_fixed_size_list(inner) or pa.types.is_large_list(inner):
+        while isinstance(inner, pa.ListType | pa.FixedSizeListType | pa.LargeListType):
             shape.append(inner.list_size if pa.types.is_fixed_size_list(inner) else None)
             inner = inner.value_type
         return ArrayType(shape=tuple(shape), dtype=str(inner.to_pandas_dtype().__name__))
@@ -373,6 +372,3 @@ def numeric_result(left: ColumnType, right: ColumnType) -> ColumnType:
     """The type of ``left op right`` for arithmetic: Int op Int is Int, otherwise Float."""
     return Int if left.kind == right.kind == "int" else Float
 
-
-def is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import sys
 import types as pytypes
 import typing
 from collections.abc import Callable
@@ -30,7 +31,7 @@ class UDF:
     def __init__(self, fn: Callable[..., Any], *, batch_size: int | None,
                  returns: Any = None) -> None:
         self.fn = fn
-        self.name = f"{fn.__module__}:{fn.__qualname__}"
+        self.name = f"{_importable_module(fn)}:{fn.__qualname__}"
         self.batched = batch_size is not None
         self.signature = inspect.signature(fn)
         hints = typing.get_type_hints(fn)
@@ -102,6 +103,17 @@ def udf(fn: Callable[..., Any] | None = None, *, batch_size: int | None = None,
     if fn is None:
         return lambda f: UDF(f, batch_size=batch_size, returns=returns)
     return UDF(fn, batch_size=batch_size, returns=returns)
+
+
+def _importable_module(fn: Callable[..., Any]) -> str:
+    """The module name another process can import ``fn`` from (``python -m pkg.mod`` runs
+    ``pkg.mod`` as ``__main__``, but it is still importable as ``pkg.mod``)."""
+    module = fn.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if spec is not None and spec.name:
+            return spec.name
+    return module
 
 
 def fingerprint(fn: Callable[..., Any]) -> str:

@@ -25,10 +25,6 @@ def history(ds: lance.LanceDataset) -> pl.DataFrame:
     """One row per version, oldest first: version, time, operation and row counts."""
     versions = ds.versions()
     transactions = ds.get_transactions(len(versions))
-    by_read = {}
-    for tx in transactions:
-        if tx is not None:
-            by_read.setdefault(tx.read_version, []).append(tx)
     rows: list[dict[str, Any]] = []
     previous_total = 0
     transactions_by_version = dict(zip(

@@ -72,7 +72,8 @@ class Plan:
     @staticmethod
     def for_exprs(table: str, tdef: TableDef, exprs: dict[str, Expr]) -> Plan:
         """A plan for query-time expressions; a failing UDF aborts the query."""
-        return Plan(table, tdef, [Target(ColumnDef(name, -1, e.type), e) for name, e in exprs.items()])
+        targets = [Target(ColumnDef(name, -1, e.type), e) for name, e in exprs.items()]
+        return Plan(table, tdef, targets)
 
     @property
     def output_names(self) -> list[str]:

@@ -44,11 +44,10 @@ def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table
         for batch in data:
             yield pa.Table.from_batches([batch])
         return
-    if isinstance(data, list):
-        if all(isinstance(row, Mapping) for row in data):
-            for start in range(0, max(len(data), 1), chunk_rows):
-                yield data[start:start + chunk_rows]
-            return
+    if isinstance(data, list) and all(isinstance(row, Mapping) for row in data):
+        for start in range(0, max(len(data), 1), chunk_rows):
+            yield data[start:start + chunk_rows]
+        return
     if isinstance(data, Iterable) and not isinstance(data, str | bytes | list):
         # an iterator of batches: stream it, one chunk at a time
         for part in data:

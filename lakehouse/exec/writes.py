@@ -124,8 +124,8 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
     return WriteResult(counts["rows"], counts["errors"], ds.version)
 
 
-def update(target: Target, values: dict[str, pl.Expr], plan: Plan | None, scan: Iterator[pl.DataFrame],
-           *, progress: bool) -> WriteResult:
+def update(target: Target, values: dict[str, pl.Expr], plan: Plan | None,
+           scan: Iterator[pl.DataFrame], *, progress: bool) -> WriteResult:
     """Write new ``values`` (Polars expressions over the matched rows) and recompute the
     dependent columns of ``plan``, for the rows ``scan`` yields; one merge-insert commit."""
     ds = target.dataset

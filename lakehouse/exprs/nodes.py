@@ -11,10 +11,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakehouse import types as T
 from lakehouse.errors import TypeMismatchError
+
+if TYPE_CHECKING:
+    from lakehouse.functions.strings import StringMethods
 
 ARITHMETIC = ("+", "-", "*", "/", "//", "%")
 COMPARISON = ("==", "!=", "<", "<=", ">", ">=")
@@ -137,7 +140,7 @@ class Expr:
 
     def isin(self, values: Any) -> Expr:
         """True where the value is one of ``values`` (a list, tuple or set of literals)."""
-        if isinstance(values, Expr) or isinstance(values, str | bytes):
+        if isinstance(values, Expr | str | bytes):
             raise TypeMismatchError(f"isin() takes a list of values, got {values!r}")
         items = tuple(_literal(v) for v in values)
         for item in items:
@@ -421,7 +424,10 @@ class Call(Expr):
 
 
 def if_else(condition: Any, then: Any, otherwise: Any) -> Expr:
-    """``then`` where ``condition`` holds, else ``otherwise``: ``lh.if_else(t.n > 0, "pos", "neg")``."""
+    """``then`` where ``condition`` holds, else ``otherwise``.
+
+    >>> lh.if_else(t.n > 0, "positive", "not positive")  # doctest: +SKIP
+    """
     return IfElse.make(condition, then, otherwise)
 
 

@@ -114,8 +114,11 @@ def _(expr: IsNull, ctx: Context) -> pl.Expr:
 
 @_compile.register
 def _(expr: IsIn, ctx: Context) -> pl.Expr:
-    values = pl.Series([v.value for v in expr.values], dtype=expr.operand.type.polars_type())
-    return _compile(expr.operand, ctx).is_in(values.implode())
+    operand, dtype = _compile(expr.operand, ctx), expr.operand.type.polars_type()
+    if expr.operand.type.kind == "int" and any(v.type.kind == "float" for v in expr.values):
+        operand, dtype = operand.cast(pl.Float64), pl.Float64  # n.isin([1.5, 2])
+    values = pl.Series([v.value for v in expr.values], dtype=dtype)
+    return operand.is_in(values.implode())
 
 
 @_compile.register

@@ -39,7 +39,8 @@ def to_json(expr: Expr) -> dict[str, Any]:
         case ErrorInfo():
             return {"op": "error_info", "column": to_json(expr.column), "field": expr.field}
         case Literal():
-            return {"op": "literal", "value": _encode_value(expr.value), "type": expr.type.to_json()}
+            return {"op": "literal", "value": _encode_value(expr.value),
+                    "type": expr.type.to_json()}
         case BinaryOp():
             return {"op": expr.op, "left": to_json(expr.left), "right": to_json(expr.right)}
         case UnaryOp():

@@ -87,7 +87,18 @@ def _(expr: BinaryOp, names: dict[int, str]) -> str:
     op = _OPS.get(expr.op)
     if op is None or (expr.op == "+" and expr.type.kind == "string"):
         raise NotPushable(expr)
-    return f"({_sql(expr.left, names)} {op} {_sql(expr.right, names)})"
+    left = _numeric(expr.left, expr.right, names=names)
+    right = _numeric(expr.right, expr.left, names=names)
+    return f"({left} {op} {right})"
+
+
+def _numeric(expr: Expr, *others: Expr, names: dict[int, str]) -> str:
+    """``expr`` as SQL, cast to DOUBLE where it is an Int met by a Float: Lance refuses to
+    compare an Int64 column with a float literal (``n > 1.5``)."""
+    sql = _sql(expr, names)
+    if expr.type.kind == "int" and any(o.type.kind == "float" for o in others):
+        return f"CAST({sql} AS DOUBLE)"
+    return sql
 
 
 @_sql.register
@@ -106,7 +117,7 @@ def _(expr: IsIn, names: dict[int, str]) -> str:
     if not expr.values:
         return "FALSE"
     values = ", ".join(_sql(v, names) for v in expr.values)
-    return f"({_sql(expr.operand, names)} IN ({values}))"
+    return f"({_numeric(expr.operand, *expr.values, names=names)} IN ({values}))"
 
 
 @_sql.register
