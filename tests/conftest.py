@@ -1,0 +1,291 @@
+"""Shared fixtures: storage backends (local folder, moto S3), a connected lakehouse, subprocesses.
+
+Most tests take `db` (or `lakehouse_root`) and so run once per backend, ids `local` and `s3`:
+
+    def test_roundtrip(db):
+        t = db.create_table("t", {"n": lh.Int})
+        ...
+
+`pytest -m "not s3"` skips the S3 half (the `s3` marker is put on that parameter). Under
+pytest-xdist every worker starts its own moto server, on its own port, the first time it needs one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# No test may reach a model hub: models come from local packages or files.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+BIN_DIR = Path(sys.executable).parent
+MOTO_START_TIMEOUT_S = 20.0
+S3_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+S3_REGION = "us-east-1"
+
+
+# --------------------------------------------------------------------------------------------
+# moto S3 server
+# --------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _no_proxy_opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _wait_until_ready(proc: subprocess.Popen, url: str, log_path: Path) -> None:
+    opener = _no_proxy_opener()
+    deadline = time.monotonic() + MOTO_START_TIMEOUT_S
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            with opener.open(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last_error = exc
+        time.sleep(0.1)
+    log_tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+    state = f"exited with code {proc.returncode}" if proc.poll() is not None else "still starting"
+    message = (
+        f"moto_server did not answer {url} within {MOTO_START_TIMEOUT_S:.0f} s ({state}; "
+        f"last error: {last_error!r}). Is moto[server] installed (pip install -e '.[test]')?\n"
+        f"--- moto_server log ({log_path}) ---\n{log_tail}"
+    )
+    pytest.fail(message, pytrace=False)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start `moto_server` on a free 127.0.0.1 port for this session (or xdist worker).
+
+    Yields the endpoint URL, e.g. ``http://127.0.0.1:41234``; the server stops at session end.
+    """
+    exe = BIN_DIR / "moto_server"
+    if not exe.exists():
+        pytest.fail(
+            f"{exe} not found: install the test extras (pip install -e '.[test]').", pytrace=False
+        )
+    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_ready(proc, f"{endpoint}/moto-api/", log_path)
+        yield endpoint
+    finally:
+        _stop(proc)
+
+
+def _s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=S3_REGION,
+        **S3_CREDENTIALS,
+    )
+
+
+def _lance_storage_options(endpoint: str) -> dict[str, str]:
+    return {
+        "aws_endpoint": endpoint,
+        **S3_CREDENTIALS,
+        "aws_region": S3_REGION,
+        "allow_http": "true",
+    }
+
+
+@pytest.fixture
+def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point every env-based S3 client (boto3, Lance, s3fs, subprocesses) at the moto server."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_REGION", S3_REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", S3_REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")  # Lance/object_store refuse http:// otherwise
+    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    monkeypatch.setenv("no_proxy", no_proxy)
+    return moto_endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_env: str) -> str:
+    """A fresh, empty bucket on the moto server; returns its name."""
+    name = f"lh-test-{uuid.uuid4().hex[:16]}"
+    _s3_client(s3_env).create_bucket(Bucket=name)
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# Backends and the lakehouse
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Root:
+    """Where a test's lakehouse lives: pass both fields to `lakehouse.connect`."""
+
+    uri: str
+    storage_options: dict[str, str] | None = None
+
+
+@pytest.fixture(
+    params=["local", pytest.param("s3", marks=pytest.mark.s3)],
+    ids=["local", "s3"],
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage backend of this test run: "local" or "s3"."""
+    return request.param
+
+
+@pytest.fixture
+def lakehouse_root(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Root:
+    """An empty lakehouse root on the current backend.
+
+    local: a folder under tmp_path. s3: ``s3://<fresh bucket>/lh`` on the moto server, with Lance
+    storage options, and the AWS_* variables set so subprocesses and env-based code reach it too.
+    """
+    if backend == "local":
+        path = tmp_path / "lakehouse"
+        path.mkdir()
+        return Root(uri=str(path), storage_options=None)
+    if backend == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        endpoint = request.getfixturevalue("s3_env")
+        return Root(uri=f"s3://{bucket}/lh", storage_options=_lance_storage_options(endpoint))
+    raise AssertionError(f"unknown backend {backend!r}")
+
+
+@pytest.fixture
+def db(lakehouse_root: Root):
+    """`lakehouse.connect(...)` on an empty root of the current backend."""
+    import lakehouse
+
+    return lakehouse.connect(lakehouse_root.uri, storage_options=lakehouse_root.storage_options)
+
+
+@pytest.fixture(autouse=True)
+def _default_root_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep `lakehouse.connect()` without arguments out of the checkout (no ./lakehouse_data).
+
+    Tests of the default itself can `monkeypatch.delenv("LAKEHOUSE_ROOT")` and chdir.
+    """
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path / "default_root"))
+
+
+# --------------------------------------------------------------------------------------------
+# Subprocesses
+# --------------------------------------------------------------------------------------------
+
+RunPython = Callable[..., subprocess.CompletedProcess]
+
+
+def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)  # includes whatever the test set through monkeypatch
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def run_python(tmp_path: Path) -> RunPython:
+    """Run a Python snippet in a fresh interpreter; returns the CompletedProcess, asserts nothing.
+
+        proc = run_python("import lakehouse as lh; print(lh.__version__)", env={"X": "1"})
+        assert proc.returncode == 0, proc.stderr
+
+    The snippet is dedented. env adds to the inherited environment; cwd defaults to tmp_path.
+    """
+
+    def run(
+        code: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        args: Sequence[str] = (),
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code), *args],
+            env=_child_env(env),
+            cwd=cwd if cwd is not None else tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> RunPython:
+    """Run the installed `lakehouse` command; returns the CompletedProcess, asserts nothing.
+
+    proc = run_cli("ls", "--root", root.uri)
+    assert proc.returncode == 0, proc.stderr
+    """
+    exe = BIN_DIR / "lakehouse"
+    if not exe.exists():
+        pytest.fail(f"{exe} not found: run pip install -e '.[test]'.", pytrace=False)
+
+    def run(
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        input: str | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(exe), *args],
+            env=_child_env(env),
+            cwd=cwd if cwd is not None else tmp_path,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
