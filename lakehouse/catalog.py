@@ -143,8 +143,8 @@ class Catalog:
             raise storage_error(self._location, f"create directory {path!r}", exc) from exc
 
     def list_dirs(self, path: str | None = None) -> list[str]:
-        """Directories directly under ``path`` (the root by default)."""
-        return [p for p, is_table in self._children(path) if not is_table]
+        """Directories directly under ``path`` (the root by default), sorted."""
+        return sorted(p for p, is_table in self._children(path) if not is_table)
 
     def drop_dir(self, path: str, *, force: bool = False) -> None:
         """Remove an empty directory; ``force=True`` also drops everything in it."""

@@ -197,7 +197,9 @@ class Query:
         """A lazy Polars frame over the Lance dataset; Polars pushes projections and filters into
         the scan. Expressions that need Python UDFs are not allowed here: use collect()."""
         ds, tdef = self.table._snapshot()
-        lf = pl.scan_lance(ds)
+        # pin the version: given a dataset alone, Polars reads the latest version, which breaks
+        # t.at(n).scan() and could disagree with the column names of this snapshot
+        lf = pl.scan_lance(ds, version=ds.version)
         ctx = Context(names=tdef.names(), error_names=tdef.error_names())
         exprs = [e for e in (self.condition, *(e for e, _ in self.ordering)) if e is not None]
         exprs += [e for _, e in self.outputs or ()]

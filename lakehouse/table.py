@@ -31,7 +31,7 @@ from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, _literal
 from lakehouse.exprs.polars import Context, to_polars
 from lakehouse.metadata import ROW_KEY, ColumnDef, TableDef, error_column
 from lakehouse.query import Filter, Query, scan_frames
-from lakehouse.storage import Location
+from lakehouse.storage import Location, storage_error
 from lakehouse.versions import history
 
 _ON_ERROR = ("abort", "ignore")
@@ -71,7 +71,10 @@ class Table:
     def _snapshot(self) -> tuple[lance.LanceDataset, TableDef]:
         """The dataset at the version this handle reads, and its definition."""
         if not self._pinned:
-            self._ds.checkout_latest()
+            try:
+                self._ds.checkout_latest()
+            except OSError as exc:
+                raise storage_error(self._location, f"read table {self._name!r}", exc) from exc
         ds = self._ds
         if self._tdef_cache is None or self._tdef_cache[0] != ds.version:
             self._tdef_cache = (ds.version, TableDef.from_schema(ds.schema, self._name))
@@ -156,6 +159,7 @@ class Table:
                     "depends on instead"
                 )
             expr = _value_expr(value, column, self._name)
+            _check_refs(expr, tdef, self._name)
             reads.append(expr)
             new_values[name] = to_polars(expr, ctx).cast(column.type.polars_type(), strict=True)
         changed_ids = {tdef.get(n, self._name).col_id for n in values}
@@ -167,12 +171,14 @@ class Table:
         if plan is not None:
             needed += plan.read_columns
         needed = list(dict.fromkeys(needed))
+        _check_refs(where, tdef, self._name)
         scan = scan_frames(target.dataset, tdef, self._name, where, needed)
         return writes.update(target, new_values, plan, scan, progress=progress)
 
     def delete(self, where: Expr | None = None) -> WriteResult:
         """Delete the rows matching ``where`` (all rows if None), in one commit."""
         target = self._target()
+        _check_refs(where, target.tdef, self._name)
         flt = Filter.split(where, target.tdef)
         if flt.residual is None:
             predicate = flt.sql or "true"
@@ -235,8 +241,7 @@ class Table:
         _check_column_name(name, self._name)
         target = self._target()
         tdef = target.tdef
-        for col_id in expr.column_ids():
-            tdef.by_id(col_id)  # a reference to a column of another table or a dropped column
+        _check_refs(expr, tdef, self._name)
         if tdef.has(name):
             existing = tdef.get(name, self._name)
             if if_exists == "ignore":
@@ -246,8 +251,7 @@ class Table:
                     f"table {self._name!r} already has a column {name!r}; pass "
                     "if_exists='replace' to redefine it"
                 )
-            target = self._replace_target(existing, expr, tdef)
-            tdef = target.tdef
+            return self._replace(existing, expr, on_error, progress)
         column_def = ColumnDef(name, tdef.next_id(), expr.type,
                                expr_json=serialize.to_json(expr), on_error=on_error)
         if "__main__:" in str(column_def.expr_json):
@@ -258,8 +262,11 @@ class Table:
         plan = Plan.for_columns(self._name, extended, [column_def])
         return writes.backfill(target, plan, progress=progress)
 
-    def _replace_target(self, existing: ColumnDef, expr: Expr, tdef: TableDef) -> writes.Target:
-        """Drop ``existing`` so that it can be redefined as ``expr`` (refusing cycles)."""
+    def _replace(self, existing: ColumnDef, expr: Expr, on_error: str,
+                 progress: bool) -> WriteResult:
+        """Redefine ``existing`` as ``expr``: a drop, then an add (two commits). If the add fails,
+        the previous version is restored, so the old column and its values come back."""
+        tdef = self._def()
         dependents = tdef.dependents({existing.col_id})
         if dependents:
             names = ", ".join(c.name for c in dependents)
@@ -267,8 +274,18 @@ class Table:
                 f"table {self._name!r}: cannot replace {existing.name!r}: computed columns "
                 f"{names} depend on it (a new definition could form a cycle); drop them first"
             )
-        self._drop([existing])
-        return self._target()
+        if existing.col_id in expr.column_ids():
+            raise DependencyError(
+                f"table {self._name!r}: the new definition of {existing.name!r} refers to "
+                f"{existing.name!r} itself (a cycle)"
+            )
+        before = self._drop([existing]) - 1
+        try:
+            return self.add_computed_column(on_error=on_error, progress=progress,
+                                            **{existing.name: expr})
+        except BaseException:
+            self.revert(to=before)
+            raise
 
     def drop_column(self, name: str, *, cascade: bool = False) -> int:
         """Drop a column. Refused if computed columns depend on it, unless ``cascade=True``,
@@ -392,6 +409,23 @@ def _value_expr(value: Any, column: ColumnDef, table: str) -> Expr:
     return _literal(coerced)
 
 
+def _check_refs(expr: Expr | None, tdef: TableDef, table: str) -> None:
+    """Refuse column references that are not columns of this table as it is now (a column of
+    another table, or a dropped one): references are resolved by column id."""
+    if expr is None:
+        return
+    for node in expr.walk():
+        if not isinstance(node, ColumnRef):
+            continue
+        found = next((c for c in tdef.columns if c.col_id == node.col_id), None)
+        if found is None or found.name != node.name or not found.type.same_kind(node.type):
+            known = ", ".join(c.name for c in tdef.columns) or "none"
+            raise ColumnNotFoundError(
+                f"table {table!r} has no column {node.name!r} (columns: {known}); an "
+                "expression may only use this table's current columns"
+            )
+
+
 def _check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise TypeMismatchError(f"{param} must be one of {', '.join(map(repr, allowed))}, "
@@ -399,7 +433,7 @@ def _check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _check_column_name(name: str, table: str) -> None:
-    if not name.isidentifier() or name.startswith("_"):
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
         raise InvalidNameError(
             f"table {table!r}: {name!r} is not a valid column name (use letters, digits and "
             "underscores, not starting with a digit or an underscore)"

@@ -125,6 +125,8 @@ class IntType(ColumnType):
         if isinstance(value, bool | np.bool_):
             raise TypeError(f"expected an integer, got {_describe(value)}")
         if isinstance(value, int | np.integer):
+            if not -(2**63) <= int(value) < 2**63:
+                raise TypeError(f"{int(value)} is out of range for a 64-bit Int")
             return int(value)
         raise TypeError(f"expected an integer, got {_describe(value)}")
 
@@ -235,6 +237,10 @@ class ArrayType(ColumnType):
             raise TypeMismatchError(
                 f"unsupported array dtype {self.dtype!r}; use one of {sorted(_ARRAY_DTYPES)}"
             )
+        if self.shape is not None and any(d is not None and d < 1 for d in self.shape):
+            raise TypeMismatchError(
+                f"array shape {self.shape}: each dimension must be a positive integer or None"
+            )
 
     def __getitem__(self, spec: Any) -> ArrayType:
         """``lh.Array[(3,), "float32"]`` or ``lh.Array[(None, 2), lh.Int]``."""
@@ -326,7 +332,10 @@ def from_python_type(py_type: Any) -> ColumnType | None:
     """The logical type for a Python annotation (``str`` -> String), or None if unknown."""
     if isinstance(py_type, ColumnType):
         return py_type
-    return _PYTHON_TYPES.get(getattr(py_type, "__origin__", py_type))
+    try:
+        return _PYTHON_TYPES.get(getattr(py_type, "__origin__", py_type))
+    except TypeError:  # unhashable, such as [lh.Int]: not a type
+        return None
 
 
 def parse_type(spec: Any, *, column: str) -> ColumnType:

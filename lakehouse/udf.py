@@ -46,7 +46,8 @@ class UDF:
             batched=self.batched,
             batch_size=batch_size or 1024,
             fingerprint=fingerprint(fn),
-            null_safe=tuple(_accepts_none(hints.get(p)) for p in self.signature.parameters),
+            null_safe=tuple(_accepts_none(_list_element(hints.get(p)) if self.batched
+                                          else hints.get(p)) for p in self.signature.parameters),
         ))
         functools.update_wrapper(self, fn)
 
@@ -140,6 +141,14 @@ def _strip_optional(hint: Any) -> Any:
         rest = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(rest) == 1:
             return rest[0]
+    return hint
+
+
+def _list_element(hint: Any) -> Any:
+    """The element hint of a batched parameter: ``str | None`` for ``list[str | None]``."""
+    if typing.get_origin(hint) is list:
+        (element,) = typing.get_args(hint) or (None,)
+        return element
     return hint
 
 

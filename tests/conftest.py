@@ -190,7 +190,7 @@ def lakehouse_root(backend: str, request: pytest.FixtureRequest, tmp_path: Path)
     storage options, and the AWS_* variables set so subprocesses and env-based code reach it too.
     """
     if backend == "local":
-        path = tmp_path / "lakehouse"
+        path = tmp_path / "lakehouse_root"  # not "lakehouse": it would shadow the package in cwd
         path.mkdir()
         return Root(uri=str(path), storage_options=None)
     if backend == "s3":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
@@ -41,6 +42,7 @@ class RowErrors:
 
     types: list[str | None]
     messages: list[str | None]
+    first: int | None = None  # the first failing row, kept so no one scans ``types`` for it
 
     @staticmethod
     def empty(n: int) -> RowErrors:
@@ -50,6 +52,8 @@ class RowErrors:
         if self.types[row] is None:
             self.types[row] = type(exc).__name__
             self.messages[row] = str(exc)
+            if self.first is None or row < self.first:
+                self.first = row
 
     def count(self) -> int:
         return sum(t is not None for t in self.types)
@@ -122,13 +126,15 @@ class Plan:
         Returns the extended frame and the number of rows with at least one error.
         """
         ctx = Context(names=self.tdef.names(), error_names=self.tdef.error_names())
-        failed = [False] * df.height
+        failed: set[int] = set()  # rows with an error in a column that keeps errors
         for target in self.targets:
             errors = RowErrors.empty(df.height)
             df = self._run_python_calls(target, df, ctx, errors, row_offset)
             try:
-                values = df.select(to_polars(target.expr, ctx).alias(target.column.name))
-                series = values.to_series().cast(target.column.type.polars_type())
+                # with_columns (not select) so that a literal broadcasts to every row
+                values = df.with_columns(to_polars(target.expr, ctx).alias(target.column.name))
+                series = values.get_column(target.column.name).cast(
+                    target.column.type.polars_type())
             except Exception as exc:
                 msg = (f"table {self.table!r}: computed column {target.column.name!r} "
                        f"({target.expr!r}) failed: {type(exc).__name__}: {exc}")
@@ -141,18 +147,20 @@ class Plan:
                     pl.Series(error_column(target.column.col_id, "errormsg"), errors.messages,
                               dtype=pl.String),
                 )
-                for i, t in enumerate(errors.types):
-                    failed[i] = failed[i] or t is not None
-        return df.drop([c for c in df.columns if c.startswith("__call")]), sum(failed)
+                if errors.first is not None:  # else no row failed: skip scanning the batch
+                    failed.update(i for i, t in enumerate(errors.types) if t is not None)
+        return df.drop([c for c in df.columns if c.startswith("__call")]), len(failed)
 
     def _run_python_calls(self, target: Target, df: pl.DataFrame, ctx: Context,
                           errors: RowErrors, row_offset: int) -> pl.DataFrame:
         for call in needs_python(target.expr):
             fn = self.functions[call.fn]
-            args = [df.select(to_polars(a, ctx)).to_series().to_list() for a in call.args]
-            results = _apply(fn, args, df.height, errors)
+            series = [df.select(to_polars(a, ctx)).to_series() for a in call.args]
+            args = [s.to_list() for s in series]
+            nulls = [s.null_count() > 0 for s in series]
+            results = _apply(fn, args, df.height, errors, nulls)
             arrow = _to_arrow(results, call, errors)
-            first = next((i for i, t in enumerate(errors.types) if t is not None), None)
+            first = errors.first
             if first is not None and target.column.on_error == "abort":
                 msg = (f"table {self.table!r}: computed column {target.column.name!r} failed on "
                        f"row {row_offset + first}: {call.fn} raised {errors.types[first]}: "
@@ -165,46 +173,62 @@ class Plan:
         return df
 
 
-def _apply(fn: Function, args: list[list[Any]], n: int, errors: RowErrors) -> list[Any]:
-    """Run ``fn`` over ``n`` rows; failing rows give None and are recorded in ``errors``."""
+def _apply(fn: Function, args: list[list[Any]], n: int, errors: RowErrors,
+           nulls: list[bool] | None = None) -> list[Any]:
+    """Run ``fn`` over ``n`` rows; failing rows give None and are recorded in ``errors``.
+
+    A row with a null for a parameter that does not accept None (not annotated Optional) gets
+    null without a call, for row and batched UDFs alike. Each row is passed to the function once,
+    except that a failing batch is re-run one row at a time to find the failing rows.
+    ``nulls`` says per argument whether it holds any null (found by scanning when not given).
+    """
+    null_safe = fn.null_safe or (True,) * len(args)
+    if nulls is None:
+        nulls = [None in a for a in args]
+    checked = [a for a, ok, has in zip(args, null_safe, nulls, strict=False) if not ok and has]
+    rows: Sequence[int] = range(n)
+    if checked:  # only then look for the rows to skip, one by one
+        rows = [i for i in rows if all(a[i] is not None for a in checked)]
+    out: list[Any] = [None] * n
     if fn.batched:
-        out: list[Any] = []
         size = fn.batch_size
-        for start in range(0, n, size):
-            chunk = [a[start:start + size] for a in args]
+        for start in range(0, len(rows), size):
+            idx = rows[start:start + size]
             try:
-                result = list(fn.python(*chunk))
-                if len(result) != len(chunk[0] if chunk else []):
-                    raise ValueError(f"returned {len(result)} values for {len(chunk[0])} rows")
-                out.extend(result)
+                result = list(fn.python(*[[a[i] for i in idx] for a in args]))
+                if len(result) != len(idx):
+                    raise ValueError(f"returned {len(result)} values for {len(idx)} rows")
             except Exception:
                 # isolate the failing rows by running the chunk one row at a time
-                for i in range(len(chunk[0]) if chunk else 0):
+                for i in idx:
                     try:
-                        out.extend(fn.python(*[[a[i]] for a in chunk]))
+                        single = list(fn.python(*[[a[i]] for a in args]))
+                        if len(single) != 1:
+                            raise ValueError(f"returned {len(single)} values for 1 row")
+                        out[i] = single[0]
                     except Exception as exc:
-                        errors.record(start + i, exc)
-                        out.append(None)
+                        errors.record(i, exc)
+                continue
+            for i, value in zip(idx, result, strict=True):
+                out[i] = value
         return out
+    # map() calls the function in C, once per row; when a call raises, the rows before it are
+    # already in ``results`` (list.extend keeps them) and map() goes on from the next row
     python = fn.python
-    null_safe = fn.null_safe or (True,) * len(args)
-    rows = list(zip(*args, strict=True)) if args else [()] * n
-    skip_nulls = not all(null_safe) and any(None in a for a in args)
-    if not skip_nulls:
+    sources = args if len(rows) == n else [[a[i] for i in rows] for a in args]
+    calls = map(python, *sources) if args else map(lambda _: python(), rows)
+    results: list[Any] = []
+    while True:
         try:
-            return [python(*row) for row in rows]
-        except Exception:
-            pass  # fall through to the row-by-row path to find and record the failing rows
-    out = []
-    for i, row in enumerate(rows):
-        if skip_nulls and any(v is None and not ok for v, ok in zip(row, null_safe, strict=False)):
-            out.append(None)
-            continue
-        try:
-            out.append(python(*row))
+            results.extend(calls)
+            break
         except Exception as exc:
-            errors.record(i, exc)
-            out.append(None)
+            errors.record(rows[len(results)], exc)
+            results.append(None)
+    if len(rows) == n:
+        return results
+    for i, value in zip(rows, results, strict=True):
+        out[i] = value
     return out
 
 

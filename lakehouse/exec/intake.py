@@ -44,7 +44,8 @@ def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table
         for batch in data:
             yield pa.Table.from_batches([batch])
         return
-    if isinstance(data, list) and all(isinstance(row, Mapping) for row in data):
+    # a list holding any dict is a list of rows; validation names a row that is not a dict
+    if isinstance(data, list) and (not data or any(isinstance(row, Mapping) for row in data)):
         for start in range(0, max(len(data), 1), chunk_rows):
             yield data[start:start + chunk_rows]
         return
@@ -72,16 +73,18 @@ def validate(chunk: pa.Table | list[dict], tdef: TableDef, table: str,
     return _from_arrow(chunk, tdef, table, row_offset)
 
 
-def _check_names(names: Iterable[str], tdef: TableDef, table: str) -> None:
+def _check_names(names: Iterable[str], tdef: TableDef, table: str,
+                 row: int | None = None) -> None:
+    at = "" if row is None else f", row {row}"
     for name in names:
         if not tdef.has(name):
             known = ", ".join(c.name for c in tdef.base_columns())
             raise ColumnNotFoundError(
-                f"table {table!r} has no column {name!r} (insertable columns: {known})"
+                f"table {table!r} has no column {name!r}{at} (insertable columns: {known})"
             )
         if tdef.get(name, table).is_computed:
             raise TypeMismatchError(
-                f"table {table!r}: column {name!r} is computed and cannot be inserted into"
+                f"table {table!r}: column {name!r}{at} is computed and cannot be inserted into"
             )
 
 
@@ -90,8 +93,10 @@ def _from_rows(rows: list[dict], tdef: TableDef, table: str, row_offset: int) ->
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise TypeMismatchError(f"table {table!r}: row {row_offset + i} is not a dict: {row!r}")
-        names.update(row)
-    _check_names(names, tdef, table)
+        new = [name for name in row if name not in names]
+        if new:  # check each name at the first row that uses it, so the error names that row
+            _check_names(new, tdef, table, row_offset + i)
+            names.update(new)
     arrays, fields = [], []
     for column in tdef.base_columns():
         values = []
@@ -137,26 +142,34 @@ def _convert(arr: pa.ChunkedArray, ct: T.ColumnType, table: str, column: str,
              row_offset: int) -> pa.ChunkedArray:
     target = ct.arrow_type()
     source = arr.type
-    if source == target:
+    if source == target and ct.kind != "json":  # JSON text must still be parsed to be checked
         return arr
     if ct.kind == "json" or not _safe_cast(source, target):
-        # slow path: validate each value in Python, which also finds the first bad row
-        values = arr.to_pylist()
-        if ct.kind == "json" and _is_string(source):
-            values = [_parse_json(v, table, column, row_offset + i) for i, v in enumerate(values)]
-        out = []
-        for i, value in enumerate(values):
-            try:
-                out.append(None if value is None else ct.coerce(value))
-            except TypeError as exc:
-                msg = f"table {table!r}: column {column!r}, row {row_offset + i}: {exc}"
-                raise TypeMismatchError(msg) from None
-        return pa.chunked_array([pa.array(out, type=target)], type=target)
+        return _convert_values(arr, ct, table, column, row_offset)
     try:
         return arr.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        # name the first bad row if Python finds one (say, a list of the wrong length)
+        _convert_values(arr, ct, table, column, row_offset)
         msg = f"table {table!r}: column {column!r} ({source}) cannot be stored as {ct}: {exc}"
         raise TypeMismatchError(msg) from None
+
+
+def _convert_values(arr: pa.ChunkedArray, ct: T.ColumnType, table: str, column: str,
+                    row_offset: int) -> pa.ChunkedArray:
+    """The slow path: validate each value in Python, which also finds the first bad row."""
+    target = ct.arrow_type()
+    values = arr.to_pylist()
+    if ct.kind == "json" and _is_string(arr.type):
+        values = [_parse_json(v, table, column, row_offset + i) for i, v in enumerate(values)]
+    out = []
+    for i, value in enumerate(values):
+        try:
+            out.append(None if value is None else ct.coerce(value))
+        except TypeError as exc:
+            msg = f"table {table!r}: column {column!r}, row {row_offset + i}: {exc}"
+            raise TypeMismatchError(msg) from None
+    return pa.chunked_array([pa.array(out, type=target)], type=target)
 
 
 def _safe_cast(source: pa.DataType, target: pa.DataType) -> bool:

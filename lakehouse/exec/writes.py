@@ -161,8 +161,8 @@ def update(target: Target, values: dict[str, pl.Expr], plan: Plan | None,
 
 def delete(target: Target, predicate: str) -> WriteResult:
     ds = target.dataset
-    before = ds.count_rows()
-    removed = before - ds.count_rows(filter=f"NOT ({predicate})") if predicate != "true" else before
+    # count the rows where the predicate is true: NOT (p) would also skip rows where p is null
+    removed = ds.count_rows(filter=predicate) if predicate != "true" else ds.count_rows()
     if removed == 0:
         return WriteResult(0, 0, ds.version)
     _commit(target, lambda: ds.delete(predicate))

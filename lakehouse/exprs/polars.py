@@ -9,6 +9,7 @@ renamed since they were defined). Calls with a Polars form compile natively; cal
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from functools import singledispatch
 
 import polars as pl
@@ -74,7 +75,10 @@ def _(expr: ErrorInfo, ctx: Context) -> pl.Expr:
 def _(expr: Literal, ctx: Context) -> pl.Expr:
     if expr.value is None:
         return pl.lit(None)
-    return pl.lit(expr.value, dtype=expr.type.polars_type())
+    value = expr.value
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)  # Polars refuses other zones for a UTC dtype
+    return pl.lit(value, dtype=expr.type.polars_type())
 
 
 _BINARY = {
