@@ -135,6 +135,22 @@ class TableDef:
     def has(self, name: str) -> bool:
         return any(c.name == name for c in self.columns)
 
+    def check_refs(self, expr: Expr | None, table: str) -> None:
+        """Refuse column references that are not columns of this table as it is now (a column
+        of another table, or a dropped one): references are resolved by column id."""
+        if expr is None:
+            return
+        for node in expr.walk():
+            if not isinstance(node, ColumnRef):
+                continue
+            found = next((c for c in self.columns if c.col_id == node.col_id), None)
+            if found is None or found.name != node.name or not found.type.same_kind(node.type):
+                known = ", ".join(c.name for c in self.columns) or "none"
+                raise ColumnNotFoundError(
+                    f"table {table!r} has no column {node.name!r} (columns: {known}); an "
+                    "expression may only use this table's current columns"
+                )
+
     def next_id(self) -> int:
         return max((c.col_id for c in self.columns), default=-1) + 1
 

@@ -157,16 +157,23 @@ class Query:
 
     def count(self) -> int:
         """The number of matching rows, counted by Lance where the filter allows."""
-        ds, tdef = self.table._snapshot()
+        ds, tdef = self._checked_snapshot()
         flt = Filter.split(self.condition, tdef)
         if flt.residual is None:
             return ds.count_rows(filter=flt.sql) if flt.sql else ds.count_rows()
         return sum(f.height for f in scan_frames(ds, tdef, self.table.name, self.condition,
                                                  [ROW_KEY]))
 
+    def _checked_snapshot(self) -> tuple[lance.LanceDataset, TableDef]:
+        ds, tdef = self.table._snapshot()
+        for expr in (self.condition, *(e for e, _ in self.ordering),
+                     *(e for _, e in self.outputs or ())):
+            tdef.check_refs(expr, self.table.name)
+        return ds, tdef
+
     def collect(self) -> pl.DataFrame:
         """Run the query and return a Polars DataFrame."""
-        ds, tdef = self.table._snapshot()
+        ds, tdef = self._checked_snapshot()
         outputs = list(self.outputs) if self.outputs is not None else \
             [(c.name, c.ref()) for c in tdef.columns]
         # order keys that are plain columns sort directly; others become temporary columns
@@ -196,7 +203,7 @@ class Query:
     def scan(self) -> pl.LazyFrame:
         """A lazy Polars frame over the Lance dataset; Polars pushes projections and filters into
         the scan. Expressions that need Python UDFs are not allowed here: use collect()."""
-        ds, tdef = self.table._snapshot()
+        ds, tdef = self._checked_snapshot()
         # pin the version: given a dataset alone, Polars reads the latest version, which breaks
         # t.at(n).scan() and could disagree with the column names of this snapshot
         lf = pl.scan_lance(ds, version=ds.version)

@@ -159,7 +159,7 @@ class Table:
                     "depends on instead"
                 )
             expr = _value_expr(value, column, self._name)
-            _check_refs(expr, tdef, self._name)
+            tdef.check_refs(expr, self._name)
             reads.append(expr)
             new_values[name] = to_polars(expr, ctx).cast(column.type.polars_type(), strict=True)
         changed_ids = {tdef.get(n, self._name).col_id for n in values}
@@ -171,14 +171,14 @@ class Table:
         if plan is not None:
             needed += plan.read_columns
         needed = list(dict.fromkeys(needed))
-        _check_refs(where, tdef, self._name)
+        tdef.check_refs(where, self._name)
         scan = scan_frames(target.dataset, tdef, self._name, where, needed)
         return writes.update(target, new_values, plan, scan, progress=progress)
 
     def delete(self, where: Expr | None = None) -> WriteResult:
         """Delete the rows matching ``where`` (all rows if None), in one commit."""
         target = self._target()
-        _check_refs(where, target.tdef, self._name)
+        target.tdef.check_refs(where, self._name)
         flt = Filter.split(where, target.tdef)
         if flt.residual is None:
             predicate = flt.sql or "true"
@@ -241,7 +241,7 @@ class Table:
         _check_column_name(name, self._name)
         target = self._target()
         tdef = target.tdef
-        _check_refs(expr, tdef, self._name)
+        tdef.check_refs(expr, self._name)
         if tdef.has(name):
             existing = tdef.get(name, self._name)
             if if_exists == "ignore":
@@ -407,23 +407,6 @@ def _value_expr(value: Any, column: ColumnDef, table: str) -> Expr:
     if column.type.kind in ("json", "array"):
         return Literal(coerced, column.type)
     return _literal(coerced)
-
-
-def _check_refs(expr: Expr | None, tdef: TableDef, table: str) -> None:
-    """Refuse column references that are not columns of this table as it is now (a column of
-    another table, or a dropped one): references are resolved by column id."""
-    if expr is None:
-        return
-    for node in expr.walk():
-        if not isinstance(node, ColumnRef):
-            continue
-        found = next((c for c in tdef.columns if c.col_id == node.col_id), None)
-        if found is None or found.name != node.name or not found.type.same_kind(node.type):
-            known = ", ".join(c.name for c in tdef.columns) or "none"
-            raise ColumnNotFoundError(
-                f"table {table!r} has no column {node.name!r} (columns: {known}); an "
-                "expression may only use this table's current columns"
-            )
 
 
 def _check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
