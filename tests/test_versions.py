@@ -1,0 +1,211 @@
+"""Versions: one version per call, history(), read-only at(n) and "name:N", revert()."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+import lakehouse as lh
+
+HISTORY_SCHEMA = {
+    "version": pl.Int64, "operation": pl.String, "rows_added": pl.Int64,
+    "rows_changed": pl.Int64, "rows_removed": pl.Int64, "total_rows": pl.Int64,
+}
+
+
+def _rows(t) -> list[tuple]:
+    return sorted(t.to_polars().rows(), key=repr)
+
+
+@pytest.fixture
+def evolved(db):
+    """A table taken through one call of each kind; returns (table, snapshots by version)."""
+    t = db.create_table("t", {"s": lh.String, "n": lh.Int})
+    snaps = {t.version: (t.columns(), _rows(t))}
+    steps = [
+        lambda: t.insert([{"s": f"s{i}", "n": i} for i in range(5)], progress=False).version,
+        lambda: t.update({"n": t.n + 10}, where=t.n >= 3, progress=False).version,
+        lambda: t.delete(where=t.n == 0).version,
+        lambda: t.add_column(note=lh.String),
+        lambda: t.add_computed_column(n2=t.n * 2, progress=False).version,
+        lambda: t.drop_column("note"),
+        lambda: t.rename_column("s", "label"),
+    ]
+    for step in steps:
+        before = t.version
+        returned = step()
+        assert returned == before + 1 == t.version
+        snaps[t.version] = (t.columns(), _rows(t))
+    return t, snaps
+
+
+def test_each_call_makes_exactly_one_version(evolved):
+    t, snaps = evolved
+    assert t.version == 8
+    assert sorted(snaps) == list(range(1, 9))
+    assert snaps[8] == (["label", "n", "n2"],
+                        [("s1", 1, 2), ("s2", 2, 4), ("s3", 13, 26), ("s4", 14, 28)])
+
+
+def test_history_rows_and_operations(evolved):
+    t, _ = evolved
+    h = t.history()
+    assert isinstance(h, pl.DataFrame)
+    assert h.columns == ["version", "time", "operation", "rows_added", "rows_changed",
+                         "rows_removed", "total_rows"]
+    assert {k: h.schema[k] for k in HISTORY_SCHEMA} == HISTORY_SCHEMA
+    assert isinstance(h.schema["time"], pl.Datetime)
+    assert h.get_column("version").to_list() == list(range(1, 9))
+    assert h.get_column("operation").to_list() == [
+        "create", "insert", "update", "delete", "add column", "add column", "schema change",
+        "schema change",
+    ]
+    counts = h.select("version", "rows_added", "rows_removed", "total_rows").rows()
+    assert counts == [
+        (1, 0, 0, 0), (2, 5, 0, 5), (3, 0, 0, 5), (4, 0, 1, 4), (5, 0, 0, 4), (6, 0, 0, 4),
+        (7, 0, 0, 4), (8, 0, 0, 4),
+    ]
+    changed = dict(h.select("version", "rows_changed").rows())
+    assert changed[1] == changed[2] == changed[4] == 0
+    assert changed[3] == 2  # the update rewrote two rows
+    assert changed[6] == 4  # the computed column was filled for the four rows
+    assert changed[7] == changed[8] == 0  # drop and rename touch no values
+    # every version's total matches what reading that version gives
+    for version, total in h.select("version", "total_rows").rows():
+        assert t.at(version).count() == total
+    times = h.get_column("time").to_list()
+    assert times == sorted(times)
+    now = dt.datetime.now(dt.UTC)
+    last = times[-1] if times[-1].tzinfo else times[-1].replace(tzinfo=dt.UTC)
+    assert abs(now - last) < dt.timedelta(minutes=10)
+
+
+def test_at_is_read_only_and_shows_that_version(evolved):
+    t, snaps = evolved
+    for version, (columns, rows) in snaps.items():
+        old = t.at(version)
+        assert old.version == version
+        assert old.is_read_only
+        assert old.columns() == columns
+        assert _rows(old) == rows
+    v2 = t.at(2)
+    assert v2.columns() == ["s", "n"]  # n2 and the rename came later
+    assert v2.to_polars().schema == pl.Schema({"s": pl.String, "n": pl.Int64})
+    with pytest.raises(AttributeError):
+        _ = v2.n2
+    assert sorted(v2.where(v2.n >= 3).collect().get_column("n").to_list()) == [3, 4]
+    assert v2.count() == 5
+    assert sorted(v2.scan().collect().get_column("n").to_list()) == [0, 1, 2, 3, 4]
+    v6 = t.at(6)
+    assert v6.columns() == ["s", "n", "note", "n2"]
+    assert sorted(v6.select(v6.s, v6.n2).collect().rows()) == \
+        [("s1", 2), ("s2", 4), ("s3", 26), ("s4", 28)]
+
+
+def test_at_does_not_follow_later_writes(evolved):
+    t, snaps = evolved
+    old = t.at(8)
+    t.insert({"label": "new", "n": 100}, progress=False)
+    assert t.version == 9 and t.count() == 5
+    assert old.version == 8 and old.count() == 4
+    assert _rows(old) == snaps[8][1]
+
+
+def test_old_versions_refuse_writes(evolved, db):
+    t, _ = evolved
+    for old in (t.at(3), db.get_table("t:3")):
+        writes = [
+            lambda o=old: o.insert([{"s": "x", "n": 1}], progress=False),
+            lambda o=old: o.update({"n": 1}, progress=False),
+            lambda o=old: o.delete(where=o.n == 1),
+            lambda o=old: o.add_column(extra=lh.Int),
+            lambda o=old: o.add_computed_column(m=o.n + 1, progress=False),
+            lambda o=old: o.drop_column("n"),
+            lambda o=old: o.rename_column("n", "m"),
+            lambda o=old: o.revert(),
+        ]
+        for write in writes:
+            with pytest.raises(lh.ReadOnlyError, match="'t'"):
+                write()
+    assert t.version == 8
+
+
+def test_get_table_with_version(evolved, db):
+    t, snaps = evolved
+    old = db.get_table("t:4")
+    assert old.is_read_only and old.version == 4
+    assert old.columns() == snaps[4][0]
+    assert _rows(old) == snaps[4][1]
+    latest = db.get_table("t")
+    assert not latest.is_read_only and latest.version == 8
+    with pytest.raises(lh.VersionNotFoundError):
+        db.get_table("t:999")
+    with pytest.raises(lh.InvalidNameError):
+        db.get_table("t:abc")
+
+
+def test_handles_follow_the_latest_version(db):
+    t = db.create_table("t", {"n": lh.Int})
+    other = db.get_table("t")
+    t.insert([{"n": 1}, {"n": 2}], progress=False)
+    assert other.version == t.version == 2
+    assert other.count() == 2
+    other.add_computed_column(m=other.n * 10, progress=False)
+    assert t.columns() == ["n", "m"]
+    assert sorted(t.collect().get_column("m").to_list()) == [10, 20]
+
+
+def test_revert_to_previous(evolved):
+    t, snaps = evolved
+    new_version = t.revert()
+    assert new_version == t.version == 9
+    assert (t.columns(), _rows(t)) == snaps[7]  # before the rename
+    assert t.history().get_column("operation").to_list()[-1] == "revert"
+    # the reverted-over version is still in the history
+    assert t.at(8).columns() == ["label", "n", "n2"]
+    assert _rows(t.at(8)) == snaps[8][1]
+    # and the previous version of *this* one is version 8
+    assert t.revert() == 10
+    assert (t.columns(), _rows(t)) == snaps[8]
+
+
+def test_revert_to_version(evolved):
+    t, snaps = evolved
+    assert t.revert(to=2) == 9
+    assert (t.columns(), _rows(t)) == snaps[2]
+    h = t.history()
+    assert h.height == 9
+    last = h.row(-1, named=True)
+    assert last["version"] == 9 and last["operation"] == "revert"
+    assert last["total_rows"] == 5
+    # the table is writable again at that shape
+    result = t.insert([{"s": "s9", "n": 9}], progress=False)
+    assert result.version == 10
+    assert t.count() == 6
+    # reverting to a version that has a computed column brings its definition back
+    assert t.revert(to=6) == 11
+    assert t.columns() == ["s", "n", "note", "n2"]
+    t.insert([{"s": "z", "n": 50}], progress=False)
+    assert t.where(t.s == "z").select(t.n2).collect().item() == 100
+
+
+def test_revert_to_a_bad_version(evolved):
+    t, _ = evolved
+    for bad in (0, -1, 9, 999):
+        with pytest.raises(lh.VersionNotFoundError, match="'t'"):
+            t.revert(to=bad)
+    assert t.version == 8
+    for bad in (0, 999):
+        with pytest.raises(lh.VersionNotFoundError, match="'t'"):
+            t.at(bad)
+
+
+def test_revert_of_a_new_table_has_nothing_to_go_back_to(db):
+    t = db.create_table("t", {"n": lh.Int})
+    with pytest.raises(lh.VersionNotFoundError):
+        t.revert()
+    assert t.version == 1
+    with pytest.raises(lh.VersionNotFoundError):
+        t.at(999)
