@@ -58,7 +58,8 @@ class ColumnDef:
                                 "type": self.type.to_json()}
         if self.expr_json is not None:
             meta["computed"] = {"expr": self.expr_json, "on_error": self.on_error}
-        out = [pa.field(self.name, self.type.arrow_type(), metadata={FIELD_KEY: json.dumps(meta)})]
+        out = [pa.field(self.name, self.type.arrow_type(), nullable=self.type.nullable,
+                        metadata={FIELD_KEY: json.dumps(meta)})]
         if self.keeps_errors:
             for kind in ("errortype", "errormsg"):
                 info = json.dumps({"format": FORMAT_VERSION, "role": kind, "of": self.col_id})

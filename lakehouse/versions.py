@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import lance
@@ -26,11 +27,12 @@ def history(ds: lance.LanceDataset) -> pl.DataFrame:
     versions = ds.versions()
     transactions = ds.get_transactions(len(versions))
     rows: list[dict[str, Any]] = []
-    previous_total = 0
+    previous_total = previous_files = 0
     transactions_by_version = dict(zip(
         [v["version"] for v in reversed(versions)], transactions, strict=False))
     for v in versions:
         total = int(v["metadata"].get("total_rows", 0))
+        files = int(v["metadata"].get("total_data_files", 0))
         tx = transactions_by_version.get(v["version"])
         op_name = type(tx.operation).__name__ if tx is not None else "unknown"
         operation = _OPERATIONS.get(op_name, op_name.lower())
@@ -42,13 +44,14 @@ def history(ds: lance.LanceDataset) -> pl.DataFrame:
         if op_name == "Update":
             rewritten = sum(f.physical_rows for f in tx.operation.new_fragments)
             changed = rewritten - added
-        elif op_name == "Merge":
+        elif op_name == "Merge" and files > previous_files:  # new column files were written
             changed = total
-        rows.append({"version": v["version"], "time": v["timestamp"], "operation": operation,
+        rows.append({"version": v["version"], "time": v["timestamp"].astimezone(dt.UTC),
+                     "operation": operation,
                      "rows_added": added, "rows_changed": changed, "rows_removed": removed,
                      "total_rows": total})
-        previous_total = total
-    schema = {"version": pl.Int64, "time": pl.Datetime("us"), "operation": pl.String,
+        previous_total, previous_files = total, files
+    schema = {"version": pl.Int64, "time": pl.Datetime("us", "UTC"), "operation": pl.String,
               "rows_added": pl.Int64, "rows_changed": pl.Int64, "rows_removed": pl.Int64,
               "total_rows": pl.Int64}
     return pl.DataFrame(rows, schema=schema)

@@ -249,7 +249,8 @@ def run_python(tmp_path: Path) -> RunPython:
         timeout: float = 300,
     ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code), *args],
+            # -P: do not put the cwd on sys.path, where a folder could shadow a package
+            [sys.executable, "-P", "-c", textwrap.dedent(code), *args],
             env=_child_env(env),
             cwd=cwd if cwd is not None else tmp_path,
             capture_output=True,

@@ -209,3 +209,23 @@ def test_revert_of_a_new_table_has_nothing_to_go_back_to(db):
     assert t.version == 1
     with pytest.raises(lh.VersionNotFoundError):
         t.at(999)
+
+
+def test_history_counts_no_changed_rows_for_an_empty_column_and_uses_utc(db):
+    t = db.create_table("h", {"n": lh.Int})
+    t.insert([{"n": 1}, {"n": 2}], progress=False)
+    t.add_column(note=lh.String)
+    t.add_computed_column(m=t.n * 2, progress=False)
+    hist = t.history()
+    assert hist["operation"].to_list()[-2:] == ["add column", "add column"]
+    assert hist["rows_changed"].to_list()[-2:] == [0, 2]  # only the computed one wrote values
+    assert hist.schema["time"] == pl.Datetime("us", "UTC")
+
+
+def test_required_columns_are_not_nullable_in_arrow(db):
+    t = db.create_table("r", {"n": lh.Required(lh.Int), "s": lh.String})
+    import lance
+
+    ds = lance.dataset(t.uri, storage_options=db._location.storage_options or None)
+    assert not ds.schema.field("n").nullable
+    assert ds.schema.field("s").nullable
