@@ -49,8 +49,8 @@ def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table
         for start in range(0, max(len(data), 1), chunk_rows):
             yield data[start:start + chunk_rows]
         return
-    if isinstance(data, Iterable) and not isinstance(data, str | bytes | list):
-        # an iterator of batches: stream it, one chunk at a time
+    if isinstance(data, Iterable) and not isinstance(data, str | bytes):
+        # an iterator (or list) of batches: stream it, one chunk at a time
         for part in data:
             if isinstance(part, Mapping):
                 raise TypeMismatchError(
