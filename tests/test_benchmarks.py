@@ -1,0 +1,77 @@
+"""Smoke tests for benchmarks/: each script runs end to end on a small input and writes its JSON.
+
+They keep the scripts from rotting as the API changes; the figures themselves are not asserted
+(a loaded CI machine makes them noise), only that every operation was measured on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+INGEST_OPERATIONS = {
+    "insert": ("rows/s", "ratio"),
+    "backfill_vectorised": ("rows/s", "ratio"),
+    "backfill_row_udf": ("rows/s", "ratio"),
+    "count": ("ms", "ms"),
+    "collect_filtered": ("ms", "ms"),
+    "collect_filtered_btree": ("ms", "ms"),
+    "insert_1k": ("ms", None),
+}
+
+
+@pytest.mark.parametrize("input_kind", ["arrow", "polars"])
+def test_ingest_benchmark_runs_and_writes_every_operation(tmp_path: Path, input_kind: str) -> None:
+    out = tmp_path / "results" / "ingest.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "ingest.py"), "--rows", "20000", "--repeat", "1",
+         "--calls", "3", "--input", input_kind, "--out", str(out), "--root", str(scratch)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+
+    assert report["benchmark"] == "ingest"
+    assert (report["rows"], report["repeat"], report["calls"]) == (20000, 1, 3)
+    assert report["input"] == {"arrow": "pyarrow.Table", "polars": "polars.DataFrame"}[input_kind]
+    assert report["machine"]["cpu_count"] >= 1
+    assert set(report["machine"]["versions"]) == {"lakehouse", "pylance", "pyarrow", "polars",
+                                                  "numpy"}
+    ops = report["operations"]
+    assert set(ops) == set(INGEST_OPERATIONS)
+    for name, (unit, target_kind) in INGEST_OPERATIONS.items():
+        entry = ops[name]
+        assert entry["unit"] == unit, name
+        assert entry["lakehouse"] > 0 and entry["raw_lance"] > 0, name
+        if unit == "rows/s":
+            assert len(entry["lakehouse_seconds"]) == len(entry["raw_lance_seconds"]) == 1
+            expected_ratio = entry["lakehouse"] / entry["raw_lance"]
+        else:
+            assert len(entry["lakehouse_ms"]) == len(entry["raw_lance_ms"]) == 3
+            expected_ratio = entry["raw_lance"] / entry["lakehouse"]
+        assert entry["ratio"] == pytest.approx(expected_ratio), name
+        assert entry["target_kind"] == (target_kind or "none"), name
+        if target_kind == "ratio":
+            assert entry["met"] is (entry["ratio"] >= entry["target_value"]), name
+        elif target_kind == "ms":
+            assert entry["target_value"] == 5.0
+            assert entry["met"] is (entry["lakehouse"] < 5.0), name
+        else:
+            assert entry["met"] is None, name
+    assert ops["collect_filtered_btree"]["extra"] is True
+    assert report["all_targets_met"] is all(
+        e["met"] for e in ops.values() if e["met"] is not None and not e["extra"])
+
+    # the printed table names every operation, and the scratch tables were removed
+    for label in ("insert", "backfill a * 2 + b", "backfill row UDF", "count()",
+                  "collect where a < 1000", "insert 1,000 rows"):
+        assert label in proc.stdout, proc.stdout
+    assert list(scratch.iterdir()) == []
