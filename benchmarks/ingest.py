@@ -21,7 +21,8 @@ Operations (lakehouse, then the raw Lance baseline):
                           ds.count_rows()
   collect_filtered        t.where(t.a < 1000).collect()
                           ds.to_table(columns=[a, b, s, c, u], filter="a < 1000")
-  collect_filtered_btree  the same after a Lance BTREE scalar index on a (both sides; extra)
+  collect_filtered_btree  the same after a BTREE index on a: t.add_index("a") /
+                          ds.create_scalar_index("a", "BTREE") (extra)
   insert_1k               t.insert(1,000 rows) into the table with c and u
                           compute c (pyarrow.compute) and u (the same Python function), then
                           lance.write_dataset(..., mode="append")
@@ -198,7 +199,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         lambda: raw_ds.to_table(columns=columns, filter=f"a < {FILTER_ROWS}"))
 
     log("BTREE scalar index on a (both sides), filtered collect again")
-    lance.dataset(t.uri).create_scalar_index("a", "BTREE")
+    t.add_index("a", kind="btree")
     raw_ds.create_scalar_index("a", "BTREE")
     raw_ds = lance.dataset(raw_ds.uri)
     check_same(t, raw_ds, columns)

@@ -22,6 +22,8 @@ from lakehouse.errors import (
     DirectoryNotFoundError,
     Error,
     FormatVersionError,
+    IndexExistsError,
+    IndexNotFoundError,
     InvalidNameError,
     ReadOnlyError,
     StorageError,
@@ -69,5 +71,5 @@ __all__ = [
     "DirectoryNotFoundError", "ColumnNotFoundError", "ColumnExistsError", "TypeMismatchError",
     "DependencyError", "ComputeError", "UDFNotFoundError", "UnsafeDefinitionError",
     "FormatVersionError", "ReadOnlyError", "StorageError", "ConcurrentWriteError",
-    "VersionNotFoundError", "UDFChangedWarning",
+    "VersionNotFoundError", "IndexExistsError", "IndexNotFoundError", "UDFChangedWarning",
 ]

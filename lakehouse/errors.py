@@ -77,3 +77,11 @@ class ConcurrentWriteError(Error, RuntimeError):
 
 class VersionNotFoundError(Error, KeyError):
     """The requested table version does not exist."""
+
+
+class IndexExistsError(Error, ValueError):
+    """The column already has an index of this kind."""
+
+
+class IndexNotFoundError(Error, KeyError):
+    """The column has no index of this kind."""

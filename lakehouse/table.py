@@ -18,6 +18,8 @@ from lakehouse.errors import (
     ColumnExistsError,
     ColumnNotFoundError,
     DependencyError,
+    IndexExistsError,
+    IndexNotFoundError,
     InvalidNameError,
     ReadOnlyError,
     TypeMismatchError,
@@ -36,6 +38,7 @@ from lakehouse.versions import history
 
 _ON_ERROR = ("abort", "ignore")
 _IF_EXISTS = ("error", "ignore", "replace")
+_INDEX_KINDS = ("btree", "bitmap")
 
 
 class Table:
@@ -322,6 +325,41 @@ class Table:
         target.dataset.alter_columns({"path": old, "name": new})
         return target.dataset.version
 
+    def add_index(self, column: str, *, kind: str = "btree", replace: bool = False) -> int:
+        """Index a scalar column so that filters on it read only matching rows (one commit).
+
+        ``kind``: ``"btree"`` (ranges and equality on many distinct values) or ``"bitmap"`` (few
+        distinct values). Rows inserted later are still found (Lance scans the unindexed part).
+        Returns the new version.
+        """
+        _check_choice("kind", kind, _INDEX_KINDS)
+        target = self._target()
+        col = target.tdef.get(column, self._name)
+        if col.type.kind not in ("string", "int", "float", "bool", "date", "timestamp"):
+            raise TypeMismatchError(
+                f"table {self._name!r}: column {column!r} is {col.type}; only scalar columns "
+                "take a scalar index"
+            )
+        name = f"{col.name}_{kind}"
+        if not replace and name in _index_names(target.dataset):
+            raise IndexExistsError(
+                f"table {self._name!r}: column {column!r} already has a {kind} index; pass "
+                "replace=True to rebuild it"
+            )
+        writes.commit(target, lambda: target.dataset.create_scalar_index(
+            column, kind.upper(), name=name, replace=replace))
+        return target.dataset.version
+
+    def drop_index(self, column: str, *, kind: str = "btree") -> int:
+        """Remove the index ``add_index(column, kind=kind)`` created. Returns the new version."""
+        target = self._target()
+        target.tdef.get(column, self._name)
+        name = f"{column}_{kind}"
+        if name not in _index_names(target.dataset):
+            raise IndexNotFoundError(f"table {self._name!r}: column {column!r} has no {kind} index")
+        target.dataset.drop_index(name)
+        return target.dataset.version
+
     # --- queries --------------------------------------------------------------------------------
     def _query(self) -> Query:
         return Query(self)
@@ -407,6 +445,10 @@ def _value_expr(value: Any, column: ColumnDef, table: str) -> Expr:
     if column.type.kind in ("json", "array"):
         return Literal(coerced, column.type)
     return _literal(coerced)
+
+
+def _index_names(ds: lance.LanceDataset) -> set[str]:
+    return {index.name for index in ds.describe_indices()}
 
 
 def _check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:

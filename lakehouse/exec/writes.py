@@ -83,7 +83,7 @@ def insert(target: Target, data: Any, *, progress: bool) -> WriteResult:
             return WriteResult(0, 0, target.dataset.version)
         failures = _Failures()
         reader = pa.RecordBatchReader.from_batches(schema, failures.guard(_chain(first, stream)))
-        ds = _commit(target, lambda: lance.write_dataset(
+        ds = commit(target, lambda: lance.write_dataset(
             reader, target.uri, schema=schema, mode="append",
             storage_options=target.storage_options or None,
             transaction_properties={"lakehouse.operation": "insert"},
@@ -119,7 +119,7 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
             return pa.RecordBatch.from_arrays(arrays, schema=output_schema)
 
         udf = lance.batch_udf(output_schema=output_schema)(failures.wrap(compute))
-        _commit(target, lambda: ds.add_columns(udf, read_columns=read or [ROW_KEY],
+        commit(target, lambda: ds.add_columns(udf, read_columns=read or [ROW_KEY],
                                                batch_size=BACKFILL_BATCH_ROWS), failures)
     return WriteResult(counts["rows"], counts["errors"], ds.version)
 
@@ -154,7 +154,7 @@ def update(target: Target, values: dict[str, pl.Expr], plan: Plan | None,
             return WriteResult(0, 0, ds.version)
         failures = _Failures()
         reader = pa.RecordBatchReader.from_batches(schema, failures.guard(_chain(first, stream)))
-        _commit(target, lambda: ds.merge_insert(ROW_KEY).when_matched_update_all().execute(reader),
+        commit(target, lambda: ds.merge_insert(ROW_KEY).when_matched_update_all().execute(reader),
                 failures)
     return WriteResult(counts["rows"], counts["errors"], ds.version)
 
@@ -165,7 +165,7 @@ def delete(target: Target, predicate: str) -> WriteResult:
     removed = ds.count_rows(filter=predicate) if predicate != "true" else ds.count_rows()
     if removed == 0:
         return WriteResult(0, 0, ds.version)
-    _commit(target, lambda: ds.delete(predicate))
+    commit(target, lambda: ds.delete(predicate))
     return WriteResult(removed, 0, ds.version)
 
 
@@ -208,7 +208,7 @@ def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa
     yield from rest
 
 
-def _commit(target: Target, action: Any, failures: _Failures | None = None) -> Any:
+def commit(target: Target, action: Any, failures: _Failures | None = None) -> Any:
     """Run a committing Lance call, turning its failures into lakehouse errors."""
     try:
         return action()

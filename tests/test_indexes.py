@@ -1,0 +1,57 @@
+"""Scalar indexes: add_index / drop_index, one commit each, and filters stay correct."""
+
+from __future__ import annotations
+
+import lance
+import pytest
+
+import lakehouse as lh
+
+
+@pytest.fixture
+def table(db):
+    t = db.create_table("t", {"a": lh.Int, "s": lh.String, "v": lh.Array[(2,), "float32"]})
+    t.insert([{"a": i, "s": f"k{i % 3}", "v": [i, i]} for i in range(300)], progress=False)
+    return t
+
+
+def _indices(t, db):
+    ds = lance.dataset(t.uri, storage_options=db._location.storage_options or None)
+    return {(i.name, i.index_type) for i in ds.describe_indices()}
+
+
+def test_add_index_is_one_commit_and_filters_use_it(table, db):
+    before = table.version
+    assert table.add_index("a") == before + 1
+    assert table.add_index("s", kind="bitmap") == before + 2
+    assert _indices(table, db) == {("a_btree", "BTree"), ("s_bitmap", "Bitmap")}
+    assert table.history()["operation"].to_list()[-2:] == ["index", "index"]
+    table.insert([{"a": 1000, "s": "new"}], progress=False)  # not in the index yet: still found
+    found = table.where(table.a >= 298).order_by(table.a).collect()
+    assert found["a"].to_list() == [298, 299, 1000]
+    assert table.where(table.s == "new").count() == 1
+    assert table.where(table.s == "k1").count() == 100
+
+
+def test_index_errors_leave_the_table_unchanged(table, db):
+    table.add_index("a")
+    version = table.version
+    with pytest.raises(lh.IndexExistsError, match="already has a btree index"):
+        table.add_index("a")
+    with pytest.raises(lh.ColumnNotFoundError, match="nope"):
+        table.add_index("nope")
+    with pytest.raises(lh.TypeMismatchError, match="kind"):
+        table.add_index("a", kind="hash")
+    with pytest.raises(lh.TypeMismatchError, match="scalar"):
+        table.add_index("v")
+    with pytest.raises(lh.IndexNotFoundError):
+        table.drop_index("s")
+    assert table.version == version
+    assert table.add_index("a", replace=True) == version + 1
+
+
+def test_drop_index(table, db):
+    table.add_index("a")
+    table.drop_index("a")
+    assert _indices(table, db) == set()
+    assert table.where(table.a == 7).count() == 1
