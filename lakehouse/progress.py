@@ -30,6 +30,19 @@ class _Bar:
         self._progress.update(self._task, advance=rows)  # type: ignore[attr-defined]
 
 
+def _rate_column() -> object:
+    """A rich column showing rows per second (built lazily, like the bar itself)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: object) -> Text:
+            speed = getattr(task, "speed", None)
+            return Text(f"{speed:,.0f} rows/s" if speed else "")
+
+    return RateColumn()
+
+
 @contextlib.contextmanager
 def report(description: str, *, enabled: bool, total: int | None = None,
            force: bool = False) -> Iterator[Reporter]:
@@ -48,8 +61,7 @@ def report(description: str, *, enabled: bool, total: int | None = None,
     )
 
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("rows"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
+               TextColumn("rows"), _rate_column(), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=Console(stderr=True, force_terminal=force or None),
                   transient=False) as progress:
         yield _Bar(progress, progress.add_task(description, total=total))
