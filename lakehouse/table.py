@@ -38,7 +38,7 @@ from lakehouse.versions import history
 
 _ON_ERROR = ("abort", "ignore")
 _IF_EXISTS = ("error", "ignore", "replace")
-_INDEX_KINDS = ("btree", "bitmap")
+_INDEX_KINDS = ("btree", "bitmap", "zonemap")
 
 
 class Table:
@@ -328,8 +328,10 @@ class Table:
     def add_index(self, column: str, *, kind: str = "btree", replace: bool = False) -> int:
         """Index a scalar column so that filters on it read only matching rows (one commit).
 
-        ``kind``: ``"btree"`` (ranges and equality on many distinct values) or ``"bitmap"`` (few
-        distinct values). Rows inserted later are still found (Lance scans the unindexed part).
+        ``kind``: ``"btree"`` (ranges and equality on many distinct values), ``"bitmap"`` (few
+        distinct values) or ``"zonemap"`` (min/max per block of rows: tiny and quick to build,
+        best when values arrive roughly sorted, such as ids and timestamps). Rows inserted
+        later are still found (Lance scans the unindexed part).
         Returns the new version.
         """
         _check_choice("kind", kind, _INDEX_KINDS)

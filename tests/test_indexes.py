@@ -55,3 +55,10 @@ def test_drop_index(table, db):
     table.drop_index("a")
     assert _indices(table, db) == set()
     assert table.where(table.a == 7).count() == 1
+
+
+def test_zonemap_index(table, db):
+    table.add_index("a", kind="zonemap")
+    assert {name for name, _ in _indices(table, db)} == {"a_zonemap"}
+    found = table.where((table.a >= 10) & (table.a < 13)).collect()
+    assert sorted(found["a"].to_list()) == [10, 11, 12]
