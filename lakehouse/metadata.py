@@ -18,7 +18,6 @@ import pyarrow as pa
 from lakehouse import types as T
 from lakehouse.errors import (
     ColumnNotFoundError,
-    DependencyError,
     FormatVersionError,
     UnsafeDefinitionError,
 )
@@ -187,13 +186,6 @@ class TableDef:
                 changed.add(c.col_id)
         return out
 
-    def check_acyclic_order(self) -> None:
-        seen: set[int] = set()
-        for c in self.columns:
-            missing = self.dependencies(c) - seen
-            if missing:
-                raise DependencyError(f"column {c.name!r} depends on columns defined after it")
-            seen.add(c.col_id)
 
 
 def _any_ref(col_id: int) -> ColumnRef:

@@ -353,30 +353,6 @@ def parse_type(spec: Any, *, column: str) -> ColumnType:
     )
 
 
-def from_arrow_type(at: pa.DataType) -> ColumnType:
-    """The logical type of an Arrow type produced by an expression (used for computed columns)."""
-    if pa.types.is_boolean(at):
-        return Bool
-    if pa.types.is_integer(at):
-        return Int
-    if pa.types.is_floating(at):
-        return Float
-    if pa.types.is_string(at) or pa.types.is_large_string(at) or pa.types.is_string_view(at):
-        return String
-    if pa.types.is_timestamp(at):
-        return Timestamp
-    if pa.types.is_date(at):
-        return Date
-    if pa.types.is_list(at) or pa.types.is_fixed_size_list(at) or pa.types.is_large_list(at):
-        shape: list[int | None] = []
-        inner = at
-        while isinstance(inner, pa.ListType | pa.FixedSizeListType | pa.LargeListType):
-            shape.append(inner.list_size if pa.types.is_fixed_size_list(inner) else None)
-            inner = inner.value_type
-        return ArrayType(shape=tuple(shape), dtype=str(inner.to_pandas_dtype().__name__))
-    raise TypeMismatchError(f"Arrow type {at} has no lakehouse column type")
-
-
 def numeric_result(left: ColumnType, right: ColumnType) -> ColumnType:
     """The type of ``left op right`` for arithmetic: Int op Int is Int, otherwise Float."""
     return Int if left.kind == right.kind == "int" else Float

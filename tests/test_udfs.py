@@ -414,3 +414,16 @@ def test_changed_udf_code_warns(lakehouse_root, run_child, tmp_path):
     assert category == "UDFChangedWarning"
     assert f"{module}:bump" in message
     assert "'c'" in message
+
+
+def test_each_row_is_called_once_even_when_some_rows_raise(db):
+    t = db.create_table("once", {"n": lh.Int})
+    values = [1, -2, 3, -4, 5, None, 7]
+    t.insert([{"n": v} for v in values], progress=False)
+    U.reset()
+    result = t.add_computed_column(d=U.picky(t.n), on_error="ignore", progress=False)
+    assert U.CALLS["picky"] == [v for v in values if v is not None]  # once each, nulls skipped
+    assert result.rows_with_errors == 2
+    df = t.select(t.n, t.d, err=t.d.errortype).collect().sort("n", nulls_last=True)
+    assert df["d"].to_list() == [None, None, 2, 6, 10, 14, None]
+    assert df["err"].to_list() == ["ValueError", "ValueError", None, None, None, None, None]

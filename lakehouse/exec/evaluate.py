@@ -55,9 +55,6 @@ class RowErrors:
             if self.first is None or row < self.first:
                 self.first = row
 
-    def count(self) -> int:
-        return sum(t is not None for t in self.types)
-
 
 class Plan:
     """How to compute a list of targets (computed columns or ad-hoc expressions) for batches."""
