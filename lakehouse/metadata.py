@@ -28,6 +28,9 @@ FORMAT_VERSION = 1
 FIELD_KEY = b"lakehouse"
 SCHEMA_KEY = b"lakehouse.format"
 ROW_KEY = "_lh_id"
+HIDDEN_PREFIX = "_lh_"  # bookkeeping columns; user column names cannot start with "_"
+PENDING_PREFIX = "_lh_pending_"  # a replacement computed column before it is switched in
+RETIRED_PREFIX = "_lh_retired_"  # a replaced computed column, dropped right after the switch
 
 
 def error_column(col_id: int, field: str) -> str:
@@ -87,7 +90,7 @@ class TableDef:
         columns = []
         for field in schema:
             raw = (field.metadata or {}).get(FIELD_KEY)
-            if raw is None:
+            if raw is None or field.name.startswith(HIDDEN_PREFIX):
                 continue
             try:
                 info = json.loads(raw)

@@ -7,6 +7,7 @@ follows the latest version unless it was opened at a fixed version (``db.get_tab
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -31,7 +32,14 @@ from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs import serialize
 from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, _literal
 from lakehouse.exprs.polars import Context, to_polars
-from lakehouse.metadata import ROW_KEY, ColumnDef, TableDef, error_column
+from lakehouse.metadata import (
+    PENDING_PREFIX,
+    RETIRED_PREFIX,
+    ROW_KEY,
+    ColumnDef,
+    TableDef,
+    error_column,
+)
 from lakehouse.query import Filter, Query, scan_frames
 from lakehouse.storage import Location, storage_error
 from lakehouse.versions import history
@@ -245,8 +253,9 @@ class Table:
         target = self._target()
         tdef = target.tdef
         tdef.check_refs(expr, self._name)
+        replacing = None
         if tdef.has(name):
-            existing = tdef.get(name, self._name)
+            replacing = tdef.get(name, self._name)
             if if_exists == "ignore":
                 return WriteResult(0, 0, target.dataset.version)
             if if_exists == "error":
@@ -254,22 +263,24 @@ class Table:
                     f"table {self._name!r} already has a column {name!r}; pass "
                     "if_exists='replace' to redefine it"
                 )
-            return self._replace(existing, expr, on_error, progress)
-        column_def = ColumnDef(name, tdef.next_id(), expr.type,
-                               expr_json=serialize.to_json(expr), on_error=on_error)
+            self._check_replaceable(replacing, expr, tdef)
+        col_id = tdef.next_id()
+        # a replacement is computed under a hidden name first, then switched in (see _switch)
+        stored = f"{PENDING_PREFIX}{col_id}" if replacing else name
+        column_def = ColumnDef(stored, col_id, expr.type, expr_json=serialize.to_json(expr),
+                               on_error=on_error)
         if "__main__:" in str(column_def.expr_json):
             warnings.warn(
                 f"computed column {name!r} calls a UDF defined in __main__: other processes "
                 "cannot compute it; define the UDF in an importable module", stacklevel=2)
         extended = TableDef((*tdef.columns, column_def))
         plan = Plan.for_columns(self._name, extended, [column_def])
-        return writes.backfill(target, plan, progress=progress)
+        result = writes.backfill(target, plan, progress=progress)
+        if replacing is None:
+            return result
+        return dataclasses.replace(result, version=self._switch(replacing, stored))
 
-    def _replace(self, existing: ColumnDef, expr: Expr, on_error: str,
-                 progress: bool) -> WriteResult:
-        """Redefine ``existing`` as ``expr``: a drop, then an add (two commits). If the add fails,
-        the previous version is restored, so the old column and its values come back."""
-        tdef = self._def()
+    def _check_replaceable(self, existing: ColumnDef, expr: Expr, tdef: TableDef) -> None:
         dependents = tdef.dependents({existing.col_id})
         if dependents:
             names = ", ".join(c.name for c in dependents)
@@ -282,13 +293,20 @@ class Table:
                 f"table {self._name!r}: the new definition of {existing.name!r} refers to "
                 f"{existing.name!r} itself (a cycle)"
             )
-        before = self._drop([existing]) - 1
-        try:
-            return self.add_computed_column(on_error=on_error, progress=progress,
-                                            **{existing.name: expr})
-        except BaseException:
-            self.revert(to=before)
-            raise
+
+    def _switch(self, existing: ColumnDef, pending: str) -> int:
+        """Make the hidden replacement ``pending`` the column ``existing.name`` in one commit (a
+        double rename), then drop the retired column. Hidden names start with ``_lh_``, so at
+        every point a reader sees either the old definition or the new one."""
+        target = self._target()
+        retired = f"{RETIRED_PREFIX}{existing.col_id}"
+        target.dataset.alter_columns({"path": existing.name, "name": retired},
+                                     {"path": pending, "name": existing.name})
+        names = [retired]
+        if existing.keeps_errors:
+            names += [error_column(existing.col_id, f) for f in ("errortype", "errormsg")]
+        target.dataset.drop_columns(names)
+        return target.dataset.version
 
     def drop_column(self, name: str, *, cascade: bool = False) -> int:
         """Drop a column. Refused if computed columns depend on it, unless ``cascade=True``,
