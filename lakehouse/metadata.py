@@ -27,7 +27,8 @@ from lakehouse.exprs.nodes import ColumnRef, Expr
 FORMAT_VERSION = 1
 FIELD_KEY = b"lakehouse"
 SCHEMA_KEY = b"lakehouse.format"
-ROW_KEY = "_lh_id"
+ROW_ID = "_rowid"  # Lance's stable row id: how update() and delete() name rows
+ROW_ADDRESS = "_rowaddr"  # fragment id << 32 | offset: which fragment a row lives in
 HIDDEN_PREFIX = "_lh_"  # bookkeeping columns; user column names cannot start with "_"
 PENDING_PREFIX = "_lh_pending_"  # a replacement computed column before it is switched in
 RETIRED_PREFIX = "_lh_retired_"  # a replaced computed column, dropped right after the switch
@@ -116,7 +117,7 @@ class TableDef:
         return TableDef(tuple(columns))
 
     def schema(self) -> pa.Schema:
-        fields = [pa.field(ROW_KEY, pa.int64(), nullable=False)]
+        fields: list[pa.Field] = []
         for c in self.columns:
             fields.extend(c.fields())
         return pa.schema(fields, metadata={SCHEMA_KEY: str(FORMAT_VERSION)})

@@ -20,7 +20,7 @@ from lakehouse.exec.evaluate import Plan
 from lakehouse.exprs.nodes import BinaryOp, ColumnRef, ErrorInfo, Expr, _literal
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.exprs.sql import NotPushable, to_sql
-from lakehouse.metadata import ROW_KEY, TableDef
+from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
 
 if TYPE_CHECKING:
     import lance
@@ -79,14 +79,18 @@ def referenced_columns(exprs: list[Expr], tdef: TableDef) -> list[str]:
 
 
 def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: Expr | None,
-                columns: list[str], *, limit: int | None = None) -> Iterator[pl.DataFrame]:
-    """Scan ``columns`` of the rows matching ``condition``, as Polars frames, batch by batch."""
+                columns: list[str], *, limit: int | None = None,
+                row_ids: bool = False) -> Iterator[pl.DataFrame]:
+    """Scan ``columns`` of the rows matching ``condition``, as Polars frames, batch by batch;
+    with ``row_ids``, also each row's ``_rowid`` and ``_rowaddr``."""
     flt = Filter.split(condition, tdef)
     read = list(columns)
     if flt.residual is not None:
         read += [c for c in referenced_columns([flt.residual], tdef) if c not in read]
     scanner = ds.scanner(columns=read, filter=flt.sql, batch_size=SCAN_BATCH_ROWS,
-                         limit=limit if flt.residual is None else None)
+                         limit=limit if flt.residual is None else None,
+                         with_row_id=row_ids, with_row_address=row_ids)
+    keep_columns = [*columns, ROW_ID, ROW_ADDRESS] if row_ids else columns
     keep = None
     if flt.residual is not None:
         keep = Plan.for_exprs(table, tdef, {"__keep": flt.residual})
@@ -96,7 +100,7 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
         assert isinstance(frame, pl.DataFrame)
         if keep is not None:
             mask, _ = keep.run(frame)
-            frame = frame.filter(mask.get_column("__keep").fill_null(False)).select(columns)
+            frame = frame.filter(mask.get_column("__keep").fill_null(False)).select(keep_columns)
             if remaining is not None:
                 frame = frame.head(remaining)
                 remaining -= frame.height
@@ -161,8 +165,8 @@ class Query:
         flt = Filter.split(self.condition, tdef)
         if flt.residual is None:
             return ds.count_rows(filter=flt.sql) if flt.sql else ds.count_rows()
-        return sum(f.height for f in scan_frames(ds, tdef, self.table.name, self.condition,
-                                                 [ROW_KEY]))
+        return sum(f.height for f in scan_frames(ds, tdef, self.table.name, self.condition, [],
+                                                 row_ids=True))
 
     def _checked_snapshot(self) -> tuple[lance.LanceDataset, TableDef]:
         ds, tdef = self.table._snapshot()

@@ -35,7 +35,7 @@ from lakehouse.exprs.polars import Context, to_polars
 from lakehouse.metadata import (
     PENDING_PREFIX,
     RETIRED_PREFIX,
-    ROW_KEY,
+    ROW_ID,
     ColumnDef,
     TableDef,
     error_column,
@@ -176,14 +176,10 @@ class Table:
         changed_ids = {tdef.get(n, self._name).col_id for n in values}
         dependents = tdef.dependents(changed_ids)
         plan = Plan.for_columns(self._name, tdef, dependents) if dependents else None
-        needed = [ROW_KEY, *values]
-        for expr in reads:
-            needed += [tdef.by_id(i).name for i in expr.column_ids()]
-        if plan is not None:
-            needed += plan.read_columns
-        needed = list(dict.fromkeys(needed))
         tdef.check_refs(where, self._name)
-        scan = scan_frames(target.dataset, tdef, self._name, where, needed)
+        # matched rows are rewritten whole (new fragments plus deletion files), so read them whole
+        stored = [f.name for f in target.dataset.schema]
+        scan = scan_frames(target.dataset, tdef, self._name, where, stored, row_ids=True)
         return writes.update(target, new_values, plan, scan, progress=progress)
 
     def delete(self, where: Expr | None = None) -> WriteResult:
@@ -194,11 +190,11 @@ class Table:
         if flt.residual is None:
             predicate = flt.sql or "true"
         else:
-            ids = [v for f in scan_frames(target.dataset, target.tdef, self._name, where, [ROW_KEY])
-                   for v in f.get_column(ROW_KEY).to_list()]
+            frames = scan_frames(target.dataset, target.tdef, self._name, where, [], row_ids=True)
+            ids = [v for f in frames for v in f.get_column(ROW_ID).to_list()]
             if not ids:
                 return WriteResult(0, 0, target.dataset.version)
-            predicate = f"{ROW_KEY} IN ({', '.join(str(i) for i in ids)})"
+            predicate = f"{ROW_ID} IN ({', '.join(str(i) for i in ids)})"
         return writes.delete(target, predicate)
 
     # --- schema changes -------------------------------------------------------------------------

@@ -540,7 +540,7 @@ def test_drop_column_cascade_drops_dependents_in_one_commit(db, lakehouse_root):
     version = t.drop_column("a", cascade=True)
     assert version == before + 1 == t.version
     assert t.columns() == ["z", "keep"]
-    assert sorted(_dataset(t, lakehouse_root).schema.names) == ["_lh_id", "keep", "z"]
+    assert sorted(_dataset(t, lakehouse_root).schema.names) == ["keep", "z"]
     t.insert([{"z": 5}], progress=False)
     assert _values(t, "keep", key="z") == [1, 2, 6]
 

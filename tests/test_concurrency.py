@@ -81,9 +81,9 @@ def test_concurrent_inserts_lose_no_row(db, lakehouse_root, run_python, tmp_path
                          for j in range(ROWS_PER_INSERT))
     # the computed column was computed for every row by its writer
     assert df.filter(df["key"] != df["who"] * 1000 + df["i"] * 10 + df["j"]).height == 0
-    # row keys stay unique across writers
+    # Lance's stable row ids stay unique across writers
     ds = lance.dataset(t.uri, storage_options=lakehouse_root.storage_options)
-    ids = ds.to_table(columns=["_lh_id"]).column("_lh_id").to_pylist()
+    ids = ds.to_table(columns=[], with_row_id=True).column("_rowid").to_pylist()
     assert len(set(ids)) == total
     # one version per insert call: 40 distinct versions, increasing within each writer
     versions = [v for r in reports for v in r["versions"]]

@@ -431,8 +431,7 @@ def test_scan_is_lazy_with_pushdown(people):
     plan = lf.explain()
     # the filter went into the Lance scan, and only the needed columns are read
     assert "filter: (age > 26)" in plan, plan
-    n_stored = len(SCHEMA) + 1  # with the hidden row key
-    assert f"PROJECT 1/{n_stored} COLUMNS" in plan, plan
+    assert f"PROJECT 1/{len(SCHEMA)} COLUMNS" in plan, plan
     assert sorted(lf.collect().get_column("label").to_list(), key=str) == \
         sorted(["alice", "carol", None], key=str)
     assert lf.collect_schema() == pl.Schema({"label": pl.String})
@@ -449,7 +448,7 @@ def test_scan_whole_table_and_builders(people):
     assert lf.collect().rows() == [("carol", 36)]
     # Polars can keep building on it; the projection still reaches the scan
     plan = people.scan().filter(pl.col("score") > 2).select("id").explain()
-    assert f"/{len(SCHEMA) + 1} COLUMNS" in plan and "PROJECT */" not in plan, plan
+    assert f"/{len(SCHEMA)} COLUMNS" in plan and "PROJECT */" not in plan, plan
 
 
 def test_scan_refuses_python_udfs(people):

@@ -9,19 +9,18 @@ anywhere before the commit leaves the table at that version.
 from __future__ import annotations
 
 import dataclasses
-import secrets
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
 import lance
-import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from lakehouse.errors import ComputeError, ConcurrentWriteError, StorageError
 from lakehouse.exec import intake
 from lakehouse.exec.evaluate import Plan
-from lakehouse.metadata import ROW_KEY, TableDef
+from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
 from lakehouse.progress import report
 
 BACKFILL_BATCH_ROWS = 65_536
@@ -54,7 +53,6 @@ def insert(target: Target, data: Any, *, progress: bool) -> WriteResult:
     plan = Plan.for_columns(target.table, tdef, computed) if computed else None
     schema = target.dataset.schema
     counts = {"rows": 0, "errors": 0}
-    id_base = secrets.randbits(62)
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
         for chunk in intake.chunks(data):
@@ -64,7 +62,6 @@ def insert(target: Target, data: Any, *, progress: bool) -> WriteResult:
             if n == 0:
                 continue
             columns: dict[str, Any] = {c: base.column(c) for c in base.column_names}
-            columns[ROW_KEY] = pa.array(np.arange(id_base + offset, id_base + offset + n))
             if plan is not None:
                 frame = pl.from_arrow(base.select(plan.read_columns)) if plan.read_columns \
                     else pl.DataFrame(height=n)  # type: ignore[call-arg]
@@ -119,7 +116,7 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
             return pa.RecordBatch.from_arrays(arrays, schema=output_schema)
 
         udf = lance.batch_udf(output_schema=output_schema)(failures.wrap(compute))
-        commit(target, lambda: ds.add_columns(udf, read_columns=read or [ROW_KEY],
+        commit(target, lambda: ds.add_columns(udf, read_columns=read or [ds.schema[0].name],
                                                batch_size=BACKFILL_BATCH_ROWS), failures)
     return WriteResult(counts["rows"], counts["errors"], ds.version)
 
@@ -127,25 +124,46 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
 def update(target: Target, values: dict[str, pl.Expr], plan: Plan | None,
            scan: Iterator[pl.DataFrame], *, progress: bool) -> WriteResult:
     """Write new ``values`` (Polars expressions over the matched rows) and recompute the
-    dependent columns of ``plan``, for the rows ``scan`` yields; one merge-insert commit."""
+    dependent columns of ``plan``, for the whole rows ``scan`` yields (with their row ids and
+    addresses). One Lance ``Update`` commit: the new rows as new fragments, plus deletion files
+    for the old rows in their fragments."""
     ds = target.dataset
-    changed = list(values)
-    out_names = [ROW_KEY, *changed, *(plan.output_names if plan else [])]
-    schema = pa.schema([ds.schema.field(n) for n in out_names])
+    schema = ds.schema
     counts = {"rows": 0, "errors": 0}
+    matched: dict[int, list[int]] = defaultdict(list)  # fragment id -> row ids to delete
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
         for frame in scan:
             if frame.height == 0:
                 continue
+            fragments = (frame.get_column(ROW_ADDRESS) // (1 << 32)).to_list()
+            for fragment, row_id in zip(fragments, frame.get_column(ROW_ID).to_list(),
+                                        strict=True):
+                matched[fragment].append(row_id)
             frame = frame.with_columns(**values)
             if plan is not None:
                 frame, errors = plan.run(frame, row_offset=counts["rows"])
                 counts["errors"] += errors
             counts["rows"] += frame.height
             reporter.advance(frame.height)
-            columns = {n: frame.get_column(n).to_arrow() for n in out_names}
+            columns = {f.name: frame.get_column(f.name).to_arrow() for f in schema}
             yield from _assemble(columns, schema).to_batches()
+
+    def write_and_commit() -> lance.LanceDataset:
+        new = lance.fragment.write_fragments(reader, ds, schema=schema,
+                                             storage_options=target.storage_options or None)
+        updated, removed = [], []
+        for fragment_id, row_ids in matched.items():
+            ids = ", ".join(str(i) for i in row_ids)
+            kept = ds.get_fragment(fragment_id).delete(f"{ROW_ID} IN ({ids})")
+            if kept is None:
+                removed.append(fragment_id)
+            else:
+                updated.append(kept)
+        operation = lance.LanceOperation.Update(
+            removed_fragment_ids=removed, updated_fragments=updated, new_fragments=new)
+        return lance.LanceDataset.commit(ds, operation, read_version=ds.version,
+                                         storage_options=target.storage_options or None)
 
     with report(f"update {target.table}", enabled=progress) as reporter:
         stream = batches(reporter)
@@ -154,9 +172,8 @@ def update(target: Target, values: dict[str, pl.Expr], plan: Plan | None,
             return WriteResult(0, 0, ds.version)
         failures = _Failures()
         reader = pa.RecordBatchReader.from_batches(schema, failures.guard(_chain(first, stream)))
-        commit(target, lambda: ds.merge_insert(ROW_KEY).when_matched_update_all().execute(reader),
-                failures)
-    return WriteResult(counts["rows"], counts["errors"], ds.version)
+        updated_ds = commit(target, write_and_commit, failures)
+    return WriteResult(counts["rows"], counts["errors"], updated_ds.version)
 
 
 def delete(target: Target, predicate: str) -> WriteResult:
