@@ -20,7 +20,7 @@ from lakehouse import types as T
 from lakehouse.errors import ColumnNotFoundError, TypeMismatchError
 from lakehouse.metadata import TableDef
 
-DEFAULT_CHUNK_ROWS = 65_536
+DEFAULT_CHUNK_ROWS = 262_144
 
 
 def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table | list[dict]]:
