@@ -22,7 +22,7 @@ from lakehouse.errors import (
     UnsafeDefinitionError,
 )
 from lakehouse.exprs import serialize
-from lakehouse.exprs.nodes import ColumnRef, Expr
+from lakehouse.exprs.nodes import ColumnRef, ErrorInfo, Expr
 
 FORMAT_VERSION = 1
 FIELD_KEY = b"lakehouse"
@@ -138,6 +138,22 @@ class TableDef:
 
     def has(self, name: str) -> bool:
         return any(c.name == name for c in self.columns)
+
+    def stored_columns(self, exprs: Iterable[Expr]) -> list[str]:
+        """The stored columns (hidden error columns included) that ``exprs`` read, in order."""
+        names: list[str] = []
+        errors = self.error_names()
+        for expr in exprs:
+            for node in expr.walk():
+                if isinstance(node, ColumnRef):
+                    name = self.by_id(node.col_id).name
+                elif isinstance(node, ErrorInfo) and (node.column.col_id, node.field) in errors:
+                    name = errors[(node.column.col_id, node.field)]
+                else:
+                    continue
+                if name not in names:
+                    names.append(name)
+        return names
 
     def check_refs(self, expr: Expr | None, table: str) -> None:
         """Refuse column references that are not columns of this table as it is now (a column

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from lakehouse.errors import TypeMismatchError
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exprs.nodes import BinaryOp, ColumnRef, ErrorInfo, Expr, _literal
+from lakehouse.exprs.nodes import BinaryOp, ColumnRef, Expr, _literal
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.exprs.sql import NotPushable, to_sql
 from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
@@ -61,23 +61,6 @@ def _conjuncts(expr: Expr) -> list[Expr]:
     return [expr]
 
 
-def referenced_columns(exprs: list[Expr], tdef: TableDef) -> list[str]:
-    """Stored columns (including hidden error columns) that ``exprs`` read."""
-    names: list[str] = []
-    errors = tdef.error_names()
-    for expr in exprs:
-        for node in expr.walk():
-            if isinstance(node, ColumnRef):
-                name = tdef.by_id(node.col_id).name
-            elif isinstance(node, ErrorInfo) and (node.column.col_id, node.field) in errors:
-                name = errors[(node.column.col_id, node.field)]
-            else:
-                continue
-            if name not in names:
-                names.append(name)
-    return names
-
-
 def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: Expr | None,
                 columns: list[str], *, limit: int | None = None,
                 row_ids: bool = False) -> Iterator[pl.DataFrame]:
@@ -86,7 +69,7 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
     flt = Filter.split(condition, tdef)
     read = list(columns)
     if flt.residual is not None:
-        read += [c for c in referenced_columns([flt.residual], tdef) if c not in read]
+        read += [c for c in tdef.stored_columns([flt.residual]) if c not in read]
     scanner = ds.scanner(columns=read, filter=flt.sql, batch_size=SCAN_BATCH_ROWS,
                          limit=limit if flt.residual is None else None,
                          with_row_id=row_ids, with_row_address=row_ids)
@@ -183,7 +166,7 @@ class Query:
         # order keys that are plain columns sort directly; others become temporary columns
         sort_exprs = {f"__sort{i}": e for i, (e, _) in enumerate(self.ordering)}
         plain = all(isinstance(e, ColumnRef) for _, e in outputs)
-        read = referenced_columns([e for _, e in outputs] + list(sort_exprs.values()), tdef)
+        read = tdef.stored_columns([e for _, e in outputs] + list(sort_exprs.values()))
         pushed_limit = self.row_limit if not self.ordering else None
         frames = list(scan_frames(ds, tdef, self.table.name, self.condition, read,
                                   limit=pushed_limit))

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from lakehouse.errors import ComputeError, UDFNotFoundError
-from lakehouse.exprs.nodes import Call, ErrorInfo, Expr
+from lakehouse.exprs.nodes import Call, Expr
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.exprs.serialize import stored_fingerprints
 from lakehouse.functions.registry import Function, resolve
@@ -103,16 +103,9 @@ class Plan:
     @property
     def read_columns(self) -> list[str]:
         """Stored columns the plan reads (computed columns it produces are excluded)."""
-        produced = {t.column.col_id for t in self.targets if t.column.col_id >= 0}
-        ids = set().union(*(t.expr.column_ids() for t in self.targets)) - produced
-        names = [self.tdef.by_id(i).name for i in sorted(ids)]
-        errors = self.tdef.error_names()
-        for t in self.targets:
-            for node in t.expr.walk():
-                key = (node.column.col_id, node.field) if isinstance(node, ErrorInfo) else None
-                if key in errors and errors[key] not in names:
-                    names.append(errors[key])
-        return names
+        produced = {t.column.name for t in self.targets}
+        return [n for n in self.tdef.stored_columns(t.expr for t in self.targets)
+                if n not in produced]
 
     def output_fields(self) -> list[pa.Field]:
         return [f for t in self.targets for f in t.column.fields()]
