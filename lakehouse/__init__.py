@@ -25,6 +25,7 @@ from lakehouse.errors import (
     IndexExistsError,
     IndexNotFoundError,
     InvalidNameError,
+    MediaError,
     ReadOnlyError,
     StorageError,
     TableExistsError,
@@ -41,15 +42,19 @@ from lakehouse.query import Query
 from lakehouse.table import Table
 from lakehouse.types import (
     Array,
+    Audio,
     Bool,
     ColumnType,
     Date,
+    Document,
     Float,
+    Image,
     Int,
     Json,
     Required,
     String,
     Timestamp,
+    Video,
 )
 from lakehouse.udf import UDF, udf
 
@@ -63,7 +68,7 @@ __all__ = [
     "connect", "Catalog", "Table", "Query", "WriteResult",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",
-    "Required",
+    "Required", "Image", "Video", "Audio", "Document",
     # expressions and functions
     "Expr", "if_else", "lit", "udf", "UDF", "functions",
     # errors and warnings
@@ -71,5 +76,6 @@ __all__ = [
     "DirectoryNotFoundError", "ColumnNotFoundError", "ColumnExistsError", "TypeMismatchError",
     "DependencyError", "ComputeError", "UDFNotFoundError", "UnsafeDefinitionError",
     "FormatVersionError", "ReadOnlyError", "StorageError", "ConcurrentWriteError",
-    "VersionNotFoundError", "IndexExistsError", "IndexNotFoundError", "UDFChangedWarning",
+    "VersionNotFoundError", "IndexExistsError", "IndexNotFoundError", "MediaError",
+    "UDFChangedWarning",
 ]

@@ -85,3 +85,8 @@ class IndexExistsError(Error, ValueError):
 
 class IndexNotFoundError(Error, KeyError):
     """The column has no index of this kind."""
+
+
+class MediaError(Error, ValueError):
+    """A media value could not be read or is not valid: a missing file, an unreachable URI, a
+    corrupt image, an unreadable video. The message names the table, column, row and source."""

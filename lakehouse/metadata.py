@@ -35,8 +35,13 @@ RETIRED_PREFIX = "_lh_retired_"  # a replaced computed column, dropped right aft
 
 
 def error_column(col_id: int, field: str) -> str:
-    """The hidden column holding a computed column's per-row error type or message."""
+    """The hidden column holding a column's per-row error type or message."""
     return f"_lh_{field}_{col_id}"
+
+
+def uri_column(col_id: int) -> str:
+    """The hidden column holding the source URI of each value of a media column."""
+    return f"_lh_uri_{col_id}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,21 +58,39 @@ class ColumnDef:
 
     @property
     def keeps_errors(self) -> bool:
-        return self.is_computed and self.on_error == "ignore"
+        """Whether per-row errors are stored: for computed columns with ``on_error="ignore"``,
+        and for inserted media columns (an insert with ``on_error="ignore"`` keeps the rows
+        whose file is missing or corrupt)."""
+        if self.is_computed:
+            return self.on_error == "ignore"
+        return self.type.is_media
+
+    @property
+    def keeps_uri(self) -> bool:
+        """Whether the source URI of each value is stored (inserted media columns)."""
+        return self.type.is_media and not self.is_computed
+
+    def info_columns(self) -> dict[str, str]:
+        """Kind of per-row information (``errortype``, ``errormsg``, ``fileurl``) -> the hidden
+        column that stores it."""
+        out = {}
+        if self.keeps_errors:
+            out = {f: error_column(self.col_id, f) for f in ("errortype", "errormsg")}
+        if self.keeps_uri:
+            out["fileurl"] = uri_column(self.col_id)
+        return out
 
     def fields(self) -> list[pa.Field]:
-        """The Arrow fields that store this column (its value and, if kept, its errors)."""
+        """The Arrow fields that store this column: its values, then its hidden per-row errors
+        and source URIs where it keeps them."""
         meta: dict[str, Any] = {"format": FORMAT_VERSION, "id": self.col_id,
                                 "type": self.type.to_json()}
         if self.expr_json is not None:
             meta["computed"] = {"expr": self.expr_json, "on_error": self.on_error}
-        out = [pa.field(self.name, self.type.arrow_type(), nullable=self.type.nullable,
-                        metadata={FIELD_KEY: json.dumps(meta)})]
-        if self.keeps_errors:
-            for kind in ("errortype", "errormsg"):
-                info = json.dumps({"format": FORMAT_VERSION, "role": kind, "of": self.col_id})
-                out.append(pa.field(error_column(self.col_id, kind), pa.string(),
-                                    metadata={FIELD_KEY: info}))
+        out = [self.type.storage_field(self.name, {FIELD_KEY: json.dumps(meta)})]
+        for kind, name in self.info_columns().items():
+            info = json.dumps({"format": FORMAT_VERSION, "role": kind, "of": self.col_id})
+            out.append(pa.field(name, pa.string(), metadata={FIELD_KEY: info}))
         return out
 
     def ref(self) -> ColumnRef:
@@ -142,7 +165,7 @@ class TableDef:
     def stored_columns(self, exprs: Iterable[Expr]) -> list[str]:
         """The stored columns (hidden error columns included) that ``exprs`` read, in order."""
         names: list[str] = []
-        errors = self.error_names()
+        errors = self.info_names()
         for expr in exprs:
             for node in expr.walk():
                 if isinstance(node, ColumnRef):
@@ -182,9 +205,13 @@ class TableDef:
     def names(self) -> dict[int, str]:
         return {c.col_id: c.name for c in self.columns}
 
-    def error_names(self) -> dict[tuple[int, str], str]:
-        return {(c.col_id, f): error_column(c.col_id, f)
-                for c in self.columns if c.keeps_errors for f in ("errortype", "errormsg")}
+    def info_names(self) -> dict[tuple[int, str], str]:
+        """(column id, ``errortype`` | ``errormsg`` | ``fileurl``) -> hidden column name."""
+        return {(c.col_id, kind): name for c in self.columns
+                for kind, name in c.info_columns().items()}
+
+    def media_columns(self) -> list[ColumnDef]:
+        return [c for c in self.columns if c.type.is_media]
 
     def base_columns(self) -> list[ColumnDef]:
         return [c for c in self.columns if not c.is_computed]

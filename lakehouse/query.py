@@ -20,6 +20,9 @@ from lakehouse.exec.evaluate import Plan
 from lakehouse.exprs.nodes import BinaryOp, ColumnRef, Expr, _literal
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.exprs.sql import NotPushable, to_sql
+from lakehouse.media.blobs import is_blob
+from lakehouse.media.fetch import Fetcher
+from lakehouse.media.references import resolve_references
 from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
 
 if TYPE_CHECKING:
@@ -62,17 +65,25 @@ def _conjuncts(expr: Expr) -> list[Expr]:
 
 
 def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: Expr | None,
-                columns: list[str], *, limit: int | None = None,
-                row_ids: bool = False) -> Iterator[pl.DataFrame]:
+                columns: list[str], *, limit: int | None = None, row_ids: bool = False,
+                fetcher: Fetcher | None = None) -> Iterator[pl.DataFrame]:
     """Scan ``columns`` of the rows matching ``condition``, as Polars frames, batch by batch;
-    with ``row_ids``, also each row's ``_rowid`` and ``_rowaddr``."""
+    with ``row_ids``, also each row's ``_rowid`` and ``_rowaddr``.
+
+    Media columns come back as their bytes: Lance reads blobs only for the rows scanned, and the
+    values of ``store="reference"`` columns are fetched from their sources (with ``fetcher``)."""
     flt = Filter.split(condition, tdef)
     read = list(columns)
     if flt.residual is not None:
         read += [c for c in tdef.stored_columns([flt.residual]) if c not in read]
+    media = [c for c in tdef.media_columns() if c.name in read]
+    references = [c for c in media if c.type.store == "reference"]  # type: ignore[attr-defined]
+    read += [c.info_columns()["fileurl"] for c in references
+             if c.info_columns()["fileurl"] not in read]
     scanner = ds.scanner(columns=read, filter=flt.sql, batch_size=SCAN_BATCH_ROWS,
                          limit=limit if flt.residual is None else None,
-                         with_row_id=row_ids, with_row_address=row_ids)
+                         with_row_id=row_ids, with_row_address=row_ids,
+                         blob_handling="all_binary" if media else None)
     keep_columns = [*columns, ROW_ID, ROW_ADDRESS] if row_ids else columns
     keep = None
     if flt.residual is not None:
@@ -83,11 +94,13 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
         assert isinstance(frame, pl.DataFrame)
         if keep is not None:
             mask, _ = keep.run(frame)
-            frame = frame.filter(mask.get_column("__keep").fill_null(False)).select(keep_columns)
+            frame = frame.filter(mask.get_column("__keep").fill_null(False))
             if remaining is not None:
                 frame = frame.head(remaining)
                 remaining -= frame.height
-        yield frame
+        for column in references:
+            frame = resolve_references(frame, column, fetcher or Fetcher(), table)
+        yield frame.select(keep_columns)
         if remaining is not None and remaining <= 0:
             return
 
@@ -169,7 +182,7 @@ class Query:
         read = tdef.stored_columns([e for _, e in outputs] + list(sort_exprs.values()))
         pushed_limit = self.row_limit if not self.ordering else None
         frames = list(scan_frames(ds, tdef, self.table.name, self.condition, read,
-                                  limit=pushed_limit))
+                                  limit=pushed_limit, fetcher=self.table._fetcher()))
         frame = pl.concat(frames) if frames else _empty(read, ds)
         if self.ordering:
             frame = _evaluate(frame, sort_exprs, tdef, self.table.name)
@@ -194,7 +207,7 @@ class Query:
         # pin the version: given a dataset alone, Polars reads the latest version, which breaks
         # t.at(n).scan() and could disagree with the column names of this snapshot
         lf = pl.scan_lance(ds, version=ds.version)
-        ctx = Context(names=tdef.names(), error_names=tdef.error_names())
+        ctx = Context(names=tdef.names(), info_names=tdef.info_names())
         exprs = [e for e in (self.condition, *(e for e, _ in self.ordering)) if e is not None]
         exprs += [e for _, e in self.outputs or ()]
         for e in exprs:
@@ -219,7 +232,9 @@ def _evaluate(frame: pl.DataFrame, exprs: dict[str, Expr], tdef: TableDef,
 
 
 def _empty(columns: list[str], ds: lance.LanceDataset) -> pl.DataFrame:
-    schema = pa.schema([ds.schema.field(c) for c in columns])
+    fields = [ds.schema.field(c) for c in columns]
+    schema = pa.schema([pa.field(f.name, pa.large_binary()) if is_blob(f.type) else f
+                        for f in fields])
     frame = pl.from_arrow(schema.empty_table())
     assert isinstance(frame, pl.DataFrame)
     return frame

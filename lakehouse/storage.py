@@ -44,7 +44,7 @@ class Location:
         scheme = urlparse(root).scheme
         if scheme in ("s3", "s3a"):
             return Location(root.rstrip("/").replace("s3a://", "s3://", 1),
-                            _s3_options(storage_options or {}))
+                            s3_options(storage_options or {}))
         if scheme == "file":
             root = urlparse(root).path
         elif scheme and len(scheme) > 1:
@@ -62,28 +62,32 @@ class Location:
     def filesystem(self) -> fsspec.AbstractFileSystem:
         if self.is_local:
             return fsspec.filesystem("file")
-        opts = self.storage_options
-        client: dict[str, Any] = {}
-        if "aws_region" in opts:
-            client["region_name"] = opts["aws_region"]
-        return fsspec.filesystem(
-            "s3",
-            key=opts.get("aws_access_key_id"),
-            secret=opts.get("aws_secret_access_key"),
-            token=opts.get("aws_session_token"),
-            endpoint_url=opts.get("aws_endpoint"),
-            client_kwargs=client,
-            config_kwargs={"connect_timeout": 5, "read_timeout": 30,
-                           "retries": {"max_attempts": 2}},
-            skip_instance_cache=True,
-            use_listings_cache=False,
-        )
+        return s3_filesystem(self.storage_options)
 
     def fs_path(self, uri: str) -> str:
         return uri[len("s3://"):] if uri.startswith("s3://") else uri
 
 
-def _s3_options(given: dict[str, Any]) -> dict[str, str]:
+def s3_filesystem(opts: dict[str, str]) -> fsspec.AbstractFileSystem:
+    """An s3fs filesystem configured from Lance-style storage options."""
+    client: dict[str, Any] = {}
+    if "aws_region" in opts:
+        client["region_name"] = opts["aws_region"]
+    return fsspec.filesystem(
+        "s3",
+        key=opts.get("aws_access_key_id"),
+        secret=opts.get("aws_secret_access_key"),
+        token=opts.get("aws_session_token"),
+        endpoint_url=opts.get("aws_endpoint"),
+        client_kwargs=client,
+        config_kwargs={"connect_timeout": 5, "read_timeout": 30,
+                       "retries": {"max_attempts": 2}},
+        skip_instance_cache=True,
+        use_listings_cache=False,
+    )
+
+
+def s3_options(given: dict[str, Any]) -> dict[str, str]:
     opts = {str(k): str(v) for k, v in given.items()}
     if "endpoint" in opts and "aws_endpoint" not in opts:
         opts["aws_endpoint"] = opts.pop("endpoint")

@@ -32,13 +32,13 @@ from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs import serialize
 from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, _literal
 from lakehouse.exprs.polars import Context, to_polars
+from lakehouse.media.fetch import Fetcher
 from lakehouse.metadata import (
     PENDING_PREFIX,
     RETIRED_PREFIX,
     ROW_ID,
     ColumnDef,
     TableDef,
-    error_column,
 )
 from lakehouse.query import Filter, Query, scan_frames
 from lakehouse.storage import Location, storage_error
@@ -100,6 +100,9 @@ class Table:
         ds, tdef = self._snapshot()
         return writes.Target(self._name, self._uri, self._location.storage_options, ds, tdef)
 
+    def _fetcher(self) -> Fetcher:
+        return Fetcher(self._location.storage_options)
+
     def _def(self) -> TableDef:
         return self._snapshot()[1]
 
@@ -139,14 +142,20 @@ class Table:
                 f"{self.describe()}")
 
     # --- data changes ---------------------------------------------------------------------------
-    def insert(self, data: Any, *, progress: bool = True) -> WriteResult:
+    def insert(self, data: Any, *, on_error: str = "abort", progress: bool = True) -> WriteResult:
         """Insert rows and compute every computed column for them, in one commit.
 
         ``data`` is a list of dicts, a Polars or pandas DataFrame, an Arrow table or record batch
         reader, or an iterator of such batches (streamed in bounded memory). Values are validated
         against the column types first; a bad value raises and nothing is written.
+
+        A media value may be a path, a ``file://``, ``s3://`` or ``http(s)://`` URI, bytes, or
+        for images a PIL image or numpy array. A missing, unreadable or corrupt one fails the
+        insert (``on_error="abort"``), or with ``on_error="ignore"`` is kept as null with its
+        error in ``t.col.errortype`` / ``t.col.errormsg`` (counted in ``rows_with_errors``).
         """
-        return writes.insert(self._target(), data, progress=progress)
+        _check_choice("on_error", on_error, _ON_ERROR)
+        return writes.insert(self._target(), data, progress=progress, on_error=on_error)
 
     def update(self, values: dict[str, Any], where: Expr | None = None, *,
                progress: bool = True) -> WriteResult:
@@ -159,7 +168,7 @@ class Table:
         tdef = target.tdef
         if not values:
             raise TypeMismatchError("update() needs at least one column to set")
-        ctx = Context(names=tdef.names(), error_names=tdef.error_names())
+        ctx = Context(names=tdef.names(), info_names=tdef.info_names())
         new_values: dict[str, pl.Expr] = {}
         reads: list[Expr] = []
         for name, value in values.items():
@@ -179,7 +188,8 @@ class Table:
         tdef.check_refs(where, self._name)
         # matched rows are rewritten whole (new fragments plus deletion files), so read them whole
         stored = [f.name for f in target.dataset.schema]
-        scan = scan_frames(target.dataset, tdef, self._name, where, stored, row_ids=True)
+        scan = scan_frames(target.dataset, tdef, self._name, where, stored, row_ids=True,
+                           fetcher=target.fetcher)
         return writes.update(target, new_values, plan, scan, progress=progress)
 
     def delete(self, where: Expr | None = None) -> WriteResult:
@@ -298,9 +308,7 @@ class Table:
         retired = f"{RETIRED_PREFIX}{existing.col_id}"
         target.dataset.alter_columns({"path": existing.name, "name": retired},
                                      {"path": pending, "name": existing.name})
-        names = [retired]
-        if existing.keeps_errors:
-            names += [error_column(existing.col_id, f) for f in ("errortype", "errormsg")]
+        names = [retired, *existing.info_columns().values()]
         target.dataset.drop_columns(names)
         return target.dataset.version
 
@@ -322,9 +330,7 @@ class Table:
         target = self._target()
         names = []
         for c in columns:
-            names.append(c.name)
-            if c.keeps_errors:
-                names += [error_column(c.col_id, "errortype"), error_column(c.col_id, "errormsg")]
+            names += [c.name, *c.info_columns().values()]
         target.dataset.drop_columns(names)
         return target.dataset.version
 

@@ -3,7 +3,7 @@
 A logical type says what a column holds (``lh.Int``, ``lh.Json``, ``lh.Array[(3,), "float32"]``);
 its Arrow type says how Lance stores it. Types serialise to small JSON objects kept in each
 column's field metadata, so a table's schema can be rebuilt from the Lance manifest alone. Media
-types (images, video, ...) plug in as further subclasses of :class:`ColumnType`.
+types (``lh.Image``, ``lh.Video``, ``lh.Audio``, ``lh.Document``) are stored in Lance blob columns.
 """
 
 from __future__ import annotations
@@ -67,17 +67,28 @@ class ColumnType:
         cls = ColumnType._registry.get(str(kind))
         if cls is None:
             raise TypeMismatchError(f"unknown column type {kind!r} in a stored table definition")
-        kwargs = {k: v for k, v in data.items() if k != "kind"}
-        if "shape" in kwargs and kwargs["shape"] is not None:
-            kwargs["shape"] = tuple(kwargs["shape"])
-        return cls(**kwargs)
+        kwargs = {k: tuple(v) if isinstance(v, list) else v
+                  for k, v in data.items() if k != "kind"}
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise TypeMismatchError(f"malformed {kind} type in a stored table definition: {exc}") \
+                from None
 
     # --- validation ----------------------------------------------------------------------------
     def coerce(self, value: Any) -> Any:
         """Return ``value`` as the Python value Arrow stores for this type, or raise TypeError."""
         raise NotImplementedError
 
+    def storage_field(self, name: str, metadata: dict[bytes, str]) -> pa.Field:
+        """The Lance field that stores a column of this type."""
+        return pa.field(name, self.arrow_type(), nullable=self.nullable, metadata=metadata)
+
     def is_numeric(self) -> bool:
+        return False
+
+    @property
+    def is_media(self) -> bool:
         return False
 
     def required(self) -> ColumnType:
@@ -270,6 +281,121 @@ class ArrayType(ColumnType):
         return f"Array[{self.shape}, {self.dtype}]"
 
 
+_STORE = ("copy", "reference")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class MediaType(ColumnType):
+    """Base of the media types. Values travel through the executor and query results as their
+    encoded bytes (JPEG, MP4, PDF, ...; ``pl.Binary``); Lance stores them in a blob column.
+
+    ``store="copy"`` (the default) copies every object's bytes into the table, so the table is
+    complete on its own; ``store="reference"`` keeps only the source URI of values inserted as
+    paths or URIs, and fetches them when read. Both record the source URI (``t.col.fileurl``).
+    """
+
+    store: str = "copy"
+
+    def __post_init__(self) -> None:
+        if self.store not in _STORE:
+            raise TypeMismatchError(f"store must be 'copy' or 'reference', got {self.store!r}")
+
+    @property
+    def is_media(self) -> bool:
+        return True
+
+    def arrow_type(self) -> pa.DataType:
+        return pa.large_binary()
+
+    def storage_field(self, name: str, metadata: dict[bytes, str]) -> pa.Field:
+        from lance.blob import blob_field
+
+        return blob_field(name, nullable=self.nullable).with_metadata(metadata)
+
+    def __call__(self, *, nullable: bool = True, store: str | None = None) -> ColumnType:  # type: ignore[override]
+        return dataclasses.replace(self, nullable=nullable, store=store or self.store)
+
+    def check(self, data: bytes) -> None:
+        """Raise ValueError if ``data`` is not a valid object of this type (say, a truncated
+        image); called for every inserted value."""
+        from lakehouse.functions.media import checker
+
+        checker(self.kind)(data, self)
+
+    def coerce(self, value: Any) -> Any:
+        """Encoded bytes for an in-memory value (bytes; for images also a PIL image or a numpy
+        array). Paths and URIs are fetched by the media intake, not here."""
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value)
+        raise TypeError(f"expected {self.kind} bytes, got {_describe(value)}")
+
+    def _details(self) -> list[str]:
+        return [] if self.store == "copy" else ["store=reference"]
+
+    def __str__(self) -> str:
+        details = self._details()
+        name = self.kind.capitalize() + (f"[{', '.join(details)}]" if details else "")
+        return name if self.nullable else f"Required[{name}]"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class ImageType(MediaType):
+    """An image (any format Pillow reads), optionally constrained to a size and a mode:
+    ``lh.Image[(640, 480), "RGB"]``, ``lh.Image["RGB"]``."""
+
+    kind: ClassVar[str] = "image"
+    size: tuple[int, int] | None = None
+    mode: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
+            raise TypeMismatchError(f"an image size is (width, height), got {self.size!r}")
+
+    def __getitem__(self, spec: Any) -> ImageType:
+        size, mode = self.size, self.mode
+        nested = isinstance(spec, tuple) and any(isinstance(p, str | tuple | list) for p in spec)
+        for part in spec if nested else (spec,):
+            if isinstance(part, str):
+                mode = part
+            else:
+                size = (int(part[0]), int(part[1]))
+        return dataclasses.replace(self, size=size, mode=mode)
+
+    def coerce(self, value: Any) -> Any:
+        from lakehouse.functions.image import encode_image, from_numpy, is_pil
+
+        if is_pil(value):
+            return encode_image(value)
+        if isinstance(value, np.ndarray):
+            return encode_image(from_numpy(value))
+        return super().coerce(value)
+
+    def _details(self) -> list[str]:
+        return [str(d) for d in (self.size, self.mode) if d is not None] + super()._details()
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class VideoType(MediaType):
+    """A video file in any container PyAV (FFmpeg) reads: MP4, WebM, MKV, ..."""
+
+    kind: ClassVar[str] = "video"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class AudioType(MediaType):
+    """An audio file in any format PyAV (FFmpeg) reads: WAV, MP3, OGG, FLAC, ..."""
+
+    kind: ClassVar[str] = "audio"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class DocumentType(MediaType):
+    """A document: PDF, HTML, Markdown or plain text."""
+
+    kind: ClassVar[str] = "document"
+
+
 def _shape(shape: Any) -> tuple[int | None, ...] | None:
     if shape is None:
         return None
@@ -309,6 +435,10 @@ Timestamp = TimestampType()
 Date = DateType()
 Json = JsonType()
 Array = ArrayType()
+Image = ImageType()
+Video = VideoType()
+Audio = AudioType()
+Document = DocumentType()
 
 
 def Required(t: ColumnType) -> ColumnType:
@@ -349,7 +479,8 @@ def parse_type(spec: Any, *, column: str) -> ColumnType:
         return found
     raise TypeMismatchError(
         f"column {column!r}: {spec!r} is not a column type; use lh.String, lh.Int, lh.Float, "
-        "lh.Bool, lh.Timestamp, lh.Date, lh.Json or lh.Array[shape, dtype]"
+        "lh.Bool, lh.Timestamp, lh.Date, lh.Json, lh.Array[shape, dtype], lh.Image, lh.Video, "
+        "lh.Audio or lh.Document"
     )
 
 

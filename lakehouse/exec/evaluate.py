@@ -11,6 +11,7 @@ per column. A row whose UDF raises gets null, and its error type and message are
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -110,12 +111,12 @@ class Plan:
     def output_fields(self) -> list[pa.Field]:
         return [f for t in self.targets for f in t.column.fields()]
 
-    def run(self, df: pl.DataFrame, *, row_offset: int = 0) -> tuple[pl.DataFrame, int]:
+    def run(self, df: pl.DataFrame, *, row_offset: int = 0) -> tuple[pl.DataFrame, set[int]]:
         """Add the target columns (and their error columns) to ``df``.
 
-        Returns the extended frame and the number of rows with at least one error.
+        Returns the extended frame and the rows (positions in ``df``) with at least one error.
         """
-        ctx = Context(names=self.tdef.names(), error_names=self.tdef.error_names())
+        ctx = Context(names=self.tdef.names(), info_names=self.tdef.info_names())
         failed: set[int] = set()  # rows with an error in a column that keeps errors
         for target in self.targets:
             errors = RowErrors.empty(df.height)
@@ -139,12 +140,15 @@ class Plan:
                 )
                 if errors.first is not None:  # else no row failed: skip scanning the batch
                     failed.update(i for i, t in enumerate(errors.types) if t is not None)
-        return df.drop([c for c in df.columns if c.startswith("__call")]), len(failed)
+        return df.drop([c for c in df.columns if c.startswith("__call")]), failed
 
     def _run_python_calls(self, target: Target, df: pl.DataFrame, ctx: Context,
                           errors: RowErrors, row_offset: int) -> pl.DataFrame:
         for call in needs_python(target.expr):
             fn = self.functions[call.fn]
+            if call.kwargs:  # options of built-ins, such as the size of resize()
+                fn = dataclasses.replace(fn, python=functools.partial(fn.python,
+                                                                      **dict(call.kwargs)))
             series = [df.select(to_polars(a, ctx)).to_series() for a in call.args]
             args = [s.to_list() for s in series]
             nulls = [s.null_count() > 0 for s in series]

@@ -18,9 +18,11 @@ import pyarrow.compute as pc
 
 from lakehouse import types as T
 from lakehouse.errors import ColumnNotFoundError, TypeMismatchError
-from lakehouse.metadata import TableDef
+from lakehouse.media.intake import MediaOptions, load_column, values_of
+from lakehouse.metadata import ColumnDef, TableDef
 
 DEFAULT_CHUNK_ROWS = 262_144
+MEDIA_CHUNK_ROWS = 256  # rows of a table with media columns: bounds the media bytes in memory
 
 
 def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table | list[dict]]:
@@ -65,12 +67,31 @@ def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table
     )
 
 
-def validate(chunk: pa.Table | list[dict], tdef: TableDef, table: str,
-             row_offset: int) -> pa.Table:
-    """Validate one chunk against the table's base columns and return it in storage types."""
+def validate(chunk: pa.Table | list[dict], tdef: TableDef, table: str, row_offset: int,
+             media: MediaOptions | None = None) -> pa.Table:
+    """Validate one chunk against the table's base columns and return it in storage types.
+
+    Media columns come back as their bytes, followed by their hidden source-URI and error
+    columns (see :mod:`lakehouse.media.intake`)."""
+    media = media or MediaOptions()
     if isinstance(chunk, list):
-        return _from_rows(chunk, tdef, table, row_offset)
-    return _from_arrow(chunk, tdef, table, row_offset)
+        return _from_rows(chunk, tdef, table, row_offset, media)
+    return _from_arrow(chunk, tdef, table, row_offset, media)
+
+
+def _media_columns(column: ColumnDef, values: list[Any], media: MediaOptions, table: str,
+                   row_offset: int) -> list[tuple[pa.Field, pa.Array]]:
+    if not column.type.nullable:
+        first = next((i for i, v in enumerate(values) if v is None), None)
+        if first is not None:
+            raise TypeMismatchError(_null_message(table, column.name, row_offset + first))
+    loaded = load_column(values, column.type, media, table=table,  # type: ignore[arg-type]
+                         column=column.name, row_offset=row_offset)
+    info = column.info_columns()
+    return [(pa.field(column.name, pa.large_binary()), loaded.data),
+            (pa.field(info["fileurl"], pa.string()), loaded.uris),
+            (pa.field(info["errortype"], pa.string()), loaded.errortypes),
+            (pa.field(info["errormsg"], pa.string()), loaded.errormsgs)]
 
 
 def _check_names(names: Iterable[str], tdef: TableDef, table: str,
@@ -88,7 +109,8 @@ def _check_names(names: Iterable[str], tdef: TableDef, table: str,
             )
 
 
-def _from_rows(rows: list[dict], tdef: TableDef, table: str, row_offset: int) -> pa.Table:
+def _from_rows(rows: list[dict], tdef: TableDef, table: str, row_offset: int,
+               media: MediaOptions) -> pa.Table:
     names: set[str] = set()
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -99,6 +121,12 @@ def _from_rows(rows: list[dict], tdef: TableDef, table: str, row_offset: int) ->
             names.update(new)
     arrays, fields = [], []
     for column in tdef.base_columns():
+        if column.type.is_media:
+            values = [row.get(column.name) for row in rows]
+            for field, array in _media_columns(column, values, media, table, row_offset):
+                fields.append(field)
+                arrays.append(array)
+            continue
         values = []
         for i, row in enumerate(rows):
             value = row.get(column.name)
@@ -118,10 +146,23 @@ def _from_rows(rows: list[dict], tdef: TableDef, table: str, row_offset: int) ->
         pa.table({"__n": pa.nulls(len(rows))}).drop(["__n"])
 
 
-def _from_arrow(data: pa.Table, tdef: TableDef, table: str, row_offset: int) -> pa.Table:
+def _from_arrow(data: pa.Table, tdef: TableDef, table: str, row_offset: int,
+                media: MediaOptions) -> pa.Table:
     _check_names(data.column_names, tdef, table)
     arrays, fields = [], []
     for column in tdef.base_columns():
+        if column.type.is_media:
+            present = column.name in data.column_names
+            try:
+                values = values_of(data.column(column.name)) if present else \
+                    [None] * data.num_rows
+            except TypeError as exc:
+                raise TypeMismatchError(f"table {table!r}: column {column.name!r}: {exc}") \
+                    from None
+            for field, array in _media_columns(column, values, media, table, row_offset):
+                fields.append(field)
+                arrays.append(array)
+            continue
         target = column.type.arrow_type()
         if column.name in data.column_names:
             arr = data.column(column.name)

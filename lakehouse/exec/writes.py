@@ -20,6 +20,9 @@ import pyarrow as pa
 from lakehouse.errors import ComputeError, ConcurrentWriteError, StorageError
 from lakehouse.exec import intake
 from lakehouse.exec.evaluate import Plan
+from lakehouse.media.blobs import is_blob, to_blob, without_referenced
+from lakehouse.media.fetch import Fetcher
+from lakehouse.media.intake import MediaOptions
 from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
 from lakehouse.progress import report
 
@@ -47,33 +50,46 @@ class Target:
     tdef: TableDef
 
 
-def insert(target: Target, data: Any, *, progress: bool) -> WriteResult:
+    @property
+    def fetcher(self) -> Fetcher:
+        """Reads media sources with the table's storage options."""
+        return Fetcher(self.storage_options)
+
+
+def insert(target: Target, data: Any, *, progress: bool, on_error: str = "abort",
+           total: int | None = None) -> WriteResult:
+    """Append rows (validated, with their computed columns) in one commit. ``total``, when
+    known, gives the progress bar its length."""
     tdef = target.tdef
     computed = tdef.computed_columns()
     plan = Plan.for_columns(target.table, tdef, computed) if computed else None
     schema = target.dataset.schema
     counts = {"rows": 0, "errors": 0}
+    media = MediaOptions(on_error=on_error, fetcher=target.fetcher)
+    chunk_rows = intake.MEDIA_CHUNK_ROWS if tdef.media_columns() else intake.DEFAULT_CHUNK_ROWS
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
-        for chunk in intake.chunks(data):
+        for chunk in intake.chunks(data, chunk_rows):
             offset = counts["rows"]
-            base = intake.validate(chunk, tdef, target.table, offset)
+            base = intake.validate(chunk, tdef, target.table, offset, media)
             n = base.num_rows
             if n == 0:
                 continue
             columns: dict[str, Any] = {c: base.column(c) for c in base.column_names}
+            media_failed = _failed_rows(columns, tdef)
             if plan is not None:
                 frame = pl.from_arrow(base.select(plan.read_columns)) if plan.read_columns \
                     else pl.DataFrame(height=n)  # type: ignore[call-arg]
-                out, errors = plan.run(frame, row_offset=offset)
-                counts["errors"] += errors
+                out, failed = plan.run(frame, row_offset=offset)
+                media_failed |= failed
                 for name in plan.output_names:
                     columns[name] = out.get_column(name).to_arrow()
+            counts["errors"] += len(media_failed)
             counts["rows"] += n
             reporter.advance(n)
-            yield from _assemble(columns, schema).to_batches()
+            yield from _assemble(_without_referenced(columns, tdef), schema).to_batches()
 
-    with report(f"insert into {target.table}", enabled=progress) as reporter:
+    with report(f"insert into {target.table}", enabled=progress, total=total) as reporter:
         stream = batches(reporter)
         first = next(stream, None)
         if first is None:
@@ -100,6 +116,8 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
         return WriteResult(0, 0, ds.version)
     output_schema = pa.schema(fields)
     read = plan.read_columns
+    if any(c.name in read for c in target.tdef.media_columns()):
+        return _backfill_streamed(target, plan, progress=progress)
 
     with report(f"compute {', '.join(plan.output_names)}", enabled=progress,
                 total=total) as reporter:
@@ -108,9 +126,9 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
 
         def compute(batch: pa.RecordBatch) -> pa.RecordBatch:
             frame = pl.from_arrow(batch) if read else pl.DataFrame(height=batch.num_rows)  # type: ignore[call-arg]
-            out, errors = plan.run(frame, row_offset=counts["rows"])  # type: ignore[arg-type]
+            out, failed = plan.run(frame, row_offset=counts["rows"])  # type: ignore[arg-type]
             counts["rows"] += batch.num_rows
-            counts["errors"] += errors
+            counts["errors"] += len(failed)
             reporter.advance(batch.num_rows)
             arrays = [out.get_column(f.name).to_arrow().cast(f.type) for f in fields]
             return pa.RecordBatch.from_arrays(arrays, schema=output_schema)
@@ -118,6 +136,39 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
         udf = lance.batch_udf(output_schema=output_schema)(failures.wrap(compute))
         commit(target, lambda: ds.add_columns(udf, read_columns=read or [ds.schema[0].name],
                                                batch_size=BACKFILL_BATCH_ROWS), failures)
+    return WriteResult(counts["rows"], counts["errors"], ds.version)
+
+
+def _backfill_streamed(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
+    """Backfill for plans that read media: Lance's column UDFs cannot read blob columns, so the
+    rows are scanned in order (blobs as bytes, references fetched), computed, and added as new
+    columns from a stream. Still one commit, and only the new columns are written."""
+    from lakehouse.query import scan_frames
+
+    ds = target.dataset
+    fields = plan.output_fields()
+    schema = pa.schema(fields)
+    counts = {"rows": 0, "errors": 0}
+    # a second handle on the same version: Lance's add_columns holds the first one
+    source = lance.dataset(target.uri, version=ds.version,
+                           storage_options=target.storage_options or None)
+    frames = scan_frames(source, target.tdef, target.table, None, plan.read_columns,
+                         fetcher=target.fetcher)
+
+    def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
+        for frame in frames:
+            out, failed = plan.run(frame, row_offset=counts["rows"])
+            counts["rows"] += frame.height
+            counts["errors"] += len(failed)
+            reporter.advance(frame.height)
+            columns = {f.name: out.get_column(f.name).to_arrow() for f in fields}
+            yield from _assemble(columns, schema).to_batches()
+
+    with report(f"compute {', '.join(plan.output_names)}", enabled=progress,
+                total=ds.count_rows()) as reporter:
+        failures = _Failures()
+        reader = pa.RecordBatchReader.from_batches(schema, failures.guard(batches(reporter)))
+        commit(target, lambda: ds.add_columns(reader), failures)
     return WriteResult(counts["rows"], counts["errors"], ds.version)
 
 
@@ -142,12 +193,12 @@ def update(target: Target, values: dict[str, pl.Expr], plan: Plan | None,
                 matched[fragment].append(row_id)
             frame = frame.with_columns(**values)
             if plan is not None:
-                frame, errors = plan.run(frame, row_offset=counts["rows"])
-                counts["errors"] += errors
+                frame, failed = plan.run(frame, row_offset=counts["rows"])
+                counts["errors"] += len(failed)
             counts["rows"] += frame.height
             reporter.advance(frame.height)
             columns = {f.name: frame.get_column(f.name).to_arrow() for f in schema}
-            yield from _assemble(columns, schema).to_batches()
+            yield from _assemble(_without_referenced(columns, target.tdef), schema).to_batches()
 
     def write_and_commit() -> lance.LanceDataset:
         new = lance.fragment.write_fragments(reader, ds, schema=schema,
@@ -186,11 +237,33 @@ def delete(target: Target, predicate: str) -> WriteResult:
     return WriteResult(removed, 0, ds.version)
 
 
+def _failed_rows(columns: dict[str, Any], tdef: TableDef) -> set[int]:
+    """Rows of a validated chunk whose media value was kept with an error."""
+    failed: set[int] = set()
+    for column in tdef.media_columns():
+        name = column.info_columns().get("errortype")
+        if name in columns and columns[name].null_count < len(columns[name]):
+            failed.update(i for i, v in enumerate(columns[name].to_pylist()) if v is not None)
+    return failed
+
+
+def _without_referenced(columns: dict[str, Any], tdef: TableDef) -> dict[str, Any]:
+    """Drop the bytes of ``store="reference"`` values that have a source URI to read them from."""
+    out = dict(columns)
+    for column in tdef.media_columns():
+        uri = column.info_columns().get("fileurl")
+        if column.type.store == "reference" and uri in out:  # type: ignore[attr-defined]
+            out[column.name] = without_referenced(out[column.name], out[uri])
+    return out
+
+
 def _assemble(columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
     arrays = []
     for field in schema:
         arr = columns[field.name]
-        if arr.type != field.type:
+        if is_blob(field.type):
+            arr = to_blob(arr)
+        elif arr.type != field.type:
             arr = arr.cast(field.type)
         arrays.append(arr)
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -161,6 +161,17 @@ class Expr:
             raise TypeMismatchError(f"{self!r} is {self.type}, not Json: [] needs a Json value")
         return JsonPath(self, (key,))
 
+    def __getattr__(self, name: str) -> Any:
+        """Methods of media expressions: ``t.image.resize((64, 64))``, ``t.image.width``,
+        ``t.image.fileurl``, ``t.video.frame(at=1.0)`` (see ``functions.media``)."""
+        fields = {f.name for f in dataclasses.fields(self)} if dataclasses.is_dataclass(self) \
+            else set()
+        if name.startswith("_") or name in fields or not self.type.is_media:
+            raise AttributeError(f"{type(self).__name__} {self!r} has no attribute {name!r}")
+        from lakehouse.functions.media import method
+
+        return method(self, name)
+
     @property
     def str(self) -> StringMethods:
         """String functions, as in Polars: ``t.name.str.upper()``."""

@@ -37,7 +37,7 @@ class Context:
     """Where each referenced column lives in the DataFrame being evaluated."""
 
     names: dict[int, str]  # column id -> DataFrame column name
-    error_names: dict[tuple[int, str], str] = dataclasses.field(default_factory=dict)
+    info_names: dict[tuple[int, str], str] = dataclasses.field(default_factory=dict)
     materialized: dict[int, str] = dataclasses.field(default_factory=dict)  # id(Call) -> column
 
 
@@ -65,7 +65,7 @@ def _(expr: ColumnRef, ctx: Context) -> pl.Expr:
 
 @_compile.register
 def _(expr: ErrorInfo, ctx: Context) -> pl.Expr:
-    name = ctx.error_names.get((expr.column.col_id, expr.field))
+    name = ctx.info_names.get((expr.column.col_id, expr.field))
     if name is None:
         return pl.lit(None, dtype=pl.String)
     return pl.col(name)

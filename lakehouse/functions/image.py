@@ -1,0 +1,223 @@
+"""Image functions (Pillow): ``t.image.resize((64, 64))``, ``t.image.width``, ...
+
+Images travel as encoded bytes. A function decodes its input, works on the PIL image, and
+encodes an image result in the input's format (JPEG stays JPEG; PNG where the input format
+cannot hold the result's mode). Decoded images are kept in a small cache keyed by content, so the
+check an insert makes and the computed columns of the same rows decode each image once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from PIL import ExifTags, Image, UnidentifiedImageError
+
+from lakehouse import types as T
+from lakehouse.functions.media import media_check, media_function
+
+CACHE_BYTES = 256 * 1024 * 1024  # decoded pixels kept for reuse
+_SAVE_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
+_JPEG_MODES = {"RGB", "L", "CMYK"}
+
+
+class _DecodedCache:
+    """Decoded images by content hash, least recently used first out, bounded in bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[bytes, Image.Image] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> Image.Image | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: bytes, image: Image.Image) -> None:
+        cost = _pixel_bytes(image)
+        if cost > self.limit:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = image
+            self._size += cost
+            while self._size > self.limit:
+                _, old = self._items.popitem(last=False)
+                self._size -= _pixel_bytes(old)
+
+
+_cache = _DecodedCache(CACHE_BYTES)
+
+
+def _pixel_bytes(image: Image.Image) -> int:
+    return image.width * image.height * len(image.getbands())
+
+
+def decode(data: bytes) -> Image.Image:
+    """The decoded image (shared: callers must not modify it in place)."""
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    found = _cache.get(key)
+    if found is not None:
+        return found
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        reason = "not a recognised image format" if isinstance(exc, UnidentifiedImageError) \
+            else str(exc)
+        raise ValueError(f"not a readable image ({reason})") from None
+    _cache.put(key, image)
+    return image
+
+
+def encode_image(image: Image.Image, format: str | None = None) -> bytes:
+    """Encode ``image`` in ``format`` (default: its own format, else PNG)."""
+    fmt = (format or image.format or "PNG").upper()
+    if fmt == "JPG":
+        fmt = "JPEG"
+    if fmt not in _SAVE_FORMATS or (fmt == "JPEG" and image.mode not in _JPEG_MODES):
+        fmt = "PNG"
+    out = io.BytesIO()
+    options = {"quality": 90} if fmt in ("JPEG", "WEBP") else {}
+    image.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def is_pil(value: Any) -> bool:
+    return isinstance(value, Image.Image)
+
+
+def from_numpy(array: np.ndarray) -> Image.Image:
+    """A PIL image from an (h, w), (h, w, 3) or (h, w, 4) array of uint8 (or floats in 0..1)."""
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating):
+            array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
+        else:
+            raise TypeError(f"an image array must be uint8 or float, got {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise TypeError(f"an image array has shape (h, w), (h, w, 3) or (h, w, 4), "
+                        f"got {array.shape}")
+    return Image.fromarray(array)
+
+
+def to_pil(data: bytes | None) -> Image.Image | None:
+    """The PIL image of one image value (a cell of a query result), or None for null."""
+    if data is None:
+        return None
+    return Image.open(io.BytesIO(data))
+
+
+@media_check("image")
+def check(data: bytes, ctype: T.ImageType) -> None:
+    image = decode(data)
+    if ctype.size is not None and tuple(image.size) != tuple(ctype.size):
+        raise ValueError(f"image is {image.size[0]}x{image.size[1]}, the column requires "
+                         f"{ctype.size[0]}x{ctype.size[1]}")
+    if ctype.mode is not None and image.mode != ctype.mode:
+        raise ValueError(f"image mode is {image.mode}, the column requires {ctype.mode}")
+
+
+def _result(image: Image.Image, source: Image.Image) -> bytes:
+    return encode_image(image, source.format)
+
+
+@media_function("image", "resize", T.Image)
+def resize(data: bytes, size: tuple[int, int]) -> bytes:
+    """The image scaled to exactly ``size`` = (width, height)."""
+    image = decode(data)
+    return _result(image.resize((int(size[0]), int(size[1])), Image.Resampling.BICUBIC), image)
+
+
+@media_function("image", "thumbnail", T.Image)
+def thumbnail(data: bytes, size: tuple[int, int]) -> bytes:
+    """The image scaled to fit within ``size``, keeping its aspect ratio (never enlarged)."""
+    image = decode(data)
+    small = image.copy()
+    small.thumbnail((int(size[0]), int(size[1])), Image.Resampling.BICUBIC)
+    return _result(small, image)
+
+
+@media_function("image", "crop", T.Image)
+def crop(data: bytes, box: tuple[int, int, int, int]) -> bytes:
+    """The region ``box`` = (left, upper, right, lower), in pixels."""
+    image = decode(data)
+    return _result(image.crop(tuple(int(v) for v in box)), image)  # type: ignore[arg-type]
+
+
+@media_function("image", "rotate", T.Image)
+def rotate(data: bytes, angle: float, expand: bool = True) -> bytes:
+    """The image rotated ``angle`` degrees counter-clockwise (``expand`` keeps the corners)."""
+    image = decode(data)
+    return _result(image.rotate(float(angle), expand=bool(expand)), image)
+
+
+@media_function("image", "convert", T.Image)
+def convert(data: bytes, mode: str) -> bytes:
+    """The image in another mode: ``"L"`` (grey), ``"RGB"``, ``"RGBA"``, ..."""
+    image = decode(data)
+    return _result(image.convert(mode), image)
+
+
+@media_function("image", "width", T.Int, is_property=True)
+def width(data: bytes) -> int:
+    """Width in pixels."""
+    return decode(data).width
+
+
+@media_function("image", "height", T.Int, is_property=True)
+def height(data: bytes) -> int:
+    """Height in pixels."""
+    return decode(data).height
+
+
+@media_function("image", "mode", T.String, is_property=True)
+def mode(data: bytes) -> str:
+    """Pillow's mode: ``RGB``, ``RGBA``, ``L``, ..."""
+    return decode(data).mode
+
+
+@media_function("image", "b64_encode", T.String)
+def b64_encode(data: bytes, format: str | None = None) -> str:
+    """Base64 text of the image, re-encoded in ``format`` (``"png"``, ``"jpeg"``) if given:
+    for data URLs and model APIs that take images as text."""
+    if format is not None:
+        data = encode_image(decode(data), format)
+    return base64.b64encode(data).decode("ascii")
+
+
+@media_function("image", "metadata", T.Json)
+def metadata(data: bytes) -> dict[str, Any]:
+    """Format, size, mode and EXIF tags (by name), as Json."""
+    image = decode(data)
+    return {"format": image.format, "width": image.width, "height": image.height,
+            "mode": image.mode, "exif": _exif(image)}
+
+
+@media_function("image", "exif", T.Json)
+def exif(data: bytes) -> dict[str, Any]:
+    """The EXIF tags by name (``Make``, ``Model``, ``DateTime``, ...), as Json."""
+    return _exif(decode(data))
+
+
+def _exif(image: Image.Image) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for tag, value in image.getexif().items():
+        name = ExifTags.TAGS.get(tag, str(tag))
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace").rstrip("\x00")
+        elif not isinstance(value, str | int | float):
+            value = str(value)
+        out[name] = value
+    return out

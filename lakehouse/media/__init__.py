@@ -1,0 +1,1 @@
+"""Media intake and storage: fetching sources, validating them, and Lance blob columns."""

@@ -1,0 +1,35 @@
+"""Reading the values of ``store="reference"`` media columns from their sources."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from lakehouse.errors import MediaError
+from lakehouse.media.fetch import Fetcher, describe_failure
+from lakehouse.media.pool import pmap
+from lakehouse.metadata import ColumnDef
+
+
+def resolve_references(frame: pl.DataFrame, column: ColumnDef, fetcher: Fetcher,
+                       table: str) -> pl.DataFrame:
+    """Fill in the bytes of ``column`` where the table keeps only the source URI; remote objects
+    are cached on local disk. A source that can no longer be read is a :class:`MediaError`."""
+    uri_name = column.info_columns()["fileurl"]
+    data = frame.get_column(column.name)
+    uris = frame.get_column(uri_name)
+    missing = (data.is_null() & uris.is_not_null()).arg_true().to_list()
+    if not missing:
+        return frame
+    wanted = [uris[i] for i in missing]
+
+    def read(uri: str) -> bytes:
+        try:
+            return fetcher.read(uri, cache=True)
+        except Exception as exc:
+            msg = (f"table {table!r}: column {column.name!r} refers to {uri}, which cannot be "
+                   f"read: {describe_failure(exc)}")
+            raise MediaError(msg) from exc
+
+    fetched = dict(zip(missing, pmap(read, wanted), strict=True))
+    values = [fetched.get(i, v) for i, v in enumerate(data.to_list())]
+    return frame.with_columns(pl.Series(column.name, values, dtype=pl.Binary))
