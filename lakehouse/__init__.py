@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from lakehouse import functions
 from lakehouse.catalog import Catalog, connect
+from lakehouse.display import show, to_pil
 from lakehouse.errors import (
     ColumnExistsError,
     ColumnNotFoundError,
@@ -71,6 +72,8 @@ __all__ = [
     "Required", "Image", "Video", "Audio", "Document",
     # expressions and functions
     "Expr", "if_else", "lit", "udf", "UDF", "functions",
+    # results
+    "to_pil", "show",
     # errors and warnings
     "Error", "InvalidNameError", "TableNotFoundError", "TableExistsError",
     "DirectoryNotFoundError", "ColumnNotFoundError", "ColumnExistsError", "TypeMismatchError",

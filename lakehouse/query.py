@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
+from lakehouse.display import Rendered
 from lakehouse.errors import TypeMismatchError
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exprs.nodes import BinaryOp, ColumnRef, Expr, _literal
@@ -200,9 +201,22 @@ class Query:
     def to_polars(self) -> pl.DataFrame:
         return self.collect()
 
+    def show(self, n: int = 20) -> Rendered:
+        """The first ``n`` rows, shown in a notebook as an HTML table with image thumbnails."""
+        frame = self.limit(n if self.row_limit is None else min(n, self.row_limit)).collect()
+        _, tdef = self.table._snapshot()
+        outputs = self.outputs if self.outputs is not None else \
+            tuple((c.name, c.ref()) for c in tdef.columns)
+        media = {name: e.type.kind for name, e in outputs if e.type.is_media}
+        return Rendered(frame, media)
+
+    def _repr_html_(self) -> str:
+        return self.show()._repr_html_()
+
     def scan(self) -> pl.LazyFrame:
         """A lazy Polars frame over the Lance dataset; Polars pushes projections and filters into
-        the scan. Expressions that need Python UDFs are not allowed here: use collect()."""
+        the scan. Expressions that need Python UDFs or read media are not allowed here, and
+        without a select() the frame leaves media columns out: use collect() for those."""
         ds, tdef = self._checked_snapshot()
         # pin the version: given a dataset alone, Polars reads the latest version, which breaks
         # t.at(n).scan() and could disagree with the column names of this snapshot
@@ -220,8 +234,11 @@ class Query:
                          descending=[not a for _, a in self.ordering], nulls_last=True)
         if self.row_limit is not None:
             lf = lf.head(self.row_limit)
-        if self.outputs is None:
-            return lf.select([c.name for c in tdef.columns])
+        if self.outputs is None:  # media columns are left out: see the docstring
+            return lf.select([c.name for c in tdef.columns if not c.type.is_media])
+        for _, e in self.outputs:
+            if any(n.type.is_media for n in e.walk()):
+                raise TypeMismatchError(f"scan() cannot read media ({e!r}); use collect()")
         return lf.select([to_polars(e, ctx).alias(n) for n, e in self.outputs])
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any
+from typing import IO, Any
 
 import lance
 import polars as pl
 
 from lakehouse import types as T
+from lakehouse.display import Rendered
 from lakehouse.errors import (
     ColumnExistsError,
     ColumnNotFoundError,
@@ -33,6 +34,7 @@ from lakehouse.exprs import serialize
 from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, _literal
 from lakehouse.exprs.polars import Context, to_polars
 from lakehouse.media.fetch import Fetcher
+from lakehouse.media.intake import MediaOptions, load_column
 from lakehouse.metadata import (
     PENDING_PREFIX,
     RETIRED_PREFIX,
@@ -157,6 +159,17 @@ class Table:
         _check_choice("on_error", on_error, _ON_ERROR)
         return writes.insert(self._target(), data, progress=progress, on_error=on_error)
 
+    def insert_files(self, sources: Any, **options: Any) -> WriteResult:
+        """Insert every media file found in ``sources`` (paths, folders, globs or ``s3://``
+        prefixes) into the table's media column, in one commit. See
+        :func:`lakehouse.ingest.insert_files` for the options.
+
+        >>> t.insert_files("photos/**/*.jpg")  # doctest: +SKIP
+        """
+        from lakehouse import ingest
+
+        return ingest.insert_files(self, sources, **options)
+
     def update(self, values: dict[str, Any], where: Expr | None = None, *,
                progress: bool = True) -> WriteResult:
         """Set columns of the rows matching ``where`` (all rows if None) to literals or
@@ -178,6 +191,9 @@ class Table:
                     f"table {self._name!r}: column {name!r} is computed; update the columns it "
                     "depends on instead"
                 )
+            if column.type.is_media and not isinstance(value, Expr):
+                new_values.update(_media_values(column, value, target, self._name))
+                continue
             expr = _value_expr(value, column, self._name)
             tdef.check_refs(expr, self._name)
             reads.append(expr)
@@ -404,6 +420,40 @@ class Table:
     def head(self, n: int = 10) -> pl.DataFrame:
         return self._query().head(n)
 
+    def blob_files(self, column: str, where: Expr | None = None) -> list[IO[bytes] | None]:
+        """Lazy, seekable file objects on the values of a media column (None for nulls), in row
+        order: nothing is read until you read, and seeks turn into ranged reads. Values stored in
+        the table open as Lance blob files; ``store="reference"`` values open their source.
+
+        >>> with t.blob_files("video")[0] as f:  # doctest: +SKIP
+        ...     header = f.read(64)
+        """
+        ds, tdef = self._snapshot()
+        col = tdef.get(column, self._name)
+        if not col.type.is_media:
+            raise TypeMismatchError(f"table {self._name!r}: column {column!r} is {col.type}, "
+                                    "not a media column")
+        tdef.check_refs(where, self._name)
+        uri_col = col.info_columns().get("fileurl")
+        read = [uri_col] if uri_col else []
+        frames = list(scan_frames(ds, tdef, self._name, where, read, row_ids=True))
+        if not frames:
+            return []
+        ids = [i for f in frames for i in f.get_column(ROW_ID).to_list()]
+        uris = [u for f in frames for u in f.get_column(uri_col).to_list()] if uri_col \
+            else [None] * len(ids)
+        stored = ds.take_blobs(column, ids=ids)
+        fetcher = self._fetcher()
+        return [blob if blob is not None else (fetcher.open(uri) if uri else None)
+                for blob, uri in zip(stored, uris, strict=True)]
+
+    def show(self, n: int = 20) -> Rendered:
+        """The first ``n`` rows as an HTML table with image thumbnails (for notebooks)."""
+        return self._query().show(n)
+
+    def _repr_html_(self) -> str:
+        return self.show()._repr_html_()
+
     def count(self) -> int:
         return self._snapshot()[0].count_rows()
 
@@ -467,6 +517,20 @@ def _value_expr(value: Any, column: ColumnDef, table: str) -> Expr:
     if column.type.kind in ("json", "array"):
         return Literal(coerced, column.type)
     return _literal(coerced)
+
+
+def _media_values(column: ColumnDef, value: Any, target: writes.Target,
+                  table: str) -> dict[str, pl.Expr]:
+    """The new bytes, source URI and (cleared) errors of a media column set by update()."""
+    loaded = load_column([value], column.type, MediaOptions(fetcher=target.fetcher),  # type: ignore[arg-type]
+                         table=table, column=column.name, row_offset=0)
+    info = column.info_columns()
+    return {
+        column.name: pl.lit(loaded.data[0].as_py(), dtype=pl.Binary),
+        info["fileurl"]: pl.lit(loaded.uris[0].as_py(), dtype=pl.String),
+        info["errortype"]: pl.lit(None, dtype=pl.String),
+        info["errormsg"]: pl.lit(None, dtype=pl.String),
+    }
 
 
 def _index_names(ds: lance.LanceDataset) -> set[str]:
