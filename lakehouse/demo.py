@@ -3,17 +3,21 @@
 Creates a table in a local lakehouse, inserts rows, declares computed columns (a vectorised
 expression, a JSON path, a conditional and a Python UDF), inserts more rows (computed
 incrementally), updates one row (only its dependent values are recomputed), and queries the result
-as Polars DataFrames. Run it twice: the second run replaces the table and shows it again.
+as Polars DataFrames. Then ingests real photos (shipped by scikit-image) into an image table with
+computed thumbnails and image attributes, and queries them. Run it twice: the second run replaces
+the tables and shows them again.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 
 import polars as pl
 
 import lakehouse as lh
+from lakehouse.samples import sample_images
 
 BOOKS = [
     {"title": "The Left Hand of Darkness", "year": 1969, "pages": 304, "price": 9.99,
@@ -79,7 +83,31 @@ def run(root: str | None = None, *, out: object = sys.stdout) -> lh.Table:
     say("\nhistory:")
     say(books.history().select("version", "operation", "rows_added", "rows_changed",
                                "total_rows"))
+    photos(db, say)
     return books
+
+
+def photos(db: lh.Catalog, say: Callable[..., None]) -> lh.Table:
+    """Ingest the sample photos with computed thumbnails and attributes; query them."""
+    t = db.create_table("demo/photos", {"image": lh.Image, "title": lh.String},
+                        if_exists="replace")
+    t.add_computed_column(thumb=t.image.thumbnail((128, 128)), progress=False)
+    t.add_computed_column(width=t.image.width, progress=False)
+    t.add_computed_column(height=t.image.height, progress=False)
+    t.add_computed_column(mode=t.image.mode, progress=False)
+    files = sample_images()
+    result = t.insert([{"image": str(p), "title": p.stem} for p in files], progress=False)
+    say(f"\ningested {result.rows_written} photos with thumbnails computed on insert "
+        f"(version {result.version})")
+    say("\ncolour photos wider than 500 px, widest first:")
+    say(t.where((t.width > 500) & (t.mode == "RGB"))
+        .order_by(t.width, asc=False)
+        .select(t.title, t.width, t.height, thumb_size=t.thumb.width, source=t.image.fileurl)
+        .collect())
+    thumbs = lh.to_pil(t.where(t.title == "chelsea").select(t.thumb).collect()["thumb"])
+    say(f"\nchelsea's thumbnail as a PIL image: {thumbs[0].size[0]}x{thumbs[0].size[1]} "
+        f"{thumbs[0].mode}")
+    return t
 
 
 if __name__ == "__main__":
