@@ -156,20 +156,39 @@ class Catalog:
         self._fs.rm(self._path(self._location.join(path)), recursive=True)
 
     # --- tables ---------------------------------------------------------------------------------
-    def create_table(self, name: str, schema: dict[str, Any], *,
-                     if_exists: str = "error") -> Table:
+    def create_table(self, name: str, schema: dict[str, Any] | None = None, *,
+                     if_exists: str = "error", source: Any = None,
+                     **options: Any) -> Table:
         """Create an empty table with the given columns: ``{"label": lh.String, "n": lh.Int}``.
 
         ``if_exists``: ``"error"`` (default), ``"ignore"`` (return the existing table) or
         ``"replace"`` (overwrite it; earlier versions stay in its history).
+
+        With ``source``, the table is created from data and filled in one go: Parquet or CSV
+        files (a path, folder, glob or ``s3://`` URI, or a list of them), a Polars or pandas
+        DataFrame or an Arrow table. Column types are inferred; ``schema`` then sets the type of
+        named columns only. Other options (``progress``, ``on_error``, ``rename``, CSV options)
+        are those of :meth:`import_parquet` and :meth:`import_csv`; a failed import leaves no
+        table behind.
+
+        >>> t = db.create_table("t", source="shards/*.parquet")  # doctest: +SKIP
         """
+        if source is not None:
+            from lakehouse import ingest
+
+            return ingest.create_from_source(self, name, source, schema=schema,
+                                             if_exists=if_exists, **options)
+        if options:
+            raise TypeMismatchError(f"create_table() got unexpected options "
+                                    f"{', '.join(map(repr, options))} (they go with source=)")
         validate_name(name)
         if if_exists not in ("error", "ignore", "replace"):
             raise TypeMismatchError(f"if_exists must be 'error', 'ignore' or 'replace', "
                                     f"got {if_exists!r}")
         if not isinstance(schema, dict) or not schema:
             raise TypeMismatchError(f"table {name!r}: schema must be a non-empty dict of "
-                                    "column name -> type")
+                                    "column name -> type (or pass source= to create the table "
+                                    "from data)")
         columns = []
         for i, (col, spec) in enumerate(schema.items()):
             _check_column_name(col, name)
@@ -197,6 +216,31 @@ class Catalog:
         except OSError as exc:
             raise storage_error(self._location, f"create table {name!r}", exc) from exc
         return Table(name, uri, self._location, ds)
+
+    def import_parquet(self, name: str, sources: Any, **options: Any) -> Table:
+        """Create table ``name`` from Parquet shards (a file, folder, glob or ``s3://`` prefix,
+        or a list of them; the Hugging Face image layout becomes an ``lh.Image`` column) and
+        fill it in one insert, streaming batch by batch. If the import fails the new table is
+        dropped again. Options: ``schema``, ``rename``, ``if_exists``, ``batch_rows``,
+        ``progress``, ``on_error``; see :func:`lakehouse.ingest.import_parquet`.
+
+        >>> t = db.import_parquet("beans", "s3://bucket/beans/train-*.parquet")  # doctest: +SKIP
+        """
+        from lakehouse import ingest
+
+        return ingest.import_parquet(self, name, sources, **options)
+
+    def import_csv(self, name: str, path: Any, **options: Any) -> Table:
+        """Create table ``name`` from a CSV file (local or ``s3://``) and fill it in one insert.
+        Types are inferred from the first rows; ``schema={"file": lh.Image}`` reads a column
+        of media paths (relative to the CSV's folder) into a media column. Options and
+        ``pyarrow.csv`` keywords: see :func:`lakehouse.ingest.import_csv`.
+
+        >>> t = db.import_csv("pets", "pets.csv", schema={"file": lh.Image})  # doctest: +SKIP
+        """
+        from lakehouse import ingest
+
+        return ingest.import_csv(self, name, path, **options)
 
     def get_table(self, name: str) -> Table:
         """Open a table; ``"name:3"`` opens version 3 and ``"name@prod"`` a tag, read-only."""

@@ -18,7 +18,7 @@ import pyarrow as pa
 from lakehouse.display import Rendered
 from lakehouse.errors import TypeMismatchError
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exprs.nodes import BinaryOp, ColumnRef, Expr, _literal
+from lakehouse.exprs.nodes import BinaryOp, Call, ColumnRef, ErrorInfo, Expr, _literal
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.exprs.sql import NotPushable, to_sql
 from lakehouse.media.blobs import is_blob
@@ -79,8 +79,8 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
         read += [c for c in tdef.stored_columns([flt.residual]) if c not in read]
     media = [c for c in tdef.media_columns() if c.name in read]
     references = [c for c in media if c.type.store == "reference"]  # type: ignore[attr-defined]
-    read += [c.info_columns()["fileurl"] for c in references
-             if c.info_columns()["fileurl"] not in read]
+    read += [c.info_columns()[kind] for c in references for kind in ("fileurl", "errortype")
+             if c.info_columns()[kind] not in read]
     scanner = ds.scanner(columns=read, filter=flt.sql, batch_size=SCAN_BATCH_ROWS,
                          limit=limit if flt.residual is None else None,
                          with_row_id=row_ids, with_row_address=row_ids,
@@ -134,8 +134,13 @@ class Query:
                 e = self.table[e]
             if not isinstance(e, Expr):
                 raise TypeMismatchError(f"select() takes expressions, got {e!r}")
-            outputs.append((e.name if isinstance(e, ColumnRef) else f"col_{i}", e))
+            outputs.append((_output_name(e, i), e))
         outputs += [(name, _literal(e)) for name, e in named.items()]
+        # a derived name that repeats another output falls back to its position
+        taken = [n for n, _ in outputs]
+        outputs = [(f"col_{i}" if i < len(exprs) and taken.count(n) > 1
+                    and not isinstance(e, ColumnRef) else n, e)
+                   for i, (n, e) in enumerate(outputs)]
         names = [n for n, _ in outputs]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
@@ -240,6 +245,19 @@ class Query:
             if any(n.type.is_media for n in e.walk()):
                 raise TypeMismatchError(f"scan() cannot read media ({e!r}); use collect()")
         return lf.select([to_polars(e, ctx).alias(n) for n, e in self.outputs])
+
+
+def _output_name(expr: Expr, position: int) -> str:
+    """The default output name of an unnamed select() expression: a column's name, the method
+    of a call (``t.image.width`` -> ``width``), the field of ``t.x.errortype``; else
+    ``col_<position>``."""
+    if isinstance(expr, ColumnRef):
+        return expr.name
+    if isinstance(expr, ErrorInfo):
+        return expr.field
+    if isinstance(expr, Call):
+        return expr.fn.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+    return f"col_{position}"
 
 
 def _evaluate(frame: pl.DataFrame, exprs: dict[str, Expr], tdef: TableDef,

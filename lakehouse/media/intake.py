@@ -44,9 +44,10 @@ class LoadedColumn:
 class _CellError(Exception):
     """A bad media value: ``source`` names it, the message says what is wrong."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, uri: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.uri = uri  # the source, kept with the error so failed rows can be found by it
 
 
 def load_column(values: list[Any], ctype: T.MediaType, options: MediaOptions, *,
@@ -57,7 +58,7 @@ def load_column(values: list[Any], ctype: T.MediaType, options: MediaOptions, *,
             data, uri = _load(value, ctype, options.fetcher)
             return data, uri, None
         except _CellError as exc:
-            return None, None, exc
+            return None, exc.uri, exc
 
     results = pmap(load, values)
     errors = [e for _, _, e in results]
@@ -90,7 +91,7 @@ def _load(value: Any, ctype: T.MediaType, fetcher: Fetcher) -> tuple[bytes | Non
         except Exception as exc:
             raise _CellError("SourceNotFound" if isinstance(exc, FileNotFoundError)
                              else "SourceUnreachable",
-                             f"cannot read {uri}: {describe_failure(exc)}") from None
+                             f"cannot read {uri}: {describe_failure(exc)}", uri) from None
     else:
         try:
             data = ctype.coerce(value)
@@ -100,7 +101,7 @@ def _load(value: Any, ctype: T.MediaType, fetcher: Fetcher) -> tuple[bytes | Non
         ctype.check(data)
     except ValueError as exc:
         source = uri or f"the {type(value).__name__} value"
-        raise _CellError(f"Invalid{ctype.kind.capitalize()}", f"{source}: {exc}") from None
+        raise _CellError(f"Invalid{ctype.kind.capitalize()}", f"{source}: {exc}", uri) from None
     return data, uri
 
 

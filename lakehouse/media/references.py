@@ -14,10 +14,11 @@ def resolve_references(frame: pl.DataFrame, column: ColumnDef, fetcher: Fetcher,
                        table: str) -> pl.DataFrame:
     """Fill in the bytes of ``column`` where the table keeps only the source URI; remote objects
     are cached on local disk. A source that can no longer be read is a :class:`MediaError`."""
-    uri_name = column.info_columns()["fileurl"]
+    info = column.info_columns()
     data = frame.get_column(column.name)
-    uris = frame.get_column(uri_name)
-    missing = (data.is_null() & uris.is_not_null()).arg_true().to_list()
+    uris = frame.get_column(info["fileurl"])
+    failed = frame.get_column(info["errortype"]).is_not_null()  # kept with its error at insert
+    missing = (data.is_null() & uris.is_not_null() & ~failed).arg_true().to_list()
     if not missing:
         return frame
     wanted = [uris[i] for i in missing]
