@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -167,7 +167,7 @@ class TableDef:
         names: list[str] = []
         errors = self.info_names()
         for expr in exprs:
-            for node in expr.walk():
+            for node in _walk_stored(expr):
                 if isinstance(node, ColumnRef):
                     name = self.by_id(node.col_id).name
                 elif isinstance(node, ErrorInfo) and (node.column.col_id, node.field) in errors:
@@ -233,6 +233,15 @@ class TableDef:
                 changed.add(c.col_id)
         return out
 
+
+
+def _walk_stored(expr: Expr) -> Iterator[Expr]:
+    """The nodes of ``expr`` that read stored data: like ``walk()``, but ``t.x.errortype`` and
+    ``t.x.fileurl`` read only their hidden column, not ``x`` itself (which may be media)."""
+    if not isinstance(expr, ErrorInfo):
+        for child in expr.children():
+            yield from _walk_stored(child)
+    yield expr
 
 
 def _any_ref(col_id: int) -> ColumnRef:

@@ -89,17 +89,23 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
     keep = None
     if flt.residual is not None:
         keep = Plan.for_exprs(table, tdef, {"__keep": flt.residual})
+    # references the residual filter reads are fetched before it runs, the others after it
+    filtered_on = set(tdef.stored_columns([flt.residual])) if flt.residual is not None else set()
+    early = [c for c in references if c.name in filtered_on]
+    late = [c for c in references if c.name not in filtered_on]
     remaining = limit
     for batch in scanner.to_batches():
         frame = pl.from_arrow(pa.Table.from_batches([batch]))
         assert isinstance(frame, pl.DataFrame)
+        for column in early:
+            frame = resolve_references(frame, column, fetcher or Fetcher(), table)
         if keep is not None:
             mask, _ = keep.run(frame)
             frame = frame.filter(mask.get_column("__keep").fill_null(False))
             if remaining is not None:
                 frame = frame.head(remaining)
                 remaining -= frame.height
-        for column in references:
+        for column in late:
             frame = resolve_references(frame, column, fetcher or Fetcher(), table)
         yield frame.select(keep_columns)
         if remaining is not None and remaining <= 0:

@@ -21,7 +21,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from lakehouse import types as T
 from lakehouse.functions.media import media_check, media_function
 
-CACHE_BYTES = 256 * 1024 * 1024  # decoded pixels kept for reuse
+CACHE_BYTES = 128 * 1024 * 1024  # decoded pixels kept for reuse
 _SAVE_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
 _JPEG_MODES = {"RGB", "L", "CMYK"}
 

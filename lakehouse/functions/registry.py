@@ -41,6 +41,14 @@ class Function:
 
 
 _REGISTRY: dict[str, Function] = {}
+# built-in name prefix -> the module that registers those functions when imported
+_BUILTIN_MODULES = {
+    "image": "lakehouse.functions.image",
+    "video": "lakehouse.functions.video",
+    "audio": "lakehouse.functions.audio",
+    "document": "lakehouse.functions.document",
+    "media": "lakehouse.functions.media",
+}
 
 
 def register(fn: Function) -> Function:
@@ -53,6 +61,12 @@ def resolve(name: str) -> Function:
     found = _REGISTRY.get(name)
     if found is not None:
         return found
+    module = _BUILTIN_MODULES.get(name.split(".", 1)[0]) if ":" not in name else None
+    if module is not None:  # built-ins whose module loads on first use (media functions)
+        importlib.import_module(module)
+        found = _REGISTRY.get(name)
+        if found is not None:
+            return found
     if ":" not in name:
         raise UnsafeDefinitionError(f"{name!r} is not a built-in function of this lakehouse")
     module_name, _, qualname = name.partition(":")

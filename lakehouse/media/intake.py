@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import urllib.error
 from typing import Any
 
 import pyarrow as pa
@@ -89,8 +90,7 @@ def _load(value: Any, ctype: T.MediaType, fetcher: Fetcher) -> tuple[bytes | Non
         try:
             data = fetcher.read(uri)
         except Exception as exc:
-            raise _CellError("SourceNotFound" if isinstance(exc, FileNotFoundError)
-                             else "SourceUnreachable",
+            raise _CellError("SourceNotFound" if _not_found(exc) else "SourceUnreachable",
                              f"cannot read {uri}: {describe_failure(exc)}", uri) from None
     else:
         try:
@@ -103,6 +103,11 @@ def _load(value: Any, ctype: T.MediaType, fetcher: Fetcher) -> tuple[bytes | Non
         source = uri or f"the {type(value).__name__} value"
         raise _CellError(f"Invalid{ctype.kind.capitalize()}", f"{source}: {exc}", uri) from None
     return data, uri
+
+
+def _not_found(exc: BaseException) -> bool:
+    return isinstance(exc, FileNotFoundError) or (
+        isinstance(exc, urllib.error.HTTPError) and exc.code in (404, 410))
 
 
 def values_of(arr: pa.ChunkedArray | pa.Array) -> list[Any]:

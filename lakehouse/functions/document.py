@@ -1,0 +1,147 @@
+"""Document functions: ``t.doc.text()``, ``t.doc.format``, ``t.doc.page_count``, ...
+
+A document is a PDF (read with pypdf), an HTML page (read with BeautifulSoup), Markdown or plain
+UTF-8 text. Values travel as the bytes of their file, and the format is told from the content,
+not from a file name: in-memory bytes have none.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from bs4 import BeautifulSoup
+from pypdf import PasswordType, PdfReader
+
+from lakehouse import types as T
+from lakehouse.functions.media import media_check, media_function
+
+FORMATS = ("pdf", "html", "markdown", "text")
+_HEAD = 4096  # bytes looked at to tell the format
+_HTML_START = re.compile(
+    rb"\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|title|link|style|script"
+    rb"|div|p|table|section|article|main|header|nav|h[1-6]|ul|ol)[\s/>]",
+    re.IGNORECASE | re.DOTALL)
+# headings, fenced code, links, bold text or table rows: what tells Markdown from plain text
+_MARKDOWN = re.compile(
+    r"^#{1,6}\s+\S|^(?:```|~~~)|\[[^\]\n]+\]\([^)\s]+\)|\*\*[^*\n]+\*\*|^\|.+\|\s*$",
+    re.MULTILINE)
+_NOT_A_DOCUMENT = "not a PDF, HTML, Markdown or UTF-8 text document"
+_HTML_SKIPPED = ["script", "style", "noscript", "template", "head"]
+_HTML_BLOCKS = ["p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6",
+                "section", "article", "header", "footer", "nav", "pre", "blockquote", "table",
+                "ul", "ol", "dt", "dd", "hr"]
+
+
+def detect_format(data: bytes) -> str:
+    """``"pdf"``, ``"html"``, ``"markdown"`` or ``"text"``, told from the content; ValueError if
+    the bytes are none of these (binary data, text that is not UTF-8)."""
+    head = data[:_HEAD].lstrip(b"\xef\xbb\xbf \t\r\n\f")
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    text = _text_of(data)
+    if _HTML_START.match(head):
+        return "html"
+    return "markdown" if _MARKDOWN.search(text) else "text"
+
+
+def _text_of(data: bytes) -> str:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(_NOT_A_DOCUMENT) from None
+    if "\x00" in text:  # valid UTF-8, but binary
+        raise ValueError(_NOT_A_DOCUMENT)
+    return text
+
+
+def _pdf(data: bytes) -> PdfReader:
+    """The opened PDF; ValueError if it is encrypted (with a password), corrupt or empty."""
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+            raise ValueError("an encrypted PDF (it needs a password)")
+        pages = len(reader.pages)
+    except ValueError:
+        raise
+    except Exception as exc:  # pypdf raises many kinds of errors on damaged files
+        raise ValueError(f"not a readable PDF ({exc})") from None
+    if pages < 1:
+        raise ValueError("a PDF with no pages")
+    return reader
+
+
+def _pdf_text(reader: PdfReader) -> str:
+    try:
+        return "\n\n".join(page.extract_text().strip() for page in reader.pages)
+    except Exception as exc:  # damaged content streams
+        raise ValueError(f"cannot extract the text of the PDF ({exc})") from None
+
+
+def _html_text(soup: BeautifulSoup) -> str:
+    for tag in soup(_HTML_SKIPPED):
+        tag.decompose()
+    for tag in soup(_HTML_BLOCKS):  # block elements end lines, as a browser shows them
+        tag.insert_after("\n")
+    lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _tidy(value: Any) -> str | None:
+    text = " ".join(str(value).split()) if value is not None else ""
+    return text or None
+
+
+@media_check("document")
+def check(data: bytes, ctype: T.DocumentType) -> None:
+    if detect_format(data) == "pdf":
+        _pdf(data)
+
+
+@media_function("document", "format", T.String, is_property=True)
+def doc_format(data: bytes) -> str:
+    """``"pdf"``, ``"html"``, ``"markdown"`` or ``"text"``."""
+    return detect_format(data)
+
+
+@media_function("document", "text", T.String)
+def text(data: bytes) -> str:
+    """The text: of every page of a PDF (pages separated by a blank line), of an HTML page
+    (without scripts and styles, one line per block), or the Markdown or text itself."""
+    kind = detect_format(data)
+    if kind == "pdf":
+        return _pdf_text(_pdf(data))
+    if kind == "html":
+        return _html_text(BeautifulSoup(_text_of(data), "html.parser"))
+    return _text_of(data)
+
+
+@media_function("document", "page_count", T.Int, is_property=True)
+def page_count(data: bytes) -> int:
+    """Pages of a PDF; 1 for other documents."""
+    return len(_pdf(data).pages) if detect_format(data) == "pdf" else 1
+
+
+@media_function("document", "metadata", T.Json)
+def metadata(data: bytes) -> dict[str, Any]:
+    """Format, page count, title and author where the document says them, as Json. The title of
+    an HTML page is its ``<title>``; of Markdown, its first heading."""
+    kind = detect_format(data)
+    title = author = None
+    pages = 1
+    if kind == "pdf":
+        reader = _pdf(data)
+        pages = len(reader.pages)
+        info = reader.metadata
+        if info is not None:
+            title, author = _tidy(info.title), _tidy(info.author)
+    elif kind == "html":
+        soup = BeautifulSoup(_text_of(data), "html.parser")
+        title = _tidy(soup.title.get_text()) if soup.title else None
+        found = soup.find("meta", attrs={"name": re.compile("^author$", re.IGNORECASE)})
+        author = _tidy(found.get("content")) if found else None
+    elif kind == "markdown":
+        heading = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", _text_of(data), re.MULTILINE)
+        title = heading.group(1) if heading else None
+    return {"format": kind, "page_count": pages, "title": title, "author": author}
