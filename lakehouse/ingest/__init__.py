@@ -1,0 +1,43 @@
+"""Bulk ingest: media files from folders, globs and S3 prefixes into a media column, and whole
+tables from Parquet shards (the Hugging Face layout included), CSV files and in-memory frames.
+
+Each function streams its input in bounded memory into a single insert, so it adds exactly one
+version to the table: a failure half way leaves the table as it was. The import functions create
+the table first (from the types found in the input) and drop it again if the import fails, so a
+failed import leaves no half-made table behind.
+
+>>> t = db.create_table("photos", {"image": lh.Image, "label": lh.String})  # doctest: +SKIP
+>>> label = lambda uri: {"label": parent_folder(uri)}  # the name of the file's folder
+>>> t.insert_files("photos/**/*.jpg", extra=label)  # doctest: +SKIP
+>>> db.import_parquet("mnist", "s3://bucket/mnist/*.parquet")  # doctest: +SKIP
+>>> db.create_table("scores", source=pl.DataFrame({"a": [1]}))  # doctest: +SKIP
+
+The package holds one concept per module:
+
+* :mod:`~lakehouse.ingest.files`: finding files (paths, folders, globs, ``s3://`` prefixes) and
+  :func:`insert_files`, :func:`expand_sources`, :func:`parent_folder`;
+* :mod:`~lakehouse.ingest.arrow_types`: the Arrow -> lakehouse type mapping (:func:`lh_type`,
+  Hugging Face media detection) and the conversion of input batches to the table's columns;
+* :mod:`~lakehouse.ingest.tables`: creating tables from Parquet, CSV and DataFrames
+  (:func:`import_parquet`, :func:`import_csv`, :func:`import_frame`,
+  :func:`create_from_source`).
+"""
+
+from lakehouse.ingest.arrow_types import lh_type
+from lakehouse.ingest.files import MEDIA_EXTENSIONS, expand_sources, insert_files, parent_folder
+from lakehouse.ingest.tables import (
+    BATCH_ROWS,
+    CSV_EXTENSIONS,
+    MEDIA_BATCH_ROWS,
+    PARQUET_EXTENSIONS,
+    create_from_source,
+    import_csv,
+    import_frame,
+    import_parquet,
+)
+
+__all__ = [
+    "BATCH_ROWS", "CSV_EXTENSIONS", "MEDIA_BATCH_ROWS", "MEDIA_EXTENSIONS", "PARQUET_EXTENSIONS",
+    "create_from_source", "expand_sources", "import_csv", "import_frame", "import_parquet",
+    "insert_files", "lh_type", "parent_folder",
+]

@@ -1,0 +1,281 @@
+"""Finding media files and inserting them: :func:`insert_files` fills a table's media column
+from paths, folders, globs and ``s3://`` prefixes, :func:`expand_sources` lists the files they
+name, and :func:`parent_folder` labels a file by the name of its folder.
+
+Also the small helpers the other ingest modules share: whether a source is on S3, the folder
+holding a file, a relative path resolved against that folder, and the check of choice arguments.
+
+>>> t = db.create_table("photos", {"image": lh.Image, "label": lh.String})  # doctest: +SKIP
+>>> label = lambda uri: {"label": parent_folder(uri)}  # the name of the file's folder
+>>> t.insert_files("photos/**/*.jpg", extra=label)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import posixpath
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from lakehouse.errors import MediaError, StorageError, TypeMismatchError
+from lakehouse.exec import writes
+from lakehouse.exec.intake import MEDIA_CHUNK_ROWS
+from lakehouse.exec.writes import WriteResult
+from lakehouse.media.fetch import local_path, to_uri
+from lakehouse.metadata import ColumnDef, TableDef
+from lakehouse.storage import s3_filesystem, s3_options
+
+if TYPE_CHECKING:
+    import fsspec
+
+    from lakehouse.table import Table
+
+#: File extensions ``insert_files`` looks for by default, by the media kind of the column.
+MEDIA_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "image": ("jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"),
+    "video": ("mp4", "mov", "mkv", "webm", "avi"),
+    "audio": ("wav", "mp3", "ogg", "flac", "m4a"),
+    "document": ("pdf", "html", "htm", "md", "txt"),
+}
+
+_ON_ERROR = ("abort", "ignore")
+_GLOB_CHARS = frozenset("*?[")
+
+
+# --------------------------------------------------------------------------------------------
+# Media files
+# --------------------------------------------------------------------------------------------
+
+
+def insert_files(table: Table, sources: Any, *, column: str | None = None,
+                 recursive: bool = True, extensions: Sequence[str] | None = None,
+                 on_error: str = "abort", progress: bool = True,
+                 extra: Callable[[str], Mapping[str, Any]] | None = None) -> WriteResult:
+    """Insert one row per media file found in ``sources``, in one commit (one new version).
+
+    ``sources`` is a file, a folder, a glob (``"photos/**/*.jpg"``), an ``s3://`` prefix or
+    glob, or a list of those. Folders are walked (with their subfolders unless
+    ``recursive=False``; hidden files and folders are skipped) and globs expanded; the files
+    found are kept when their extension is one of ``extensions`` (by default the usual ones
+    for the column's media kind, see :data:`MEDIA_EXTENSIONS`), sorted, and inserted into
+    ``column`` (by default the table's only media column). A file named explicitly is always
+    inserted. S3 sources are listed with the table's storage options (or the AWS variables).
+
+    ``extra(uri)`` may return the other column values of a file's row, for instance a label
+    taken from its folder; ``uri`` is the source URI the table records (``t.image.fileurl``):
+    ``file:///...`` for local files, ``s3://...`` for objects.
+
+    A file that cannot be read or is not a valid image (video, ...) stops the insert with a
+    :class:`~lakehouse.errors.MediaError` and nothing is written (``on_error="abort"``), or is
+    kept with a null value and its error recorded (``on_error="ignore"``). No file found at
+    all is a ``MediaError`` naming the sources.
+
+    >>> t = db.create_table("pets", {"image": lh.Image, "label": lh.String})  # doctest: +SKIP
+    >>> t.insert_files("pets/", extra=lambda uri: {"label": parent_folder(uri)})  # doctest: +SKIP
+    WriteResult(rows_written=120, rows_with_errors=0, version=2)
+    """
+    _check_choice("on_error", on_error, _ON_ERROR)
+    if not isinstance(sources, str | os.PathLike):
+        sources = list(sources)  # listed twice: to expand, and to name them in errors
+    target = table._target()
+    media = _media_column(target.tdef, table.name, column)
+    suffixes = _suffixes(extensions, media.type.kind)
+    files = expand_sources(sources, storage_options=table._location.storage_options,
+                           recursive=recursive, extensions=suffixes)
+    if not files:
+        wanted = ", ".join("." + s for s in suffixes) if suffixes else "any extension"
+        msg = (f"table {table.name!r}: no {media.type.kind} files found in "
+               f"{_describe_sources(sources)} (looked for {wanted})")
+        raise MediaError(msg)
+    uris = [f if f.startswith("s3://") else to_uri(f) for f in files]
+    rows = _file_rows(uris, media.name, extra, table.name)
+    return writes.insert(target, rows, progress=progress, on_error=on_error, total=len(uris))
+
+
+def parent_folder(uri: str) -> str:
+    """The name of the folder holding a file, for labels taken from folder names.
+
+    >>> parent_folder("file:///data/pets/cat/001.jpg")
+    'cat'
+    >>> parent_folder("s3://bucket/pets/dog/002.jpg")
+    'dog'
+    """
+    path = unquote(urlparse(uri).path) if "://" in uri else uri
+    return PurePosixPath(path.replace("\\", "/")).parent.name
+
+
+def expand_sources(sources: Any, *, storage_options: Mapping[str, str] | None = None,
+                   recursive: bool = True,
+                   extensions: Sequence[str] | None = None) -> list[str]:
+    """The files named by ``sources`` (paths, folders, globs, ``s3://`` prefixes or globs, or a
+    list of them): absolute local paths and ``s3://`` URIs, sorted within each source, without
+    duplicates. Folder walks and globs keep only names ending in one of ``extensions`` (all
+    when None); files named explicitly are always kept.
+
+    >>> expand_sources("no/such/folder")
+    []
+    """
+    items = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+    suffixes = tuple("." + e.lower().lstrip(".") for e in extensions) if extensions else None
+    found: list[str] = []
+    seen: set[str] = set()
+    fs: fsspec.AbstractFileSystem | None = None
+    for item in items:
+        if not isinstance(item, str | os.PathLike):
+            raise TypeMismatchError(f"a source must be a path or URI, got {item!r}")
+        text = os.fspath(item)
+        if _is_s3(text):
+            if fs is None:
+                fs = s3_filesystem(s3_options(dict(storage_options or {})))
+            matches = _expand_s3(fs, text, recursive, suffixes)
+        else:
+            matches = _expand_local(text, recursive, suffixes)
+        for match in matches:
+            if match not in seen:
+                seen.add(match)
+                found.append(match)
+    return found
+
+
+def _expand_local(text: str, recursive: bool, suffixes: tuple[str, ...] | None) -> list[str]:
+    path = local_path(text) if text.startswith("file://") else text
+    path = os.path.expanduser(path or "")
+    if os.path.isfile(path):
+        return [os.path.abspath(path)]
+    if os.path.isdir(path):
+        root = Path(path)
+        walk = root.rglob("*") if recursive else root.iterdir()
+        files = [p for p in walk
+                 if not any(part.startswith(".") for part in p.relative_to(root).parts)
+                 and p.is_file() and _wanted(p.name, suffixes)]
+        return sorted(str(p.resolve()) for p in files)
+    if _GLOB_CHARS & set(path):
+        matches = glob.glob(path, recursive=recursive)
+        return sorted(os.path.abspath(m) for m in matches
+                      if os.path.isfile(m) and _wanted(m, suffixes))
+    return []
+
+
+def _expand_s3(fs: fsspec.AbstractFileSystem, text: str, recursive: bool,
+               suffixes: tuple[str, ...] | None) -> list[str]:
+    path = text.split("://", 1)[1].rstrip("/")
+    try:
+        if _GLOB_CHARS & set(path):
+            entries = fs.glob(path, detail=True)
+            keys = [k for k, info in entries.items()
+                    if info.get("type") == "file" and _wanted(k, suffixes)]
+        elif fs.isfile(path):
+            keys = [path]
+        elif fs.isdir(path):
+            keys = [k for k in fs.find(path, maxdepth=None if recursive else 1)
+                    if _wanted(k, suffixes)
+                    and not any(p.startswith(".") for p in k[len(path) + 1:].split("/"))]
+        else:  # a key prefix such as s3://bucket/photos/img_
+            parent, _, leaf = path.rpartition("/")
+            keys = [k for k in fs.find(parent, prefix=leaf) if _wanted(k, suffixes)
+                    and (recursive or "/" not in k[len(parent) + 1:])] if parent else []
+    except FileNotFoundError:
+        return []
+    except Exception as exc:
+        raise StorageError(f"cannot list {text}: {type(exc).__name__}: {exc}") from exc
+    return sorted("s3://" + k.lstrip("/") for k in keys)
+
+
+def _wanted(name: str, suffixes: tuple[str, ...] | None) -> bool:
+    return suffixes is None or name.lower().endswith(suffixes)
+
+
+def _is_s3(text: str) -> bool:
+    return text.startswith(("s3://", "s3a://"))
+
+
+def _suffixes(extensions: Sequence[str] | None, kind: str) -> tuple[str, ...]:
+    if isinstance(extensions, str):
+        extensions = [extensions]
+    chosen = extensions if extensions is not None else MEDIA_EXTENSIONS.get(kind, ())
+    return tuple(e.lower().lstrip(".") for e in chosen)
+
+
+def _media_column(tdef: TableDef, table: str, column: str | None) -> ColumnDef:
+    if column is not None:
+        found = tdef.get(column, table)
+        if not found.type.is_media or found.is_computed:
+            what = "computed" if found.is_computed else str(found.type)
+            raise TypeMismatchError(
+                f"table {table!r}: column {column!r} is {what}; insert_files() needs a media "
+                "column (lh.Image, lh.Video, lh.Audio or lh.Document) that is not computed"
+            )
+        return found
+    media = [c for c in tdef.base_columns() if c.type.is_media]
+    if len(media) != 1:
+        names = ", ".join(repr(c.name) for c in media)
+        what = f"{len(media)} media columns ({names})" if media else "no media column"
+        raise TypeMismatchError(
+            f"table {table!r} has {what}; name the one to fill with column=..." if media else
+            f"table {table!r} has {what}; add one, e.g. t.add_column(image=lh.Image)"
+        )
+    return media[0]
+
+
+def _file_rows(uris: list[str], column: str, extra: Callable[[str], Mapping[str, Any]] | None,
+               table: str) -> Iterator[list[dict[str, Any]]]:
+    """The rows of the files, in chunks of the size the media intake works on."""
+    for start in range(0, len(uris), MEDIA_CHUNK_ROWS):
+        rows = []
+        for uri in uris[start:start + MEDIA_CHUNK_ROWS]:
+            row: dict[str, Any] = {}
+            if extra is not None:
+                values = extra(uri)
+                if not isinstance(values, Mapping):
+                    msg = (f"table {table!r}: extra({uri!r}) must return a dict of column "
+                           f"values, got {type(values).__name__}")
+                    raise TypeMismatchError(msg)
+                if column in values:
+                    msg = (f"table {table!r}: extra({uri!r}) returned a value for {column!r}, "
+                           "the column the file itself goes into")
+                    raise TypeMismatchError(msg)
+                row.update(values)
+            row[column] = uri
+            rows.append(row)
+        yield rows
+
+
+def _describe_sources(sources: Any) -> str:
+    items = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+    return ", ".join(repr(os.fspath(s)) if isinstance(s, str | os.PathLike) else repr(s)
+                     for s in items) or "(no sources)"
+
+
+def _check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise TypeMismatchError(f"{param} must be one of {', '.join(map(repr, allowed))}, "
+                                f"got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Locations: local or S3, folders, relative paths
+# --------------------------------------------------------------------------------------------
+
+
+def _resolve(value: str | None, base: str | None) -> str | None:
+    if not value:
+        return None
+    if base is None or "://" in value or os.path.isabs(value) or value.startswith("~"):
+        return value
+    if _is_s3(base):
+        bucket, _, key = base.split("://", 1)[1].partition("/")
+        return f"s3://{bucket}/" + posixpath.normpath(posixpath.join(key, value)).lstrip("/")
+    return os.path.normpath(os.path.join(base, value))
+
+
+def _folder(location: str) -> str:
+    """The folder holding a local file or an S3 object."""
+    if _is_s3(location):
+        return location.rsplit("/", 1)[0]
+    return os.path.dirname(os.path.abspath(location))
+
+
+__all__ = ["MEDIA_EXTENSIONS", "expand_sources", "insert_files", "parent_folder"]
