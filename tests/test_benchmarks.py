@@ -75,3 +75,69 @@ def test_ingest_benchmark_runs_and_writes_every_operation(tmp_path: Path, input_
                   "collect where a < 1000", "insert 1,000 rows"):
         assert label in proc.stdout, proc.stdout
     assert list(scratch.iterdir()) == []
+
+
+MEDIA_OPERATIONS = ["insert_thumbnails", "insert_thumbnails_1_thread", "insert_files_thumbnails",
+                    "insert_files_thumbnails_1_thread"]
+
+
+def test_media_benchmark_small_runs_and_writes_both_parts(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "media.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "media.py"), "--small", "--repeat", "1",
+         "--out", str(out), "--root", str(scratch)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+
+    assert report["benchmark"] == "media"
+    assert report["small"] is True
+    assert (report["images"], report["repeat"], report["budget_mib"]) == (40, 1, 16)
+    assert set(report["machine"]["versions"]) == {"lakehouse", "pylance", "pyarrow", "polars",
+                                                  "pillow"}
+    dataset = report["dataset"]
+    assert dataset["images"] == 40 and dataset["thumbnail"] == [256, 256]
+    assert dataset["formats"]["JPEG"] > 0 and dataset["formats"]["PNG"] > 0
+    assert sum(dataset["formats"].values()) == 40
+
+    ops = report["operations"]
+    assert set(ops) == set(MEDIA_OPERATIONS)
+    for name in MEDIA_OPERATIONS:
+        entry = ops[name]
+        assert entry["unit"] == "images/s", name
+        assert entry["lakehouse"] > 0 and entry["plain_loop"] > 0, (name, entry)
+        assert len(entry["lakehouse_seconds"]) == len(entry["plain_loop_seconds"]) == 1, name
+        assert entry["ratio"] == pytest.approx(entry["lakehouse"] / entry["plain_loop"]), name
+        if name.endswith("_1_thread"):
+            assert entry["threads"] == 1 and entry["met"] is None, name
+        else:
+            assert entry["threads"] == report["machine"]["cpu_count"], name  # one per core
+            assert entry["met"] is (entry["ratio"] >= 1.5), name
+            assert entry["speedup_over_1_thread"] == pytest.approx(
+                entry["lakehouse"] / ops[f"{name}_1_thread"]["lakehouse"])
+
+    memory = report["memory"]
+    mib = 2**20
+    assert memory["method"] in ("import_parquet", "insert_batches")
+    assert memory["budget_bytes"] == 16 * mib
+    assert 10 * memory["budget_bytes"] <= memory["data_bytes"] < 11 * memory["budget_bytes"]
+    assert memory["rows"] > 0 and memory["shards"] >= 1 and memory["batch_rows"] >= 1
+    assert memory["largest_batch_bytes"] < memory["budget_bytes"]
+    assert memory["seconds"] > 0 and memory["mib_per_s"] > 0
+    assert 0 < memory["rss_before_bytes"] <= memory["peak_rss_bytes"]
+    assert memory["peak_rss_growth_bytes"] == max(
+        0, memory["peak_rss_bytes"] - memory["rss_before_bytes"])
+    assert memory["growth_over_data"] == pytest.approx(
+        memory["peak_rss_growth_bytes"] / memory["data_bytes"])
+    assert memory["raw_lance_peak_rss_growth_bytes"] >= 0
+    assert memory["met"] is (memory["growth_over_raw_lance_bytes"] <= memory["budget_bytes"])
+    assert report["all_targets_met"] is (
+        all(e["met"] for e in ops.values() if e["met"] is not None) and memory["met"])
+
+    for label in ("insert + thumbnail", "insert_files + thumbnail", "LAKEHOUSE_THREADS=1",
+                  "peak RSS growth", "growth / data size"):
+        assert label in proc.stdout, proc.stdout
+    assert list(scratch.iterdir()) == []

@@ -22,7 +22,9 @@ from lakehouse.media.intake import MediaOptions, load_column, values_of
 from lakehouse.metadata import ColumnDef, TableDef
 
 DEFAULT_CHUNK_ROWS = 262_144
-MEDIA_CHUNK_ROWS = 256  # rows of a table with media columns: bounds the media bytes in memory
+# rows per batch for tables with media columns: bounds the media bytes (and decoded images) a
+# write holds at once
+MEDIA_CHUNK_ROWS = 64
 
 
 def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table | list[dict]]:

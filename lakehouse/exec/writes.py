@@ -20,6 +20,7 @@ import pyarrow as pa
 from lakehouse.errors import ComputeError, ConcurrentWriteError, StorageError
 from lakehouse.exec import intake
 from lakehouse.exec.evaluate import Plan
+from lakehouse.functions.media import release_batch_state
 from lakehouse.media.blobs import is_blob, to_blob, without_referenced
 from lakehouse.media.fetch import Fetcher
 from lakehouse.media.intake import MediaOptions
@@ -65,13 +66,14 @@ def insert(target: Target, data: Any, *, progress: bool, on_error: str = "abort"
     plan = Plan.for_columns(target.table, tdef, computed) if computed else None
     schema = target.dataset.schema
     counts = {"rows": 0, "errors": 0}
-    media = MediaOptions(on_error=on_error, fetcher=target.fetcher)
-    chunk_rows = intake.MEDIA_CHUNK_ROWS if tdef.media_columns() else intake.DEFAULT_CHUNK_ROWS
+    media = tdef.media_columns()
+    options = MediaOptions(on_error=on_error, fetcher=target.fetcher)
+    chunk_rows = intake.MEDIA_CHUNK_ROWS if media else intake.DEFAULT_CHUNK_ROWS
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
         for chunk in intake.chunks(data, chunk_rows):
             offset = counts["rows"]
-            base = intake.validate(chunk, tdef, target.table, offset, media)
+            base = intake.validate(chunk, tdef, target.table, offset, options)
             n = base.num_rows
             if n == 0:
                 continue
@@ -84,6 +86,8 @@ def insert(target: Target, data: Any, *, progress: bool, on_error: str = "abort"
                 media_failed |= failed
                 for name in plan.output_names:
                     columns[name] = out.get_column(name).to_arrow()
+            if media:
+                release_batch_state()
             counts["errors"] += len(media_failed)
             counts["rows"] += n
             reporter.advance(n)
@@ -158,6 +162,7 @@ def _backfill_streamed(target: Target, plan: Plan, *, progress: bool) -> WriteRe
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
         for frame in frames:
             out, failed = plan.run(frame, row_offset=counts["rows"])
+            release_batch_state()
             counts["rows"] += frame.height
             counts["errors"] += len(failed)
             reporter.advance(frame.height)

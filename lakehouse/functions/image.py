@@ -3,7 +3,8 @@
 Images travel as encoded bytes. A function decodes its input, works on the PIL image, and
 encodes an image result in the input's format (JPEG stays JPEG; PNG where the input format
 cannot hold the result's mode). Decoded images are kept in a small cache keyed by content, so the
-check an insert makes and the computed columns of the same rows decode each image once.
+check an insert makes and the computed columns of the same rows decode each image once; the
+writer empties it after each batch, so it never holds more than one batch's images.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from lakehouse import types as T
-from lakehouse.functions.media import media_check, media_function
+from lakehouse.functions.media import media_check, media_function, on_write_done
 
 CACHE_BYTES = 128 * 1024 * 1024  # decoded pixels kept for reuse
 _SAVE_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
@@ -42,6 +43,11 @@ class _DecodedCache:
                 self._items.move_to_end(key)
             return found
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._size = 0
+
     def put(self, key: bytes, image: Image.Image) -> None:
         cost = _pixel_bytes(image)
         if cost > self.limit:
@@ -57,10 +63,13 @@ class _DecodedCache:
 
 
 _cache = _DecodedCache(CACHE_BYTES)
+on_write_done(_cache.clear)
 
 
 def _pixel_bytes(image: Image.Image) -> int:
-    return image.width * image.height * len(image.getbands())
+    """Memory Pillow uses for the pixels: 4 bytes per pixel for multi-band images."""
+    per_pixel = 1 if len(image.getbands()) == 1 and image.mode in ("1", "L", "P") else 4
+    return image.width * image.height * per_pixel
 
 
 def decode(data: bytes) -> Image.Image:

@@ -41,6 +41,7 @@ class Method:
 
 
 _METHODS: dict[str, dict[str, Method]] = {}
+_RELEASE: list[Callable[[], None]] = []
 _CHECKERS: dict[str, Callable[[bytes, Any], None]] = {}
 
 
@@ -70,6 +71,18 @@ def media_check(kind: str) -> Callable[[Checker], Checker]:
         _CHECKERS[kind] = fn
         return fn
     return register_fn
+
+
+def on_write_done(release: Callable[[], None]) -> None:
+    """Register a function that frees per-batch state (such as decoded images) once a write has
+    finished with a batch."""
+    _RELEASE.append(release)
+
+
+def release_batch_state() -> None:
+    """Free what media functions kept for the batch just written."""
+    for release in _RELEASE:
+        release()
 
 
 def _load(kind: str) -> None:

@@ -21,6 +21,7 @@ from lakehouse import types as T
 from lakehouse.catalog import validate_name
 from lakehouse.errors import StorageError, TypeMismatchError
 from lakehouse.exec import writes
+from lakehouse.exec.intake import MEDIA_CHUNK_ROWS
 from lakehouse.ingest.arrow_types import _Column, _convert, _holds_binary, _plan
 from lakehouse.ingest.files import (
     _ON_ERROR,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 PARQUET_EXTENSIONS = ("parquet", "pq", "parq")
 CSV_EXTENSIONS = ("csv", "tsv", "csv.gz", "tsv.gz", "csv.bz2", "tsv.bz2")
 #: Rows per batch read from Parquet: small when rows hold media bytes, so memory stays bounded.
-MEDIA_BATCH_ROWS = 256
+MEDIA_BATCH_ROWS = MEDIA_CHUNK_ROWS
 BATCH_ROWS = 65_536
 
 _IF_EXISTS = ("error", "ignore", "replace")
@@ -115,7 +116,7 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
 
     ``sources`` is a Parquet file, a folder of them, a glob (``"data/train-*.parquet"``), an
     ``s3://`` prefix or glob, or a list of those. The shards are streamed batch by batch
-    (``batch_rows`` rows, by default 256 when rows hold binary data such as images, else
+    (``batch_rows`` rows, by default 64 when rows hold binary data such as images, else
     65,536), so memory stays bounded whatever their size; a progress bar shows the rows done
     out of the total in the Parquet footers.
 
