@@ -315,12 +315,13 @@ class MediaType(ColumnType):
     def __call__(self, *, nullable: bool = True, store: str | None = None) -> ColumnType:  # type: ignore[override]
         return dataclasses.replace(self, nullable=nullable, store=store or self.store)
 
-    def check(self, data: bytes) -> None:
+    def check(self, data: bytes, *, reuse: bool = False) -> None:
         """Raise ValueError if ``data`` is not a valid object of this type (say, a truncated
-        image); called for every inserted value."""
+        image); called for every inserted value. ``reuse``: computed columns of the same write
+        will read the value, so the checker may keep what it decoded for them."""
         from lakehouse.functions.media import checker
 
-        checker(self.kind)(data, self)
+        checker(self.kind)(data, self, reuse)
 
     def coerce(self, value: Any) -> Any:
         """Encoded bytes for an in-memory value (bytes; for images also a PIL image or a numpy

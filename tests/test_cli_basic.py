@@ -116,7 +116,9 @@ def test_demo_runs_the_main_job(run_cli, lakehouse_root) -> None:
     assert "inserted 2 more rows" in out
     assert "the-dispossessed" in out  # the UDF's computed slug, in the query result
     assert "books by Le Guin: 2" in out
+    assert "ingested 10 photos" in out  # real sample photos, thumbnails computed on insert
+    assert "retina" in out and "chelsea's thumbnail as a PIL image: 128x85 RGB" in out
     listed = run_cli("ls", "--root", lakehouse_root.uri)
-    assert listed.stdout.split() == ["demo/books"]
+    assert listed.stdout.split() == ["demo/books", "demo/photos"]
     again = run_cli("demo", "--root", lakehouse_root.uri)  # replaces the table and runs again
     assert again.returncode == 0, again.stderr

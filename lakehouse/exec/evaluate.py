@@ -33,8 +33,17 @@ class UDFChangedWarning(UserWarning):
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    column: ColumnDef
+    column: ColumnDef  # col_id -1: an expression of a query, not a stored column
     expr: Expr
+
+    @property
+    def stored(self) -> bool:
+        return self.column.col_id >= 0
+
+    def describe(self) -> str:
+        if self.stored:
+            return f"computed column {self.column.name!r} ({self.expr!r})"
+        return f"query expression {self.expr!r}"
 
 
 @dataclasses.dataclass
@@ -127,8 +136,8 @@ class Plan:
                 series = values.get_column(target.column.name).cast(
                     target.column.type.polars_type())
             except Exception as exc:
-                msg = (f"table {self.table!r}: computed column {target.column.name!r} "
-                       f"({target.expr!r}) failed: {type(exc).__name__}: {exc}")
+                msg = (f"table {self.table!r}: {target.describe()} failed: "
+                       f"{type(exc).__name__}: {exc}")
                 raise ComputeError(msg) from exc
             df = df.with_columns(series)
             if target.column.keeps_errors:
@@ -156,10 +165,12 @@ class Plan:
             arrow = _to_arrow(results, call, errors)
             first = errors.first
             if first is not None and target.column.on_error == "abort":
-                msg = (f"table {self.table!r}: computed column {target.column.name!r} failed on "
-                       f"row {row_offset + first}: {call.fn} raised {errors.types[first]}: "
-                       f"{errors.messages[first]} (nothing was written; use on_error='ignore' "
-                       "to keep failing rows with their errors)")
+                msg = (f"table {self.table!r}: {target.describe()} failed on row "
+                       f"{row_offset + first}{'' if target.stored else ' of the result'}: "
+                       f"{call.fn} raised {errors.types[first]}: {errors.messages[first]}")
+                if target.stored:
+                    msg += (" (nothing was written; use on_error='ignore' to keep failing rows "
+                            "with their errors)")
                 raise ComputeError(msg)
             name = f"__call{len(ctx.materialized)}"
             df = df.with_columns(pl.Series(name, pl.from_arrow(arrow)))

@@ -67,7 +67,8 @@ def insert(target: Target, data: Any, *, progress: bool, on_error: str = "abort"
     schema = target.dataset.schema
     counts = {"rows": 0, "errors": 0}
     media = tdef.media_columns()
-    options = MediaOptions(on_error=on_error, fetcher=target.fetcher)
+    reused = frozenset(c.name for c in media if plan is not None and c.name in plan.read_columns)
+    options = MediaOptions(on_error=on_error, fetcher=target.fetcher, reused=reused)
     chunk_rows = intake.MEDIA_CHUNK_ROWS if media else intake.DEFAULT_CHUNK_ROWS
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:

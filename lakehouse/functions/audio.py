@@ -68,7 +68,7 @@ def _duration(container: av.container.InputContainer, stream: Any) -> float | No
 
 
 @media_check("audio")
-def check(data: bytes, ctype: T.AudioType) -> None:
+def check(data: bytes, ctype: T.AudioType, reuse: bool = False) -> None:
     with open_av(data, "audio file") as container:
         stream = _audio_stream(container)
         for _ in container.decode(stream):

@@ -94,7 +94,7 @@ def _tidy(value: Any) -> str | None:
 
 
 @media_check("document")
-def check(data: bytes, ctype: T.DocumentType) -> None:
+def check(data: bytes, ctype: T.DocumentType, reuse: bool = False) -> None:
     if detect_format(data) == "pdf":
         _pdf(data)
 

@@ -72,8 +72,9 @@ def _pixel_bytes(image: Image.Image) -> int:
     return image.width * image.height * per_pixel
 
 
-def decode(data: bytes) -> Image.Image:
-    """The decoded image (shared: callers must not modify it in place)."""
+def decode(data: bytes, *, remember: bool = True) -> Image.Image:
+    """The decoded image (shared: callers must not modify it in place). ``remember`` keeps it
+    in the cache for the computed columns of the same batch."""
     key = hashlib.blake2b(data, digest_size=16).digest()
     found = _cache.get(key)
     if found is not None:
@@ -85,7 +86,8 @@ def decode(data: bytes) -> Image.Image:
         reason = "not a recognised image format" if isinstance(exc, UnidentifiedImageError) \
             else str(exc)
         raise ValueError(f"not a readable image ({reason})") from None
-    _cache.put(key, image)
+    if remember:
+        _cache.put(key, image)
     return image
 
 
@@ -129,8 +131,8 @@ def to_pil(data: bytes | None) -> Image.Image | None:
 
 
 @media_check("image")
-def check(data: bytes, ctype: T.ImageType) -> None:
-    image = decode(data)
+def check(data: bytes, ctype: T.ImageType, reuse: bool = False) -> None:
+    image = decode(data, remember=reuse)
     if ctype.size is not None and tuple(image.size) != tuple(ctype.size):
         raise ValueError(f"image is {image.size[0]}x{image.size[1]}, the column requires "
                          f"{ctype.size[0]}x{ctype.size[1]}")

@@ -42,7 +42,7 @@ class Method:
 
 _METHODS: dict[str, dict[str, Method]] = {}
 _RELEASE: list[Callable[[], None]] = []
-_CHECKERS: dict[str, Callable[[bytes, Any], None]] = {}
+_CHECKERS: dict[str, Checker] = {}
 
 
 def media_function(kind: str, name: str, returns: T.ColumnType, *,
@@ -62,7 +62,9 @@ def media_function(kind: str, name: str, returns: T.ColumnType, *,
     return register_fn
 
 
-Checker = Callable[[bytes, Any], None]
+# checker(data, column type, reuse): raise ValueError if ``data`` is not a valid value; ``reuse``
+# says computed columns of the same write will read the value, so what was decoded may be kept
+Checker = Callable[[bytes, Any, bool], None]
 
 
 def media_check(kind: str) -> Callable[[Checker], Checker]:
@@ -89,7 +91,7 @@ def _load(kind: str) -> None:
     importlib.import_module(f"lakehouse.functions.{_MODULES[kind]}")
 
 
-def checker(kind: str) -> Callable[[bytes, Any], None]:
+def checker(kind: str) -> Checker:
     _load(kind)
     return _CHECKERS[kind]
 

@@ -55,7 +55,7 @@ def _duration(container: av.container.InputContainer, stream: Any) -> float | No
 
 
 @media_check("video")
-def check(data: bytes, ctype: T.VideoType) -> None:
+def check(data: bytes, ctype: T.VideoType, reuse: bool = False) -> None:
     with open_av(data, _WHAT) as container:
         stream = _video_stream(container)
         for _ in container.decode(stream):

@@ -173,13 +173,19 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
                     metadata=[s.metadata for s, _ in footers])
     rows = _batch_rows(unified, columns, batch_rows)
     read = [c.source for c in columns]
-    readahead = 2 if rows <= MEDIA_BATCH_ROWS else 8
+    media = rows <= MEDIA_BATCH_ROWS
+    readahead = 1 if media else 8
+    # for media, stream column chunks through a small buffer rather than fetching whole row
+    # groups ahead: memory then follows the batch, not the shard's row group size
+    scan_options = pads.ParquetFragmentScanOptions(pre_buffer=False, buffer_size=1 << 20) \
+        if media else None
 
     def batches() -> Iterator[pa.Table]:
         for fragment, uri in zip(fragments, files, strict=True):
             base = _folder(uri)
             reader = fragment.to_batches(schema=unified, columns=read, batch_size=rows,
-                                         batch_readahead=readahead, fragment_readahead=1)
+                                         batch_readahead=readahead, fragment_readahead=1,
+                                         fragment_scan_options=scan_options)
             while True:
                 try:
                     batch = next(reader)

@@ -30,6 +30,7 @@ class MediaOptions:
 
     on_error: str = "abort"
     fetcher: Fetcher = dataclasses.field(default_factory=Fetcher)
+    reused: frozenset[str] = frozenset()  # media columns computed columns of the write read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,7 @@ def load_column(values: list[Any], ctype: T.MediaType, options: MediaOptions, *,
     """Fetch and check every value of one media column."""
     def load(value: Any) -> tuple[bytes | None, str | None, _CellError | None]:
         try:
-            data, uri = _load(value, ctype, options.fetcher)
+            data, uri = _load(value, ctype, options.fetcher, column in options.reused)
             return data, uri, None
         except _CellError as exc:
             return None, exc.uri, exc
@@ -78,7 +79,8 @@ def load_column(values: list[Any], ctype: T.MediaType, options: MediaOptions, *,
     )
 
 
-def _load(value: Any, ctype: T.MediaType, fetcher: Fetcher) -> tuple[bytes | None, str | None]:
+def _load(value: Any, ctype: T.MediaType, fetcher: Fetcher,
+          reuse: bool) -> tuple[bytes | None, str | None]:
     if value is None:
         return None, None
     uri = None
@@ -98,7 +100,7 @@ def _load(value: Any, ctype: T.MediaType, fetcher: Fetcher) -> tuple[bytes | Non
         except TypeError as exc:
             raise _CellError("TypeMismatch", str(exc)) from None
     try:
-        ctype.check(data)
+        ctype.check(data, reuse=reuse)
     except ValueError as exc:
         source = uri or f"the {type(value).__name__} value"
         raise _CellError(f"Invalid{ctype.kind.capitalize()}", f"{source}: {exc}", uri) from None
