@@ -49,7 +49,9 @@ class Rendered:
             cells = "".join(f"<td>{_cell(v, self.media.get(c))}</td>"
                             for c, v in zip(self.frame.columns, row, strict=True))
             rows.append(f"<tr>{cells}</tr>")
-        shape = f"<small>{self.frame.height} rows × {self.frame.width} columns</small>"
+        rows_, cols = self.frame.height, self.frame.width
+        shape = (f"<small>{rows_} row{'' if rows_ == 1 else 's'} × {cols} "
+                 f"column{'' if cols == 1 else 's'}</small>")
         return (f"<table class='lakehouse'><thead><tr>{head}</tr></thead>"
                 f"<tbody>{''.join(rows)}</tbody></table>{shape}")
 
