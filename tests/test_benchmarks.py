@@ -121,23 +121,39 @@ def test_media_benchmark_small_runs_and_writes_both_parts(tmp_path: Path) -> Non
 
     memory = report["memory"]
     mib = 2**20
+    budget = memory["budget_bytes"]
     assert memory["method"] in ("import_parquet", "insert_batches")
-    assert memory["budget_bytes"] == 16 * mib
-    assert 10 * memory["budget_bytes"] <= memory["data_bytes"] < 11 * memory["budget_bytes"]
-    assert memory["rows"] > 0 and memory["shards"] >= 1 and memory["batch_rows"] >= 1
-    assert memory["largest_batch_bytes"] < memory["budget_bytes"]
-    assert memory["seconds"] > 0 and memory["mib_per_s"] > 0
-    assert 0 < memory["rss_before_bytes"] <= memory["peak_rss_bytes"]
-    assert memory["peak_rss_growth_bytes"] == max(
-        0, memory["peak_rss_bytes"] - memory["rss_before_bytes"])
-    assert memory["growth_over_data"] == pytest.approx(
-        memory["peak_rss_growth_bytes"] / memory["data_bytes"])
-    assert memory["raw_lance_peak_rss_growth_bytes"] >= 0
-    assert memory["met"] is (memory["growth_over_raw_lance_bytes"] <= memory["budget_bytes"])
+    assert budget == 16 * mib and memory["batch_rows"] >= 1
+    assert set(memory["sizes"]) == {"1x", "10x"}
+    for size, times in (("1x", 1), ("10x", 10)):
+        entry = memory["sizes"][size]
+        assert entry["times_budget"] == times, size
+        assert times * budget <= entry["data_bytes"] < (times + 1) * budget, (size, entry)
+        assert entry["rows"] > 0 and entry["shards"] >= 1, (size, entry)
+        assert entry["largest_batch_bytes"] < budget, (size, entry)
+        assert entry["seconds"] > 0 and entry["mib_per_s"] > 0, (size, entry)
+        for side in ("", "raw_lance_"):
+            before, peak = entry[f"{side}rss_before_bytes"], entry[f"{side}peak_rss_bytes"]
+            growth = entry[f"{side}peak_rss_growth_bytes"]
+            assert 0 < before <= peak, (size, side, entry)
+            assert growth == max(0, peak - before) and growth > 0, (size, side, entry)
+            assert entry[f"{side}growth_over_data"] == pytest.approx(
+                growth / entry["data_bytes"]), (size, side)
+        assert entry["raw_lance_seconds"] > 0, (size, entry)
+    small, large = memory["sizes"]["1x"], memory["sizes"]["10x"]
+    assert large["rows"] > small["rows"]
+    assert memory["added_growth_bytes"] == (large["peak_rss_growth_bytes"]
+                                            - small["peak_rss_growth_bytes"])
+    assert memory["raw_lance_added_growth_bytes"] == (large["raw_lance_peak_rss_growth_bytes"]
+                                                      - small["raw_lance_peak_rss_growth_bytes"])
+    assert memory["growth_over_raw_lance_10x_bytes"] == (
+        large["peak_rss_growth_bytes"] - large["raw_lance_peak_rss_growth_bytes"])
+    assert memory["met"] is (memory["added_growth_bytes"] <= budget)  # computed, not required
     assert report["all_targets_met"] is (
         all(e["met"] for e in ops.values() if e["met"] is not None) and memory["met"])
 
     for label in ("insert + thumbnail", "insert_files + thumbnail", "LAKEHOUSE_THREADS=1",
-                  "peak RSS growth", "growth / data size"):
+                  "RSS before -> peak", "peak growth", "growth/data",
+                  "growth(10x) - growth(1x)", "growth over raw Lance, 10x"):
         assert label in proc.stdout, proc.stdout
     assert list(scratch.iterdir()) == []

@@ -38,6 +38,7 @@ class Method:
     is_property: bool
     signature: inspect.Signature
     doc: str
+    choices: dict[str, Any]
 
 
 _METHODS: dict[str, dict[str, Method]] = {}
@@ -45,10 +46,12 @@ _RELEASE: list[Callable[[], None]] = []
 _CHECKERS: dict[str, Checker] = {}
 
 
-def media_function(kind: str, name: str, returns: T.ColumnType, *,
-                   is_property: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def media_function(kind: str, name: str, returns: T.ColumnType, *, is_property: bool = False,
+                   choices: dict[str, Any] | None = None,
+                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(data, **options)`` as the built-in ``<kind>.<name>`` and as a method of
-    ``kind`` expressions. Options must be JSON values: they are stored in table definitions."""
+    ``kind`` expressions. Options must be JSON values: they are stored in table definitions.
+    ``choices`` maps an option to its allowed values, checked when the expression is built."""
     def register_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
         def batched(values: list[bytes], **options: Any) -> list[Any]:
             return pmap(functools.partial(fn, **options), values)
@@ -57,7 +60,7 @@ def media_function(kind: str, name: str, returns: T.ColumnType, *,
                           batched=True, batch_size=BATCH_ROWS, null_safe=(False,)))
         _METHODS.setdefault(kind, {})[name] = Method(
             f"{kind}.{name}", returns, is_property, inspect.signature(fn),
-            inspect.getdoc(fn) or "")
+            inspect.getdoc(fn) or "", dict(choices or {}))
         return fn
     return register_fn
 
@@ -130,6 +133,10 @@ def method(expr: Expr, name: str) -> Any:
         options = list(bound.arguments.items())[1:]
         for key, value in options:
             _check_option(expr, name, key, value)
+            allowed = found.choices.get(key)
+            if allowed is not None and value not in allowed:
+                raise TypeMismatchError(f"{expr!r}.{name}(): {key} must be one of "
+                                        f"{', '.join(map(repr, allowed))}, got {value!r}")
         return Call(found.function, (expr,), tuple((k, _plain(v)) for k, v in options),
                     found.returns)
 

@@ -14,7 +14,13 @@ import av
 import av.container
 
 from lakehouse import types as T
-from lakehouse.functions.audio import is_attached_picture, open_av, seconds, transcode_audio
+from lakehouse.functions.audio import (
+    AUDIO_FORMATS,
+    is_attached_picture,
+    open_av,
+    seconds,
+    transcode_audio,
+)
 from lakehouse.functions.image import encode_image
 from lakehouse.functions.media import media_check, media_function
 
@@ -149,7 +155,7 @@ def _timed_frames(container: av.container.InputContainer, stream: Any,
             yield index / fps, decoded
 
 
-@media_function("video", "extract_audio", T.Audio)
+@media_function("video", "extract_audio", T.Audio, choices={"format": tuple(AUDIO_FORMATS)})
 def extract_audio(data: bytes, format: str = "wav") -> bytes:
     """The audio track as a ``format`` file: ``"wav"`` (16-bit PCM), ``"ogg"`` (Opus) or
     ``"mp3"``."""
