@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -67,13 +67,18 @@ def _duration(container: av.container.InputContainer, stream: Any) -> float | No
     return found
 
 
+def decodes_a_frame(data: bytes, what: str, pick: Callable[[Any], Any]) -> None:
+    """Open ``data``, choose its stream with ``pick`` and decode one frame; ValueError if it
+    cannot: the check made on every inserted audio file and video."""
+    with open_av(data, what) as container:
+        for _ in container.decode(pick(container)):
+            return
+    raise ValueError(f"no decodable {what.split()[0]} frame")
+
+
 @media_check("audio")
 def check(data: bytes, ctype: T.AudioType, reuse: bool = False) -> None:
-    with open_av(data, "audio file") as container:
-        stream = _audio_stream(container)
-        for _ in container.decode(stream):
-            return
-    raise ValueError("no decodable audio frame")
+    decodes_a_frame(data, "audio file", _audio_stream)
 
 
 @media_function("audio", "duration", T.Float, is_property=True)

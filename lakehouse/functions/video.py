@@ -16,6 +16,7 @@ import av.container
 from lakehouse import types as T
 from lakehouse.functions.audio import (
     AUDIO_FORMATS,
+    decodes_a_frame,
     is_attached_picture,
     open_av,
     seconds,
@@ -62,11 +63,7 @@ def _duration(container: av.container.InputContainer, stream: Any) -> float | No
 
 @media_check("video")
 def check(data: bytes, ctype: T.VideoType, reuse: bool = False) -> None:
-    with open_av(data, _WHAT) as container:
-        stream = _video_stream(container)
-        for _ in container.decode(stream):
-            return
-    raise ValueError("no decodable video frame")
+    decodes_a_frame(data, _WHAT, _video_stream)
 
 
 @media_function("video", "duration", T.Float, is_property=True)
