@@ -46,7 +46,6 @@ import datetime as dt
 import gc
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -54,7 +53,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +62,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from bench_udfs import shout
+from machine_info import machine
 
 import lakehouse as lh
 
@@ -313,36 +312,6 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next((int(line.split()[1]) / 2**20 for line in _read("/proc/meminfo").splitlines()
-                if line.startswith("MemTotal")), None)
-    versions = {}
-    for name in ("lakehouse", "pylance", "pyarrow", "polars", "numpy"):
-        try:
-            versions[name] = package_version(name)
-        except Exception:
-            versions[name] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "memory_gib": round(mem, 1) if mem else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average": list(os.getloadavg()),
-        "versions": versions,
-    }
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the bulk table")
@@ -361,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows < FILTER_ROWS or args.repeat < 1 or args.calls < 1:
         parser.error(f"need --rows >= {FILTER_ROWS}, --repeat >= 1 and --calls >= 1")
 
-    info = machine()
+    info = machine(("lakehouse", "pylance", "pyarrow", "polars", "numpy"))
     started = dt.datetime.now(dt.UTC)
     work = Path(tempfile.mkdtemp(prefix="lh-bench-ingest-", dir=args.root))
     try:

@@ -51,7 +51,6 @@ import importlib.util
 import io
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -61,12 +60,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from machine_info import machine
 from PIL import Image
 
 import lakehouse as lh
@@ -577,36 +576,6 @@ def render(ops: dict[str, dict[str, Any]], memory: dict[str, Any]) -> str:
             + table(judged))
 
 
-def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next((int(line.split()[1]) / 2**20 for line in _read("/proc/meminfo").splitlines()
-                if line.startswith("MemTotal")), None)
-    versions = {}
-    for name in ("lakehouse", "pylance", "pyarrow", "polars", "pillow"):
-        try:
-            versions[name] = package_version(name)
-        except Exception:
-            versions[name] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "memory_gib": round(mem, 1) if mem else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average": list(os.getloadavg()),
-        "versions": versions,
-    }
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
 def child_main(kind: str, spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     result = child_images(spec) if kind == "images" else child_memory(spec)
@@ -642,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.images < 2 or args.budget_mib < 1 or args.repeat < 1:
         parser.error("need --images >= 2, --budget-mib >= 1 and --repeat >= 1")
 
-    info = machine()
+    info = machine(("lakehouse", "pylance", "pyarrow", "polars", "pillow"))
     started = dt.datetime.now(dt.UTC)
     sources = [(p, p.read_bytes()) for p in sample_images()]
     work = Path(tempfile.mkdtemp(prefix="lh-bench-media-", dir=args.root))

@@ -1,0 +1,41 @@
+"""What the benchmarks record about the machine they ran on, so figures can be compared."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+
+def machine(packages: Iterable[str]) -> dict[str, Any]:
+    """CPU, memory, platform, load average and the versions of ``packages``."""
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = next((int(line.split()[1]) / 2**20 for line in _read("/proc/meminfo").splitlines()
+                if line.startswith("MemTotal")), None)
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = package_version(name)
+        except Exception:
+            versions[name] = None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu,
+        "memory_gib": round(mem, 1) if mem else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average": list(os.getloadavg()),
+        "versions": versions,
+    }
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
