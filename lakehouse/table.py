@@ -522,7 +522,8 @@ def _value_expr(value: Any, column: ColumnDef, table: str) -> Expr:
 def _media_values(column: ColumnDef, value: Any, target: writes.Target,
                   table: str) -> dict[str, pl.Expr]:
     """The new bytes, source URI and (cleared) errors of a media column set by update()."""
-    loaded = load_column([value], column.type, MediaOptions(fetcher=target.fetcher),  # type: ignore[arg-type]
+    options = MediaOptions(fetcher=target.fetcher, ignorable=False)
+    loaded = load_column([value], column.type, options,  # type: ignore[arg-type]
                          table=table, column=column.name, row_offset=0)
     info = column.info_columns()
     return {

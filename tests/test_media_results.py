@@ -110,3 +110,17 @@ def test_scan_leaves_media_out_and_refuses_to_read_them(photos) -> None:
         photos.select(photos.thumb).scan()
     with pytest.raises(lh.TypeMismatchError, match="use collect"):
         photos.select(w=photos.image.width).scan()
+
+
+def test_update_of_a_media_column_with_a_bad_value_changes_nothing(photos, tmp_path) -> None:
+    version = photos.version
+    written = r"cannot read .*missing\.jpg.*\(nothing was written\)$"
+    with pytest.raises(lh.MediaError, match=written):
+        photos.update({"image": str(tmp_path / "missing.jpg")}, where=photos.title == CAMERA,
+                      progress=False)
+    assert photos.version == version
+    photos.update({"image": image_path(ROCKET).read_bytes()}, where=photos.title == CAMERA,
+                  progress=False)
+    row = photos.where(photos.title == CAMERA).select(photos.thumb, photos.image.fileurl).collect()
+    assert lh.to_pil(row["thumb"][0]).size == (32, 21)  # the thumbnail follows the new image
+    assert row["fileurl"][0] is None

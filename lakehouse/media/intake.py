@@ -31,6 +31,7 @@ class MediaOptions:
     on_error: str = "abort"
     fetcher: Fetcher = dataclasses.field(default_factory=Fetcher)
     reused: frozenset[str] = frozenset()  # media columns computed columns of the write read
+    ignorable: bool = True  # whether the call takes on_error="ignore" (update() does not)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +68,9 @@ def load_column(values: list[Any], ctype: T.MediaType, options: MediaOptions, *,
     if options.on_error == "abort":
         first = next((i for i, e in enumerate(errors) if e is not None), None)
         if first is not None:
-            msg = (f"table {table!r}: column {column!r}, row {row_offset + first}: {errors[first]} "
-                   "(nothing was written; pass on_error='ignore' to keep such rows with the "
-                   "error recorded)")
+            msg = f"table {table!r}: column {column!r}, row {row_offset + first}: {errors[first]} "
+            msg += ("(nothing was written; pass on_error='ignore' to keep such rows with the "
+                    "error recorded)") if options.ignorable else "(nothing was written)"
             raise MediaError(msg)
     return LoadedColumn(
         data=pa.array([d for d, _, _ in results], pa.large_binary()),
