@@ -69,7 +69,7 @@ def caption(scene: shapes.Scene, rng: random.Random) -> str:
 
 def evaluate(model: torch.nn.Module, preprocess: Any, tokenizer: Any, n: int = 200) -> dict:
     """Text -> image top-1 and top-5 on ``n`` held-out scenes, by full caption."""
-    model.eval()
+    model.train(False)  # inference mode for the evaluation
     pairs = list(shapes.samples(n, HELD_OUT_SEED))
     with torch.inference_mode():
         images = torch.stack([preprocess(im) for im, _ in pairs])
