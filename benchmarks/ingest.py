@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import json
 import os
 import shutil
 import statistics
@@ -62,7 +61,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from bench_udfs import shout
-from machine_info import machine
+from reporting import machine, write_report
 
 import lakehouse as lh
 
@@ -367,10 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "all_targets_met": all(e["met"] for e in results.values()
                                if e["met"] is not None and not e.get("extra")),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(report, args.out)
     return 0
 
 

@@ -65,8 +65,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from machine_info import machine
 from PIL import Image
+from reporting import machine, write_report
 
 import lakehouse as lh
 
@@ -654,10 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         "all_targets_met": all(e["met"] for e in ops.values() if e["met"] is not None)
         and memory["met"],
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(report, args.out)
     return 0
 
 

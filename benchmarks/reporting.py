@@ -1,7 +1,9 @@
-"""What the benchmarks record about the machine they ran on, so figures can be compared."""
+"""What every benchmark records: the machine it ran on (so figures can be compared) and its
+JSON report."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from collections.abc import Iterable
@@ -39,3 +41,11 @@ def _read(path: str) -> str:
         return Path(path).read_text()
     except OSError:
         return ""
+
+
+def write_report(report: dict[str, Any], out: str | Path) -> None:
+    """Write ``report`` as indented JSON to ``out`` (creating its folder) and say where."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
