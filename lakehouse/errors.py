@@ -90,3 +90,8 @@ class IndexNotFoundError(Error, KeyError):
 class MediaError(Error, ValueError):
     """A media value could not be read or is not valid: a missing file, an unreachable URI, a
     corrupt image, an unreadable video. The message names the table, column, row and source."""
+
+
+class ModelError(Error, RuntimeError):
+    """An embedding model cannot be found or loaded, or is not the model an index was built
+    with (its weights changed)."""

@@ -32,11 +32,18 @@ ROW_ADDRESS = "_rowaddr"  # fragment id << 32 | offset: which fragment a row liv
 HIDDEN_PREFIX = "_lh_"  # bookkeeping columns; user column names cannot start with "_"
 PENDING_PREFIX = "_lh_pending_"  # a replacement computed column before it is switched in
 RETIRED_PREFIX = "_lh_retired_"  # a replaced computed column, dropped right after the switch
+VECTORS_PREFIX = "_lh_embedding_"  # the vectors of an embedding index, computed from its column
+METRICS = ("cosine", "l2", "dot")
 
 
 def error_column(col_id: int, field: str) -> str:
     """The hidden column holding a column's per-row error type or message."""
     return f"_lh_{field}_{col_id}"
+
+
+def vectors_column(col_id: int) -> str:
+    """The hidden computed column holding the vectors of an embedding index."""
+    return f"{VECTORS_PREFIX}{col_id}"
 
 
 def uri_column(col_id: int) -> str:
@@ -51,6 +58,7 @@ class ColumnDef:
     type: T.ColumnType
     expr_json: dict[str, Any] | None = None  # the stored expression, for computed columns
     on_error: str = "abort"
+    index: dict[str, Any] | None = None  # the embedding index these vectors serve, if any
 
     @property
     def is_computed(self) -> bool:
@@ -87,6 +95,8 @@ class ColumnDef:
                                 "type": self.type.to_json()}
         if self.expr_json is not None:
             meta["computed"] = {"expr": self.expr_json, "on_error": self.on_error}
+        if self.index is not None:
+            meta["index"] = self.index
         out = [self.type.storage_field(self.name, {FIELD_KEY: json.dumps(meta)})]
         for kind, name in self.info_columns().items():
             info = json.dumps({"format": FORMAT_VERSION, "role": kind, "of": self.col_id})
@@ -98,10 +108,43 @@ class ColumnDef:
 
 
 @dataclasses.dataclass(frozen=True)
+class IndexDef:
+    """An embedding index: the column it searches, the column of vectors it searches with (a
+    hidden computed column, or the searched column itself when that holds vectors), the
+    embedding function's spec and the distance metric."""
+
+    name: str
+    source_id: int
+    metric: str
+    vectors: ColumnDef
+    embedding: dict[str, Any] | None
+
+    @property
+    def lance_index(self) -> str:
+        """The name of the Lance vector index on ``vectors`` (when one has been built)."""
+        return f"lh_ann_{self.vectors.col_id}"
+
+    @property
+    def dim(self) -> int:
+        shape = getattr(self.vectors.type, "shape", None) or (0,)
+        return int(shape[0] or 0)
+
+    @staticmethod
+    def of(column: ColumnDef) -> IndexDef:
+        assert column.index is not None
+        info = column.index
+        return IndexDef(str(info["name"]), int(info["source"]), str(info["metric"]), column,
+                        info.get("embedding"))
+
+
+@dataclasses.dataclass(frozen=True)
 class TableDef:
-    """The columns of a table in schema order, rebuilt from (and written to) an Arrow schema."""
+    """The columns of a table in schema order, rebuilt from (and written to) an Arrow schema.
+    ``hidden`` holds the vector columns of embedding indexes: computed like other computed
+    columns, but not shown among the table's columns."""
 
     columns: tuple[ColumnDef, ...]
+    hidden: tuple[ColumnDef, ...] = ()
 
     @staticmethod
     def from_schema(schema: pa.Schema, table: str) -> TableDef:
@@ -111,10 +154,11 @@ class TableDef:
                 f"table {table!r} uses lakehouse format {int(meta[SCHEMA_KEY])}, newer than "
                 f"this version reads ({FORMAT_VERSION}); upgrade lakehouse"
             )
-        columns = []
+        columns, hidden = [], []
         for field in schema:
             raw = (field.metadata or {}).get(FIELD_KEY)
-            if raw is None or field.name.startswith(HIDDEN_PREFIX):
+            if raw is None or (field.name.startswith(HIDDEN_PREFIX)
+                               and not field.name.startswith(VECTORS_PREFIX)):
                 continue
             try:
                 info = json.loads(raw)
@@ -130,18 +174,20 @@ class TableDef:
             if "role" in info:
                 continue
             computed = info.get("computed")
-            columns.append(ColumnDef(
+            column = ColumnDef(
                 name=field.name,
                 col_id=int(info["id"]),
                 type=T.ColumnType.from_json(info["type"]),
                 expr_json=computed["expr"] if computed else None,
                 on_error=computed["on_error"] if computed else "abort",
-            ))
-        return TableDef(tuple(columns))
+                index=info.get("index"),
+            )
+            (hidden if field.name.startswith(HIDDEN_PREFIX) else columns).append(column)
+        return TableDef(tuple(columns), tuple(hidden))
 
     def schema(self) -> pa.Schema:
         fields: list[pa.Field] = []
-        for c in self.columns:
+        for c in (*self.columns, *self.hidden):
             fields.extend(c.fields())
         return pa.schema(fields, metadata={SCHEMA_KEY: str(FORMAT_VERSION)})
 
@@ -154,7 +200,7 @@ class TableDef:
         raise ColumnNotFoundError(f"table {table!r} has no column {name!r} (columns: {known})")
 
     def by_id(self, col_id: int) -> ColumnDef:
-        for c in self.columns:
+        for c in (*self.columns, *self.hidden):
             if c.col_id == col_id:
                 return c
         raise ColumnNotFoundError(f"column id {col_id} is not in this table")
@@ -195,7 +241,7 @@ class TableDef:
                 )
 
     def next_id(self) -> int:
-        return max((c.col_id for c in self.columns), default=-1) + 1
+        return max((c.col_id for c in (*self.columns, *self.hidden)), default=-1) + 1
 
     def expr(self, column: ColumnDef) -> Expr:
         """The computed expression of ``column``, with references bound to current names."""
@@ -203,11 +249,11 @@ class TableDef:
         return serialize.from_json(column.expr_json, lambda i: self.by_id(i).ref())
 
     def names(self) -> dict[int, str]:
-        return {c.col_id: c.name for c in self.columns}
+        return {c.col_id: c.name for c in (*self.columns, *self.hidden)}
 
     def info_names(self) -> dict[tuple[int, str], str]:
         """(column id, ``errortype`` | ``errormsg`` | ``fileurl``) -> hidden column name."""
-        return {(c.col_id, kind): name for c in self.columns
+        return {(c.col_id, kind): name for c in (*self.columns, *self.hidden)
                 for kind, name in c.info_columns().items()}
 
     def media_columns(self) -> list[ColumnDef]:
@@ -217,7 +263,17 @@ class TableDef:
         return [c for c in self.columns if not c.is_computed]
 
     def computed_columns(self) -> list[ColumnDef]:
-        return [c for c in self.columns if c.is_computed]
+        """Computed columns in evaluation order: the table's, then the vectors of embedding
+        indexes (which may embed a computed column)."""
+        return [c for c in (*self.columns, *self.hidden) if c.is_computed]
+
+    def indexes(self) -> list[IndexDef]:
+        """The embedding indexes, in the order they were created."""
+        found = [IndexDef.of(c) for c in (*self.columns, *self.hidden) if c.index is not None]
+        return sorted(found, key=lambda i: i.vectors.col_id)
+
+    def index(self, name: str) -> IndexDef | None:
+        return next((i for i in self.indexes() if i.name == name), None)
 
     def dependencies(self, column: ColumnDef) -> set[int]:
         return serialize.from_json(column.expr_json, _any_ref).column_ids() if column.expr_json \

@@ -25,6 +25,8 @@ from lakehouse.media.blobs import is_blob
 from lakehouse.media.fetch import Fetcher
 from lakehouse.media.references import resolve_references
 from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
+from lakehouse.search import SimilaritySearch, similarity_searches
+from lakehouse.vector_index import exact_scores, scores_from_distance
 
 if TYPE_CHECKING:
     import lance
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from lakehouse.table import Table
 
 SCAN_BATCH_ROWS = 65_536
+DISTANCE = "_distance"  # Lance's distance of each row to a nearest-neighbour query
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,13 +70,24 @@ def _conjuncts(expr: Expr) -> list[Expr]:
 
 def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: Expr | None,
                 columns: list[str], *, limit: int | None = None, row_ids: bool = False,
-                fetcher: Fetcher | None = None) -> Iterator[pl.DataFrame]:
+                fetcher: Fetcher | None = None,
+                nearest: dict[str, Any] | None = None) -> Iterator[pl.DataFrame]:
     """Scan ``columns`` of the rows matching ``condition``, as Polars frames, batch by batch;
     with ``row_ids``, also each row's ``_rowid`` and ``_rowaddr``.
 
     Media columns come back as their bytes: Lance reads blobs only for the rows scanned, and the
-    values of ``store="reference"`` columns are fetched from their sources (with ``fetcher``)."""
+    values of ``store="reference"`` columns are fetched from their sources (with ``fetcher``).
+
+    With ``nearest`` (Lance's nearest-neighbour options), only the ``k`` rows closest to its
+    query vector among the rows matching ``condition`` come back, closest first, with their
+    ``_distance``: the condition is a prefilter, so k rows come back whenever k rows match. A
+    condition Lance cannot evaluate is evaluated first, and its matching row ids prefilter."""
     flt = Filter.split(condition, tdef)
+    if nearest is not None and flt.residual is not None:
+        matching = [i for f in scan_frames(ds, tdef, table, condition, [], row_ids=True,
+                                            fetcher=fetcher) for i in f.get_column(ROW_ID)]
+        flt = Filter(f"{ROW_ID} IN ({', '.join(map(str, matching))})" if matching else "false",
+                     None)
     read = list(columns)
     if flt.residual is not None:
         read += [c for c in tdef.stored_columns([flt.residual]) if c not in read]
@@ -81,11 +95,17 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
     references = [c for c in media if c.type.store == "reference"]  # type: ignore[attr-defined]
     read += [c.info_columns()[kind] for c in references for kind in ("fileurl", "errortype")
              if c.info_columns()[kind] not in read]
+    search: dict[str, Any] = {}
+    if nearest is not None:
+        read.append(DISTANCE)
+        search = {"nearest": nearest, "prefilter": True, "disable_scoring_autoprojection": True}
     scanner = ds.scanner(columns=read, filter=flt.sql, batch_size=SCAN_BATCH_ROWS,
                          limit=limit if flt.residual is None else None,
                          with_row_id=row_ids, with_row_address=row_ids,
-                         blob_handling="all_binary" if media else None)
-    keep_columns = [*columns, ROW_ID, ROW_ADDRESS] if row_ids else columns
+                         blob_handling="all_binary" if media else None, **search)
+    keep_columns = [*columns, ROW_ID, ROW_ADDRESS] if row_ids else list(columns)
+    if nearest is not None:
+        keep_columns.append(DISTANCE)
     keep = None
     if flt.residual is not None:
         keep = Plan.for_exprs(table, tdef, {"__keep": flt.residual})
@@ -184,7 +204,11 @@ class Query:
         return ds, tdef
 
     def collect(self) -> pl.DataFrame:
-        """Run the query and return a Polars DataFrame."""
+        """Run the query and return a Polars DataFrame.
+
+        Ordered by a similarity (``order_by(sim, asc=False)``) with a ``limit(k)``, the query is
+        one Lance nearest-neighbour search for the k closest rows, with where() as a prefilter;
+        similarities elsewhere are computed exactly from the stored vectors."""
         ds, tdef = self._checked_snapshot()
         outputs = list(self.outputs) if self.outputs is not None else \
             [(c.name, c.ref()) for c in tdef.columns]
@@ -192,21 +216,32 @@ class Query:
         sort_exprs = {f"__sort{i}": e for i, (e, _) in enumerate(self.ordering)}
         plain = all(isinstance(e, ColumnRef) for _, e in outputs)
         read = tdef.stored_columns([e for _, e in outputs] + list(sort_exprs.values()))
+        searches = similarity_searches([e for _, e in outputs] + list(sort_exprs.values()),
+                                       self.table, ds, tdef)
+        lead = None
+        if searches and self.row_limit is not None and self.ordering \
+                and self.ordering[0][0] is searches[0].node and not self.ordering[0][1]:
+            lead = searches[0]
+        read += [s.index.vectors.name for s in searches
+                 if s is not lead and s.index.vectors.name not in read]
         pushed_limit = self.row_limit if not self.ordering else None
+        nearest = lead.nearest(ds, self.row_limit) if lead is not None else None  # type: ignore[arg-type]
         frames = list(scan_frames(ds, tdef, self.table.name, self.condition, read,
-                                  limit=pushed_limit, fetcher=self.table._fetcher()))
-        frame = pl.concat(frames) if frames else _empty(read, ds)
+                                  limit=pushed_limit, fetcher=self.table._fetcher(),
+                                  nearest=nearest))
+        frame = pl.concat(frames) if frames else _empty(read, ds, with_distance=lead is not None)
+        frame, scored = _add_scores(frame, searches, lead)
         if self.ordering:
-            frame = _evaluate(frame, sort_exprs, tdef, self.table.name)
+            frame = _evaluate(frame, sort_exprs, tdef, self.table.name, scored)
             frame = frame.sort(list(sort_exprs), descending=[not a for _, a in self.ordering],
-                               nulls_last=True)
+                               nulls_last=True, maintain_order=True)
         if self.row_limit is not None:
             frame = frame.head(self.row_limit)
         if plain:
             return frame.select([pl.col(tdef.by_id(e.col_id).name).alias(n)  # type: ignore[attr-defined]
                                  for n, e in outputs])
         result = _evaluate(frame, {f"__out{i}": e for i, (_, e) in enumerate(outputs)}, tdef,
-                           self.table.name)
+                           self.table.name, scored)
         return result.select([pl.col(f"__out{i}").alias(n) for i, (n, _) in enumerate(outputs)])
 
     def to_polars(self) -> pl.DataFrame:
@@ -267,13 +302,33 @@ def _output_name(expr: Expr, position: int) -> str:
 
 
 def _evaluate(frame: pl.DataFrame, exprs: dict[str, Expr], tdef: TableDef,
-              table: str) -> pl.DataFrame:
-    out, _ = Plan.for_exprs(table, tdef, exprs).run(frame)
+              table: str, scored: dict[int, str] | None = None) -> pl.DataFrame:
+    out, _ = Plan.for_exprs(table, tdef, exprs).run(frame, materialized=scored)
     return out
 
 
-def _empty(columns: list[str], ds: lance.LanceDataset) -> pl.DataFrame:
+def _add_scores(frame: pl.DataFrame, searches: list[SimilaritySearch],
+                lead: SimilaritySearch | None) -> tuple[pl.DataFrame, dict[int, str]]:
+    """Add a score column per similarity: from Lance's distances for the nearest-neighbour
+    search, computed exactly from the stored vectors for the others."""
+    scored: dict[int, str] = {}
+    for i, search in enumerate(searches):
+        name = f"__sim{i}"
+        if search is lead:
+            score = scores_from_distance(search.index.metric, frame.get_column(DISTANCE))
+        else:
+            score = exact_scores(frame.get_column(search.index.vectors.name), search.vector,
+                                 search.index.metric)
+        frame = frame.with_columns(score.alias(name))
+        scored[id(search.node)] = name
+    return frame, scored
+
+
+def _empty(columns: list[str], ds: lance.LanceDataset, *,
+           with_distance: bool = False) -> pl.DataFrame:
     fields = [ds.schema.field(c) for c in columns]
+    if with_distance:
+        fields.append(pa.field(DISTANCE, pa.float32()))
     schema = pa.schema([pa.field(f.name, pa.large_binary()) if is_blob(f.type) else f
                         for f in fields])
     frame = pl.from_arrow(schema.empty_table())

@@ -33,6 +33,7 @@ from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs import serialize
 from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, _literal
 from lakehouse.exprs.polars import Context, to_polars
+from lakehouse.functions.embeddings import EmbeddingFunction
 from lakehouse.media.fetch import Fetcher
 from lakehouse.media.intake import MediaOptions, load_column
 from lakehouse.metadata import (
@@ -157,7 +158,8 @@ class Table:
         error in ``t.col.errortype`` / ``t.col.errormsg`` (counted in ``rows_with_errors``).
         """
         _check_choice("on_error", on_error, _ON_ERROR)
-        return writes.insert(self._target(), data, progress=progress, on_error=on_error)
+        result = writes.insert(self._target(), data, progress=progress, on_error=on_error)
+        return self._upkeep(result, progress)
 
     def insert_files(self, sources: Any, **options: Any) -> WriteResult:
         """Insert every media file found in ``sources`` (paths, folders, globs or ``s3://``
@@ -206,7 +208,8 @@ class Table:
         stored = [f.name for f in target.dataset.schema]
         scan = scan_frames(target.dataset, tdef, self._name, where, stored, row_ids=True,
                            fetcher=target.fetcher)
-        return writes.update(target, new_values, plan, scan, progress=progress)
+        result = writes.update(target, new_values, plan, scan, progress=progress)
+        return self._upkeep(result, progress)
 
     def delete(self, where: Expr | None = None) -> WriteResult:
         """Delete the rows matching ``where`` (all rows if None), in one commit."""
@@ -387,6 +390,56 @@ class Table:
         writes.commit(target, lambda: target.dataset.create_scalar_index(
             column, kind.upper(), name=name, replace=replace))
         return target.dataset.version
+
+    # --- embedding indexes ----------------------------------------------------------------------
+    def add_embedding_index(self, column: str, *, embedding: EmbeddingFunction | None = None,
+                            metric: str = "cosine", name: str | None = None,
+                            if_exists: str = "error", on_error: str = "abort",
+                            progress: bool = True) -> WriteResult:
+        """Make ``column`` searchable by similarity: ``t.col.similarity(query)``.
+
+        ``embedding`` turns the column's values into vectors: :func:`lh.functions.clip` for
+        Image and String columns (text and images share one space), or
+        :func:`lh.functions.sentence_transformer` for String columns. A column that already
+        holds vectors (``lh.Array[(d,), "float32"]``) needs none. The vectors are a hidden
+        computed column, embedded for every inserted or updated row in the same commit, and
+        searched through a Lance vector index (see the README for when it is built and kept
+        up to date). ``metric``: ``"cosine"``, ``"l2"`` or ``"dot"``. ``name`` defaults to
+        the column's name. ``if_exists="replace"`` re-embeds every row with a new model (in
+        bounded memory) and drops the old vectors and their index when the new ones are in.
+        ``on_error="ignore"`` keeps rows the model fails on, with no vector (they are not found).
+        """
+        from lakehouse import embedding_index as indexes
+
+        _check_choice("if_exists", if_exists, _IF_EXISTS)
+        _check_choice("on_error", on_error, _ON_ERROR)
+        return indexes.add(self, self._target(), column, embedding=embedding, metric=metric,
+                           name=name, if_exists=if_exists, on_error=on_error, progress=progress)
+
+    def drop_embedding_index(self, name: str) -> int:
+        """Drop an embedding index: its vectors and its Lance vector index. Returns the new
+        version."""
+        from lakehouse import embedding_index as indexes
+
+        return indexes.drop(self, self._target(), name)
+
+    def indexes(self) -> pl.DataFrame:
+        """One row per index: its name, column, kind (``embedding``, ``btree``, ``bitmap``,
+        ``zonemap``), embedding model, metric, and rows the vector index does not cover yet."""
+        from lakehouse import embedding_index as indexes
+
+        ds, tdef = self._snapshot()
+        return indexes.listing(ds, tdef)
+
+    def _upkeep(self, result: WriteResult, progress: bool) -> WriteResult:
+        """Bring the vector indexes up to date after a write (one commit per index changed)."""
+        ds, tdef = self._snapshot()
+        if result.rows_written == 0 or not tdef.indexes():
+            return result
+        from lakehouse import embedding_index as indexes
+
+        version = indexes.upkeep_all(self._target(), progress=progress)
+        return dataclasses.replace(result, version=version)
 
     def drop_index(self, column: str, *, kind: str = "btree") -> int:
         """Remove the index ``add_index(column, kind=kind)`` created. Returns the new version."""

@@ -120,12 +120,16 @@ class Plan:
     def output_fields(self) -> list[pa.Field]:
         return [f for t in self.targets for f in t.column.fields()]
 
-    def run(self, df: pl.DataFrame, *, row_offset: int = 0) -> tuple[pl.DataFrame, set[int]]:
+    def run(self, df: pl.DataFrame, *, row_offset: int = 0,
+            materialized: dict[int, str] | None = None) -> tuple[pl.DataFrame, set[int]]:
         """Add the target columns (and their error columns) to ``df``.
 
-        Returns the extended frame and the rows (positions in ``df``) with at least one error.
+        ``materialized`` maps nodes computed beforehand (the scores of similarity searches) to
+        their columns in ``df``. Returns the extended frame and the rows (positions in ``df``)
+        with at least one error.
         """
-        ctx = Context(names=self.tdef.names(), info_names=self.tdef.info_names())
+        ctx = Context(names=self.tdef.names(), info_names=self.tdef.info_names(),
+                      materialized=dict(materialized or {}))
         failed: set[int] = set()  # rows with an error in a column that keeps errors
         for target in self.targets:
             errors = RowErrors.empty(df.height)

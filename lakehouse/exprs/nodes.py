@@ -205,8 +205,59 @@ class ColumnRef(Expr):
         """The error message of a computed column's failed rows (null where the row succeeded)."""
         return ErrorInfo(self, "errormsg")
 
+    def similarity(self, query: Any, *, index: str | None = None, nprobes: int | None = None,
+                   refine_factor: int | None = None) -> Similarity:
+        """How similar each row's value is to ``query`` through the column's embedding index
+        (higher is more similar), for ``order_by(sim, asc=False).limit(k)`` and ``select()``.
+
+        ``query`` is a string (text), a PIL image, a ``pathlib.Path`` or a ``file://``,
+        ``s3://`` or ``http(s)://`` URI of an image, image bytes, or a vector. ``index`` picks
+        one of several indexes on the column; ``nprobes`` (partitions searched) and
+        ``refine_factor`` (candidates re-ranked exactly, as a multiple of k) trade speed for
+        recall on large tables. Scores: cosine similarity for ``metric="cosine"``, the dot
+        product for ``"dot"``, minus the squared distance for ``"l2"``.
+        """
+        return Similarity.make(self, query, index, nprobes, refine_factor)
+
     def __repr__(self) -> str:
         return self.name
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Similarity(Expr):
+    """The similarity of a column's values to a query, through the column's embedding index.
+    A query-time expression: it reads the index's vectors (not the column), so it has no
+    children, and it cannot be stored in a computed column."""
+
+    column: ColumnRef
+    query: Any
+    index: str | None = None
+    nprobes: int | None = None
+    refine_factor: int | None = None
+
+    @staticmethod
+    def make(column: ColumnRef, query: Any, index: str | None, nprobes: int | None,
+             refine_factor: int | None) -> Similarity:
+        if query is None or isinstance(query, Expr):
+            raise TypeMismatchError(
+                f"{column!r}.similarity() needs a query value (a string, an image, an image "
+                f"path or URI, or a vector), got {query!r}")
+        for knob, value in (("nprobes", nprobes), ("refine_factor", refine_factor)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < 1):
+                raise TypeMismatchError(f"{knob} must be a positive integer, got {value!r}")
+        return Similarity(column, query, index, nprobes, refine_factor)
+
+    @property
+    def type(self) -> T.ColumnType:
+        return T.Float
+
+    def __repr__(self) -> str:
+        shown = repr(self.query) if isinstance(self.query, str | int | float) \
+            else f"<{type(self.query).__name__}>"
+        if len(shown) > 40:
+            shown = shown[:37] + "..."
+        return f"{self.column!r}.similarity({shown})"
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)

@@ -27,6 +27,7 @@ from lakehouse.exprs.nodes import (
     IsNull,
     JsonPath,
     Literal,
+    Similarity,
     UnaryOp,
 )
 from lakehouse.functions.registry import resolve
@@ -60,6 +61,16 @@ def _(expr: ColumnRef, ctx: Context) -> pl.Expr:
     name = ctx.names.get(expr.col_id)
     if name is None:
         raise ColumnNotFoundError(f"column {expr.name!r} is not available here")
+    return pl.col(name)
+
+
+@_compile.register
+def _(expr: Similarity, ctx: Context) -> pl.Expr:
+    name = ctx.materialized.get(id(expr))
+    if name is None:
+        raise TypeMismatchError(
+            f"{expr!r} can only be used in select() and order_by() of a query, not in where() "
+            "or a computed column; order by it and limit() to get the k most similar rows")
     return pl.col(name)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lakehouse import types as T
-from lakehouse.errors import UnsafeDefinitionError
+from lakehouse.errors import TypeMismatchError, UnsafeDefinitionError
 from lakehouse.exprs.nodes import (
     ARITHMETIC,
     COMPARISON,
@@ -28,6 +28,7 @@ from lakehouse.exprs.nodes import (
     IsNull,
     JsonPath,
     Literal,
+    Similarity,
     UnaryOp,
 )
 
@@ -66,6 +67,10 @@ def to_json(expr: Expr) -> dict[str, Any]:
             if fn is not None and fn.fingerprint:
                 data["fingerprint"] = fn.fingerprint
             return data
+        case Similarity():
+            raise TypeMismatchError(
+                f"{expr!r} is a query-time expression and cannot be stored in a computed column; "
+                "use it in a query, or in an @lh.query function")
     raise UnsafeDefinitionError(f"cannot store expression {expr!r}")
 
 

@@ -48,6 +48,7 @@ _BUILTIN_MODULES = {
     "audio": "lakehouse.functions.audio",
     "document": "lakehouse.functions.document",
     "media": "lakehouse.functions.media",
+    "embed": "lakehouse.functions.embeddings",
 }
 
 

@@ -92,7 +92,8 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
         raise MediaError(msg)
     uris = [f if f.startswith("s3://") else to_uri(f) for f in files]
     rows = _file_rows(uris, media.name, extra, table.name)
-    return writes.insert(target, rows, progress=progress, on_error=on_error, total=len(uris))
+    result = writes.insert(target, rows, progress=progress, on_error=on_error, total=len(uris))
+    return table._upkeep(result, progress)
 
 
 def parent_folder(uri: str) -> str:

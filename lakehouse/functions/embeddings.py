@@ -1,0 +1,291 @@
+"""Embedding functions: CLIP (images and text in one space) and sentence-transformers (text).
+
+``lh.functions.clip(...)`` and ``lh.functions.sentence_transformer(...)`` describe a model; an
+embedding index stores that description (its *spec*: kind, model name, ``pretrained`` tag or file,
+and for local files the SHA-256 of the weights) in the table definition. Any process that opens
+the table rebuilds the model from the spec: never from pickled code. A local model whose weights
+no longer match the stored digest is refused rather than silently mixed into the index.
+
+Models load once per process, run batched under ``torch.inference_mode()``, on CUDA when present.
+Vectors are L2-normalised float32, so cosine and dot-product rankings agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lakehouse import types as T
+from lakehouse.errors import ModelError, TypeMismatchError
+from lakehouse.functions.registry import Function, register
+
+SHAPES_CLIP = "lakehouse/shapes-clip"
+"""The small CLIP model shipped with lakehouse (trained on generated pictures of shapes; see
+``lakehouse.models.train_shapes_clip``): for tests and the offline demo, not for real photos."""
+
+_SHAPES_DIR = Path(__file__).resolve().parent.parent / "models" / "shapes_clip"
+_LOCAL_DIR = "local-dir:"
+_loaded: dict[str, Any] = {}
+_digests: dict[tuple[str, int, int], str] = {}
+_lock = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingFunction:
+    """A model that turns values into vectors; build one with :func:`clip` or
+    :func:`sentence_transformer`."""
+
+    kind: str  # "clip" | "sentence_transformer"
+    model: str
+    pretrained: str | None = None
+    digest: str | None = None  # SHA-256 of local weights; None for hub models (tags are fixed)
+    batch_size: int = 64
+    device: str | None = None  # None: CUDA when present, else CPU
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The column kinds it embeds: ``("image", "string")`` for CLIP, ``("string",)``."""
+        return ("image", "string") if self.kind == "clip" else ("string",)
+
+    def spec(self) -> dict[str, Any]:
+        """The JSON stored in an index definition; ``device`` is a per-process choice and is
+        left out."""
+        return {"kind": self.kind, "model": self.model, "pretrained": self.pretrained,
+                "digest": self.digest, "batch_size": self.batch_size}
+
+    @staticmethod
+    def from_spec(spec: dict[str, Any]) -> EmbeddingFunction:
+        kind = spec.get("kind")
+        if kind not in ("clip", "sentence_transformer"):
+            raise ModelError(f"unknown embedding function kind {kind!r} in a stored index")
+        return EmbeddingFunction(kind=str(kind), model=str(spec["model"]),
+                                 pretrained=spec.get("pretrained"), digest=spec.get("digest"),
+                                 batch_size=int(spec.get("batch_size") or 64))
+
+    def describe(self) -> str:
+        what = f"{self.model}" + (f" pretrained={self.pretrained}" if self.pretrained else "")
+        return f"{self.kind}({what})"
+
+    @property
+    def dim(self) -> int:
+        """The length of the vectors (loads the model)."""
+        return int(_load(self).embed_dim)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return _load(self).texts(texts)
+
+    def embed_images(self, images: list[Any]) -> np.ndarray:
+        """Embed images given as encoded bytes or PIL images."""
+        if self.kind != "clip":
+            raise TypeMismatchError(f"{self.describe()} embeds text only, not images")
+        return _load(self).images(images)
+
+
+def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", *,
+         batch_size: int = 64, device: str | None = None) -> EmbeddingFunction:
+    """A CLIP model from open_clip: images and text embedded in one space, so a text finds
+    images and an image finds similar images.
+
+    ``model`` is an open_clip model name (``"ViT-B-32"``) with a ``pretrained`` tag
+    (``"laion2b_s34b_b79k"``, downloaded from the hub on first use) or a local weights file
+    (``pretrained="/models/clip.safetensors"``); or a folder laid out like a hub repository
+    (``"local-dir:/models/my-clip"``, holding ``open_clip_config.json`` and
+    ``open_clip_model.safetensors``); or :data:`SHAPES_CLIP`, the small model that ships with
+    lakehouse for tests and offline demos.
+    """
+    if model == SHAPES_CLIP:
+        return EmbeddingFunction("clip", SHAPES_CLIP, None, _digest(_SHAPES_DIR /
+                                 "open_clip_model.safetensors"), batch_size, device)
+    if model.startswith(_LOCAL_DIR) or Path(model).is_dir():
+        folder = Path(model.removeprefix(_LOCAL_DIR)).expanduser().resolve()
+        weights = folder / "open_clip_model.safetensors"
+        if not (folder / "open_clip_config.json").is_file() or not weights.is_file():
+            raise ModelError(f"CLIP model folder {str(folder)!r} needs open_clip_config.json and "
+                             "open_clip_model.safetensors")
+        return EmbeddingFunction("clip", _LOCAL_DIR + str(folder), None, _digest(weights),
+                                 batch_size, device)
+    import open_clip
+
+    if model not in open_clip.list_models():
+        raise ModelError(f"{model!r} is not an open_clip model name (see "
+                         "open_clip.list_models()) nor a local-dir: folder")
+    digest = None
+    if pretrained is not None and (os.sep in pretrained or Path(pretrained).is_file()):
+        file = Path(pretrained).expanduser().resolve()
+        if not file.is_file():
+            raise ModelError(f"CLIP weights file {str(file)!r} does not exist")
+        pretrained, digest = str(file), _digest(file)
+    return EmbeddingFunction("clip", model, pretrained, digest, batch_size, device)
+
+
+def sentence_transformer(model: str = "all-MiniLM-L6-v2", *, batch_size: int = 64,
+                         device: str | None = None) -> EmbeddingFunction:
+    """A sentence-transformers text model: a hub name (``"all-MiniLM-L6-v2"``, downloaded on
+    first use) or a local model folder."""
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        folder = folder.resolve()
+        weights = _weights_file(folder)
+        return EmbeddingFunction("sentence_transformer", str(folder), None, _digest(weights),
+                                 batch_size, device)
+    if model.startswith(("/", ".", "~")) or os.sep != "/" and os.sep in model:
+        raise ModelError(f"sentence-transformers model folder {model!r} does not exist")
+    return EmbeddingFunction("sentence_transformer", model, None, None, batch_size, device)
+
+
+def _weights_file(folder: Path) -> Path:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return folder / name
+    raise ModelError(f"sentence-transformers folder {str(folder)!r} holds no model weights "
+                     "(model.safetensors)")
+
+
+def _digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _digests[key] = h.hexdigest()
+    return _digests[key]
+
+
+# --- loaded models ------------------------------------------------------------------------------
+class _Clip:
+    def __init__(self, fn: EmbeddingFunction, device: str) -> None:
+        import open_clip
+
+        name, pretrained = fn.model, fn.pretrained
+        if name == SHAPES_CLIP:
+            name = _LOCAL_DIR + str(_SHAPES_DIR)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=pretrained, device=device)
+        model.train(False)  # inference mode: no dropout, frozen normalisation statistics
+        self.model, self.preprocess, self.device = model, preprocess, device
+        self.tokenizer = open_clip.get_tokenizer(name)
+        self.batch_size = fn.batch_size
+        self.embed_dim = int(model.text_projection.shape[1]) \
+            if getattr(model, "text_projection", None) is not None \
+            else int(model.encode_text(self.tokenizer(["a"]).to(device)).shape[1])
+
+    def texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                tokens = self.tokenizer(texts[start:start + self.batch_size]).to(self.device)
+                out.append(self.model.encode_text(tokens, normalize=True).float().cpu().numpy())
+        return _stack(out, self.embed_dim)
+
+    def images(self, images: list[Any]) -> np.ndarray:
+        import torch
+
+        from lakehouse.media.pool import pmap
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                chunk = pmap(self._prepare, images[start:start + self.batch_size])
+                pixels = torch.stack(chunk).to(self.device)
+                out.append(self.model.encode_image(pixels, normalize=True).float().cpu().numpy())
+        return _stack(out, self.embed_dim)
+
+    def _prepare(self, image: Any) -> Any:
+        from PIL import Image
+
+        if isinstance(image, bytes | bytearray | memoryview):
+            image = Image.open(io.BytesIO(image))
+        return self.preprocess(image.convert("RGB"))
+
+
+class _SentenceTransformer:
+    def __init__(self, fn: EmbeddingFunction, device: str) -> None:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # keep "Loading weights" bars off stderr
+        self.model = SentenceTransformer(fn.model, device=device)
+        self.batch_size = fn.batch_size
+        self.embed_dim = int(self.model.get_embedding_dimension() or 0)
+
+    def texts(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.encode(texts, batch_size=self.batch_size,
+                                            normalize_embeddings=True, convert_to_numpy=True,
+                                            show_progress_bar=False), dtype=np.float32)
+
+
+def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+
+
+def _load(fn: EmbeddingFunction) -> Any:
+    """The loaded model of ``fn``, loading it on first use (once per process and device)."""
+    device = fn.device or _default_device()
+    key = f"{fn.kind}|{fn.model}|{fn.pretrained}|{device}"
+    with _lock:
+        if key in _loaded:
+            return _loaded[key]
+        _check_digest(fn)
+        try:
+            loaded = (_Clip if fn.kind == "clip" else _SentenceTransformer)(fn, device)
+        except Exception as exc:
+            raise ModelError(f"cannot load {fn.describe()}: {type(exc).__name__}: {exc}") \
+                from exc
+        _loaded[key] = loaded
+        return loaded
+
+
+def _check_digest(fn: EmbeddingFunction) -> None:
+    if fn.digest is None:
+        return
+    if fn.model == SHAPES_CLIP:
+        path = _SHAPES_DIR / "open_clip_model.safetensors"
+    elif fn.model.startswith(_LOCAL_DIR):
+        path = Path(fn.model.removeprefix(_LOCAL_DIR)) / "open_clip_model.safetensors"
+    elif fn.kind == "sentence_transformer":
+        path = _weights_file(Path(fn.model))
+    else:
+        path = Path(str(fn.pretrained))
+    if not path.is_file():
+        raise ModelError(f"the weights of {fn.describe()} are not at {str(path)!r}")
+    if _digest(path) != fn.digest:
+        raise ModelError(
+            f"the weights at {str(path)!r} changed since the index was built with "
+            f"{fn.describe()} (sha256 {fn.digest[:12]}...); re-create the index with "
+            "add_embedding_index(..., if_exists='replace') to embed every row with the new model")
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# --- the executor's view: built-in functions that take the model spec as an option --------------
+def _embed_texts(values: list[str], *, model: dict[str, Any]) -> list[np.ndarray]:
+    return list(EmbeddingFunction.from_spec(model).embed_texts(values))
+
+
+def _embed_images(values: list[bytes], *, model: dict[str, Any]) -> list[np.ndarray]:
+    return list(EmbeddingFunction.from_spec(model).embed_images(values))
+
+
+def _unknown_type(_: list[T.ColumnType]) -> T.ColumnType:
+    raise TypeMismatchError("embedding calls carry their vector type")
+
+
+register(Function("embed.text", _embed_texts, _unknown_type, batched=True, batch_size=256,
+                  null_safe=(False,)))
+register(Function("embed.image", _embed_images, _unknown_type, batched=True, batch_size=256,
+                  null_safe=(False,)))

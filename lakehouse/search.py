@@ -1,0 +1,138 @@
+"""Similarity searches of a query: which index each ``col.similarity(query)`` uses, the vector it
+searches with (the query embedded by the index's model, or given as a vector), and the Lance
+nearest-neighbour options of a top-k search."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import pathlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lakehouse.errors import IndexNotFoundError, TypeMismatchError
+from lakehouse.exprs.nodes import Expr, Similarity
+from lakehouse.functions.embeddings import EmbeddingFunction
+from lakehouse.media.fetch import Fetcher
+from lakehouse.metadata import IndexDef, TableDef
+from lakehouse.vector_index import ann_state, partitions_of, search_defaults
+
+if TYPE_CHECKING:
+    import lance
+
+    from lakehouse.table import Table
+
+_URI_SCHEMES = ("file://", "s3://", "http://", "https://")
+_partitions: dict[tuple[str, int, str], int] = {}  # (dataset, version, index) -> partitions
+
+
+@dataclasses.dataclass(frozen=True)
+class SimilaritySearch:
+    node: Similarity
+    index: IndexDef
+    vector: np.ndarray
+
+    def nearest(self, ds: lance.LanceDataset, k: int) -> dict[str, Any]:
+        """Lance's nearest-neighbour options for the ``k`` closest rows."""
+        options: dict[str, Any] = {"column": self.index.vectors.name, "q": self.vector, "k": k,
+                                   "metric": self.index.metric}
+        partitions = _ann_partitions(ds, self.index)
+        if partitions:
+            defaults = search_defaults(partitions)
+            options["nprobes"] = self.node.nprobes or defaults["nprobes"]
+            options["refine_factor"] = self.node.refine_factor or defaults["refine_factor"]
+        return options
+
+
+def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceDataset,
+                        tdef: TableDef) -> list[SimilaritySearch]:
+    """One search per distinct similarity node in ``exprs``, in order of appearance."""
+    found: list[SimilaritySearch] = []
+    seen: set[int] = set()
+    for expr in exprs:
+        for node in expr.walk():
+            if isinstance(node, Similarity) and id(node) not in seen:
+                seen.add(id(node))
+                index = find_index(tdef, node, table.name)
+                vector = query_vector(index, node.query, table._fetcher(), table.name)
+                found.append(SimilaritySearch(node, index, vector))
+    return found
+
+
+def find_index(tdef: TableDef, node: Similarity, table: str) -> IndexDef:
+    """The index ``node`` searches: the one named, else the only one on its column."""
+    on_column = [i for i in tdef.indexes() if i.source_id == node.column.col_id]
+    if node.index is not None:
+        chosen = [i for i in on_column if i.name == node.index]
+        if not chosen:
+            names = ", ".join(repr(i.name) for i in on_column) or "none"
+            raise IndexNotFoundError(f"table {table!r}: column {node.column.name!r} has no "
+                                     f"embedding index {node.index!r} (indexes: {names})")
+        return chosen[0]
+    if not on_column:
+        raise IndexNotFoundError(
+            f"table {table!r}: column {node.column.name!r} has no embedding index; add one with "
+            f"t.add_embedding_index({node.column.name!r}, embedding=...)")
+    if len(on_column) > 1:
+        names = ", ".join(repr(i.name) for i in on_column)
+        raise IndexNotFoundError(f"table {table!r}: column {node.column.name!r} has several "
+                                 f"embedding indexes ({names}); pick one with similarity(..., "
+                                 "index=name)")
+    return on_column[0]
+
+
+def _ann_partitions(ds: lance.LanceDataset, index: IndexDef) -> int:
+    key = (ds.uri, ds.version, index.lance_index)
+    if key not in _partitions:
+        state = ann_state(ds, index)
+        _partitions[key] = partitions_of(state) if state is not None else 0
+    return _partitions[key]
+
+
+
+def query_vector(index: IndexDef, query: Any, fetcher: Fetcher, table: str) -> np.ndarray:
+    """The vector to search with: ``query`` embedded by the index's function (text or image),
+    or ``query`` itself when it is a vector."""
+    where = f"table {table!r}: index {index.name!r}"
+    if isinstance(query, np.ndarray) or (isinstance(query, list | tuple) and query
+                                         and all(isinstance(v, int | float) for v in query)):
+        vector = np.asarray(query, dtype=np.float32).reshape(-1)
+        if vector.shape[0] != index.dim:
+            raise TypeMismatchError(f"{where} holds {index.dim}-dimensional vectors; the query "
+                                    f"vector has {vector.shape[0]}")
+        return vector
+    if index.embedding is None:
+        raise TypeMismatchError(f"{where} searches stored vectors; pass a vector of "
+                                f"{index.dim} numbers, not {type(query).__name__}")
+    fn = EmbeddingFunction.from_spec(index.embedding)
+    if isinstance(query, str) and not query.startswith(_URI_SCHEMES):
+        return fn.embed_texts([query])[0]
+    image = _image_query(query, fetcher, where)
+    if "image" not in fn.modalities:
+        raise TypeMismatchError(f"{where} uses {fn.describe()}, which embeds text only; "
+                                "search it with a string")
+    return fn.embed_images([image])[0]
+
+
+def _image_query(query: Any, fetcher: Fetcher, where: str) -> Any:
+    if isinstance(query, bytes):
+        return query
+    if isinstance(query, str | pathlib.Path):
+        from lakehouse.errors import MediaError
+        from lakehouse.media.fetch import describe_failure, to_uri
+
+        try:
+            return fetcher.read(to_uri(query) if isinstance(query, pathlib.Path) else query)
+        except Exception as exc:
+            raise MediaError(f"{where}: cannot read the query image {str(query)!r}: "
+                             f"{describe_failure(exc)}") from exc
+    if hasattr(query, "convert") and hasattr(query, "save"):  # a PIL image
+        buffer = io.BytesIO()
+        query.convert("RGB").save(buffer, format="PNG")
+        return buffer.getvalue()
+    raise TypeMismatchError(f"{where}: cannot search with a {type(query).__name__}; pass a "
+                            "string, a PIL image, an image path or URI, bytes, or a vector")
+
+
