@@ -27,6 +27,7 @@ from lakehouse.errors import (
     IndexNotFoundError,
     InvalidNameError,
     MediaError,
+    ModelError,
     ReadOnlyError,
     StorageError,
     TableExistsError,
@@ -39,7 +40,8 @@ from lakehouse.errors import (
 from lakehouse.exec.evaluate import UDFChangedWarning
 from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs.nodes import Expr, if_else, lit
-from lakehouse.query import Query
+from lakehouse.queries import Query
+from lakehouse.query_function import query
 from lakehouse.table import Table
 from lakehouse.types import (
     Array,
@@ -71,7 +73,7 @@ __all__ = [
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",
     "Required", "Image", "Video", "Audio", "Document",
     # expressions and functions
-    "Expr", "if_else", "lit", "udf", "UDF", "functions",
+    "Expr", "if_else", "lit", "udf", "UDF", "query", "functions",
     # results
     "to_pil", "show",
     # errors and warnings
@@ -80,5 +82,6 @@ __all__ = [
     "DependencyError", "ComputeError", "UDFNotFoundError", "UnsafeDefinitionError",
     "FormatVersionError", "ReadOnlyError", "StorageError", "ConcurrentWriteError",
     "VersionNotFoundError", "IndexExistsError", "IndexNotFoundError", "MediaError",
+    "ModelError",
     "UDFChangedWarning",
 ]

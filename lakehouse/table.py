@@ -43,7 +43,7 @@ from lakehouse.metadata import (
     ColumnDef,
     TableDef,
 )
-from lakehouse.query import Filter, Query, scan_frames
+from lakehouse.queries import Filter, Query, scan_frames
 from lakehouse.storage import Location, storage_error
 from lakehouse.versions import history
 

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 import lakehouse as lh
-from lakehouse.query import Filter
+from lakehouse.queries import Filter
 
 UTC = dt.UTC
 

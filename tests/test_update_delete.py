@@ -13,7 +13,7 @@ import pytest
 import udfs_for_tests as U
 
 import lakehouse as lh
-from lakehouse.query import Filter
+from lakehouse.queries import Filter
 
 
 def _dataset(t: lh.Table, root) -> lance.LanceDataset:

@@ -111,6 +111,11 @@ class Plan:
         return found
 
     @property
+    def runs_models(self) -> bool:
+        """Whether the plan embeds values with a model (slow per row: batch rows smaller)."""
+        return any(name.startswith("embed.") for name in self.functions)
+
+    @property
     def read_columns(self) -> list[str]:
         """Stored columns the plan reads (computed columns it produces are excluded)."""
         produced = {t.column.name for t in self.targets}

@@ -28,6 +28,7 @@ from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
 from lakehouse.progress import report
 
 BACKFILL_BATCH_ROWS = 65_536
+MODEL_BATCH_ROWS = 1_024  # backfills that run a model: progress moves, memory stays small
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +140,9 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
             return pa.RecordBatch.from_arrays(arrays, schema=output_schema)
 
         udf = lance.batch_udf(output_schema=output_schema)(failures.wrap(compute))
+        batch_rows = MODEL_BATCH_ROWS if plan.runs_models else BACKFILL_BATCH_ROWS
         commit(target, lambda: ds.add_columns(udf, read_columns=read or [ds.schema[0].name],
-                                               batch_size=BACKFILL_BATCH_ROWS), failures)
+                                               batch_size=batch_rows), failures)
     return WriteResult(counts["rows"], counts["errors"], ds.version)
 
 
@@ -148,7 +150,7 @@ def _backfill_streamed(target: Target, plan: Plan, *, progress: bool) -> WriteRe
     """Backfill for plans that read media: Lance's column UDFs cannot read blob columns, so the
     rows are scanned in order (blobs as bytes, references fetched), computed, and added as new
     columns from a stream. Still one commit, and only the new columns are written."""
-    from lakehouse.query import scan_frames
+    from lakehouse.queries import scan_frames
 
     ds = target.dataset
     fields = plan.output_fields()

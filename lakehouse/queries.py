@@ -18,7 +18,15 @@ import pyarrow as pa
 from lakehouse.display import Rendered
 from lakehouse.errors import TypeMismatchError
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exprs.nodes import BinaryOp, Call, ColumnRef, ErrorInfo, Expr, _literal
+from lakehouse.exprs.nodes import (
+    BinaryOp,
+    Call,
+    ColumnRef,
+    ErrorInfo,
+    Expr,
+    Similarity,
+    _literal,
+)
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.exprs.sql import NotPushable, to_sql
 from lakehouse.media.blobs import is_blob
@@ -149,6 +157,10 @@ class Query:
                 f"where() needs an expression such as t.n > 1, got {condition!r}")
         if condition.type.kind != "bool":
             raise TypeMismatchError(f"where() needs a Bool expression, got {condition!r}")
+        if any(isinstance(n, Similarity) for n in condition.walk()):
+            raise TypeMismatchError(
+                f"where() cannot filter on a similarity ({condition!r}); order by it and "
+                "limit() to get the k most similar rows, then filter the result")
         combined = condition if self.condition is None else BinaryOp("&", self.condition, condition)
         return dataclasses.replace(self, condition=combined)
 

@@ -1,0 +1,50 @@
+"""``@lh.query``: a parameterised query that computed columns can call, row by row.
+
+>>> @lh.query                                                   # doctest: +SKIP
+... def top_chunks(question: str, k: int = 3) -> lh.Query:
+...     sim = chunks.text.similarity(question)
+...     return chunks.order_by(sim, asc=False).limit(k).select(chunks.text, score=sim)
+>>> qa.add_computed_column(context=top_chunks(qa.question))   # doctest: +SKIP
+
+Each row's call runs the query with that row's values and stores its result rows as a JSON list
+of objects. Like a UDF, the function is stored by reference (``module:qualname`` and a
+fingerprint of its code), so it must live in an importable module for other processes to keep
+the column current; its body, not the stored definition, decides which table it reads.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from lakehouse import types as T
+from lakehouse.errors import TypeMismatchError
+from lakehouse.udf import UDF
+
+
+def query(fn: Callable[..., Any]) -> UDF:
+    """Turn ``fn`` (returning a :class:`lakehouse.Query`) into a function usable in computed
+    columns and queries; its result per row is a JSON list of the query's rows."""
+    @functools.wraps(fn)
+    def rows(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        result = fn(*args, **kwargs)
+        collect = getattr(result, "collect", None)
+        if collect is None:
+            raise TypeMismatchError(f"@lh.query {fn.__qualname__} must return a query "
+                                    f"(t.where(...).select(...)), got {type(result).__name__}")
+        frame = collect()
+        return _json_rows(frame)
+
+    rows.__annotations__ = {k: v for k, v in getattr(fn, "__annotations__", {}).items()
+                            if k != "return"}
+    return UDF(rows, batch_size=None, returns=T.Json)
+
+
+def _json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """The rows as JSON values (binary media left out: a JSON column cannot hold bytes)."""
+    keep = [c for c, dtype in frame.schema.items() if dtype != pl.Binary]
+    return json.loads(frame.select(keep).write_json())
