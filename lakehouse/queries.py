@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from lakehouse.table import Table
 
 SCAN_BATCH_ROWS = 65_536
+MEDIA_SCAN_ROWS = 256  # rows per batch when media bytes are read: bounded memory for large files
 DISTANCE = "_distance"  # Lance's distance of each row to a nearest-neighbour query
 
 
@@ -107,7 +108,8 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
     if nearest is not None:
         read.append(DISTANCE)
         search = {"nearest": nearest, "prefilter": True, "disable_scoring_autoprojection": True}
-    scanner = ds.scanner(columns=read, filter=flt.sql, batch_size=SCAN_BATCH_ROWS,
+    scanner = ds.scanner(columns=read, filter=flt.sql,
+                         batch_size=MEDIA_SCAN_ROWS if media else SCAN_BATCH_ROWS,
                          limit=limit if flt.residual is None else None,
                          with_row_id=row_ids, with_row_address=row_ids,
                          blob_handling="all_binary" if media else None, **search)

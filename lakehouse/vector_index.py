@@ -15,7 +15,6 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -28,6 +27,8 @@ from lakehouse.metadata import IndexDef
 MIN_ANN_ROWS = 10_000
 UNINDEXED_SHARE = 0.10
 RETRAIN_GROWTH = 2
+ROWS_PER_PARTITION = 4_096
+MAX_PARTITIONS = 4_096
 
 # Lance prints a notice about centroids in index statistics on every call; opt in to its new
 # behaviour (statistics without centroids), which is all the upkeep reads
@@ -35,10 +36,11 @@ os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
 
 
 def ann_parameters(rows: int, dim: int) -> dict[str, int]:
-    """IVF_PQ parameters for ``rows`` vectors of ``dim`` dimensions: about sqrt(rows)
-    partitions (so a probe reads about sqrt(rows) vectors), and sub-vectors of 8 dimensions
-    (dim / 8, or the nearest divisor of dim below it)."""
-    partitions = max(1, min(4096, round(math.sqrt(rows))))
+    """IVF_PQ parameters for ``rows`` vectors of ``dim`` dimensions: one partition per
+    :data:`ROWS_PER_PARTITION` rows (Lance merges much smaller partitions back into one when it
+    optimises the index), and sub-vectors of 8 dimensions (dim / 8, or the nearest divisor of
+    dim below it)."""
+    partitions = max(1, min(MAX_PARTITIONS, rows // ROWS_PER_PARTITION))
     target = max(1, dim // 8)
     sub_vectors = next(s for s in range(target, 0, -1) if dim % s == 0)
     return {"num_partitions": partitions, "num_sub_vectors": sub_vectors}

@@ -169,7 +169,7 @@ class _Clip:
         if name == SHAPES_CLIP:
             name = _LOCAL_DIR + str(_SHAPES_DIR)
         model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained, device=device)
+            name, pretrained=pretrained, device=device, weights_only=True)
         model.train(False)  # inference mode: no dropout, frozen normalisation statistics
         self.model, self.preprocess, self.device = model, preprocess, device
         self.tokenizer = open_clip.get_tokenizer(name)
@@ -232,7 +232,7 @@ def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
 def _load(fn: EmbeddingFunction) -> Any:
     """The loaded model of ``fn``, loading it on first use (once per process and device)."""
     device = fn.device or _default_device()
-    key = f"{fn.kind}|{fn.model}|{fn.pretrained}|{device}"
+    key = f"{fn.kind}|{fn.model}|{fn.pretrained}|{fn.digest}|{device}"
     with _lock:
         if key in _loaded:
             return _loaded[key]
