@@ -145,7 +145,8 @@ def ls(
 
 @app.command("demo")
 def demo(ctx: typer.Context, root: RootOption = None) -> None:
-    """Run the main job: create a table, insert rows, add computed columns, query them."""
+    """Run the main job: books, photos and captioned pictures with computed columns, embedding
+    indexes and similarity searches."""
     from lakehouse.demo import run
 
     with _library_errors(ctx):

@@ -268,9 +268,9 @@ class TableDef:
         return [c for c in (*self.columns, *self.hidden) if c.is_computed]
 
     def indexes(self) -> list[IndexDef]:
-        """The embedding indexes, in the order they were created."""
+        """The embedding indexes, by name."""
         found = [IndexDef.of(c) for c in (*self.columns, *self.hidden) if c.index is not None]
-        return sorted(found, key=lambda i: i.vectors.col_id)
+        return sorted(found, key=lambda i: i.name)
 
     def index(self, name: str) -> IndexDef | None:
         return next((i for i in self.indexes() if i.name == name), None)

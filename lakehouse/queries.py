@@ -234,10 +234,11 @@ class Query:
                                        self.table, ds, tdef)
         lead = None
         if searches and self.row_limit is not None and self.ordering \
-                and self.ordering[0][0] is searches[0].node and not self.ordering[0][1]:
-            lead = searches[0]
-        read += [s.index.vectors.name for s in searches
-                 if s is not lead and s.index.vectors.name not in read]
+                and not self.ordering[0][1]:  # the k most similar rows: a Lance top-k search
+            lead = next((s for s in searches if s.asks(self.ordering[0][0])), None)
+        for search in searches:
+            if search is not lead and search.index.vectors.name not in read:
+                read.append(search.index.vectors.name)
         pushed_limit = self.row_limit if not self.ordering else None
         nearest = lead.nearest(ds, self.row_limit) if lead is not None else None  # type: ignore[arg-type]
         frames = list(scan_frames(ds, tdef, self.table.name, self.condition, read,
@@ -334,7 +335,7 @@ def _add_scores(frame: pl.DataFrame, searches: list[SimilaritySearch],
             score = exact_scores(frame.get_column(search.index.vectors.name), search.vector,
                                  search.index.metric)
         frame = frame.with_columns(score.alias(name))
-        scored[id(search.node)] = name
+        scored.update({id(node): name for node in search.nodes})
     return frame, scored
 
 

@@ -30,9 +30,19 @@ _partitions: dict[tuple[str, int, str], int] = {}  # (dataset, version, index) -
 
 @dataclasses.dataclass(frozen=True)
 class SimilaritySearch:
-    node: Similarity
+    """One search: the similarity nodes that ask it (equal ones built separately share it), the
+    index they search and the query vector."""
+
+    nodes: tuple[Similarity, ...]
     index: IndexDef
     vector: np.ndarray
+
+    @property
+    def node(self) -> Similarity:
+        return self.nodes[0]
+
+    def asks(self, expr: Expr) -> bool:
+        return any(expr is n for n in self.nodes)
 
     def nearest(self, ds: lance.LanceDataset, k: int) -> dict[str, Any]:
         """Lance's nearest-neighbour options for the ``k`` closest rows."""
@@ -48,17 +58,33 @@ class SimilaritySearch:
 
 def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceDataset,
                         tdef: TableDef) -> list[SimilaritySearch]:
-    """One search per distinct similarity node in ``exprs``, in order of appearance."""
-    found: list[SimilaritySearch] = []
-    seen: set[int] = set()
+    """One search per distinct similarity in ``exprs``, in order of appearance; similarity
+    nodes built separately with the same column, query, index and knobs share one search."""
+    found: dict[Any, SimilaritySearch] = {}
     for expr in exprs:
         for node in expr.walk():
-            if isinstance(node, Similarity) and id(node) not in seen:
-                seen.add(id(node))
+            if not isinstance(node, Similarity):
+                continue
+            key = (node.column.col_id, node.index, _query_key(node.query), node.nprobes,
+                   node.refine_factor)
+            search = found.get(key)
+            if search is None:
                 index = find_index(tdef, node, table.name)
                 vector = query_vector(index, node.query, table._fetcher(), table.name)
-                found.append(SimilaritySearch(node, index, vector))
-    return found
+                found[key] = SimilaritySearch((node,), index, vector)
+            elif not search.asks(node):
+                found[key] = dataclasses.replace(search, nodes=(*search.nodes, node))
+    return list(found.values())
+
+
+def _query_key(query: Any) -> Any:
+    """What makes two queries the same: their value for strings, paths, bytes and vectors;
+    the object itself for anything else (an image)."""
+    if isinstance(query, str | bytes | pathlib.Path):
+        return (type(query).__name__, query)
+    if isinstance(query, np.ndarray | list | tuple):
+        return ("vector", np.asarray(query, dtype=np.float32).tobytes())
+    return ("object", id(query))
 
 
 def find_index(tdef: TableDef, node: Similarity, table: str) -> IndexDef:

@@ -118,7 +118,36 @@ def test_demo_runs_the_main_job(run_cli, lakehouse_root) -> None:
     assert "books by Le Guin: 2" in out
     assert "ingested 10 photos" in out  # real sample photos, thumbnails computed on insert
     assert "retina" in out and "chelsea's thumbnail as a PIL image: 128x85 RGB" in out
+
+    def hits(title: str) -> list[list[str]]:
+        """The rows of the result table printed under the line that starts with ``title``."""
+        lines = out[out.index("\n" + title):].splitlines()[1:]
+        start = next(i for i, line in enumerate(lines) if line.startswith("╞"))
+        rows = []
+        for line in lines[start + 1:]:
+            if not line.startswith("│"):
+                break
+            rows.append([cell.strip() for cell in line.strip("│").split("┆")])
+        return rows
+
+    # the main job: generated pictures and photos, a CLIP index on the images and a MiniLM
+    # index on the captions, searched by text, by image and with a prefilter
+    assert "ingested 200 generated pictures and 10 photos into demo/pictures" in out
+    red = hits("image search 'a small red circle on the left'")
+    assert len(red) == 5 and red[0][0].startswith("a small red circle")  # the only one
+    assert all("yellow" in row[0] for row in hits("image search 'something yellow'"))
+    assert "blue square" in hits("image search 'a blue square'")[0][0]
+    assert hits("caption search 'a kitty'")[0][:2] == ["a tabby cat", "photo"]
+    assert hits("caption search 'a hot drink'")[0][:2] == ["a cup of coffee", "photo"]
+    twin = hits("image search with a new picture of 'a large orange square on the left'")
+    assert twin[0][0] == "a large orange square on the left"
+    assert float(twin[0][2]) > float(twin[1][2]) + 0.1
+    photos_only = hits("image search 'a large red circle', photos only")
+    assert len(photos_only) == 5 and {row[1] for row in photos_only} == {"photo"}
+    assert photos_only[0][0] == "the retina of an eye"
+    assert 'lh.functions.clip("ViT-B-32", pretrained="laion2b_s34b_b79k")' in out
     listed = run_cli("ls", "--root", lakehouse_root.uri)
-    assert listed.stdout.split() == ["demo/books", "demo/photos"]
-    again = run_cli("demo", "--root", lakehouse_root.uri)  # replaces the table and runs again
+    assert listed.stdout.split() == ["demo/books", "demo/photos", "demo/pictures"]
+    again = run_cli("demo", "--root", lakehouse_root.uri)  # replaces the tables and runs again
     assert again.returncode == 0, again.stderr
+    assert "ingested 200 generated pictures" in again.stdout

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from lakehouse.errors import ComputeError, UDFNotFoundError
+from lakehouse.errors import ComputeError, ModelError, UDFNotFoundError
 from lakehouse.exprs.nodes import Call, Expr
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.exprs.serialize import stored_fingerprints
@@ -167,7 +167,8 @@ class Plan:
             if call.kwargs:  # options of built-ins, such as the size of resize()
                 fn = dataclasses.replace(fn, python=functools.partial(fn.python,
                                                                       **dict(call.kwargs)))
-            series = [df.select(to_polars(a, ctx)).to_series() for a in call.args]
+            series = [_full_height(df.select(to_polars(a, ctx)).to_series(), df.height)
+                      for a in call.args]
             args = [s.to_list() for s in series]
             nulls = [s.null_count() > 0 for s in series]
             results = _apply(fn, args, df.height, errors, nulls)
@@ -185,6 +186,13 @@ class Plan:
             df = df.with_columns(pl.Series(name, pl.from_arrow(arrow)))
             ctx.materialized[id(call)] = name
         return df
+
+
+def _full_height(series: pl.Series, height: int) -> pl.Series:
+    """A literal argument compiles to one value: repeat it for every row of the batch."""
+    if len(series) == 1 and height != 1:
+        return series.new_from_index(0, height)
+    return series
 
 
 def _apply(fn: Function, args: list[list[Any]], n: int, errors: RowErrors,
@@ -212,6 +220,8 @@ def _apply(fn: Function, args: list[list[Any]], n: int, errors: RowErrors,
                 result = list(fn.python(*[[a[i] for i in idx] for a in args]))
                 if len(result) != len(idx):
                     raise ValueError(f"returned {len(result)} values for {len(idx)} rows")
+            except ModelError:
+                raise  # the model itself is missing or changed: no row can be computed
             except Exception:
                 # isolate the failing rows by running the chunk one row at a time
                 for i in idx:
