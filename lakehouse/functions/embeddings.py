@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import io
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ SHAPES_CLIP = "lakehouse/shapes-clip"
 
 _SHAPES_DIR = Path(__file__).resolve().parent.parent / "models" / "shapes_clip"
 _LOCAL_DIR = "local-dir:"
+_PACKAGE = "package:"
 _loaded: dict[str, Any] = {}
 _digests: dict[tuple[str, int, int], str] = {}
 _lock = threading.Lock()
@@ -128,16 +131,43 @@ def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", 
 def sentence_transformer(model: str = "all-MiniLM-L6-v2", *, batch_size: int = 64,
                          device: str | None = None) -> EmbeddingFunction:
     """A sentence-transformers text model: a hub name (``"all-MiniLM-L6-v2"``, downloaded on
-    first use) or a local model folder."""
+    first use) or a local model folder. A folder inside an installed Python package is stored
+    as ``package:<package>/<path>``, so the table finds it in any environment that has the
+    package installed."""
     folder = Path(model).expanduser()
     if folder.is_dir():
         folder = folder.resolve()
         weights = _weights_file(folder)
-        return EmbeddingFunction("sentence_transformer", str(folder), None, _digest(weights),
-                                 batch_size, device)
+        return EmbeddingFunction("sentence_transformer", _portable(folder), None,
+                                 _digest(weights), batch_size, device)
     if model.startswith(("/", ".", "~")) or os.sep != "/" and os.sep in model:
         raise ModelError(f"sentence-transformers model folder {model!r} does not exist")
     return EmbeddingFunction("sentence_transformer", model, None, None, batch_size, device)
+
+
+def _portable(folder: Path) -> str:
+    """``package:<package>/<path>`` for a folder inside an importable package, else its path."""
+    for entry in sys.path:
+        try:
+            relative = folder.relative_to(Path(entry or ".").resolve())
+        except (ValueError, OSError):
+            continue
+        top = relative.parts[0] if relative.parts else ""
+        if top.isidentifier() and importlib.util.find_spec(top) is not None:
+            return _PACKAGE + relative.as_posix()
+    return str(folder)
+
+
+def _local_folder(model: str) -> Path:
+    """The folder a stored ``package:`` or path model name refers to in this environment."""
+    if not model.startswith(_PACKAGE):
+        return Path(model)
+    package, *rest = model.removeprefix(_PACKAGE).split("/")
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"model {model!r} lives in the Python package {package!r}, which is "
+                         "not installed here")
+    return Path(list(spec.submodule_search_locations)[0]).joinpath(*rest)
 
 
 def _weights_file(folder: Path) -> Path:
@@ -215,7 +245,7 @@ class _SentenceTransformer:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # keep "Loading weights" bars off stderr
-        self.model = SentenceTransformer(fn.model, device=device)
+        self.model = SentenceTransformer(str(_local_folder(fn.model)), device=device)
         self.batch_size = fn.batch_size
         self.embed_dim = int(self.model.get_embedding_dimension() or 0)
 
@@ -254,7 +284,7 @@ def _check_digest(fn: EmbeddingFunction) -> None:
     elif fn.model.startswith(_LOCAL_DIR):
         path = Path(fn.model.removeprefix(_LOCAL_DIR)) / "open_clip_model.safetensors"
     elif fn.kind == "sentence_transformer":
-        path = _weights_file(Path(fn.model))
+        path = _weights_file(_local_folder(fn.model))
     else:
         path = Path(str(fn.pretrained))
     if not path.is_file():
