@@ -41,7 +41,7 @@ def query(fn: Callable[..., Any]) -> UDF:
 
     rows.__annotations__ = {k: v for k, v in getattr(fn, "__annotations__", {}).items()
                             if k != "return"}
-    return UDF(rows, batch_size=None, returns=T.Json)
+    return UDF(rows, batch_size=None, returns=T.Json, reads_tables=True)
 
 
 def _json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:

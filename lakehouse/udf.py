@@ -29,7 +29,7 @@ class UDF:
     """A registered user function; calling it on expressions builds a :class:`Call` node."""
 
     def __init__(self, fn: Callable[..., Any], *, batch_size: int | None,
-                 returns: Any = None) -> None:
+                 returns: Any = None, reads_tables: bool = False) -> None:
         self.fn = fn
         self.name = f"{_importable_module(fn)}:{fn.__qualname__}"
         self.batched = batch_size is not None
@@ -46,6 +46,7 @@ class UDF:
             batched=self.batched,
             batch_size=batch_size or 1024,
             fingerprint=fingerprint(fn),
+            reads_tables=reads_tables,
             null_safe=tuple(_accepts_none(_list_element(hints.get(p)) if self.batched
                                           else hints.get(p)) for p in self.signature.parameters),
         ))

@@ -111,6 +111,12 @@ class Plan:
         return found
 
     @property
+    def reads_tables(self) -> bool:
+        """Whether a function of the plan runs lakehouse queries (an ``@lh.query``): such a
+        plan cannot run inside a Lance column UDF, which may not start Lance reads itself."""
+        return any(fn.reads_tables for fn in self.functions.values())
+
+    @property
     def runs_models(self) -> bool:
         """Whether the plan embeds values with a model (slow per row: batch rows smaller)."""
         return any(name.startswith("embed.") for name in self.functions)

@@ -122,7 +122,7 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
         return WriteResult(0, 0, ds.version)
     output_schema = pa.schema(fields)
     read = plan.read_columns
-    if any(c.name in read for c in target.tdef.media_columns()):
+    if plan.reads_tables or any(c.name in read for c in target.tdef.media_columns()):
         return _backfill_streamed(target, plan, progress=progress)
 
     with report(f"compute {', '.join(plan.output_names)}", enabled=progress,
@@ -147,8 +147,8 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
 
 
 def _backfill_streamed(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
-    """Backfill for plans that read media: Lance's column UDFs cannot read blob columns, so the
-    rows are scanned in order (blobs as bytes, references fetched), computed, and added as new
+    """Backfill for plans that read media or run queries: Lance's column UDFs cannot read blob
+    columns nor start Lance reads themselves, so the rows are scanned in order (blobs as bytes, references fetched), computed, and added as new
     columns from a stream. Still one commit, and only the new columns are written."""
     from lakehouse.queries import scan_frames
 

@@ -38,6 +38,7 @@ class Function:
     batch_size: int = 1024
     fingerprint: str = ""
     null_safe: tuple[bool, ...] = ()  # per parameter: does it accept None (else null in, null out)?
+    reads_tables: bool = False  # runs lakehouse queries itself (an @lh.query function)
 
 
 _REGISTRY: dict[str, Function] = {}
