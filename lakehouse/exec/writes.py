@@ -148,7 +148,8 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
 
 def _backfill_streamed(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
     """Backfill for plans that read media or run queries: Lance's column UDFs cannot read blob
-    columns nor start Lance reads themselves, so the rows are scanned in order (blobs as bytes, references fetched), computed, and added as new
+    columns nor start Lance reads themselves, so the rows are scanned in order (blobs as bytes,
+    references fetched), computed, and added as new
     columns from a stream. Still one commit, and only the new columns are written."""
     from lakehouse.queries import scan_frames
 
