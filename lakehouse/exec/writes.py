@@ -70,7 +70,8 @@ def insert(target: Target, data: Any, *, progress: bool, on_error: str = "abort"
     media = tdef.media_columns()
     reused = frozenset(c.name for c in media if plan is not None and c.name in plan.read_columns)
     options = MediaOptions(on_error=on_error, fetcher=target.fetcher, reused=reused)
-    chunk_rows = intake.MEDIA_CHUNK_ROWS if media else intake.DEFAULT_CHUNK_ROWS
+    chunk_rows = intake.MEDIA_CHUNK_ROWS if media else \
+        MODEL_BATCH_ROWS if plan is not None and plan.runs_models else intake.DEFAULT_CHUNK_ROWS
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
         for chunk in intake.chunks(data, chunk_rows):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
-import io
 import os
 import sys
 import threading
@@ -232,10 +231,11 @@ class _Clip:
         return _stack(out, self.embed_dim)
 
     def _prepare(self, image: Any) -> Any:
-        from PIL import Image
+        from lakehouse.functions.image import decode
 
         if isinstance(image, bytes | bytearray | memoryview):
-            image = Image.open(io.BytesIO(image))
+            # the insert's media check decoded these bytes already: take them from its cache
+            image = decode(bytes(image), remember=False)
         return self.preprocess(image.convert("RGB"))
 
 
