@@ -39,7 +39,7 @@ from lakehouse.metadata import (
     vectors_column,
 )
 from lakehouse.progress import report
-from lakehouse.vector_index import ann_state, apply_upkeep, needed_upkeep
+from lakehouse.vector_index import VECTOR_INDEXES, ann_state, apply_upkeep, needed_upkeep
 
 if TYPE_CHECKING:
     from lakehouse.table import Table
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 def add(table: Table, target: writes.Target, column: str, *,
         embedding: EmbeddingFunction | None, metric: str, name: str | None, if_exists: str,
-        on_error: str, progress: bool) -> WriteResult:
+        on_error: str, vector_index: str, progress: bool) -> WriteResult:
     tdef = target.tdef
     source = tdef.get(column, table.name)
     name = column if name is None else name
@@ -56,6 +56,9 @@ def add(table: Table, target: writes.Target, column: str, *,
     if metric not in METRICS:
         raise TypeMismatchError(f"metric must be one of {', '.join(map(repr, METRICS))}, got "
                                 f"{metric!r}")
+    if vector_index not in VECTOR_INDEXES:
+        raise TypeMismatchError(f"vector_index must be one of "
+                                f"{', '.join(map(repr, VECTOR_INDEXES))}, got {vector_index!r}")
     existing = tdef.index(name)
     if existing is not None:
         if if_exists == "ignore":
@@ -64,7 +67,8 @@ def add(table: Table, target: writes.Target, column: str, *,
             raise IndexExistsError(
                 f"table {table.name!r} already has an embedding index {name!r}; pass "
                 "if_exists='replace' to rebuild it (for example with another model)")
-    info = {"name": name, "source": source.col_id, "metric": metric}
+    info = {"name": name, "source": source.col_id, "metric": metric,
+            "vector_index": vector_index}
     if embedding is None:
         _check_vectors(source, table.name)
         if existing is not None and existing.vectors.col_id != source.col_id:
@@ -192,7 +196,7 @@ def listing(ds: lance.LanceDataset, tdef: TableDef) -> pl.DataFrame:
         rows.append({
             "name": index.name, "column": tdef.by_id(index.source_id).name, "kind": "embedding",
             "embedding": fn.describe() if fn else None, "metric": index.metric,
-            "vector_index": "IVF_PQ" if state is not None else None,
+            "vector_index": str(state["index_type"]) if state is not None else None,
             "unindexed_rows": int(state["num_unindexed_rows"]) if state is not None
             else ds.count_rows(),
         })

@@ -125,6 +125,11 @@ class IndexDef:
         return f"lh_ann_{self.vectors.col_id}"
 
     @property
+    def vector_index(self) -> str:
+        """The Lance index type built once the table is large enough."""
+        return str((self.vectors.index or {}).get("vector_index", "IVF_SQ"))
+
+    @property
     def dim(self) -> int:
         shape = getattr(self.vectors.type, "shape", None) or (0,)
         return int(shape[0] or 0)

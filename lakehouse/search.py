@@ -50,7 +50,7 @@ class SimilaritySearch:
                                    "metric": self.index.metric}
         partitions = _ann_partitions(ds, self.index)
         if partitions:
-            defaults = search_defaults(partitions)
+            defaults = search_defaults(partitions, self.index.vector_index)
             options["nprobes"] = self.node.nprobes or defaults["nprobes"]
             options["refine_factor"] = self.node.refine_factor or defaults["refine_factor"]
         return options

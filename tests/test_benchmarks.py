@@ -233,10 +233,18 @@ def test_search_benchmark_small_runs_and_measures_every_method(tmp_path: Path) -
                                                   "numpy"}
     (size,) = report["sizes"]
     assert (size["rows"], size["dim"]) == (20000, 64)
-    assert size["raw_lance_index"]["index_type"] == "IVF_PQ"
-    assert 64 % size["raw_lance_index"]["num_sub_vectors"] == 0
+    assert report["raw_indexes"] == ["IVF_PQ", "IVF_SQ"]
     methods = size["methods"]
-    measured = ["numpy", "raw_lance"] + (["lakehouse"] if report["lakehouse_available"] else [])
+    assert list(methods) == ["numpy", "raw_ivf_pq", "raw_ivf_sq", "lakehouse"]
+    assert methods["raw_ivf_pq"]["index_type"] == "IVF_PQ"
+    assert 64 % methods["raw_ivf_pq"]["index_params"]["num_sub_vectors"] == 0
+    assert methods["raw_ivf_sq"]["index_type"] == "IVF_SQ"
+    for name in ("raw_ivf_pq", "raw_ivf_sq"):
+        params = methods[name]["index_params"]
+        assert 1 <= params["num_partitions"] <= 20000 // 256, name
+        assert methods[name]["search_params"]["nprobes"] >= 1, name
+    measured = ["numpy", "raw_ivf_pq", "raw_ivf_sq"] + (
+        ["lakehouse"] if report["lakehouse_available"] else [])
     for name in measured:
         entry = methods[name]
         assert len(entry["latency_ms"]) == len(entry["recall_per_query"]) == 12, name
@@ -253,8 +261,10 @@ def test_search_benchmark_small_runs_and_measures_every_method(tmp_path: Path) -
         assert methods["lakehouse"]["unavailable"] == "lakehouse search API not available"
         assert "lakehouse search API not available" in proc.stdout
     # the 1,000,000-row target is not measured on a small run
-    assert report["target_met"] is None and report["raw_lance_target_met"] is None
+    assert report["target_met"] is None
+    assert report["raw_lance_target_met"] == {"IVF_PQ": None, "IVF_SQ": None}
 
-    for label in ("numpy brute force", "raw Lance", "lakehouse", "recall@10", "p50 ms"):
+    for label in ("numpy brute force", "raw Lance IVF_PQ", "raw Lance IVF_SQ", "lakehouse",
+                  "recall@10", "p50 ms"):
         assert label in proc.stdout, proc.stdout
     assert list(scratch.iterdir()) == []

@@ -396,7 +396,7 @@ def test_the_vector_index_is_built_then_extended_not_rebuilt(tmp_path, random_ve
 
     t.add_embedding_index("v", progress=False)
     listing = t.indexes().row(0, named=True)
-    assert (listing["vector_index"], listing["unindexed_rows"]) == ("IVF_PQ", 0)
+    assert (listing["vector_index"], listing["unindexed_rows"]) == ("IVF_SQ", 0)
     ds = lance.dataset(t.uri)
     (built,) = ds.describe_indices()
     first_build = {s["uuid"] for s in ds.stats.index_stats(built.name)["indices"]}
@@ -421,14 +421,45 @@ def test_the_vector_index_is_built_then_extended_not_rebuilt(tmp_path, random_ve
     assert _recall(t, vectors, queries, refine_factor=50) >= 0.9
 
 
-@pytest.mark.xfail(strict=True, reason="IVF_PQ with 8-dimensional sub-vectors and "
-                   "refine_factor 10 finds 0.73-0.80 of the exact top 10 of random vectors")
+def test_index_segments_merge_past_the_limit_and_growth_retrains(tmp_path) -> None:
+    """Each fold-in adds a segment with the same centroids; at MAX_SEGMENTS they merge into one;
+    when the rule asks for twice the partitions, the index is trained again."""
+    from lakehouse.vector_index import MAX_SEGMENTS, wanted_partitions
+
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((42_000, 32)).astype(np.float32)
+    t = _vector_table(tmp_path, vectors, 10_000)
+    t.add_embedding_index("v", progress=False)
+    name = lance.dataset(t.uri).describe_indices()[0].name
+
+    def stats() -> dict:
+        return lance.dataset(t.uri).stats.index_stats(name)
+
+    partitions = stats()["indices"][0]["num_partitions"]
+    assert partitions == wanted_partitions(10_000)
+    segments, start = [], 10_000
+    for stop in (11_500, 13_000, 14_800, 16_800):
+        t.insert(pl.DataFrame({"id": np.arange(start, stop), "v": vectors[start:stop]}),
+                 progress=False)
+        start = stop
+        segments.append(stats()["num_indices"])
+        assert stats()["num_unindexed_rows"] == 0
+        assert stats()["indices"][0]["num_partitions"] == partitions  # not trained again
+    assert segments == [2, 3, 4, 1] and MAX_SEGMENTS == 4
+    t.insert(pl.DataFrame({"id": np.arange(start, 42_000), "v": vectors[start:]}),
+             progress=False)
+    assert stats()["num_indices"] == 1
+    assert stats()["indices"][0]["num_partitions"] == wanted_partitions(42_000) > 2 * partitions
+    assert _nearest(t, vectors[41_999], 1) == [41_999]
+
+
+@pytest.mark.parametrize("kind", ["IVF_SQ", "IVF_PQ"])
 def test_the_vector_index_recalls_the_exact_top_10_with_default_options(
-        tmp_path, random_vectors) -> None:
+        tmp_path, random_vectors, kind) -> None:
     vectors, queries = random_vectors
     t = _vector_table(tmp_path, vectors, RANDOM_ROWS)
-    t.add_embedding_index("v", progress=False)
-    assert t.indexes()["vector_index"][0] == "IVF_PQ"
+    t.add_embedding_index("v", vector_index=kind, progress=False)
+    assert t.indexes()["vector_index"][0] == kind
     assert _recall(t, vectors, queries) >= 0.9
 
 
