@@ -246,8 +246,8 @@ def test_rows_the_model_fails_on_are_refused_or_kept_without_a_vector(local, cli
     paths[2].write_bytes(whole[:len(whole) // 2])
 
     state = _state(t)
-    with pytest.raises(lh.ComputeError, match="row 2: embed.image raised ValueError: not a readable "
-                                              "image.*truncated.*nothing was written"):
+    with pytest.raises(lh.ComputeError, match="row 2: embed.image raised ValueError: not a "
+                                              "readable image.*truncated.*nothing was written"):
         t.add_embedding_index("image", embedding=clip, progress=False)
     assert _state(t) == state and t.indexes().height == 0
 
