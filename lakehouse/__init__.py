@@ -29,6 +29,7 @@ from lakehouse.errors import (
     MediaError,
     ModelError,
     ReadOnlyError,
+    SnapshotExistsError,
     StorageError,
     TableExistsError,
     TableNotFoundError,
@@ -82,6 +83,6 @@ __all__ = [
     "DependencyError", "ComputeError", "UDFNotFoundError", "UnsafeDefinitionError",
     "FormatVersionError", "ReadOnlyError", "StorageError", "ConcurrentWriteError",
     "VersionNotFoundError", "IndexExistsError", "IndexNotFoundError", "MediaError",
-    "ModelError",
+    "ModelError", "SnapshotExistsError",
     "UDFChangedWarning",
 ]

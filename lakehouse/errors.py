@@ -95,3 +95,7 @@ class MediaError(Error, ValueError):
 class ModelError(Error, RuntimeError):
     """An embedding model cannot be found or loaded, or is not the model an index was built
     with (its weights changed)."""
+
+
+class SnapshotExistsError(Error, ValueError):
+    """A snapshot (a named version) with this name already exists."""

@@ -24,6 +24,7 @@ from lakehouse.errors import (
     IndexNotFoundError,
     InvalidNameError,
     ReadOnlyError,
+    SnapshotExistsError,
     TypeMismatchError,
     VersionNotFoundError,
 )
@@ -535,6 +536,32 @@ class Table:
                 f"table {self._name!r} has no version {version} (latest is {ds.latest_version})"
             ) from exc
         return Table(self._name, self._uri, self._location, old, pinned=True)
+
+    def snapshot(self, name: str, *, replace: bool = False) -> int:
+        """Name the version this handle reads (a Lance tag), so that ``db.get_table("t@name")``
+        opens it later, whatever happens to the table since. Returns that version."""
+        if not isinstance(name, str) or not name \
+                or not all(c.isalnum() or c in "-_." for c in name):
+            raise InvalidNameError(f"table {self._name!r}: {name!r} is not a valid snapshot name "
+                                   "(letters, digits, '-', '_' and '.')")
+        ds = self._snapshot()[0]
+        exists = name in self.snapshots()
+        if exists and not replace:
+            raise SnapshotExistsError(f"table {self._name!r} already has a snapshot {name!r}; "
+                                       "pass replace=True to move it")
+        try:
+            if exists:
+                ds.tags.update(name, ds.version)
+            else:
+                ds.tags.create(name, ds.version)
+        except OSError as exc:
+            raise storage_error(self._location, f"tag table {self._name!r}", exc) from exc
+        return ds.version
+
+    def snapshots(self) -> dict[str, int]:
+        """Snapshot name -> version."""
+        return {name: int(info["version"])
+                for name, info in self._snapshot()[0].tags.list().items()}
 
     def revert(self, to: int | None = None) -> int:
         """Make the table's content that of an earlier version (default: the previous one), as a

@@ -229,3 +229,22 @@ def test_required_columns_are_not_nullable_in_arrow(db):
     ds = lance.dataset(t.uri, storage_options=db._location.storage_options or None)
     assert not ds.schema.field("n").nullable
     assert ds.schema.field("s").nullable
+
+
+def test_snapshots_name_a_version_that_stays_readable(db):
+    t = db.create_table("snap", {"n": lh.Int})
+    t.insert([{"n": 1}], progress=False)
+    tagged = t.snapshot("first")
+    t.insert([{"n": 2}], progress=False)
+    assert t.snapshots() == {"first": tagged}
+    old = db.get_table("snap@first")
+    assert old.is_read_only and old.version == tagged
+    assert old.collect()["n"].to_list() == [1]
+    with pytest.raises(lh.SnapshotExistsError, match="already has a snapshot 'first'"):
+        t.snapshot("first")
+    assert t.snapshot("first", replace=True) == t.version
+    assert db.get_table("snap@first").count() == 2
+    with pytest.raises(lh.InvalidNameError, match="not a valid snapshot name"):
+        t.snapshot("no spaces")
+    with pytest.raises(lh.VersionNotFoundError):
+        db.get_table("snap@missing")
