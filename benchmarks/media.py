@@ -496,7 +496,8 @@ def second_half_rise(samples: list[list[float]]) -> int:
     if len(samples) < 2:
         return 0
     middle = samples[-1][0] / 2
-    first = max(mib for t, mib in samples if t <= middle)
+    # the first sample counts as first half even when the sampler started late
+    first = max((mib for t, mib in samples if t <= middle), default=samples[0][1])
     second = max((mib for t, mib in samples if t > middle), default=first)
     return int((second - first) * MiB)
 
