@@ -225,7 +225,11 @@ class _Clip:
         out = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                chunk = pmap(self._prepare, images[start:start + self.batch_size])
+                batch = images[start:start + self.batch_size]
+                # on the CPU, torch's threads already use every core: preparing pictures on
+                # more threads beside them is slower than preparing them in turn
+                chunk = pmap(self._prepare, batch) if self.device != "cpu" \
+                    else [self._prepare(image) for image in batch]
                 pixels = torch.stack(chunk).to(self.device)
                 out.append(self.model.encode_image(pixels, normalize=True).float().cpu().numpy())
         return _stack(out, self.embed_dim)
