@@ -18,6 +18,7 @@ import importlib.util
 import os
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -272,7 +273,9 @@ def _load(fn: EmbeddingFunction) -> Any:
             return _loaded[key]
         _check_digest(fn)
         try:
-            loaded = (_Clip if fn.kind == "clip" else _SentenceTransformer)(fn, device)
+            with warnings.catch_warnings():  # in notebooks without ipywidgets: not an error
+                warnings.filterwarnings("ignore", message="IProgress not found")
+                loaded = (_Clip if fn.kind == "clip" else _SentenceTransformer)(fn, device)
         except Exception as exc:
             raise ModelError(f"cannot load {fn.describe()}: {type(exc).__name__}: {exc}") \
                 from exc
