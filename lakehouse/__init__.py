@@ -22,6 +22,7 @@ from lakehouse.errors import (
     DependencyError,
     DirectoryNotFoundError,
     Error,
+    ExpressionSyntaxError,
     FormatVersionError,
     IndexExistsError,
     IndexNotFoundError,
@@ -41,6 +42,7 @@ from lakehouse.errors import (
 from lakehouse.exec.evaluate import UDFChangedWarning
 from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs.nodes import Expr, if_else, lit
+from lakehouse.exprs.parse import parse_condition, parse_expression, parse_selection
 from lakehouse.queries import Query
 from lakehouse.query_function import query
 from lakehouse.table import Table
@@ -75,6 +77,7 @@ __all__ = [
     "Required", "Image", "Video", "Audio", "Document",
     # expressions and functions
     "Expr", "if_else", "lit", "udf", "UDF", "query", "functions",
+    "parse_expression", "parse_condition", "parse_selection",
     # results
     "to_pil", "show",
     # errors and warnings
@@ -83,6 +86,6 @@ __all__ = [
     "DependencyError", "ComputeError", "UDFNotFoundError", "UnsafeDefinitionError",
     "FormatVersionError", "ReadOnlyError", "StorageError", "ConcurrentWriteError",
     "VersionNotFoundError", "IndexExistsError", "IndexNotFoundError", "MediaError",
-    "ModelError", "SnapshotExistsError",
+    "ModelError", "SnapshotExistsError", "ExpressionSyntaxError",
     "UDFChangedWarning",
 ]

@@ -43,6 +43,20 @@ class TypeMismatchError(Error, TypeError):
     """A value or expression does not have the type its column or operator needs."""
 
 
+class ExpressionSyntaxError(Error, ValueError):
+    """A where or select string is not a valid expression: Python's parser rejected it, or it
+    uses something the expression language does not allow (a function call, a lambda, a private
+    attribute...). The message names the offending part and its column; ``text``, ``line`` and
+    ``column`` (both from 1) hold them too."""
+
+    def __init__(self, message: str, *, text: str = "", line: int | None = None,
+                 column: int | None = None) -> None:
+        super().__init__(message)
+        self.text = text
+        self.line = line
+        self.column = column
+
+
 class DependencyError(Error, ValueError):
     """A schema change would break a computed column that depends on the column."""
 
