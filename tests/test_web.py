@@ -138,11 +138,32 @@ def server(pics_root: Path) -> Iterator[InProcess]:
     running.stop()
 
 
+def _install_chromium() -> None:
+    """Install Debian's chromium when it is missing and we may (root, apt): one test worker
+    installs it while the others wait on a lock file."""
+    import fcntl
+    import os
+    import shutil
+    import subprocess
+
+    if CHROMIUM.exists() or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    with open("/tmp/lakehouse-chromium-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not CHROMIUM.exists():
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run(["apt-get", "update", "-qq"], check=False, env=env,
+                           capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False, env=env,
+                           capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
+    _install_chromium()
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; "
-                    ".ci/run does)", pytrace=False)
+        pytest.fail(f"{CHROMIUM} is missing and could not be installed: install Debian's "
+                    "chromium (apt-get install chromium; .ci/run does)", pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
