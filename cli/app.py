@@ -2,7 +2,11 @@
 
 Every command opens the lakehouse, makes one documented library call and prints the result. A
 `lakehouse.Error` becomes one red line on stderr and exit code 1; `--debug` shows the traceback
-instead. The library is imported lazily, inside the commands, so `--help` and `--version` stay fast.
+instead (see `lakehouse_cli.common`). The library is imported lazily, inside the commands, so
+`--help` and `--version` stay fast. The commands live in modules by concept: `tables` (describe,
+create, drop), `data` (ingest, query, search), `versions` (history, revert, snapshot), `indexes`
+(the `index` sub-commands) and `output` (table, JSON, CSV and Parquet output); `ls` and `demo`
+are here, and commands of the search page go at the end of this module.
 
     $ lakehouse --version
     $ lakehouse ls ml --root s3://bucket/prefix
@@ -10,16 +14,23 @@ instead. The library is imported lazily, inside the commands, so `--help` and `-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.text import Text
+
+from lakehouse_cli import data, indexes, tables, versions
+from lakehouse_cli.common import (
+    Options,
+    RootOption,
+    fail,
+    library_errors,
+)
+
+# the names commands defined in this module use (kept for commands added here)
+_library_errors = library_errors
+_fail = fail
 
 app = typer.Typer(
     name="lakehouse",
@@ -30,29 +41,6 @@ app = typer.Typer(
     # variables, which may hold storage credentials).
     pretty_exceptions_enable=False,
 )
-
-_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-
-EXIT_ERROR = 1  # a lakehouse.Error: the user can fix it (message says how)
-EXIT_UNEXPECTED = 2  # anything else: a bug or an environment problem
-
-
-@dataclass(frozen=True)
-class Options:
-    """Global options, set by the top-level callback and read by every command."""
-
-    debug: bool = False
-
-
-RootOption = Annotated[
-    str | None,
-    typer.Option(
-        "--root",
-        envvar="LAKEHOUSE_ROOT",
-        help="Lakehouse root: a local folder or s3://bucket/prefix (default: ./lakehouse_data).",
-        show_default=False,
-    ),
-]
 
 
 def _version() -> str:
@@ -89,38 +77,6 @@ def main(
     ctx.obj = Options(debug=debug)
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    line = Text("Error: ", style="bold red")
-    line.append(" ".join(message.split()) or "(no message)", style="red")
-    _stderr.print(line)
-    return typer.Exit(code)
-
-
-@contextmanager
-def _library_errors(ctx: typer.Context) -> Iterator[None]:
-    """Turn exceptions into one line on stderr and an exit code, unless --debug is given."""
-    import lakehouse as lh
-
-    debug = isinstance(ctx.obj, Options) and ctx.obj.debug
-    try:
-        yield
-    except (typer.Exit, typer.Abort):
-        raise
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        raise _fail("interrupted", 130) from None
-    except lh.Error as exc:
-        if debug:
-            raise
-        raise _fail(str(exc), EXIT_ERROR) from None
-    except Exception as exc:  # not ours: still one line, but say how to get the details
-        if debug:
-            raise
-        message = f"{type(exc).__name__}: {exc} (unexpected; rerun with --debug for the traceback)"
-        raise _fail(message, EXIT_UNEXPECTED) from None
-
-
 @app.command("ls")
 def ls(
     ctx: typer.Context,
@@ -143,14 +99,60 @@ def ls(
         typer.echo(name)
 
 
+# tables (lakehouse_cli.tables)
+app.command("describe")(tables.describe)
+app.command("create")(tables.create)
+app.command("drop")(tables.drop)
+# data (lakehouse_cli.data)
+app.command("ingest")(data.ingest)
+app.command("query")(data.query)
+app.command("search")(data.search)
+# versions (lakehouse_cli.versions); `TABLE:N` and `TABLE@name` read old versions everywhere
+app.command("history")(versions.history)
+app.command("revert")(versions.revert)
+app.command("snapshot")(versions.snapshot)
+# indexes (lakehouse_cli.indexes): lakehouse index add|ls|drop
+app.add_typer(indexes.app, name="index")
+
+
 @app.command("demo")
 def demo(ctx: typer.Context, root: RootOption = None) -> None:
-    """Run the main job: books, photos and captioned pictures with computed columns, embedding
-    indexes and similarity searches."""
+    """Run the main job: books, photos and pictures, indexed and searched.
+
+    Computed columns, embedding indexes and similarity searches, offline."""
     from lakehouse.demo import run
 
     with _library_errors(ctx):
         run(root)
+
+
+# --- the search page -------------------------------------------------------------------------
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(
+        metavar="TABLE", help="Table to search, e.g. 'pics' (also 'pics:3' or 'pics@tag').")],
+    column: Annotated[str, typer.Option(
+        "--column", "-c", help="Image column with an embedding index.")],
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to listen on; 0.0.0.0 opens the page to other machines.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(
+        "--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8000,
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="Results per search.")] = 24,
+    root: RootOption = None,
+) -> None:
+    """Serve a search page for TABLE: type a description, see the closest images as you type;
+    a second page shows the first rows and the history. Ctrl+C stops it."""
+    import lakehouse as lh
+    from lakehouse.web import serve as serve_page
+
+    def ready(url: str) -> None:
+        typer.echo(f"Serving {table} ({column}) at {url}  (Ctrl+C to stop)")
+
+    with _library_errors(ctx):
+        serve_page(lh.connect(root).get_table(table), column, host=host, port=port, k=k,
+                   on_ready=ready)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m lakehouse_cli.app`

@@ -1,15 +1,21 @@
 """Progress display for long writes: a rich progress bar on an interactive terminal, else nothing.
 
 Every long API call takes ``progress=`` (default True); pass False to silence it. The bar goes to
-stderr and only appears when stderr is a terminal, so logs and pipes stay clean.
+stderr and only appears when stderr is a terminal, so logs and pipes stay clean, unless the
+environment variable ``LAKEHOUSE_PROGRESS`` is ``always`` (``lakehouse ingest --progress`` sets
+it): then it is drawn on a piped stderr too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from typing import Protocol
+
+#: Set to ``always`` to draw progress bars even when stderr is not a terminal.
+FORCE_VARIABLE = "LAKEHOUSE_PROGRESS"
 
 
 class Reporter(Protocol):
@@ -46,7 +52,9 @@ def _rate_column() -> object:
 @contextlib.contextmanager
 def report(description: str, *, enabled: bool, total: int | None = None,
            force: bool = False) -> Iterator[Reporter]:
-    """Yield a reporter counting rows; draws a bar if enabled and stderr is a terminal."""
+    """Yield a reporter counting rows; draws a bar if enabled and stderr is a terminal (or
+    ``force``, or ``LAKEHOUSE_PROGRESS=always``)."""
+    force = force or os.environ.get(FORCE_VARIABLE, "").lower() == "always"
     if not enabled or not (force or sys.stderr.isatty()):
         yield _Silent()
         return

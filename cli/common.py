@@ -1,0 +1,134 @@
+"""What every command shares: the global options, the `--root` option, opening tables, and how
+errors become one clear line on stderr.
+
+A `lakehouse.Error` is one red line and exit code 1 (the message says how to fix it); anything
+else is one line naming the exception and exit code 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+if TYPE_CHECKING:
+    import lakehouse as lh
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_ERROR = 1  # a lakehouse.Error: the user can fix it (message says how)
+EXIT_UNEXPECTED = 2  # anything else: a bug or an environment problem
+
+
+@dataclass(frozen=True)
+class Options:
+    """Global options, set by the top-level callback and read by every command."""
+
+    debug: bool = False
+
+
+RootOption = Annotated[
+    str | None,
+    typer.Option(
+        "--root",
+        envvar="LAKEHOUSE_ROOT",
+        help="Lakehouse root: a local folder or s3://bucket/prefix (default: ./lakehouse_data).",
+        show_default=False,
+    ),
+]
+
+TableArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="TABLE",
+        help="Table name, e.g. 'ml/images'; 'name:3' reads version 3, 'name@tag' a snapshot.",
+        show_default=False,
+    ),
+]
+
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Show a progress bar on stderr (default: only when stderr is a terminal; "
+        "--progress shows it even when stderr is piped).",
+        show_default=False,
+    ),
+]
+
+OnErrorOption = Annotated[
+    str,
+    typer.Option(
+        "--on-error",
+        help="abort: a value that cannot be read stops the write and nothing is written; "
+        "ignore: keep the row with the error recorded.",
+    ),
+]
+
+
+class CommandError(Exception):
+    """A command-line mistake the library does not see (a bad option value): one line, exit 1."""
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print ``Error: message`` on one red line; return the exit to raise."""
+    line = Text("Error: ", style="bold red")
+    line.append(" ".join(message.split()) or "(no message)", style="red")
+    stderr.print(line)
+    return typer.Exit(code)
+
+
+@contextmanager
+def library_errors(ctx: typer.Context) -> Iterator[None]:
+    """Turn exceptions into one line on stderr and an exit code, unless --debug is given."""
+    import lakehouse as lh
+
+    debug = isinstance(ctx.obj, Options) and ctx.obj.debug
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        raise fail("interrupted", 130) from None
+    except (lh.Error, CommandError) as exc:
+        if debug:
+            raise
+        raise fail(str(exc), EXIT_ERROR) from None
+    except Exception as exc:  # not ours: still one line, but say how to get the details
+        if debug:
+            raise
+        message = f"{type(exc).__name__}: {exc} (unexpected; rerun with --debug for the traceback)"
+        raise fail(message, EXIT_UNEXPECTED) from None
+
+
+def connect(root: str | None) -> lh.Catalog:
+    """Open the lakehouse at ``root`` (``--root``/``LAKEHOUSE_ROOT``, else the default)."""
+    import lakehouse as lh
+
+    return lh.connect(root)
+
+
+def open_table(root: str | None, name: str) -> lh.Table:
+    """Open ``name`` (``t``, ``t:3`` or ``t@tag``) in the lakehouse at ``root``."""
+    return connect(root).get_table(name)
+
+
+def progress_setting(progress: bool | None) -> bool:
+    """The library's ``progress=`` for a command's ``--progress/--no-progress`` flag.
+
+    Unset: a bar when stderr is a terminal (the library's default). ``--progress``: a bar even
+    when stderr is piped, through ``LAKEHOUSE_PROGRESS=always`` (see ``lakehouse.progress``).
+    """
+    from lakehouse.progress import FORCE_VARIABLE
+
+    if progress:
+        os.environ[FORCE_VARIABLE] = "always"
+    return progress is not False

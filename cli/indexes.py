@@ -1,0 +1,148 @@
+"""Index commands, under `lakehouse index`: `add`, `ls` and `drop`.
+
+    $ lakehouse index add photos image --model clip:ViT-B-32@laion2b_s34b_b79k
+    $ lakehouse index add docs text --model sentence-transformers:all-MiniLM-L6-v2
+    $ lakehouse index add books year --kind btree
+    $ lakehouse index ls photos
+    $ lakehouse index drop photos image
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from lakehouse_cli import output
+from lakehouse_cli.common import (
+    OnErrorOption,
+    ProgressOption,
+    RootOption,
+    TableArgument,
+    library_errors,
+    open_table,
+    progress_setting,
+)
+from lakehouse_cli.output import FormatOption, OutputOption
+
+if TYPE_CHECKING:
+    from lakehouse.functions import EmbeddingFunction
+
+app = typer.Typer(
+    name="index",
+    help="Add, list and drop indexes: embedding indexes for similarity search, and scalar "
+    "indexes for filters.",
+    no_args_is_help=True,
+)
+
+MODEL_SPECS = ("clip:lakehouse/shapes-clip", "clip:MODEL[@PRETRAINED_TAG_OR_WEIGHTS_FILE]",
+               "clip:local-dir:FOLDER", "sentence-transformers:NAME_OR_FOLDER")
+
+
+def parse_model(spec: str) -> EmbeddingFunction:
+    """An embedding function from a ``--model`` spec (see :data:`MODEL_SPECS`)."""
+    import lakehouse as lh
+
+    family, _, name = spec.partition(":")
+    if family == "clip" and name:
+        if name == lh.functions.SHAPES_CLIP or name.startswith("local-dir:"):
+            return lh.functions.clip(name)
+        model, at, pretrained = name.partition("@")
+        return lh.functions.clip(model, pretrained=pretrained) if at else lh.functions.clip(model)
+    if family in ("sentence-transformers", "sentence-transformer") and name:
+        return lh.functions.sentence_transformer(name)
+    raise lh.ModelError(f"--model {spec!r} is not a model spec; use one of "
+                        f"{', '.join(MODEL_SPECS)}")
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(metavar="TABLE", show_default=False,
+                                         help="Table to index.")],
+    column: Annotated[str, typer.Argument(metavar="COLUMN", show_default=False,
+                                          help="Column to index.")],
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", show_default=False,
+        help="Embedding model: clip:lakehouse/shapes-clip (shipped, for generated shapes), "
+        "clip:ViT-B-32@laion2b_s34b_b79k (open_clip name @ pretrained tag or weights file), "
+        "clip:local-dir:FOLDER, sentence-transformers:all-MiniLM-L6-v2 or "
+        "sentence-transformers:FOLDER. Not needed for a column of vectors.")] = None,
+    metric: Annotated[str, typer.Option(
+        "--metric", help="cosine, l2 or dot.")] = "cosine",
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Index name (default: the column's name).", show_default=False)] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Replace an index of that name (re-embeds every row).")] = False,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", show_default=False,
+        help="A scalar index for filters instead: btree, bitmap or zonemap.")] = None,
+    on_error: OnErrorOption = "abort",
+    progress: ProgressOption = None,
+    root: RootOption = None,
+) -> None:
+    """Add an embedding index for `lakehouse search`, or with --kind a scalar index.
+
+    A scalar index (btree, bitmap, zonemap) speeds up filters on COLUMN."""
+    from lakehouse_cli.common import CommandError
+
+    with library_errors(ctx):
+        t = open_table(root, table)
+        if kind is not None:
+            if model is not None or name is not None:
+                raise CommandError("--kind makes a scalar index, which takes no --model or "
+                                   "--name")
+            version = t.add_index(column, kind=kind, replace=replace)
+            typer.echo(f"added a {kind} index on {table}.{column}, version {version}")
+            return
+        embedding = parse_model(model) if model is not None else None
+        result = t.add_embedding_index(column, embedding=embedding, metric=metric, name=name,
+                                       if_exists="replace" if replace else "error",
+                                       on_error=on_error, progress=progress_setting(progress))
+    typer.echo(f"added embedding index {name or column} on {table}.{column}: "
+               f"{result.rows_written:,} rows embedded ({result.rows_with_errors:,} with "
+               f"errors), version {result.version}")
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    table: TableArgument,
+    fmt: FormatOption = output.Format.table,
+    out: OutputOption = None,
+    root: RootOption = None,
+) -> None:
+    """List a table's indexes.
+
+    Name, column, kind, model, metric, and rows the vector index does not cover yet."""
+    with library_errors(ctx):
+        frame = open_table(root, table).indexes()
+        output.write(frame, fmt, out)
+
+
+@app.command("drop")
+def drop(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(metavar="TABLE", show_default=False,
+                                         help="The index's table.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", show_default=False,
+                                        help="The index's name, as `index ls` shows it.")],
+    root: RootOption = None,
+) -> None:
+    """Drop an index (an embedding index's vectors go with it)."""
+    import lakehouse as lh
+
+    with library_errors(ctx):
+        t = open_table(root, table)
+        listing = t.indexes()
+        found = listing.filter(listing.get_column("name") == name).to_dicts()
+        if not found:
+            known = ", ".join(listing.get_column("name").to_list()) or "none"
+            raise lh.IndexNotFoundError(f"table {table!r} has no index {name!r} "
+                                        f"(its indexes: {known})")
+        row = found[0]
+        if row["kind"] == "embedding":
+            version = t.drop_embedding_index(name)
+        else:
+            version = t.drop_index(row["column"], kind=row["kind"])
+    typer.echo(f"dropped index {name} of {table}, version {version}")

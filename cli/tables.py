@@ -1,0 +1,179 @@
+"""Table commands: `describe`, `create` and `drop`.
+
+    $ lakehouse create books --schema "title:string, year:int, cover:image"
+    $ lakehouse describe books
+    $ lakehouse drop books --yes
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lakehouse_cli.common import (
+    CommandError,
+    RootOption,
+    TableArgument,
+    connect,
+    library_errors,
+    open_table,
+)
+from lakehouse_cli.output import render_table
+
+if TYPE_CHECKING:
+    import lakehouse as lh
+
+#: The column types ``--schema`` accepts, as written there.
+SCHEMA_TYPES = ("string", "int", "float", "bool", "json", "timestamp", "date", "image", "video",
+                "audio", "document", "array[D]", "array[D, dtype]")
+
+_COLUMN = re.compile(r"^\s*(?P<name>[^:\s]+)\s*:\s*(?P<type>.+?)\s*(?P<required>!?)\s*$")
+_ARRAY = re.compile(r"^array\s*\[\s*(?P<dims>[\d\s,*]*?)\s*(?:,\s*(?P<dtype>[a-z]\w*))?\s*\]$",
+                    re.IGNORECASE)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets: ``a:int, v:array[3, float32]`` -> two parts."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p for p in parts if p.strip()]
+
+
+def _column_type(text: str, column: str) -> lh.ColumnType:
+    import lakehouse as lh
+    from lakehouse.types import parse_type
+
+    array = _ARRAY.match(text)
+    if array:
+        dims = [d.strip() for d in array["dims"].split(",") if d.strip()]
+        if not dims:
+            raise CommandError(f"--schema: column {column!r}: give the array's length, as in "
+                               "'array[512]' or 'array[512, float32]'")
+        shape = tuple(None if d == "*" else int(d) for d in dims)
+        return lh.Array[shape, (array["dtype"] or "float32").lower()]
+    if text.lower().startswith("array"):
+        raise CommandError(f"--schema: column {column!r}: {text!r} is not an array type; write "
+                           "'array[512]' or 'array[512, float32]'")
+    try:
+        return parse_type(text, column=column)
+    except lh.TypeMismatchError:
+        raise CommandError(f"--schema: column {column!r}: unknown type {text!r}; use one of "
+                           f"{', '.join(SCHEMA_TYPES)}") from None
+
+
+def parse_schema(text: str) -> dict[str, Any]:
+    """``"title:string, year:int!, v:array[3]"`` -> ``{"title": lh.String, ...}``; a trailing
+    ``!`` makes the column required (never null)."""
+    import lakehouse as lh
+
+    schema: dict[str, Any] = {}
+    for part in _split_top_level(text):
+        match = _COLUMN.match(part)
+        if not match:
+            raise CommandError(f"--schema: {part.strip()!r} is not 'name:type' (for example "
+                               "'title:string, year:int, cover:image')")
+        name = match["name"]
+        if name in schema:
+            raise CommandError(f"--schema: column {name!r} is given twice")
+        column_type = _column_type(match["type"], name)
+        schema[name] = lh.Required(column_type) if match["required"] else column_type
+    if not schema:
+        raise CommandError("--schema is empty; give the columns as 'title:string, year:int'")
+    return schema
+
+
+def describe(
+    ctx: typer.Context,
+    table: TableArgument,
+    root: RootOption = None,
+) -> None:
+    """Show a table: version, row count, columns, indexes and snapshots.
+
+    Computed columns show their expressions; TABLE:N describes version N."""
+    with library_errors(ctx):
+        t = open_table(root, table)
+        header = f"table {t.name}: version {t.version}, {t.count():,} rows"
+        columns = t.describe()
+        indexes = t.indexes()
+        snapshots = t.snapshots()
+    if t.is_read_only:
+        header += " (read-only)"
+    typer.echo(header)
+    typer.echo(render_table(columns))
+    if not indexes.is_empty():
+        typer.echo("indexes")
+        typer.echo(render_table(indexes))
+    if snapshots:
+        typer.echo("snapshots: " + ", ".join(f"{name} (version {version})"
+                                             for name, version in sorted(snapshots.items())))
+
+
+def create(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(metavar="TABLE", help="Name of the new table.",
+                                         show_default=False)],
+    schema: Annotated[str, typer.Option(
+        "--schema", "-s",
+        help="Columns as 'name:type, ...'. Types: string, int, float, bool, json, timestamp, "
+        "date, image, video, audio, document, array[D] or array[D, dtype] (a vector of D "
+        "numbers, float32 unless given); a trailing '!' makes a column required.",
+        show_default=False)],
+    if_exists: Annotated[str, typer.Option(
+        "--if-exists",
+        help="When the table exists: error, ignore (keep it) or replace it.")] = "error",
+    parents: Annotated[bool, typer.Option(
+        "--parents", "-p", help="Create the table's directories if they do not exist.")] = False,
+    root: RootOption = None,
+) -> None:
+    """Create an empty table with the given columns."""
+    with library_errors(ctx):
+        columns = parse_schema(schema)
+        db = connect(root)
+        directory = table.rpartition("/")[0]
+        if parents and directory:
+            db.create_dir(directory, parents=True, if_exists="ignore")
+        t = db.create_table(table, columns, if_exists=if_exists)
+        version = t.version
+    typer.echo(f"created table {table} (version {version})")
+
+
+def drop(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(metavar="TABLE", help="Table to drop.",
+                                         show_default=False)],
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Drop without asking (needed when stdin is not a terminal).")] = False,
+    ignore: Annotated[bool, typer.Option(
+        "--ignore", help="Do nothing, without an error, if the table does not exist.")] = False,
+    root: RootOption = None,
+) -> None:
+    """Delete a table and all its versions and snapshots. Asks first, unless --yes."""
+    import lakehouse as lh
+
+    with library_errors(ctx):
+        db = connect(root)
+        try:
+            versions = len(db.get_table(table).history())
+        except lh.TableNotFoundError:
+            if not ignore:
+                raise
+            typer.echo(f"no table {table}: nothing to drop")
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                raise CommandError(f"dropping table {table!r} deletes its {versions} versions "
+                                   "for good; pass --yes to confirm")
+            if not typer.confirm(f"Drop table {table!r} and its {versions} versions for good?"):
+                raise typer.Exit(1)
+        db.drop_table(table)
+    typer.echo(f"dropped table {table}")

@@ -1,0 +1,78 @@
+"""Version commands: `history`, `revert` and `snapshot`. Reading an old version needs no
+command of its own: every command that reads takes ``TABLE:N`` (version N) or ``TABLE@name``
+(a snapshot), like a git checkout that changes nothing.
+
+    $ lakehouse history books
+    $ lakehouse query books:2
+    $ lakehouse snapshot books v1
+    $ lakehouse revert books --to 2
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lakehouse_cli import output
+from lakehouse_cli.common import RootOption, TableArgument, library_errors, open_table
+from lakehouse_cli.output import FormatOption, OutputOption
+
+
+def history(
+    ctx: typer.Context,
+    table: TableArgument,
+    fmt: FormatOption = output.Format.table,
+    out: OutputOption = None,
+    root: RootOption = None,
+) -> None:
+    """List a table's versions, oldest first.
+
+    Time, operation, rows added, changed and removed, and the snapshots naming the version."""
+    import polars as pl
+
+    with library_errors(ctx):
+        t = open_table(root, table)
+        versions = t.history()
+        names: dict[int, list[str]] = {}
+        for name, version in sorted(t.snapshots().items()):
+            names.setdefault(version, []).append(name)
+        snapshots = [", ".join(names.get(v, [])) or None
+                     for v in versions.get_column("version").to_list()]
+        frame = versions.with_columns(pl.Series("snapshots", snapshots, dtype=pl.String))
+        output.write(frame, fmt, out)
+
+
+def revert(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(metavar="TABLE", help="Table to revert.",
+                                         show_default=False)],
+    to: Annotated[int | None, typer.Option(
+        "--to", help="The version whose content to restore (default: the previous one).",
+        show_default=False)] = None,
+    root: RootOption = None,
+) -> None:
+    """Restore an earlier version's content, as a new version.
+
+    History is kept, so a revert can itself be reverted."""
+    with library_errors(ctx):
+        t = open_table(root, table)
+        target = t.version - 1 if to is None else to
+        version = t.revert(to=to)
+    typer.echo(f"reverted {table} to the content of version {target}: now version {version}")
+
+
+def snapshot(
+    ctx: typer.Context,
+    table: TableArgument,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The snapshot's name: letters, "
+                                        "digits, '-', '_' and '.'.", show_default=False)],
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Move an existing snapshot of that name to this version.")] = False,
+    root: RootOption = None,
+) -> None:
+    """Name the current version (or TABLE:N's version N), to read it later as TABLE@NAME."""
+    with library_errors(ctx):
+        t = open_table(root, table)
+        version = t.snapshot(name, replace=replace)
+    typer.echo(f"snapshot {name} of {t.name} is version {version}; read it as {t.name}@{name}")

@@ -1,0 +1,367 @@
+"""The installed `lakehouse` command, run as a subprocess: create/describe/drop, ingest with and
+without a progress bar, query in each format (compared with the API's result), search by text
+and by picture, versions, indexes, and every error path as one clear line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import boto3
+import polars as pl
+import pytest
+
+import lakehouse as lh
+from lakehouse.samples import shapes
+
+HELD_OUT = 424242  # a seed the shipped CLIP never saw in training
+UNREACHABLE_S3_ENV = {
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:1",  # nothing listens on port 1
+    "AWS_ALLOW_HTTP": "true",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+}
+BOOKS = pl.DataFrame({
+    "title": ["The Dispossessed", "Kindred", "Dune", "Solaris"],
+    "year": [1974, 1979, 1965, 1961],
+    "rating": [4.2, 4.3, 4.3, 4.0],
+    "tags": [["anarchism"], ["time travel", "slavery"], ["desert"], None],
+})
+
+
+def _ok(proc) -> str:
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _one_error_line(proc, *, code: int = 1) -> str:
+    """The command failed with one `Error: ...` line on stderr and nothing on stdout."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Error: "), proc.stderr
+    assert proc.stdout == ""
+    return lines[0]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> str:
+    path = tmp_path / "lh_root"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def cli(run_cli, root: str):
+    """run_cli with --root set through LAKEHOUSE_ROOT."""
+
+    def run(*args: str, **kwargs):
+        env = {"LAKEHOUSE_ROOT": root, **kwargs.pop("env", {})}
+        return run_cli(*args, env=env, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def books(tmp_path: Path, cli) -> Path:
+    """Table `books`, ingested from a Parquet file (version 2)."""
+    path = tmp_path / "books.parquet"
+    BOOKS.write_parquet(path)
+    assert _ok(cli("ingest", "books", str(path), "--no-progress")) \
+        == "wrote 4 rows (0 with errors) to books, version 2\n"
+    return path
+
+
+def _pictures(folder: Path, n: int) -> list[Path]:
+    """n generated pictures named by their caption."""
+    folder.mkdir()
+    paths = []
+    for i, (image, scene) in enumerate(shapes.samples(n, HELD_OUT)):
+        path = folder / f"{i:02d}-{scene.caption.replace(' ', '_')}.png"
+        image.save(path)
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------------------------
+# create, describe, drop
+# --------------------------------------------------------------------------------------------
+
+
+def test_create_describe_drop(cli, root: str) -> None:
+    out = _ok(cli("create", "ml/books", "--parents", "--schema",
+                  "title:string, year:int!, v:array[3], meta:json, cover:image"))
+    assert out == "created table ml/books (version 1)\n"
+    t = lh.connect(root).get_table("ml/books")
+    assert t.describe()["type"].to_list() == ["String", "Required[Int]",
+                                              "Array[(3,), float32]", "Json", "Image"]
+    described = _ok(cli("describe", "ml/books"))
+    assert described.splitlines()[0] == "table ml/books: version 1, 0 rows"
+    for text in ("title", "Required[Int]", "Array[(3,), float32]", "cover", "Image"):
+        assert text in described
+
+    assert "already exists" in _one_error_line(cli("create", "ml/books", "--schema", "a:int"))
+    _ok(cli("create", "ml/books", "--schema", "a:int", "--if-exists", "replace"))
+    assert lh.connect(root).get_table("ml/books").columns() == ["a"]
+    assert "unknown type 'strin'" in _one_error_line(cli("create", "x", "--schema", "a:strin"))
+    assert "not 'name:type'" in _one_error_line(cli("create", "x", "--schema", "title"))
+    assert "array" in _one_error_line(cli("create", "x", "--schema", "v:array[]"))
+    assert "twice" in _one_error_line(cli("create", "x", "--schema", "a:int, a:float"))
+    assert "does not exist" in _one_error_line(cli("create", "nodir/x", "--schema", "a:int"))
+
+    # stdin is not a terminal here: drop asks for --yes rather than prompting
+    assert "--yes" in _one_error_line(cli("drop", "ml/books"))
+    assert lh.connect(root).list_tables() == ["ml/books"]
+    assert _ok(cli("drop", "ml/books", "--yes")) == "dropped table ml/books\n"
+    assert lh.connect(root).list_tables() == []
+    assert "does not exist" in _one_error_line(cli("drop", "ml/books", "--yes"))
+    assert "nothing to drop" in _ok(cli("drop", "ml/books", "--yes", "--ignore"))
+
+
+# --------------------------------------------------------------------------------------------
+# ingest and query
+# --------------------------------------------------------------------------------------------
+
+
+def test_query_in_each_format_matches_the_api(cli, root: str, books: Path, tmp_path: Path) -> None:
+    t = lh.connect(root).get_table("books")
+    where, select = "year > 1966 and rating >= 4.2", "title, decade = year // 10 * 10, tags"
+    api = (t.where((t.year > 1966) & (t.rating >= 4.2)).order_by(t.year, asc=False)
+           .select(t.title, t.tags, decade=t.year // 10 * 10).collect()
+           .select("title", "decade", "tags"))
+    args = ("query", "books", "--where", where, "--select", select, "--order-by", "year",
+            "--desc")
+
+    rows = json.loads(_ok(cli(*args, "--format", "json")))
+    assert [r["title"] for r in rows] == ["Kindred", "The Dispossessed"]
+    assert rows == [{**r, "tags": json.loads(r["tags"])} for r in api.to_dicts()]
+    assert rows[0]["tags"] == ["time travel", "slavery"]  # a Json column stays JSON
+
+    got = list(csv.DictReader(io.StringIO(_ok(cli(*args, "--format", "csv")))))
+    assert [r["title"] for r in got] == api["title"].to_list()
+    assert [int(r["decade"]) for r in got] == api["decade"].to_list()
+    assert [json.loads(r["tags"]) for r in got] == [json.loads(v) for v in api["tags"]]
+
+    target = tmp_path / "out.parquet"
+    assert _ok(cli(*args, "--format", "parquet", "--output", str(target))) == ""
+    assert pl.read_parquet(target).equals(api)
+
+    table = _ok(cli(*args))
+    assert "Kindred" in table and "The Dispossessed" in table and "Dune" not in table
+    assert table.index("Kindred") < table.index("The Dispossessed")
+
+    # no options: every row and column; --limit
+    everything = json.loads(_ok(cli("query", "books", "-f", "json")))
+    assert [r["title"] for r in everything] == BOOKS["title"].to_list()
+    assert len(json.loads(_ok(cli("query", "books", "-f", "json", "--limit", "1")))) == 1
+
+
+def test_ingest_progress_replace_and_csv(cli, root: str, books: Path, tmp_path: Path) -> None:
+    # a second Parquet ingest into an existing table needs --replace
+    assert "--replace" in _one_error_line(cli("ingest", "books", str(books)))
+    proc = cli("ingest", "books", str(books), "--replace", "--progress")
+    assert _ok(proc) == "wrote 4 rows (0 with errors) to books, version 4\n"
+    assert "insert into books" in proc.stderr and "4/4" in proc.stderr  # the bar, forced
+
+    quiet = cli("ingest", "books", str(books), "--replace", "--no-progress")
+    assert _ok(quiet).startswith("wrote 4 rows")
+    assert quiet.stderr == ""
+
+    path = tmp_path / "books.csv"
+    BOOKS.drop("tags").write_csv(path)
+    assert _ok(cli("ingest", "csv_books", str(path), "--no-progress")) \
+        == "wrote 4 rows (0 with errors) to csv_books, version 2\n"
+    t = lh.connect(root).get_table("csv_books")
+    assert t.collect().equals(BOOKS.drop("tags"))
+
+    assert "mix" in _one_error_line(cli("ingest", "x", str(path), str(books)))
+    assert "create it first" in _one_error_line(cli("ingest", "photos", str(tmp_path)))
+    assert "--column is for media" in _one_error_line(
+        cli("ingest", "y", str(path), "--column", "image"))
+
+
+def test_ingest_media_files_with_errors(cli, root: str, tmp_path: Path) -> None:
+    folder = tmp_path / "pics"
+    _pictures(folder, 3)
+    (folder / "broken.png").write_bytes(b"not a picture")
+    _ok(cli("create", "pics", "--schema", "image:image"))
+    assert "broken.png" in _one_error_line(cli("ingest", "pics", str(folder), "--no-progress"))
+    assert lh.connect(root).get_table("pics").count() == 0  # nothing written
+    out = _ok(cli("ingest", "pics", str(folder), "--on-error", "ignore", "--no-progress"))
+    assert out == "wrote 4 rows (1 with errors) to pics, version 2\n"
+    assert "--replace is for" in _one_error_line(cli("ingest", "pics", str(folder), "--replace"))
+
+
+# --------------------------------------------------------------------------------------------
+# indexes and search
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_index_and_search_by_text_and_picture(cli, tmp_path: Path) -> None:
+    paths = _pictures(tmp_path / "pics", 12)
+    _ok(cli("create", "pics", "--schema", "image:image"))
+    _ok(cli("ingest", "pics", str(tmp_path / "pics"), "--no-progress"))
+    out = _ok(cli("index", "add", "pics", "image", "--model", "clip:lakehouse/shapes-clip",
+                  "--no-progress"))
+    assert out == ("added embedding index image on pics.image: 12 rows embedded (0 with "
+                   "errors), version 3\n")
+    listed = json.loads(_ok(cli("index", "ls", "pics", "-f", "json")))
+    assert [(i["name"], i["column"], i["kind"]) for i in listed] == [("image", "image",
+                                                                      "embedding")]
+    assert "clip(lakehouse/shapes-clip)" in _ok(cli("describe", "pics"))
+
+    # by text: the one picture of that caption comes first
+    target = next(p for p in paths if "large_green_star" in p.name)
+    hits = json.loads(_ok(cli("search", "pics", "image", "a large green star on the left",
+                              "-k", "3", "--select", "image.fileurl", "-f", "json")))
+    assert len(hits) == 3 and hits[0]["fileurl"] == target.as_uri()
+    assert hits[0]["score"] > hits[1]["score"] >= hits[2]["score"]
+    # by picture: the same picture first, with a cosine of 1
+    hits = json.loads(_ok(cli("search", "pics", "image", "--image", str(paths[5]), "-k", "2",
+                              "-f", "json", "--select", "url = image.fileurl")))
+    assert hits[0]["url"] == paths[5].as_uri() and hits[0]["score"] == pytest.approx(1, abs=1e-4)
+    # --where filters first; the default selection shows the picture's size, not its bytes
+    hits = json.loads(_ok(cli("search", "pics", "image", "a circle", "-k", "20", "-f", "json",
+                              "--where", "image.fileurl.str.contains('circle')")))
+    circles = [p for p in paths if "circle" in p.name]
+    assert len(hits) == len(circles)
+    assert all(h["image"].startswith("<") and h["image"].endswith(" bytes>") for h in hits)
+
+    # a scalar index beside it, then drop both
+    assert "model" in _one_error_line(cli("index", "add", "pics", "image", "--model", "gpt:x"))
+    assert "unknown" not in _one_error_line(cli("index", "add", "pics", "image", "--model",
+                                                "clip:lakehouse/shapes-clip"))
+    assert "no index 'nope'" in _one_error_line(cli("index", "drop", "pics", "nope"))
+    assert _ok(cli("index", "drop", "pics", "image")).startswith("dropped index image of pics")
+    assert json.loads(_ok(cli("index", "ls", "pics", "-f", "json"))) == []
+    assert "index" in _one_error_line(cli("search", "pics", "image", "a red star"))
+
+
+def test_scalar_index(cli, books: Path) -> None:
+    assert _ok(cli("index", "add", "books", "year", "--kind", "btree")) \
+        == "added a btree index on books.year, version 3\n"
+    listed = json.loads(_ok(cli("index", "ls", "books", "-f", "json")))
+    assert [(i["name"], i["kind"]) for i in listed] == [("year_btree", "btree")]
+    assert _ok(cli("query", "books", "--where", "year == 1979", "-s", "title", "-f", "csv")) \
+        == "title\nKindred\n"
+    _ok(cli("index", "drop", "books", "year_btree"))
+    assert json.loads(_ok(cli("index", "ls", "books", "-f", "json"))) == []
+
+
+# --------------------------------------------------------------------------------------------
+# versions
+# --------------------------------------------------------------------------------------------
+
+
+def test_history_revert_snapshot_checkout(cli, root: str, books: Path, tmp_path: Path) -> None:
+    fewer = tmp_path / "fewer.parquet"
+    BOOKS.head(1).write_parquet(fewer)
+    _ok(cli("ingest", "books", str(fewer), "--replace", "--no-progress"))  # versions 3, 4
+    assert _ok(cli("snapshot", "books:2", "first")) \
+        == "snapshot first of books is version 2; read it as books@first\n"
+    history = json.loads(_ok(cli("history", "books", "-f", "json")))
+    api = lh.connect(root).get_table("books").history()
+    assert [h["version"] for h in history] == api["version"].to_list() == [1, 2, 3, 4]
+    assert [h["operation"] for h in history] == api["operation"].to_list()
+    assert [h["snapshots"] for h in history] == [None, "first", None, None]
+    assert "first" in _ok(cli("history", "books"))
+
+    def titles(name: str) -> list[str]:
+        return [r["title"] for r in json.loads(_ok(cli("query", name, "-f", "json")))]
+
+    assert titles("books") == ["The Dispossessed"]
+    assert titles("books:2") == titles("books@first") == BOOKS["title"].to_list()
+    assert "read-only" in _ok(cli("describe", "books:2"))
+
+    assert _ok(cli("revert", "books", "--to", "2")) \
+        == "reverted books to the content of version 2: now version 5\n"
+    assert titles("books") == BOOKS["title"].to_list()
+    assert _ok(cli("revert", "books")) \
+        == "reverted books to the content of version 4: now version 6\n"
+    assert titles("books") == ["The Dispossessed"]
+
+    assert "already has a snapshot" in _one_error_line(cli("snapshot", "books", "first"))
+    _ok(cli("snapshot", "books", "first", "--replace"))
+    assert titles("books@first") == ["The Dispossessed"]
+    assert "no version" in _one_error_line(cli("query", "books:99"))
+    assert "no version" in _one_error_line(cli("query", "books@nope"))
+    assert "read-only" in _one_error_line(cli("revert", "books:2"))
+    assert "cannot revert" in _one_error_line(cli("revert", "books", "--to", "99"))
+    assert "snapshot name" in _one_error_line(cli("snapshot", "books", "bad name!"))
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_unknown_table_is_one_clear_line(cli) -> None:
+    for args in [("describe", "nope"), ("query", "nope"), ("history", "nope"),
+                 ("revert", "nope"), ("snapshot", "nope", "x"),
+                 ("search", "nope", "image", "a cat"), ("index", "ls", "nope"),
+                 ("index", "add", "nope", "image", "--model", "clip:lakehouse/shapes-clip"),
+                 ("index", "drop", "nope", "image"), ("ingest", "nope", "photos/")]:
+        assert "'nope' does not exist" in _one_error_line(cli(*args)), args
+
+
+def test_bad_input_is_one_clear_line(cli, books: Path, tmp_path: Path) -> None:
+    cases = {
+        ("query", "books", "--where", "year >"): "where:",
+        ("query", "books", "--where", "__import__('os').system('x')"): "where:",
+        ("query", "books", "--where", "nope > 1"): "no column 'nope'",
+        ("query", "books", "--select", "title, nope"): "no column 'nope'",
+        ("query", "books", "--order-by", "nope"): "no column 'nope'",
+        ("query", "books", "--where", "year + 1"): "not Bool",
+        ("search", "books", "nope", "x"): "no column 'nope'",
+        ("search", "books", "title", "x"): "index",
+        ("search", "books", "title"): "either a text",
+        ("search", "books", "title", "x", "--image", "p.png"): "either a text",
+        ("index", "add", "books", "title", "--model", "clip"): "not a model spec",
+        ("index", "add", "books", "title", "--model", "sentence-transformers:/no/such"): "",
+        ("query", "books", "-f", "json", "-o", str(tmp_path / "no" / "f.json")): "cannot write",
+        ("ingest", "new", str(tmp_path / "none.parquet")): "no Parquet files",
+    }
+    for args, text in cases.items():
+        assert text in _one_error_line(cli(*args)), args
+
+
+def test_unreachable_root_is_one_clear_line(run_cli) -> None:
+    env = {**UNREACHABLE_S3_ENV, "LAKEHOUSE_ROOT": "s3://lh-unreachable/lh"}
+    for args in (("describe", "books"), ("query", "books"), ("create", "t", "-s", "a:int")):
+        _one_error_line(run_cli(*args, env=env, timeout=120))
+
+
+def test_debug_shows_the_traceback(cli, books: Path) -> None:
+    proc = cli("--debug", "query", "books", "--where", "year >")
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# S3
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", [pytest.param("s3", marks=pytest.mark.s3)], indirect=True)
+def test_ingest_s3_shards_into_an_s3_root(run_cli, lakehouse_root, s3_bucket: str,
+                                          s3_env: str) -> None:
+    client = boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    for i in range(2):
+        buffer = io.BytesIO()
+        BOOKS.slice(2 * i, 2).write_parquet(buffer)
+        client.put_object(Bucket=s3_bucket, Key=f"shards/train-{i}.parquet",
+                          Body=buffer.getvalue())
+    env = {"LAKEHOUSE_ROOT": lakehouse_root.uri}
+    out = _ok(run_cli("ingest", "books", f"s3://{s3_bucket}/shards/*.parquet", "--no-progress",
+                      env=env))
+    assert out == "wrote 4 rows (0 with errors) to books, version 2\n"
+    rows = json.loads(_ok(run_cli("query", "books", "--order-by", "year", "-s", "title, year",
+                                  "-f", "json", env=env)))
+    assert rows == BOOKS.sort("year").select("title", "year").to_dicts()
+    assert _ok(run_cli("ls", env=env)) == "books\n"
