@@ -110,15 +110,16 @@ def ingest(
         "one).", show_default=False)] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Parquet and CSV: replace an existing table (its earlier versions "
-        "stay in its history).")] = False,
+        "stay in its history) instead of adding the rows to it.")] = False,
     on_error: OnErrorOption = "abort",
     progress: ProgressOption = None,
     root: RootOption = None,
 ) -> None:
-    """Insert media files, or create a table from Parquet shards or CSV files.
+    """Insert media files, or rows from Parquet shards or CSV files.
 
     Media files go into an existing table (create it first with `lakehouse create`), one row
-    per file, in one new version. Parquet and CSV create the table, with column types taken
+    per file, in one new version. Parquet and CSV rows are added to an existing table (checked
+    against its column types, in one new version), or create the table, with column types taken
     from the data. Prints: wrote N rows (M with errors) to TABLE, version V."""
     import lakehouse as lh
 
@@ -143,13 +144,13 @@ def ingest(
             if column is not None:
                 raise CommandError("--column is for media files; Parquet and CSV columns keep "
                                    "their names")
-            if not replace and table in db.list_tables():
-                raise CommandError(f"table {table!r} already exists; pass --replace to replace "
-                                   "it with the data of these files")
+            before = db.get_table(table) if not replace and table in db.list_tables() else None
+            start = (before.count(), _rows_with_errors(before)) if before else (0, 0)
             importer = db.import_parquet if kind is IngestFormat.parquet else db.import_csv
-            t = importer(table, sources, if_exists="replace" if replace else "error",
+            t = importer(table, sources, if_exists="replace" if replace else "append",
                          on_error=on_error, progress=show)
-            written, errors, version = t.count(), _rows_with_errors(t), t.version
+            written, errors = t.count() - start[0], _rows_with_errors(t) - start[1]
+            version = t.version
     typer.echo(f"wrote {written:,} rows ({errors:,} with errors) to {table}, version {version}")
 
 

@@ -532,3 +532,23 @@ def test_create_table_needs_a_schema_or_a_source(db, tmp_path: Path) -> None:
     t = db.create_table("t", source=tmp_path / "small.csv", progress=False)
     assert t.collect().to_dicts() == [{"n": 1, "s": "x"}]
     assert db.list_tables() == ["t"]
+
+
+def test_import_append_adds_rows_in_one_commit_or_none(tmp_path: Path) -> None:
+    db = lh.connect(str(tmp_path / "lh"))
+    first = tmp_path / "a.csv"
+    first.write_text("name,n\nx,1\ny,2\n")
+    t = db.import_csv("rows", first, if_exists="append", progress=False)  # new table
+    assert t.count() == 2
+    version = t.version
+    more = tmp_path / "b.csv"
+    more.write_text("name,n\nz,3\n")
+    t = db.import_csv("rows", more, if_exists="append", progress=False)
+    assert t.version == version + 1
+    assert t.order_by(t.n).collect()["name"].to_list() == ["x", "y", "z"]
+    bad = tmp_path / "c.csv"
+    bad.write_text("name,n\nw,4\nv,not a number\n")
+    with pytest.raises(lh.Error):
+        db.import_csv("rows", bad, if_exists="append", progress=False)
+    assert db.get_table("rows").version == version + 1
+    assert db.get_table("rows").count() == 3

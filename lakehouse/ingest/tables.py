@@ -46,7 +46,7 @@ CSV_EXTENSIONS = ("csv", "tsv", "csv.gz", "tsv.gz", "csv.bz2", "tsv.bz2")
 MEDIA_BATCH_ROWS = MEDIA_CHUNK_ROWS
 BATCH_ROWS = 65_536
 
-_IF_EXISTS = ("error", "ignore", "replace")
+_IF_EXISTS = ("error", "ignore", "replace", "append")
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2"}
 
 
@@ -63,6 +63,14 @@ def _create_and_fill(catalog: Catalog, name: str, columns: list[_Column],
     existed = catalog._is_table(name)
     if existed and if_exists == "ignore":
         return catalog.get_table(name)
+    if existed and if_exists == "append":  # one insert: all rows or, on an error, none
+        table = catalog.get_table(name)
+        result = writes.insert(table._target(), batches(), progress=progress, on_error=on_error,
+                               total=total)
+        table._upkeep(result, progress)
+        return table
+    if if_exists == "append":
+        if_exists = "error"  # a new table
     previous = catalog.get_table(name).version if existed and if_exists == "replace" else None
     table = catalog.create_table(name, {c.name: c.type for c in columns}, if_exists=if_exists)
     try:
@@ -129,7 +137,9 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
     Columns pandas wrote for a DataFrame index are left out.
 
     ``if_exists``: ``"error"`` (default), ``"ignore"`` (return the existing table, import
-    nothing) or ``"replace"``. If the import fails (a bad value with ``on_error="abort"``, an
+    nothing), ``"replace"``, or ``"append"`` (insert the rows into the existing table, in one
+    commit, checked against its column types; a new table when there is none). If the import
+    fails (a bad value with ``on_error="abort"``, an
     unreadable shard), a table that did not exist before the call is dropped again, and a
     replaced one gets its previous content back (as a new version), before the error is
     raised. With ``on_error="ignore"``, rows whose media cannot be read are kept with the
