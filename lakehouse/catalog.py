@@ -220,8 +220,9 @@ class Catalog:
     def import_parquet(self, name: str, sources: Any, **options: Any) -> Table:
         """Create table ``name`` from Parquet shards (a file, folder, glob or ``s3://`` prefix,
         or a list of them; the Hugging Face image layout becomes an ``lh.Image`` column) and
-        fill it in one insert, streaming batch by batch. If the import fails the new table is
-        dropped again. Options: ``schema``, ``rename``, ``if_exists``, ``batch_rows``,
+        fill it in one insert, streaming batch by batch (``if_exists="append"`` inserts into an
+        existing table instead). If the import fails the new table is dropped again. Options:
+        ``schema``, ``rename``, ``if_exists``, ``batch_rows``,
         ``progress``, ``on_error``; see :func:`lakehouse.ingest.import_parquet`.
 
         >>> t = db.import_parquet("beans", "s3://bucket/beans/train-*.parquet")  # doctest: +SKIP
