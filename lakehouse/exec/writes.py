@@ -20,7 +20,6 @@ import pyarrow as pa
 from lakehouse.errors import ComputeError, ConcurrentWriteError, StorageError
 from lakehouse.exec import intake
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exec.prefetch import prefetched
 from lakehouse.functions.media import release_batch_state
 from lakehouse.media.blobs import is_blob, to_blob, without_referenced
 from lakehouse.media.fetch import Fetcher
@@ -74,18 +73,10 @@ def insert(target: Target, data: Any, *, progress: bool, on_error: str = "abort"
     chunk_rows = intake.MEDIA_CHUNK_ROWS if media else \
         MODEL_BATCH_ROWS if plan is not None and plan.runs_models else intake.DEFAULT_CHUNK_ROWS
 
-    # with a model to run, the next chunk is validated (media decoded) while the model runs
-    overlap = plan is not None and plan.runs_models
-
-    def validated() -> Iterator[tuple[int, pa.Table]]:
-        offset = 0
-        for chunk in intake.chunks(data, chunk_rows):
-            base = intake.validate(chunk, tdef, target.table, offset, options)
-            yield offset, base
-            offset += base.num_rows
-
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
-        for offset, base in prefetched(validated()) if overlap else validated():
+        for chunk in intake.chunks(data, chunk_rows):
+            offset = counts["rows"]
+            base = intake.validate(chunk, tdef, target.table, offset, options)
             n = base.num_rows
             if n == 0:
                 continue
@@ -98,14 +89,12 @@ def insert(target: Target, data: Any, *, progress: bool, on_error: str = "abort"
                 media_failed |= failed
                 for name in plan.output_names:
                     columns[name] = out.get_column(name).to_arrow()
-            if media and not overlap:  # overlapping: the next chunk's state is already kept
+            if media:
                 release_batch_state()
             counts["errors"] += len(media_failed)
             counts["rows"] += n
             reporter.advance(n)
             yield from _assemble(_without_referenced(columns, tdef), schema).to_batches()
-        if media:
-            release_batch_state()
 
     with report(f"insert into {target.table}", enabled=progress, total=total) as reporter:
         stream = batches(reporter)
