@@ -71,8 +71,14 @@ BATCH = 64
 TARGET_RATIO = 0.9
 MAX_ABS_DIFF = 1e-4
 SEEDS = {"images": 1, "texts": 2, "warm": 3}
-DEFAULTS = {"images": 2_000, "clip_texts": 2_000, "minilm_texts": 1_000, "warm": 64}
-SMALL = {"images": 128, "clip_texts": 128, "minilm_texts": 64, "warm": 16}
+DEFAULTS = {"images": 2_000, "clip_texts": 2_000, "minilm_texts": 1_000, "warm": 64,
+            "standard_images": 200}
+SMALL = {"images": 128, "clip_texts": 128, "minilm_texts": 64, "warm": 16, "standard_images": 8}
+# a standard-size CLIP for the cost of the insert beside a real model: ViT-B-32 at 224x224.
+# No weights can be downloaded here, so both sides build it with the same seeded random
+# weights: the same arithmetic as the trained model, so the same speed, and equal vectors.
+STANDARD_CLIP = "ViT-B-32"
+STANDARD_SEED = 0
 CLIP_DIR = Path(lh.__file__).resolve().parent / "models" / "shapes_clip"
 
 
@@ -105,10 +111,9 @@ def captions(n: int, seed: int) -> list[str]:
 class BareClip:
     """The shipped CLIP loaded straight from open_clip, as a user would without the library."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, name: str = "local-dir:" + str(CLIP_DIR)) -> None:
         import open_clip
 
-        name = "local-dir:" + str(CLIP_DIR)
         model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
         model.eval()
         self.model, self.preprocess, self.device = model, preprocess, device
@@ -287,6 +292,7 @@ class Case:
 LABELS = {
     "images_clip": "images, CLIP: insert",
     "images_clip_no_index": "  same insert, no index (extra)",
+    "images_vit_b_32": "images, ViT-B-32 (224 px): insert",
     "texts_clip": "texts, CLIP: insert",
     "texts_minilm": "texts, MiniLM: insert",
 }
@@ -307,7 +313,7 @@ def table(rows: list[tuple[str, ...]]) -> str:
 def render(ops: dict[str, dict[str, Any]]) -> str:
     rows = [("operation", "n", "lakehouse", "bare model", "bare, worker thread", "ratio",
              "ratio vs best bare", "max |diff|", "target", "met?")]
-    for op in ORDER:
+    for op in (o for o in ORDER if o in ops):
         e = ops[op]
         unit = e["unit"].replace("images", "img").replace("texts", "txt")
         met = "-" if e["met"] is None else ("yes" if e["met"] else "NO")
@@ -317,6 +323,28 @@ def render(ops: dict[str, dict[str, Any]]) -> str:
                      f"{e['ratio']:.2f}x", f"{e['ratio_best_bare']:.2f}x", diff, e["target"],
                      met))
     return table(rows)
+
+
+def standard_clip_cases(n: int, pngs: list[bytes], warm: list[bytes],
+                        device: str) -> list[Case]:
+    """The standard-size CLIP case (none when ``n`` is 0): both sides build ViT-B-32 with the
+    same seeded random weights (the library's model loads on the warm-up, right after the
+    seed is set again)."""
+    if n < 1:
+        return []
+    import torch
+
+    torch.manual_seed(STANDARD_SEED)
+    bare = BareClip(device, STANDARD_CLIP)
+    clip = lh.functions.clip(STANDARD_CLIP, pretrained=None)
+
+    class SeededCase(Case):
+        def warm_up(self, db: Any) -> None:
+            torch.manual_seed(STANDARD_SEED)
+            super().warm_up(db)
+
+    return [SeededCase("images_vit_b_32", "images, ViT-B-32 (224 px)", "images/s", "image",
+                       lh.Image, clip, bare.images, pngs[:n], warm[:8], clip.describe())]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minilm-texts", type=int, default=None,
                         help="captions embedded with MiniLM "
                              f"(default {DEFAULTS['minilm_texts']:,})")
+    parser.add_argument("--standard-images", type=int, default=None,
+                        help="pictures embedded with a standard-size CLIP, ViT-B-32 at 224x224 "
+                             f"(default {DEFAULTS['standard_images']:,}; 0 leaves it out)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each measurement; the best counts (default 3)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "embed.json"),
@@ -343,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     args.images = args.images or sizes["images"]
     args.clip_texts = args.clip_texts or sizes["clip_texts"]
     args.minilm_texts = args.minilm_texts or sizes["minilm_texts"]
+    if args.standard_images is None:
+        args.standard_images = sizes["standard_images"]
     if min(args.images, args.clip_texts, args.minilm_texts) < 2 or args.repeat < 1:
         parser.error("need at least 2 of each input and --repeat >= 1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -370,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [
         Case("images_clip", "images, CLIP", "images/s", "image", lh.Image, clip,
              bare_clip.images, pngs, warm_pngs, clip.describe(), no_index_row=True),
+        *standard_clip_cases(args.standard_images, pngs, warm_pngs, device),
         Case("texts_clip", "texts, CLIP", "texts/s", "text", lh.String, clip,
              bare_clip.texts, texts[:args.clip_texts], warm_texts, clip.describe()),
         Case("texts_minilm", "texts, MiniLM", "texts/s", "text", lh.String, minilm,
@@ -393,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         ops.update(case.entries())
     info["load_average_end"] = list(os.getloadavg())
 
-    print(f"embed benchmark: {args.images:,} 64x64 PNG pictures, {args.clip_texts:,} CLIP "
+    print(f"embed benchmark: {args.images:,} 64x64 PNG pictures ({args.standard_images:,} of "
+          f"them through ViT-B-32 too), {args.clip_texts:,} CLIP "
           f"captions, {args.minilm_texts:,} MiniLM captions; best of {args.repeat}; {device}, "
           f"{threads} torch threads")
     print(f"machine: {info['cpu_count']} CPUs ({info['cpu_model']}), load average "
@@ -413,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
         "images": args.images,
         "clip_texts": args.clip_texts,
         "minilm_texts": args.minilm_texts,
+        "standard_images": args.standard_images,
+        "standard_clip": {"model": STANDARD_CLIP, "weights": f"random, torch seed "
+                          f"{STANDARD_SEED} (speed only)"},
         "repeat": args.repeat,
         "device": device,
         "torch_threads": threads,
