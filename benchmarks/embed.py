@@ -61,7 +61,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 from PIL import Image
-from reporting import machine, write_report
+from reporting import add_output_options, machine, write_report
 
 import lakehouse as lh
 from lakehouse.metadata import VECTORS_PREFIX
@@ -364,11 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"(default {DEFAULTS['standard_images']:,}; 0 leaves it out)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each measurement; the best counts (default 3)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "embed.json"),
-                        help="where to write the JSON results")
-    parser.add_argument("--root", default=tempfile.gettempdir(),
-                        help="local folder for the scratch tables (removed afterwards)")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch tables")
+    add_output_options(parser, "embed", "tables")
     args = parser.parse_args(argv)
     sizes = SMALL if args.small else DEFAULTS
     args.images = args.images or sizes["images"]

@@ -61,7 +61,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from bench_udfs import shout
-from reporting import machine, write_report
+from reporting import add_output_options, machine, write_report
 
 import lakehouse as lh
 
@@ -320,11 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed calls of each small operation; the median counts (default 50)")
     parser.add_argument("--input", choices=("arrow", "polars"), default="arrow",
                         help="the type of the input handed to both sides (default arrow)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "ingest.json"),
-                        help="where to write the JSON results")
-    parser.add_argument("--root", default=tempfile.gettempdir(),
-                        help="local folder for the scratch tables (removed afterwards)")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch tables")
+    add_output_options(parser, "ingest", "tables")
     args = parser.parse_args(argv)
     if args.rows < FILTER_ROWS or args.repeat < 1 or args.calls < 1:
         parser.error(f"need --rows >= {FILTER_ROWS}, --repeat >= 1 and --calls >= 1")

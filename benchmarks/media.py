@@ -66,7 +66,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
-from reporting import machine, write_report
+from reporting import add_output_options, machine, write_report
 
 import lakehouse as lh
 
@@ -596,11 +596,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"times as much image data (default {DEFAULTS['budget_mib']})")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each thumbnail measurement; the best counts (default 3)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "media.json"),
-                        help="where to write the JSON results")
-    parser.add_argument("--root", default=tempfile.gettempdir(),
-                        help="local folder for the scratch files (removed afterwards)")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch files")
+    add_output_options(parser, "media", "files")
     parser.add_argument("--child", choices=("images", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

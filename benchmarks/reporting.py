@@ -3,9 +3,11 @@ JSON report."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import tempfile
 from collections.abc import Iterable
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -49,3 +51,13 @@ def write_report(report: dict[str, Any], out: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def add_output_options(parser: argparse.ArgumentParser, name: str, scratch: str) -> None:
+    """The options every benchmark shares: ``--out`` (default ``results/<name>.json`` beside
+    the scripts), ``--root`` (where scratch ``scratch`` go, removed afterwards) and ``--keep``."""
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / f"{name}.json"),
+                        help="where to write the JSON results")
+    parser.add_argument("--root", default=tempfile.gettempdir(),
+                        help=f"local folder for the scratch {scratch} (removed afterwards)")
+    parser.add_argument("--keep", action="store_true", help=f"keep the scratch {scratch}")

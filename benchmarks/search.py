@@ -50,7 +50,7 @@ from typing import Any
 import lance
 import numpy as np
 import pyarrow as pa
-from reporting import machine, write_report
+from reporting import add_output_options, machine, write_report
 
 import lakehouse as lh
 
@@ -351,11 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true",
                         help=f"a quick run: {SMALL['rows'][0]:,} rows x {SMALL['dim']}, "
                              f"{SMALL['queries']} queries (unless given)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "search.json"),
-                        help="where to write the JSON results")
-    parser.add_argument("--root", default=tempfile.gettempdir(),
-                        help="local folder for the scratch tables (removed afterwards)")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch tables")
+    add_output_options(parser, "search", "tables")
     args = parser.parse_args(argv)
     sizes = SMALL if args.small else DEFAULTS
     args.rows = args.rows or sizes["rows"]

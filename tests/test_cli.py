@@ -12,18 +12,12 @@ from pathlib import Path
 import boto3
 import polars as pl
 import pytest
+from test_cli_basic import UNREACHABLE_S3_ENV
 
 import lakehouse as lh
 from lakehouse.samples import shapes
 
 HELD_OUT = 424242  # a seed the shipped CLIP never saw in training
-UNREACHABLE_S3_ENV = {
-    "AWS_ENDPOINT_URL": "http://127.0.0.1:1",  # nothing listens on port 1
-    "AWS_ALLOW_HTTP": "true",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": "us-east-1",
-}
 BOOKS = pl.DataFrame({
     "title": ["The Dispossessed", "Kindred", "Dune", "Solaris"],
     "year": [1974, 1979, 1965, 1961],
