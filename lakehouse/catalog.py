@@ -8,10 +8,12 @@ prefix) holding a ``.lakehouse-dir`` marker. ``get_table("name:3")`` opens versi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import lance
 
+from lakehouse import trust
 from lakehouse import types as T
 from lakehouse.errors import (
     DirectoryNotFoundError,
@@ -30,16 +32,25 @@ TABLE_SUFFIX = ".lance"
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
-def connect(root: str | None = None, storage_options: dict[str, Any] | None = None) -> Catalog:
+def connect(root: str | None = None, storage_options: dict[str, Any] | None = None, *,
+            trusted_modules: Iterable[str] = (), trusted_models: Iterable[str] = ()) -> Catalog:
     """Open a lakehouse: a local folder (default ``$LAKEHOUSE_ROOT``, else ``./lakehouse_data``)
     or ``s3://bucket/prefix``. S3 settings come from ``storage_options`` (Lance's names, such as
     ``aws_endpoint``) or the usual AWS variables, including ``AWS_ENDPOINT_URL``.
+
+    A table's stored definition cannot make this process import a module or load a model the
+    user did not allow (see :mod:`lakehouse.trust`). ``trusted_modules`` (packages or modules,
+    submodules included) may be imported when a write needs one of their UDFs even when their
+    code no longer matches the definition; ``trusted_models`` names hub models (such as
+    ``"all-MiniLM-L6-v2"``) that stored embedding indexes may load. Both hold for the whole
+    process, like ``LAKEHOUSE_TRUSTED_MODULES`` and ``LAKEHOUSE_TRUSTED_MODELS``.
 
     >>> import lakehouse as lh
     >>> db = lh.connect("doctest-lakehouse")
     """
     catalog = Catalog(Location.parse(root, storage_options))
     catalog._check_reachable()
+    trust.trust(modules=trusted_modules, models=trusted_models)
     return catalog
 
 

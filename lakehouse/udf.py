@@ -2,7 +2,9 @@
 
 A UDF is stored in a table definition as a reference, ``module:qualname``, plus a fingerprint of
 its source code: never pickled, never evaluated from storage. Another process resolves the
-reference by importing the module, and only functions registered by this decorator resolve.
+reference by importing the module, and only functions registered by this decorator resolve; it
+imports the module only when it is already imported, trusted, or its source (read without running
+it) holds this decorated function with the stored fingerprint (see :mod:`lakehouse.trust`).
 
 Row UDFs take one value per argument; batched UDFs (``batch_size=``) take one list per argument
 and return a list, which is how models run efficiently.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import linecache
 import sys
 import types as pytypes
 import typing
@@ -23,6 +26,7 @@ from lakehouse import types as T
 from lakehouse.errors import TypeMismatchError
 from lakehouse.exprs.nodes import Call, Expr, _literal
 from lakehouse.functions.registry import Function, register
+from lakehouse.trust import block_fingerprint
 
 
 class UDF:
@@ -119,7 +123,18 @@ def _importable_module(fn: Callable[..., Any]) -> str:
 
 
 def fingerprint(fn: Callable[..., Any]) -> str:
-    """A short hash of the function's source (or bytecode when the source is unavailable)."""
+    """A short hash of the function's source block, taken from its module's source text so that
+    another process can check a module's source against it without importing the module (see
+    :mod:`lakehouse.trust`); the source or bytecode of ``fn`` itself when that fails (a function
+    defined inside another one, or without a source file)."""
+    fn = inspect.unwrap(fn)
+    try:
+        lines = linecache.getlines(inspect.getsourcefile(fn) or "", fn.__globals__)
+        found = block_fingerprint("".join(lines), fn.__qualname__) if lines else None
+    except (TypeError, SyntaxError, ValueError):
+        found = None
+    if found is not None:
+        return found
     try:
         data = inspect.getsource(fn).strip().encode()
     except (OSError, TypeError):

@@ -407,7 +407,14 @@ def test_changed_udf_code_warns(lakehouse_root, run_child, tmp_path):
     same = run_child(insert.format(n=1), v1)
     assert same == {"warnings": [], "value": [2]}
 
-    changed = run_child(insert.format(n=2), v2)
+    # changed code no longer verifies against the definition: only a trusted module is imported
+    # (the refusal itself is tested in test_trust.py)
+    trusting = insert.replace(
+        't = db.get_table("t")',
+        f'lh.connect(os.environ["LH_TEST_ROOT"], trusted_modules=["{module}"],\n'
+        '                   storage_options=json.loads(os.environ["LH_TEST_OPTIONS"]))\n'
+        '        t = db.get_table("t")')
+    changed = run_child(trusting.format(n=2), v2)
     assert changed["value"] == [102]  # new rows use the new code
     assert len(changed["warnings"]) == 1
     category, message = changed["warnings"][0]

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from lakehouse.errors import ComputeError, ModelError, UDFNotFoundError
+from lakehouse.errors import ComputeError, ModelError, UDFNotFoundError, UnsafeDefinitionError
 from lakehouse.exprs.nodes import Call, Expr
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.exprs.serialize import stored_fingerprints
@@ -97,11 +97,11 @@ class Plan:
             for node in target.expr.walk():
                 if isinstance(node, Call) and node.fn not in found:
                     try:
-                        fn = resolve(node.fn)
-                    except UDFNotFoundError as exc:
+                        fn = resolve(node.fn, stored.get(node.fn))
+                    except (UDFNotFoundError, UnsafeDefinitionError) as exc:
                         msg = (f"table {self.table!r}: computed column {target.column.name!r} "
                                f"cannot be computed: {exc}")
-                        raise UDFNotFoundError(msg) from exc
+                        raise type(exc)(msg) from exc
                     if node.fn in stored and fn.fingerprint and stored[node.fn] != fn.fingerprint:
                         warnings.warn(
                             f"UDF {node.fn!r} changed since computed column "

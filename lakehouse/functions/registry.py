@@ -2,24 +2,24 @@
 
 A stored computed column names the functions it calls; only names found here can be run. Built-in
 names look like ``str.upper``; UDF names are ``module:qualname``. A UDF whose module is not yet
-imported is looked up by importing that module and checking that the name refers to a function
-registered through ``@lh.udf`` (so a definition naming, say, ``os:system`` is refused).
+imported is looked up by importing that module, when :mod:`lakehouse.trust` allows it, and
+checking that the name refers to a function registered through ``@lh.udf`` (so a definition
+naming, say, ``os:system`` is refused).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
+from lakehouse import trust
 from lakehouse import types as T
 from lakehouse.errors import UDFNotFoundError, UnsafeDefinitionError
-
-_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -58,8 +58,10 @@ def register(fn: Function) -> Function:
     return fn
 
 
-def resolve(name: str) -> Function:
-    """The function registered under ``name``, importing its module if it is a UDF."""
+def resolve(name: str, fingerprint: str | None = None) -> Function:
+    """The function registered under ``name``. A UDF whose module is not imported yet is
+    imported only when the user trusts the module or its source verifiably holds the function
+    the definition was made from, with the stored ``fingerprint`` (see :mod:`lakehouse.trust`)."""
     found = _REGISTRY.get(name)
     if found is not None:
         return found
@@ -72,23 +74,21 @@ def resolve(name: str) -> Function:
     if ":" not in name:
         raise UnsafeDefinitionError(f"{name!r} is not a built-in function of this lakehouse")
     module_name, _, qualname = name.partition(":")
-    if not _MODULE_NAME.match(module_name):
+    if not trust.MODULE_NAME.match(module_name):
         raise UnsafeDefinitionError(f"{name!r} is not a valid UDF reference")
-    hint = (
-        f"define {qualname!r} with @lh.udf in an importable module and make {module_name!r} "
-        "importable in this process (install its package or add its folder to PYTHONPATH)"
-    )
     if module_name == "__main__":
-        raise UDFNotFoundError(
-            f"UDF {name!r} was defined in a script or notebook and cannot be loaded here: {hint}"
-        )
+        raise UDFNotFoundError(f"UDF {name!r} was defined in a script or notebook and cannot be "
+                               f"loaded here: {_hint(module_name, qualname)}")
+    if module_name not in sys.modules and not trust.module_trusted(module_name):
+        _check_source(name, fingerprint)
     try:
-        module = importlib.import_module(module_name)
+        loaded = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UDFNotFoundError(f"UDF {name!r} cannot be imported ({exc}): {hint}") from exc
+        msg = f"UDF {name!r} cannot be imported ({exc}): {_hint(module_name, qualname)}"
+        raise UDFNotFoundError(msg) from exc
     found = _REGISTRY.get(name)
     if found is None:
-        target = module
+        target = loaded
         for part in qualname.split("."):
             target = getattr(target, part, None)
         what = "does not exist" if target is None else "is not registered with @lh.udf"
@@ -97,3 +97,27 @@ def resolve(name: str) -> Function:
             "built-ins can be called from a table definition"
         )
     return found
+
+
+def _check_source(name: str, fingerprint: str | None) -> None:
+    """Refuse to import the module of UDF ``name`` unless its source, read without running it,
+    verifiably defines the function the stored definition was made from."""
+    module_name, _, qualname = name.partition(":")
+    spec = trust.locate(module_name)
+    if spec is None:
+        raise UDFNotFoundError(f"UDF {name!r} cannot be imported (no module named "
+                               f"{module_name!r} here): {_hint(module_name, qualname)}")
+    problem = trust.unverified(spec, qualname, fingerprint)
+    if problem is not None:
+        raise UnsafeDefinitionError(
+            f"stored definition names UDF {name!r}, and module {module_name!r} was not imported: "
+            f"{problem}, so it may not be the module the column was defined with. If you trust "
+            f"it, import it before writing, or pass lh.connect(..., trusted_modules="
+            f"[{module_name!r}]) or set {trust.MODULES_VARIABLE}={module_name}"
+        )
+
+
+def _hint(module_name: str, qualname: str) -> str:
+    return (f"define {qualname!r} with @lh.udf in an importable module and make "
+            f"{module_name!r} importable in this process (install its package or add its folder "
+            "to PYTHONPATH)")
