@@ -9,10 +9,18 @@ page's script and style sheet.
 Everything rendered goes through Jinja with autoescape on; the results are put in the page as
 server-escaped HTML, and a Content-Security-Policy allows only this app's own script, so a value
 such as ``<script>...</script>`` in a table shows as text.
+
+What a visitor sends is data, never a place to read: the search box is searched as text (a text
+that looks like a path or a URL too), no parameter names a file, a URL or a storage location, and
+the app reads only its own table, a bounded amount per request (``k`` rows per search,
+:mod:`lakehouse.web.table_view` for the table page). Requests from other web sites are refused
+(:mod:`lakehouse.web.guard`). A failure answers a fixed message and its status code; what went
+wrong (which can name files, URLs and buckets) goes to the ``lakehouse.web`` logger only.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,8 +37,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lakehouse.errors import Error, TypeMismatchError
-from lakehouse.web.cards import Card, Cards
+from lakehouse.web.cards import MAX_QUERY, Card, Cards
+from lakehouse.web.guard import OriginGuard
 from lakehouse.web.table_view import MAX_ROWS, table_view
 from lakehouse.web.thumbnails import Thumbnails
 
@@ -38,6 +46,7 @@ if TYPE_CHECKING:
     from lakehouse.table import Table
 
 HERE = Path(__file__).parent
+log = logging.getLogger("lakehouse.web")
 DEFAULT_ROWS = 50  # rows on the table page
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 SECURITY_HEADERS = {
@@ -46,7 +55,12 @@ SECURITY_HEADERS = {
                                "base-uri 'none'; frame-ancestors 'none'",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
+    "cross-origin-resource-policy": "same-origin",
 }
+QUERY_TOO_LONG = f"A search text has at most {MAX_QUERY} characters."
+SEARCH_FAILED = "The search failed. The server's log says why."
+PAGE_FAILED = "This page could not be read. The server's log says why."
+ROWS_PARAM = "n must be a whole number from 1 to {}"
 
 
 def create_app(table: Table, column: str, k: int = 24, *,
@@ -70,12 +84,13 @@ def create_app(table: Table, column: str, k: int = 24, *,
     base = {"table": table.name, "column": column, "k": k}
 
     def results(q: str) -> tuple[dict[str, Any], int]:
+        if len(q) > MAX_QUERY:
+            return {"q": q, "cards": [], "error": QUERY_TOO_LONG}, 400
         try:
             found = cards.search(q) if q.strip() else cards.browse()
-        except TypeMismatchError as exc:
-            return {"q": q, "cards": [], "error": str(exc)}, 400
-        except Error as exc:
-            return {"q": q, "cards": [], "error": str(exc)}, 500
+        except Exception:  # the edge: whatever failed, the visitor gets no detail of it
+            log.exception("table %r: a search of %d characters failed", table.name, len(q))
+            return {"q": q, "cards": [], "error": SEARCH_FAILED}, 500
         return {"q": q, "cards": found, "error": None}, 200
 
     def page(request: Request) -> Response:
@@ -98,12 +113,12 @@ def create_app(table: Table, column: str, k: int = 24, *,
     def table_page(request: Request) -> Response:
         n = _rows_param(request.query_params.get("n"))
         if n is None:
-            return PlainTextResponse(f"n must be a whole number from 1 to {MAX_ROWS}",
-                                     status_code=400)
+            return PlainTextResponse(ROWS_PARAM.format(MAX_ROWS), status_code=400)
         try:
             view = table_view(table, n, thumbnails)
-        except Error as exc:
-            return PlainTextResponse(str(exc), status_code=500)
+        except Exception:  # the edge: whatever failed, the visitor gets no detail of it
+            log.exception("table %r: the table page failed", table.name)
+            return PlainTextResponse(PAGE_FAILED, status_code=500)
         return templates.TemplateResponse(request, "table.html", {**base, "view": view, "n": n})
 
     def media(request: Request) -> Response:
@@ -121,8 +136,9 @@ def create_app(table: Table, column: str, k: int = 24, *,
         Route("/media/{token}", media, name="media"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
-                  Middleware(_SecurityHeaders)]
+    middleware = [Middleware(_SecurityHeaders),
+                  Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
+                  Middleware(OriginGuard)]
     app = Starlette(routes=routes, middleware=middleware)
     app.state.cards = cards
     return app

@@ -4,6 +4,11 @@ The search page never names a file or a storage location in a URL. Each image a 
 turned into a small thumbnail and filed under the SHA-256 of the image's bytes; ``/media/<id>``
 answers only for ids filed this way. So the server can only ever send back pictures that a query of
 its own table has read, whatever a request asks for.
+
+Decoding is bounded: only the raster formats in :data:`FORMATS` are opened (never EPS, which
+Pillow hands to Ghostscript, nor the other plugins), an image of more than :data:`MAX_SOURCE_BYTES`
+encoded or :data:`MAX_PIXELS` pixels is not decoded at all, and JPEGs are decoded at a reduced
+scale close to the thumbnail's size.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from PIL import Image, UnidentifiedImageError
 
 THUMBNAIL_PX = 256  # grid cells are about 180 CSS pixels: sharp on 1.4x screens
 MAX_BYTES = 64 * 2**20  # memory kept for thumbnails; the least recently shown go first
+MAX_SOURCE_BYTES = 32 * 2**20  # larger encoded images are not shown
+MAX_PIXELS = 40_000_000  # nor images of more pixels than this (a 40 MP photo decodes to 160 MB)
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")  # raster formats Pillow decodes itself
 _TOKEN = re.compile(r"[0-9a-f]{64}")
 
 
@@ -48,7 +56,9 @@ class Thumbnails:
 
     def add(self, image: bytes) -> str | None:
         """File a thumbnail of ``image`` (encoded image bytes); returns its id, or None when the
-        bytes are not an image Pillow can read."""
+        bytes are not an image of :data:`FORMATS`, or are too large to show."""
+        if len(image) > MAX_SOURCE_BYTES:
+            return None
         token = hashlib.sha256(image).hexdigest()
         with self._lock:
             if token in self._items:
@@ -79,15 +89,23 @@ class Thumbnails:
 
 def _thumbnail(image: bytes, size: int) -> Thumbnail | None:
     try:
-        with Image.open(io.BytesIO(image)) as opened:
+        with Image.open(io.BytesIO(image), formats=FORMATS) as opened:
+            if opened.width * opened.height > MAX_PIXELS:
+                return None
+            opened.draft("RGB", (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
             opened.thumbnail((size, size))
-            picture = opened if opened.mode in ("RGB", "RGBA", "L", "LA") else \
-                opened.convert("RGBA")
-            out = io.BytesIO()
-            if picture.mode in ("RGB", "L") and max(picture.size) > 128:  # photos: JPEG
-                picture.save(out, format="JPEG", quality=85)
-                return Thumbnail(out.getvalue(), "image/jpeg")
-            picture.save(out, format="PNG")
-            return Thumbnail(out.getvalue(), "image/png")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            return _encode(opened)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
+
+
+def _encode(picture: Image.Image) -> Thumbnail:
+    """``picture`` as the browser gets it: JPEG for photos, PNG for the rest."""
+    if picture.mode not in ("RGB", "RGBA", "L", "LA"):
+        picture = picture.convert("RGBA")
+    out = io.BytesIO()
+    if picture.mode in ("RGB", "L") and max(picture.size) > 128:
+        picture.save(out, format="JPEG", quality=85)
+        return Thumbnail(out.getvalue(), "image/jpeg")
+    picture.save(out, format="PNG")
+    return Thumbnail(out.getvalue(), "image/png")
