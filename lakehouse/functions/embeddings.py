@@ -6,6 +6,13 @@ and for local files the SHA-256 of the weights) in the table definition. Any pro
 the table rebuilds the model from the spec: never from pickled code. A local model whose weights
 no longer match the stored digest is refused rather than silently mixed into the index.
 
+A stored spec is data anyone with write access to the table can change, so it loads only what the
+user allows (:func:`check_allowed`): local weights (a ``local-dir:`` or ``package:`` folder, a
+sentence-transformers folder, a CLIP ``pretrained`` file, the shipped model) only with the SHA-256
+their spec records; a hub model only when this process built it with :func:`clip` or
+:func:`sentence_transformer`, or the user trusts its name (``lh.connect(...,
+trusted_models=[...])``, ``LAKEHOUSE_TRUSTED_MODELS``).
+
 Models load once per process, run batched under ``torch.inference_mode()``, on CUDA when present.
 Vectors are L2-normalised float32, so cosine and dot-product rankings agree.
 """
@@ -24,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from lakehouse import trust
 from lakehouse import types as T
 from lakehouse.errors import ModelError, TypeMismatchError
 from lakehouse.functions.registry import Function, register
@@ -37,6 +45,7 @@ _LOCAL_DIR = "local-dir:"
 _PACKAGE = "package:"
 _loaded: dict[str, Any] = {}
 _digests: dict[tuple[str, int, int], str] = {}
+_built: set[tuple[str, str, str | None]] = set()  # (kind, model, pretrained) built here by the user
 _lock = threading.Lock()
 
 
@@ -125,7 +134,7 @@ def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", 
         if not file.is_file():
             raise ModelError(f"CLIP weights file {str(file)!r} does not exist")
         pretrained, digest = str(file), _digest(file)
-    return EmbeddingFunction("clip", model, pretrained, digest, batch_size, device)
+    return _allowed(EmbeddingFunction("clip", model, pretrained, digest, batch_size, device))
 
 
 def sentence_transformer(model: str = "all-MiniLM-L6-v2", *, batch_size: int = 64,
@@ -142,7 +151,70 @@ def sentence_transformer(model: str = "all-MiniLM-L6-v2", *, batch_size: int = 6
                                  _digest(weights), batch_size, device)
     if model.startswith(("/", ".", "~")) or os.sep != "/" and os.sep in model:
         raise ModelError(f"sentence-transformers model folder {model!r} does not exist")
-    return EmbeddingFunction("sentence_transformer", model, None, None, batch_size, device)
+    return _allowed(EmbeddingFunction("sentence_transformer", model, None, None, batch_size,
+                                      device))
+
+
+def _allowed(fn: EmbeddingFunction) -> EmbeddingFunction:
+    """``fn``, remembered as a model the user chose in this process (so that it may load)."""
+    with _lock:
+        _built.add((fn.kind, fn.model, fn.pretrained))
+    return fn
+
+
+def check_allowed(fn: EmbeddingFunction) -> None:
+    """Refuse to load a model the user did not allow (see the module docstring): raises
+    :class:`ModelError` naming the model and the fix. The weights of local models are checked
+    against their digest when they load."""
+    if _is_local(fn):
+        if fn.digest is None:
+            raise ModelError(
+                f"the stored embedding spec {fn.describe()} names local weights without their "
+                "SHA-256 digest, so they cannot be verified and are not loaded; re-create the "
+                "index with add_embedding_index(..., if_exists='replace')")
+        if fn.kind == "clip" and fn.model != SHAPES_CLIP \
+                and not fn.model.startswith(_LOCAL_DIR):
+            _check_clip_name(fn)
+        return
+    if (fn.kind, fn.model, fn.pretrained) not in _built and not trust.model_trusted(fn.model):
+        raise ModelError(
+            f"the stored embedding spec names the hub model {fn.describe()}, which this process "
+            "has not been allowed to download or load; if you trust it, pass "
+            f"lh.connect(..., trusted_models=[{fn.model!r}]) or set "
+            f"{trust.MODELS_VARIABLE}={fn.model}")
+    if fn.kind == "clip":
+        _check_clip_name(fn)
+
+
+def _is_local(fn: EmbeddingFunction) -> bool:
+    """Whether ``fn`` loads weights from local files (which must then carry a digest)."""
+    if fn.model == SHAPES_CLIP or fn.model.startswith((_LOCAL_DIR, _PACKAGE)):
+        return True
+    if fn.kind == "sentence_transformer":
+        return fn.model.startswith((".", "~")) or Path(fn.model).is_absolute() \
+            or (os.sep != "/" and os.sep in fn.model)
+    return fn.digest is not None or (fn.pretrained is not None
+                                     and fn.pretrained not in _clip_tags(fn.model))
+
+
+def _check_clip_name(fn: EmbeddingFunction) -> None:
+    """A CLIP architecture must be one open_clip ships the configuration of (a ``hf-hub:`` name
+    would download one) unless the user allowed it by name."""
+    import open_clip
+
+    if fn.model not in open_clip.list_models() and not trust.model_trusted(fn.model) \
+            and (fn.kind, fn.model, fn.pretrained) not in _built:
+        raise ModelError(
+            f"the stored embedding spec names {fn.describe()}, whose architecture {fn.model!r} "
+            "is not one open_clip ships; if you trust it, pass lh.connect(..., "
+            f"trusted_models=[{fn.model!r}]) or set {trust.MODELS_VARIABLE}={fn.model}")
+
+
+def _clip_tags(model: str) -> list[str]:
+    """The pretrained tags open_clip publishes for ``model`` (hub weights, not local files)."""
+    import open_clip
+
+    return list(open_clip.list_pretrained_tags_by_model(model))
 
 
 def _portable(folder: Path) -> str:
@@ -271,6 +343,7 @@ def _load(fn: EmbeddingFunction) -> Any:
     with _lock:
         if key in _loaded:
             return _loaded[key]
+        check_allowed(fn)
         _check_digest(fn)
         try:
             with warnings.catch_warnings():  # in notebooks without ipywidgets: not an error
