@@ -23,9 +23,10 @@ from lakehouse.errors import (
     TypeMismatchError,
     VersionNotFoundError,
 )
+from lakehouse.media.policy import FetchPolicy
 from lakehouse.metadata import ColumnDef, TableDef
 from lakehouse.storage import Location, storage_error
-from lakehouse.table import Table, _check_column_name
+from lakehouse.table import Table, check_column_name
 
 DIR_MARKER = ".lakehouse-dir"
 TABLE_SUFFIX = ".lance"
@@ -33,7 +34,8 @@ _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
 def connect(root: str | None = None, storage_options: dict[str, Any] | None = None, *,
-            trusted_modules: Iterable[str] = (), trusted_models: Iterable[str] = ()) -> Catalog:
+            trusted_modules: Iterable[str] = (), trusted_models: Iterable[str] = (),
+            fetch: FetchPolicy | None = None) -> Catalog:
     """Open a lakehouse: a local folder (default ``$LAKEHOUSE_ROOT``, else ``./lakehouse_data``)
     or ``s3://bucket/prefix``. S3 settings come from ``storage_options`` (Lance's names, such as
     ``aws_endpoint``) or the usual AWS variables, including ``AWS_ENDPOINT_URL``.
@@ -45,10 +47,15 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
     ``"all-MiniLM-L6-v2"``) that stored embedding indexes may load. Both hold for the whole
     process, like ``LAKEHOUSE_TRUSTED_MODULES`` and ``LAKEHOUSE_TRUSTED_MODELS``.
 
+    ``fetch`` (a :class:`~lakehouse.FetchPolicy`) limits how media sources named by inserts and
+    imports are read: size, timeouts, private network addresses, paths out of their folder.
+    The defaults refuse private and loopback addresses;
+    ``fetch=lh.FetchPolicy(allow_private_network=True)`` reads from your own network.
+
     >>> import lakehouse as lh
     >>> db = lh.connect("doctest-lakehouse")
     """
-    catalog = Catalog(Location.parse(root, storage_options))
+    catalog = Catalog(Location.parse(root, storage_options, fetch))
     catalog._check_reachable()
     trust.trust(modules=trusted_modules, models=trusted_models)
     return catalog
@@ -202,7 +209,7 @@ class Catalog:
                                     "from data)")
         columns = []
         for i, (col, spec) in enumerate(schema.items()):
-            _check_column_name(col, name)
+            check_column_name(col, name)
             columns.append(ColumnDef(col, i, T.parse_type(spec, column=col)))
         self._check_parent(name)
         if self._is_dir(name):

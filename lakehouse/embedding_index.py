@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING
 
 import lance
 import polars as pl
@@ -22,8 +21,9 @@ from lakehouse.errors import (
     InvalidNameError,
     TypeMismatchError,
 )
-from lakehouse.exec import writes
+from lakehouse.exec import protocol, writes
 from lakehouse.exec.evaluate import Plan
+from lakehouse.exec.protocol import WriteContext
 from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs import serialize
 from lakehouse.exprs.nodes import Call
@@ -41,46 +41,60 @@ from lakehouse.metadata import (
 from lakehouse.progress import report
 from lakehouse.vector_index import VECTOR_INDEXES, ann_state, apply_upkeep, needed_upkeep
 
-if TYPE_CHECKING:
-    from lakehouse.table import Table
+
+@dataclasses.dataclass(frozen=True)
+class IndexRequest:
+    """What ``Table.add_embedding_index`` was asked for (one options object, passed down)."""
+
+    column: str
+    embedding: EmbeddingFunction | None
+    metric: str
+    name: str
+    if_exists: str
+    on_error: str
+    vector_index: str
+    progress: bool
+
+    def check(self, table: str) -> None:
+        """Refuse bad options before anything is read or computed."""
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise InvalidNameError(f"table {table!r}: {self.name!r} is not a valid index name")
+        if self.metric not in METRICS:
+            raise TypeMismatchError(f"metric must be one of {', '.join(map(repr, METRICS))}, "
+                                    f"got {self.metric!r}")
+        if self.vector_index not in VECTOR_INDEXES:
+            raise TypeMismatchError(f"vector_index must be one of "
+                                    f"{', '.join(map(repr, VECTOR_INDEXES))}, got "
+                                    f"{self.vector_index!r}")
+        if self.embedding is not None and not isinstance(self.embedding, EmbeddingFunction):
+            raise TypeMismatchError(
+                "embedding must be lh.functions.clip(...) or "
+                f"lh.functions.sentence_transformer(...), got {self.embedding!r}")
 
 
-def add(table: Table, target: writes.Target, column: str, *,
-        embedding: EmbeddingFunction | None, metric: str, name: str | None, if_exists: str,
-        on_error: str, vector_index: str, progress: bool) -> WriteResult:
-    tdef = target.tdef
-    source = tdef.get(column, table.name)
-    name = column if name is None else name
-    if not isinstance(name, str) or not name.isidentifier():
-        raise InvalidNameError(f"table {table.name!r}: {name!r} is not a valid index name")
-    if metric not in METRICS:
-        raise TypeMismatchError(f"metric must be one of {', '.join(map(repr, METRICS))}, got "
-                                f"{metric!r}")
-    if vector_index not in VECTOR_INDEXES:
-        raise TypeMismatchError(f"vector_index must be one of "
-                                f"{', '.join(map(repr, VECTOR_INDEXES))}, got {vector_index!r}")
-    existing = tdef.index(name)
+def add(ctx: WriteContext, request: IndexRequest, pending: list[str]) -> WriteResult:
+    """Add (or with ``if_exists="replace"``, recompute into a hidden pending column, whose name
+    is appended to ``pending`` for :func:`switch`) the index's vectors, in one commit."""
+    tdef = ctx.definition
+    source = tdef.get(request.column, ctx.table)
+    pending.clear()
+    existing = tdef.index(request.name)
     if existing is not None:
-        if if_exists == "ignore":
-            return WriteResult(0, 0, target.dataset.version)
-        if if_exists == "error":
+        if request.if_exists == "ignore":
+            return WriteResult(0, 0, ctx.version)
+        if request.if_exists == "error":
             raise IndexExistsError(
-                f"table {table.name!r} already has an embedding index {name!r}; pass "
+                f"table {ctx.table!r} already has an embedding index {request.name!r}; pass "
                 "if_exists='replace' to rebuild it (for example with another model)")
-    info = {"name": name, "source": source.col_id, "metric": metric,
-            "vector_index": vector_index}
-    if embedding is None:
-        _check_vectors(source, table.name)
+    info = {"name": request.name, "source": source.col_id, "metric": request.metric,
+            "vector_index": request.vector_index}
+    if request.embedding is None:
+        _check_vectors(source, ctx.table)
         if existing is not None and existing.vectors.col_id != source.col_id:
-            _drop(target, existing)
-            target = table._target()
-        _set_index_info(target.dataset, source, {**info, "embedding": None})
-        result = WriteResult(0, 0, target.dataset.version)
-    else:
-        result = _add_embedded(table, target, source, embedding, info, existing, on_error,
-                               progress)
-    return dataclasses.replace(result, version=upkeep_all(table._target(), progress=progress,
-                                                          rebuild=name))
+            _drop(ctx, existing)
+        _set_index_info(ctx, source, {**info, "embedding": None})
+        return WriteResult(0, 0, ctx.dataset.version)
+    return _add_embedded(ctx, source, request, info, existing, pending)
 
 
 def _check_vectors(column: ColumnDef, table: str) -> None:
@@ -93,99 +107,106 @@ def _check_vectors(column: ColumnDef, table: str) -> None:
             "columns, or a column of vectors (lh.Array[(d,), 'float32'])")
 
 
-def _add_embedded(table: Table, target: writes.Target, source: ColumnDef,
-                  embedding: EmbeddingFunction, info: dict, existing: IndexDef | None,
-                  on_error: str, progress: bool) -> WriteResult:
-    if not isinstance(embedding, EmbeddingFunction):
-        raise TypeMismatchError(
-            f"embedding must be lh.functions.clip(...) or lh.functions.sentence_transformer(...), "
-            f"got {embedding!r}")
+def _add_embedded(ctx: WriteContext, source: ColumnDef, request: IndexRequest, info: dict,
+                  existing: IndexDef | None, pending: list[str]) -> WriteResult:
+    embedding = request.embedding
+    assert embedding is not None
     kind = source.type.kind
     if kind not in embedding.modalities:
         raise TypeMismatchError(
-            f"table {table.name!r}: column {source.name!r} is {source.type}; "
+            f"table {ctx.table!r}: column {source.name!r} is {source.type}; "
             f"{embedding.describe()} embeds {' and '.join(embedding.modalities)} columns")
     spec = embedding.spec()
     dim = embedding.dim  # loads the model: a missing or broken one fails before any write
     vector_type = T.Array[(dim,), "float32"]
     call = Call("embed.image" if kind == "image" else "embed.text", (source.ref(),),
                 (("model", spec),), vector_type)
-    tdef = target.tdef
+    tdef = ctx.definition
     col_id = tdef.next_id()
     stored = f"{PENDING_PREFIX}{col_id}" if existing is not None else vectors_column(col_id)
     vectors = ColumnDef(stored, col_id, vector_type, expr_json=serialize.to_json(call),
-                        on_error=on_error, index={**info, "embedding": spec})
-    plan = Plan.for_columns(table.name, TableDef(tdef.columns, (*tdef.hidden, vectors)),
+                        on_error=request.on_error, index={**info, "embedding": spec})
+    plan = Plan.for_columns(ctx.table, TableDef(tdef.columns, (*tdef.hidden, vectors)),
                             [vectors])
-    result = writes.backfill(target, plan, progress=progress)
-    if existing is None:
-        return result
-    return dataclasses.replace(result, version=_switch(table._target(), existing, stored,
-                                                       vectors_column(col_id)))
+    result = writes.backfill(ctx, plan, progress=request.progress)
+    if existing is not None:
+        pending.append(stored)
+    return result
 
 
-def _switch(target: writes.Target, existing: IndexDef, pending: str, final: str) -> int:
-    """Put the new vectors in place of the old in one commit (readers see either the old index
-    or the new one), then drop the old vectors, which drops their Lance index."""
-    ds = target.dataset
+def switch(ctx: WriteContext, name: str, pending: str) -> int:
+    """Put the new vectors ``pending`` in place of the old vectors of index ``name`` in one
+    commit (readers see either the old index or the new one), then drop the old vectors, which
+    drops their Lance index. Safe to run again after a conflict: it continues where it
+    stopped."""
+    names = ctx.dataset.schema.names
+    old = [i for i in ctx.definition.indexes() if i.name == name and i.vectors.name != pending]
+    final = vectors_column(int(pending[len(PENDING_PREFIX):]))
+    if not old:  # the switch was done; only the retired vectors may be left
+        retired = [n for n in names if n.startswith(RETIRED_PREFIX)]
+        return protocol.drop_columns(ctx, retired).version if retired else ctx.version
+    existing = old[0]
     if existing.vectors.is_computed:
         retired = f"{RETIRED_PREFIX}{existing.vectors.col_id}"
-        ds.alter_columns({"path": existing.vectors.name, "name": retired},
-                         {"path": pending, "name": final})
-        ds.drop_columns([retired, *existing.vectors.info_columns().values()])
+        protocol.rename_columns(ctx, (existing.vectors.name, retired), (pending, final))
+        protocol.drop_columns(ctx, [retired, *existing.vectors.info_columns().values()])
     else:  # the old index searched a column of vectors: keep the column, forget the index
-        ds.alter_columns({"path": pending, "name": final})
-        _drop(target, existing)
-    return ds.version
+        protocol.rename_columns(ctx, (pending, final))
+        _drop(ctx, existing)
+    return ctx.dataset.version
 
 
-def drop(table: Table, target: writes.Target, name: str) -> int:
-    index = target.tdef.index(name)
+def drop(ctx: WriteContext, name: str) -> int:
+    """Drop index ``name``: its vectors (or, on a column of vectors, its definition)."""
+    index = ctx.definition.index(name)
     if index is None:
-        names = ", ".join(repr(i.name) for i in target.tdef.indexes()) or "none"
-        raise IndexNotFoundError(f"table {table.name!r} has no embedding index {name!r} "
+        names = ", ".join(repr(i.name) for i in ctx.definition.indexes()) or "none"
+        raise IndexNotFoundError(f"table {ctx.table!r} has no embedding index {name!r} "
                                  f"(indexes: {names})")
-    _drop(target, index)
-    return target.dataset.version
+    _drop(ctx, index)
+    return ctx.dataset.version
 
 
-def _drop(target: writes.Target, index: IndexDef) -> None:
-    ds = target.dataset
+def _drop(ctx: WriteContext, index: IndexDef) -> None:
     if index.vectors.is_computed:
-        ds.drop_columns([index.vectors.name, *index.vectors.info_columns().values()])
+        protocol.drop_columns(ctx, [index.vectors.name,
+                                    *index.vectors.info_columns().values()])
         return
-    if ann_state(ds, index) is not None:
-        ds.drop_index(index.lance_index)
-    _set_index_info(ds, index.vectors, None)
+    if ann_state(ctx.dataset, index) is not None:
+        protocol.drop_index(ctx, index.lance_index)
+    _set_index_info(ctx, index.vectors, None)
 
 
-def _set_index_info(ds: lance.LanceDataset, column: ColumnDef, info: dict | None) -> None:
+def _set_index_info(ctx: WriteContext, column: ColumnDef, info: dict | None) -> None:
     """Write (or with None, remove) the index definition on a column of vectors: one commit."""
-    field = ds.schema.field(column.name)
+    field = ctx.dataset.schema.field(column.name)
     meta = json.loads((field.metadata or {})[FIELD_KEY])
     if info is None:
         meta.pop("index", None)
     else:
         meta["index"] = info
-    ds.update_field_metadata({column.name: {FIELD_KEY.decode(): json.dumps(meta)}},
-                             replace=True)
+    protocol.set_field_metadata(ctx, {column.name: {FIELD_KEY.decode(): json.dumps(meta)}})
 
 
-def upkeep_all(target: writes.Target, *, progress: bool, rebuild: str | None = None) -> int:
+def upkeep_all(ctx: WriteContext, *, progress: bool, rebuild: str | None = None) -> int | None:
     """Build, extend or retrain the vector indexes as the rules of ``vector_index`` say; with
-    ``rebuild``, that index's vector index is built afresh (its vectors just changed)."""
-    ds = target.dataset
-    for index in target.tdef.indexes():
+    ``rebuild``, that index's vector index is built afresh (its vectors just changed). Returns
+    the new version, or None when nothing needed doing."""
+    ds = ctx.dataset
+    changed = False
+    for index in ctx.definition.indexes():
         state = ann_state(ds, index)
         if index.name == rebuild and state is not None and not index.vectors.is_computed:
-            ds.drop_index(index.lance_index)  # a new metric on the same vectors
+            protocol.drop_index(ctx, index.lance_index)  # a new metric on the same vectors
+            changed = True
         action = needed_upkeep(ds, index)
         if action is None:
             continue
         with report(f"{action} the vector index of {index.name}", enabled=progress):
-            writes.commit(target, lambda index=index, action=action:
-                          apply_upkeep(ds, index, action))
-    return ds.version
+            protocol.apply(ctx, lambda ds, index=index, action=action:
+                           apply_upkeep(ds, index, action))
+        changed = True
+    return ds.version if changed else None
 
 
 def listing(ds: lance.LanceDataset, tdef: TableDef) -> pl.DataFrame:

@@ -8,11 +8,14 @@ follows the latest version unless it was opened at a fixed version (``db.get_tab
 from __future__ import annotations
 
 import dataclasses
+import threading
 import warnings
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
 
 import lance
 import polars as pl
+import pyarrow as pa
 
 from lakehouse import types as T
 from lakehouse.display import Rendered
@@ -28,8 +31,9 @@ from lakehouse.errors import (
     TypeMismatchError,
     VersionNotFoundError,
 )
-from lakehouse.exec import writes
+from lakehouse.exec import protocol, writes
 from lakehouse.exec.evaluate import Plan
+from lakehouse.exec.protocol import WriteContext
 from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs import serialize
 from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, _literal
@@ -51,61 +55,106 @@ from lakehouse.versions import history
 _ON_ERROR = ("abort", "ignore")
 _IF_EXISTS = ("error", "ignore", "replace")
 _INDEX_KINDS = ("btree", "bitmap", "zonemap")
+_R = TypeVar("_R")
 
 
 class Table:
-    """A lakehouse table. Get one from ``db.create_table`` or ``db.get_table``."""
+    """A lakehouse table. Get one from ``db.create_table`` or ``db.get_table``.
+
+    Every column is reachable as an attribute, ``t.<column>``, even when its name is also one
+    of the table's own attributes (``name``, ``version``, ``count``, ``columns``, ``uri``...):
+    the column wins. The table's own name, version and URI stay reachable as
+    ``t.table_name``, ``t.table_version`` and ``t.table_uri``, its row count as
+    ``t.count_rows()``. Only the names in :data:`RESERVED_NAMES` (the table's verbs, such as
+    ``insert`` and ``where``) cannot be column names.
+
+    A handle is safe to share between threads: reads see a consistent version and writes go
+    through the write protocol (:mod:`lakehouse.exec.protocol`).
+    """
 
     def __init__(self, name: str, uri: str, location: Location, dataset: lance.LanceDataset,
                  *, pinned: bool = False) -> None:
         self._name = name
         self._uri = uri
         self._location = location
-        self._ds = dataset
         self._pinned = pinned
-        self._tdef_cache: tuple[int, TableDef] | None = None
+        self._lock = threading.Lock()
+        # _head follows the latest version (checkout_latest moves it, only under the lock);
+        # _current is the immutable snapshot handed to readers: never moved, only replaced
+        self._head = dataset
+        self._current: tuple[lance.LanceDataset, TableDef] | None = None
+
+    def __getattribute__(self, name: str) -> Any:
+        if name[0] != "_" and name in _SHADOWABLE:
+            column = object.__getattribute__(self, "_column_named")(name)
+            if column is not None:
+                return column
+        return object.__getattribute__(self, name)
+
+    def _column_named(self, name: str) -> ColumnRef | None:
+        tdef = self._snapshot()[1]
+        return tdef.get(name, self._name).ref() if tdef.has(name) else None
 
     # --- state ----------------------------------------------------------------------------------
     @property
-    def name(self) -> str:
+    def table_name(self) -> str:
+        """The table's name in its lakehouse (``t.name`` too, unless a column is called so)."""
         return self._name
 
     @property
-    def uri(self) -> str:
+    def table_uri(self) -> str:
         """Where the Lance dataset lives; open it with ``lance.dataset(uri)``."""
         return self._uri
 
     @property
-    def version(self) -> int:
+    def table_version(self) -> int:
+        """The version this handle reads: the latest, unless it was opened at a version."""
         return self._snapshot()[0].version
+
+    name = table_name
+    uri = table_uri
+    version = table_version
 
     @property
     def is_read_only(self) -> bool:
         return self._pinned
 
     def _snapshot(self) -> tuple[lance.LanceDataset, TableDef]:
-        """The dataset at the version this handle reads, and its definition."""
-        if not self._pinned:
-            try:
-                self._ds.checkout_latest()
-            except OSError as exc:
-                raise storage_error(self._location, f"read table {self._name!r}", exc) from exc
-        ds = self._ds
-        if self._tdef_cache is None or self._tdef_cache[0] != ds.version:
-            self._tdef_cache = (ds.version, TableDef.from_schema(ds.schema, self._name))
-        return ds, self._tdef_cache[1]
+        """The dataset at the version this handle reads, and its definition. The dataset is
+        shared by every thread that reads this version and never moved: writes work on their
+        own copies."""
+        with self._lock:
+            head = self._head
+            if not self._pinned:
+                try:
+                    head.checkout_latest()
+                except OSError as exc:
+                    raise storage_error(self._location, f"read table {self._name!r}",
+                                        exc) from exc
+            if self._current is None or self._current[0].version != head.version:
+                ds = head if self._pinned else head.checkout_version(head.version)
+                self._current = (ds, TableDef.from_schema(ds.schema, self._name))
+            return self._current
 
-    def _target(self) -> writes.Target:
+    def _context(self) -> WriteContext:
+        """Open one attempt of a write (see :mod:`lakehouse.exec.protocol`)."""
         if self._pinned:
             raise ReadOnlyError(
-                f"table {self._name!r} is opened at version {self._ds.version} and is read-only; "
-                "use db.get_table(name) for the latest version, or revert(to=n) to restore this one"
+                f"table {self._name!r} is opened at version {self._head.version} and is "
+                "read-only; use db.get_table(name) for the latest version, or revert(to=n) to "
+                "restore this one"
             )
         ds, tdef = self._snapshot()
-        return writes.Target(self._name, self._uri, self._location.storage_options, ds, tdef)
+        return WriteContext(self._name, self._uri, self._location.storage_options,
+                            ds.checkout_version(ds.version), tdef, self._location.fetch)
+
+    def _write(self, body: Callable[[WriteContext], _R], *, what: str,
+               replayable: bool = True) -> _R:
+        """Run ``body`` under the write protocol."""
+        return protocol.write(self._context, body, what=what, replayable=replayable)
 
     def _fetcher(self) -> Fetcher:
-        return Fetcher(self._location.storage_options)
+        return Fetcher(self._location.storage_options, self._location.fetch)
 
     def _def(self) -> TableDef:
         return self._snapshot()[1]
@@ -157,10 +206,33 @@ class Table:
         for images a PIL image or numpy array. A missing, unreadable or corrupt one fails the
         insert (``on_error="abort"``), or with ``on_error="ignore"`` is kept as null with its
         error in ``t.col.errortype`` / ``t.col.errormsg`` (counted in ``rows_with_errors``).
+
+        If another process changes the table's definition while the rows are computed (a new
+        computed column, say), the insert is computed again under the new definition; input
+        that can be read only once (an iterator, a reader) fails with ConcurrentWriteError
+        instead, and nothing is written.
+
+        >>> t.insert([{"n": 1, "label": "cat"}], progress=False).rows_written  # doctest: +SKIP
+        1
         """
-        _check_choice("on_error", on_error, _ON_ERROR)
-        result = writes.insert(self._target(), data, progress=progress, on_error=on_error)
-        return self._upkeep(result, progress)
+        check_choice("on_error", on_error, _ON_ERROR)
+        return self.write_rows(lambda ctx: writes.insert(ctx, data, progress=progress,
+                                                         on_error=on_error),
+                               what="the insert", replayable=is_replayable(data),
+                               progress=progress)
+
+    def write_rows(self, body: Callable[[WriteContext], WriteResult], *, what: str,
+                   replayable: bool = True, progress: bool = True) -> WriteResult:
+        """Run a data change (``body`` writes and commits rows through the write protocol),
+        then bring the vector indexes up to date. Bulk ingest uses it too."""
+        result = self._write(body, what=what, replayable=replayable)
+        if result.rows_written == 0 or not self._def().indexes():
+            return result
+        from lakehouse import embedding_index as indexes
+
+        version = self._write(lambda ctx: indexes.upkeep_all(ctx, progress=progress),
+                              what="the vector index upkeep")
+        return result if version is None else dataclasses.replace(result, version=version)
 
     def insert_files(self, sources: Any, **options: Any) -> WriteResult:
         """Insert every media file found in ``sources`` (paths, folders, globs or ``s3://``
@@ -178,15 +250,22 @@ class Table:
         """Set columns of the rows matching ``where`` (all rows if None) to literals or
         expressions, and recompute the computed columns that depend on them, for those rows only.
 
+        Updates commute with concurrent inserts; if another writer changes one of the matched
+        rows or the table's definition meanwhile, the update is done again on the latest
+        version.
+
         >>> t.update({"label": "dog"}, where=t.n == 1)  # doctest: +SKIP
         """
-        target = self._target()
-        tdef = target.tdef
         if not values:
             raise TypeMismatchError("update() needs at least one column to set")
-        ctx = Context(names=tdef.names(), info_names=tdef.info_names())
+        return self.write_rows(lambda ctx: self._update(ctx, values, where, progress),
+                               what="the update", progress=progress)
+
+    def _update(self, ctx: WriteContext, values: dict[str, Any], where: Expr | None,
+                progress: bool) -> WriteResult:
+        tdef = ctx.definition
+        ctx_names = Context(names=tdef.names(), info_names=tdef.info_names())
         new_values: dict[str, pl.Expr] = {}
-        reads: list[Expr] = []
         for name, value in values.items():
             column = tdef.get(name, self._name)
             if column.is_computed:
@@ -195,48 +274,58 @@ class Table:
                     "depends on instead"
                 )
             if column.type.is_media and not isinstance(value, Expr):
-                new_values.update(_media_values(column, value, target, self._name))
+                new_values.update(_media_values(column, value, ctx, self._name))
                 continue
             expr = _value_expr(value, column, self._name)
             tdef.check_refs(expr, self._name)
-            reads.append(expr)
-            new_values[name] = to_polars(expr, ctx).cast(column.type.polars_type(), strict=True)
+            new_values[name] = to_polars(expr, ctx_names).cast(column.type.polars_type(),
+                                                                strict=True)
         changed_ids = {tdef.get(n, self._name).col_id for n in values}
         dependents = tdef.dependents(changed_ids)
         plan = Plan.for_columns(self._name, tdef, dependents) if dependents else None
         tdef.check_refs(where, self._name)
         # matched rows are rewritten whole (new fragments plus deletion files), so read them whole
-        stored = [f.name for f in target.dataset.schema]
-        scan = scan_frames(target.dataset, tdef, self._name, where, stored, row_ids=True,
-                           fetcher=target.fetcher)
-        result = writes.update(target, new_values, plan, scan, progress=progress)
-        return self._upkeep(result, progress)
+        stored = [f.name for f in ctx.dataset.schema]
+        scan = scan_frames(ctx.dataset, tdef, self._name, where, stored, row_ids=True,
+                           fetcher=ctx.fetcher)
+        return writes.update(ctx, new_values, plan, scan, progress=progress)
 
     def delete(self, where: Expr | None = None) -> WriteResult:
-        """Delete the rows matching ``where`` (all rows if None), in one commit."""
-        target = self._target()
-        target.tdef.check_refs(where, self._name)
-        flt = Filter.split(where, target.tdef)
+        """Delete the rows matching ``where`` (all rows if None), in one commit.
+
+        >>> t.delete(where=t.n > 100).rows_written  # doctest: +SKIP
+        0
+        """
+        return self._write(lambda ctx: self._delete(ctx, where), what="the delete")
+
+    def _delete(self, ctx: WriteContext, where: Expr | None) -> WriteResult:
+        ctx.definition.check_refs(where, self._name)
+        flt = Filter.split(where, ctx.definition)
         if flt.residual is None:
             predicate = flt.sql or "true"
         else:
-            frames = scan_frames(target.dataset, target.tdef, self._name, where, [], row_ids=True)
+            frames = scan_frames(ctx.dataset, ctx.definition, self._name, where, [],
+                                 row_ids=True)
             ids = [v for f in frames for v in f.get_column(ROW_ID).to_list()]
             if not ids:
-                return WriteResult(0, 0, target.dataset.version)
-            predicate = f"{ROW_ID} IN ({', '.join(str(i) for i in ids)})"
-        return writes.delete(target, predicate)
+                return WriteResult(0, 0, ctx.version)
+            predicate = protocol.rowid_filter(ids)
+        return writes.delete(ctx, predicate)
 
     # --- schema changes -------------------------------------------------------------------------
     def add_column(self, *, if_exists: str = "error", **columns: Any) -> int:
         """Add empty (null) columns: ``t.add_column(note=lh.String)``. Returns the new version."""
-        target = self._target()
-        tdef = target.tdef
-        _check_choice("if_exists", if_exists, _IF_EXISTS[:2])
+        check_choice("if_exists", if_exists, _IF_EXISTS[:2])
+        for name in columns:
+            check_column_name(name, self._name)
+        return self._write(lambda ctx: self._add_column(ctx, if_exists, columns),
+                           what="the new column")
+
+    def _add_column(self, ctx: WriteContext, if_exists: str, columns: dict[str, Any]) -> int:
+        tdef = ctx.definition
         next_id = tdef.next_id()
         fields = []
         for name, spec in columns.items():
-            _check_column_name(name, self._name)
             if tdef.has(name):
                 if if_exists == "ignore":
                     continue
@@ -249,9 +338,9 @@ class Table:
                 )
             fields.extend(column.fields())
             next_id += 1
-        if fields:
-            target.dataset.add_columns(fields)
-        return target.dataset.version
+        if not fields:
+            return ctx.version
+        return protocol.add_null_columns(ctx, fields).version
 
     def add_columns(self, columns: dict[str, Any], *, if_exists: str = "error") -> int:
         """Add several empty columns at once, in one commit."""
@@ -267,44 +356,54 @@ class Table:
         Existing rows are backfilled with Lance data evolution: only the new column's files are
         written. ``on_error="ignore"`` keeps failing rows with a null value and their error
         (``t.n2.errortype``, ``t.n2.errormsg``); ``"abort"`` fails the call and writes nothing.
+        Rows inserted by other processes while the column is computed are computed too.
         """
-        _check_choice("on_error", on_error, _ON_ERROR)
-        _check_choice("if_exists", if_exists, _IF_EXISTS)
+        check_choice("on_error", on_error, _ON_ERROR)
+        check_choice("if_exists", if_exists, _IF_EXISTS)
         if len(column) != 1:
             raise TypeMismatchError("add_computed_column() takes exactly one name=expression")
         ((name, expr),) = column.items()
         if not isinstance(expr, Expr):
             raise TypeMismatchError(f"computed column {name!r} needs an expression, got {expr!r}")
-        _check_column_name(name, self._name)
-        target = self._target()
-        tdef = target.tdef
-        tdef.check_refs(expr, self._name)
-        replacing = None
-        if tdef.has(name):
-            replacing = tdef.get(name, self._name)
-            if if_exists == "ignore":
-                return WriteResult(0, 0, target.dataset.version)
-            if if_exists == "error":
-                raise ColumnExistsError(
-                    f"table {self._name!r} already has a column {name!r}; pass "
-                    "if_exists='replace' to redefine it"
-                )
-            self._check_replaceable(replacing, expr, tdef)
-        col_id = tdef.next_id()
-        # a replacement is computed under a hidden name first, then switched in (see _switch)
-        stored = f"{PENDING_PREFIX}{col_id}" if replacing else name
-        column_def = ColumnDef(stored, col_id, expr.type, expr_json=serialize.to_json(expr),
-                               on_error=on_error)
-        if "__main__:" in str(column_def.expr_json):
+        check_column_name(name, self._name)
+        if "__main__:" in str(serialize.to_json(expr)):
             warnings.warn(
                 f"computed column {name!r} calls a UDF defined in __main__: other processes "
                 "cannot compute it; define the UDF in an importable module", stacklevel=2)
-        extended = TableDef((*tdef.columns, column_def))
-        plan = Plan.for_columns(self._name, extended, [column_def])
-        result = writes.backfill(target, plan, progress=progress)
-        if replacing is None:
+        pending: list[str] = []
+
+        def backfill(ctx: WriteContext) -> WriteResult:
+            tdef = ctx.definition
+            tdef.check_refs(expr, self._name)
+            pending.clear()
+            if tdef.has(name):
+                replacing = tdef.get(name, self._name)
+                if if_exists == "ignore":
+                    return WriteResult(0, 0, ctx.version)
+                if if_exists == "error":
+                    raise ColumnExistsError(
+                        f"table {self._name!r} already has a column {name!r}; pass "
+                        "if_exists='replace' to redefine it"
+                    )
+                self._check_replaceable(replacing, expr, tdef)
+            col_id = tdef.next_id()
+            # a replacement is computed under a hidden name first, then switched in
+            stored = f"{PENDING_PREFIX}{col_id}" if tdef.has(name) else name
+            column_def = ColumnDef(stored, col_id, expr.type,
+                                   expr_json=serialize.to_json(expr), on_error=on_error)
+            extended = TableDef((*tdef.columns, column_def))
+            plan = Plan.for_columns(self._name, extended, [column_def])
+            result = writes.backfill(ctx, plan, progress=progress)
+            if stored != name:
+                pending.append(stored)
             return result
-        return dataclasses.replace(result, version=self._switch(replacing, stored))
+
+        result = self._write(backfill, what=f"computed column {name!r}")
+        if not pending:
+            return result
+        version = self._write(lambda ctx: switch_column(ctx, name, pending[0]),
+                              what=f"the switch to the new definition of {name!r}")
+        return dataclasses.replace(result, version=version)
 
     def _check_replaceable(self, existing: ColumnDef, expr: Expr, tdef: TableDef) -> None:
         dependents = tdef.dependents({existing.col_id})
@@ -320,22 +419,14 @@ class Table:
                 f"{existing.name!r} itself (a cycle)"
             )
 
-    def _switch(self, existing: ColumnDef, pending: str) -> int:
-        """Make the hidden replacement ``pending`` the column ``existing.name`` in one commit (a
-        double rename), then drop the retired column. Hidden names start with ``_lh_``, so at
-        every point a reader sees either the old definition or the new one."""
-        target = self._target()
-        retired = f"{RETIRED_PREFIX}{existing.col_id}"
-        target.dataset.alter_columns({"path": existing.name, "name": retired},
-                                     {"path": pending, "name": existing.name})
-        names = [retired, *existing.info_columns().values()]
-        target.dataset.drop_columns(names)
-        return target.dataset.version
-
     def drop_column(self, name: str, *, cascade: bool = False) -> int:
         """Drop a column. Refused if computed columns depend on it, unless ``cascade=True``,
         which drops them too (in the same commit). Returns the new version."""
-        tdef = self._target().tdef
+        return self._write(lambda ctx: self._drop_column(ctx, name, cascade),
+                           what=f"the drop of column {name!r}")
+
+    def _drop_column(self, ctx: WriteContext, name: str, cascade: bool) -> int:
+        tdef = ctx.definition
         column = tdef.get(name, self._name)
         dependents = tdef.dependents({column.col_id})
         if dependents and not cascade:
@@ -344,26 +435,23 @@ class Table:
                 f"table {self._name!r}: cannot drop {name!r}: computed columns {names} depend on "
                 "it; drop them first or pass cascade=True"
             )
-        return self._drop([column, *dependents])
-
-    def _drop(self, columns: list[ColumnDef]) -> int:
-        target = self._target()
         names = []
-        for c in columns:
+        for c in [column, *dependents]:
             names += [c.name, *c.info_columns().values()]
-        target.dataset.drop_columns(names)
-        return target.dataset.version
+        return protocol.drop_columns(ctx, names).version
 
     def rename_column(self, old: str, new: str) -> int:
         """Rename a column; computed columns that use it keep working (they refer to columns by
         id). Returns the new version."""
-        target = self._target()
-        target.tdef.get(old, self._name)
-        _check_column_name(new, self._name)
-        if target.tdef.has(new):
-            raise ColumnExistsError(f"table {self._name!r} already has a column {new!r}")
-        target.dataset.alter_columns({"path": old, "name": new})
-        return target.dataset.version
+        check_column_name(new, self._name)
+
+        def rename(ctx: WriteContext) -> int:
+            ctx.definition.get(old, self._name)
+            if ctx.definition.has(new):
+                raise ColumnExistsError(f"table {self._name!r} already has a column {new!r}")
+            return protocol.rename_columns(ctx, (old, new)).version
+
+        return self._write(rename, what=f"the rename of column {old!r}")
 
     def add_index(self, column: str, *, kind: str = "btree", replace: bool = False) -> int:
         """Index a scalar column so that filters on it read only matching rows (one commit).
@@ -374,23 +462,24 @@ class Table:
         later are still found (Lance scans the unindexed part).
         Returns the new version.
         """
-        _check_choice("kind", kind, _INDEX_KINDS)
-        target = self._target()
-        col = target.tdef.get(column, self._name)
-        if col.type.kind not in ("string", "int", "float", "bool", "date", "timestamp"):
-            raise TypeMismatchError(
-                f"table {self._name!r}: column {column!r} is {col.type}; only scalar columns "
-                "take a scalar index"
-            )
-        name = f"{col.name}_{kind}"
-        if not replace and name in _index_names(target.dataset):
-            raise IndexExistsError(
-                f"table {self._name!r}: column {column!r} already has a {kind} index; pass "
-                "replace=True to rebuild it"
-            )
-        writes.commit(target, lambda: target.dataset.create_scalar_index(
-            column, kind.upper(), name=name, replace=replace))
-        return target.dataset.version
+        check_choice("kind", kind, _INDEX_KINDS)
+
+        def build(ctx: WriteContext) -> int:
+            col = ctx.definition.get(column, self._name)
+            if col.type.kind not in ("string", "int", "float", "bool", "date", "timestamp"):
+                raise TypeMismatchError(
+                    f"table {self._name!r}: column {column!r} is {col.type}; only scalar columns "
+                    "take a scalar index"
+                )
+            name = f"{col.name}_{kind}"
+            if not replace and name in _index_names(ctx.dataset):
+                raise IndexExistsError(
+                    f"table {self._name!r}: column {column!r} already has a {kind} index; pass "
+                    "replace=True to rebuild it"
+                )
+            return protocol.create_scalar_index(ctx, column, kind, name, replace).version
+
+        return self._write(build, what=f"the {kind} index on {column!r}")
 
     # --- embedding indexes ----------------------------------------------------------------------
     def add_embedding_index(self, column: str, *, embedding: EmbeddingFunction | None = None,
@@ -414,18 +503,32 @@ class Table:
         """
         from lakehouse import embedding_index as indexes
 
-        _check_choice("if_exists", if_exists, _IF_EXISTS)
-        _check_choice("on_error", on_error, _ON_ERROR)
-        return indexes.add(self, self._target(), column, embedding=embedding, metric=metric,
-                           name=name, if_exists=if_exists, on_error=on_error,
-                           vector_index=vector_index, progress=progress)
+        check_choice("if_exists", if_exists, _IF_EXISTS)
+        check_choice("on_error", on_error, _ON_ERROR)
+        request = indexes.IndexRequest(
+            column=column, embedding=embedding, metric=metric,
+            name=column if name is None else name, if_exists=if_exists, on_error=on_error,
+            vector_index=vector_index, progress=progress)
+        request.check(self._name)
+        pending: list[str] = []
+        result = self._write(lambda ctx: indexes.add(ctx, request, pending),
+                             what=f"embedding index {request.name!r}")
+        if pending:
+            version = self._write(lambda ctx: indexes.switch(ctx, request.name, pending[0]),
+                                  what=f"the switch to the new vectors of {request.name!r}")
+            result = dataclasses.replace(result, version=version)
+        version = self._write(lambda ctx: indexes.upkeep_all(ctx, progress=progress,
+                                                             rebuild=request.name),
+                              what="the vector index upkeep")
+        return result if version is None else dataclasses.replace(result, version=version)
 
     def drop_embedding_index(self, name: str) -> int:
         """Drop an embedding index: its vectors and its Lance vector index. Returns the new
         version."""
         from lakehouse import embedding_index as indexes
 
-        return indexes.drop(self, self._target(), name)
+        return self._write(lambda ctx: indexes.drop(ctx, name),
+                           what=f"the drop of embedding index {name!r}")
 
     def indexes(self) -> pl.DataFrame:
         """One row per index: its name, column, kind (``embedding``, ``btree``, ``bitmap``,
@@ -435,25 +538,17 @@ class Table:
         ds, tdef = self._snapshot()
         return indexes.listing(ds, tdef)
 
-    def _upkeep(self, result: WriteResult, progress: bool) -> WriteResult:
-        """Bring the vector indexes up to date after a write (one commit per index changed)."""
-        ds, tdef = self._snapshot()
-        if result.rows_written == 0 or not tdef.indexes():
-            return result
-        from lakehouse import embedding_index as indexes
-
-        version = indexes.upkeep_all(self._target(), progress=progress)
-        return dataclasses.replace(result, version=version)
-
     def drop_index(self, column: str, *, kind: str = "btree") -> int:
         """Remove the index ``add_index(column, kind=kind)`` created. Returns the new version."""
-        target = self._target()
-        target.tdef.get(column, self._name)
-        name = f"{column}_{kind}"
-        if name not in _index_names(target.dataset):
-            raise IndexNotFoundError(f"table {self._name!r}: column {column!r} has no {kind} index")
-        target.dataset.drop_index(name)
-        return target.dataset.version
+        def drop(ctx: WriteContext) -> int:
+            ctx.definition.get(column, self._name)
+            name = f"{column}_{kind}"
+            if name not in _index_names(ctx.dataset):
+                raise IndexNotFoundError(
+                    f"table {self._name!r}: column {column!r} has no {kind} index")
+            return protocol.drop_index(ctx, name).version
+
+        return self._write(drop, what=f"the drop of the {kind} index on {column!r}")
 
     # --- queries --------------------------------------------------------------------------------
     def _query(self) -> Query:
@@ -512,6 +607,16 @@ class Table:
         return self.show()._repr_html_()
 
     def count(self) -> int:
+        """The number of rows (``t.count_rows()`` too, which no column can take over).
+
+        >>> t.count()  # doctest: +SKIP
+        3
+        """
+        return self._snapshot()[0].count_rows()
+
+    def count_rows(self) -> int:
+        """The number of rows; the spelling of :meth:`count` that a column named ``count``
+        cannot take over."""
         return self._snapshot()[0].count_rows()
 
     def to_polars(self) -> pl.DataFrame:
@@ -544,19 +649,14 @@ class Table:
                 or not all(c.isalnum() or c in "-_." for c in name):
             raise InvalidNameError(f"table {self._name!r}: {name!r} is not a valid snapshot name "
                                    "(letters, digits, '-', '_' and '.')")
-        ds = self._snapshot()[0]
+        version = self._snapshot()[0].version
         exists = name in self.snapshots()
         if exists and not replace:
             raise SnapshotExistsError(f"table {self._name!r} already has a snapshot {name!r}; "
-                                       "pass replace=True to move it")
-        try:
-            if exists:
-                ds.tags.update(name, ds.version)
-            else:
-                ds.tags.create(name, ds.version)
-        except OSError as exc:
-            raise storage_error(self._location, f"tag table {self._name!r}", exc) from exc
-        return ds.version
+                                      "pass replace=True to move it")
+        self._write(lambda ctx: protocol.tag(ctx, name, version, move=exists),
+                    what=f"snapshot {name!r}")
+        return version
 
     def snapshots(self) -> dict[str, int]:
         """Snapshot name -> version."""
@@ -565,18 +665,17 @@ class Table:
 
     def revert(self, to: int | None = None) -> int:
         """Make the table's content that of an earlier version (default: the previous one), as a
-        new version; history is kept. Returns the new version."""
-        target = self._target()
-        current = target.dataset.version
+        new version; history is kept. Returns the new version. If another writer changed the
+        table since this handle last read it, the revert is refused (ConcurrentWriteError):
+        reverting would silently drop their change."""
+        current = self._snapshot()[0].version
         to = current - 1 if to is None else to
         if to < 1 or to >= current + 1:
             raise VersionNotFoundError(
                 f"table {self._name!r} cannot revert to version {to} (versions 1..{current})"
             )
-        old = self.at(to)._ds
-        old.restore()
-        self._ds.checkout_latest()
-        return self._ds.version
+        return self._write(lambda ctx: protocol.restore(ctx, to, seen=current).version,
+                           what=f"the revert to version {to}", replayable=False)
 
 
 def _value_expr(value: Any, column: ColumnDef, table: str) -> Expr:
@@ -602,10 +701,10 @@ def _value_expr(value: Any, column: ColumnDef, table: str) -> Expr:
     return _literal(coerced)
 
 
-def _media_values(column: ColumnDef, value: Any, target: writes.Target,
+def _media_values(column: ColumnDef, value: Any, ctx: WriteContext,
                   table: str) -> dict[str, pl.Expr]:
     """The new bytes, source URI and (cleared) errors of a media column set by update()."""
-    options = MediaOptions(fetcher=target.fetcher, ignorable=False)
+    options = MediaOptions(fetcher=ctx.fetcher, ignorable=False)
     loaded = load_column([value], column.type, options,  # type: ignore[arg-type]
                          table=table, column=column.name, row_offset=0)
     info = column.info_columns()
@@ -621,15 +720,63 @@ def _index_names(ds: lance.LanceDataset) -> set[str]:
     return {index.name for index in ds.describe_indices()}
 
 
-def _check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
+def switch_column(ctx: WriteContext, name: str, pending: str) -> int:
+    """Make the hidden replacement ``pending`` the column ``name``: one commit renames the old
+    column to a retired name and the replacement to ``name`` (at every point a reader sees
+    either the old definition or the new one), a second drops the retired column. Safe to run
+    again after a conflict: it continues from wherever the first attempt stopped."""
+    tdef = ctx.definition
+    existing = tdef.get(name, ctx.table)
+    retired = f"{RETIRED_PREFIX}{existing.col_id}"
+    if pending in ctx.dataset.schema.names:
+        protocol.rename_columns(ctx, (name, retired), (pending, name))
+    if retired in ctx.dataset.schema.names:
+        names = [n for n in (retired, *existing.info_columns().values())
+                 if n in ctx.dataset.schema.names]
+        protocol.drop_columns(ctx, names)
+    return ctx.dataset.version
+
+
+def is_replayable(data: Any) -> bool:
+    """Whether an insert's input can be read again, so that the insert can be redone."""
+    if isinstance(data, (list, tuple, dict, pa.Table, pa.RecordBatch, pl.DataFrame)):
+        return True
+    return type(data).__module__.partition(".")[0] == "pandas" and hasattr(data, "columns")
+
+
+def check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
+    """Refuse an option value that is not one of ``allowed``."""
     if value not in allowed:
         raise TypeMismatchError(f"{param} must be one of {', '.join(map(repr, allowed))}, "
                                 f"got {value!r}")
 
 
-def _check_column_name(name: str, table: str) -> None:
+#: Names that cannot be column names: the table's verbs, which build queries and change the
+#: table, and the spellings of its own name, version, URI and row count. Every other name can
+#: be a column, reachable as ``t.<name>`` even where the table has an attribute of that name.
+RESERVED_NAMES = frozenset({
+    "where", "select", "order_by", "limit", "collect", "insert", "insert_files", "update",
+    "delete", "write_rows", "add_column", "add_columns", "add_computed_column",
+    "add_embedding_index", "add_index", "drop_column", "drop_embedding_index", "drop_index",
+    "rename_column", "revert", "table_name", "table_version", "table_uri", "count_rows",
+})
+
+
+def check_column_name(name: str, table: str) -> None:
+    """Refuse a name that cannot be a column: not an identifier, starting with an underscore
+    (hidden bookkeeping columns), or one of :data:`RESERVED_NAMES`."""
     if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
         raise InvalidNameError(
             f"table {table!r}: {name!r} is not a valid column name (use letters, digits and "
             "underscores, not starting with a digit or an underscore)"
         )
+    if name in RESERVED_NAMES:
+        raise InvalidNameError(
+            f"table {table!r}: {name!r} cannot be a column name: t.{name} is the table's own "
+            f"method (reserved: {', '.join(sorted(RESERVED_NAMES))}); choose another name, "
+            f"such as {name + '_'!r}"
+        )
+
+
+#: The table's own attributes that a column of the same name takes over.
+_SHADOWABLE = frozenset(n for n in dir(Table) if not n.startswith("_")) - RESERVED_NAMES

@@ -1,9 +1,10 @@
-"""Data changes as single Lance commits: insert (append), backfill (add_columns), update
-(merge_insert on the row key) and delete.
+"""Data changes: insert, backfill (a new computed column for every row), update and delete.
 
-Each function takes a dataset checked out at the version the change is based on, does all the
-computing first (streamed, in bounded memory), and commits exactly once at the end. An exception
-anywhere before the commit leaves the table at that version.
+Each function takes the :class:`~lakehouse.exec.protocol.WriteContext` of one attempt of a write,
+does all the computing first (streamed, in bounded memory) and commits exactly once at the end,
+through the write protocol (:mod:`lakehouse.exec.protocol`), which rebases the commit over
+concurrent writers or asks for the write to be redone. An exception anywhere before the commit
+leaves the table at the version it read.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-import lance
 import polars as pl
 import pyarrow as pa
+from lance.fragment import LanceFragment
 
-from lakehouse.errors import ComputeError, ConcurrentWriteError, StorageError
-from lakehouse.exec import intake
+from lakehouse.exec import intake, protocol
 from lakehouse.exec.evaluate import Plan
+from lakehouse.exec.protocol import Failures, WriteContext
 from lakehouse.functions.media import release_batch_state
 from lakehouse.media.blobs import is_blob, to_blob, without_referenced
-from lakehouse.media.fetch import Fetcher
 from lakehouse.media.intake import MediaOptions
 from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
 from lakehouse.progress import report
@@ -41,42 +41,25 @@ class WriteResult:
     version: int
 
 
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """The dataset a change applies to, and how to open it."""
-
-    table: str
-    uri: str
-    storage_options: dict[str, str]
-    dataset: lance.LanceDataset
-    tdef: TableDef
-
-
-    @property
-    def fetcher(self) -> Fetcher:
-        """Reads media sources with the table's storage options."""
-        return Fetcher(self.storage_options)
-
-
-def insert(target: Target, data: Any, *, progress: bool, on_error: str = "abort",
+def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abort",
            total: int | None = None) -> WriteResult:
     """Append rows (validated, with their computed columns) in one commit. ``total``, when
     known, gives the progress bar its length."""
-    tdef = target.tdef
+    tdef = ctx.definition
     computed = tdef.computed_columns()
-    plan = Plan.for_columns(target.table, tdef, computed) if computed else None
-    schema = target.dataset.schema
+    plan = Plan.for_columns(ctx.table, tdef, computed) if computed else None
+    schema = ctx.dataset.schema
     counts = {"rows": 0, "errors": 0}
     media = tdef.media_columns()
     reused = frozenset(c.name for c in media if plan is not None and c.name in plan.read_columns)
-    options = MediaOptions(on_error=on_error, fetcher=target.fetcher, reused=reused)
+    options = MediaOptions(on_error=on_error, fetcher=ctx.fetcher, reused=reused)
     chunk_rows = intake.MEDIA_CHUNK_ROWS if media else \
         MODEL_BATCH_ROWS if plan is not None and plan.runs_models else intake.DEFAULT_CHUNK_ROWS
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
         for chunk in intake.chunks(data, chunk_rows):
             offset = counts["rows"]
-            base = intake.validate(chunk, tdef, target.table, offset, options)
+            base = intake.validate(chunk, tdef, ctx.table, offset, options)
             n = base.num_rows
             if n == 0:
                 continue
@@ -96,40 +79,34 @@ def insert(target: Target, data: Any, *, progress: bool, on_error: str = "abort"
             reporter.advance(n)
             yield from _assemble(_without_referenced(columns, tdef), schema).to_batches()
 
-    with report(f"insert into {target.table}", enabled=progress, total=total) as reporter:
+    with report(f"insert into {ctx.table}", enabled=progress, total=total) as reporter:
         stream = batches(reporter)
         first = next(stream, None)
         if first is None:
-            return WriteResult(0, 0, target.dataset.version)
-        failures = _Failures()
+            return WriteResult(0, 0, ctx.version)
+        failures = Failures()
         reader = pa.RecordBatchReader.from_batches(schema, failures.guard(_chain(first, stream)))
-        ds = commit(target, lambda: lance.write_dataset(
-            reader, target.uri, schema=schema, mode="append",
-            storage_options=target.storage_options or None,
-            transaction_properties={"lakehouse.operation": "insert"},
-        ), failures)
+        ds = protocol.append(ctx, reader, failures=failures)
     return WriteResult(counts["rows"], counts["errors"], ds.version)
 
 
-def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
+def backfill(ctx: WriteContext, plan: Plan, *, progress: bool) -> WriteResult:
     """Add the plan's columns to every existing row with Lance data evolution (new column files
-    only), computing them in batches; one commit."""
-    ds = target.dataset
+    only), fragment by fragment, computing them in batches; one commit."""
+    ds = ctx.dataset
     fields = plan.output_fields()
-    total = ds.count_rows()
-    counts = {"rows": 0, "errors": 0}
-    if total == 0:
-        ds.add_columns(fields)
-        return WriteResult(0, 0, ds.version)
-    output_schema = pa.schema(fields)
+    if not ds.get_fragments():
+        return WriteResult(0, 0, protocol.add_null_columns(ctx, fields).version)
     read = plan.read_columns
-    if plan.reads_tables or any(c.name in read for c in target.tdef.media_columns()):
-        return _backfill_streamed(target, plan, progress=progress)
+    if plan.reads_tables or any(c.name in read for c in ctx.definition.media_columns()):
+        return _backfill_streamed(ctx, plan, progress=progress)
+    output_schema = pa.schema(fields)
+    counts = {"rows": 0, "errors": 0}
+    batch_rows = MODEL_BATCH_ROWS if plan.runs_models else BACKFILL_BATCH_ROWS
 
     with report(f"compute {', '.join(plan.output_names)}", enabled=progress,
-                total=total) as reporter:
-
-        failures = _Failures()
+                total=ds.count_rows()) as reporter:
+        failures = Failures()
 
         def compute(batch: pa.RecordBatch) -> pa.RecordBatch:
             frame = pl.from_arrow(batch) if read else pl.DataFrame(height=batch.num_rows)  # type: ignore[call-arg]
@@ -140,29 +117,30 @@ def backfill(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
             arrays = [out.get_column(f.name).to_arrow().cast(f.type) for f in fields]
             return pa.RecordBatch.from_arrays(arrays, schema=output_schema)
 
-        udf = lance.batch_udf(output_schema=output_schema)(failures.wrap(compute))
-        batch_rows = MODEL_BATCH_ROWS if plan.runs_models else BACKFILL_BATCH_ROWS
-        commit(target, lambda: ds.add_columns(udf, read_columns=read or [ds.schema[0].name],
-                                               batch_size=batch_rows), failures)
-    return WriteResult(counts["rows"], counts["errors"], ds.version)
+        def columns_for(fragment: LanceFragment) -> Any:
+            return fragment.merge_columns(failures.wrap(compute),
+                                          columns=read or [ds.schema[0].name],
+                                          batch_size=batch_rows)
+
+        committed = protocol.add_computed(ctx, columns_for, failures=failures)
+    return WriteResult(counts["rows"], counts["errors"], committed.version)
 
 
-def _backfill_streamed(target: Target, plan: Plan, *, progress: bool) -> WriteResult:
+def _backfill_streamed(ctx: WriteContext, plan: Plan, *, progress: bool) -> WriteResult:
     """Backfill for plans that read media or run queries: Lance's column UDFs cannot read blob
     columns nor start Lance reads themselves, so the rows are scanned in order (blobs as bytes,
     references fetched), computed, and added as new
     columns from a stream. Still one commit, and only the new columns are written."""
     from lakehouse.queries import scan_frames
 
-    ds = target.dataset
+    ds = ctx.dataset
     fields = plan.output_fields()
     schema = pa.schema(fields)
     counts = {"rows": 0, "errors": 0}
     # a second handle on the same version: Lance's add_columns holds the first one
-    source = lance.dataset(target.uri, version=ds.version,
-                           storage_options=target.storage_options or None)
-    frames = scan_frames(source, target.tdef, target.table, None, plan.read_columns,
-                         fetcher=target.fetcher)
+    source = ds.checkout_version(ds.version)
+    frames = scan_frames(source, ctx.definition, ctx.table, None, plan.read_columns,
+                         fetcher=ctx.fetcher)
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
         for frame in frames:
@@ -176,19 +154,19 @@ def _backfill_streamed(target: Target, plan: Plan, *, progress: bool) -> WriteRe
 
     with report(f"compute {', '.join(plan.output_names)}", enabled=progress,
                 total=ds.count_rows()) as reporter:
-        failures = _Failures()
+        failures = Failures()
         reader = pa.RecordBatchReader.from_batches(schema, failures.guard(batches(reporter)))
-        commit(target, lambda: ds.add_columns(reader), failures)
-    return WriteResult(counts["rows"], counts["errors"], ds.version)
+        committed = protocol.add_streamed(ctx, reader, failures=failures)
+    return WriteResult(counts["rows"], counts["errors"], committed.version)
 
 
-def update(target: Target, values: dict[str, pl.Expr], plan: Plan | None,
+def update(ctx: WriteContext, values: dict[str, pl.Expr], plan: Plan | None,
            scan: Iterator[pl.DataFrame], *, progress: bool) -> WriteResult:
     """Write new ``values`` (Polars expressions over the matched rows) and recompute the
     dependent columns of ``plan``, for the whole rows ``scan`` yields (with their row ids and
     addresses). One Lance ``Update`` commit: the new rows as new fragments, plus deletion files
     for the old rows in their fragments."""
-    ds = target.dataset
+    ds = ctx.dataset
     schema = ds.schema
     counts = {"rows": 0, "errors": 0}
     matched: dict[int, list[int]] = defaultdict(list)  # fragment id -> row ids to delete
@@ -208,43 +186,27 @@ def update(target: Target, values: dict[str, pl.Expr], plan: Plan | None,
             counts["rows"] += frame.height
             reporter.advance(frame.height)
             columns = {f.name: frame.get_column(f.name).to_arrow() for f in schema}
-            yield from _assemble(_without_referenced(columns, target.tdef), schema).to_batches()
+            yield from _assemble(_without_referenced(columns, ctx.definition), schema).to_batches()
 
-    def write_and_commit() -> lance.LanceDataset:
-        new = lance.fragment.write_fragments(reader, ds, schema=schema,
-                                             storage_options=target.storage_options or None)
-        updated, removed = [], []
-        for fragment_id, row_ids in matched.items():
-            ids = ", ".join(str(i) for i in row_ids)
-            kept = ds.get_fragment(fragment_id).delete(f"{ROW_ID} IN ({ids})")
-            if kept is None:
-                removed.append(fragment_id)
-            else:
-                updated.append(kept)
-        operation = lance.LanceOperation.Update(
-            removed_fragment_ids=removed, updated_fragments=updated, new_fragments=new)
-        return lance.LanceDataset.commit(ds, operation, read_version=ds.version,
-                                         storage_options=target.storage_options or None)
-
-    with report(f"update {target.table}", enabled=progress) as reporter:
+    with report(f"update {ctx.table}", enabled=progress) as reporter:
         stream = batches(reporter)
         first = next(stream, None)
         if first is None:
             return WriteResult(0, 0, ds.version)
-        failures = _Failures()
+        failures = Failures()
         reader = pa.RecordBatchReader.from_batches(schema, failures.guard(_chain(first, stream)))
-        updated_ds = commit(target, write_and_commit, failures)
+        updated_ds = protocol.rewrite(ctx, reader, matched, failures=failures)
     return WriteResult(counts["rows"], counts["errors"], updated_ds.version)
 
 
-def delete(target: Target, predicate: str) -> WriteResult:
-    ds = target.dataset
+def delete(ctx: WriteContext, predicate: str) -> WriteResult:
+    """Delete the rows where ``predicate`` (Lance SQL) is true, in one commit."""
+    ds = ctx.dataset
     # count the rows where the predicate is true: NOT (p) would also skip rows where p is null
     removed = ds.count_rows(filter=predicate) if predicate != "true" else ds.count_rows()
     if removed == 0:
         return WriteResult(0, 0, ds.version)
-    commit(target, lambda: ds.delete(predicate))
-    return WriteResult(removed, 0, ds.version)
+    return WriteResult(removed, 0, protocol.delete(ctx, predicate).version)
 
 
 def _failed_rows(columns: dict[str, Any], tdef: TableDef) -> set[int]:
@@ -279,48 +241,6 @@ def _assemble(columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-class _Failures:
-    """Remembers the first exception raised by our code while Lance was pulling batches from it,
-    so that the caller sees that exception rather than Lance's wrapped copy."""
-
-    def __init__(self) -> None:
-        self.first: BaseException | None = None
-
-    def guard(self, batches: Iterator[Any]) -> Iterator[Any]:
-        try:
-            yield from batches
-        except BaseException as exc:
-            self.first = self.first or exc
-            raise
-
-    def wrap(self, fn: Any) -> Any:
-        def wrapped(*args: Any) -> Any:
-            try:
-                return fn(*args)
-            except BaseException as exc:
-                self.first = self.first or exc
-                raise
-        return wrapped
-
-
 def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     yield first
     yield from rest
-
-
-def commit(target: Target, action: Any, failures: _Failures | None = None) -> Any:
-    """Run a committing Lance call, turning its failures into lakehouse errors."""
-    try:
-        return action()
-    except BaseException as exc:
-        if failures is not None and failures.first is not None and failures.first is not exc:
-            raise failures.first from None
-        if isinstance(exc, ComputeError) or not isinstance(exc, OSError):
-            raise
-        text = str(exc)
-        if "conflict" in text.lower() or "retry" in text.lower():
-            raise ConcurrentWriteError(
-                f"table {target.table!r}: the write kept conflicting with concurrent writers; "
-                f"nothing was written, try again ({text})"
-            ) from exc
-        raise StorageError(f"table {target.table!r}: the write failed: {text}") from exc

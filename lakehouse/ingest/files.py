@@ -80,8 +80,7 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
     _check_choice("on_error", on_error, _ON_ERROR)
     if not isinstance(sources, str | os.PathLike):
         sources = list(sources)  # listed twice: to expand, and to name them in errors
-    target = table._target()
-    media = _media_column(target.tdef, table.name, column)
+    media = _media_column(table._def(), table.table_name, column)
     suffixes = _suffixes(extensions, media.type.kind)
     files = expand_sources(sources, storage_options=table._location.storage_options,
                            recursive=recursive, extensions=suffixes)
@@ -92,8 +91,9 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
         raise MediaError(msg)
     uris = [f if f.startswith("s3://") else to_uri(f) for f in files]
     rows = _file_rows(uris, media.name, extra, table.name)
-    result = writes.insert(target, rows, progress=progress, on_error=on_error, total=len(uris))
-    return table._upkeep(result, progress)
+    return table.write_rows(lambda ctx: writes.insert(ctx, rows, progress=progress,
+                                                      on_error=on_error, total=len(uris)),
+                            what="the insert", progress=progress)
 
 
 def parent_folder(uri: str) -> str:

@@ -65,17 +65,14 @@ def _create_and_fill(catalog: Catalog, name: str, columns: list[_Column],
         return catalog.get_table(name)
     if existed and if_exists == "append":  # one insert: all rows or, on an error, none
         table = catalog.get_table(name)
-        result = writes.insert(table._target(), batches(), progress=progress, on_error=on_error,
-                               total=total)
-        table._upkeep(result, progress)
+        _fill(table, batches, progress=progress, on_error=on_error, total=total)
         return table
     if if_exists == "append":
         if_exists = "error"  # a new table
     previous = catalog.get_table(name).version if existed and if_exists == "replace" else None
     table = catalog.create_table(name, {c.name: c.type for c in columns}, if_exists=if_exists)
     try:
-        writes.insert(table._target(), batches(), progress=progress, on_error=on_error,
-                      total=total)
+        _fill(table, batches, progress=progress, on_error=on_error, total=total)
     except BaseException as exc:
         try:
             if previous is None:
@@ -86,6 +83,15 @@ def _create_and_fill(catalog: Catalog, name: str, columns: list[_Column],
             exc.add_note(f"the half-made table {name!r} could not be removed: {cleanup}")
         raise
     return table
+
+
+def _fill(table: Table, batches: Callable[[], Iterator[pa.Table]], *, progress: bool,
+          on_error: str, total: int | None) -> writes.WriteResult:
+    """One insert of every batch; redone from the sources if a concurrent definition change
+    asks for it (``batches()`` reads them again)."""
+    return table.write_rows(lambda ctx: writes.insert(ctx, batches(), progress=progress,
+                                                      on_error=on_error, total=total),
+                            what="the import", progress=progress)
 
 
 def _check_import(catalog: Catalog, name: str, if_exists: str, on_error: str) -> bool:

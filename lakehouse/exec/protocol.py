@@ -1,0 +1,363 @@
+"""The write protocol: the one way a change reaches a table.
+
+Every mutating call (insert, update, delete, schema and definition changes, indexes, revert,
+snapshots, index upkeep) runs as :func:`write`:
+
+1. **Open.** ``open_context()`` checks that the table is writable and returns a
+   :class:`WriteContext`: a private Lance handle at the latest version and the table definition
+   read from it.
+2. **Compute.** The write's body validates its input, computes the computed columns under that
+   definition and writes data files. Nothing is visible to readers yet.
+3. **Commit**, once, through one of this module's functions, against the version the context
+   read. Lance rebases the commit over concurrent commits that commute with it: appends with
+   appends, deletes and updates of other fragments. When Lance reports a conflict, the commit
+   compares the table's latest definition with the one the write computed under:
+
+   - unchanged: the write is *rebased* where it knows how (an append commits the same
+     fragments again; an update deletes its old rows from the latest copies of their fragments;
+     a backfill computes the new column for the fragments that appeared or were rewritten) and
+     committed against the latest version;
+   - changed, or the rows it rewrites were changed by another writer: the whole write is
+     *redone* from step 1 (:class:`Redo`), so that its computed columns follow the new
+     definition. Writes whose input cannot be read twice (a one-shot iterator) are not redone:
+     they fail with :class:`~lakehouse.errors.ConcurrentWriteError` and write nothing.
+
+   Definition changes that add computed values commit as Lance ``Merge`` operations, which
+   conflict with every concurrent data commit; data commits are Lance ``Update`` operations,
+   which conflict with a ``Merge``. So a write computed under an older definition can never
+   commit after a new computed column: it is redone, never stored with a silent null.
+4. **Upkeep** (vector indexes) is a write of its own, run by the table after a data change.
+
+A conflict that persists after :data:`ATTEMPTS` tries, and only then, is a
+``ConcurrentWriteError``. Lance's own errors become :class:`~lakehouse.errors.StorageError`.
+No module but this one makes a Lance commit (``tests/test_write_protocol.py`` checks it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import lance
+import pyarrow as pa
+from lance.commit import CommitConflictError
+from lance.fragment import FragmentMetadata, LanceFragment
+
+from lakehouse.errors import ConcurrentWriteError, Error, StorageError
+from lakehouse.media.fetch import Fetcher
+from lakehouse.media.policy import FetchPolicy
+from lakehouse.metadata import ROW_ID, TableDef
+
+ATTEMPTS = 12
+OPERATION_KEY = "lakehouse.operation"
+
+T = TypeVar("T")
+
+
+class Redo(Exception):
+    """The basis of a write changed under it (the definition it computed with, or rows it
+    rewrites): it must be redone from the start on the latest version."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteContext:
+    """What one attempt of a write works from: the table, a private Lance handle at the version
+    it read (nobody else uses it, so Lance calls that move it are safe) and the definition read
+    at that version. Secrets in the storage options never appear in its repr."""
+
+    table: str
+    uri: str
+    storage_options: dict[str, str] = dataclasses.field(repr=False)
+    dataset: lance.LanceDataset = dataclasses.field(repr=False)
+    definition: TableDef = dataclasses.field(repr=False)
+    fetch: FetchPolicy = FetchPolicy()  # how media sources may be read (lh.connect(fetch=...))
+
+    @property
+    def version(self) -> int:
+        """The version this write read (and commits against)."""
+        return self.dataset.version
+
+    @property
+    def fetcher(self) -> Fetcher:
+        """Reads media sources with the table's storage options."""
+        return Fetcher(self.storage_options, self.fetch)
+
+    @property
+    def options(self) -> dict[str, str] | None:
+        return self.storage_options or None
+
+    def latest(self) -> lance.LanceDataset:
+        """A fresh handle on the table's latest version."""
+        try:
+            return lance.dataset(self.uri, storage_options=self.options)
+        except OSError as exc:
+            raise StorageError(f"table {self.table!r}: cannot read the latest version: "
+                               f"{exc}") from exc
+
+
+def write(open_context: Callable[[], WriteContext], body: Callable[[WriteContext], T], *,
+          what: str, replayable: bool = True) -> T:
+    """Run ``body`` under the protocol: open, compute, commit; redo it from a fresh context
+    when its basis changed (``replayable=False``: fail with ConcurrentWriteError instead)."""
+    reason = "it kept conflicting with concurrent writers"
+    table = "?"
+    for attempt in range(ATTEMPTS):
+        ctx = open_context()
+        table = ctx.table
+        try:
+            return body(ctx)
+        except Redo as exc:
+            reason = exc.reason
+            if not replayable:
+                break
+            _pause(attempt)
+    hint = "its input could not be read again; run it again" if not replayable \
+        else "try again"
+    raise ConcurrentWriteError(
+        f"table {table!r}: {what} was not written: {reason} (concurrent writers); nothing was "
+        f"written, {hint}")
+
+
+def _pause(attempt: int) -> None:
+    """Back off a little before the next attempt, with jitter so that racing writers spread."""
+    time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
+
+
+def same_definition(a: lance.LanceDataset, b: lance.LanceDataset) -> bool:
+    """Whether two versions have the same columns and definitions (field metadata)."""
+    return a.schema.equals(b.schema, check_metadata=True)
+
+
+class Failures:
+    """Remembers the first exception raised by our code while Lance was pulling batches from it,
+    so that the caller sees that exception rather than Lance's wrapped copy."""
+
+    def __init__(self) -> None:
+        self.first: BaseException | None = None
+
+    def guard(self, batches: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from batches
+        except BaseException as exc:
+            self.first = self.first or exc
+            raise
+
+    def wrap(self, fn: Callable[..., T]) -> Callable[..., T]:
+        def wrapped(*args: Any) -> T:
+            try:
+                return fn(*args)
+            except BaseException as exc:
+                self.first = self.first or exc
+                raise
+        return wrapped
+
+
+def _lance_call(ctx: WriteContext, call: Callable[[], T], failures: Failures | None) -> T:
+    """Run a Lance call, turning its failures into ours: our own exception raised while Lance
+    pulled data from us, Redo for a commit conflict, StorageError for the rest."""
+    try:
+        return call()
+    except BaseException as exc:
+        if failures is not None and failures.first is not None and failures.first is not exc:
+            raise failures.first from None
+        if isinstance(exc, (Error, Redo)) or not isinstance(exc, OSError):
+            raise
+        if isinstance(exc, CommitConflictError) or "conflict" in str(exc).lower():
+            raise Redo(f"a concurrent commit conflicted with it ({exc})") from exc
+        raise StorageError(f"table {ctx.table!r}: the write failed: {exc}") from exc
+
+
+def commit(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *, kind: str,
+           rebase: Callable[[lance.LanceDataset], Any] | None = None) -> lance.LanceDataset:
+    """Commit ``operation`` against the version ``ctx`` read, recorded as ``kind`` in the
+    history. On a conflict with an unchanged definition, ``rebase(latest)`` gives the operation
+    again for the latest version; without ``rebase``, or with a changed definition, Redo."""
+    read_version = ctx.version
+    for _ in range(ATTEMPTS):
+        transaction = lance.Transaction(read_version, operation,
+                                        transaction_properties={OPERATION_KEY: kind})
+        try:
+            return lance.LanceDataset.commit(ctx.uri, transaction,
+                                             storage_options=ctx.options)
+        except CommitConflictError as exc:
+            latest = ctx.latest()
+            if not same_definition(latest, ctx.dataset):
+                raise Redo("the table's columns or definitions changed while it ran") from exc
+            if rebase is None:
+                raise Redo(f"a concurrent commit conflicted with it ({exc})") from exc
+            operation = rebase(latest)
+            read_version = latest.version
+        except OSError as exc:
+            raise StorageError(f"table {ctx.table!r}: the write failed: {exc}") from exc
+    raise Redo("it kept conflicting with concurrent writers")
+
+
+def apply(ctx: WriteContext, action: Callable[[lance.LanceDataset], Any], *,
+          failures: Failures | None = None) -> lance.LanceDataset:
+    """Run a Lance call that commits by itself on the context's private handle (a schema
+    change, an index build, a streamed column backfill) and return the handle, now at the new
+    version. Lance bases the commit on the version read; a conflict is a Redo."""
+    ds = ctx.dataset
+    _lance_call(ctx, lambda: action(ds), failures)
+    return ds
+
+
+# --- data commits --------------------------------------------------------------------------------
+def append(ctx: WriteContext, reader: pa.RecordBatchReader, *, failures: Failures,
+           kind: str = "insert") -> lance.LanceDataset:
+    """Write the rows of ``reader`` as new fragments and commit them. Appends commute with
+    everything but a definition change, so a rebase commits the same fragments again."""
+    fragments = _write_fragments(ctx, reader, failures)
+    operation = lance.LanceOperation.Update(new_fragments=fragments)
+    return commit(ctx, operation, kind=kind, rebase=lambda latest: operation)
+
+
+def rewrite(ctx: WriteContext, reader: pa.RecordBatchReader, matched: dict[int, list[int]], *,
+            failures: Failures, kind: str = "update") -> lance.LanceDataset:
+    """Write the rows of ``reader`` as new fragments in place of the rows ``matched`` (fragment
+    id -> row ids) and commit both in one Lance ``Update``. On a conflict the old rows are
+    deleted again from the latest copies of their fragments; if another writer changed or
+    removed any of them, the update is redone."""
+    new = _write_fragments(ctx, reader, failures)
+
+    def operation(ds: lance.LanceDataset, check: bool) -> lance.LanceOperation.Update:
+        updated, removed = [], []
+        for fragment_id, row_ids in matched.items():
+            fragment = ds.get_fragment(fragment_id)
+            predicate = rowid_filter(row_ids)
+            if fragment is None or (check and fragment.count_rows(predicate) != len(row_ids)):
+                raise Redo("rows it rewrites were changed or removed by another writer")
+            kept = fragment.delete(predicate)
+            if kept is None:
+                removed.append(fragment_id)
+            else:
+                updated.append(kept)
+        return lance.LanceOperation.Update(removed_fragment_ids=removed,
+                                           updated_fragments=updated, new_fragments=new)
+
+    return commit(ctx, operation(ctx.dataset, check=False), kind=kind,
+                  rebase=lambda latest: operation(latest, check=True))
+
+
+def delete(ctx: WriteContext, predicate: str) -> lance.LanceDataset:
+    """Delete the rows where ``predicate`` (Lance SQL) is true."""
+    return apply(ctx, lambda ds: ds.delete(predicate))
+
+
+def rowid_filter(row_ids: list[int]) -> str:
+    """A Lance filter matching exactly these stable row ids."""
+    if not row_ids:
+        return "false"
+    return f"{ROW_ID} IN ({', '.join(str(int(i)) for i in row_ids)})"
+
+
+def _write_fragments(ctx: WriteContext, reader: pa.RecordBatchReader,
+                     failures: Failures) -> list[FragmentMetadata]:
+    return _lance_call(ctx, lambda: lance.fragment.write_fragments(
+        reader, ctx.dataset, schema=reader.schema, storage_options=ctx.options), failures)
+
+
+# --- column backfills ----------------------------------------------------------------------------
+ColumnsFor = Callable[[LanceFragment], tuple[FragmentMetadata, Any]]
+
+
+def add_computed(ctx: WriteContext, columns_for: ColumnsFor, *, failures: Failures,
+                 kind: str = "add column") -> lance.LanceDataset:
+    """Add columns to every row with Lance data evolution, one fragment at a time:
+    ``columns_for(fragment)`` writes the new column files of one fragment (Lance's
+    ``merge_columns``), and one ``Merge`` commit adds them all. On a conflict with appends,
+    deletes or compaction, only the fragments that appeared or were rewritten are computed;
+    the files already written are kept."""
+    done: dict[tuple[int, tuple[str, ...]], list[Any]] = {}
+    schema: list[Any] = []
+
+    def operation(ds: lance.LanceDataset) -> lance.LanceOperation.Merge:
+        out = []
+        for fragment in ds.get_fragments():
+            md = fragment.metadata
+            key = (md.id, tuple(f.path for f in md.files))
+            if key not in done:
+                new_md, new_schema = _lance_call(ctx, lambda f=fragment: columns_for(f),
+                                                 failures)
+                done[key] = list(new_md.files[len(md.files):])
+                schema[:] = [new_schema]
+            # the latest metadata (deletions made meanwhile) plus the new column files, which
+            # cover every physical row of the fragment
+            out.append(dataclasses.replace(md, files=[*md.files, *done[key]]))
+        return lance.LanceOperation.Merge(out, schema[0])
+
+    first = operation(ctx.dataset)
+    return commit(ctx, first, kind=kind, rebase=operation)
+
+
+def add_streamed(ctx: WriteContext, reader: pa.RecordBatchReader, *,
+                 failures: Failures) -> lance.LanceDataset:
+    """Add columns whose values come from a stream of every row in order (one commit)."""
+    return apply(ctx, lambda ds: ds.add_columns(reader), failures=failures)
+
+
+# --- schema and definition changes ---------------------------------------------------------------
+def add_null_columns(ctx: WriteContext, fields: list[pa.Field]) -> lance.LanceDataset:
+    """Add columns that are null for every existing row (no data files written)."""
+    return apply(ctx, lambda ds: ds.add_columns(fields))
+
+
+def rename_columns(ctx: WriteContext, *renames: tuple[str, str]) -> lance.LanceDataset:
+    """Rename columns in one commit (several renames at once can swap names)."""
+    changes = [{"path": old, "name": new} for old, new in renames]
+    return apply(ctx, lambda ds: ds.alter_columns(*changes))
+
+
+def drop_columns(ctx: WriteContext, names: list[str]) -> lance.LanceDataset:
+    return apply(ctx, lambda ds: ds.drop_columns(names))
+
+
+def set_field_metadata(ctx: WriteContext, metadata: dict[str, dict[str, str]]) -> (
+        lance.LanceDataset):
+    """Replace the metadata of the named fields (where definitions live)."""
+    return apply(ctx, lambda ds: ds.update_field_metadata(metadata, replace=True))
+
+
+def create_scalar_index(ctx: WriteContext, column: str, kind: str, name: str,
+                        replace: bool) -> lance.LanceDataset:
+    return apply(ctx, lambda ds: ds.create_scalar_index(column, kind.upper(), name=name,
+                                                        replace=replace))
+
+
+def drop_index(ctx: WriteContext, name: str) -> lance.LanceDataset:
+    return apply(ctx, lambda ds: ds.drop_index(name))
+
+
+def restore(ctx: WriteContext, version: int, *, seen: int) -> lance.LanceDataset:
+    """Make ``version``'s content the latest version, provided nobody wrote since the caller
+    looked at version ``seen`` (a revert decided on an older state would drop their rows)."""
+    if ctx.version != seen:
+        raise Redo(f"the table changed since version {seen}, which the revert was based on")
+    old = ctx.dataset.checkout_version(version)
+    _lance_call(ctx, old.restore, None)
+    return old
+
+
+def tag(ctx: WriteContext, name: str, version: int, *, move: bool) -> None:
+    """Point the snapshot (Lance tag) ``name`` at ``version``."""
+    def action(ds: lance.LanceDataset) -> None:
+        if move:
+            ds.tags.update(name, version)
+        else:
+            ds.tags.create(name, version)
+    apply(ctx, action)
+
+
+__all__ = [
+    "ATTEMPTS", "Failures", "Redo", "WriteContext", "add_computed",
+    "add_null_columns", "add_streamed", "append", "apply", "commit", "create_scalar_index",
+    "delete", "drop_columns", "drop_index", "rename_columns", "restore", "rewrite",
+    "rowid_filter", "same_definition", "set_field_metadata", "tag", "write",
+]
