@@ -31,6 +31,7 @@ from lakehouse.errors import (
     ModelError,
     ReadOnlyError,
     SnapshotExistsError,
+    SourceRefusedError,
     StorageError,
     TableExistsError,
     TableNotFoundError,
@@ -43,6 +44,7 @@ from lakehouse.exec.evaluate import UDFChangedWarning
 from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs.nodes import Expr, if_else, lit
 from lakehouse.exprs.parse import parse_condition, parse_expression, parse_selection
+from lakehouse.media.policy import FetchPolicy
 from lakehouse.queries import Query
 from lakehouse.query_function import query
 from lakehouse.table import Table
@@ -71,7 +73,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     # catalog
-    "connect", "Catalog", "Table", "Query", "WriteResult",
+    "connect", "Catalog", "Table", "Query", "WriteResult", "FetchPolicy",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",
     "Required", "Image", "Video", "Audio", "Document",
@@ -86,6 +88,7 @@ __all__ = [
     "DependencyError", "ComputeError", "UDFNotFoundError", "UnsafeDefinitionError",
     "FormatVersionError", "ReadOnlyError", "StorageError", "ConcurrentWriteError",
     "VersionNotFoundError", "IndexExistsError", "IndexNotFoundError", "MediaError",
+    "SourceRefusedError",
     "ModelError", "SnapshotExistsError", "ExpressionSyntaxError",
     "UDFChangedWarning",
 ]

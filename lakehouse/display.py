@@ -13,7 +13,6 @@ import io
 from typing import Any
 
 import polars as pl
-from PIL import Image
 
 THUMBNAIL_PX = 128
 MAX_TEXT = 200
@@ -72,7 +71,9 @@ def _cell(value: Any, kind: str | None) -> str:
 
 def _thumbnail(data: bytes) -> str:
     try:
-        image = Image.open(io.BytesIO(data))
+        from lakehouse.functions.image import open_image
+
+        image = open_image(data)
         image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
         if image.mode not in ("RGB", "RGBA", "L"):
             image = image.convert("RGBA")
@@ -94,7 +95,9 @@ def _sniff(frame: pl.DataFrame) -> dict[str, str]:
         if first is None:
             continue
         try:
-            Image.open(io.BytesIO(first))
+            from lakehouse.functions.image import open_image
+
+            open_image(first)
         except Exception:
             continue
         found[name] = "image"

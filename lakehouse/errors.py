@@ -106,6 +106,18 @@ class MediaError(Error, ValueError):
     corrupt image, an unreadable video. The message names the table, column, row and source."""
 
 
+class SourceRefusedError(MediaError):
+    """A media source the fetch policy (:class:`lakehouse.FetchPolicy`) does not allow: larger
+    than ``max_bytes``, slower than its timeouts, on a private or link-local network address,
+    redirected to another scheme or address, a path that leaves its folder, or not a regular
+    file. ``kind`` is the error type recorded for the row (``SourceTooLarge``, ...); the message
+    names the source and the setting that allows it, where one does."""
+
+    def __init__(self, message: str, *, kind: str = "SourceRefused") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class ModelError(Error, RuntimeError):
     """An embedding model cannot be found or loaded, or is not the model an index was built
     with (its weights changed)."""

@@ -4,19 +4,26 @@ Storage options follow Lance's names (``aws_endpoint``, ``aws_access_key_id``, .
 given is taken from the usual AWS variables, including ``AWS_ENDPOINT_URL`` so that Tigris, MinIO
 and other S3-compatible stores work with no code change. The same options drive Lance (tables)
 and s3fs (directory markers and listings).
+
+Secrets stay out of sight: :class:`StorageOptions` (the options a :class:`Location` holds) hides
+the values of secret options in its repr, and :func:`redact_uri` / :func:`redact_text` hide the
+user and password of a URI and the signature, credential and token parameters of presigned URLs
+in messages (``X-Amz-Signature=***``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 import fsspec
 
 from lakehouse.errors import StorageError
+from lakehouse.media.policy import FetchPolicy
 
 _ENV = {
     "aws_access_key_id": ("AWS_ACCESS_KEY_ID",),
@@ -26,31 +33,62 @@ _ENV = {
     "aws_endpoint": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
 }
 _TIMEOUTS = {"connect_timeout": "5s", "timeout": "60s"}
+# option names whose values are secrets: keys, tokens, passwords, SAS signatures
+_SECRET_OPTION = re.compile(r"secret|token|password|passwd|credential|sas|key", re.IGNORECASE)
+# query parameters of presigned URLs (S3, GCS, Azure) and API links that carry a secret
+_SECRET_PARAM = re.compile(r"sig|credential|token|secret|password|passwd|key|auth|session"
+                           r"|policy", re.IGNORECASE)
+_URI_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()]+")
+HIDDEN = "***"
+
+
+class StorageOptions(dict[str, str]):
+    """Storage options (Lance's names) whose repr hides secret values, so that printing a
+    :class:`Location`, a write target or an error never shows a key or token."""
+
+    def __repr__(self) -> str:
+        shown = {k: HIDDEN if _SECRET_OPTION.search(k) else redact_uri(v)
+                 for k, v in self.items()}
+        return repr(shown)
+
+    def hide(self, text: str) -> str:
+        """``text`` with every secret option value replaced by ``***``."""
+        for key, value in self.items():
+            if value and len(value) >= 4 and _SECRET_OPTION.search(key):
+                text = text.replace(value, HIDDEN)
+        return text
 
 
 @dataclasses.dataclass(frozen=True)
 class Location:
-    """A lakehouse root: its URI, Lance storage options and an fsspec filesystem for listings."""
+    """A lakehouse root: its URI, Lance storage options, the policy media sources are fetched
+    under, and an fsspec filesystem for listings. Its repr hides secret options."""
 
     uri: str
-    storage_options: dict[str, str]
+    storage_options: StorageOptions
+    fetch: FetchPolicy = FetchPolicy()
 
     @staticmethod
     def parse(root: str | os.PathLike[str] | None,
-              storage_options: dict[str, Any] | None = None) -> Location:
+              storage_options: dict[str, Any] | None = None,
+              fetch: FetchPolicy | None = None) -> Location:
+        if fetch is not None and not isinstance(fetch, FetchPolicy):
+            raise TypeError(f"fetch must be a lakehouse.FetchPolicy, got {type(fetch).__name__}")
+        fetch = fetch or FetchPolicy()
         if root is None:
             root = os.environ.get("LAKEHOUSE_ROOT") or "./lakehouse_data"
         root = os.fspath(root)
         scheme = urlparse(root).scheme
         if scheme in ("s3", "s3a"):
             return Location(root.rstrip("/").replace("s3a://", "s3://", 1),
-                            s3_options(storage_options or {}))
+                            StorageOptions(s3_options(storage_options or {})), fetch)
         if scheme == "file":
             root = urlparse(root).path
         elif scheme and len(scheme) > 1:
-            raise StorageError(f"unsupported lakehouse root {root!r}: use a folder or s3://bucket")
-        return Location(str(Path(root).expanduser().resolve()),
-                        {str(k): str(v) for k, v in (storage_options or {}).items()})
+            raise StorageError(f"unsupported lakehouse root {redact_uri(root)!r}: use a folder "
+                               "or s3://bucket")
+        options = StorageOptions({str(k): str(v) for k, v in (storage_options or {}).items()})
+        return Location(str(Path(root).expanduser().resolve()), options, fetch)
 
     @property
     def is_local(self) -> bool:
@@ -68,7 +106,8 @@ class Location:
         return uri[len("s3://"):] if uri.startswith("s3://") else uri
 
 
-def s3_filesystem(opts: dict[str, str]) -> fsspec.AbstractFileSystem:
+def s3_filesystem(opts: dict[str, str], *, connect_timeout_s: float = 5,
+                  read_timeout_s: float = 30) -> fsspec.AbstractFileSystem:
     """An s3fs filesystem configured from Lance-style storage options."""
     client: dict[str, Any] = {}
     if "aws_region" in opts:
@@ -80,7 +119,7 @@ def s3_filesystem(opts: dict[str, str]) -> fsspec.AbstractFileSystem:
         token=opts.get("aws_session_token"),
         endpoint_url=opts.get("aws_endpoint"),
         client_kwargs=client,
-        config_kwargs={"connect_timeout": 5, "read_timeout": 30,
+        config_kwargs={"connect_timeout": connect_timeout_s, "read_timeout": read_timeout_s,
                        "retries": {"max_attempts": 2}},
         skip_instance_cache=True,
         use_listings_cache=False,
@@ -107,4 +146,37 @@ def s3_options(given: dict[str, Any]) -> dict[str, str]:
 def storage_error(location: Location, what: str, exc: BaseException) -> StorageError:
     endpoint = location.storage_options.get("aws_endpoint")
     where = f"{location.uri}" + (f" (endpoint {endpoint})" if endpoint else "")
-    return StorageError(f"cannot {what} at {where}: {type(exc).__name__}: {exc}")
+    msg = f"cannot {what} at {where}: {type(exc).__name__}: {exc}"
+    return StorageError(redact_text(location.storage_options.hide(msg)))
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` without its secrets, for messages: the user and password of ``https://u:p@host``
+    and the values of signature, credential and token parameters become ``***``.
+
+    >>> redact_uri("https://b.s3.amazonaws.com/a.jpg?X-Amz-Credential=AKIA&X-Amz-Signature=9f")
+    'https://b.s3.amazonaws.com/a.jpg?X-Amz-Credential=***&X-Amz-Signature=***'
+    >>> redact_uri("http://ann:hunter2@example.com/a.png?size=2")
+    'http://***@example.com/a.png?size=2'
+    """
+    if "://" not in uri:
+        return uri
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # not parsable (a bad IPv6 literal): show only its scheme
+        return uri.split("://", 1)[0] + "://" + HIDDEN
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = HIDDEN + "@" + netloc.rpartition("@")[2]
+    query = "&".join(_redact_param(p) for p in parts.query.split("&")) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_param(param: str) -> str:
+    name, equals, _ = param.partition("=")
+    return f"{name}={HIDDEN}" if equals and _SECRET_PARAM.search(name) else param
+
+
+def redact_text(text: str) -> str:
+    """``text`` (an error message) with every URI in it passed through :func:`redact_uri`."""
+    return _URI_IN_TEXT.sub(lambda m: redact_uri(m.group()), text)

@@ -3,13 +3,23 @@
 A document is a PDF (read with pypdf), an HTML page (read with BeautifulSoup), Markdown or plain
 UTF-8 text. Values travel as the bytes of their file, and the format is told from the content,
 not from a file name: in-memory bytes have none.
+
+A document read from a path or URI must also say what it is (:func:`check_named`), because plain
+text looks like any other text: a credentials file, a key or a JSON answer from a server would
+otherwise be copied into the table as "text". Its name has a document extension (``.pdf``,
+``.html``, ``.htm``, ``.xhtml``, ``.md``, ``.markdown``, ``.txt``, ``.text``) that agrees with its
+content, or, with any other name (a URL such as ``https://example.com/article``), the content is
+a PDF (it starts with ``%PDF-``) or an HTML page. Bytes inserted as values are taken on their
+content alone: whoever holds them chose them.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from bs4 import BeautifulSoup
 from pypdf import PasswordType, PdfReader
@@ -28,6 +38,9 @@ _MARKDOWN = re.compile(
     r"^#{1,6}\s+\S|^(?:```|~~~)|\[[^\]\n]+\]\([^)\s]+\)|\*\*[^*\n]+\*\*|^\|.+\|\s*$",
     re.MULTILINE)
 _NOT_A_DOCUMENT = "not a PDF, HTML, Markdown or UTF-8 text document"
+#: the extensions a document read from a path or URI may have, and the format each promises
+DOCUMENT_EXTENSIONS = {".pdf": "pdf", ".html": "html", ".htm": "html", ".xhtml": "html",
+                       ".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text"}
 _HTML_SKIPPED = ["script", "style", "noscript", "template", "head"]
 _HTML_BLOCKS = ["p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6",
                 "section", "article", "header", "footer", "nav", "pre", "blockquote", "table",
@@ -44,6 +57,31 @@ def detect_format(data: bytes) -> str:
     if _HTML_START.match(head):
         return "html"
     return "markdown" if _MARKDOWN.search(text) else "text"
+
+
+def check_named(source: str, data: bytes) -> None:
+    """Raise ValueError unless ``data``, read from the path or URI ``source``, is a document by
+    its name and content: a document extension that agrees with the content (``.pdf`` holds a
+    PDF; the others hold text or a PDF), or else content that is a PDF or an HTML page.
+
+    >>> check_named("file:///notes/todo.txt", b"buy milk")
+    >>> check_named("https://example.com/page", b"<!doctype html><p>Hi</p>")
+    >>> check_named("file:///home/ann/.aws/credentials", b"[default]\\naws_secret_access_key=x")
+    Traceback (most recent call last):
+    ...
+    ValueError: credentials is not named like a document ... neither a PDF nor an HTML page ...
+    """
+    name = PurePosixPath(unquote(urlsplit(source).path)).name
+    promised = DOCUMENT_EXTENSIONS.get(PurePosixPath(name).suffix.lower())
+    found = detect_format(data)
+    if promised == "pdf" and found != "pdf":
+        raise ValueError(f"{name} is named like a PDF but does not start with %PDF-")
+    if promised is None and found not in ("pdf", "html"):
+        extensions = ", ".join(DOCUMENT_EXTENSIONS)
+        raise ValueError(
+            f"{name or 'the source'} is not named like a document ({extensions}) and its "
+            "content is neither a PDF nor an HTML page; rename the file, or insert its bytes "
+            "if you mean to store it")
 
 
 def _text_of(data: bytes) -> str:

@@ -5,6 +5,12 @@ encodes an image result in the input's format (JPEG stays JPEG; PNG where the in
 cannot hold the result's mode). Decoded images are kept in a small cache keyed by content, so the
 check an insert makes and the computed columns of the same rows decode each image once; the
 writer empties it after each batch, so it never holds more than one batch's images.
+
+Only raster formats that Pillow decodes with its own code are opened (:data:`RASTER_FORMATS`:
+PNG, JPEG, GIF, WebP, BMP, TIFF, ICO, AVIF, ...): never EPS, PS or PDF, which Pillow hands to
+Ghostscript where it is installed. An image with more pixels than Pillow's
+``Image.MAX_IMAGE_PIXELS`` (a decompression bomb) and a truncated or corrupt file are a
+ValueError, which the insert records as that row's error.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from lakehouse.functions.media import media_check, media_function, on_write_done
 CACHE_BYTES = 128 * 1024 * 1024  # decoded pixels kept for reuse
 _SAVE_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
 _JPEG_MODES = {"RGB", "L", "CMYK"}
+#: The formats images are opened in: rasters Pillow decodes itself (no Ghostscript, no plugins
+#: calling other programs). ``Image.open(..., formats=RASTER_FORMATS)`` everywhere.
+RASTER_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "DIB", "TIFF", "ICO", "PPM",
+                  "TGA", "QOI", "AVIF")
 
 
 class _DecodedCache:
@@ -80,15 +90,34 @@ def decode(data: bytes, *, remember: bool = True) -> Image.Image:
     if found is not None:
         return found
     try:
-        image = Image.open(io.BytesIO(data))
+        image = open_image(data)
+        _check_pixels(image)
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        reason = "not a recognised image format" if isinstance(exc, UnidentifiedImageError) \
-            else str(exc)
-        raise ValueError(f"not a readable image ({reason})") from None
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"not a readable image (a decompression bomb: {exc})") from None
+    except UnidentifiedImageError:
+        raise ValueError("not a readable image (not a recognised raster image format: "
+                         f"{', '.join(RASTER_FORMATS)})") from None
+    except Exception as exc:  # Pillow's decoders raise many kinds of errors on damaged files
+        raise ValueError(f"not a readable image ({exc or type(exc).__name__})") from None
     if remember:
         _cache.put(key, image)
     return image
+
+
+def open_image(data: bytes) -> Image.Image:
+    """The image in ``data``, opened (not yet decoded) in one of :data:`RASTER_FORMATS` only.
+    Raises Pillow's errors: ``UnidentifiedImageError`` for any other format,
+    ``DecompressionBombError`` above twice ``Image.MAX_IMAGE_PIXELS`` (it warns above once)."""
+    return Image.open(io.BytesIO(data), formats=RASTER_FORMATS)
+
+
+def _check_pixels(image: Image.Image) -> None:
+    """Refuse an image with more pixels than ``Image.MAX_IMAGE_PIXELS`` before decoding it."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and image.width * image.height > limit:
+        raise Image.DecompressionBombError(
+            f"{image.width}x{image.height} is more than Image.MAX_IMAGE_PIXELS={limit} pixels")
 
 
 def encode_image(image: Image.Image, format: str | None = None) -> bytes:
@@ -127,7 +156,7 @@ def to_pil(data: bytes | None) -> Image.Image | None:
     """The PIL image of one image value (a cell of a query result), or None for null."""
     if data is None:
         return None
-    return Image.open(io.BytesIO(data))
+    return open_image(data)
 
 
 @media_check("image")

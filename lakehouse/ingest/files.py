@@ -5,6 +5,15 @@ name, and :func:`parent_folder` labels a file by the name of its folder.
 Also the small helpers the other ingest modules share: whether a source is on S3, the folder
 holding a file, a relative path resolved against that folder, and the check of choice arguments.
 
+Files stay inside the folder they were found in. A relative media path in a CSV or Parquet file
+is resolved against that file's folder; one that leads out of it (``../secret``, or a symbolic
+link pointing elsewhere) is written as a URI that still shows the climb
+(``file:///data/csv/../secret``), and the media intake refuses such a URI for its row
+(``OutsideFolder``) unless the lakehouse was opened with
+``lh.FetchPolicy(allow_outside_folder=True)``. Absolute paths and URIs in the file are read as
+written: they name what they name. Likewise ``insert_files`` takes a symbolic link found in a
+folder it walks (or a glob it expands) only when the link stays inside that folder.
+
 >>> t = db.create_table("photos", {"image": lh.Image, "label": lh.String})  # doctest: +SKIP
 >>> label = lambda uri: {"label": parent_folder(uri)}  # the name of the file's folder
 >>> t.insert_files("photos/**/*.jpg", extra=label)  # doctest: +SKIP
@@ -18,7 +27,7 @@ import posixpath
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from lakehouse.errors import MediaError, StorageError, TypeMismatchError
 from lakehouse.exec import writes
@@ -68,6 +77,11 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
     taken from its folder; ``uri`` is the source URI the table records (``t.image.fileurl``):
     ``file:///...`` for local files, ``s3://...`` for objects.
 
+    A symbolic link found in a folder or glob is followed only when it leads to a file inside
+    that folder; one that leads out is refused for its row (``OutsideFolder``) unless the
+    lakehouse was opened with ``fetch=lh.FetchPolicy(allow_outside_folder=True)``. A file
+    named explicitly is read wherever it leads.
+
     A file that cannot be read or is not a valid image (video, ...) stops the insert with a
     :class:`~lakehouse.errors.MediaError` and nothing is written (``on_error="abort"``), or is
     kept with a null value and its error recorded (``on_error="ignore"``). No file found at
@@ -83,13 +97,13 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
     media = _media_column(table._def(), table.table_name, column)
     suffixes = _suffixes(extensions, media.type.kind)
     files = expand_sources(sources, storage_options=table._location.storage_options,
-                           recursive=recursive, extensions=suffixes)
+                           recursive=recursive, extensions=suffixes, confine=True)
     if not files:
         wanted = ", ".join("." + s for s in suffixes) if suffixes else "any extension"
         msg = (f"table {table.name!r}: no {media.type.kind} files found in "
                f"{_describe_sources(sources)} (looked for {wanted})")
         raise MediaError(msg)
-    uris = [f if f.startswith("s3://") else to_uri(f) for f in files]
+    uris = [f if f.startswith(("s3://", "file://")) else to_uri(f) for f in files]
     rows = _file_rows(uris, media.name, extra, table.name)
     return table.write_rows(lambda ctx: writes.insert(ctx, rows, progress=progress,
                                                       on_error=on_error, total=len(uris)),
@@ -109,12 +123,14 @@ def parent_folder(uri: str) -> str:
 
 
 def expand_sources(sources: Any, *, storage_options: Mapping[str, str] | None = None,
-                   recursive: bool = True,
-                   extensions: Sequence[str] | None = None) -> list[str]:
+                   recursive: bool = True, extensions: Sequence[str] | None = None,
+                   confine: bool = False) -> list[str]:
     """The files named by ``sources`` (paths, folders, globs, ``s3://`` prefixes or globs, or a
     list of them): absolute local paths and ``s3://`` URIs, sorted within each source, without
     duplicates. Folder walks and globs keep only names ending in one of ``extensions`` (all
-    when None); files named explicitly are always kept.
+    when None); files named explicitly are always kept. With ``confine``, a symbolic link
+    found by a walk or glob that leads out of its folder is listed as a ``file://`` URI that
+    shows the climb (``file:///photos/../secret``), which the media intake refuses.
 
     >>> expand_sources("no/such/folder")
     []
@@ -133,7 +149,7 @@ def expand_sources(sources: Any, *, storage_options: Mapping[str, str] | None = 
                 fs = s3_filesystem(s3_options(dict(storage_options or {})))
             matches = _expand_s3(fs, text, recursive, suffixes)
         else:
-            matches = _expand_local(text, recursive, suffixes)
+            matches = _expand_local(text, recursive, suffixes, confine)
         for match in matches:
             if match not in seen:
                 seen.add(match)
@@ -141,7 +157,8 @@ def expand_sources(sources: Any, *, storage_options: Mapping[str, str] | None = 
     return found
 
 
-def _expand_local(text: str, recursive: bool, suffixes: tuple[str, ...] | None) -> list[str]:
+def _expand_local(text: str, recursive: bool, suffixes: tuple[str, ...] | None,
+                  confine: bool) -> list[str]:
     path = local_path(text) if text.startswith("file://") else text
     path = os.path.expanduser(path or "")
     if os.path.isfile(path):
@@ -152,12 +169,30 @@ def _expand_local(text: str, recursive: bool, suffixes: tuple[str, ...] | None) 
         files = [p for p in walk
                  if not any(part.startswith(".") for part in p.relative_to(root).parts)
                  and p.is_file() and _wanted(p.name, suffixes)]
-        return sorted(str(p.resolve()) for p in files)
+        return sorted(_inside(str(p), path) if confine else str(p.resolve()) for p in files)
     if _GLOB_CHARS & set(path):
         matches = glob.glob(path, recursive=recursive)
-        return sorted(os.path.abspath(m) for m in matches
-                      if os.path.isfile(m) and _wanted(m, suffixes))
+        found = [m for m in matches if os.path.isfile(m) and _wanted(m, suffixes)]
+        root = _glob_root(path)
+        return sorted(_inside(m, root) if confine else os.path.abspath(m) for m in found)
     return []
+
+
+def _inside(path: str, folder: str) -> str:
+    """The real path of ``path``, a file inside ``folder``; where it leads out of the folder (a
+    symbolic link), a ``file://`` URI of the folder followed by the way out, ``..`` included."""
+    root = os.path.realpath(folder)
+    real = os.path.realpath(path)
+    if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+        return real
+    return Path(root).as_uri().rstrip("/") + "/" + quote(os.path.relpath(real, root))
+
+
+def _glob_root(pattern: str) -> str:
+    """The folder a glob looks in: its parts before the first one with a wildcard."""
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), len(parts))
+    return str(Path(*parts[:fixed])) if fixed else "."
 
 
 def _expand_s3(fs: fsspec.AbstractFileSystem, text: str, recursive: bool,
@@ -262,14 +297,22 @@ def _check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _resolve(value: str | None, base: str | None) -> str | None:
+    """A media path from a CSV or Parquet file, resolved against ``base``, the file's folder.
+    Absolute paths and URIs are kept as written; a relative path that leads out of ``base``
+    becomes a URI that shows the climb, which the media intake refuses (see the module doc)."""
     if not value:
         return None
     if base is None or "://" in value or os.path.isabs(value) or value.startswith("~"):
         return value
     if _is_s3(base):
         bucket, _, key = base.split("://", 1)[1].partition("/")
-        return f"s3://{bucket}/" + posixpath.normpath(posixpath.join(key, value)).lstrip("/")
-    return os.path.normpath(os.path.join(base, value))
+        key = key.strip("/")
+        joined = posixpath.normpath(posixpath.join(key, value))
+        if joined != ".." and not joined.startswith("../") and (
+                not key or joined == key or joined.startswith(key + "/")):
+            return f"s3://{bucket}/" + joined.lstrip("/")
+        return f"s3://{bucket}/" + (f"{key}/" if key else "") + value.lstrip("/")
+    return _inside(os.path.join(base, value), base)
 
 
 def _folder(location: str) -> str:

@@ -2,24 +2,30 @@
 
 A media cell accepts a local path, a ``file://``, ``s3://`` or ``http(s)://`` URI, raw bytes,
 and for images a PIL image or a numpy array. Sources are fetched and checked on the shared thread
-pool (a corrupt image, an unreadable video or a missing file is an error for that row). With
-``on_error="abort"`` the first bad row stops the insert; with ``"ignore"`` the row is kept with a
-null value and the error recorded (``t.col.errortype``, ``t.col.errormsg``).
+pool (a corrupt image, an unreadable video or a missing file is an error for that row), under the
+lakehouse's fetch policy (:mod:`lakehouse.media.fetch`): a source the policy refuses (too large,
+too slow, a private address, a path out of its folder) is an error for its row too. A document
+read from a path or URI must be named like one or say what it is (see
+:func:`lakehouse.functions.document.check_named`). With ``on_error="abort"`` the first bad row
+stops the insert (a :class:`~lakehouse.errors.SourceRefusedError` when the policy refused it);
+with ``"ignore"`` the row is kept with a null value and the error recorded (``t.col.errortype``,
+``t.col.errormsg``). Messages never show the secrets of a URI (see
+:func:`lakehouse.storage.redact_uri`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import urllib.error
 from typing import Any
 
 import pyarrow as pa
 
 from lakehouse import types as T
-from lakehouse.errors import MediaError
-from lakehouse.media.fetch import Fetcher, describe_failure, to_uri
+from lakehouse.errors import MediaError, SourceRefusedError
+from lakehouse.media.fetch import Fetcher, HTTPStatusError, describe_failure, to_uri
 from lakehouse.media.pool import pmap
+from lakehouse.storage import redact_text, redact_uri
 
 ON_ERROR = ("abort", "ignore")
 
@@ -45,12 +51,15 @@ class LoadedColumn:
 
 
 class _CellError(Exception):
-    """A bad media value: ``source`` names it, the message says what is wrong."""
+    """A bad media value: ``source`` names it, the message says what is wrong. ``refused``: the
+    fetch policy refused the source."""
 
-    def __init__(self, kind: str, message: str, uri: str | None = None) -> None:
+    def __init__(self, kind: str, message: str, uri: str | None = None, *,
+                 refused: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
         self.uri = uri  # the source, kept with the error so failed rows can be found by it
+        self.refused = refused
 
 
 def load_column(values: list[Any], ctype: T.MediaType, options: MediaOptions, *,
@@ -68,9 +77,12 @@ def load_column(values: list[Any], ctype: T.MediaType, options: MediaOptions, *,
     if options.on_error == "abort":
         first = next((i for i, e in enumerate(errors) if e is not None), None)
         if first is not None:
-            msg = f"table {table!r}: column {column!r}, row {row_offset + first}: {errors[first]} "
+            error = errors[first]
+            msg = f"table {table!r}: column {column!r}, row {row_offset + first}: {error} "
             msg += ("(nothing was written; pass on_error='ignore' to keep such rows with the "
                     "error recorded)") if options.ignorable else "(nothing was written)"
+            if error.refused:
+                raise SourceRefusedError(msg, kind=error.kind)
             raise MediaError(msg)
     return LoadedColumn(
         data=pa.array([d for d, _, _ in results], pa.large_binary()),
@@ -86,15 +98,9 @@ def _load(value: Any, ctype: T.MediaType, fetcher: Fetcher,
         return None, None
     uri = None
     if isinstance(value, str | os.PathLike):
-        try:
-            uri = to_uri(value)
-        except ValueError as exc:
-            raise _CellError("UnsupportedSource", str(exc)) from None
-        try:
-            data = fetcher.read(uri)
-        except Exception as exc:
-            raise _CellError("SourceNotFound" if _not_found(exc) else "SourceUnreachable",
-                             f"cannot read {uri}: {describe_failure(exc)}", uri) from None
+        uri, data = _fetch(os.fspath(value), fetcher)
+        if ctype.kind == "document":
+            _check_document_name(uri, data)
     else:
         try:
             data = ctype.coerce(value)
@@ -103,14 +109,40 @@ def _load(value: Any, ctype: T.MediaType, fetcher: Fetcher,
     try:
         ctype.check(data, reuse=reuse)
     except ValueError as exc:
-        source = uri or f"the {type(value).__name__} value"
+        source = redact_uri(uri) if uri else f"the {type(value).__name__} value"
         raise _CellError(f"Invalid{ctype.kind.capitalize()}", f"{source}: {exc}", uri) from None
     return data, uri
 
 
+def _fetch(source: str, fetcher: Fetcher) -> tuple[str, bytes]:
+    """The source's URI and bytes; a :class:`_CellError` if it cannot or may not be read."""
+    try:
+        uri = to_uri(source, allow_outside_folder=fetcher.policy.allow_outside_folder)
+    except SourceRefusedError as exc:
+        raise _CellError(exc.kind, str(exc), source, refused=True) from None
+    except ValueError as exc:
+        raise _CellError("UnsupportedSource", redact_text(str(exc))) from None
+    try:
+        return uri, fetcher.read(uri)
+    except SourceRefusedError as exc:
+        raise _CellError(exc.kind, str(exc), uri, refused=True) from None
+    except Exception as exc:
+        raise _CellError("SourceNotFound" if _not_found(exc) else "SourceUnreachable",
+                         f"cannot read {redact_uri(uri)}: {describe_failure(exc)}", uri) from None
+
+
+def _check_document_name(uri: str, data: bytes) -> None:
+    from lakehouse.functions.document import check_named  # the functions import the intake
+
+    try:
+        check_named(uri, data)
+    except ValueError as exc:
+        raise _CellError("InvalidDocument", f"{redact_uri(uri)}: {exc}", uri) from None
+
+
 def _not_found(exc: BaseException) -> bool:
     return isinstance(exc, FileNotFoundError) or (
-        isinstance(exc, urllib.error.HTTPError) and exc.code in (404, 410))
+        isinstance(exc, HTTPStatusError) and exc.code in (404, 410))
 
 
 def values_of(arr: pa.ChunkedArray | pa.Array) -> list[Any]:
