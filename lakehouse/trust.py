@@ -181,14 +181,15 @@ def _parse(source: str) -> ast.Module:
 
 def _find_def(tree: ast.Module, qualname: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     """The last definition of ``qualname`` (``f`` or ``Class.f``), as Python would bind it."""
+    *classes, name = qualname.split(".")
     body: list[ast.stmt] = tree.body
-    node: ast.stmt | None = None
-    for part in qualname.split("."):
-        matches = [n for n in body if isinstance(n, _DEFS) and n.name == part]
-        if not matches:
+    for part in classes:
+        found = [n for n in body if isinstance(n, ast.ClassDef) and n.name == part]
+        if not found:
             return None
-        node = matches[-1]
-        body = node.body
+        body = found[-1].body
+    matches = [n for n in body if isinstance(n, _DEFS) and n.name == name]
+    node = matches[-1] if matches else None
     return node if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else None
 
 
