@@ -20,8 +20,9 @@ import subprocess
 import sys
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -105,9 +106,11 @@ class Server:
 
 class InProcess:
     """`lakehouse.web.create_app` served by uvicorn on a thread of this process (the model
-    is loaded once for the table and the app); same `url`, `host`, `port` as `Server`."""
+    is loaded once for the table and the app); same `url`, `host`, `port` as `Server`.
+    `wrap`, when given, wraps the app (an ASGI middleware) before it is served."""
 
-    def __init__(self, table: lh.Table, column: str) -> None:
+    def __init__(self, table: lh.Table, column: str,
+                 wrap: Callable[[Any], Any] | None = None) -> None:
         import uvicorn
 
         from lakehouse.web import create_app
@@ -116,7 +119,8 @@ class InProcess:
         sock.bind(("127.0.0.1", 0))
         self.host, self.port = "127.0.0.1", str(sock.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}/"
-        config = uvicorn.Config(create_app(table, column), log_level="warning")
+        app = create_app(table, column)
+        config = uvicorn.Config(wrap(app) if wrap else app, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
                                        daemon=True)
