@@ -16,6 +16,7 @@ ValueError, which the insert records as that row's error.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import threading
@@ -32,9 +33,10 @@ CACHE_BYTES = 128 * 1024 * 1024  # decoded pixels kept for reuse
 _SAVE_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
 _JPEG_MODES = {"RGB", "L", "CMYK"}
 #: The formats images are opened in: rasters Pillow decodes itself (no Ghostscript, no plugins
-#: calling other programs). ``Image.open(..., formats=RASTER_FORMATS)`` everywhere.
-RASTER_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "DIB", "TIFF", "ICO", "PPM",
-                  "TGA", "QOI", "AVIF")
+#: calling other programs); those this Pillow knows (AVIF came with Pillow 11.2). A JPEG holding
+#: several pictures (MPO, from some cameras) opens as JPEG.
+RASTER_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "ICO", "PPM", "TGA",
+                  "QOI", "AVIF")
 
 
 class _DecodedCache:
@@ -109,7 +111,13 @@ def open_image(data: bytes) -> Image.Image:
     """The image in ``data``, opened (not yet decoded) in one of :data:`RASTER_FORMATS` only.
     Raises Pillow's errors: ``UnidentifiedImageError`` for any other format,
     ``DecompressionBombError`` above twice ``Image.MAX_IMAGE_PIXELS`` (it warns above once)."""
-    return Image.open(io.BytesIO(data), formats=RASTER_FORMATS)
+    return Image.open(io.BytesIO(data), formats=_known_formats())
+
+
+@functools.cache
+def _known_formats() -> tuple[str, ...]:
+    Image.init()  # registers every plugin, so that Image.OPEN lists the formats
+    return tuple(f for f in RASTER_FORMATS if f in Image.OPEN)
 
 
 def _check_pixels(image: Image.Image) -> None:

@@ -140,7 +140,9 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
     columns (``{"image": lh.Image}`` for a plain binary column, ``{"n": lh.Float}``), or leaves
     a column out (``{"extra": None}``); ``rename`` renames input columns
     (``{"Sale Price": "price"}``): column names must be identifiers not starting with ``_``.
-    Columns pandas wrote for a DataFrame index are left out.
+    Columns pandas wrote for a DataFrame index are left out. Relative paths in a media column
+    (the ``path`` of a Hugging Face image) are resolved against the shard's folder and must
+    stay inside it, as for :func:`import_csv`.
 
     ``if_exists``: ``"error"`` (default), ``"ignore"`` (return the existing table, import
     nothing), ``"replace"``, or ``"append"`` (insert the rows into the existing table, in one
@@ -242,7 +244,10 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
     timestamps, else strings); ``schema`` sets the type of named columns, for a column whose
     first rows mislead the inference, or leaves one out (``{"note": None}``). A column given as
     a media type (``schema={"image": lh.Image}``) holds paths or URIs of media files: relative
-    paths are resolved against the CSV file's folder, and the files are read into the table.
+    paths are resolved against the CSV file's folder and must stay inside it (a path that
+    climbs out with ``../`` or through a symbolic link is refused for its row, see
+    :mod:`lakehouse.ingest.files`), and the files are read into the table under the
+    lakehouse's fetch policy (:class:`~lakehouse.FetchPolicy`).
     ``rename``, ``if_exists``, ``on_error`` and the clean-up after a failure are as for
     :func:`import_parquet`. Other keywords are options of ``pyarrow.csv`` (``delimiter``,
     ``skip_rows``, ``column_names``, ``null_values``, ...); ``.tsv`` files default to tabs.

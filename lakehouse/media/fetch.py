@@ -287,8 +287,7 @@ class _HttpReader:
             try:
                 if response.status in _REDIRECTS and response.headers.get("Location"):
                     previous = hop
-                    hop = _Hop.parse(urljoin(hop.url, response.headers["Location"]))
-                    self._check_redirect(uri, previous, hop)
+                    hop = self._redirect(uri, previous, response.headers["Location"])
                     address = self._address(hop, previous)
                     continue
                 if response.status >= 400:
@@ -353,12 +352,16 @@ class _HttpReader:
         text = str(reason).rpartition(": ")[2] or type(exc).__name__  # urllib3 prefixes objects
         return UnreachableError(redact_text(f"{hop.host}:{hop.port}: {text}"))
 
-    def _check_redirect(self, uri: str, previous: _Hop, hop: _Hop) -> None:
-        downgrade = previous.scheme == "https" and hop.scheme == "http"
-        if hop.scheme not in ("http", "https") or downgrade:
-            msg = (f"{redact_uri(uri)} redirects to {redact_uri(hop.url)}: a redirect may only "
-                   "go to http(s), and never from https to http")
+    @staticmethod
+    def _redirect(uri: str, previous: _Hop, location: str) -> _Hop:
+        """The next hop, if its scheme may be followed: http(s), and never https to http."""
+        url = urljoin(previous.url, location)
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https") or (previous.scheme, scheme) == ("https", "http"):
+            msg = (f"{redact_uri(uri)} redirects to {redact_uri(url)}: a redirect may only go "
+                   "to http(s), and never from https to http")
             raise SourceRefusedError(msg, kind="RedirectRefused")
+        return _Hop.parse(url)
 
     def _address(self, hop: _Hop, redirected_from: _Hop | None) -> str:
         """The address to connect to: the first one the host resolves to, once every one of

@@ -1,13 +1,15 @@
-"""Reading the values of ``store="reference"`` media columns from their sources."""
+"""Reading the values of ``store="reference"`` media columns from their sources, under the
+lakehouse's fetch policy (a source it refuses now is a :class:`SourceRefusedError`)."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from lakehouse.errors import MediaError
+from lakehouse.errors import MediaError, SourceRefusedError
 from lakehouse.media.fetch import Fetcher, describe_failure
 from lakehouse.media.pool import pmap
 from lakehouse.metadata import ColumnDef
+from lakehouse.storage import redact_uri
 
 
 def resolve_references(frame: pl.DataFrame, column: ColumnDef, fetcher: Fetcher,
@@ -27,9 +29,11 @@ def resolve_references(frame: pl.DataFrame, column: ColumnDef, fetcher: Fetcher,
         try:
             return fetcher.read(uri, cache=True)
         except Exception as exc:
-            msg = (f"table {table!r}: column {column.name!r} refers to {uri}, which cannot be "
-                   f"read: {describe_failure(exc)}")
-            raise MediaError(msg) from exc
+            msg = (f"table {table!r}: column {column.name!r} refers to {redact_uri(uri)}, which "
+                   f"cannot be read: {describe_failure(exc)}")
+            if isinstance(exc, SourceRefusedError):
+                raise SourceRefusedError(msg, kind=exc.kind) from None
+            raise MediaError(msg) from None  # the cause's message may hold the URI's secrets
 
     fetched = dict(zip(missing, pmap(read, wanted), strict=True))
     values = [fetched.get(i, v) for i, v in enumerate(data.to_list())]
