@@ -4,8 +4,10 @@ A :class:`Plan` lists the columns to compute in dependency order. For each batch
 in Python (UDFs) are evaluated first, children before parents, over the whole batch: row UDFs in a
 tight loop, batched UDFs in chunks of their ``batch_size``. Their results become temporary columns,
 and everything else (operators, casts, string and JSON functions) compiles to one Polars expression
-per column. A row whose UDF raises gets null, and its error type and message are recorded; with
-``on_error="abort"`` the first such row stops the whole write with a :class:`ComputeError`.
+per column. A row whose UDF raises gets null, and its error type and message are recorded; so does a
+row whose Int arithmetic leaves the 64-bit range (a ``ComputeError``: the compiled expression
+checks it, vectorised, see ``exprs.polars``). With ``on_error="abort"`` the first such row stops
+the whole write (or query) with a :class:`ComputeError`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pyarrow as pa
 
 from lakehouse.errors import ComputeError, ModelError, UDFNotFoundError, UnsafeDefinitionError
 from lakehouse.exprs.nodes import Call, Expr
-from lakehouse.exprs.polars import Context, needs_python, to_polars
+from lakehouse.exprs.polars import Check, Context, needs_python, to_polars
 from lakehouse.exprs.serialize import stored_fingerprints
 from lakehouse.functions.registry import Function, resolve
 from lakehouse.metadata import ColumnDef, TableDef, error_column
@@ -144,16 +146,21 @@ class Plan:
         failed: set[int] = set()  # rows with an error in a column that keeps errors
         for target in self.targets:
             errors = RowErrors.empty(df.height)
-            df = self._run_python_calls(target, df, ctx, errors, row_offset)
+            checked = dataclasses.replace(ctx, checks=[])
+            df = self._run_python_calls(target, df, checked, errors, row_offset)
+            name = target.column.name
             try:
+                value, flags = _with_checks(target.expr, checked)
                 # with_columns (not select) so that a literal broadcasts to every row
-                values = df.with_columns(to_polars(target.expr, ctx).alias(target.column.name))
-                series = values.get_column(target.column.name).cast(
-                    target.column.type.polars_type())
+                values = df.with_columns(value.alias(name),
+                                         *(c.failed.alias(n) for n, c in flags.items()))
+                series = values.get_column(name).cast(target.column.type.polars_type())
             except Exception as exc:
                 msg = (f"table {self.table!r}: {target.describe()} failed: "
                        f"{type(exc).__name__}: {exc}")
                 raise ComputeError(msg) from exc
+            _record_overflows(values, flags, errors)
+            self._abort_on_error(target, errors, row_offset)
             df = df.with_columns(series)
             if target.column.keeps_errors:
                 df = df.with_columns(
@@ -173,25 +180,62 @@ class Plan:
             if call.kwargs:  # options of built-ins, such as the size of resize()
                 fn = dataclasses.replace(fn, python=functools.partial(fn.python,
                                                                       **dict(call.kwargs)))
-            series = [_full_height(df.select(to_polars(a, ctx)).to_series(), df.height)
-                      for a in call.args]
+            compiled = [_with_checks(a, ctx) for a in call.args]
+            flags = {k: v for _, f in compiled for k, v in f.items()}
+            frame = df.select(*[v.alias(f"__arg{i}") for i, (v, _) in enumerate(compiled)],
+                              *(c.failed.alias(n) for n, c in flags.items()))
+            _record_overflows(frame, flags, errors)
+            self._abort_on_error(target, errors, row_offset)
+            series = [_full_height(frame.get_column(f"__arg{i}"), df.height)
+                      for i in range(len(compiled))]
             args = [s.to_list() for s in series]
             nulls = [s.null_count() > 0 for s in series]
             results = _apply(fn, args, df.height, errors, nulls)
             arrow = _to_arrow(results, call, errors)
-            first = errors.first
-            if first is not None and target.column.on_error == "abort":
-                msg = (f"table {self.table!r}: {target.describe()} failed on row "
-                       f"{row_offset + first}{'' if target.stored else ' of the result'}: "
-                       f"{call.fn} raised {errors.types[first]}: {errors.messages[first]}")
-                if target.stored:
-                    msg += (" (nothing was written; use on_error='ignore' to keep failing rows "
-                            "with their errors)")
-                raise ComputeError(msg)
+            self._abort_on_error(target, errors, row_offset, f"{call.fn} raised ")
             name = f"__call{len(ctx.materialized)}"
             df = df.with_columns(pl.Series(name, pl.from_arrow(arrow)))
             ctx.materialized[id(call)] = name
         return df
+
+    def _abort_on_error(self, target: Target, errors: RowErrors, row_offset: int,
+                        source: str = "") -> None:
+        """With ``on_error="abort"``, raise ComputeError for the first failing row, naming the
+        table, the column (or query expression), the row and the error."""
+        first = errors.first
+        if first is None or target.column.on_error != "abort":
+            return
+        msg = (f"table {self.table!r}: {target.describe()} failed on row "
+               f"{row_offset + first}{'' if target.stored else ' of the result'}: "
+               f"{source}{errors.types[first]}: {errors.messages[first]}")
+        if target.stored:
+            msg += (" (nothing was written; use on_error='ignore' to keep failing rows "
+                    "with their errors)")
+        raise ComputeError(msg)
+
+
+def _with_checks(expr: Expr, ctx: Context) -> tuple[pl.Expr, dict[str, Check]]:
+    """``expr`` compiled with overflow checks: null on the rows where an Int operation left the
+    range, and the per-row flag of each check, by the name of its temporary column."""
+    assert ctx.checks is not None
+    start = len(ctx.checks)
+    value = to_polars(expr, ctx)
+    new = ctx.checks[start:]
+    if not new:
+        return value, {}
+    flags = {f"__check{start + i}": c for i, c in enumerate(new)}
+    value = pl.when(pl.any_horizontal([c.failed for c in new])).then(None).otherwise(value)
+    return value, flags
+
+
+def _record_overflows(frame: pl.DataFrame, flags: dict[str, Check],
+                      errors: RowErrors) -> None:
+    """Record a ComputeError for each row where a check failed (the innermost one first)."""
+    for name, check in flags.items():
+        rows = frame.get_column(name)
+        if rows.any():
+            for row in _full_height(rows, len(errors.types)).arg_true().to_list():
+                errors.record(row, ComputeError(check.message()))
 
 
 def _full_height(series: pl.Series, height: int) -> pl.Series:

@@ -4,6 +4,12 @@ Column references compile to ``pl.col(name)`` through a name map (computed colum
 renamed since they were defined). Calls with a Polars form compile natively; calls without one
 (Python UDFs) must already have been run by the executor, which passes their result columns in
 ``materialized``: that explicit fallback is the only non-vectorised path.
+
+Integer arithmetic (``+ - * //``, negation) is computed in Int128 and checked against the Int
+range, and a cast from Float to Int is checked too, so no value ever wraps around: with a
+``checks`` list in the context, an overflowing row gets null and a :class:`Check` records where
+(the executor turns it into that row's ``ComputeError``, honouring ``on_error``); without one, an
+overflow raises ``ComputeError`` from inside Polars.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from functools import singledispatch
 
 import polars as pl
 
-from lakehouse.errors import ColumnNotFoundError, TypeMismatchError
+from lakehouse.errors import ColumnNotFoundError, ComputeError, TypeMismatchError
 from lakehouse.exprs.nodes import (
     BinaryOp,
     Call,
@@ -32,14 +38,57 @@ from lakehouse.exprs.nodes import (
 )
 from lakehouse.functions.registry import resolve
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+_CHECKED = ("+", "-", "*", "//")  # Int operators that can leave the Int range
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """An Int operation of the expression that can overflow; ``failed`` is True on the rows
+    where it did (and where its result was used: not in the branch an if_else did not take)."""
+
+    node: Expr
+    failed: pl.Expr
+
+    def message(self) -> str:
+        return (f"integer overflow: {self.node!r} is outside the 64-bit Int range "
+                f"[{INT_MIN}, {INT_MAX}]; compute it as Float (.astype(lh.Float)) to keep it")
+
 
 @dataclasses.dataclass
 class Context:
-    """Where each referenced column lives in the DataFrame being evaluated."""
+    """Where each referenced column lives in the DataFrame being evaluated, and where overflow
+    checks go (``checks``; None: an overflow raises ``ComputeError`` while Polars evaluates)."""
 
     names: dict[int, str]  # column id -> DataFrame column name
     info_names: dict[tuple[int, str], str] = dataclasses.field(default_factory=dict)
     materialized: dict[int, str] = dataclasses.field(default_factory=dict)  # id(Call) -> column
+    checks: list[Check] | None = None
+    guard: pl.Expr | None = None  # the rows where the expression being compiled is used
+
+    def checked(self, node: Expr, value: pl.Expr, failed: pl.Expr) -> pl.Expr:
+        """``value`` (null where ``failed``), with its overflow recorded or raised."""
+        failed = failed.fill_null(False)
+        if self.guard is not None:
+            failed = failed & self.guard
+        if self.checks is not None:
+            self.checks.append(Check(node, failed))
+            return value
+        check = Check(node, failed)
+
+        def raise_on_overflow(both: pl.Series) -> pl.Series:
+            bad = both.struct.field("failed")
+            if bad.any():
+                raise ComputeError(f"{check.message()} ({bad.sum()} of {len(bad)} rows)")
+            return both.struct.field("value")
+
+        return pl.struct(value.alias("value"), failed.alias("failed")).map_batches(
+            raise_on_overflow, return_dtype=pl.Int64, is_elementwise=True)
+
+    def within(self, rows: pl.Expr) -> Context:
+        """This context for a subexpression used only on ``rows`` (checks are shared)."""
+        guard = rows if self.guard is None else self.guard & rows
+        return dataclasses.replace(self, guard=guard)
 
 
 def needs_python(expr: Expr) -> list[Call]:
@@ -87,6 +136,7 @@ def _(expr: Literal, ctx: Context) -> pl.Expr:
     if expr.value is None:
         return pl.lit(None)
     value = expr.value
+    _check_int_literal(value, expr)
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
         value = value.astimezone(dt.UTC)  # Polars refuses other zones for a UTC dtype
     return pl.lit(value, dtype=expr.type.polars_type())
@@ -112,13 +162,35 @@ _BINARY = {
 
 @_compile.register
 def _(expr: BinaryOp, ctx: Context) -> pl.Expr:
-    return _BINARY[expr.op](_compile(expr.left, ctx), _compile(expr.right, ctx))
+    left, right = _compile(expr.left, ctx), _compile(expr.right, ctx)
+    if expr.op in _CHECKED and expr.type.kind == "int":
+        return _int_range(expr, _BINARY[expr.op](left.cast(pl.Int128), right.cast(pl.Int128)),
+                          ctx)
+    return _BINARY[expr.op](left, right)
 
 
 @_compile.register
 def _(expr: UnaryOp, ctx: Context) -> pl.Expr:
     inner = _compile(expr.operand, ctx)
-    return ~inner if expr.op == "not" else -inner
+    if expr.op == "not":
+        return ~inner
+    if expr.type.kind == "int":
+        return _int_range(expr, pl.lit(0, pl.Int128) - inner.cast(pl.Int128), ctx)  # no i128 neg
+    return -inner
+
+
+def _int_range(expr: Expr, wide: pl.Expr, ctx: Context) -> pl.Expr:
+    """An Int128 result back to Int64, checked: null and an overflow where out of range."""
+    return ctx.checked(expr, wide.cast(pl.Int64, strict=False),
+                       ~wide.is_between(INT_MIN, INT_MAX))
+
+
+def _check_int_literal(value: object, expr: Expr) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and not INT_MIN <= value <= INT_MAX:
+        raise TypeMismatchError(
+            f"the literal {value} in {expr!r} is outside the 64-bit Int range "
+            f"[{INT_MIN}, {INT_MAX}]; use a float ({float(value)!r}) to compare with it")
 
 
 @_compile.register
@@ -132,21 +204,29 @@ def _(expr: IsIn, ctx: Context) -> pl.Expr:
     operand, dtype = _compile(expr.operand, ctx), expr.operand.type.polars_type()
     if expr.operand.type.kind == "int" and any(v.type.kind == "float" for v in expr.values):
         operand, dtype = operand.cast(pl.Float64), pl.Float64  # n.isin([1.5, 2])
+    for v in expr.values:
+        _check_int_literal(v.value, expr)
     values = pl.Series([v.value for v in expr.values], dtype=dtype)
     return operand.is_in(values.implode())
 
 
 @_compile.register
 def _(expr: Cast, ctx: Context) -> pl.Expr:
-    return _compile(expr.operand, ctx).cast(expr.to.polars_type(), strict=False)
+    inner = _compile(expr.operand, ctx)
+    value = inner.cast(expr.to.polars_type(), strict=False)
+    if expr.to.kind == "int" and expr.operand.type.kind == "float":  # NaN: null, as documented
+        return ctx.checked(expr, value, inner.is_not_nan() & value.is_null())
+    return value
 
 
 @_compile.register
 def _(expr: IfElse, ctx: Context) -> pl.Expr:
+    condition = _compile(expr.condition, ctx)
+    taken = condition.fill_null(False)
     return (
-        pl.when(_compile(expr.condition, ctx))
-        .then(_compile(expr.then, ctx))
-        .otherwise(_compile(expr.otherwise, ctx))
+        pl.when(condition)
+        .then(_compile(expr.then, ctx.within(taken)))
+        .otherwise(_compile(expr.otherwise, ctx.within(~taken)))
     )
 
 

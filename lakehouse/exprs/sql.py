@@ -1,17 +1,38 @@
 """Compile a filter expression to a Lance SQL string, so the scan itself skips rows.
 
-Identifiers are quoted with backticks and string literals with doubled single quotes, so no value
-can break out of its literal. Nodes with no SQL rule raise :class:`NotPushable`; the query then
-splits the filter and evaluates the rest in Polars.
+A condition is pushed down only as SQL that Lance (DataFusion) evaluates exactly as Polars
+evaluates the expression: Lance keeps (and ``delete`` removes) the rows where it is TRUE under
+SQL's three-valued logic, the rows Polars keeps. Where no such SQL is known the rule raises
+:class:`NotPushable`, and the query evaluates that part in Polars. The rules, each checked against
+Lance by ``tests/test_filter_differential.py``:
+
+- Every value reaches SQL through :func:`quote_literal`. Strings go in single quotes with quotes
+  doubled; Lance reads backslashes, newlines, ``--``, ``/*`` and NUL inside them as themselves.
+  Negative numbers go in parentheses (``(-5)``, so a minus before them never makes ``--``, a
+  comment), the Int minimum as ``(-9223372036854775807 - 1)`` (its digits alone do not parse),
+  infinities and NaN as casts of their names. Identifiers are quoted with backticks.
+- Integer arithmetic is never pushed: Lance wraps on overflow where the executor reports an
+  error. A subtree of literals is folded here with Python's exact integers, so ``-lit(-5)``
+  pushes as ``5``; a fold that leaves the Int range is left to Polars, which reports it.
+- Lance orders floats by IEEE total order where Polars does not: a NaN with its sign bit set
+  sorts below -inf (Polars puts every NaN above +inf), and between two expressions -0.0 sorts
+  below 0.0 (Polars: equal). So a comparison involving a Float is pushed only as a column against
+  a literal that is not NaN, with ``isnan`` added to put NaNs on Polars' side; float arithmetic
+  and comparisons of two float expressions stay in Polars.
+- ``isin`` leaves out null values (Polars never matches them, where SQL would turn a miss into
+  NULL); an empty list or one holding NaN stays in Polars.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
+from collections.abc import Callable
 from functools import singledispatch
 
 from lakehouse.exprs.nodes import (
+    COMPARISON,
     BinaryOp,
     Cast,
     ColumnRef,
@@ -22,12 +43,16 @@ from lakehouse.exprs.nodes import (
     UnaryOp,
 )
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
 
 class NotPushable(Exception):
-    """This expression has no Lance SQL form."""
+    """This expression has no Lance SQL form that means exactly what Polars computes."""
 
 
 def to_sql(expr: Expr, names: dict[int, str]) -> str:
+    """``expr`` as a Lance SQL condition, TRUE on exactly the rows where Polars finds it TRUE;
+    ``names`` maps column ids to stored names. Raises :class:`NotPushable` where none is known."""
     return _sql(expr, names)
 
 
@@ -38,19 +63,24 @@ def quote_identifier(name: str) -> str:
 
 
 def quote_literal(value: object) -> str:
+    """``value`` as a SQL literal that Lance reads back as exactly this value."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
-        return str(value)
+        if not INT_MIN <= value <= INT_MAX:
+            raise NotPushable(value)
+        if value == INT_MIN:
+            return f"({INT_MIN + 1} - 1)"
+        return f"({value})" if value < 0 else str(value)
     if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            raise NotPushable(value)
-        return repr(value)
+        if math.isnan(value):
+            return "CAST('NaN' AS DOUBLE)"
+        if math.isinf(value):
+            return f"CAST('{'' if value > 0 else '-'}Infinity' AS DOUBLE)"
+        return f"(-{-value!r})" if math.copysign(1.0, value) < 0 else repr(value)
     if isinstance(value, str):
-        if "\x00" in value:
-            raise NotPushable(value)
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
@@ -78,33 +108,84 @@ def _(expr: Literal, names: dict[int, str]) -> str:
     return quote_literal(expr.value)
 
 
-_OPS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "&": "AND", "|": "OR",
-        "+": "+", "-": "-", "*": "*"}
+_OPS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "&": "AND", "|": "OR"}
+_MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_FOLDED: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
 @_sql.register
 def _(expr: BinaryOp, names: dict[int, str]) -> str:
-    op = _OPS.get(expr.op)
-    if op is None or (expr.op == "+" and expr.type.kind == "string"):
+    if expr.op in COMPARISON:
+        return _comparison(expr, names)
+    if expr.op in ("&", "|"):
+        return f"({_sql(expr.left, names)} {_OPS[expr.op]} {_sql(expr.right, names)})"
+    folded = _fold(expr)
+    if folded is expr:
         raise NotPushable(expr)
-    left = _numeric(expr.left, expr.right, names=names)
-    right = _numeric(expr.right, expr.left, names=names)
-    return f"({left} {op} {right})"
+    return _sql(folded, names)
 
 
-def _numeric(expr: Expr, *others: Expr, names: dict[int, str]) -> str:
-    """``expr`` as SQL, cast to DOUBLE where it is an Int met by a Float: Lance refuses to
-    compare an Int64 column with a float literal (``n > 1.5``)."""
-    sql = _sql(expr, names)
-    if expr.type.kind == "int" and any(o.type.kind == "float" for o in others):
-        return f"CAST({sql} AS DOUBLE)"
+def _comparison(expr: BinaryOp, names: dict[int, str]) -> str:
+    """A comparison, the literal side (if any) on the right."""
+    left, right, op = _fold(expr.left), _fold(expr.right), expr.op
+    if isinstance(left, Literal) and not isinstance(right, Literal):
+        left, right, op = right, left, _MIRRORED[op]
+    if _is_null(right) or "float" not in (left.type.kind, right.type.kind):
+        return f"({_sql(left, names)} {_OPS[op]} {_sql(right, names)})"
+    if not isinstance(right, Literal) or _is_nan(right.value):
+        raise NotPushable(expr)
+    column, may_be_nan = _float_column(left, names)
+    sql = f"({column} {_OPS[op]} {quote_literal(right.value)})"
+    if may_be_nan and op in ("<", "<="):  # Polars: a NaN is greater than any number
+        return f"({sql} AND (NOT isnan({column})))"
+    if may_be_nan and op in (">", ">="):
+        return f"({sql} OR isnan({column}))"
     return sql
+
+
+def _float_column(expr: Expr, names: dict[int, str]) -> tuple[str, bool]:
+    """A column compared as a Float, and whether it may hold NaN (an Int column cannot)."""
+    if isinstance(expr, Cast) and expr.to.kind == "float":
+        expr = expr.operand
+    if not isinstance(expr, ColumnRef) or expr.type.kind not in ("int", "float"):
+        raise NotPushable(expr)
+    if expr.type.kind == "int":
+        return f"CAST({_sql(expr, names)} AS DOUBLE)", False
+    return _sql(expr, names), True
+
+
+def _fold(expr: Expr) -> Expr:
+    """``expr`` as one Literal if it is arithmetic on literals whose every step stays in range
+    (exact integers, IEEE floats as in Polars); else ``expr`` itself."""
+    if isinstance(expr, UnaryOp) and expr.op == "neg":
+        inner = _fold(expr.operand)
+        if isinstance(inner, Literal) and inner.value is not None:
+            return _in_range(-inner.value, expr)
+    if isinstance(expr, BinaryOp) and expr.op in _FOLDED:
+        left, right = _fold(expr.left), _fold(expr.right)
+        if isinstance(left, Literal) and isinstance(right, Literal) \
+                and isinstance(left.value, int | float) and isinstance(right.value, int | float):
+            if expr.type.kind == "float":
+                return Literal(_FOLDED[expr.op](float(left.value), float(right.value)), expr.type)
+            return _in_range(_FOLDED[expr.op](left.value, right.value), expr)
+    return expr
+
+
+def _in_range(value: float, expr: Expr) -> Expr:
+    if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+        return expr  # overflow: Polars evaluates it and reports the error
+    return Literal(value, expr.type)
 
 
 @_sql.register
 def _(expr: UnaryOp, names: dict[int, str]) -> str:
-    inner = _sql(expr.operand, names)
-    return f"(NOT {inner})" if expr.op == "not" else f"(-{inner})"
+    if expr.op == "not":
+        return f"(NOT {_sql(expr.operand, names)})"
+    folded = _fold(expr)
+    if folded is expr:
+        raise NotPushable(expr)
+    return _sql(folded, names)
 
 
 @_sql.register
@@ -114,10 +195,12 @@ def _(expr: IsNull, names: dict[int, str]) -> str:
 
 @_sql.register
 def _(expr: IsIn, names: dict[int, str]) -> str:
-    if not expr.values:
-        return "FALSE"
-    values = ", ".join(_sql(v, names) for v in expr.values)
-    return f"({_numeric(expr.operand, *expr.values, names=names)} IN ({values}))"
+    values = [v.value for v in expr.values if v.value is not None]
+    if not values or any(_is_nan(v) for v in values):
+        raise NotPushable(expr)
+    floats = expr.operand.type.kind == "float" or any(isinstance(v, float) for v in values)
+    operand = _float_column(expr.operand, names)[0] if floats else _sql(expr.operand, names)
+    return f"({operand} IN ({', '.join(quote_literal(v) for v in values)}))"
 
 
 @_sql.register
@@ -125,3 +208,11 @@ def _(expr: Cast, names: dict[int, str]) -> str:
     if expr.to.kind == "float" and expr.operand.type.kind == "int":
         return f"CAST({_sql(expr.operand, names)} AS DOUBLE)"
     raise NotPushable(expr)
+
+
+def _is_null(expr: Expr) -> bool:
+    return isinstance(expr, Literal) and expr.value is None
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
