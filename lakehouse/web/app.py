@@ -58,8 +58,8 @@ SECURITY_HEADERS = {
     "cross-origin-resource-policy": "same-origin",
 }
 QUERY_TOO_LONG = f"A search text has at most {MAX_QUERY} characters."
-SEARCH_FAILED = "The search failed. The server's log says why."
-PAGE_FAILED = "This page could not be read. The server's log says why."
+SEARCH_FAILED = "The search failed. The server log says why."
+PAGE_FAILED = "This page could not be read. The server log says why."
 ROWS_PARAM = "n must be a whole number from 1 to {}"
 
 

@@ -5,10 +5,10 @@ turned into a small thumbnail and filed under the SHA-256 of the image's bytes; 
 answers only for ids filed this way. So the server can only ever send back pictures that a query of
 its own table has read, whatever a request asks for.
 
-Decoding is bounded: only the raster formats in :data:`FORMATS` are opened (never EPS, which
-Pillow hands to Ghostscript, nor the other plugins), an image of more than :data:`MAX_SOURCE_BYTES`
-encoded or :data:`MAX_PIXELS` pixels is not decoded at all, and JPEGs are decoded at a reduced
-scale close to the thumbnail's size.
+Decoding is bounded: images open as the library opens them (``open_image``: only the raster
+formats Pillow decodes itself, never EPS, which Pillow hands to Ghostscript), an image of more
+than :data:`MAX_SOURCE_BYTES` encoded or :data:`MAX_PIXELS` pixels is not decoded at all, and
+JPEGs are decoded at a reduced scale close to the thumbnail's size.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from lakehouse.functions.image import open_image
 
 THUMBNAIL_PX = 256  # grid cells are about 180 CSS pixels: sharp on 1.4x screens
 MAX_BYTES = 64 * 2**20  # memory kept for thumbnails; the least recently shown go first
 MAX_SOURCE_BYTES = 32 * 2**20  # larger encoded images are not shown
 MAX_PIXELS = 40_000_000  # nor images of more pixels than this (a 40 MP photo decodes to 160 MB)
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")  # raster formats Pillow decodes itself
 _TOKEN = re.compile(r"[0-9a-f]{64}")
 
 
@@ -56,7 +57,7 @@ class Thumbnails:
 
     def add(self, image: bytes) -> str | None:
         """File a thumbnail of ``image`` (encoded image bytes); returns its id, or None when the
-        bytes are not an image of :data:`FORMATS`, or are too large to show."""
+        bytes are not a raster image Pillow decodes itself, or are too large to show."""
         if len(image) > MAX_SOURCE_BYTES:
             return None
         token = hashlib.sha256(image).hexdigest()
@@ -89,13 +90,13 @@ class Thumbnails:
 
 def _thumbnail(image: bytes, size: int) -> Thumbnail | None:
     try:
-        with Image.open(io.BytesIO(image), formats=FORMATS) as opened:
+        with open_image(image) as opened:
             if opened.width * opened.height > MAX_PIXELS:
                 return None
             opened.draft("RGB", (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
             opened.thumbnail((size, size))
             return _encode(opened)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except Exception:  # Pillow's decoders raise many kinds of errors on damaged files
         return None
 
 
