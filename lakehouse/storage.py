@@ -159,17 +159,28 @@ def redact_uri(uri: str) -> str:
     >>> redact_uri("http://ann:hunter2@example.com/a.png?size=2")
     'http://***@example.com/a.png?size=2'
     """
-    if "://" not in uri:
+    scheme, found, rest = uri.partition("://")
+    if not found:
         return uri
+    rest = _without_userinfo(rest)
     try:
-        parts = urlsplit(uri)
+        parts = urlsplit(f"{scheme}://{rest}")
     except ValueError:  # not parsable (a bad IPv6 literal): show only its scheme
-        return uri.split("://", 1)[0] + "://" + HIDDEN
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = HIDDEN + "@" + netloc.rpartition("@")[2]
+        return f"{scheme}://{HIDDEN}"
     query = "&".join(_redact_param(p) for p in parts.query.split("&")) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _without_userinfo(rest: str) -> str:
+    """The part of a URI after ``scheme://`` with its user and password hidden. The last ``@``
+    before the query ends the user information when no ``/`` comes before it, or when a ``:``
+    does (a password holding a ``/``); an ``@`` in a plain path (``/@ann/photo.jpg``) stays."""
+    end = min([i for i in (rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
+    at = rest.rfind("@", 0, end)
+    slash = rest.find("/")
+    if at >= 0 and (slash < 0 or slash > at or ":" in rest[:at]):
+        return HIDDEN + rest[at:]
+    return rest
 
 
 def _redact_param(param: str) -> str:
