@@ -38,13 +38,14 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import lance
 import pyarrow as pa
 from lance.commit import CommitConflictError
-from lance.fragment import FragmentMetadata, LanceFragment
+from lance.fragment import FragmentMetadata
 
 from lakehouse.errors import ConcurrentWriteError, Error, StorageError
 from lakehouse.media.fetch import Fetcher
@@ -53,6 +54,11 @@ from lakehouse.metadata import ROW_ID, TableDef
 
 ATTEMPTS = 12
 OPERATION_KEY = "lakehouse.operation"
+
+#: What the protocol did in this process: ``rebased`` commits (retried against a newer version
+#: with the same work), ``redone`` writes (computed again from the start) and ``refused`` writes
+#: (ConcurrentWriteError). For tests, benchmarks and logs.
+stats: Counter[str] = Counter()
 
 T = TypeVar("T")
 
@@ -117,7 +123,9 @@ def write(open_context: Callable[[], WriteContext], body: Callable[[WriteContext
             reason = exc.reason
             if not replayable:
                 break
+            stats["redone"] += 1
             _pause(attempt)
+    stats["refused"] += 1
     hint = "its input could not be read again; run it again" if not replayable \
         else "try again"
     raise ConcurrentWriteError(
@@ -194,6 +202,7 @@ def commit(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *, 
                 raise Redo(f"a concurrent commit conflicted with it ({exc})") from exc
             operation = rebase(latest)
             read_version = latest.version
+            stats["rebased"] += 1
         except OSError as exc:
             raise StorageError(f"table {ctx.table!r}: the write failed: {exc}") from exc
     raise Redo("it kept conflicting with concurrent writers")
@@ -265,13 +274,10 @@ def _write_fragments(ctx: WriteContext, reader: pa.RecordBatchReader,
 
 
 # --- column backfills ----------------------------------------------------------------------------
-ColumnsFor = Callable[[LanceFragment], tuple[FragmentMetadata, Any]]
-
-
-def add_computed(ctx: WriteContext, columns_for: ColumnsFor, *, failures: Failures,
-                 kind: str = "add column") -> lance.LanceDataset:
-    """Add columns to every row with Lance data evolution, one fragment at a time:
-    ``columns_for(fragment)`` writes the new column files of one fragment (Lance's
+def add_computed(ctx: WriteContext, udf: Any, *, columns: list[str], batch_size: int,
+                 failures: Failures, kind: str = "add column") -> lance.LanceDataset:
+    """Add columns to every row with Lance data evolution, one fragment at a time: ``udf`` (a
+    Lance batch UDF over ``columns``) computes the new column files of each fragment (Lance's
     ``merge_columns``), and one ``Merge`` commit adds them all. On a conflict with appends,
     deletes or compaction, only the fragments that appeared or were rewritten are computed;
     the files already written are kept."""
@@ -284,8 +290,9 @@ def add_computed(ctx: WriteContext, columns_for: ColumnsFor, *, failures: Failur
             md = fragment.metadata
             key = (md.id, tuple(f.path for f in md.files))
             if key not in done:
-                new_md, new_schema = _lance_call(ctx, lambda f=fragment: columns_for(f),
-                                                 failures)
+                new_md, new_schema = _lance_call(
+                    ctx, lambda f=fragment: f.merge_columns(udf, columns=columns,
+                                                            batch_size=batch_size), failures)
                 done[key] = list(new_md.files[len(md.files):])
                 schema[:] = [new_schema]
             # the latest metadata (deletions made meanwhile) plus the new column files, which

@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+import lance
 import polars as pl
 import pyarrow as pa
-from lance.fragment import LanceFragment
 
 from lakehouse.exec import intake, protocol
 from lakehouse.exec.evaluate import Plan
@@ -24,7 +24,7 @@ from lakehouse.exec.protocol import Failures, WriteContext
 from lakehouse.functions.media import release_batch_state
 from lakehouse.media.blobs import is_blob, to_blob, without_referenced
 from lakehouse.media.intake import MediaOptions
-from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
+from lakehouse.metadata import RETIRED_PREFIX, ROW_ADDRESS, ROW_ID, TableDef
 from lakehouse.progress import report
 
 BACKFILL_BATCH_ROWS = 65_536
@@ -117,12 +117,10 @@ def backfill(ctx: WriteContext, plan: Plan, *, progress: bool) -> WriteResult:
             arrays = [out.get_column(f.name).to_arrow().cast(f.type) for f in fields]
             return pa.RecordBatch.from_arrays(arrays, schema=output_schema)
 
-        def columns_for(fragment: LanceFragment) -> Any:
-            return fragment.merge_columns(failures.wrap(compute),
-                                          columns=read or [ds.schema[0].name],
-                                          batch_size=batch_rows)
-
-        committed = protocol.add_computed(ctx, columns_for, failures=failures)
+        # a BatchUDF states its output schema, so Lance does not call it on a probe row first
+        udf = lance.batch_udf(output_schema=output_schema)(failures.wrap(compute))
+        committed = protocol.add_computed(ctx, udf, columns=read or [ds.schema[0].name],
+                                          batch_size=batch_rows, failures=failures)
     return WriteResult(counts["rows"], counts["errors"], committed.version)
 
 
@@ -230,8 +228,14 @@ def _without_referenced(columns: dict[str, Any], tdef: TableDef) -> dict[str, An
 
 
 def _assemble(columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
+    """The batch in the stored schema's order and types. A column replaced by a new definition
+    may linger for one commit under its retired name (see ``switch_column``): it is null."""
+    rows = len(next(iter(columns.values()))) if columns else 0
     arrays = []
     for field in schema:
+        if field.name not in columns and field.name.startswith(RETIRED_PREFIX):
+            arrays.append(pa.nulls(rows, field.type))
+            continue
         arr = columns[field.name]
         if is_blob(field.type):
             arr = to_blob(arr)
