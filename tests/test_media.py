@@ -51,6 +51,15 @@ SAMPLES = {
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def db(lakehouse_root: Any) -> lh.Catalog:
+    """The lakehouse of these tests reads media from a web server on 127.0.0.1 (http_server), a
+    loopback address, which only ``allow_private_network`` lets a fetch reach (see
+    test_media_limits.py for the refusal)."""
+    return lh.connect(lakehouse_root.uri, storage_options=lakehouse_root.storage_options,
+                      fetch=lh.FetchPolicy(allow_private_network=True))
+
+
 @pytest.fixture(autouse=True)
 def _media_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Keep cached copies of media (localpath, fetched references) out of the home folder."""
