@@ -69,8 +69,8 @@ def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceData
                    node.refine_factor)
             search = found.get(key)
             if search is None:
-                index = find_index(tdef, node, table.name)
-                vector = query_vector(index, node.query, table._fetcher(), table.name)
+                index = find_index(tdef, node, table.table_name)
+                vector = query_vector(index, node.query, table._fetcher(), table.table_name)
                 found[key] = SimilaritySearch((node,), index, vector)
             elif not search.asks(node):
                 found[key] = dataclasses.replace(search, nodes=(*search.nodes, node))
@@ -146,14 +146,18 @@ def _image_query(query: Any, fetcher: Fetcher, where: str) -> Any:
     if isinstance(query, bytes):
         return query
     if isinstance(query, str | pathlib.Path):
-        from lakehouse.errors import MediaError
+        from lakehouse.errors import MediaError, SourceRefusedError
         from lakehouse.media.fetch import describe_failure, to_uri
+        from lakehouse.storage import redact_uri
 
         try:
             return fetcher.read(to_uri(query) if isinstance(query, pathlib.Path) else query)
         except Exception as exc:
-            raise MediaError(f"{where}: cannot read the query image {str(query)!r}: "
-                             f"{describe_failure(exc)}") from exc
+            msg = (f"{where}: cannot read the query image {redact_uri(str(query))!r}: "
+                   f"{describe_failure(exc)}")
+            if isinstance(exc, SourceRefusedError):
+                raise SourceRefusedError(msg, kind=exc.kind) from None
+            raise MediaError(msg) from None  # the cause's message may hold the URI's secrets
     if hasattr(query, "convert") and hasattr(query, "save"):  # a PIL image
         buffer = io.BytesIO()
         query.convert("RGB").save(buffer, format="PNG")
