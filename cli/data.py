@@ -84,7 +84,7 @@ def _source_kind(sources: list[str]) -> IngestFormat:
 
 def _rows_with_errors(t: lh.Table) -> int:
     """Rows of ``t`` whose media value could not be read (kept with on_error='ignore')."""
-    media = [t[c] for c in t.columns() if t[c].type.is_media]
+    media = [t[c] for c in t.column_names() if t[c].type.is_media]
     if not media:
         return 0
     condition = media[0].errortype.is_not_null()
@@ -145,12 +145,12 @@ def ingest(
                 raise CommandError("--column is for media files; Parquet and CSV columns keep "
                                    "their names")
             before = db.get_table(table) if not replace and table in db.list_tables() else None
-            start = (before.count(), _rows_with_errors(before)) if before else (0, 0)
+            start = (before.count_rows(), _rows_with_errors(before)) if before else (0, 0)
             importer = db.import_parquet if kind is IngestFormat.parquet else db.import_csv
             t = importer(table, sources, if_exists="replace" if replace else "append",
                          on_error=on_error, progress=show)
-            written, errors = t.count() - start[0], _rows_with_errors(t) - start[1]
-            version = t.version
+            written, errors = t.count_rows() - start[0], _rows_with_errors(t) - start[1]
+            version = t.table_version
     typer.echo(f"wrote {written:,} rows ({errors:,} with errors) to {table}, version {version}")
 
 
@@ -161,7 +161,7 @@ def ingest(
 
 def _selection(text: str | None, t: lh.Table) -> list[tuple[str | None, lh.Expr]]:
     if text is None:
-        return [(None, t[c]) for c in t.columns()]
+        return [(None, t[c]) for c in t.column_names()]
     from lakehouse.exprs.parse import parse_selection
 
     return parse_selection(text, t)

@@ -102,7 +102,7 @@ def describe(
     Computed columns show their expressions; TABLE:N describes version N."""
     with library_errors(ctx):
         t = open_table(root, table)
-        header = f"table {t.name}: version {t.version}, {t.count():,} rows"
+        header = f"table {t.table_name}: version {t.table_version}, {t.count_rows():,} rows"
         columns = t.describe()
         indexes = t.indexes()
         snapshots = t.snapshots()
@@ -143,7 +143,7 @@ def create(
         if parents and directory:
             db.create_dir(directory, parents=True, if_exists="ignore")
         t = db.create_table(table, columns, if_exists=if_exists)
-        version = t.version
+        version = t.table_version
     typer.echo(f"created table {table} (version {version})")
 
 

@@ -57,7 +57,7 @@ def revert(
     History is kept, so a revert can itself be reverted."""
     with library_errors(ctx):
         t = open_table(root, table)
-        target = t.version - 1 if to is None else to
+        target = t.table_version - 1 if to is None else to
         version = t.revert(to=to)
     typer.echo(f"reverted {table} to the content of version {target}: now version {version}")
 
@@ -75,4 +75,5 @@ def snapshot(
     with library_errors(ctx):
         t = open_table(root, table)
         version = t.snapshot(name, replace=replace)
-    typer.echo(f"snapshot {name} of {t.name} is version {version}; read it as {t.name}@{name}")
+    typer.echo(f"snapshot {name} of {t.table_name} is version {version}; "
+               f"read it as {t.table_name}@{name}")

@@ -207,14 +207,14 @@ class Query:
         flt = Filter.split(self.condition, tdef)
         if flt.residual is None:
             return ds.count_rows(filter=flt.sql) if flt.sql else ds.count_rows()
-        return sum(f.height for f in scan_frames(ds, tdef, self.table.name, self.condition, [],
-                                                 row_ids=True))
+        return sum(f.height for f in scan_frames(ds, tdef, self.table.table_name,
+                                                 self.condition, [], row_ids=True))
 
     def _checked_snapshot(self) -> tuple[lance.LanceDataset, TableDef]:
         ds, tdef = self.table._snapshot()
         for expr in (self.condition, *(e for e, _ in self.ordering),
                      *(e for _, e in self.outputs or ())):
-            tdef.check_refs(expr, self.table.name)
+            tdef.check_refs(expr, self.table.table_name)
         return ds, tdef
 
     def collect(self) -> pl.DataFrame:
@@ -241,13 +241,13 @@ class Query:
                 read.append(search.index.vectors.name)
         pushed_limit = self.row_limit if not self.ordering else None
         nearest = lead.nearest(ds, self.row_limit) if lead is not None else None  # type: ignore[arg-type]
-        frames = list(scan_frames(ds, tdef, self.table.name, self.condition, read,
+        frames = list(scan_frames(ds, tdef, self.table.table_name, self.condition, read,
                                   limit=pushed_limit, fetcher=self.table._fetcher(),
                                   nearest=nearest))
         frame = pl.concat(frames) if frames else _empty(read, ds, with_distance=lead is not None)
         frame, scored = _add_scores(frame, searches, lead)
         if self.ordering:
-            frame = _evaluate(frame, sort_exprs, tdef, self.table.name, scored)
+            frame = _evaluate(frame, sort_exprs, tdef, self.table.table_name, scored)
             frame = frame.sort(list(sort_exprs), descending=[not a for _, a in self.ordering],
                                nulls_last=True, maintain_order=True)
         if self.row_limit is not None:
@@ -256,7 +256,7 @@ class Query:
             return frame.select([pl.col(tdef.by_id(e.col_id).name).alias(n)  # type: ignore[attr-defined]
                                  for n, e in outputs])
         result = _evaluate(frame, {f"__out{i}": e for i, (_, e) in enumerate(outputs)}, tdef,
-                           self.table.name, scored)
+                           self.table.table_name, scored)
         return result.select([pl.col(f"__out{i}").alias(n) for i, (n, _) in enumerate(outputs)])
 
     def to_polars(self) -> pl.DataFrame:

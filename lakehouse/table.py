@@ -64,9 +64,9 @@ class Table:
     Every column is reachable as an attribute, ``t.<column>``, even when its name is also one
     of the table's own attributes (``name``, ``version``, ``count``, ``columns``, ``uri``...):
     the column wins. The table's own name, version and URI stay reachable as
-    ``t.table_name``, ``t.table_version`` and ``t.table_uri``, its row count as
-    ``t.count_rows()``. Only the names in :data:`RESERVED_NAMES` (the table's verbs, such as
-    ``insert`` and ``where``) cannot be column names.
+    ``t.table_name``, ``t.table_version`` and ``t.table_uri``, its row count and column names
+    as ``t.count_rows()`` and ``t.column_names()``. Only the names in :data:`RESERVED_NAMES`
+    (the table's verbs, such as ``insert`` and ``where``) cannot be column names.
 
     A handle is safe to share between threads: reads see a consistent version and writes go
     through the write protocol (:mod:`lakehouse.exec.protocol`).
@@ -172,7 +172,16 @@ class Table:
         return self._def().get(name, self._name).ref()
 
     def columns(self) -> list[str]:
-        """The names of the table's columns, in order (hidden bookkeeping columns excluded)."""
+        """The names of the table's columns, in order (hidden bookkeeping columns excluded).
+
+        >>> t.columns()  # doctest: +SKIP
+        ['image', 'label', 'n']
+        """
+        return self.column_names()
+
+    def column_names(self) -> list[str]:
+        """The names of the table's columns; the spelling of :meth:`columns` that a column
+        named ``columns`` cannot take over."""
         return [c.name for c in self._def().columns]
 
     def describe(self) -> pl.DataFrame:
@@ -759,6 +768,7 @@ RESERVED_NAMES = frozenset({
     "delete", "write_rows", "add_column", "add_columns", "add_computed_column",
     "add_embedding_index", "add_index", "drop_column", "drop_embedding_index", "drop_index",
     "rename_column", "revert", "table_name", "table_version", "table_uri", "count_rows",
+    "column_names",
 })
 
 

@@ -126,7 +126,6 @@ def test_stress_writers_and_definitions(db, lakehouse_root, run_python, tmp_path
     assert max(r["start"] for r in reports) < min(r["end"] for r in reports)
 
     df = db.get_table("stress").collect()
-    keys = df.get_column("key").to_list()
     twice = sorted(df.filter(df["key"].is_duplicated()).rows())
     assert twice == [], f"rows written twice: {twice}"
     rows = {r["key"]: r for r in df.iter_rows(named=True)}

@@ -327,7 +327,7 @@ class _Translator:
 
     def __init__(self, source: _Source, table: Table, allow_similarity: bool) -> None:
         self.source = source
-        self.table_name = table.name
+        self.table_name = table.table_name
         tdef = table._def()  # one snapshot for the whole text
         self.columns: dict[str, ColumnRef] = {c.name: c.ref() for c in tdef.columns}
         self.allow_similarity = allow_similarity

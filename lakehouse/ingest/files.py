@@ -100,11 +100,11 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
                            recursive=recursive, extensions=suffixes, confine=True)
     if not files:
         wanted = ", ".join("." + s for s in suffixes) if suffixes else "any extension"
-        msg = (f"table {table.name!r}: no {media.type.kind} files found in "
+        msg = (f"table {table.table_name!r}: no {media.type.kind} files found in "
                f"{_describe_sources(sources)} (looked for {wanted})")
         raise MediaError(msg)
     uris = [f if f.startswith(("s3://", "file://")) else to_uri(f) for f in files]
-    rows = _file_rows(uris, media.name, extra, table.name)
+    rows = _file_rows(uris, media.name, extra, table.table_name)
     return table.write_rows(lambda ctx: writes.insert(ctx, rows, progress=progress,
                                                       on_error=on_error, total=len(uris)),
                             what="the insert", progress=progress)

@@ -81,7 +81,7 @@ def create_app(table: Table, column: str, k: int = 24, *,
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     templates = Jinja2Templates(env=env)
-    base = {"table": table.name, "column": column, "k": k}
+    base = {"table": table.table_name, "column": column, "k": k}
 
     def results(q: str) -> tuple[dict[str, Any], int]:
         if len(q) > MAX_QUERY:
@@ -89,7 +89,7 @@ def create_app(table: Table, column: str, k: int = 24, *,
         try:
             found = cards.search(q) if q.strip() else cards.browse()
         except Exception:  # the edge: whatever failed, the visitor gets no detail of it
-            log.exception("table %r: a search of %d characters failed", table.name, len(q))
+            log.exception("table %r: a search of %d characters failed", table.table_name, len(q))
             return {"q": q, "cards": [], "error": SEARCH_FAILED}, 500
         return {"q": q, "cards": found, "error": None}, 200
 
@@ -117,7 +117,7 @@ def create_app(table: Table, column: str, k: int = 24, *,
         try:
             view = table_view(table, n, thumbnails)
         except Exception:  # the edge: whatever failed, the visitor gets no detail of it
-            log.exception("table %r: the table page failed", table.name)
+            log.exception("table %r: the table page failed", table.table_name)
             return PlainTextResponse(PAGE_FAILED, status_code=500)
         return templates.TemplateResponse(request, "table.html", {**base, "view": view, "n": n})
 

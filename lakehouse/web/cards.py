@@ -48,18 +48,18 @@ class Cards:
     def __init__(self, table: Table, column: str, k: int, thumbnails: Thumbnails) -> None:
         ref = table[column]
         if ref.type.kind != "image":
-            raise TypeMismatchError(f"table {table.name!r}: column {column!r} is {ref.type}; "
+            raise TypeMismatchError(f"table {table.table_name!r}: column {column!r} is {ref.type}; "
                                     "the search page shows an Image column")
         if column not in table.indexes().get_column("column").to_list():
             raise IndexNotFoundError(
-                f"table {table.name!r}: column {column!r} has no embedding index; add one with "
-                f"t.add_embedding_index({column!r}, embedding=...) or `lakehouse index add`")
+                f"table {table.table_name!r}: column {column!r} has no embedding index; add one "
+                f"with t.add_embedding_index({column!r}, embedding=...) or `lakehouse index add`")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise TypeMismatchError(f"k must be a positive integer, got {k!r}")
         self.table = table
         self.column = column
         self.k = k
-        self.labels = [c for c in table.columns() if not table[c].type.is_media]
+        self.labels = [c for c in table.column_names() if not table[c].type.is_media]
         self._thumbnails = thumbnails
         self._lock = threading.Lock()  # one query at a time: the model is shared
 

@@ -56,15 +56,15 @@ class TableView:
 def table_view(table: Table, n: int, thumbnails: Thumbnails) -> TableView:
     """The first ``n`` rows (at most :data:`MAX_ROWS`) of ``table`` and its history, ready to
     render."""
-    pinned = table.at(table.version)  # one version for every read below
+    pinned = table.at(table.table_version)  # one version for every read below
     described = pinned.describe()
     schema = [(row["column"], row["type"], row.get("computed") or "")
               for row in described.iter_rows(named=True)]
-    columns = pinned.columns()
+    columns = pinned.column_names()
     kinds = {c: pinned[c].type.kind for c in columns}
     plain = [c for c in columns if not pinned[c].type.is_media]
     images = [c for c in columns if kinds[c] == "image"]
-    row_count = pinned.count()
+    row_count = pinned.count_rows()
     shown = min(n, MAX_ROWS, row_count)
     values = _read(pinned, plain, shown)
     thumbnail_rows = min(shown, MAX_THUMBNAIL_ROWS)
@@ -72,7 +72,7 @@ def table_view(table: Table, n: int, thumbnails: Thumbnails) -> TableView:
     rows = [[_cell(values.get(c), kinds[c], i, thumbnails) for c in columns]
             for i in range(shown)]
     history_columns, history, versions = _history(pinned)
-    return TableView(name=table.name, version=pinned.version, row_count=row_count,
+    return TableView(name=table.table_name, version=pinned.table_version, row_count=row_count,
                      schema=schema, columns=columns, rows=rows, thumbnail_rows=thumbnail_rows,
                      history_columns=history_columns, history=history, versions=versions)
 

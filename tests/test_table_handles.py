@@ -1,0 +1,113 @@
+"""Table handles: shared between threads, and every column reachable as ``t.<column>``."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import lakehouse as lh
+from lakehouse.table import RESERVED_NAMES
+
+WORDS = ["red circle", "blue square", "green triangle", "yellow star"]
+
+
+# --- threads -------------------------------------------------------------------------------------
+def test_one_handle_many_threads(db, clip):
+    """Threads running queries, similarity searches and inserts on one handle get the answers
+    one thread gets, and nothing raises from Lance's internals ("Already borrowed")."""
+    t = db.create_table("shared", {"k": lh.Int, "s": lh.String})
+    t.insert([{"k": i, "s": WORDS[i % 4]} for i in range(40)], progress=False)
+    t.add_computed_column(k2=t.k * 2, progress=False)
+    t.add_embedding_index("s", embedding=clip, progress=False)
+    expected_top = t.order_by(t.s.similarity("red circle"), asc=False).limit(3).collect()
+
+    def work(i: int) -> tuple[str, object]:
+        kind = i % 4
+        if kind == 0:
+            result = t.insert([{"k": 1000 + i, "s": WORDS[i % 4]}], progress=False)
+            return "insert", result.rows_written
+        if kind == 1:
+            df = t.where(t.k < 40).order_by(t.k).collect()
+            return "query", (df.height, df["k2"].to_list() == [2 * k for k in range(40)])
+        if kind == 2:
+            top = t.where(t.k < 40).order_by(t.s.similarity("red circle"), asc=False) \
+                .limit(3).collect()
+            return "search", top["s"].to_list()
+        return "count", t.count() >= 40 and t.version >= 1
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(200)))
+    for kind, value in results:
+        if kind == "insert":
+            assert value == 1
+        elif kind == "query":
+            assert value == (40, True)
+        elif kind == "search":
+            assert value == expected_top["s"].to_list()
+        else:
+            assert value is True
+    inserts = sum(1 for kind, _ in results if kind == "insert")
+    assert t.count() == 40 + inserts
+    df = t.collect()
+    assert (df["k2"] == df["k"] * 2).all()
+
+
+# --- every column reachable --------------------------------------------------------------------
+def test_pixeltable_quickstart_runs_as_written(db):
+    t = db.create_table("films", {"name": lh.String, "revenue": lh.Float, "budget": lh.Float})
+    t.insert([{"name": "Inside Out", "revenue": 800.5, "budget": 200.0},
+              {"name": "Toy Story", "revenue": 1073.25, "budget": 200.0}], progress=False)
+    t.add_computed_column(profit=t.revenue - t.budget, progress=False)
+    df = t.select(t.name, t.profit).collect()
+    assert df.columns == ["name", "profit"]
+    assert sorted(df.rows()) == [("Inside Out", 600.5), ("Toy Story", 873.25)]
+    assert t.where(t.name == "Toy Story").count() == 1
+    # the table's own name and version stay reachable
+    assert t.table_name == "films"
+    assert t.table_version == 3
+    assert t.count_rows() == 2
+
+
+COMMON = ["name", "version", "count", "columns", "uri", "id", "type", "path", "size",
+          "history", "describe", "head", "show", "indexes", "at", "scan", "definition"]
+
+
+def test_columns_named_like_table_attributes(db):
+    t = db.create_table("things", {c: lh.Int for c in COMMON})
+    t.insert([{c: i for i, c in enumerate(COMMON)}], progress=False)
+    for c in COMMON:
+        ref = getattr(t, c)
+        assert isinstance(ref, lh.Expr), c
+        assert t.select(ref).collect().item() == COMMON.index(c), c
+    t.add_computed_column(total=t.count + t.version + t.size, progress=False)
+    assert t.select(t.total).collect().item() == 2 + 1 + 8
+    assert t.table_name == "things"
+    assert t.column_names()[:3] == ["name", "version", "count"]
+    assert lh.Table.count(t) == 1  # the method, reached through the class
+
+
+def test_table_attributes_without_such_columns(db):
+    t = db.create_table("plain", {"n": lh.Int})
+    assert t.name == "plain"
+    assert t.version == t.table_version == 1
+    assert t.count() == 0
+    assert t.columns() == ["n"]
+    assert t.uri == t.table_uri
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED_NAMES))
+def test_reserved_names_are_refused_with_the_fix(db, name):
+    with pytest.raises(lh.InvalidNameError, match="cannot be a column name") as info:
+        db.create_table("r", {name: lh.Int})
+    assert f"{name}_" in str(info.value)
+    t = db.create_table("r2", {"n": lh.Int}, if_exists="replace")
+    with pytest.raises(lh.InvalidNameError):
+        t.add_column(**{name: lh.Int})
+    with pytest.raises(lh.InvalidNameError):
+        t.add_computed_column(**{name: t.n + 1})
+
+
+def test_reserved_names_are_few_and_no_common_column_name():
+    assert len(RESERVED_NAMES) <= 30
+    assert not set(COMMON) & RESERVED_NAMES
