@@ -136,9 +136,10 @@ class Table:
                 self._current = (ds, TableDef.from_schema(ds.schema, self._name))
             return self._current
 
-    def _context(self) -> WriteContext:
-        """Open one attempt of a write (see :mod:`lakehouse.exec.protocol`)."""
-        if self._pinned:
+    def _context(self, *, tags_only: bool = False) -> WriteContext:
+        """Open one attempt of a write (see :mod:`lakehouse.exec.protocol`). A handle opened at
+        a version can only name it (``tags_only``: a snapshot changes no version)."""
+        if self._pinned and not tags_only:
             raise ReadOnlyError(
                 f"table {self._name!r} is opened at version {self._head.version} and is "
                 "read-only; use db.get_table(name) for the latest version, or revert(to=n) to "
@@ -663,8 +664,9 @@ class Table:
         if exists and not replace:
             raise SnapshotExistsError(f"table {self._name!r} already has a snapshot {name!r}; "
                                       "pass replace=True to move it")
-        self._write(lambda ctx: protocol.tag(ctx, name, version, move=exists),
-                    what=f"snapshot {name!r}")
+        protocol.write(lambda: self._context(tags_only=True),
+                       lambda ctx: protocol.tag(ctx, name, version, move=exists),
+                       what=f"snapshot {name!r}")
         return version
 
     def snapshots(self) -> dict[str, int]:
