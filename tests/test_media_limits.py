@@ -244,7 +244,8 @@ def test_a_private_address_is_refused_unless_allowed(db, lakehouse_root, web) ->
 ])
 def test_names_and_addresses_of_private_hosts_are_refused(tmp_path, url) -> None:
     t = _table(lh.connect(tmp_path / "lh"))
-    assert _insert_ignore(t, [url])[0][0] == "PrivateAddress"
+    kind, msg = _insert_ignore(t, [url])[0]
+    assert kind == "PrivateAddress" and "FetchPolicy(allow_private_network=True)" in msg, msg
 
 
 @pytest.mark.parametrize("url", [
@@ -553,3 +554,78 @@ def test_every_image_open_in_the_package_names_its_formats() -> None:
                     and not any(k.arg == "formats" for k in node.keywords):
                 missing.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert not missing, f"Image.open without formats= at {missing}"
+
+
+# --------------------------------------------------------------------------------------------
+# https: the connection goes to the checked address, the certificate is checked for the host
+# --------------------------------------------------------------------------------------------
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` and 127.0.0.1, and its key (PEM files)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def secure_web(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Web]:
+    """The same server over TLS, its certificate trusted through SSL_CERT_FILE."""
+    import ssl
+
+    folder = tmp_path / "www-tls"
+    folder.mkdir()
+    cert, key = _certificate(tmp_path)
+    server = _Server(folder)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Web(server)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_is_verified_for_the_host_and_never_redirected_to_http(tmp_path, secure_web,
+                                                                     web, monkeypatch) -> None:
+    port = secure_web.server.server_address[1]
+    secure_web.put("a.png", _png())
+    plain = web.put("b.png", _png())
+    t = _table(lh.connect(tmp_path / "lh", fetch=ALLOW_PRIVATE))
+    by_name = f"https://localhost:{port}/file/a.png"  # resolved, then connected to by address
+    errors = _insert_ignore(t, [by_name, f"https://127.0.0.1:{port}/file/a.png",
+                                f"https://localhost:{port}/redirect?to={plain}"])
+    assert errors[0] == (None, None) and errors[1] == (None, None), errors
+    assert errors[2][0] == "RedirectRefused" and "never from https to http" in errors[2][1]
+
+    monkeypatch.delenv("SSL_CERT_FILE")  # an untrusted certificate is not accepted
+    t.delete()
+    kind, msg = _insert_ignore(t, [by_name])[0]
+    assert kind == "SourceUnreachable" and "certificate" in msg.lower(), msg

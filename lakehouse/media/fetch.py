@@ -56,6 +56,7 @@ SCHEMES = ("file", "s3", "http", "https")
 _CHUNK = 1 << 20
 _REDIRECTS = (301, 302, 303, 307, 308)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_CONNECT_FAILED = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
 
 
 class HTTPStatusError(OSError):
@@ -281,14 +282,14 @@ class _HttpReader:
 
     def read(self, uri: str) -> bytes:
         hop = _Hop.parse(uri)
-        address = self._address(hop, None)
+        addresses = self._addresses(hop, None)
         for _ in range(self._policy.max_redirects + 1):
-            pool, response = self._request(hop, address)
+            pool, response = self._request(hop, addresses)
             try:
                 if response.status in _REDIRECTS and response.headers.get("Location"):
                     previous = hop
                     hop = self._redirect(uri, previous, response.headers["Location"])
-                    address = self._address(hop, previous)
+                    addresses = self._addresses(hop, previous)
                     continue
                 if response.status >= 400:
                     raise HTTPStatusError(response.status, response.reason or "")
@@ -304,8 +305,22 @@ class _HttpReader:
                "(max_redirects)")
         raise SourceRefusedError(msg, kind="RedirectRefused")
 
-    def _request(self, hop: _Hop,
-                 address: str) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
+    def _request(self, hop: _Hop, addresses: list[str],
+                 ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
+        """The response of the first address that takes the connection (as a browser tries a
+        host's IPv6 and IPv4 addresses), with the pool to close after reading it."""
+        try:
+            for address in addresses[:-1]:
+                try:
+                    return self._request_to(hop, address)
+                except _CONNECT_FAILED:
+                    continue  # this address takes no connections: try the next one
+            return self._request_to(hop, addresses[-1])
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._unreachable(hop, exc) from None
+
+    def _request_to(self, hop: _Hop, address: str,
+                    ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise self._fetcher._too_slow(hop.url)
@@ -325,9 +340,9 @@ class _HttpReader:
             response = pool.urlopen("GET", hop.target, headers=headers, redirect=False,
                                     retries=False, preload_content=False, decode_content=False,
                                     assert_same_host=False, release_conn=False)
-        except Exception as exc:
+        except BaseException:
             pool.close()
-            raise self._unreachable(hop, exc) from None
+            raise
         return pool, response
 
     def _reader(self, response: urllib3.BaseHTTPResponse, uri: str) -> Callable[[int], bytes]:
@@ -363,9 +378,9 @@ class _HttpReader:
             raise SourceRefusedError(msg, kind="RedirectRefused")
         return _Hop.parse(url)
 
-    def _address(self, hop: _Hop, redirected_from: _Hop | None) -> str:
-        """The address to connect to: the first one the host resolves to, once every one of
-        them has been checked."""
+    def _addresses(self, hop: _Hop, redirected_from: _Hop | None) -> list[str]:
+        """The addresses to connect to, in the resolver's order, once every one of them has
+        been checked."""
         try:
             infos = socket.getaddrinfo(hop.host, hop.port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
@@ -383,7 +398,7 @@ class _HttpReader:
                 msg = f"{redact_uri(source)}: {what} host {host} is {problem}"
                 raise SourceRefusedError(
                     msg, kind="RedirectRefused" if redirected_from else "PrivateAddress")
-        return str(addresses[0])
+        return list(dict.fromkeys(str(a) for a in addresses))
 
 
 def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address,
@@ -395,8 +410,8 @@ def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address,
             address = address.ipv4_mapped
         elif address in _NAT64:
             address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if address.is_link_local or address.is_multicast or address.is_reserved \
-            or address.is_unspecified:
+    reserved = address.is_reserved and not address.is_loopback  # ::1 lies in reserved ::/8
+    if address.is_link_local or address.is_multicast or address.is_unspecified or reserved:
         return ("a link-local, multicast or reserved address (such as the cloud metadata "
                 "service 169.254.169.254), which is never fetched from")
     if address.is_global:
