@@ -140,6 +140,9 @@ class Fetcher:
         path = self._local(uri)
         if path is not None:
             with self._open_local(path, uri) as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > self.policy.max_bytes:
+                    raise self._too_large(uri, size)
                 return self._read_capped(f.read, uri, deadline)
         if cache:
             cached = self._cached(uri)
@@ -167,9 +170,10 @@ class Fetcher:
             refuse_dot_segments(uri)
         return path
 
-    def _open_local(self, path: str, uri: str) -> IO[bytes]:
-        """The open file, if it is a regular file within ``max_bytes``. Opened without blocking,
-        so a named pipe cannot hold the reader before the check."""
+    @staticmethod
+    def _open_local(path: str, uri: str) -> IO[bytes]:
+        """The open file, if it is a regular file. Opened without blocking, so a named pipe
+        cannot hold the reader before the check."""
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         try:
             info = os.fstat(fd)
@@ -177,8 +181,6 @@ class Fetcher:
                 what = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, pipe or socket"
                 raise SourceRefusedError(f"{redact_uri(uri)} is {what}, not a regular file",
                                          kind="NotAFile")
-            if info.st_size > self.policy.max_bytes:
-                raise self._too_large(uri, info.st_size)
             return os.fdopen(fd, "rb")
         except BaseException:
             os.close(fd)
