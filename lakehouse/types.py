@@ -341,8 +341,9 @@ class MediaType(ColumnType):
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class ImageType(MediaType):
-    """An image (any format Pillow reads), optionally constrained to a size and a mode:
-    ``lh.Image[(640, 480), "RGB"]``, ``lh.Image["RGB"]``."""
+    """An image in a raster format Pillow decodes itself (PNG, JPEG, GIF, WebP, BMP, TIFF, ...;
+    see :data:`lakehouse.functions.image.RASTER_FORMATS`), optionally constrained to a size and
+    a mode: ``lh.Image[(640, 480), "RGB"]``, ``lh.Image["RGB"]``."""
 
     kind: ClassVar[str] = "image"
     size: tuple[int, int] | None = None
