@@ -9,7 +9,9 @@
 Each row's call runs the query with that row's values and stores its result rows as a JSON list
 of objects. Like a UDF, the function is stored by reference (``module:qualname`` and a
 fingerprint of its code), so it must live in an importable module for other processes to keep
-the column current; its body, not the stored definition, decides which table it reads.
+the column current; its body, not the stored definition, decides which table it reads. Another
+process imports that module only when it is trusted or its source still holds this decorated
+function with the stored fingerprint (see :mod:`lakehouse.trust`).
 """
 
 from __future__ import annotations

@@ -66,13 +66,15 @@ def trust(*, modules: Iterable[str] = (), models: Iterable[str] = ()) -> None:
 
 def module_trusted(module: str) -> bool:
     """Whether the user trusts ``module``: it, or a package above it, is trusted."""
-    trusted = _modules | set(_from_environment(MODULES_VARIABLE, module=True))
+    with _lock:
+        trusted = _modules | set(_from_environment(MODULES_VARIABLE, module=True))
     return any(module == name or module.startswith(name + ".") for name in trusted)
 
 
 def model_trusted(model: str) -> bool:
     """Whether the user allowed the hub model ``model`` by name."""
-    return model in _models or model in _from_environment(MODELS_VARIABLE, module=False)
+    with _lock:
+        return model in _models or model in _from_environment(MODELS_VARIABLE, module=False)
 
 
 def _from_environment(variable: str, *, module: bool) -> list[str]:
