@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lakehouse.errors import IndexNotFoundError, TypeMismatchError
-from lakehouse.exprs.nodes import Expr, Similarity
+from lakehouse.errors import IndexNotFoundError, MediaError, TypeMismatchError
+from lakehouse.exprs.nodes import Expr, Similarity, TextQuery
 from lakehouse.functions.embeddings import EmbeddingFunction
 from lakehouse.media.fetch import Fetcher
 from lakehouse.metadata import IndexDef, TableDef
@@ -133,13 +133,17 @@ def query_vector(index: IndexDef, query: Any, fetcher: Fetcher, table: str) -> n
         raise TypeMismatchError(f"{where} searches stored vectors; pass a vector of "
                                 f"{index.dim} numbers, not {type(query).__name__}")
     fn = EmbeddingFunction.from_spec(index.embedding)
-    if isinstance(query, str) and not query.startswith(_URI_SCHEMES):
+    if isinstance(query, TextQuery) or (isinstance(query, str)
+                                        and not query.startswith(_URI_SCHEMES)):
         return fn.embed_texts([query])[0]
     image = _image_query(query, fetcher, where)
     if "image" not in fn.modalities:
         raise TypeMismatchError(f"{where} uses {fn.describe()}, which embeds text only; "
                                 "search it with a string")
-    return fn.embed_images([image])[0]
+    try:
+        return fn.embed_images([image])[0]
+    except ValueError as exc:  # the bytes are not an image this library decodes
+        raise MediaError(f"{where}: the query image cannot be decoded: {exc}") from None
 
 
 def _image_query(query: Any, fetcher: Fetcher, where: str) -> Any:

@@ -539,3 +539,24 @@ def test_a_query_may_order_by_one_similarity_and_select_others(docs, minilm) -> 
     for column, q in (("coffee", coffee), ("chess", chess)):
         assert found[column].to_list() == pytest.approx(
             [expected[q][k] for k in found["title"]], abs=1e-4)
+
+
+def test_text_query_is_never_read_as_a_location(db, clip, tmp_path):
+    """similarity(text=...) embeds a string that looks like a path or URL as text: it reads no
+    file, and scores like the same string given as text."""
+    t = db.create_table("texts", {"s": lh.String})
+    t.insert([{"s": w} for w in ("red circle", "blue square", "file:///etc/passwd")],
+             progress=False)
+    t.add_embedding_index("s", embedding=clip, progress=False)
+    secret = tmp_path / "secret.png"  # exists, but is not an image: reading it would fail
+    secret.write_text("not a picture")
+    sim = t.s.similarity(text=secret.as_uri())
+    df = t.order_by(sim, asc=False).select(t.s, score=sim).collect()
+    assert df.height == 3
+    expected = clip.embed_texts([secret.as_uri()])[0]
+    assert df["score"].max() <= 1.0 + 1e-6
+    assert expected.shape == (128,)
+    with pytest.raises(lh.TypeMismatchError, match="not both"):
+        t.s.similarity("x", text="y")
+    with pytest.raises(lh.MediaError):  # the same string as a query is read as an image
+        t.order_by(t.s.similarity(secret.as_uri()), asc=False).collect()

@@ -91,11 +91,11 @@ def test_a_path_or_url_query_is_searched_as_text(server, pics_root, canaries) ->
             assert status == 200, (endpoint, uri, body[:300])
             assert SECRET.encode() not in body
         # the results are those of the text itself: the same as the library's text search
-        sim = table.image.similarity(" " + uri)
+        sim = table.image.similarity(text=uri)
         expected = table.order_by(sim, asc=False).limit(24).select(table.caption, s=sim).collect()
         found = json.loads(_search(server, uri)[1])["results"]
         assert [round(r["score"], 5) for r in found] == [round(s, 5) for s in expected["s"]]
-    # the leading space that keeps a query text does not change its embedding
+    # a plain text query gives the library's text search
     sim = table.image.similarity("a blue square")
     plain = table.order_by(sim, asc=False).limit(24).select(s=sim).collect()["s"].to_list()
     assert [s for _, s in _scores(_search(server, "a blue square")[1])] == \

@@ -205,22 +205,37 @@ class ColumnRef(Expr):
         """The error message of a computed column's failed rows (null where the row succeeded)."""
         return ErrorInfo(self, "errormsg")
 
-    def similarity(self, query: Any, *, index: str | None = None, nprobes: int | None = None,
+    def similarity(self, query: Any = None, *, text: str | None = None,
+                   index: str | None = None, nprobes: int | None = None,
                    refine_factor: int | None = None) -> Similarity:
         """How similar each row's value is to ``query`` through the column's embedding index
         (higher is more similar), for ``order_by(sim, asc=False).limit(k)`` and ``select()``.
 
         ``query`` is a string (text), a PIL image, a ``pathlib.Path`` or a ``file://``,
-        ``s3://`` or ``http(s)://`` URI of an image, image bytes, or a vector. ``index`` picks
+        ``s3://`` or ``http(s)://`` URI of an image, image bytes, or a vector. ``text=``
+        instead of ``query`` is always embedded as text, never read as a location (for text
+        that comes from someone else, such as a search box). ``index`` picks
         one of several indexes on the column; ``nprobes`` (partitions searched) and
         ``refine_factor`` (candidates re-ranked exactly, as a multiple of k) trade speed for
         recall on large tables. Scores: cosine similarity for ``metric="cosine"``, the dot
         product for ``"dot"``, minus the squared distance for ``"l2"``.
         """
+        if text is not None:
+            if query is not None or not isinstance(text, str):
+                raise TypeMismatchError(
+                    f"{self!r}.similarity() takes either a query or text= (a string), not both; "
+                    f"got query={query!r}, text={text!r}")
+            query = TextQuery(text)
         return Similarity.make(self, query, index, nprobes, refine_factor)
 
     def __repr__(self) -> str:
         return self.name
+
+
+class TextQuery(str):
+    """A similarity query that is text whatever it holds: never read as an image location."""
+
+    __slots__ = ()
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)

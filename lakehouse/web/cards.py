@@ -4,7 +4,7 @@ first rows) as cards of a thumbnail, a label and a score.
 The search itself is the library's top-k query,
 ``t.order_by(sim, asc=False).limit(k).select(...)`` with ``sim = t[column].similarity(text)``.
 What a visitor types is always searched as text, never read as the location of an image (see
-:func:`as_text`); the rows' images are read only for the ``k`` rows shown.
+``similarity(text=...)``); the rows' images are read only for the ``k`` rows shown.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Cards:
             raise TypeMismatchError(f"a search text has at most {MAX_QUERY} characters, "
                                     f"got {len(text)}")
         t = self.table
-        sim = t[self.column].similarity(as_text(text))
+        sim = t[self.column].similarity(text=text)
         query = t.order_by(sim, asc=False).limit(self.k).select(
             *self._outputs(), **{SCORE: sim})
         with self._lock:
@@ -97,21 +97,6 @@ class Cards:
             cards.append(Card(image=self._thumbnails.add(image) if image is not None else None,
                               label=label, score=row.get(SCORE)))
         return cards
-
-
-def as_text(query: str) -> str:
-    """``query`` in a form that ``similarity()`` embeds as text, whatever it holds.
-
-    ``similarity()`` reads a string that begins with ``file://``, ``s3://``, ``http://`` or
-    ``https://`` as the location of an image and fetches it, with the table's credentials. A
-    visitor's text must never be fetched, so every query gets one leading space: no string that
-    begins with a space is a location, and the text models' tokenizers (CLIP's and
-    sentence-transformers') drop leading whitespace, so the text embeds exactly as typed.
-
-    >>> as_text("file:///etc/passwd")
-    ' file:///etc/passwd'
-    """
-    return " " + query
 
 
 def text(value: Any) -> str:
