@@ -433,3 +433,20 @@ def test_hub_models_load_when_built_here_or_trusted(settings, monkeypatch) -> No
     with pytest.raises(lh.ModelError, match="without their SHA-256"):  # a file, not a tag
         embeddings.check_allowed(embeddings.EmbeddingFunction.from_spec(
             {"kind": "clip", "model": "ViT-B-32", "pretrained": "weights.bin"}))
+
+
+@pytest.mark.slow
+def test_local_models_with_digests_load_in_a_fresh_process(indexed, child) -> None:
+    """The shipped CLIP and a package: folder carry their digests: a process that never built
+    them embeds new rows and searches with both, with no trust settings."""
+    out = child("""
+        from lakehouse.functions import embeddings
+        t = db.get_table("docs")
+        t.insert([{"caption": "a green star"}], progress=False)
+        found = {name: t.order_by(t.caption.similarity("a green star", index=name), asc=False)
+                 .limit(1).collect()["caption"].to_list() for name in ("caption", "shapes")}
+        print(json.dumps({"found": found, "built": len(embeddings._built),
+                          "loaded": len(embeddings._loaded)}))
+    """)
+    assert out == {"found": {"caption": ["a green star"], "shapes": ["a green star"]},
+                   "built": 0, "loaded": 2}
