@@ -109,12 +109,12 @@ def _check_source(name: str, fingerprint: str | None) -> None:
                                f"{module_name!r} here): {_hint(module_name, qualname)}")
     problem = trust.unverified(spec, qualname, fingerprint)
     if problem is not None:
-        raise UnsafeDefinitionError(
-            f"stored definition names UDF {name!r}, and module {module_name!r} was not imported: "
-            f"{problem}, so it may not be the module the column was defined with. If you trust "
-            f"it, import it before writing, or pass lh.connect(..., trusted_modules="
-            f"[{module_name!r}]) or set {trust.MODULES_VARIABLE}={module_name}"
-        )
+        msg = (f"stored definition names UDF {name!r}, and module {module_name!r} was not "
+               f"imported: {problem}, so it may not be the module the column was defined with. "
+               f"If you trust it, import it before writing, or pass lh.connect(..., "
+               f"trusted_modules=[{module_name!r}]) or set "
+               f"{trust.MODULES_VARIABLE}={module_name}")
+        raise UnsafeDefinitionError(msg)
 
 
 def _hint(module_name: str, qualname: str) -> str:
