@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import operator
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +22,7 @@ import lakehouse as lh
 from lakehouse.queries import Filter
 
 UTC = dt.UTC
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 SCHEMA = {
     "id": lh.Int,
@@ -589,6 +592,104 @@ def test_where_on_computed_columns(people):
     assert f.sql == "(`age2` > 60)"
     assert _ids(people.where(people.age2 > 60).collect()) == [3, 5]
     assert _ids(people.where(people.up == "EVE").collect()) == [6]
+
+
+# --- filters that cannot be misread (issue 11) ---------------------------------------------------
+
+NEGATIVE_NAN = struct.unpack("<d", struct.pack("<Q", 0xFFF8000000000000))[0]
+
+
+@pytest.fixture
+def three(db):
+    t = db.create_table("three", {"x": lh.Int, "s": lh.String})
+    t.insert([{"x": 1, "s": "a"}, {"x": 7, "s": "b"}, {"x": 9, "s": None}], progress=False)
+    return t
+
+
+def test_negated_negative_literal_cannot_start_a_comment(three):
+    # -lit(-5) once compiled to (--5): Lance read the rest of the filter as a comment, and a
+    # string holding a newline turned the rest of the filter into SQL
+    cond = (-lh.lit(-5) < three.x) & (three.s == "\nTRUE)) OR TRUE --")
+    assert Filter.split(cond, three._def()).sql == \
+        "(`x` > 5) AND (`s` = '\nTRUE)) OR TRUE --')"
+    assert three.where(cond).count() == 0
+    assert three.where(cond).collect().height == 0
+    assert three.delete(where=cond).rows_written == 0
+    assert three.count() == 3
+    assert three.update({"s": "changed"}, where=cond, progress=False).rows_written == 0
+    assert sorted(three.select(three.x).collect().get_column("x").to_list()) == [1, 7, 9]
+    # without the string the filter was a raw OSError
+    assert _xs(three.where(-lh.lit(-5) < three.x)) == [7, 9]
+    assert _xs(three.where(three.x > operator.neg(-lh.lit(-5)))) == [1, 7, 9]  # x > -5
+    assert _xs(three.where(three.x - lh.lit(-5) > 10)) == [7, 9]
+
+
+def test_where_string_with_double_negation_means_what_it_says(three):
+    # the CLI's --where "x > -(-5)" goes through parse_condition
+    assert _xs(three.where(lh.parse_condition("x > -(-5)", three))) == [7, 9]
+    assert _xs(three.where(lh.parse_condition("x > - -5 and x < --10", three))) == [7, 9]
+    assert _xs(three.where(lh.parse_condition("-x < -(-(-8))", three))) == [9]
+    assert three.delete(where=lh.parse_condition("x > -(-5)", three)).rows_written == 2
+    assert _xs(three.select(three.x)) == [1]
+
+
+def _xs(q) -> list[int]:
+    return sorted(q.collect().get_column("x").to_list())
+
+
+def test_int_extremes_push_down_as_exact_literals(db):
+    t = db.create_table("extremes", {"x": lh.Int})
+    t.insert([{"x": v} for v in (INT_MIN, INT_MIN + 1, -1, 0, INT_MAX)], progress=False)
+    tdef = t._def()
+    assert Filter.split(t.x == INT_MIN, tdef).sql == "(`x` = (-9223372036854775807 - 1))"
+    assert Filter.split(t.x > -3, tdef).sql == "(`x` > (-3))"
+    assert _xs(t.where(t.x == INT_MIN)) == [INT_MIN]
+    assert _xs(t.where(t.x.isin([INT_MIN, INT_MAX]))) == [INT_MIN, INT_MAX]
+    assert _xs(t.where(t.x < INT_MIN + 1)) == [INT_MIN]
+    assert _xs(t.where(t.x >= -lh.lit(-INT_MAX))) == [INT_MAX]
+    # folding -lit(INT_MIN) leaves the range: Polars evaluates it and reports the overflow
+    assert Filter.split(t.x == -lh.lit(INT_MIN), tdef).sql is None
+    with pytest.raises(lh.ComputeError, match="integer overflow"):
+        t.where(t.x == -lh.lit(INT_MIN)).count()
+    # a literal outside the Int range is refused, never wrapped
+    with pytest.raises(lh.Error, match="outside the 64-bit Int range"):
+        t.where(t.x < 2**63).collect()
+    assert t.count() == 5
+
+
+def test_float_filters_order_nan_and_zero_as_polars(db):
+    # Lance puts a NaN with its sign bit below -inf and -0.0 below 0.0 between columns; the
+    # filter keeps Polars' order: every NaN above +inf and equal to NaN, -0.0 equal to 0.0
+    t = db.create_table("floats", {"k": lh.Int, "f": lh.Float, "g": lh.Float})
+    values = [(0.0, -0.0), (-0.0, 0.0), (math.nan, NEGATIVE_NAN), (NEGATIVE_NAN, math.nan),
+              (math.inf, 1.0), (-math.inf, 1.0), (1.0, None), (None, 1.0)]
+    t.insert([{"k": k, "f": f, "g": g} for k, (f, g) in enumerate(values)], progress=False)
+
+    def keys(cond) -> list[int]:
+        return sorted(t.where(cond).collect().get_column("k").to_list())
+
+    assert keys(t.f < 1.0) == [0, 1, 5]
+    assert keys(t.f >= 1.0) == [2, 3, 4, 6]
+    assert keys(t.f > math.inf) == [2, 3]
+    assert keys(t.f == 0.0) == [0, 1]
+    assert keys(t.f == -0.0) == [0, 1]
+    assert keys(t.f == math.nan) == [2, 3]
+    assert keys(t.f == t.g) == [0, 1, 2, 3]
+    assert keys(-t.f < 0.0) == [4, 6]
+    assert keys(t.f.isin([0.0, math.nan])) == [0, 1, 2, 3]
+    assert keys(~(t.f < 1.0)) == [2, 3, 4, 6]
+    for cond in (t.f < 1.0, ~(t.f < 1.0), t.f == math.nan, t.f == t.g):
+        assert t.where(cond).count() == len(keys(cond))
+    assert t.delete(where=~(t.f < 1.0)).rows_written == 4
+    assert sorted(t.select(t.k).collect().get_column("k").to_list()) == [0, 1, 5, 7]
+
+
+def test_delete_removes_only_rows_where_the_filter_is_true(three):
+    # NOT (x > 5) is NULL for a null x: that row stays, like the rows where it is FALSE
+    three.insert([{"x": None, "s": "null x"}], progress=False)
+    assert three.delete(where=~(three.x > 5)).rows_written == 1
+    assert set(three.select(three.s).collect().get_column("s").to_list()) == \
+        {"b", None, "null x"}
 
 
 # --- empty results ----------------------------------------------------------------------------
