@@ -151,9 +151,10 @@ class Plan:
             name = target.column.name
             try:
                 value, flags = _with_checks(target.expr, checked)
-                # with_columns (not select) so that a literal broadcasts to every row
-                values = df.with_columns(value.alias(name),
-                                         *(c.failed.alias(n) for n, c in flags.items()))
+                # with_columns (not select) so that a literal broadcasts to every row; lazy, so
+                # that Polars computes each subexpression the checks share with the value once
+                values = df.lazy().with_columns(
+                    value.alias(name), *(c.failed.alias(n) for n, c in flags.items())).collect()
                 series = values.get_column(name).cast(target.column.type.polars_type())
             except Exception as exc:
                 msg = (f"table {self.table!r}: {target.describe()} failed: "
@@ -182,8 +183,9 @@ class Plan:
                                                                       **dict(call.kwargs)))
             compiled = [_with_checks(a, ctx) for a in call.args]
             flags = {k: v for _, f in compiled for k, v in f.items()}
-            frame = df.select(*[v.alias(f"__arg{i}") for i, (v, _) in enumerate(compiled)],
-                              *(c.failed.alias(n) for n, c in flags.items()))
+            frame = df.lazy().select(
+                *[v.alias(f"__arg{i}") for i, (v, _) in enumerate(compiled)],
+                *(c.failed.alias(n) for n, c in flags.items())).collect()
             _record_overflows(frame, flags, errors)
             self._abort_on_error(target, errors, row_offset)
             series = [_full_height(frame.get_column(f"__arg{i}"), df.height)
