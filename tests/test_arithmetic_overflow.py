@@ -156,3 +156,23 @@ def test_checked_arithmetic_stays_vectorised(db):
     elapsed = time.perf_counter() - start
     assert frame.get_column("m").sum() == sum(range(1_000_000)) * 3 + 1_000_000
     assert elapsed < 2.0, f"{elapsed:.2f} s for a million rows"
+
+
+def test_adding_a_zero_keeps_ieee_signed_zeros(db):
+    # Polars returns x for x + 0.0 and -x for 0.0 - x, keeping a -0.0 where IEEE gives 0.0
+    # (visible through 1 / x); the compiled expression gives IEEE's zero
+    t = db.create_table("zeros", {"k": lh.Int, "f": lh.Float})
+    t.insert([{"k": 0, "f": 0.0}, {"k": 1, "f": -0.0}, {"k": 2, "f": 2.5}, {"k": 3}],
+             progress=False)
+    cases = {
+        "f + 0.0": (t.f + 0.0, lambda f: f + 0.0), "0.0 + f": (0.0 + t.f, lambda f: 0.0 + f),
+        "0.0 - f": (0.0 - t.f, lambda f: 0.0 - f), "f - -0.0": (t.f - -0.0, lambda f: f - -0.0),
+        "f - 0": (t.f - 0, lambda f: f - 0.0), "-0.0 - f": (-0.0 - t.f, lambda f: -0.0 - f),
+    }
+    for label, (expr, python) in cases.items():
+        got = _by_key(t, v=expr)
+        for k, f in enumerate([0.0, -0.0, 2.5]):
+            (value,) = got[k]
+            assert math.copysign(1.0, value) == math.copysign(1.0, python(f)), (label, f)
+            assert value == python(f), (label, f)
+        assert got[3] == (None,), label

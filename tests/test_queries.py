@@ -692,6 +692,36 @@ def test_delete_removes_only_rows_where_the_filter_is_true(three):
         {"b", None, "null x"}
 
 
+def test_negated_isin_leaves_null_rows_out(db):
+    # Lance's simplifier merges IN lists on one column as if no value were null: under NOT,
+    # x IN (1) AND x IN (2) became NOT FALSE and selected the null rows
+    t = db.create_table("lists", {"k": lh.Int, "x": lh.Int, "f": lh.Float})
+    t.insert([{"k": 0}, {"k": 1, "x": 1, "f": 0.0}, {"k": 2, "x": 2, "f": 5.0}], progress=False)
+
+    def keys(cond) -> list[int]:
+        return sorted(t.where(cond).collect().get_column("k").to_list())
+
+    cases = [
+        (~(t.x.isin([1]) & t.x.isin([2])), [1, 2]),
+        (~(t.f.isin([0.0]) & t.f.isin([math.inf])), [1, 2]),
+        (~t.x.isin([1]) | ~t.x.isin([2]), [1, 2]),
+        (~(((t.x == 1) | (t.x == 3)) & ((t.x == 2) | (t.x == 4))), [1, 2]),
+        (~(t.x.isin([1]) & ~t.x.isin([1])), [1, 2]),
+        (~t.x.isin([1, None]), [2]),
+    ]
+    for cond, want in cases:
+        assert Filter.split(cond, t._def()).residual is None, cond
+        assert (keys(cond), t.where(cond).count()) == (want, len(want)), cond
+    assert t.delete(where=cases[0][0]).rows_written == 2
+    assert keys(t.k >= 0) == [0]
+
+
+def test_isin_of_a_literal_filters_every_row(three):
+    assert three.where(lh.lit(5).isin([1, 2])).count() == 0
+    assert three.where(lh.lit(1).isin([1]) & (three.x > 1)).count() == 2
+    assert three.where(lh.lit(-(2**63)).isin([])).collect().height == 0
+
+
 # --- empty results ----------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from functools import singledispatch
 
 import polars as pl
@@ -166,7 +167,37 @@ def _(expr: BinaryOp, ctx: Context) -> pl.Expr:
     if expr.op in _CHECKED and expr.type.kind == "int":
         return _int_range(expr, _BINARY[expr.op](left.cast(pl.Int128), right.cast(pl.Int128)),
                           ctx)
+    if expr.op in ("+", "-") and expr.type.kind == "float":
+        with_zero = _plus_zero(expr, left, right)
+        if with_zero is not None:
+            return with_zero
     return _BINARY[expr.op](left, right)
+
+
+def _plus_zero(expr: BinaryOp, left: pl.Expr, right: pl.Expr) -> pl.Expr | None:
+    """``x + 0.0``, ``0.0 - x`` and the like as IEEE defines them, or None if no side is a zero
+    literal. Polars returns the other side as it is (or negated) there, keeping a -0.0 where IEEE
+    gives 0.0; IEEE's sum with a zero ``z`` is the other addend ``p``, except that ``p + 0.0``
+    turns -0.0 into 0.0."""
+    right_zero, left_zero = _zero(expr.right), _zero(expr.left)
+    if right_zero is not None:  # x + z, x - z == x + (-z)
+        p, z = left.cast(pl.Float64), right_zero if expr.op == "+" else -right_zero
+    elif left_zero is not None:  # z + x, z - x == z + (-x)
+        p, z = right.cast(pl.Float64), left_zero
+        p = p if expr.op == "+" else -p
+    else:
+        return None
+    if math.copysign(1.0, z) < 0:  # p + (-0.0) is p, zeros included
+        return p
+    return pl.when(p == 0.0).then(pl.lit(0.0)).otherwise(p)
+
+
+def _zero(expr: Expr) -> float | None:
+    """The value of a zero literal, as a float keeping its sign; None for anything else."""
+    if isinstance(expr, Literal) and isinstance(expr.value, int | float) \
+            and not isinstance(expr.value, bool) and expr.value == 0:
+        return float(expr.value)
+    return None
 
 
 @_compile.register
@@ -207,7 +238,9 @@ def _(expr: IsIn, ctx: Context) -> pl.Expr:
     for v in expr.values:
         _check_int_literal(v.value, expr)
     values = pl.Series([v.value for v in expr.values], dtype=dtype)
-    return operand.is_in(values.implode())
+    found = operand.is_in(values.implode())
+    constant = all(isinstance(n, Literal) for n in expr.operand.walk() if not n.children())
+    return found.first() if constant else found  # one value, broadcast like a literal
 
 
 @_compile.register

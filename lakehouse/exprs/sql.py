@@ -21,6 +21,12 @@ Lance by ``tests/test_filter_differential.py``:
   and comparisons of two float expressions stay in Polars.
 - ``isin`` leaves out null values (Polars never matches them, where SQL would turn a miss into
   NULL); an empty list or one holding NaN stays in Polars.
+- Lance's simplifier rewrites some conditions as if no value were null: it merges IN lists on one
+  column (and ORs of equalities, which it turns into IN lists), and an empty merge becomes FALSE,
+  or TRUE for NOT IN, on a null value too. A FALSE for a NULL changes nothing in a condition
+  without NOT, where both leave the row out. So ``~`` is pushed down to the leaves (``~(a < b)``
+  is ``a >= b``, ``~(p & q)`` is ``~p | ~q``), the SQL has no NOT above AND or OR, and a negated
+  ``isin`` (the one leaf that can turn into TRUE) also requires a non-null value.
 """
 
 from __future__ import annotations
@@ -181,11 +187,33 @@ def _in_range(value: float, expr: Expr) -> Expr:
 @_sql.register
 def _(expr: UnaryOp, names: dict[int, str]) -> str:
     if expr.op == "not":
-        return f"(NOT {_sql(expr.operand, names)})"
+        return _negated(expr.operand, names)
     folded = _fold(expr)
     if folded is expr:
         raise NotPushable(expr)
     return _sql(folded, names)
+
+
+_COMPLEMENT = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def _negated(expr: Expr, names: dict[int, str]) -> str:
+    """NOT ``expr``, with the negation pushed down to the leaves (see the module docstring).
+    Each rewrite holds in three-valued logic, and for floats in Polars' total order."""
+    if isinstance(expr, BinaryOp) and expr.op in ("&", "|"):
+        op = "OR" if expr.op == "&" else "AND"
+        return f"({_negated(expr.left, names)} {op} {_negated(expr.right, names)})"
+    if isinstance(expr, BinaryOp) and expr.op in COMPARISON:
+        return _comparison(BinaryOp(_COMPLEMENT[expr.op], expr.left, expr.right), names)
+    if isinstance(expr, UnaryOp) and expr.op == "not":
+        return _sql(expr.operand, names)
+    if isinstance(expr, IsNull):
+        return _sql(IsNull(expr.operand, negate=not expr.negate), names)
+    if isinstance(expr, IsIn):
+        return _isin(expr, names, negate=True)
+    if isinstance(expr, Literal) and isinstance(expr.value, bool):
+        return quote_literal(not expr.value)
+    return f"(NOT {_sql(expr, names)})"  # a Bool column
 
 
 @_sql.register
@@ -195,12 +223,19 @@ def _(expr: IsNull, names: dict[int, str]) -> str:
 
 @_sql.register
 def _(expr: IsIn, names: dict[int, str]) -> str:
+    return _isin(expr, names)
+
+
+def _isin(expr: IsIn, names: dict[int, str], *, negate: bool = False) -> str:
     values = [v.value for v in expr.values if v.value is not None]
     if not values or any(_is_nan(v) for v in values):
         raise NotPushable(expr)
     floats = expr.operand.type.kind == "float" or any(isinstance(v, float) for v in values)
     operand = _float_column(expr.operand, names)[0] if floats else _sql(expr.operand, names)
-    return f"({operand} IN ({', '.join(quote_literal(v) for v in values)}))"
+    listed = ", ".join(quote_literal(v) for v in values)
+    if negate:
+        return f"(({operand} IS NOT NULL) AND ({operand} NOT IN ({listed})))"
+    return f"({operand} IN ({listed}))"
 
 
 @_sql.register
