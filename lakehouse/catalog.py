@@ -7,7 +7,6 @@ prefix) holding a ``.lakehouse-dir`` marker. ``get_table("name:3")`` opens versi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,12 +24,11 @@ from lakehouse.errors import (
 )
 from lakehouse.media.policy import FetchPolicy
 from lakehouse.metadata import ColumnDef, TableDef
+from lakehouse.names import TABLE_SUFFIX, validate_name
 from lakehouse.storage import Location, storage_error
 from lakehouse.table import Table, check_column_name
 
 DIR_MARKER = ".lakehouse-dir"
-TABLE_SUFFIX = ".lance"
-_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
 def connect(root: str | None = None, storage_options: dict[str, Any] | None = None, *,
@@ -59,30 +57,6 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
     catalog._check_reachable()
     trust.trust(modules=trusted_modules, models=trusted_models)
     return catalog
-
-
-def validate_name(name: str, what: str = "table") -> str:
-    """Check a table or directory path such as ``ml/images``; return it unchanged."""
-    if not isinstance(name, str) or not name:
-        raise InvalidNameError(f"a {what} name must be a non-empty string, got {name!r}")
-    problem = None
-    if "\\" in name:
-        problem = "backslashes are not allowed"
-    elif name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        problem = "absolute paths are not allowed"
-    else:
-        for part in name.split("/"):
-            if part in ("", ".", ".."):
-                problem = "empty, '.' and '..' path parts are not allowed"
-            elif not _PART.match(part):
-                problem = f"{part!r} may only use letters, digits, '_', '-' and '.'"
-            elif part.endswith(TABLE_SUFFIX):
-                problem = f"names may not end with {TABLE_SUFFIX!r}"
-            if problem:
-                break
-    if problem:
-        raise InvalidNameError(f"invalid {what} name {name!r}: {problem}")
-    return name
 
 
 class Catalog:
