@@ -43,6 +43,18 @@ class TypeMismatchError(Error, TypeError):
     """A value or expression does not have the type its column or operator needs."""
 
 
+class InvalidOptionError(Error, ValueError):
+    """An argument has a value the call does not accept: a choice outside its list
+    (``on_error``, ``if_exists``, ``kind``, ``metric``...), a number out of range
+    (``limit(-1)``, ``batch_rows=0``), an option the call does not know, or nothing to work on
+    (``update({})``). The message names the argument, what it got and what it accepts."""
+
+
+class ComputedColumnError(Error, ValueError):
+    """A write gives a value to a computed column, whose values come only from its expression:
+    set the columns it depends on instead."""
+
+
 class ExpressionSyntaxError(Error, ValueError):
     """A where or select string is not a valid expression: Python's parser rejected it, or it
     uses something the expression language does not allow (a function call, a lambda, a private
@@ -125,3 +137,17 @@ class ModelError(Error, RuntimeError):
 
 class SnapshotExistsError(Error, ValueError):
     """A snapshot (a named version) with this name already exists."""
+
+
+def check_choice(param: str, value: object, allowed: tuple[str, ...]) -> None:
+    """Refuse an option value that is not one of ``allowed`` (the one check every call with a
+    choice argument uses, so that the error type and message are the same everywhere).
+
+    >>> check_choice("on_error", "skip", ("abort", "ignore"))
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.InvalidOptionError: on_error must be one of 'abort', 'ignore', got 'skip'
+    """
+    if value not in allowed:
+        msg = f"{param} must be one of {', '.join(map(repr, allowed))}, got {value!r}"
+        raise InvalidOptionError(msg)

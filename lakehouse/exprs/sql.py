@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import singledispatch
 
 from lakehouse.exprs.nodes import (
@@ -48,6 +48,7 @@ from lakehouse.exprs.nodes import (
     Literal,
     UnaryOp,
 )
+from lakehouse.metadata import ROW_ID
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
@@ -95,6 +96,17 @@ def quote_literal(value: object) -> str:
     if isinstance(value, dt.date):
         return f"DATE '{value.isoformat()}'"
     raise NotPushable(value)
+
+
+def rowid_filter(row_ids: Iterable[int]) -> str:
+    """A Lance filter matching exactly the rows with these stable row ids (``false`` for none):
+    how deletes, updates and prefiltered searches name rows they found by other means.
+
+    >>> rowid_filter([3, 1])
+    '_rowid IN (3, 1)'
+    """
+    ids = [quote_literal(int(i)) for i in row_ids]
+    return f"{ROW_ID} IN ({', '.join(ids)})" if ids else "false"
 
 
 @singledispatch
