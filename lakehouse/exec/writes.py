@@ -21,6 +21,7 @@ import pyarrow as pa
 from lakehouse.exec import intake, protocol
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.protocol import Failures, WriteContext
+from lakehouse.exec.scan import scan_frames
 from lakehouse.functions.media import release_batch_state
 from lakehouse.media.blobs import is_blob, to_blob, without_referenced
 from lakehouse.media.intake import MediaOptions
@@ -129,8 +130,6 @@ def _backfill_streamed(ctx: WriteContext, plan: Plan, *, progress: bool) -> Writ
     columns nor start Lance reads themselves, so the rows are scanned in order (blobs as bytes,
     references fetched), computed, and added as new
     columns from a stream. Still one commit, and only the new columns are written."""
-    from lakehouse.queries import scan_frames
-
     ds = ctx.dataset
     fields = plan.output_fields()
     schema = pa.schema(fields)

@@ -1,0 +1,124 @@
+"""Scanning a table version: the rows that match a condition, as Polars frames, batch by batch.
+
+Queries, updates, deletes and backfills all read rows through :func:`scan_frames`, so the split of
+a where() condition into the part Lance evaluates (SQL pushed into the scan, see ``exprs.sql``)
+and the residual Polars evaluates (:class:`Filter`) is made in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import lance
+import polars as pl
+import pyarrow as pa
+
+from lakehouse.errors import TypeMismatchError
+from lakehouse.exec.evaluate import Plan
+from lakehouse.exprs.nodes import BinaryOp, Expr
+from lakehouse.exprs.sql import NotPushable, to_sql
+from lakehouse.media.fetch import Fetcher
+from lakehouse.media.references import resolve_references
+from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
+
+SCAN_BATCH_ROWS = 65_536
+MEDIA_SCAN_ROWS = 256  # rows per batch when media bytes are read: bounded memory for large files
+DISTANCE = "_distance"  # Lance's distance of each row to a nearest-neighbour query
+
+
+@dataclasses.dataclass(frozen=True)
+class Filter:
+    """A where() condition split into a Lance SQL part and a residual evaluated in Polars."""
+
+    sql: str | None
+    residual: Expr | None
+
+    @staticmethod
+    def split(condition: Expr | None, tdef: TableDef) -> Filter:
+        if condition is None:
+            return Filter(None, None)
+        if condition.type.kind != "bool":
+            raise TypeMismatchError(f"where() needs a Bool expression, got {condition!r}")
+        pushed, rest = [], []
+        for part in _conjuncts(condition):
+            try:
+                pushed.append(to_sql(part, tdef.names()))
+            except NotPushable:
+                rest.append(part)
+        residual = None
+        for part in rest:
+            residual = part if residual is None else BinaryOp("&", residual, part)
+        return Filter(" AND ".join(pushed) if pushed else None, residual)
+
+
+def _conjuncts(expr: Expr) -> list[Expr]:
+    if isinstance(expr, BinaryOp) and expr.op == "&":
+        return _conjuncts(expr.left) + _conjuncts(expr.right)
+    return [expr]
+
+
+def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: Expr | None,
+                columns: list[str], *, limit: int | None = None, row_ids: bool = False,
+                fetcher: Fetcher | None = None,
+                nearest: dict[str, Any] | None = None) -> Iterator[pl.DataFrame]:
+    """Scan ``columns`` of the rows matching ``condition``, as Polars frames, batch by batch;
+    with ``row_ids``, also each row's ``_rowid`` and ``_rowaddr``.
+
+    Media columns come back as their bytes: Lance reads blobs only for the rows scanned, and the
+    values of ``store="reference"`` columns are fetched from their sources (with ``fetcher``).
+
+    With ``nearest`` (Lance's nearest-neighbour options), only the ``k`` rows closest to its
+    query vector among the rows matching ``condition`` come back, closest first, with their
+    ``_distance``: the condition is a prefilter, so k rows come back whenever k rows match. A
+    condition Lance cannot evaluate is evaluated first, and its matching row ids prefilter."""
+    flt = Filter.split(condition, tdef)
+    if nearest is not None and flt.residual is not None:
+        matching = [i for f in scan_frames(ds, tdef, table, condition, [], row_ids=True,
+                                            fetcher=fetcher) for i in f.get_column(ROW_ID)]
+        flt = Filter(f"{ROW_ID} IN ({', '.join(map(str, matching))})" if matching else "false",
+                     None)
+    read = list(columns)
+    if flt.residual is not None:
+        read += [c for c in tdef.stored_columns([flt.residual]) if c not in read]
+    media = [c for c in tdef.media_columns() if c.name in read]
+    references = [c for c in media if c.type.store == "reference"]  # type: ignore[attr-defined]
+    read += [c.info_columns()[kind] for c in references for kind in ("fileurl", "errortype")
+             if c.info_columns()[kind] not in read]
+    search: dict[str, Any] = {}
+    if nearest is not None:
+        read.append(DISTANCE)
+        search = {"nearest": nearest, "prefilter": True, "disable_scoring_autoprojection": True}
+    scanner = ds.scanner(columns=read, filter=flt.sql,
+                         batch_size=MEDIA_SCAN_ROWS if media else SCAN_BATCH_ROWS,
+                         limit=limit if flt.residual is None else None,
+                         with_row_id=row_ids, with_row_address=row_ids,
+                         blob_handling="all_binary" if media else None, **search)
+    keep_columns = [*columns, ROW_ID, ROW_ADDRESS] if row_ids else list(columns)
+    if nearest is not None:
+        keep_columns.append(DISTANCE)
+    keep = None
+    if flt.residual is not None:
+        keep = Plan.for_exprs(table, tdef, {"__keep": flt.residual})
+    # references the residual filter reads are fetched before it runs, the others after it
+    filtered_on = set(tdef.stored_columns([flt.residual])) if flt.residual is not None else set()
+    early = [c for c in references if c.name in filtered_on]
+    late = [c for c in references if c.name not in filtered_on]
+    remaining = limit
+    for batch in scanner.to_batches():
+        frame = pl.from_arrow(pa.Table.from_batches([batch]))
+        assert isinstance(frame, pl.DataFrame)
+        for column in early:
+            frame = resolve_references(frame, column, fetcher or Fetcher(), table)
+        if keep is not None:
+            mask, _ = keep.run(frame)
+            frame = frame.filter(mask.get_column("__keep").fill_null(False))
+            if remaining is not None:
+                frame = frame.head(remaining)
+                remaining -= frame.height
+        for column in late:
+            frame = resolve_references(frame, column, fetcher or Fetcher(), table)
+        yield frame.select(keep_columns)
+        if remaining is not None and remaining <= 0:
+            return
