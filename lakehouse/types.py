@@ -471,11 +471,29 @@ def from_python_type(py_type: Any) -> ColumnType | None:
 
 
 def parse_type(spec: Any, *, column: str) -> ColumnType:
-    """Accept ``lh.Int``, ``int`` or ``"int"`` as a column type; raise a clear error otherwise."""
+    """The column type ``spec`` names: a type (``lh.Int``), a Python type (``int``) or a type
+    written as text, as the command line's ``--schema`` takes it: a kind (``"int"``,
+    ``"image"``), or an array of numbers ``"array[D]"`` / ``"array[D, dtype]"`` (D numbers,
+    float32 unless a dtype is given; several dimensions and ``*`` for any length:
+    ``"array[*, 3, int8]"``; ``describe()``'s ``"Array[(3,), float32]"`` reads back too).
+    Anything else is a TypeMismatchError naming ``column`` and the types there are.
+
+    >>> parse_type("array[3]", column="v")
+    lh.Array[(3,), float32]
+    >>> parse_type("array[*, 2, int8]", column="v")
+    lh.Array[(None, 2), int8]
+    """
     if isinstance(spec, ColumnType):
         return spec
-    if isinstance(spec, str) and spec.lower() in ColumnType._registry:
-        return ColumnType._registry[spec.lower()]()
+    if isinstance(spec, str):
+        found = _type_from_text(spec, column)
+        if found is not None:
+            return found
+        raise TypeMismatchError(
+            f"column {column!r}: {spec!r} is not a column type; use one of string, int, float, "
+            "bool, json, timestamp, date, image, video, audio, document, array[D] or "
+            "array[D, dtype]"
+        )
     found = from_python_type(spec)
     if found is not None:
         return found
@@ -484,6 +502,30 @@ def parse_type(spec: Any, *, column: str) -> ColumnType:
         "lh.Bool, lh.Timestamp, lh.Date, lh.Json, lh.Array[shape, dtype], lh.Image, lh.Video, "
         "lh.Audio or lh.Document"
     )
+
+
+def _type_from_text(text: str, column: str) -> ColumnType | None:
+    """The type a text names (see :func:`parse_type`), or None when it names none; an
+    ``array[...]`` that is not a valid array type raises, saying how to write one."""
+    name = "".join(text.split()).lower()
+    if name in ColumnType._registry:
+        return ColumnType._registry[name]()
+    if not (name.startswith("array[") and name.endswith("]")):
+        return None
+    any_length = ("*", "none")
+    parts = [p for p in name[6:-1].replace("(", "").replace(")", "").split(",") if p]
+    dtype = parts.pop() if parts and not (parts[-1].isdigit() or parts[-1] in any_length) \
+        else "float32"
+    if not parts or not all(p.isdigit() or p in any_length for p in parts):
+        raise TypeMismatchError(
+            f"column {column!r}: {text!r} is not an array type; give its length and, unless "
+            "float32, its dtype: 'array[512]', 'array[512, float16]', or 'array[*, 3]' "
+            "(* for any length)")
+    shape = tuple(None if p in any_length else int(p) for p in parts)
+    try:
+        return Array[shape, dtype]
+    except TypeMismatchError as exc:
+        raise TypeMismatchError(f"column {column!r}: {exc}") from None
 
 
 def numeric_result(left: ColumnType, right: ColumnType) -> ColumnType:
