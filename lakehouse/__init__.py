@@ -17,6 +17,7 @@ from lakehouse.display import show, to_pil
 from lakehouse.errors import (
     ColumnExistsError,
     ColumnNotFoundError,
+    ComputedColumnError,
     ComputeError,
     ConcurrentWriteError,
     DependencyError,
@@ -27,6 +28,7 @@ from lakehouse.errors import (
     IndexExistsError,
     IndexNotFoundError,
     InvalidNameError,
+    InvalidOptionError,
     MediaError,
     ModelError,
     ReadOnlyError,
@@ -44,7 +46,9 @@ from lakehouse.exec.evaluate import UDFChangedWarning
 from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs.nodes import Expr, if_else, lit
 from lakehouse.exprs.parse import parse_condition, parse_expression, parse_selection
+from lakehouse.ingest import ImportResult
 from lakehouse.media.policy import FetchPolicy
+from lakehouse.progress import progress_bars
 from lakehouse.queries import Query
 from lakehouse.query_function import query
 from lakehouse.table import Table
@@ -63,6 +67,7 @@ from lakehouse.types import (
     String,
     Timestamp,
     Video,
+    parse_type,
 )
 from lakehouse.udf import UDF, udf
 
@@ -73,10 +78,11 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     # catalog
-    "connect", "Catalog", "Table", "Query", "WriteResult", "FetchPolicy",
+    "connect", "Catalog", "Table", "Query", "WriteResult", "ImportResult", "FetchPolicy",
+    "progress_bars",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",
-    "Required", "Image", "Video", "Audio", "Document",
+    "Required", "Image", "Video", "Audio", "Document", "parse_type",
     # expressions and functions
     "Expr", "if_else", "lit", "udf", "UDF", "query", "functions",
     "parse_expression", "parse_condition", "parse_selection",
@@ -89,6 +95,7 @@ __all__ = [
     "FormatVersionError", "ReadOnlyError", "StorageError", "ConcurrentWriteError",
     "VersionNotFoundError", "IndexExistsError", "IndexNotFoundError", "MediaError",
     "SourceRefusedError",
-    "ModelError", "SnapshotExistsError", "ExpressionSyntaxError",
+    "ModelError", "SnapshotExistsError", "ExpressionSyntaxError", "InvalidOptionError",
+    "ComputedColumnError",
     "UDFChangedWarning",
 ]

@@ -12,21 +12,23 @@ from typing import Any
 
 import lance
 
-from lakehouse import trust
+from lakehouse import ingest, trust
 from lakehouse import types as T
 from lakehouse.errors import (
     DirectoryNotFoundError,
     InvalidNameError,
+    InvalidOptionError,
     TableExistsError,
     TableNotFoundError,
     TypeMismatchError,
     VersionNotFoundError,
+    check_choice,
 )
 from lakehouse.media.policy import FetchPolicy
 from lakehouse.metadata import ColumnDef, TableDef
-from lakehouse.names import TABLE_SUFFIX, validate_name
+from lakehouse.names import TABLE_SUFFIX, check_column_name, validate_name
 from lakehouse.storage import Location, storage_error
-from lakehouse.table import Table, check_column_name
+from lakehouse.table import Table
 
 DIR_MARKER = ".lakehouse-dir"
 
@@ -68,7 +70,14 @@ class Catalog:
 
     @property
     def root(self) -> str:
+        """The lakehouse root: a local folder or ``s3://bucket/prefix``."""
         return self._location.uri
+
+    @property
+    def location(self) -> Location:
+        """Where the lakehouse lives and how to reach it: the root URI, the storage options
+        (secret values hidden in its repr) and the fetch policy for media sources."""
+        return self._location
 
     def __repr__(self) -> str:
         return f"lakehouse.connect({self.root!r})"
@@ -86,8 +95,13 @@ class Catalog:
         except Exception as exc:
             raise storage_error(self._location, "read", exc) from exc
 
-    def _is_table(self, name: str) -> bool:
-        return self._exists(self._table_uri(name) + "/_versions")
+    def has_table(self, name: str) -> bool:
+        """Whether a table ``name`` exists (at the root or in a directory, ``"ml/images"``).
+
+        >>> db.has_table("no_such_table")
+        False
+        """
+        return self._exists(self._table_uri(validate_name(name)) + "/_versions")
 
     def _is_dir(self, path: str) -> bool:
         return self._exists(self._location.join(path, DIR_MARKER))
@@ -117,7 +131,7 @@ class Catalog:
             if if_exists == "ignore":
                 return
             raise TableExistsError(f"directory {path!r} already exists")
-        if self._is_table(path):
+        if self.has_table(path):
             raise TableExistsError(f"{path!r} is a table, not a directory")
         parent = path.rpartition("/")[0]
         if parent and not self._is_dir(parent):
@@ -161,26 +175,24 @@ class Catalog:
         DataFrame or an Arrow table. Column types are inferred; ``schema`` then sets the type of
         named columns only. Other options (``progress``, ``on_error``, ``rename``, CSV options)
         are those of :meth:`import_parquet` and :meth:`import_csv`; a failed import leaves no
-        table behind.
+        table behind. :func:`lakehouse.ingest.create_from_source` does the same and also says
+        what was written (an :class:`~lakehouse.ImportResult`).
 
         >>> t = db.create_table("t", source="shards/*.parquet")  # doctest: +SKIP
         """
         if source is not None:
-            from lakehouse import ingest
-
             return ingest.create_from_source(self, name, source, schema=schema,
-                                             if_exists=if_exists, **options)
+                                             if_exists=if_exists, **options).table
         if options:
-            raise TypeMismatchError(f"create_table() got unexpected options "
-                                    f"{', '.join(map(repr, options))} (they go with source=)")
+            raise InvalidOptionError(f"create_table() got unexpected options "
+                                     f"{', '.join(map(repr, options))} (they go with source=)")
         validate_name(name)
-        if if_exists not in ("error", "ignore", "replace"):
-            raise TypeMismatchError(f"if_exists must be 'error', 'ignore' or 'replace', "
-                                    f"got {if_exists!r}")
+        check_choice("if_exists", if_exists, ("error", "ignore", "replace"))
         if not isinstance(schema, dict) or not schema:
-            raise TypeMismatchError(f"table {name!r}: schema must be a non-empty dict of "
-                                    "column name -> type (or pass source= to create the table "
-                                    "from data)")
+            msg = (f"table {name!r}: schema must be a non-empty dict of column name -> type (or "
+                   "pass source= to create the table from data)")
+            raise TypeMismatchError(msg) if not isinstance(schema, dict) \
+                else InvalidOptionError(msg)
         columns = []
         for i, (col, spec) in enumerate(schema.items()):
             check_column_name(col, name)
@@ -189,7 +201,7 @@ class Catalog:
         if self._is_dir(name):
             raise TableExistsError(f"{name!r} is a directory")
         mode = "create"
-        if self._is_table(name):
+        if self.has_table(name):
             if if_exists == "ignore":
                 return self.get_table(name)
             if if_exists == "error":
@@ -215,25 +227,24 @@ class Catalog:
         fill it in one insert, streaming batch by batch (``if_exists="append"`` inserts into an
         existing table instead). If the import fails the new table is dropped again. Options:
         ``schema``, ``rename``, ``if_exists``, ``batch_rows``,
-        ``progress``, ``on_error``; see :func:`lakehouse.ingest.import_parquet`.
+        ``progress``, ``on_error``; see :func:`lakehouse.ingest.import_parquet`, which takes the
+        same arguments (after the catalog) and returns what was written, an
+        :class:`~lakehouse.ImportResult`, rather than the table.
 
         >>> t = db.import_parquet("beans", "s3://bucket/beans/train-*.parquet")  # doctest: +SKIP
         """
-        from lakehouse import ingest
-
-        return ingest.import_parquet(self, name, sources, **options)
+        return ingest.import_parquet(self, name, sources, **options).table
 
     def import_csv(self, name: str, path: Any, **options: Any) -> Table:
         """Create table ``name`` from a CSV file (local or ``s3://``) and fill it in one insert.
         Types are inferred from the first rows; ``schema={"file": lh.Image}`` reads a column
         of media paths (relative to the CSV's folder) into a media column. Options and
-        ``pyarrow.csv`` keywords: see :func:`lakehouse.ingest.import_csv`.
+        ``pyarrow.csv`` keywords: see :func:`lakehouse.ingest.import_csv` (which returns an
+        :class:`~lakehouse.ImportResult`: what was written, and the table).
 
         >>> t = db.import_csv("pets", "pets.csv", schema={"file": lh.Image})  # doctest: +SKIP
         """
-        from lakehouse import ingest
-
-        return ingest.import_csv(self, name, path, **options)
+        return ingest.import_csv(self, name, path, **options).table
 
     def get_table(self, name: str) -> Table:
         """Open a table; ``"name:3"`` opens version 3 and ``"name@prod"`` a tag, read-only."""
@@ -247,7 +258,7 @@ class Catalog:
         elif isinstance(name, str) and "@" in name:
             base, _, version = name.rpartition("@")
         validate_name(base)
-        if not self._is_table(base):
+        if not self.has_table(base):
             raise TableNotFoundError(f"table {base!r} does not exist in {self.root}")
         uri = self._table_uri(base)
         opts = self._location.storage_options or None
@@ -260,7 +271,7 @@ class Catalog:
                 raise VersionNotFoundError(f"table {base!r} has no version {version!r}") from exc
             raise storage_error(self._location, f"open table {base!r}", exc) from exc
         table = Table(base, uri, self._location, ds, pinned=version is not None)
-        table._def()  # refuse unreadable definitions (newer format) at open
+        table.table_state()  # reads the definition: refuse unreadable ones (newer format) now
         return table
 
     def list_tables(self, dir: str | None = None, *, recursive: bool = True) -> list[str]:
@@ -304,7 +315,7 @@ class Catalog:
     def drop_table(self, name: str, *, if_not_exists: str = "error") -> None:
         """Delete a table and all its versions."""
         validate_name(name)
-        if not self._is_table(name):
+        if not self.has_table(name):
             if if_not_exists == "ignore":
                 return
             raise TableNotFoundError(f"table {name!r} does not exist in {self.root}")

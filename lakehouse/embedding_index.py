@@ -32,7 +32,6 @@ from lakehouse.metadata import (
     FIELD_KEY,
     METRICS,
     PENDING_PREFIX,
-    RETIRED_PREFIX,
     ColumnDef,
     IndexDef,
     TableDef,
@@ -135,23 +134,18 @@ def _add_embedded(ctx: WriteContext, source: ColumnDef, request: IndexRequest, i
 
 
 def switch(ctx: WriteContext, name: str, pending: str) -> int:
-    """Put the new vectors ``pending`` in place of the old vectors of index ``name`` in one
-    commit (readers see either the old index or the new one), then drop the old vectors, which
-    drops their Lance index. Safe to run again after a conflict: it continues where it
-    stopped."""
-    names = ctx.dataset.schema.names
-    old = [i for i in ctx.definition.indexes() if i.name == name and i.vectors.name != pending]
+    """Put the new vectors ``pending`` of index ``name`` in place of its old vectors with
+    :func:`~lakehouse.exec.protocol.switch_column` (readers see either the old index or the
+    new one; dropping the old vectors drops their Lance index). When the old index searched a
+    column of vectors, that column stays and only its index definition goes. Safe to run again
+    after a conflict: it continues where it stopped."""
     final = vectors_column(int(pending[len(PENDING_PREFIX):]))
-    if not old:  # the switch was done; only the retired vectors may be left
-        retired = [n for n in names if n.startswith(RETIRED_PREFIX)]
-        return protocol.drop_columns(ctx, retired).version if retired else ctx.version
-    existing = old[0]
-    if existing.vectors.is_computed:
-        retired = f"{RETIRED_PREFIX}{existing.vectors.col_id}"
-        protocol.rename_columns(ctx, (existing.vectors.name, retired), (pending, final))
-        protocol.drop_columns(ctx, [retired, *existing.vectors.info_columns().values()])
-    else:  # the old index searched a column of vectors: keep the column, forget the index
-        protocol.rename_columns(ctx, (pending, final))
+    old = [i for i in ctx.definition.indexes()
+           if i.name == name and i.vectors.name not in (pending, final)]
+    existing = old[0] if old else None
+    computed = existing is not None and existing.vectors.is_computed
+    protocol.switch_column(ctx, pending, final, existing.vectors if computed else None)
+    if existing is not None and not computed:
         _drop(ctx, existing)
     return ctx.dataset.version
 

@@ -34,6 +34,7 @@ PENDING_PREFIX = "_lh_pending_"  # a replacement computed column before it is sw
 RETIRED_PREFIX = "_lh_retired_"  # a replaced computed column, dropped right after the switch
 VECTORS_PREFIX = "_lh_embedding_"  # the vectors of an embedding index, computed from its column
 METRICS = ("cosine", "l2", "dot")
+ON_ERROR = ("abort", "ignore")  # what a write does with a row it cannot compute or read
 
 
 def error_column(col_id: int, field: str) -> str:

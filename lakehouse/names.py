@@ -1,4 +1,4 @@
-"""Names of tables and directories: the one place that says which names are valid.
+"""Names of tables, directories and columns: the one place that says which names are valid.
 
 It sits low in the layers (it imports only :mod:`lakehouse.errors`) so the catalog, bulk ingest
 and anything else that takes a table name checks it the same way without importing the catalog.
@@ -49,4 +49,39 @@ def validate_name(name: str, what: str = "table") -> str:
     return name
 
 
-__all__ = ["TABLE_SUFFIX", "validate_name"]
+#: Names that cannot be column names: the table's verbs, which build queries and change the
+#: table, and the ``table_*`` spellings of its own name, version, URI, definition and state.
+#: Every other valid name can be a column, reachable as ``t.<name>`` even where the table has
+#: an attribute of that name (see :class:`lakehouse.Table`).
+RESERVED_NAMES = frozenset({
+    "where", "select", "order_by", "limit", "collect", "insert", "insert_files", "update",
+    "delete", "write_rows", "add_column", "add_columns", "add_computed_column",
+    "add_embedding_index", "add_index", "drop_column", "drop_embedding_index", "drop_index",
+    "rename_column", "revert", "table_name", "table_version", "table_uri", "table_definition",
+    "table_state", "count_rows", "column_names",
+})
+
+
+def check_column_name(name: str, table_name: str) -> None:
+    """Refuse a name that cannot be a column of table ``table_name``: not an identifier,
+    starting with an underscore (hidden bookkeeping columns), or one of
+    :data:`RESERVED_NAMES`.
+
+    >>> check_column_name("label", "pets")
+    >>> check_column_name("where", "pets")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.InvalidNameError: table 'pets': 'where' cannot be a column name: ...
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        message = (f"table {table_name!r}: {name!r} is not a valid column name (use letters, "
+                   "digits and underscores, not starting with a digit or an underscore)")
+        raise InvalidNameError(message)
+    if name in RESERVED_NAMES:
+        message = (f"table {table_name!r}: {name!r} cannot be a column name: t.{name} is the "
+                   f"table's own method (reserved: {', '.join(sorted(RESERVED_NAMES))}); "
+                   f"choose another name, such as {name + '_'!r}")
+        raise InvalidNameError(message)
+
+
+__all__ = ["RESERVED_NAMES", "TABLE_SUFFIX", "check_column_name", "validate_name"]

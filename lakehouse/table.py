@@ -17,56 +17,82 @@ import lance
 import polars as pl
 import pyarrow as pa
 
+from lakehouse import embedding_index as indexes
+from lakehouse import ingest
 from lakehouse import types as T
 from lakehouse.display import Rendered
 from lakehouse.errors import (
     ColumnExistsError,
     ColumnNotFoundError,
+    ComputedColumnError,
     DependencyError,
     IndexExistsError,
     IndexNotFoundError,
     InvalidNameError,
+    InvalidOptionError,
     ReadOnlyError,
     SnapshotExistsError,
     TypeMismatchError,
     VersionNotFoundError,
+    check_choice,
 )
 from lakehouse.exec import protocol, writes
 from lakehouse.exec.evaluate import Plan
+from lakehouse.exec.intake import is_pandas_frame
 from lakehouse.exec.protocol import WriteContext
 from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs import serialize
-from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, _literal
+from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, lit
 from lakehouse.exprs.polars import Context, to_polars
+from lakehouse.exprs.sql import rowid_filter
 from lakehouse.functions.embeddings import EmbeddingFunction
 from lakehouse.media.fetch import Fetcher
 from lakehouse.media.intake import MediaOptions, load_column
-from lakehouse.metadata import (
-    PENDING_PREFIX,
-    RETIRED_PREFIX,
-    ROW_ID,
-    ColumnDef,
-    TableDef,
-)
+from lakehouse.metadata import ON_ERROR, PENDING_PREFIX, ROW_ID, ColumnDef, TableDef
+from lakehouse.names import RESERVED_NAMES, check_column_name
 from lakehouse.queries import Filter, Query, scan_frames
 from lakehouse.storage import Location, storage_error
 from lakehouse.versions import history
 
-_ON_ERROR = ("abort", "ignore")
 _IF_EXISTS = ("error", "ignore", "replace")
 _INDEX_KINDS = ("btree", "bitmap", "zonemap")
 _R = TypeVar("_R")
+
+
+@dataclasses.dataclass(frozen=True)
+class TableState:
+    """One consistent read of a table: the Lance dataset at one version, the table definition
+    stored in it, and the table's location (storage options, fetch policy). The dataset is
+    shared by every thread that reads this version and never moved, so read it, do not check
+    out other versions on it. What queries, search and bulk ingest read a table through."""
+
+    dataset: lance.LanceDataset
+    definition: TableDef
+    location: Location
+
+    @property
+    def version(self) -> int:
+        """The version read."""
+        return self.dataset.version
+
+    @property
+    def fetcher(self) -> Fetcher:
+        """Reads media sources (``store="reference"`` values, query images) with the table's
+        storage options, under the lakehouse's fetch policy."""
+        return Fetcher(self.location.storage_options, self.location.fetch)
 
 
 class Table:
     """A lakehouse table. Get one from ``db.create_table`` or ``db.get_table``.
 
     Every column is reachable as an attribute, ``t.<column>``, even when its name is also one
-    of the table's own attributes (``name``, ``version``, ``count``, ``columns``, ``uri``...):
-    the column wins. The table's own name, version and URI stay reachable as
-    ``t.table_name``, ``t.table_version`` and ``t.table_uri``, its row count and column names
-    as ``t.count_rows()`` and ``t.column_names()``. Only the names in :data:`RESERVED_NAMES`
-    (the table's verbs, such as ``insert`` and ``where``) cannot be column names.
+    of the table's own attributes (``name``, ``version``, ``definition``, ``count``,
+    ``columns``, ``uri``...): the column wins. The table's own name, version, URI and
+    definition stay reachable as ``t.table_name``, ``t.table_version``, ``t.table_uri`` and
+    ``t.table_definition``, its row count and column names as ``t.count_rows()`` and
+    ``t.column_names()``: code that takes any table (the CLI, the search page, other modules)
+    uses these spellings. Only the names in :data:`RESERVED_NAMES` (the table's verbs, such as
+    ``insert`` and ``where``, and the ``table_*`` spellings) cannot be column names.
 
     A handle is safe to share between threads: reads see a consistent version and writes go
     through the write protocol (:mod:`lakehouse.exec.protocol`).
@@ -80,9 +106,9 @@ class Table:
         self._pinned = pinned
         self._lock = threading.Lock()
         # _head follows the latest version (checkout_latest moves it, only under the lock);
-        # _current is the immutable snapshot handed to readers: never moved, only replaced
+        # _current is the immutable state handed to readers: never moved, only replaced
         self._head = dataset
-        self._current: tuple[lance.LanceDataset, TableDef] | None = None
+        self._current: TableState | None = None
 
     def __getattribute__(self, name: str) -> Any:
         if name[0] != "_" and name in _SHADOWABLE:
@@ -92,7 +118,7 @@ class Table:
         return object.__getattribute__(self, name)
 
     def _column_named(self, name: str) -> ColumnRef | None:
-        tdef = self._snapshot()[1]
+        tdef = self.table_state().definition
         return tdef.get(name, self._name).ref() if tdef.has(name) else None
 
     # --- state ----------------------------------------------------------------------------------
@@ -109,20 +135,33 @@ class Table:
     @property
     def table_version(self) -> int:
         """The version this handle reads: the latest, unless it was opened at a version."""
-        return self._snapshot()[0].version
+        return self.table_state().version
+
+    @property
+    def table_definition(self) -> TableDef:
+        """The table definition at the version this handle reads: its columns with their
+        types, the computed columns' expressions and the embedding indexes
+        (:class:`~lakehouse.metadata.TableDef`). ``t.definition`` too, unless a column is
+        called so.
+
+        >>> [c.name for c in t.table_definition.columns]  # doctest: +SKIP
+        ['image', 'label', 'n']
+        """
+        return self.table_state().definition
 
     name = table_name
     uri = table_uri
     version = table_version
+    definition = table_definition
 
     @property
     def is_read_only(self) -> bool:
         return self._pinned
 
-    def _snapshot(self) -> tuple[lance.LanceDataset, TableDef]:
-        """The dataset at the version this handle reads, and its definition. The dataset is
-        shared by every thread that reads this version and never moved: writes work on their
-        own copies."""
+    def table_state(self) -> TableState:
+        """What this handle reads now: the dataset at its version (the latest, unless the
+        handle was opened at a version), the definition stored there, and the table's
+        location. Read from the one state, so the dataset and the definition always agree."""
         with self._lock:
             head = self._head
             if not self._pinned:
@@ -131,9 +170,10 @@ class Table:
                 except OSError as exc:
                     raise storage_error(self._location, f"read table {self._name!r}",
                                         exc) from exc
-            if self._current is None or self._current[0].version != head.version:
+            if self._current is None or self._current.version != head.version:
                 ds = head if self._pinned else head.checkout_version(head.version)
-                self._current = (ds, TableDef.from_schema(ds.schema, self._name))
+                self._current = TableState(ds, TableDef.from_schema(ds.schema, self._name),
+                                           self._location)
             return self._current
 
     def _context(self, *, tags_only: bool = False) -> WriteContext:
@@ -145,32 +185,28 @@ class Table:
                 "read-only; use db.get_table(name) for the latest version, or revert(to=n) to "
                 "restore this one"
             )
-        ds, tdef = self._snapshot()
+        state = self.table_state()
+        ds = state.dataset
         return WriteContext(self._name, self._uri, self._location.storage_options,
-                            ds.checkout_version(ds.version), tdef, self._location.fetch)
+                            ds.checkout_version(ds.version), state.definition,
+                            self._location.fetch)
 
     def _write(self, body: Callable[[WriteContext], _R], *, what: str,
                replayable: bool = True) -> _R:
         """Run ``body`` under the write protocol."""
         return protocol.write(self._context, body, what=what, replayable=replayable)
 
-    def _fetcher(self) -> Fetcher:
-        return Fetcher(self._location.storage_options, self._location.fetch)
-
-    def _def(self) -> TableDef:
-        return self._snapshot()[1]
-
     # --- column references ----------------------------------------------------------------------
     def __getattr__(self, name: str) -> ColumnRef:
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self._def().get(name, self._name).ref()
+            return self.table_definition.get(name, self._name).ref()
         except ColumnNotFoundError as exc:
             raise AttributeError(str(exc)) from None
 
     def __getitem__(self, name: str) -> ColumnRef:
-        return self._def().get(name, self._name).ref()
+        return self.table_definition.get(name, self._name).ref()
 
     def columns(self) -> list[str]:
         """The names of the table's columns, in order (hidden bookkeeping columns excluded).
@@ -183,11 +219,11 @@ class Table:
     def column_names(self) -> list[str]:
         """The names of the table's columns; the spelling of :meth:`columns` that a column
         named ``columns`` cannot take over."""
-        return [c.name for c in self._def().columns]
+        return [c.name for c in self.table_definition.columns]
 
     def describe(self) -> pl.DataFrame:
         """One row per column: name, type, and for computed columns the expression and policy."""
-        tdef = self._def()
+        tdef = self.table_definition
         rows = [{
             "column": c.name,
             "type": str(c.type),
@@ -199,7 +235,7 @@ class Table:
         return pl.DataFrame(rows, schema=schema)
 
     def __repr__(self) -> str:
-        ds, _ = self._snapshot()
+        ds = self.table_state().dataset
         pinned = " (read-only)" if self._pinned else ""
         return (f"Table {self._name!r}{pinned}: version {ds.version}, {ds.count_rows()} rows\n"
                 f"{self.describe()}")
@@ -225,7 +261,7 @@ class Table:
         >>> t.insert([{"n": 1, "label": "cat"}], progress=False).rows_written  # doctest: +SKIP
         1
         """
-        check_choice("on_error", on_error, _ON_ERROR)
+        check_choice("on_error", on_error, ON_ERROR)
         return self.write_rows(lambda ctx: writes.insert(ctx, data, progress=progress,
                                                          on_error=on_error),
                                what="the insert", replayable=is_replayable(data),
@@ -236,10 +272,8 @@ class Table:
         """Run a data change (``body`` writes and commits rows through the write protocol),
         then bring the vector indexes up to date. Bulk ingest uses it too."""
         result = self._write(body, what=what, replayable=replayable)
-        if result.rows_written == 0 or not self._def().indexes():
+        if result.rows_written == 0 or not self.table_definition.indexes():
             return result
-        from lakehouse import embedding_index as indexes
-
         version = self._write(lambda ctx: indexes.upkeep_all(ctx, progress=progress),
                               what="the vector index upkeep")
         return result if version is None else dataclasses.replace(result, version=version)
@@ -251,8 +285,6 @@ class Table:
 
         >>> t.insert_files("photos/**/*.jpg")  # doctest: +SKIP
         """
-        from lakehouse import ingest
-
         return ingest.insert_files(self, sources, **options)
 
     def update(self, values: dict[str, Any], where: Expr | None = None, *,
@@ -267,7 +299,7 @@ class Table:
         >>> t.update({"label": "dog"}, where=t.n == 1)  # doctest: +SKIP
         """
         if not values:
-            raise TypeMismatchError("update() needs at least one column to set")
+            raise InvalidOptionError("update() needs at least one column to set")
         return self.write_rows(lambda ctx: self._update(ctx, values, where, progress),
                                what="the update", progress=progress)
 
@@ -279,7 +311,7 @@ class Table:
         for name, value in values.items():
             column = tdef.get(name, self._name)
             if column.is_computed:
-                raise TypeMismatchError(
+                raise ComputedColumnError(
                     f"table {self._name!r}: column {name!r} is computed; update the columns it "
                     "depends on instead"
                 )
@@ -319,7 +351,7 @@ class Table:
             ids = [v for f in frames for v in f.get_column(ROW_ID).to_list()]
             if not ids:
                 return WriteResult(0, 0, ctx.version)
-            predicate = protocol.rowid_filter(ids)
+            predicate = rowid_filter(ids)
         return writes.delete(ctx, predicate)
 
     # --- schema changes -------------------------------------------------------------------------
@@ -368,7 +400,7 @@ class Table:
         (``t.n2.errortype``, ``t.n2.errormsg``); ``"abort"`` fails the call and writes nothing.
         Rows inserted by other processes while the column is computed are computed too.
         """
-        check_choice("on_error", on_error, _ON_ERROR)
+        check_choice("on_error", on_error, ON_ERROR)
         check_choice("if_exists", if_exists, _IF_EXISTS)
         if len(column) != 1:
             raise TypeMismatchError("add_computed_column() takes exactly one name=expression")
@@ -411,7 +443,8 @@ class Table:
         result = self._write(backfill, what=f"computed column {name!r}")
         if not pending:
             return result
-        version = self._write(lambda ctx: switch_column(ctx, name, pending[0]),
+        version = self._write(lambda ctx: protocol.switch_column(
+            ctx, pending[0], name, ctx.definition.get(name, self._name)),
                               what=f"the switch to the new definition of {name!r}")
         return dataclasses.replace(result, version=version)
 
@@ -511,10 +544,8 @@ class Table:
         ``vector_index``: the Lance index built from 10,000 rows on, ``"IVF_SQ"`` (fastest at
         high recall) or ``"IVF_PQ"`` (smallest).
         """
-        from lakehouse import embedding_index as indexes
-
         check_choice("if_exists", if_exists, _IF_EXISTS)
-        check_choice("on_error", on_error, _ON_ERROR)
+        check_choice("on_error", on_error, ON_ERROR)
         request = indexes.IndexRequest(
             column=column, embedding=embedding, metric=metric,
             name=column if name is None else name, if_exists=if_exists, on_error=on_error,
@@ -535,18 +566,14 @@ class Table:
     def drop_embedding_index(self, name: str) -> int:
         """Drop an embedding index: its vectors and its Lance vector index. Returns the new
         version."""
-        from lakehouse import embedding_index as indexes
-
         return self._write(lambda ctx: indexes.drop(ctx, name),
                            what=f"the drop of embedding index {name!r}")
 
     def indexes(self) -> pl.DataFrame:
         """One row per index: its name, column, kind (``embedding``, ``btree``, ``bitmap``,
         ``zonemap``), embedding model, metric, and rows the vector index does not cover yet."""
-        from lakehouse import embedding_index as indexes
-
-        ds, tdef = self._snapshot()
-        return indexes.listing(ds, tdef)
+        state = self.table_state()
+        return indexes.listing(state.dataset, state.definition)
 
     def drop_index(self, column: str, *, kind: str = "btree") -> int:
         """Remove the index ``add_index(column, kind=kind)`` created. Returns the new version."""
@@ -590,7 +617,8 @@ class Table:
         >>> with t.blob_files("video")[0] as f:  # doctest: +SKIP
         ...     header = f.read(64)
         """
-        ds, tdef = self._snapshot()
+        state = self.table_state()
+        ds, tdef = state.dataset, state.definition
         col = tdef.get(column, self._name)
         if not col.type.is_media:
             raise TypeMismatchError(f"table {self._name!r}: column {column!r} is {col.type}, "
@@ -605,7 +633,7 @@ class Table:
         uris = [u for f in frames for u in f.get_column(uri_col).to_list()] if uri_col \
             else [None] * len(ids)
         stored = ds.take_blobs(column, ids=ids)
-        fetcher = self._fetcher()
+        fetcher = state.fetcher
         return [blob if blob is not None else (fetcher.open(uri) if uri else None)
                 for blob, uri in zip(stored, uris, strict=True)]
 
@@ -622,12 +650,12 @@ class Table:
         >>> t.count()  # doctest: +SKIP
         3
         """
-        return self._snapshot()[0].count_rows()
+        return self.table_state().dataset.count_rows()
 
     def count_rows(self) -> int:
         """The number of rows; the spelling of :meth:`count` that a column named ``count``
         cannot take over."""
-        return self._snapshot()[0].count_rows()
+        return self.table_state().dataset.count_rows()
 
     def to_polars(self) -> pl.DataFrame:
         return self._query().collect()
@@ -639,11 +667,11 @@ class Table:
     # --- versions -------------------------------------------------------------------------------
     def history(self) -> pl.DataFrame:
         """One row per version: version, time, operation, rows added / changed / removed."""
-        return history(self._snapshot()[0])
+        return history(self.table_state().dataset)
 
     def at(self, version: int) -> Table:
         """A read-only handle on an earlier version."""
-        ds = self._snapshot()[0]
+        ds = self.table_state().dataset
         try:
             old = ds.checkout_version(version)
         except (ValueError, OSError) as exc:
@@ -659,7 +687,7 @@ class Table:
                 or not all(c.isalnum() or c in "-_." for c in name):
             raise InvalidNameError(f"table {self._name!r}: {name!r} is not a valid snapshot name "
                                    "(letters, digits, '-', '_' and '.')")
-        version = self._snapshot()[0].version
+        version = self.table_state().dataset.version
         exists = name in self.snapshots()
         if exists and not replace:
             raise SnapshotExistsError(f"table {self._name!r} already has a snapshot {name!r}; "
@@ -672,14 +700,14 @@ class Table:
     def snapshots(self) -> dict[str, int]:
         """Snapshot name -> version."""
         return {name: int(info["version"])
-                for name, info in self._snapshot()[0].tags.list().items()}
+                for name, info in self.table_state().dataset.tags.list().items()}
 
     def revert(self, to: int | None = None) -> int:
         """Make the table's content that of an earlier version (default: the previous one), as a
         new version; history is kept. Returns the new version. If another writer changed the
         table since this handle last read it, the revert is refused (ConcurrentWriteError):
         reverting would silently drop their change."""
-        current = self._snapshot()[0].version
+        current = self.table_state().dataset.version
         to = current - 1 if to is None else to
         if to < 1 or to >= current + 1:
             raise VersionNotFoundError(
@@ -689,35 +717,36 @@ class Table:
                            what=f"the revert to version {to}", replayable=False)
 
 
-def _value_expr(value: Any, column: ColumnDef, table: str) -> Expr:
+def _value_expr(value: Any, column: ColumnDef, table_name: str) -> Expr:
     if isinstance(value, Expr):
         vt = value.type
         ok = vt.same_kind(column.type) or (vt.kind == "int" and column.type.kind == "float")
         if not ok:
             raise TypeMismatchError(
-                f"table {table!r}: cannot set column {column.name!r} ({column.type}) to "
+                f"table {table_name!r}: cannot set column {column.name!r} ({column.type}) to "
                 f"{value!r} ({vt})"
             )
         return value
     if value is None:
         if not column.type.nullable:
-            raise TypeMismatchError(f"table {table!r}: column {column.name!r} may not be null")
-        return _literal(None)
+            raise TypeMismatchError(f"table {table_name!r}: column {column.name!r} may not be null")
+        return lit(None)
     try:
         coerced = column.type.coerce(value)
     except TypeError as exc:
-        raise TypeMismatchError(f"table {table!r}: column {column.name!r}: {exc}") from None
+        raise TypeMismatchError(f"table {table_name!r}: column {column.name!r}: {exc}") \
+            from None
     if column.type.kind in ("json", "array"):
         return Literal(coerced, column.type)
-    return _literal(coerced)
+    return lit(coerced)
 
 
 def _media_values(column: ColumnDef, value: Any, ctx: WriteContext,
-                  table: str) -> dict[str, pl.Expr]:
+                  table_name: str) -> dict[str, pl.Expr]:
     """The new bytes, source URI and (cleared) errors of a media column set by update()."""
     options = MediaOptions(fetcher=ctx.fetcher, ignorable=False)
     loaded = load_column([value], column.type, options,  # type: ignore[arg-type]
-                         table=table, column=column.name, row_offset=0)
+                         table=table_name, column=column.name, row_offset=0)
     info = column.info_columns()
     return {
         column.name: pl.lit(loaded.data[0].as_py(), dtype=pl.Binary),
@@ -731,63 +760,10 @@ def _index_names(ds: lance.LanceDataset) -> set[str]:
     return {index.name for index in ds.describe_indices()}
 
 
-def switch_column(ctx: WriteContext, name: str, pending: str) -> int:
-    """Make the hidden replacement ``pending`` the column ``name``: one commit renames the old
-    column to a retired name and the replacement to ``name`` (at every point a reader sees
-    either the old definition or the new one), a second drops the retired column. Safe to run
-    again after a conflict: it continues from wherever the first attempt stopped."""
-    tdef = ctx.definition
-    existing = tdef.get(name, ctx.table)
-    retired = f"{RETIRED_PREFIX}{existing.col_id}"
-    if pending in ctx.dataset.schema.names:
-        protocol.rename_columns(ctx, (name, retired), (pending, name))
-    if retired in ctx.dataset.schema.names:
-        names = [n for n in (retired, *existing.info_columns().values())
-                 if n in ctx.dataset.schema.names]
-        protocol.drop_columns(ctx, names)
-    return ctx.dataset.version
-
-
 def is_replayable(data: Any) -> bool:
     """Whether an insert's input can be read again, so that the insert can be redone."""
-    if isinstance(data, (list, tuple, dict, pa.Table, pa.RecordBatch, pl.DataFrame)):
-        return True
-    return type(data).__module__.partition(".")[0] == "pandas" and hasattr(data, "columns")
-
-
-def check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
-    """Refuse an option value that is not one of ``allowed``."""
-    if value not in allowed:
-        raise TypeMismatchError(f"{param} must be one of {', '.join(map(repr, allowed))}, "
-                                f"got {value!r}")
-
-
-#: Names that cannot be column names: the table's verbs, which build queries and change the
-#: table, and the spellings of its own name, version, URI and row count. Every other name can
-#: be a column, reachable as ``t.<name>`` even where the table has an attribute of that name.
-RESERVED_NAMES = frozenset({
-    "where", "select", "order_by", "limit", "collect", "insert", "insert_files", "update",
-    "delete", "write_rows", "add_column", "add_columns", "add_computed_column",
-    "add_embedding_index", "add_index", "drop_column", "drop_embedding_index", "drop_index",
-    "rename_column", "revert", "table_name", "table_version", "table_uri", "count_rows",
-    "column_names",
-})
-
-
-def check_column_name(name: str, table: str) -> None:
-    """Refuse a name that cannot be a column: not an identifier, starting with an underscore
-    (hidden bookkeeping columns), or one of :data:`RESERVED_NAMES`."""
-    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
-        raise InvalidNameError(
-            f"table {table!r}: {name!r} is not a valid column name (use letters, digits and "
-            "underscores, not starting with a digit or an underscore)"
-        )
-    if name in RESERVED_NAMES:
-        raise InvalidNameError(
-            f"table {table!r}: {name!r} cannot be a column name: t.{name} is the table's own "
-            f"method (reserved: {', '.join(sorted(RESERVED_NAMES))}); choose another name, "
-            f"such as {name + '_'!r}"
-        )
+    return isinstance(data, (list, tuple, dict, pa.Table, pa.RecordBatch, pl.DataFrame)) \
+        or is_pandas_frame(data)
 
 
 #: The table's own attributes that a column of the same name takes over.

@@ -24,8 +24,8 @@ from typing import Any, overload
 
 from lakehouse import types as T
 from lakehouse.errors import TypeMismatchError
-from lakehouse.exprs.nodes import Call, Expr, _literal
-from lakehouse.functions.registry import Function, register
+from lakehouse.exprs.nodes import Call, Expr, lit
+from lakehouse.exprs.registry import Function, register
 from lakehouse.trust import block_fingerprint
 
 
@@ -76,7 +76,7 @@ class UDF:
         bound.apply_defaults()
         exprs = []
         for pname, value in bound.arguments.items():
-            expr = _literal(value)
+            expr = lit(value)
             want = self.param_types.get(pname)
             if want is not None and not _compatible(expr.type, want):
                 raise TypeMismatchError(

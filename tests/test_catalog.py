@@ -446,8 +446,9 @@ def test_bad_column_name_is_a_clear_error(db, lakehouse_root, tmp_path: Path) ->
             db.create_table("t", {"ok": lh.Int, column: lh.Int})
         assert f"{column!r} is not a valid column name" in str(info.value)
         assert "'t'" in str(info.value)
-    for schema in [{}, [("n", lh.Int)], None]:
-        with pytest.raises(lh.TypeMismatchError, match="non-empty dict"):
+    for schema, error in [({}, lh.InvalidOptionError), ([("n", lh.Int)], lh.TypeMismatchError),
+                          (None, lh.TypeMismatchError)]:
+        with pytest.raises(error, match="non-empty dict"):
             db.create_table("t", schema)
     assert _stored(lakehouse_root, tmp_path) == before
     assert db.list_tables() == []

@@ -16,7 +16,7 @@ def table(db):
 
 
 def _indices(t, db):
-    ds = lance.dataset(t.uri, storage_options=db._location.storage_options or None)
+    ds = lance.dataset(t.uri, storage_options=db.location.storage_options or None)
     return {(i.name, i.index_type) for i in ds.describe_indices()}
 
 

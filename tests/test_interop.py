@@ -101,7 +101,7 @@ def _error_column(t, column: str) -> tuple[str, str]:
 
 
 def _field_meta(t, column: str) -> bytes:
-    return t._snapshot()[0].schema.field(column).metadata[b"lakehouse"]
+    return t.table_state().dataset.schema.field(column).metadata[b"lakehouse"]
 
 
 def _check_schema(schema: pa.Schema, t) -> None:

@@ -250,7 +250,7 @@ WHERE_CASES: list[tuple[str, Callable, Callable, bool]] = [
 
 def test_where_every_operator_matches_python(people):
     mismatches = []
-    tdef = people._def()
+    tdef = people.table_definition
     for label, build, oracle, pushed in WHERE_CASES:
         expr = build(people)
         want = expected_ids(oracle)
@@ -505,7 +505,7 @@ def test_string_literals_match_python_equality(tricky):
 
 def test_quote_cannot_change_a_filter(tricky):
     payload = "x' OR '1'='1"
-    split = Filter.split(tricky.s == payload, tricky._def())
+    split = Filter.split(tricky.s == payload, tricky.table_definition)
     assert split.sql == "(`s` = 'x'' OR ''1''=''1')"
     assert split.residual is None
     assert tricky.where(tricky.s == "no' OR '1'='1").count() == 0
@@ -524,7 +524,7 @@ def test_quote_cannot_change_a_filter(tricky):
 def test_nul_character_is_pushed_and_filters_exactly(tricky):
     # Lance reads a NUL inside a literal as itself: the string is neither cut nor refused
     value = "nul\x00l"
-    split = Filter.split(tricky.s == value, tricky._def())
+    split = Filter.split(tricky.s == value, tricky.table_definition)
     assert split.sql == "(`s` = 'nul\x00l')" and split.residual is None
     assert tricky.where(tricky.s == value).collect().get_column("n").to_list() == \
         [TRICKY.index(value)]
@@ -535,7 +535,7 @@ def test_nul_character_is_pushed_and_filters_exactly(tricky):
 
 
 def test_filter_split_pushes_sql_and_keeps_residual(people):
-    tdef = people._def()
+    tdef = people.table_definition
     f = Filter.split((people.age > 30) & (people.label == "o'neil"), tdef)
     assert f == Filter("(`age` > 30) AND (`label` = 'o''neil')", None)
 
@@ -576,11 +576,11 @@ def test_filter_split_pushes_sql_and_keeps_residual(people):
 def test_filter_uses_current_names_and_quotes_identifiers(db):
     t = db.create_table("kw", {"order": lh.Int, "from": lh.String})
     t.insert([{"order": i, "from": f"f{i}"} for i in range(5)], progress=False)
-    f = Filter.split((t["order"] > 2) & (t["from"] != "f4"), t._def())
+    f = Filter.split((t["order"] > 2) & (t["from"] != "f4"), t.table_definition)
     assert f.sql == "(`order` > 2) AND (`from` <> 'f4')"
     assert t.where((t["order"] > 2) & (t["from"] != "f4")).collect().rows() == [(3, "f3")]
     t.rename_column("order", "rank")
-    f = Filter.split(t.rank >= 3, t._def())
+    f = Filter.split(t.rank >= 3, t.table_definition)
     assert f.sql == "(`rank` >= 3)"
     assert sorted(t.where(t.rank >= 3).collect().get_column("rank").to_list()) == [3, 4]
 
@@ -588,7 +588,7 @@ def test_filter_uses_current_names_and_quotes_identifiers(db):
 def test_where_on_computed_columns(people):
     people.add_computed_column(age2=people.age * 2, progress=False)
     people.add_computed_column(up=people.label.str.upper(), progress=False)
-    f = Filter.split(people.age2 > 60, people._def())
+    f = Filter.split(people.age2 > 60, people.table_definition)
     assert f.sql == "(`age2` > 60)"
     assert _ids(people.where(people.age2 > 60).collect()) == [3, 5]
     assert _ids(people.where(people.up == "EVE").collect()) == [6]
@@ -610,7 +610,7 @@ def test_negated_negative_literal_cannot_start_a_comment(three):
     # -lit(-5) once compiled to (--5): Lance read the rest of the filter as a comment, and a
     # string holding a newline turned the rest of the filter into SQL
     cond = (-lh.lit(-5) < three.x) & (three.s == "\nTRUE)) OR TRUE --")
-    assert Filter.split(cond, three._def()).sql == \
+    assert Filter.split(cond, three.table_definition).sql == \
         "(`x` > 5) AND (`s` = '\nTRUE)) OR TRUE --')"
     assert three.where(cond).count() == 0
     assert three.where(cond).collect().height == 0
@@ -640,7 +640,7 @@ def _xs(q) -> list[int]:
 def test_int_extremes_push_down_as_exact_literals(db):
     t = db.create_table("extremes", {"x": lh.Int})
     t.insert([{"x": v} for v in (INT_MIN, INT_MIN + 1, -1, 0, INT_MAX)], progress=False)
-    tdef = t._def()
+    tdef = t.table_definition
     assert Filter.split(t.x == INT_MIN, tdef).sql == "(`x` = (-9223372036854775807 - 1))"
     assert Filter.split(t.x > -3, tdef).sql == "(`x` > (-3))"
     assert _xs(t.where(t.x == INT_MIN)) == [INT_MIN]
@@ -710,7 +710,7 @@ def test_negated_isin_leaves_null_rows_out(db):
         (~t.x.isin([1, None]), [2]),
     ]
     for cond, want in cases:
-        assert Filter.split(cond, t._def()).residual is None, cond
+        assert Filter.split(cond, t.table_definition).residual is None, cond
         assert (keys(cond), t.where(cond).count()) == (want, len(want)), cond
     assert t.delete(where=cases[0][0]).rows_written == 2
     assert keys(t.k >= 0) == [0]

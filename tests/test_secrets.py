@@ -60,7 +60,7 @@ def test_reprs_of_a_real_s3_lakehouse_hide_its_secrets(s3_with_secrets) -> None:
     t.insert([{"n": 1, "image": _png()}], progress=False)
     assert t.count_rows() == 1  # the secrets still reach S3
 
-    location = db._location
+    location = db.location
     shown = [repr(location), str(location), repr(location.storage_options),
              str(location.storage_options), repr(db), repr(t), repr(t._context()),
              repr(lh.FetchPolicy())]

@@ -81,7 +81,7 @@ def test_update_all_rows_and_to_null(db):
 
 def test_update_where_is_pushed_to_lance_sql_or_evaluated_in_polars(db):
     t = _people(db)
-    tdef = t._def()
+    tdef = t.table_definition
     pushed = Filter.split((t.n > 10) & t.label.isin(["a", "c"]), tdef)
     assert pushed.sql is not None and pushed.residual is None
     mixed = Filter.split((t.n > 10) & U.is_even(t.k), tdef)
@@ -213,7 +213,7 @@ BAD_VALUES = {
     "name_as_string": ({"n": "label"}, lh.TypeMismatchError),
     "unknown_column": ({"nope": 1}, lh.ColumnNotFoundError),
     "valid_then_bad": ({"label": "ok", "n": "bad"}, lh.TypeMismatchError),
-    "nothing": ({}, lh.TypeMismatchError),
+    "nothing": ({}, lh.InvalidOptionError),
 }
 
 

@@ -226,7 +226,7 @@ def test_required_columns_are_not_nullable_in_arrow(db):
     t = db.create_table("r", {"n": lh.Required(lh.Int), "s": lh.String})
     import lance
 
-    ds = lance.dataset(t.uri, storage_options=db._location.storage_options or None)
+    ds = lance.dataset(t.uri, storage_options=db.location.storage_options or None)
     assert not ds.schema.field("n").nullable
     assert ds.schema.field("s").nullable
 

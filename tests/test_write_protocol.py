@@ -209,7 +209,7 @@ def _add_column_before(monkeypatch, step: str, other: lh.Table, **column) -> Non
 
 
 def _other(db, name: str) -> lh.Table:
-    return lh.connect(db.root, storage_options=db._location.storage_options).get_table(name)
+    return lh.connect(db.root, storage_options=db.location.storage_options).get_table(name)
 
 
 def test_insert_under_an_older_definition_is_recomputed(db, monkeypatch):
@@ -295,20 +295,20 @@ def test_revert_refuses_to_drop_a_concurrent_write(db):
     t.insert([{"a": 2}], progress=False)
     t.count()  # the handle has seen the latest version
     other = _other(db, "rev")
-    snapshot = t._snapshot
+    state = t.table_state
     other_wrote = []
 
     def seen_then_other_writes():
-        result = snapshot()
+        result = state()
         if not other_wrote:
             other_wrote.append(True)
             other.insert([{"a": 3}], progress=False)
         return result
 
-    t._snapshot = seen_then_other_writes
+    t.table_state = seen_then_other_writes
     with pytest.raises(lh.ConcurrentWriteError, match="revert"):
         t.revert()
-    del t._snapshot
+    del t.table_state
     assert sorted(t.collect()["a"].to_list()) == [1, 2, 3]
 
 

@@ -9,6 +9,7 @@ in an Int column, is a :class:`TypeMismatchError` naming the column and the firs
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse import types as T
-from lakehouse.errors import ColumnNotFoundError, TypeMismatchError
+from lakehouse.errors import ColumnNotFoundError, ComputedColumnError, TypeMismatchError
 from lakehouse.media.intake import MediaOptions, load_column, values_of
 from lakehouse.metadata import ColumnDef, TableDef
 
@@ -35,7 +36,7 @@ def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table
     if isinstance(data, pl.DataFrame):
         yield from _arrow_chunks(data.to_arrow(), chunk_rows)
         return
-    if _is_pandas(data):
+    if is_pandas_frame(data):
         yield from _arrow_chunks(pa.Table.from_pandas(data, preserve_index=False), chunk_rows)
         return
     if isinstance(data, pa.Table):
@@ -106,7 +107,7 @@ def _check_names(names: Iterable[str], tdef: TableDef, table: str,
                 f"table {table!r} has no column {name!r}{at} (insertable columns: {known})"
             )
         if tdef.get(name, table).is_computed:
-            raise TypeMismatchError(
+            raise ComputedColumnError(
                 f"table {table!r}: column {name!r}{at} is computed and cannot be inserted into"
             )
 
@@ -203,7 +204,7 @@ def _convert_values(arr: pa.ChunkedArray, ct: T.ColumnType, table: str, column: 
     """The slow path: validate each value in Python, which also finds the first bad row."""
     target = ct.arrow_type()
     values = arr.to_pylist()
-    if ct.kind == "json" and _is_string(arr.type):
+    if ct.kind == "json" and is_string_type(arr.type):
         values = [_parse_json(v, table, column, row_offset + i) for i, v in enumerate(values)]
     out = []
     for i, value in enumerate(values):
@@ -218,24 +219,40 @@ def _convert_values(arr: pa.ChunkedArray, ct: T.ColumnType, table: str, column: 
 def _safe_cast(source: pa.DataType, target: pa.DataType) -> bool:
     """Whether an Arrow cast from ``source`` to ``target`` keeps every value's meaning."""
     checks = (pa.types.is_integer, pa.types.is_floating, pa.types.is_timestamp, pa.types.is_date)
-    if _is_string(source) and _is_string(target):
+    if is_string_type(source) and is_string_type(target):
         return True
     if pa.types.is_integer(source) and pa.types.is_floating(target):
         return True
     if pa.types.is_null(source):
         return True
-    if _is_list(source) and _is_list(target):
+    if is_list_type(source) and is_list_type(target):
+        # Arrow's casts from list views lose values (an empty list for each row): they take
+        # the slow path, which converts every value in Python
+        if _is_list_view(source):
+            return False
         return _safe_cast(source.value_type, target.value_type) or (
             pa.types.is_floating(source.value_type) and pa.types.is_floating(target.value_type))
     return any(check(source) and check(target) for check in checks)
 
 
-def _is_string(t: pa.DataType) -> bool:
+def is_string_type(t: pa.DataType) -> bool:
+    """Whether an Arrow type holds text: string, large string or string view."""
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
-def _is_list(t: pa.DataType) -> bool:
-    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+def is_list_type(t: pa.DataType) -> bool:
+    """Whether an Arrow type is a list, in any layout: list, large list, fixed-size list, or
+    (large) list view.
+
+    >>> is_list_type(pa.list_view(pa.float32())), is_list_type(pa.string())
+    (True, False)
+    """
+    return (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+            or pa.types.is_list_view(t) or pa.types.is_large_list_view(t))
+
+
+def _is_list_view(t: pa.DataType) -> bool:
+    return pa.types.is_list_view(t) or pa.types.is_large_list_view(t)
 
 
 def _parse_json(value: Any, table: str, column: str, row: int) -> Any:
@@ -261,5 +278,8 @@ def _arrow_chunks(data: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
         yield data.slice(start, chunk_rows)
 
 
-def _is_pandas(data: Any) -> bool:
-    return type(data).__module__.startswith("pandas") and hasattr(data, "to_numpy")
+def is_pandas_frame(data: Any) -> bool:
+    """Whether ``data`` is a pandas DataFrame, checked without importing pandas (a frame can
+    only exist once pandas was imported)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(data, pandas.DataFrame)

@@ -48,9 +48,10 @@ from lance.commit import CommitConflictError
 from lance.fragment import FragmentMetadata
 
 from lakehouse.errors import ConcurrentWriteError, Error, StorageError
+from lakehouse.exprs.sql import rowid_filter
 from lakehouse.media.fetch import Fetcher
 from lakehouse.media.policy import FetchPolicy
-from lakehouse.metadata import ROW_ID, TableDef
+from lakehouse.metadata import RETIRED_PREFIX, ColumnDef, TableDef, error_column, uri_column
 
 ATTEMPTS = 12
 OPERATION_KEY = "lakehouse.operation"
@@ -260,13 +261,6 @@ def delete(ctx: WriteContext, predicate: str) -> lance.LanceDataset:
     return apply(ctx, lambda ds: ds.delete(predicate))
 
 
-def rowid_filter(row_ids: list[int]) -> str:
-    """A Lance filter matching exactly these stable row ids."""
-    if not row_ids:
-        return "false"
-    return f"{ROW_ID} IN ({', '.join(str(int(i)) for i in row_ids)})"
-
-
 def _write_fragments(ctx: WriteContext, reader: pa.RecordBatchReader,
                      failures: Failures) -> list[FragmentMetadata]:
     return _lance_call(ctx, lambda: lance.fragment.write_fragments(
@@ -326,6 +320,33 @@ def drop_columns(ctx: WriteContext, names: list[str]) -> lance.LanceDataset:
     return apply(ctx, lambda ds: ds.drop_columns(names))
 
 
+def switch_column(ctx: WriteContext, pending: str, final: str,
+                  replaced: ColumnDef | None) -> int:
+    """Put a replacement computed into the hidden column ``pending`` in place, as ``final``.
+
+    One commit renames ``replaced`` (the column it replaces, if any) to a retired name and
+    ``pending`` to ``final``, so that a reader sees either the old definition or the new one; a
+    second commit drops the retired column with its hidden error and URI columns. A row written
+    between the two stores null in the retired column, which is never read. Safe to run again
+    after a conflict: once ``pending`` is gone the renames are done (``replaced`` is then not
+    used) and only the retired columns left behind are dropped. Returns the version reached.
+    This is how both a computed column and an embedding index get a new definition."""
+    if pending in ctx.dataset.schema.names:
+        renames = [(pending, final)]
+        if replaced is not None:
+            renames.insert(0, (replaced.name, f"{RETIRED_PREFIX}{replaced.col_id}"))
+        rename_columns(ctx, *renames)
+    names = ctx.dataset.schema.names
+    retired_ids = [int(n[len(RETIRED_PREFIX):]) for n in names if n.startswith(RETIRED_PREFIX)]
+    leftovers = [n for col_id in retired_ids
+                 for n in (f"{RETIRED_PREFIX}{col_id}", error_column(col_id, "errortype"),
+                           error_column(col_id, "errormsg"), uri_column(col_id))
+                 if n in names]
+    if leftovers:
+        drop_columns(ctx, leftovers)
+    return ctx.dataset.version
+
+
 def set_field_metadata(ctx: WriteContext, metadata: dict[str, dict[str, str]]) -> (
         lance.LanceDataset):
     """Replace the metadata of the named fields (where definitions live)."""
@@ -366,5 +387,5 @@ __all__ = [
     "ATTEMPTS", "Failures", "Redo", "WriteContext", "add_computed",
     "add_null_columns", "add_streamed", "append", "apply", "commit", "create_scalar_index",
     "delete", "drop_columns", "drop_index", "rename_columns", "restore", "rewrite",
-    "rowid_filter", "same_definition", "set_field_metadata", "tag", "write",
+    "same_definition", "set_field_metadata", "switch_column", "tag", "write",
 ]

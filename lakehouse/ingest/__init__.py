@@ -20,7 +20,9 @@ The package holds one concept per module:
   Hugging Face media detection) and the conversion of input batches to the table's columns;
 * :mod:`~lakehouse.ingest.tables`: creating tables from Parquet, CSV and DataFrames
   (:func:`import_parquet`, :func:`import_csv`, :func:`import_frame`,
-  :func:`create_from_source`).
+  :func:`create_from_source`), each returning an :class:`ImportResult`: the rows written, the
+  rows with errors, the version and the table (``db.import_parquet`` and the other catalog
+  methods return just the table).
 """
 
 from lakehouse.ingest.arrow_types import lh_type
@@ -30,6 +32,7 @@ from lakehouse.ingest.tables import (
     CSV_EXTENSIONS,
     MEDIA_BATCH_ROWS,
     PARQUET_EXTENSIONS,
+    ImportResult,
     create_from_source,
     import_csv,
     import_frame,
@@ -38,6 +41,6 @@ from lakehouse.ingest.tables import (
 
 __all__ = [
     "BATCH_ROWS", "CSV_EXTENSIONS", "MEDIA_BATCH_ROWS", "MEDIA_EXTENSIONS", "PARQUET_EXTENSIONS",
-    "create_from_source", "expand_sources", "import_csv", "import_frame", "import_parquet",
-    "insert_files", "lh_type", "parent_folder",
+    "ImportResult", "create_from_source", "expand_sources", "import_csv", "import_frame",
+    "import_parquet", "insert_files", "lh_type", "parent_folder",
 ]

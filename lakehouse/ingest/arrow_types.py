@@ -1,7 +1,8 @@
 """Arrow -> lakehouse types: :func:`lh_type` maps one Arrow type (Hugging Face media structs
-included), ``_plan`` maps an input schema to the table's columns (with the caller's ``schema=``
-and ``rename=``, Hugging Face media features and pandas index columns applied), and
-``_convert`` turns one input batch into the table's columns.
+included), :func:`plan_columns` maps an input schema to the table's columns
+(:class:`ImportColumn`, with the caller's ``schema=`` and ``rename=``, Hugging Face media
+features and pandas index columns applied), and :func:`convert_batch` turns one input batch
+into the table's columns. :mod:`lakehouse.ingest.tables` builds its imports from these.
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse import types as T
-from lakehouse.errors import ColumnNotFoundError, InvalidNameError, TypeMismatchError
-from lakehouse.ingest.files import _resolve
+from lakehouse.errors import (
+    ColumnNotFoundError,
+    InvalidNameError,
+    InvalidOptionError,
+    TypeMismatchError,
+)
+from lakehouse.exec.intake import is_list_type, is_string_type
+from lakehouse.ingest.files import resolve_media_path
 
 _HF_MEDIA: dict[str, T.ColumnType] = {
     "Image": T.Image, "Audio": T.Audio, "Video": T.Video, "Pdf": T.Document,
@@ -52,7 +59,7 @@ def lh_type(arrow_type: pa.DataType, *, column: str = "?") -> T.ColumnType:
     t = arrow_type
     if pa.types.is_dictionary(t):
         return lh_type(t.value_type, column=column)
-    if _is_string(t) or pa.types.is_null(t) or pa.types.is_time(t):
+    if is_string_type(t) or pa.types.is_null(t) or pa.types.is_time(t):
         return T.String
     if pa.types.is_boolean(t):
         return T.Bool
@@ -64,7 +71,7 @@ def lh_type(arrow_type: pa.DataType, *, column: str = "?") -> T.ColumnType:
         return T.Timestamp
     if pa.types.is_date(t):
         return T.Date
-    if _is_list(t):
+    if is_list_type(t):
         array = _array_type(t)
         return array if array is not None else T.Json
     if pa.types.is_struct(t):
@@ -81,7 +88,7 @@ def lh_type(arrow_type: pa.DataType, *, column: str = "?") -> T.ColumnType:
 
 def _array_type(t: pa.DataType) -> T.ArrayType | None:
     shape: list[int | None] = []
-    while _is_list(t):
+    while is_list_type(t):
         shape.append(t.list_size if pa.types.is_fixed_size_list(t) else None)
         t = t.value_type
     dtype = _ARRAY_DTYPES.get(str(t))
@@ -94,11 +101,7 @@ def _is_hf_media(t: pa.DataType) -> bool:
     names = {t.field(i).name: t.field(i).type for i in range(t.num_fields)}
     if "bytes" not in names or set(names) - {"bytes", "path"}:
         return False
-    return _is_binary(names["bytes"]) and ("path" not in names or _is_string(names["path"]))
-
-
-def _is_string(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    return _is_binary(names["bytes"]) and ("path" not in names or is_string_type(names["path"]))
 
 
 def _is_binary(t: pa.DataType) -> bool:
@@ -106,18 +109,15 @@ def _is_binary(t: pa.DataType) -> bool:
             or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t))
 
 
-def _is_list(t: pa.DataType) -> bool:
-    return (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-            or pa.types.is_list_view(t) or pa.types.is_large_list_view(t))
-
-
-def _holds_binary(t: pa.DataType) -> bool:
+def holds_binary(t: pa.DataType) -> bool:
+    """Whether values of this Arrow type hold binary data (maybe nested in structs and lists):
+    such rows can be large, so imports read them in small batches."""
     if _is_binary(t):
         return True
     if pa.types.is_struct(t):
-        return any(_holds_binary(t.field(i).type) for i in range(t.num_fields))
-    if _is_list(t) or pa.types.is_dictionary(t):
-        return _holds_binary(t.value_type)
+        return any(holds_binary(t.field(i).type) for i in range(t.num_fields))
+    if is_list_type(t) or pa.types.is_dictionary(t):
+        return holds_binary(t.value_type)
     return False
 
 
@@ -150,7 +150,7 @@ def _pandas_index_columns(metadata: Mapping[bytes, bytes] | None) -> set[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Column:
+class ImportColumn:
     """One imported column: its name in the input, in the table, and its type."""
 
     source: str
@@ -158,10 +158,13 @@ class _Column:
     type: T.ColumnType
 
 
-def _plan(schema: pa.Schema, *, table: str, overrides: Mapping[str, Any] | None,
+def plan_columns(schema: pa.Schema, *, table_name: str, overrides: Mapping[str, Any] | None,
           rename: Mapping[str, str] | None, metadata: Sequence[Mapping[bytes, bytes] | None],
-          ) -> list[_Column]:
-    """The table's columns for an input schema, with the caller's types and names applied."""
+          ) -> list[ImportColumn]:
+    """The columns of table ``table_name`` for an input schema: the caller's types
+    (``overrides``, where None leaves a column out) and names (``rename``) applied, Hugging Face
+    media features and pandas index columns (from the schemas' ``metadata``) taken into account.
+    Refuses unknown names in ``overrides`` and ``rename`` and names that cannot be columns."""
     overrides = dict(overrides or {})
     rename = dict(rename or {})
     hf: dict[str, T.ColumnType] = {}
@@ -174,9 +177,9 @@ def _plan(schema: pa.Schema, *, table: str, overrides: Mapping[str, Any] | None,
     unknown += [k for k in rename if k not in schema.names]
     if unknown:
         names = ", ".join(repr(k) for k in unknown)
-        raise ColumnNotFoundError(f"table {table!r}: the input has no column {names} (its "
+        raise ColumnNotFoundError(f"table {table_name!r}: the input has no column {names} (its "
                                   f"columns: {', '.join(schema.names)})")
-    columns: list[_Column] = []
+    columns: list[ImportColumn] = []
     for field in schema:
         target = rename.get(field.name, field.name)
         key = field.name if field.name in overrides else target
@@ -191,7 +194,7 @@ def _plan(schema: pa.Schema, *, table: str, overrides: Mapping[str, Any] | None,
             ctype = hf[field.name]
         else:
             ctype = lh_type(field.type, column=field.name)
-        columns.append(_Column(field.name, target, ctype))
+        columns.append(ImportColumn(field.name, target, ctype))
     bad = [c.name for c in columns
            if not c.name.isidentifier() or c.name.startswith("_")]
     if bad:
@@ -199,18 +202,18 @@ def _plan(schema: pa.Schema, *, table: str, overrides: Mapping[str, Any] | None,
         example = ", ".join(f"{n!r}: {_suggest(n)!r}" for n in bad[:3])
         what = "is not a valid column name" if len(bad) == 1 else "are not valid column names"
         raise InvalidNameError(
-            f"table {table!r}: {names} {what} "
+            f"table {table_name!r}: {names} {what} "
             "(use letters, digits and underscores, not starting with a digit or an underscore); "
             f"rename them with rename={{{example}}} or leave them out with schema={{name: None}}"
         )
     seen: set[str] = set()
     for c in columns:
         if c.name in seen:
-            raise InvalidNameError(f"table {table!r}: two input columns would both be named "
+            raise InvalidNameError(f"table {table_name!r}: two input columns would both be named "
                                    f"{c.name!r}; rename one with rename=")
         seen.add(c.name)
     if not columns:
-        raise TypeMismatchError(f"table {table!r}: the input has no columns to import")
+        raise InvalidOptionError(f"table {table_name!r}: the input has no columns to import")
     return columns
 
 
@@ -226,8 +229,8 @@ def _suggest(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _convert(batch: pa.RecordBatch, columns: list[_Column], base: str | None,
-             table: str) -> pa.Table:
+def convert_batch(batch: pa.RecordBatch, columns: list[ImportColumn], base: str | None,
+                  table_name: str) -> pa.Table:
     """One input batch as the table's columns; media paths are resolved against ``base``."""
     arrays = []
     for c in columns:
@@ -237,22 +240,25 @@ def _convert(batch: pa.RecordBatch, columns: list[_Column], base: str | None,
         if c.type.is_media:
             arr = _media_sources(arr, base)
         elif c.type.kind == "json" or (
-                _is_string(arr.type) and c.type.kind in ("timestamp", "date", "array")):
-            pass  # JSON values and ISO text are converted (and checked) row by row on insert
+                is_string_type(arr.type) and c.type.kind in ("timestamp", "date", "array")) \
+                or pa.types.is_list_view(arr.type) or pa.types.is_large_list_view(arr.type):
+            # JSON values, ISO text and list views (whose Arrow casts lose values) are
+            # converted (and checked) row by row on insert
+            pass
         else:
-            arr = _cast(arr, c, table)
+            arr = _cast(arr, c, table_name)
         arrays.append(arr)
     return pa.Table.from_arrays(arrays, names=[c.name for c in columns])
 
 
-def _cast(arr: pa.Array, column: _Column, table: str) -> pa.Array:
+def _cast(arr: pa.Array, column: ImportColumn, table_name: str) -> pa.Array:
     target = column.type.arrow_type()
     if arr.type == target:
         return arr
     try:
         return pc.cast(arr, options=pc.CastOptions(target, allow_time_truncate=True))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        msg = (f"table {table!r}: column {column.name!r} ({arr.type}) cannot be stored as "
+        msg = (f"table {table_name!r}: column {column.name!r} ({arr.type}) cannot be stored as "
                f"{column.type}: {exc}")
         raise TypeMismatchError(msg) from None
 
@@ -265,16 +271,16 @@ def _media_sources(arr: pa.Array, base: str | None) -> pa.Array:
         arr = arr.cast(pa.string())
     elif pa.types.is_binary_view(t) or pa.types.is_fixed_size_binary(t):
         arr = arr.cast(pa.large_binary())
-    if _is_string(arr.type):
-        return pa.array([_resolve(v, base) for v in arr.to_pylist()], pa.string())
+    if is_string_type(arr.type):
+        return pa.array([resolve_media_path(v, base) for v in arr.to_pylist()], pa.string())
     if pa.types.is_struct(t) and base is not None and t.get_field_index("path") >= 0:
         children = arr.flatten()
         i = t.get_field_index("path")
-        children[i] = pa.array([_resolve(v, base) for v in children[i].to_pylist()],
+        children[i] = pa.array([resolve_media_path(v, base) for v in children[i].to_pylist()],
                                t.field(i).type)
         fields = [t.field(j) for j in range(t.num_fields)]
         return pa.StructArray.from_arrays(children, fields=fields, mask=pc.is_null(arr))
     return arr
 
 
-__all__ = ["lh_type"]
+__all__ = ["ImportColumn", "convert_batch", "holds_binary", "lh_type", "plan_columns"]

@@ -2,8 +2,10 @@
 from paths, folders, globs and ``s3://`` prefixes, :func:`expand_sources` lists the files they
 name, and :func:`parent_folder` labels a file by the name of its folder.
 
-Also the small helpers the other ingest modules share: whether a source is on S3, the folder
-holding a file, a relative path resolved against that folder, and the check of choice arguments.
+Also the small helpers the other ingest modules share: whether a source is on S3
+(:func:`is_s3`), the folder holding a file (:func:`folder_of`), a relative media path resolved
+against that folder (:func:`resolve_media_path`) and sources named in messages
+(:func:`describe_sources`).
 
 Files stay inside the folder they were found in. A relative media path in a CSV or Parquet file
 is resolved against that file's folder; one that leads out of it (``../secret``, or a symbolic
@@ -29,12 +31,19 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlparse
 
-from lakehouse.errors import MediaError, StorageError, TypeMismatchError
+from lakehouse.errors import (
+    ComputedColumnError,
+    InvalidOptionError,
+    MediaError,
+    StorageError,
+    TypeMismatchError,
+    check_choice,
+)
 from lakehouse.exec import writes
 from lakehouse.exec.intake import MEDIA_CHUNK_ROWS
 from lakehouse.exec.writes import WriteResult
 from lakehouse.media.fetch import local_path, to_uri
-from lakehouse.metadata import ColumnDef, TableDef
+from lakehouse.metadata import ON_ERROR, ColumnDef, TableDef
 from lakehouse.storage import s3_filesystem, s3_options
 
 if TYPE_CHECKING:
@@ -50,7 +59,6 @@ MEDIA_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "document": ("pdf", "html", "htm", "md", "txt"),
 }
 
-_ON_ERROR = ("abort", "ignore")
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -91,17 +99,18 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
     >>> t.insert_files("pets/", extra=lambda uri: {"label": parent_folder(uri)})  # doctest: +SKIP
     WriteResult(rows_written=120, rows_with_errors=0, version=2)
     """
-    _check_choice("on_error", on_error, _ON_ERROR)
+    check_choice("on_error", on_error, ON_ERROR)
     if not isinstance(sources, str | os.PathLike):
         sources = list(sources)  # listed twice: to expand, and to name them in errors
-    media = _media_column(table._def(), table.table_name, column)
+    state = table.table_state()
+    media = _media_column(state.definition, table.table_name, column)
     suffixes = _suffixes(extensions, media.type.kind)
-    files = expand_sources(sources, storage_options=table._location.storage_options,
+    files = expand_sources(sources, storage_options=state.location.storage_options,
                            recursive=recursive, extensions=suffixes, confine=True)
     if not files:
         wanted = ", ".join("." + s for s in suffixes) if suffixes else "any extension"
         msg = (f"table {table.table_name!r}: no {media.type.kind} files found in "
-               f"{_describe_sources(sources)} (looked for {wanted})")
+               f"{describe_sources(sources)} (looked for {wanted})")
         raise MediaError(msg)
     uris = [f if f.startswith(("s3://", "file://")) else to_uri(f) for f in files]
     rows = _file_rows(uris, media.name, extra, table.table_name)
@@ -144,7 +153,7 @@ def expand_sources(sources: Any, *, storage_options: Mapping[str, str] | None = 
         if not isinstance(item, str | os.PathLike):
             raise TypeMismatchError(f"a source must be a path or URI, got {item!r}")
         text = os.fspath(item)
-        if _is_s3(text):
+        if is_s3(text):
             if fs is None:
                 fs = s3_filesystem(s3_options(dict(storage_options or {})))
             matches = _expand_s3(fs, text, recursive, suffixes)
@@ -224,7 +233,8 @@ def _wanted(name: str, suffixes: tuple[str, ...] | None) -> bool:
     return suffixes is None or name.lower().endswith(suffixes)
 
 
-def _is_s3(text: str) -> bool:
+def is_s3(text: str) -> bool:
+    """Whether a source names an S3 object or prefix (``s3://`` or ``s3a://``)."""
     return text.startswith(("s3://", "s3a://"))
 
 
@@ -235,29 +245,32 @@ def _suffixes(extensions: Sequence[str] | None, kind: str) -> tuple[str, ...]:
     return tuple(e.lower().lstrip(".") for e in chosen)
 
 
-def _media_column(tdef: TableDef, table: str, column: str | None) -> ColumnDef:
+def _media_column(tdef: TableDef, table_name: str, column: str | None) -> ColumnDef:
+    """The column ``insert_files`` fills: ``column``, or the table's only media column."""
     if column is not None:
-        found = tdef.get(column, table)
+        found = tdef.get(column, table_name)
         if not found.type.is_media or found.is_computed:
             what = "computed" if found.is_computed else str(found.type)
-            raise TypeMismatchError(
-                f"table {table!r}: column {column!r} is {what}; insert_files() needs a media "
-                "column (lh.Image, lh.Video, lh.Audio or lh.Document) that is not computed"
-            )
+            msg = (f"table {table_name!r}: column {column!r} is {what}; insert_files() needs a "
+                   "media column (lh.Image, lh.Video, lh.Audio or lh.Document) that is not "
+                   "computed")
+            raise ComputedColumnError(msg) if found.is_computed else TypeMismatchError(msg)
         return found
     media = [c for c in tdef.base_columns() if c.type.is_media]
-    if len(media) != 1:
+    if len(media) > 1:
         names = ", ".join(repr(c.name) for c in media)
-        what = f"{len(media)} media columns ({names})" if media else "no media column"
-        raise TypeMismatchError(
-            f"table {table!r} has {what}; name the one to fill with column=..." if media else
-            f"table {table!r} has {what}; add one, e.g. t.add_column(image=lh.Image)"
-        )
+        msg = (f"table {table_name!r} has {len(media)} media columns ({names}); name the one to "
+               "fill with column=...")
+        raise InvalidOptionError(msg)
+    if not media:
+        msg = (f"table {table_name!r} has no media column; add one, e.g. "
+               "t.add_column(image=lh.Image)")
+        raise TypeMismatchError(msg)
     return media[0]
 
 
 def _file_rows(uris: list[str], column: str, extra: Callable[[str], Mapping[str, Any]] | None,
-               table: str) -> Iterator[list[dict[str, Any]]]:
+               table_name: str) -> Iterator[list[dict[str, Any]]]:
     """The rows of the files, in chunks of the size the media intake works on."""
     for start in range(0, len(uris), MEDIA_CHUNK_ROWS):
         rows = []
@@ -266,29 +279,24 @@ def _file_rows(uris: list[str], column: str, extra: Callable[[str], Mapping[str,
             if extra is not None:
                 values = extra(uri)
                 if not isinstance(values, Mapping):
-                    msg = (f"table {table!r}: extra({uri!r}) must return a dict of column "
+                    msg = (f"table {table_name!r}: extra({uri!r}) must return a dict of column "
                            f"values, got {type(values).__name__}")
                     raise TypeMismatchError(msg)
                 if column in values:
-                    msg = (f"table {table!r}: extra({uri!r}) returned a value for {column!r}, "
-                           "the column the file itself goes into")
-                    raise TypeMismatchError(msg)
+                    msg = (f"table {table_name!r}: extra({uri!r}) returned a value for "
+                           f"{column!r}, the column the file itself goes into")
+                    raise InvalidOptionError(msg)
                 row.update(values)
             row[column] = uri
             rows.append(row)
         yield rows
 
 
-def _describe_sources(sources: Any) -> str:
+def describe_sources(sources: Any) -> str:
+    """The sources as a message names them: ``'a.parquet', 'b/'``."""
     items = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
     return ", ".join(repr(os.fspath(s)) if isinstance(s, str | os.PathLike) else repr(s)
                      for s in items) or "(no sources)"
-
-
-def _check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise TypeMismatchError(f"{param} must be one of {', '.join(map(repr, allowed))}, "
-                                f"got {value!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,7 +304,7 @@ def _check_choice(param: str, value: str, allowed: tuple[str, ...]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _resolve(value: str | None, base: str | None) -> str | None:
+def resolve_media_path(value: str | None, base: str | None) -> str | None:
     """A media path from a CSV or Parquet file, resolved against ``base``, the file's folder.
     Absolute paths and URIs are kept as written; a relative path that leads out of ``base``
     becomes a URI that shows the climb, which the media intake refuses (see the module doc)."""
@@ -304,7 +312,7 @@ def _resolve(value: str | None, base: str | None) -> str | None:
         return None
     if base is None or "://" in value or os.path.isabs(value) or value.startswith("~"):
         return value
-    if _is_s3(base):
+    if is_s3(base):
         bucket, _, key = base.split("://", 1)[1].partition("/")
         key = key.strip("/")
         joined = posixpath.normpath(posixpath.join(key, value))
@@ -315,11 +323,14 @@ def _resolve(value: str | None, base: str | None) -> str | None:
     return _inside(os.path.join(base, value), base)
 
 
-def _folder(location: str) -> str:
+def folder_of(location: str) -> str:
     """The folder holding a local file or an S3 object."""
-    if _is_s3(location):
+    if is_s3(location):
         return location.rsplit("/", 1)[0]
     return os.path.dirname(os.path.abspath(location))
 
 
-__all__ = ["MEDIA_EXTENSIONS", "expand_sources", "insert_files", "parent_folder"]
+__all__ = [
+    "MEDIA_EXTENSIONS", "describe_sources", "expand_sources", "folder_of", "insert_files",
+    "is_s3", "parent_folder", "resolve_media_path",
+]

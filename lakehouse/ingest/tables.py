@@ -3,35 +3,38 @@ in-memory frame, and filling it in one insert (one version). The table is create
 found in the input (see :mod:`lakehouse.ingest.arrow_types`); if the import fails, a table that
 did not exist before is dropped again and a replaced one gets its previous content back.
 
+The functions here return an :class:`ImportResult` (what was written, and the table); the
+catalog's methods return the table.
+
 >>> db.import_parquet("mnist", "s3://bucket/mnist/*.parquet")  # doctest: +SKIP
 >>> db.create_table("scores", source=pl.DataFrame({"a": [1]}))  # doctest: +SKIP
+>>> import_parquet(db, "mnist", "s3://bucket/mnist/*.parquet").rows_written  # doctest: +SKIP
+60000
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+from pyarrow import csv
 
 from lakehouse import types as T
-from lakehouse.catalog import validate_name
-from lakehouse.errors import StorageError, TypeMismatchError
+from lakehouse.errors import InvalidOptionError, StorageError, TypeMismatchError, check_choice
 from lakehouse.exec import writes
-from lakehouse.exec.intake import MEDIA_CHUNK_ROWS
-from lakehouse.ingest.arrow_types import _Column, _convert, _holds_binary, _plan
-from lakehouse.ingest.files import (
-    _ON_ERROR,
-    _check_choice,
-    _describe_sources,
-    _folder,
-    _is_s3,
-    expand_sources,
-)
+from lakehouse.exec.intake import MEDIA_CHUNK_ROWS, is_pandas_frame
+from lakehouse.ingest.arrow_types import ImportColumn, convert_batch, holds_binary, plan_columns
+from lakehouse.ingest.files import describe_sources, expand_sources, folder_of, is_s3
 from lakehouse.media.pool import pmap
+from lakehouse.metadata import ON_ERROR
+from lakehouse.names import validate_name
 from lakehouse.storage import s3_filesystem, s3_options
 
 if TYPE_CHECKING:
@@ -50,29 +53,43 @@ _IF_EXISTS = ("error", "ignore", "replace", "append")
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2"}
 
 
+@dataclasses.dataclass(frozen=True)
+class ImportResult(writes.WriteResult):
+    """What an import did: rows written, rows kept with a recorded error (a media value that
+    could not be read with ``on_error="ignore"``, a computed value that failed), the version
+    it created (the table's version when nothing was imported), and the table itself.
+
+    ``db.import_parquet``, ``db.import_csv`` and ``db.create_table(source=...)`` return the
+    table; the functions of this module return this result, for a caller that reports what
+    was written (the ``lakehouse ingest`` command).
+    """
+
+    table: Table = dataclasses.field(repr=False, compare=False)
+
+
 # --------------------------------------------------------------------------------------------
 # Creating a table and filling it in one insert
 # --------------------------------------------------------------------------------------------
 
 
-def _create_and_fill(catalog: Catalog, name: str, columns: list[_Column],
+def _create_and_fill(catalog: Catalog, name: str, columns: list[ImportColumn],
                      batches: Callable[[], Iterator[pa.Table]], *, if_exists: str,
-                     progress: bool, on_error: str, total: int | None) -> Table:
+                     progress: bool, on_error: str, total: int | None) -> ImportResult:
     """Create the table and insert every batch in one commit. If that fails, a table that did
     not exist before is dropped again; a replaced one gets its previous content back."""
-    existed = catalog._is_table(name)
+    existed = catalog.has_table(name)
     if existed and if_exists == "ignore":
-        return catalog.get_table(name)
+        return _nothing_imported(catalog.get_table(name))
     if existed and if_exists == "append":  # one insert: all rows or, on an error, none
         table = catalog.get_table(name)
-        _fill(table, batches, progress=progress, on_error=on_error, total=total)
-        return table
+        return _imported(table, _fill(table, batches, progress=progress, on_error=on_error,
+                                      total=total))
     if if_exists == "append":
         if_exists = "error"  # a new table
     previous = catalog.get_table(name).version if existed and if_exists == "replace" else None
     table = catalog.create_table(name, {c.name: c.type for c in columns}, if_exists=if_exists)
     try:
-        _fill(table, batches, progress=progress, on_error=on_error, total=total)
+        written = _fill(table, batches, progress=progress, on_error=on_error, total=total)
     except BaseException as exc:
         try:
             if previous is None:
@@ -82,7 +99,16 @@ def _create_and_fill(catalog: Catalog, name: str, columns: list[_Column],
         except Exception as cleanup:  # keep the first error; say what was left behind
             exc.add_note(f"the half-made table {name!r} could not be removed: {cleanup}")
         raise
-    return table
+    return _imported(table, written)
+
+
+def _imported(table: Table, written: writes.WriteResult) -> ImportResult:
+    return ImportResult(written.rows_written, written.rows_with_errors, written.version, table)
+
+
+def _nothing_imported(table: Table) -> ImportResult:
+    """The result of an import skipped because the table exists (``if_exists="ignore"``)."""
+    return ImportResult(0, 0, table.table_version, table)
 
 
 def _fill(table: Table, batches: Callable[[], Iterator[pa.Table]], *, progress: bool,
@@ -98,21 +124,21 @@ def _check_import(catalog: Catalog, name: str, if_exists: str, on_error: str) ->
     """Validate the common arguments; True when the import should be skipped (the table exists
     and ``if_exists="ignore"``)."""
     validate_name(name)
-    _check_choice("if_exists", if_exists, _IF_EXISTS)
-    _check_choice("on_error", on_error, _ON_ERROR)
-    return if_exists == "ignore" and catalog._is_table(name)
+    check_choice("if_exists", if_exists, _IF_EXISTS)
+    check_choice("on_error", on_error, ON_ERROR)
+    return if_exists == "ignore" and catalog.has_table(name)
 
 
 def _source_options(catalog: Catalog) -> dict[str, str]:
-    return s3_options(catalog._location.storage_options)
+    return s3_options(catalog.location.storage_options)
 
 
-def _batch_rows(schema: pa.Schema, columns: list[_Column], given: int | None) -> int:
+def _batch_rows(schema: pa.Schema, columns: list[ImportColumn], given: int | None) -> int:
     if given is not None:
         if given < 1:
-            raise TypeMismatchError(f"batch_rows must be a positive number, got {given}")
+            raise InvalidOptionError(f"batch_rows must be a positive number, got {given}")
         return given
-    media = any(c.type.is_media or _holds_binary(schema.field(c.source).type) for c in columns)
+    media = any(c.type.is_media or holds_binary(schema.field(c.source).type) for c in columns)
     return MEDIA_BATCH_ROWS if media else BATCH_ROWS
 
 
@@ -125,8 +151,9 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
                    schema: Mapping[str, Any] | None = None,
                    rename: Mapping[str, str] | None = None, if_exists: str = "error",
                    batch_rows: int | None = None, progress: bool = True,
-                   on_error: str = "abort") -> Table:
-    """Create table ``name`` from Parquet shards and fill it in one insert (one version).
+                   on_error: str = "abort") -> ImportResult:
+    """Create table ``name`` from Parquet shards and fill it in one insert (one version), and
+    say what was written (:class:`ImportResult`).
 
     ``sources`` is a Parquet file, a folder of them, a glob (``"data/train-*.parquet"``), an
     ``s3://`` prefix or glob, or a list of those. The shards are streamed batch by batch
@@ -144,31 +171,31 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
     (the ``path`` of a Hugging Face image) are resolved against the shard's folder and must
     stay inside it, as for :func:`import_csv`.
 
-    ``if_exists``: ``"error"`` (default), ``"ignore"`` (return the existing table, import
-    nothing), ``"replace"``, or ``"append"`` (insert the rows into the existing table, in one
-    commit, checked against its column types; a new table when there is none). If the import
-    fails (a bad value with ``on_error="abort"``, an
-    unreadable shard), a table that did not exist before the call is dropped again, and a
+    ``if_exists``: ``"error"`` (default), ``"ignore"`` (import nothing: the result holds the
+    existing table and 0 rows written), ``"replace"``, or ``"append"`` (insert the rows into
+    the existing table, in one commit, checked against its column types; a new table when there
+    is none). If the import fails (a bad value with ``on_error="abort"``, an unreadable
+    shard), a table that did not exist before the call is dropped again, and a
     replaced one gets its previous content back (as a new version), before the error is
     raised. With ``on_error="ignore"``, rows whose media cannot be read are kept with the
     error recorded.
 
-    >>> t = db.import_parquet("beans", "hf/beans/train-*.parquet")  # doctest: +SKIP
+    >>> result = import_parquet(db, "beans", "hf/beans/train-*.parquet")  # doctest: +SKIP
+    >>> result.rows_written, result.rows_with_errors, result.version  # doctest: +SKIP
+    (1034, 0, 2)
+    >>> t = result.table  # what db.import_parquet("beans", ...) returns
     >>> t.select(t.image.width, t.label).head(3)  # doctest: +SKIP
     """
-    import pyarrow.dataset as pads
-    import pyarrow.fs as pafs
-
     if _check_import(catalog, name, if_exists, on_error):
-        return catalog.get_table(name)
+        return _nothing_imported(catalog.get_table(name))
     files = expand_sources(sources, storage_options=_source_options(catalog),
                            extensions=PARQUET_EXTENSIONS)
     if not files:
         raise StorageError(f"table {name!r}: no Parquet files found in "
-                           f"{_describe_sources(sources)}")
-    remote = {_is_s3(f) for f in files}
+                           f"{describe_sources(sources)}")
+    remote = {is_s3(f) for f in files}
     if len(remote) > 1:
-        raise TypeMismatchError(f"table {name!r}: import local and s3:// shards separately "
+        raise InvalidOptionError(f"table {name!r}: import local and s3:// shards separately "
                                 "(one filesystem per import)")
     filesystem = None
     paths = files
@@ -187,7 +214,7 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise StorageError(f"table {name!r}: the Parquet shards have different schemas: {exc}") \
             from exc
-    columns = _plan(unified, table=name, overrides=schema, rename=rename,
+    columns = plan_columns(unified, table_name=name, overrides=schema, rename=rename,
                     metadata=[s.metadata for s, _ in footers])
     rows = _batch_rows(unified, columns, batch_rows)
     read = [c.source for c in columns]
@@ -200,7 +227,7 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
 
     def batches() -> Iterator[pa.Table]:
         for fragment, uri in zip(fragments, files, strict=True):
-            base = _folder(uri)
+            base = folder_of(uri)
             reader = fragment.to_batches(schema=unified, columns=read, batch_size=rows,
                                          batch_readahead=readahead, fragment_readahead=1,
                                          fragment_scan_options=scan_options)
@@ -212,7 +239,7 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
                 except (pa.ArrowException, OSError) as exc:
                     msg = f"table {name!r}: cannot read Parquet shard {uri}: {exc}"
                     raise StorageError(msg) from exc
-                yield _convert(batch, columns, base, name)
+                yield convert_batch(batch, columns, base, name)
 
     total = sum(n for _, n in footers)
     return _create_and_fill(catalog, name, columns, batches, if_exists=if_exists,
@@ -236,7 +263,8 @@ def _footer(item: tuple[Any, str]) -> tuple[pa.Schema, int]:
 def import_csv(catalog: Catalog, name: str, path: Any, *,
                schema: Mapping[str, Any] | None = None,
                rename: Mapping[str, str] | None = None, if_exists: str = "error",
-               progress: bool = True, on_error: str = "abort", **csv_options: Any) -> Table:
+               progress: bool = True, on_error: str = "abort",
+               **csv_options: Any) -> ImportResult:
     """Create table ``name`` from a CSV file (local or ``s3://``; also a glob or a list of files
     with the same columns) and fill it in one insert (one version), streaming it in blocks.
 
@@ -252,14 +280,15 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
     :func:`import_parquet`. Other keywords are options of ``pyarrow.csv`` (``delimiter``,
     ``skip_rows``, ``column_names``, ``null_values``, ...); ``.tsv`` files default to tabs.
 
-    >>> t = db.import_csv("pets", "pets/labels.csv", schema={"file": lh.Image})  # doctest: +SKIP
+    >>> import_csv(db, "pets", "pets/labels.csv", schema={"file": lh.Image})  # doctest: +SKIP
+    ImportResult(rows_written=37, rows_with_errors=0, version=2)
     """
     if _check_import(catalog, name, if_exists, on_error):
-        return catalog.get_table(name)
+        return _nothing_imported(catalog.get_table(name))
     files = expand_sources(path, storage_options=_source_options(catalog),
                            extensions=CSV_EXTENSIONS)
     if not files:
-        raise StorageError(f"table {name!r}: no CSV files found in {_describe_sources(path)}")
+        raise StorageError(f"table {name!r}: no CSV files found in {describe_sources(path)}")
     options = dict(csv_options)
     if "delimiter" not in options and files[0].lower().endswith((".tsv", ".tsv.gz", ".tsv.bz2")):
         options["delimiter"] = "\t"
@@ -268,7 +297,8 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
     opener = _CsvOpener(catalog, name, options)
     with opener.open(files[0], read_types) as first:
         inferred = first.schema
-    columns = _plan(inferred, table=name, overrides=overrides, rename=rename, metadata=[])
+    columns = plan_columns(inferred, table_name=name, overrides=overrides, rename=rename,
+                           metadata=[])
     fixed = {f.name: f.type for f in inferred}  # later files are read with these types
 
     def batches() -> Iterator[pa.Table]:
@@ -286,7 +316,7 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
                         raise TypeMismatchError(msg) from None
                     except OSError as exc:
                         raise StorageError(f"table {name!r}: cannot read {uri}: {exc}") from exc
-                    yield _convert(batch, columns, _folder(uri), name)
+                    yield convert_batch(batch, columns, folder_of(uri), name)
 
     return _create_and_fill(catalog, name, columns, batches, if_exists=if_exists,
                             progress=progress, on_error=on_error, total=None)
@@ -304,11 +334,8 @@ def _csv_read_type(spec: Any, column: str) -> pa.DataType:
 class _CsvOpener:
     """Opens CSV files (local or S3) as streaming Arrow readers with the caller's options."""
 
-    def __init__(self, catalog: Catalog, table: str, options: dict[str, Any]) -> None:
-        from pyarrow import csv
-
-        self._csv = csv
-        self._table = table
+    def __init__(self, catalog: Catalog, table_name: str, options: dict[str, Any]) -> None:
+        self._table = table_name
         self._catalog = catalog
         self._fs: fsspec.AbstractFileSystem | None = None
         self._kinds: dict[str, dict[str, Any]] = {"read": {}, "parse": {}, "convert": {}}
@@ -317,13 +344,12 @@ class _CsvOpener:
         for key, value in options.items():
             kind = next((k for k, cls in classes.items() if hasattr(cls(), key)), None)
             if kind is None:
-                raise TypeMismatchError(f"table {table!r}: unknown CSV option {key!r}")
+                raise InvalidOptionError(f"table {table_name!r}: unknown CSV option {key!r}")
             self._kinds[kind][key] = value
 
     @contextlib.contextmanager
     def open(self, uri: str, column_types: dict[str, pa.DataType]) -> Iterator[Any]:
         """A streaming reader on the file, closed (with its S3 object) on exit."""
-        csv = self._csv
         convert = dict(self._kinds["convert"])
         convert["column_types"] = {**(convert.get("column_types") or {}), **column_types}
         args = {"read_options": csv.ReadOptions(**self._kinds["read"]),
@@ -332,7 +358,7 @@ class _CsvOpener:
         with contextlib.ExitStack() as stack:
             source: Any = uri
             try:
-                if _is_s3(uri):
+                if is_s3(uri):
                     if self._fs is None:
                         self._fs = s3_filesystem(_source_options(self._catalog))
                     source = stack.enter_context(self._fs.open(uri.split("://", 1)[1], "rb"))
@@ -358,22 +384,22 @@ def import_frame(catalog: Catalog, name: str, data: Any, *,
                  schema: Mapping[str, Any] | None = None,
                  rename: Mapping[str, str] | None = None, if_exists: str = "error",
                  batch_rows: int | None = None, progress: bool = True,
-                 on_error: str = "abort") -> Table:
+                 on_error: str = "abort") -> ImportResult:
     """Create table ``name`` from a Polars or pandas DataFrame, an Arrow table or an Arrow
     record batch reader, with the column types inferred as for :func:`import_parquet`, and fill
     it in one insert. Media columns (``schema={"image": lh.Image}``, or Hugging Face image
     structs) take bytes, paths or URIs; relative paths are taken from the working directory.
 
-    >>> t = import_frame(db, "scores", df)  # doctest: +SKIP
+    >>> t = import_frame(db, "scores", df).table  # doctest: +SKIP
     """
     if _check_import(catalog, name, if_exists, on_error):
-        return catalog.get_table(name)
+        return _nothing_imported(catalog.get_table(name))
     total: int | None
     if isinstance(data, pl.LazyFrame):
         data = data.collect()
     if isinstance(data, pl.DataFrame):
         data = data.to_arrow()
-    elif type(data).__module__.startswith("pandas") and hasattr(data, "to_numpy"):
+    elif is_pandas_frame(data):
         data = pa.Table.from_pandas(data, preserve_index=False)
     elif isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
@@ -386,7 +412,7 @@ def import_frame(catalog: Catalog, name: str, data: Any, *,
             f"table {name!r}: cannot import {type(data).__name__}; pass a Polars or pandas "
             "DataFrame, an Arrow table or record batch reader, or a path to Parquet or CSV files"
         )
-    columns = _plan(arrow_schema, table=name, overrides=schema, rename=rename,
+    columns = plan_columns(arrow_schema, table_name=name, overrides=schema, rename=rename,
                     metadata=[arrow_schema.metadata])
     rows = _batch_rows(arrow_schema, columns, batch_rows)
     source = data
@@ -395,19 +421,21 @@ def import_frame(catalog: Catalog, name: str, data: Any, *,
         stream = source.to_batches(max_chunksize=rows) if isinstance(source, pa.Table) \
             else source
         for batch in stream:
-            yield _convert(batch, columns, None, name)
+            yield convert_batch(batch, columns, None, name)
 
     return _create_and_fill(catalog, name, columns, batches, if_exists=if_exists,
                             progress=progress, on_error=on_error, total=total)
 
 
 def create_from_source(catalog: Catalog, name: str, source: Any, *,
-                       schema: Mapping[str, Any] | None = None, **options: Any) -> Table:
+                       schema: Mapping[str, Any] | None = None,
+                       **options: Any) -> ImportResult:
     """Create and fill a table from ``source``: Parquet or CSV files (by their extension;
     folders and other globs are read as Parquet), or an in-memory frame. This is what
     ``db.create_table(name, source=...)`` does.
 
-    >>> t = db.create_table("t", source="shards/*.parquet")  # doctest: +SKIP
+    >>> create_from_source(db, "t", "shards/*.parquet").rows_written  # doctest: +SKIP
+    2000
     """
     paths = [source] if isinstance(source, str | os.PathLike) else source
     if isinstance(paths, list | tuple) and paths \
@@ -420,6 +448,6 @@ def create_from_source(catalog: Catalog, name: str, source: Any, *,
 
 
 __all__ = [
-    "BATCH_ROWS", "CSV_EXTENSIONS", "MEDIA_BATCH_ROWS", "PARQUET_EXTENSIONS",
+    "BATCH_ROWS", "CSV_EXTENSIONS", "MEDIA_BATCH_ROWS", "PARQUET_EXTENSIONS", "ImportResult",
     "create_from_source", "import_csv", "import_frame", "import_parquet",
 ]
