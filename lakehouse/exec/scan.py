@@ -18,7 +18,7 @@ import pyarrow as pa
 from lakehouse.errors import TypeMismatchError
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exprs.nodes import BinaryOp, Expr
-from lakehouse.exprs.sql import NotPushable, to_sql
+from lakehouse.exprs.sql import NotPushable, rowid_filter, to_sql
 from lakehouse.media.fetch import Fetcher
 from lakehouse.media.references import resolve_references
 from lakehouse.metadata import ROW_ADDRESS, ROW_ID, TableDef
@@ -77,8 +77,7 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
     if nearest is not None and flt.residual is not None:
         matching = [i for f in scan_frames(ds, tdef, table, condition, [], row_ids=True,
                                             fetcher=fetcher) for i in f.get_column(ROW_ID)]
-        flt = Filter(f"{ROW_ID} IN ({', '.join(map(str, matching))})" if matching else "false",
-                     None)
+        flt = Filter(rowid_filter(matching), None)
     read = list(columns)
     if flt.residual is not None:
         read += [c for c in tdef.stored_columns([flt.residual]) if c not in read]
