@@ -3,7 +3,9 @@
 A logical type says what a column holds (``lh.Int``, ``lh.Json``, ``lh.Array[(3,), "float32"]``);
 its Arrow type says how Lance stores it. Types serialise to small JSON objects kept in each
 column's field metadata, so a table's schema can be rebuilt from the Lance manifest alone. Media
-types (``lh.Image``, ``lh.Video``, ``lh.Audio``, ``lh.Document``) are stored in Lance blob columns.
+types (``lh.Image``, ``lh.Video``, ``lh.Audio``, ``lh.Document``) are stored in Lance blob columns;
+how their values are checked and encoded is registered by their functions modules
+(:func:`register_media`), which sit above this layer.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from lance.blob import blob_field
 
+from lakehouse import providers
 from lakehouse.errors import TypeMismatchError
 
 _ARRAY_DTYPES = {
@@ -283,6 +288,43 @@ class ArrayType(ColumnType):
 
 _STORE = ("copy", "reference")
 
+# check(data, column type, reuse): raise ValueError if ``data`` is not a valid value; ``reuse``
+# says computed columns of the same write will read the value, so what was decoded may be kept
+Checker = Callable[[bytes, Any, bool], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaHooks:
+    """How values of one media kind are validated and encoded, registered by the module that
+    holds the kind's functions (``lakehouse.functions.image`` for images).
+
+    ``check`` validates every inserted value; ``check_source`` (optional) also sees the path or
+    URI a value was read from (documents must be named like one); ``encode`` (optional) turns an
+    in-memory value (a PIL image, a numpy array) into bytes, returning None for values it does
+    not know."""
+
+    check: Checker
+    check_source: Callable[[str, bytes], None] | None = None
+    encode: Callable[[Any], bytes | None] | None = None
+
+
+_MEDIA_HOOKS: dict[str, MediaHooks] = {}
+
+
+def register_media(kind: str, hooks: MediaHooks) -> None:
+    """Set how values of the media ``kind`` are checked and encoded."""
+    _MEDIA_HOOKS[kind] = hooks
+
+
+def _media_hooks(kind: str) -> MediaHooks:
+    providers.load(kind)
+    found = _MEDIA_HOOKS.get(kind)
+    if found is None:
+        message = (f"no checker is registered for {kind} values; import the module that "
+                   f"defines {kind} functions (lakehouse.functions.{kind})")
+        raise TypeMismatchError(message)
+    return found
+
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class MediaType(ColumnType):
@@ -308,8 +350,6 @@ class MediaType(ColumnType):
         return pa.large_binary()
 
     def storage_field(self, name: str, metadata: dict[bytes, str]) -> pa.Field:
-        from lance.blob import blob_field
-
         return blob_field(name, nullable=self.nullable).with_metadata(metadata)
 
     def __call__(self, *, nullable: bool = True, store: str | None = None) -> ColumnType:  # type: ignore[override]
@@ -319,15 +359,24 @@ class MediaType(ColumnType):
         """Raise ValueError if ``data`` is not a valid object of this type (say, a truncated
         image); called for every inserted value. ``reuse``: computed columns of the same write
         will read the value, so the checker may keep what it decoded for them."""
-        from lakehouse.functions.media import checker
+        _media_hooks(self.kind).check(data, self, reuse)
 
-        checker(self.kind)(data, self, reuse)
+    def check_source(self, source: str, data: bytes) -> None:
+        """Raise ValueError if ``data``, read from the path or URI ``source``, may not be a
+        value of this type by its name (a document must be named or sniffed as one)."""
+        check = _media_hooks(self.kind).check_source
+        if check is not None:
+            check(source, data)
 
     def coerce(self, value: Any) -> Any:
         """Encoded bytes for an in-memory value (bytes; for images also a PIL image or a numpy
         array). Paths and URIs are fetched by the media intake, not here."""
         if isinstance(value, bytes | bytearray | memoryview):
             return bytes(value)
+        encode = _media_hooks(self.kind).encode
+        encoded = encode(value) if encode is not None else None
+        if encoded is not None:
+            return encoded
         raise TypeError(f"expected {self.kind} bytes, got {_describe(value)}")
 
     def _details(self) -> list[str]:
@@ -363,15 +412,6 @@ class ImageType(MediaType):
             else:
                 size = (int(part[0]), int(part[1]))
         return dataclasses.replace(self, size=size, mode=mode)
-
-    def coerce(self, value: Any) -> Any:
-        from lakehouse.functions.image import encode_image, from_numpy, is_pil
-
-        if is_pil(value):
-            return encode_image(value)
-        if isinstance(value, np.ndarray):
-            return encode_image(from_numpy(value))
-        return super().coerce(value)
 
     def _details(self) -> list[str]:
         return [str(d) for d in (self.size, self.mode) if d is not None] + super()._details()

@@ -651,14 +651,14 @@ def test_native_expressions_never_call_python_row_forms(db, monkeypatch):
     """Built-ins with a Polars form run vectorised: their Python row forms are never called."""
     import dataclasses
 
-    from lakehouse.functions import registry
+    from lakehouse.exprs import registry
 
     def boom(*args, **kwargs):
         raise AssertionError("a Python row form was called")
 
-    for name, fn in list(registry._REGISTRY.items()):
+    for name, fn in list(registry._FUNCTIONS.items()):
         if fn.polars is not None:
-            monkeypatch.setitem(registry._REGISTRY, name, dataclasses.replace(fn, python=boom))
+            monkeypatch.setitem(registry._FUNCTIONS, name, dataclasses.replace(fn, python=boom))
     t = db.create_table("t", {"s": lh.String})
     t.insert([{"s": " Ab "}, {"s": None}], progress=False)
     t.add_computed_column(u=t.s.str.strip().str.upper(), progress=False)

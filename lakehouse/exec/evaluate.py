@@ -24,8 +24,8 @@ import pyarrow as pa
 from lakehouse.errors import ComputeError, ModelError, UDFNotFoundError, UnsafeDefinitionError
 from lakehouse.exprs.nodes import Call, Expr
 from lakehouse.exprs.polars import Check, Context, needs_python, to_polars
+from lakehouse.exprs.registry import Function, resolve
 from lakehouse.exprs.serialize import stored_fingerprints
-from lakehouse.functions.registry import Function, resolve
 from lakehouse.metadata import ColumnDef, TableDef, error_column
 
 

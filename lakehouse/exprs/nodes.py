@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from lakehouse import types as T
 from lakehouse.errors import TypeMismatchError
-
-if TYPE_CHECKING:
-    from lakehouse.functions.strings import StringMethods
+from lakehouse.exprs import registry
 
 ARITHMETIC = ("+", "-", "*", "/", "//", "%")
 COMPARISON = ("==", "!=", "<", "<=", ">", ">=")
@@ -163,24 +162,97 @@ class Expr:
 
     def __getattr__(self, name: str) -> Any:
         """Methods of media expressions: ``t.image.resize((64, 64))``, ``t.image.width``,
-        ``t.image.fileurl``, ``t.video.frame(at=1.0)`` (see ``functions.media``)."""
+        ``t.image.fileurl``, ``t.video.frame(at=1.0)``, from the function registry
+        (:mod:`lakehouse.exprs.registry`)."""
         fields = {f.name for f in dataclasses.fields(self)} if dataclasses.is_dataclass(self) \
             else set()
         if name.startswith("_") or name in fields or not self.type.is_media:
             raise AttributeError(f"{type(self).__name__} {self!r} has no attribute {name!r}")
-        from lakehouse.functions.media import method
+        found = registry.methods_of(self.type)
+        if name not in found:
+            known = ", ".join(sorted(found)) or "none"
+            message = f"{self!r} ({self.type}) has no method {name!r} (methods: {known})"
+            raise AttributeError(message)
+        return bind_method(self, found[name])
 
-        return method(self, name)
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *registry.methods_of(self.type)})
 
     @property
-    def str(self) -> StringMethods:
+    def str(self) -> StringNamespace:
         """String functions, as in Polars: ``t.name.str.upper()``."""
-        from lakehouse.functions.strings import StringMethods
-
-        return StringMethods(self)
+        return StringNamespace(self)
 
     def __repr__(self) -> str:
         raise NotImplementedError
+
+
+class StringNamespace:
+    """The ``.str`` methods of a String expression (``t.title.str.upper()``), from the function
+    registry's ``str`` namespace."""
+
+    __slots__ = ("_expr",)
+
+    def __init__(self, expr: Expr) -> None:
+        if expr.type.kind != "string":
+            raise TypeMismatchError(f".str needs a String expression, got {expr!r} ({expr.type})")
+        self._expr = expr
+
+    def __getattr__(self, name: str) -> Callable[..., Expr]:
+        found = {m.name: m for m in registry.methods(registry.STRING)}
+        if name.startswith("_") or name not in found:
+            known = ", ".join(found) or "none"
+            message = f"{self._expr!r}.str has no method {name!r} (methods: {known})"
+            raise AttributeError(message)
+        return bind_method(self._expr, found[name])
+
+    def __dir__(self) -> list[str]:
+        return [m.name for m in registry.methods(registry.STRING)]
+
+
+def bind_method(expr: Expr, method: registry.Method) -> Any:
+    """``expr.<method>``: the expression for a property, else a function that takes the
+    method's options (literals, checked against its signature and choices) and builds the
+    call."""
+    if method.build is not None:
+        return method.build(expr)
+    if method.is_property:
+        return Call(method.function or method.name, (expr,), (), method.returns)
+    shown = f"{expr!r}.{method.usage().partition('(')[0]}"
+
+    def build(*args: Any, **kwargs: Any) -> Expr:
+        try:
+            bound = method.signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeMismatchError(f"{shown}(): {exc}") from None
+        bound.apply_defaults()
+        options = list(bound.arguments.items())[1:]
+        for key, value in options:
+            _check_option(shown, key, value, method.choices.get(key))
+        stored = tuple((f"arg{i}" if method.positional else key, _plain(value))
+                       for i, (key, value) in enumerate(options))
+        return Call(method.function or method.name, (expr,), stored, method.returns)
+
+    build.__name__ = method.name
+    build.__doc__ = method.doc
+    build.__signature__ = inspect.Signature(method.options)  # type: ignore[attr-defined]
+    return build
+
+
+def _check_option(shown: str, key: str, value: Any, allowed: tuple[Any, ...] | None) -> None:
+    if isinstance(value, Expr):
+        raise TypeMismatchError(f"{shown}(): {key} must be a literal, got {value!r}")
+    plain = value is None or isinstance(value, str | int | float | bool) or (
+        isinstance(value, tuple | list) and all(isinstance(v, int | float) for v in value))
+    if not plain:
+        raise TypeMismatchError(f"{shown}(): {key}={value!r} is not a plain value")
+    if allowed is not None and value not in allowed:
+        raise TypeMismatchError(f"{shown}(): {key} must be one of "
+                                f"{', '.join(map(repr, allowed))}, got {value!r}")
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, tuple | list) else value
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)

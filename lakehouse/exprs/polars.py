@@ -37,7 +37,7 @@ from lakehouse.exprs.nodes import (
     Similarity,
     UnaryOp,
 )
-from lakehouse.functions.registry import resolve
+from lakehouse.exprs.registry import resolve
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _CHECKED = ("+", "-", "*", "//")  # Int operators that can leave the Int range

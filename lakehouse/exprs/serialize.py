@@ -2,7 +2,7 @@
 
 The JSON is plain data: column references by id (with the name for readers), literals, operators
 and function names. Decoding builds nodes and never runs anything; function names are resolved only
-when the executor needs them (see ``functions.registry``).
+when the executor needs them (see :mod:`lakehouse.exprs.registry`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from lakehouse import types as T
 from lakehouse.errors import TypeMismatchError, UnsafeDefinitionError
+from lakehouse.exprs import registry
 from lakehouse.exprs.nodes import (
     ARITHMETIC,
     COMPARISON,
@@ -59,9 +60,7 @@ def to_json(expr: Expr) -> dict[str, Any]:
         case JsonPath():
             return {"op": "json_path", "operand": to_json(expr.operand), "path": list(expr.path)}
         case Call():
-            from lakehouse.functions.registry import _REGISTRY
-
-            fn = _REGISTRY.get(expr.fn)
+            fn = registry.lookup(expr.fn)
             data = {"op": "call", "fn": expr.fn, "args": [to_json(a) for a in expr.args],
                     "kwargs": [[k, v] for k, v in expr.kwargs], "type": expr.type.to_json()}
             if fn is not None and fn.fingerprint:

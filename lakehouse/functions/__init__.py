@@ -1,5 +1,11 @@
-"""Built-in functions usable in expressions. Importing this package registers them."""
+"""Built-in functions usable in expressions, registered in :mod:`lakehouse.exprs.registry`.
 
+Importing this package registers the string and embedding functions, and records which module
+provides each namespace of media functions (:mod:`lakehouse.providers`): those load the first
+time a media method, check or stored function of their kind is used.
+"""
+
+from lakehouse import providers
 from lakehouse.functions import strings  # noqa: F401  (registers the str.* functions)
 from lakehouse.functions.embeddings import (
     SHAPES_CLIP,
@@ -7,5 +13,10 @@ from lakehouse.functions.embeddings import (
     clip,
     sentence_transformer,
 )
+
+for _namespace, _module in (("str", "strings"), ("embed", "embeddings"), ("media", "media"),
+                            ("image", "image"), ("video", "video"), ("audio", "audio"),
+                            ("document", "document")):
+    providers.provide(_namespace, f"lakehouse.functions.{_module}")
 
 __all__ = ["SHAPES_CLIP", "EmbeddingFunction", "clip", "sentence_transformer"]

@@ -131,7 +131,7 @@ def _tidy(value: Any) -> str | None:
     return text or None
 
 
-@media_check("document")
+@media_check("document", check_source=check_named)
 def check(data: bytes, ctype: T.DocumentType, reuse: bool = False) -> None:
     if detect_format(data) == "pdf":
         _pdf(data)

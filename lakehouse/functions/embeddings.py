@@ -34,7 +34,7 @@ import numpy as np
 from lakehouse import trust
 from lakehouse import types as T
 from lakehouse.errors import ModelError, TypeMismatchError
-from lakehouse.functions.registry import Function, register
+from lakehouse.exprs.registry import Function, register
 
 SHAPES_CLIP = "lakehouse/shapes-clip"
 """The small CLIP model shipped with lakehouse (trained on generated pictures of shapes; see

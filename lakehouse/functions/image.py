@@ -160,6 +160,16 @@ def from_numpy(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array)
 
 
+def encode_value(value: Any) -> bytes | None:
+    """The encoded bytes of an in-memory image (a PIL image, or a numpy array as
+    :func:`from_numpy` takes it), or None for any other value."""
+    if is_pil(value):
+        return encode_image(value)
+    if isinstance(value, np.ndarray):
+        return encode_image(from_numpy(value))
+    return None
+
+
 def to_pil(data: bytes | None) -> Image.Image | None:
     """The PIL image of one image value (a cell of a query result), or None for null."""
     if data is None:
@@ -167,7 +177,7 @@ def to_pil(data: bytes | None) -> Image.Image | None:
     return open_image(data)
 
 
-@media_check("image")
+@media_check("image", encode=encode_value)
 def check(data: bytes, ctype: T.ImageType, reuse: bool = False) -> None:
     image = decode(data, remember=reuse)
     if ctype.size is not None and tuple(image.size) != tuple(ctype.size):

@@ -9,41 +9,21 @@ makes it a method (or, for cheap attributes, a property) of expressions of that 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
-import importlib
 import inspect
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lakehouse import types as T
-from lakehouse.errors import TypeMismatchError
-from lakehouse.functions.registry import Function, register
+from lakehouse.exprs.nodes import Call, ErrorInfo, Expr
+from lakehouse.exprs.registry import MEDIA, Function, Method, register, register_method
 from lakehouse.media.fetch import cache_dir, local_path, write_atomic
 from lakehouse.media.pool import pmap
 
-if TYPE_CHECKING:
-    from lakehouse.exprs.nodes import Expr
-
 BATCH_ROWS = 64
-_MODULES = {"image": "image", "video": "video", "audio": "audio", "document": "document"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Method:
-    function: str
-    returns: T.ColumnType
-    is_property: bool
-    signature: inspect.Signature
-    doc: str
-    choices: dict[str, Any]
-
-
-_METHODS: dict[str, dict[str, Method]] = {}
 _RELEASE: list[Callable[[], None]] = []
-_CHECKERS: dict[str, Checker] = {}
 
 
 def media_function(kind: str, name: str, returns: T.ColumnType, *, is_property: bool = False,
@@ -58,22 +38,21 @@ def media_function(kind: str, name: str, returns: T.ColumnType, *, is_property: 
 
         register(Function(name=f"{kind}.{name}", python=batched, return_type=lambda _: returns,
                           batched=True, batch_size=BATCH_ROWS, null_safe=(False,)))
-        _METHODS.setdefault(kind, {})[name] = Method(
-            f"{kind}.{name}", returns, is_property, inspect.signature(fn),
-            inspect.getdoc(fn) or "", dict(choices or {}))
+        register_method(Method(kind, name, f"{kind}.{name}", returns, inspect.signature(fn),
+                               inspect.getdoc(fn) or "", is_property=is_property,
+                               choices={k: tuple(v) for k, v in (choices or {}).items()}))
         return fn
     return register_fn
 
 
-# checker(data, column type, reuse): raise ValueError if ``data`` is not a valid value; ``reuse``
-# says computed columns of the same write will read the value, so what was decoded may be kept
-Checker = Callable[[bytes, Any, bool], None]
-
-
-def media_check(kind: str) -> Callable[[Checker], Checker]:
-    """Register the function that validates every inserted value of ``kind``."""
-    def register_fn(fn: Checker) -> Checker:
-        _CHECKERS[kind] = fn
+def media_check(kind: str, *, check_source: Callable[[str, bytes], None] | None = None,
+                encode: Callable[[Any], bytes | None] | None = None,
+                ) -> Callable[[T.Checker], T.Checker]:
+    """Register the function that validates every inserted value of ``kind`` (and optionally
+    the check of the name a value was read from, and the encoder of in-memory values) with the
+    media type (:func:`lakehouse.types.register_media`)."""
+    def register_fn(fn: T.Checker) -> T.Checker:
+        T.register_media(kind, T.MediaHooks(fn, check_source, encode))
         return fn
     return register_fn
 
@@ -90,74 +69,15 @@ def release_batch_state() -> None:
         release()
 
 
-def _load(kind: str) -> None:
-    importlib.import_module(f"lakehouse.functions.{_MODULES[kind]}")
+def fileurl(value: Expr) -> Expr:
+    """The path or URI the value was inserted from (null for bytes and in-memory values)."""
+    return ErrorInfo(value, "fileurl")  # type: ignore[arg-type]
 
 
-def checker(kind: str) -> Checker:
-    _load(kind)
-    return _CHECKERS[kind]
-
-
-def methods(kind: str) -> dict[str, Method]:
-    """The methods of expressions of a media kind, by name."""
-    if kind not in _MODULES:
-        return {}
-    _load(kind)
-    return _METHODS.get(kind, {})
-
-
-def method(expr: Expr, name: str) -> Any:
-    """``expr.<name>`` for a media expression: a Call (properties) or a function building one;
-    raises AttributeError naming the available methods when there is no such method."""
-    from lakehouse.exprs.nodes import Call, ErrorInfo
-
-    if name == "fileurl":
-        return ErrorInfo(expr, "fileurl")  # type: ignore[arg-type]
-    if name == "localpath":
-        return Call("media.localpath", (expr, ErrorInfo(expr, "fileurl")), (),  # type: ignore[arg-type]
-                    T.String)
-    found = methods(expr.type.kind).get(name)
-    if found is None:
-        known = ", ".join(sorted(methods(expr.type.kind))) or "none"
-        raise AttributeError(f"{expr!r} ({expr.type}) has no method {name!r} (methods: {known})")
-    if found.is_property:
-        return Call(found.function, (expr,), (), found.returns)
-
-    def build(*args: Any, **kwargs: Any) -> Expr:
-        try:
-            bound = found.signature.bind(None, *args, **kwargs)
-        except TypeError as exc:
-            raise TypeMismatchError(f"{expr!r}.{name}(): {exc}") from None
-        bound.apply_defaults()
-        options = list(bound.arguments.items())[1:]
-        for key, value in options:
-            _check_option(expr, name, key, value)
-            allowed = found.choices.get(key)
-            if allowed is not None and value not in allowed:
-                raise TypeMismatchError(f"{expr!r}.{name}(): {key} must be one of "
-                                        f"{', '.join(map(repr, allowed))}, got {value!r}")
-        return Call(found.function, (expr,), tuple((k, _plain(v)) for k, v in options),
-                    found.returns)
-
-    build.__name__ = name
-    build.__doc__ = found.doc
-    return build
-
-
-def _plain(value: Any) -> Any:
-    return [_plain(v) for v in value] if isinstance(value, tuple | list) else value
-
-
-def _check_option(expr: Expr, name: str, key: str, value: Any) -> None:
-    from lakehouse.exprs.nodes import Expr
-
-    if isinstance(value, Expr):
-        raise TypeMismatchError(f"{expr!r}.{name}(): {key} must be a literal, got {value!r}")
-    ok = value is None or isinstance(value, str | int | float | bool) or (
-        isinstance(value, tuple | list) and all(isinstance(v, int | float) for v in value))
-    if not ok:
-        raise TypeMismatchError(f"{expr!r}.{name}(): {key}={value!r} is not a plain value")
+def localpath(value: Expr) -> Expr:
+    """A local file holding the value: the source file itself when it is local and still there,
+    else a copy in the cache, named by content."""
+    return Call("media.localpath", (value, fileurl(value)), (), T.String)
 
 
 def _localpath(data: bytes, fileurl: str | None) -> str:
@@ -175,3 +95,8 @@ def _localpath(data: bytes, fileurl: str | None) -> str:
 
 register(Function(name="media.localpath", python=_localpath, return_type=lambda _: T.String,
                   null_safe=(False, True)))
+register_method(Method(MEDIA, "fileurl", None, T.String, inspect.signature(fileurl),
+                       inspect.getdoc(fileurl) or "", is_property=True, build=fileurl))
+register_method(Method(MEDIA, "localpath", "media.localpath", T.String,
+                       inspect.signature(localpath), inspect.getdoc(localpath) or "",
+                       is_property=True, build=localpath))

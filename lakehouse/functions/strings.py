@@ -1,75 +1,89 @@
-"""String functions (``t.s.str.upper()``), each with a Polars form and a Python row form."""
+"""String functions (``t.s.str.upper()``), each with a Polars form and a Python row form.
+
+Each function is one entry: its Python row form, whose signature gives the method's parameters
+and whose docstring its documentation, decorated with its return type and Polars form. The
+decorator registers both forms in the function registry (:mod:`lakehouse.exprs.registry`) and
+makes the function a ``.str`` method of String expressions; the where/select parser, the CLI's
+help and the README's table of functions read it from there.
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
 from lakehouse import types as T
-from lakehouse.errors import TypeMismatchError
-from lakehouse.exprs.nodes import Call, Expr
-from lakehouse.functions.registry import Function, register
+from lakehouse.exprs.registry import STRING, Function, Method, register, register_method
 
 
-def _builtin(name: str, returns: T.ColumnType, python: Any, polars: Any) -> None:
-    register(Function(name=f"str.{name}", python=python, return_type=lambda _: returns,
-                      polars=polars))
+def string_method(returns: T.ColumnType, polars: Callable[..., pl.Expr], *, name: str = "",
+                  ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(s, *options)`` as the built-in ``str.<name>`` (``name`` defaults to the
+    function's) with the Polars form ``polars(expr, *options)``, and as the method
+    ``.str.<name>(*options)``. Options are stored by position (``arg0``, ``arg1``...)."""
+    def register_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
+        method = name or fn.__name__
+        full = f"{STRING}.{method}"
+        register(Function(name=full, python=fn, return_type=lambda _: returns, polars=polars))
+        register_method(Method(STRING, method, full, returns, inspect.signature(fn),
+                               inspect.getdoc(fn) or "", positional=True))
+        return fn
+    return register_fn
 
 
-_builtin("upper", T.String, lambda s: s.upper(), lambda e: e.str.to_uppercase())
-_builtin("lower", T.String, lambda s: s.lower(), lambda e: e.str.to_lowercase())
-_builtin("strip", T.String, lambda s: s.strip(), lambda e: e.str.strip_chars())
-_builtin("len", T.Int, lambda s: len(s), lambda e: e.str.len_chars().cast(pl.Int64))
-_builtin("contains", T.Bool, lambda s, sub: sub in s,
-         lambda e, sub: e.str.contains(sub, literal=True))
-_builtin("startswith", T.Bool, lambda s, p: s.startswith(p), lambda e, p: e.str.starts_with(p))
-_builtin("endswith", T.Bool, lambda s, p: s.endswith(p), lambda e, p: e.str.ends_with(p))
-_builtin("replace", T.String, lambda s, old, new: s.replace(old, new),
-         lambda e, old, new: e.str.replace_all(old, new, literal=True))
-_builtin("slice", T.String,
-         lambda s, start, length=None: s[start:None if length is None else start + length],
-         lambda e, start, length=None: e.str.slice(start, length))
+@string_method(T.String, lambda e: e.str.to_uppercase())
+def upper(s: str) -> str:
+    """The text in upper case."""
+    return s.upper()
 
 
-class StringMethods:
-    """The ``.str`` namespace of a String expression."""
+@string_method(T.String, lambda e: e.str.to_lowercase())
+def lower(s: str) -> str:
+    """The text in lower case."""
+    return s.lower()
 
-    def __init__(self, expr: Expr) -> None:
-        if expr.type.kind != "string":
-            raise TypeMismatchError(f".str needs a String expression, got {expr!r} ({expr.type})")
-        self._expr = expr
 
-    def _call(self, name: str, *args: Any, returns: T.ColumnType) -> Expr:
-        for a in args:
-            if isinstance(a, Expr):
-                raise TypeMismatchError(f"str.{name}() takes literal arguments, got {a!r}")
-        kwargs = tuple((f"arg{i}", a) for i, a in enumerate(args))
-        return Call(f"str.{name}", (self._expr,), kwargs, returns)
+@string_method(T.String, lambda e: e.str.strip_chars())
+def strip(s: str) -> str:
+    """The text without leading and trailing whitespace."""
+    return s.strip()
 
-    def upper(self) -> Expr:
-        return self._call("upper", returns=T.String)
 
-    def lower(self) -> Expr:
-        return self._call("lower", returns=T.String)
+@string_method(T.Int, lambda e: e.str.len_chars().cast(pl.Int64), name="len")
+def length(s: str) -> int:
+    """The number of characters."""
+    return len(s)
 
-    def strip(self) -> Expr:
-        return self._call("strip", returns=T.String)
 
-    def len(self) -> Expr:
-        return self._call("len", returns=T.Int)
+@string_method(T.Bool, lambda e, sub: e.str.contains(sub, literal=True))
+def contains(s: str, sub: str) -> bool:
+    """Whether the text contains ``sub`` (literally, not as a pattern)."""
+    return sub in s
 
-    def contains(self, sub: str) -> Expr:
-        return self._call("contains", sub, returns=T.Bool)
 
-    def startswith(self, prefix: str) -> Expr:
-        return self._call("startswith", prefix, returns=T.Bool)
+@string_method(T.Bool, lambda e, prefix: e.str.starts_with(prefix))
+def startswith(s: str, prefix: str) -> bool:
+    """Whether the text starts with ``prefix``."""
+    return s.startswith(prefix)
 
-    def endswith(self, suffix: str) -> Expr:
-        return self._call("endswith", suffix, returns=T.Bool)
 
-    def replace(self, old: str, new: str) -> Expr:
-        return self._call("replace", old, new, returns=T.String)
+@string_method(T.Bool, lambda e, suffix: e.str.ends_with(suffix))
+def endswith(s: str, suffix: str) -> bool:
+    """Whether the text ends with ``suffix``."""
+    return s.endswith(suffix)
 
-    def slice(self, start: int, length: int | None = None) -> Expr:
-        return self._call("slice", start, length, returns=T.String)
+
+@string_method(T.String, lambda e, old, new: e.str.replace_all(old, new, literal=True))
+def replace(s: str, old: str, new: str) -> str:
+    """The text with every ``old`` replaced by ``new`` (literally)."""
+    return s.replace(old, new)
+
+
+@string_method(T.String, lambda e, start, length=None: e.str.slice(start, length),
+               name="slice")
+def substring(s: str, start: int, length: int | None = None) -> str:
+    """``length`` characters from ``start`` (to the end without ``length``)."""
+    return s[start:None if length is None else start + length]

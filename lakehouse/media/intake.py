@@ -6,7 +6,8 @@ pool (a corrupt image, an unreadable video or a missing file is an error for tha
 lakehouse's fetch policy (:mod:`lakehouse.media.fetch`): a source the policy refuses (too large,
 too slow, a private address, a path out of its folder) is an error for its row too. A document
 read from a path or URI must be named like one or say what it is (see
-:func:`lakehouse.functions.document.check_named`). With ``on_error="abort"`` the first bad row
+:func:`lakehouse.functions.document.check_named`, which the document type runs through
+:meth:`lakehouse.types.MediaType.check_source`). With ``on_error="abort"`` the first bad row
 stops the insert (a :class:`~lakehouse.errors.SourceRefusedError` when the policy refused it);
 with ``"ignore"`` the row is kept with a null value and the error recorded (``t.col.errortype``,
 ``t.col.errormsg``). Messages never show the secrets of a URI (see
@@ -99,8 +100,7 @@ def _load(value: Any, ctype: T.MediaType, fetcher: Fetcher,
     uri = None
     if isinstance(value, str | os.PathLike):
         uri, data = _fetch(os.fspath(value), fetcher)
-        if ctype.kind == "document":
-            _check_document_name(uri, data)
+        _check_source(uri, data, ctype)
     else:
         try:
             data = ctype.coerce(value)
@@ -131,13 +131,12 @@ def _fetch(source: str, fetcher: Fetcher) -> tuple[str, bytes]:
                          f"cannot read {redact_uri(uri)}: {describe_failure(exc)}", uri) from None
 
 
-def _check_document_name(uri: str, data: bytes) -> None:
-    from lakehouse.functions.document import check_named  # the functions import the intake
-
+def _check_source(uri: str, data: bytes, ctype: T.MediaType) -> None:
     try:
-        check_named(uri, data)
+        ctype.check_source(uri, data)
     except ValueError as exc:
-        raise _CellError("InvalidDocument", f"{redact_uri(uri)}: {exc}", uri) from None
+        kind = f"Invalid{ctype.kind.capitalize()}"
+        raise _CellError(kind, f"{redact_uri(uri)}: {exc}", uri) from None
 
 
 def _not_found(exc: BaseException) -> bool:
