@@ -3,11 +3,13 @@ errors become one clear line on stderr.
 
 A `lakehouse.Error` is one red line and exit code 1 (the message says how to fix it); anything
 else is one line naming the exception and exit code 2; `--debug` shows the traceback instead.
+Where a library message's hint names a Python argument (``pass if_exists='replace'``), the line
+names the command's flag instead (see :data:`HINTS`).
 """
 
 from __future__ import annotations
 
-import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,6 +78,33 @@ class CommandError(Exception):
     """A command-line mistake the library does not see (a bad option value): one line, exit 1."""
 
 
+#: The hints of library messages that name a Python call or argument, and what the command
+#: line takes instead. Only the hint changes; the rest of the message is the library's.
+HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"pass if_exists='ignore' or 'replace'"),
+     "pass --if-exists ignore or --if-exists replace"),
+    (re.compile(r"create it with db\.create_dir\([^)]*\)"), "pass --parents to create it"),
+    (re.compile(r"(?:pass|use) on_error='ignore'"), "pass --on-error ignore"),
+    (re.compile(r"pass if_exists='replace' to rebuild it"), "pass --replace to rebuild it"),
+    (re.compile(r"pass replace=True"), "pass --replace"),
+    (re.compile(r"name the one to fill with column=\.\.\."),
+     "name the one to fill with --column"),
+    (re.compile(r"add one with t\.add_embedding_index\('([^']*)', embedding=\.\.\.\)"),
+     r"add one with lakehouse index add TABLE \1 --model ..."),
+    (re.compile(r"use db\.get_table\(name\) for the latest version, or revert\(to=n\) to "
+                r"restore this one"),
+     "name the table without ':N' or '@NAME' for the latest version, or restore this one "
+     "with lakehouse revert TABLE --to N"),
+)
+
+
+def command_line_hint(message: str) -> str:
+    """``message`` with the hints that name Python arguments turned into flags (:data:`HINTS`)."""
+    for pattern, replacement in HINTS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def fail(message: str, code: int) -> typer.Exit:
     """Print ``Error: message`` on one red line; return the exit to raise."""
     line = Text("Error: ", style="bold red")
@@ -98,7 +127,11 @@ def library_errors(ctx: typer.Context) -> Iterator[None]:
         if debug:
             raise
         raise fail("interrupted", 130) from None
-    except (lh.Error, CommandError) as exc:
+    except lh.Error as exc:
+        if debug:
+            raise
+        raise fail(command_line_hint(str(exc)), EXIT_ERROR) from None
+    except CommandError as exc:
         if debug:
             raise
         raise fail(str(exc), EXIT_ERROR) from None
@@ -121,14 +154,16 @@ def open_table(root: str | None, name: str) -> lh.Table:
     return connect(root).get_table(name)
 
 
-def progress_setting(progress: bool | None) -> bool:
-    """The library's ``progress=`` for a command's ``--progress/--no-progress`` flag.
+@contextmanager
+def progress_bars(progress: bool | None) -> Iterator[None]:
+    """Draw the library's progress bars as ``--progress/--no-progress`` asks (see
+    ``lh.progress_bars``): ``--progress`` always, even when stderr is piped; ``--no-progress``
+    never; unset, as the library does by default (when stderr is a terminal, or as
+    ``LAKEHOUSE_PROGRESS`` says)."""
+    import lakehouse as lh
 
-    Unset: a bar when stderr is a terminal (the library's default). ``--progress``: a bar even
-    when stderr is piped, through ``LAKEHOUSE_PROGRESS=always`` (see ``lakehouse.progress``).
-    """
-    from lakehouse.progress import FORCE_VARIABLE
-
-    if progress:
-        os.environ[FORCE_VARIABLE] = "always"
-    return progress is not False
+    if progress is None:
+        yield
+        return
+    with lh.progress_bars("always" if progress else "never"):
+        yield

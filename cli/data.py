@@ -5,8 +5,8 @@
     $ lakehouse query books --where "year > 1970" --select "title, year" --format json
     $ lakehouse search photos image "a cat on a sofa" -k 5
 
-Where, select and order-by strings are parsed into expressions by ``lakehouse.exprs.parse``
-(Python's own parser, a whitelist of node kinds; nothing is evaluated).
+Where, select and order-by strings are parsed into expressions by ``lh.parse_condition`` and
+``lh.parse_selection`` (Python's own parser, a whitelist of node kinds; nothing is evaluated).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from lakehouse_cli.common import (
     connect,
     library_errors,
     open_table,
-    progress_setting,
+    progress_bars,
 )
 from lakehouse_cli.output import FormatOption, OutputOption
 
@@ -82,17 +82,6 @@ def _source_kind(sources: list[str]) -> IngestFormat:
     return kinds.pop()
 
 
-def _rows_with_errors(t: lh.Table) -> int:
-    """Rows of ``t`` whose media value could not be read (kept with on_error='ignore')."""
-    media = [t[c] for c in t.column_names() if t[c].type.is_media]
-    if not media:
-        return 0
-    condition = media[0].errortype.is_not_null()
-    for ref in media[1:]:
-        condition = condition | ref.errortype.is_not_null()
-    return t.where(condition).count()
-
-
 def ingest(
     ctx: typer.Context,
     table: Annotated[str, typer.Argument(metavar="TABLE", help="Table to fill.",
@@ -121,37 +110,37 @@ def ingest(
     per file, in one new version. Parquet and CSV rows are added to an existing table (checked
     against its column types, in one new version), or create the table, with column types taken
     from the data. Prints: wrote N rows (M with errors) to TABLE, version V."""
-    import lakehouse as lh
-
-    with library_errors(ctx):
+    with library_errors(ctx), progress_bars(progress):
         kind = _source_kind(sources) if fmt is IngestFormat.auto else fmt
-        show = progress_setting(progress)
-        db = connect(root)
         if kind is IngestFormat.files:
             if replace:
                 raise CommandError("--replace is for Parquet and CSV sources; media files are "
                                    "added to the table's rows")
-            try:
-                t = db.get_table(table)
-            except lh.TableNotFoundError:
-                raise CommandError(f"table {table!r} does not exist in {db.root}; create it "
-                                   f"first, e.g. lakehouse create {table} --schema "
-                                   "'image:image'") from None
-            result = t.insert_files(sources, column=column, on_error=on_error, progress=show)
-            written, errors, version = (result.rows_written, result.rows_with_errors,
-                                        result.version)
+            result = _media_table(root, table).insert_files(sources, column=column,
+                                                            on_error=on_error)
         else:
             if column is not None:
                 raise CommandError("--column is for media files; Parquet and CSV columns keep "
                                    "their names")
-            before = db.get_table(table) if not replace and table in db.list_tables() else None
-            start = (before.count_rows(), _rows_with_errors(before)) if before else (0, 0)
-            importer = db.import_parquet if kind is IngestFormat.parquet else db.import_csv
-            t = importer(table, sources, if_exists="replace" if replace else "append",
-                         on_error=on_error, progress=show)
-            written, errors = t.count_rows() - start[0], _rows_with_errors(t) - start[1]
-            version = t.table_version
-    typer.echo(f"wrote {written:,} rows ({errors:,} with errors) to {table}, version {version}")
+            from lakehouse.ingest import import_csv, import_parquet
+
+            importer = import_parquet if kind is IngestFormat.parquet else import_csv
+            result = importer(connect(root), table, sources, on_error=on_error,
+                              if_exists="replace" if replace else "append")
+    typer.echo(f"wrote {result.rows_written:,} rows ({result.rows_with_errors:,} with errors) "
+               f"to {table}, version {result.version}")
+
+
+def _media_table(root: str | None, table: str) -> lh.Table:
+    """The table media files go to, which must exist (the files say nothing of its columns)."""
+    import lakehouse as lh
+
+    db = connect(root)
+    try:
+        return db.get_table(table)
+    except lh.TableNotFoundError:
+        raise CommandError(f"table {table!r} does not exist in {db.root}; create it first, "
+                           f"e.g. lakehouse create {table} --schema 'image:image'") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,45 +149,23 @@ def ingest(
 
 
 def _selection(text: str | None, t: lh.Table) -> list[tuple[str | None, lh.Expr]]:
-    if text is None:
-        return [(None, t[c]) for c in t.column_names()]
-    from lakehouse.exprs.parse import parse_selection
+    """The outputs a ``--select`` string names, in its order; every column without one."""
+    import lakehouse as lh
 
-    return parse_selection(text, t)
+    return lh.parse_selection("*" if text is None else text, t)
 
 
 def _filtered(t: lh.Table, where: str | None) -> Any:
     """``t``, or ``t.where(...)`` for a ``--where`` string."""
-    if where is None:
-        return t
-    from lakehouse.exprs.parse import parse_condition
+    import lakehouse as lh
 
-    return t.where(parse_condition(where, t))
-
-
-def _select(query: Any, selection: list[tuple[str | None, lh.Expr]],
-            **extra: lh.Expr) -> tuple[Any, list[int | str]]:
-    """``query.select(...)`` for a parsed selection, and how to put the result's columns back
-    in the selection's order (select() puts named outputs after the unnamed ones)."""
-    unnamed = [e for n, e in selection if n is None]
-    named = {n: e for n, e in selection if n is not None}
-    position, order = 0, []
-    for name, _ in selection:
-        if name is None:
-            order.append(position)
-            position += 1
-        else:
-            order.append(name)
-    return query.select(*unnamed, **named, **extra), order + list(extra)
-
-
-def _in_order(frame: pl.DataFrame, order: list[int | str]) -> pl.DataFrame:
-    return frame.select([frame.columns[o] if isinstance(o, int) else o for o in order])
+    return t if where is None else t.where(lh.parse_condition(where, t))
 
 
 def _json_columns(frame: pl.DataFrame,
                   selection: list[tuple[str | None, lh.Expr]]) -> list[str]:
-    """The output columns (of the frame in selection order) that hold Json values."""
+    """The output columns that hold Json values (the frame's columns are the selection's, in
+    its order, and maybe a score after them)."""
     return [name for name, (_, expr) in zip(frame.columns, selection, strict=False)
             if expr.type.kind == "json"]
 
@@ -222,16 +189,18 @@ def query(
 
     Prints a table, JSON (one array of row objects), CSV or Parquet. Media values print as their
     size in the text formats; select image.fileurl for their source."""
+    import lakehouse as lh
+
     with library_errors(ctx):
         t = open_table(root, table)
         q: Any = _filtered(t, where)
         if order_by is not None:
-            q = q.order_by(*(e for _, e in _selection(order_by, t)), asc=not desc)
+            q = q.order_by(*(e for _, e in lh.parse_selection(order_by, t, label="order-by")),
+                           asc=not desc)
         if limit is not None:
             q = q.limit(limit)
         selection = _selection(select, t)
-        q, order = _select(q, selection)
-        frame = _in_order(q.collect(), order)
+        frame = q.select(*selection).collect()
         output.write(frame, fmt, out, _json_columns(frame, selection))
 
 
@@ -276,6 +245,5 @@ def search(
         sim = t[column].similarity(wanted, index=index)
         q = _filtered(t, where).order_by(sim, asc=False).limit(k)
         selection = _selection(select, t)
-        q, order = _select(q, selection, score=sim)
-        frame = _in_order(q.collect(), order)
+        frame = q.select(*selection, score=sim).collect()
         output.write(frame, fmt, out, _json_columns(frame, selection))

@@ -21,7 +21,7 @@ from lakehouse_cli.common import (
     TableArgument,
     library_errors,
     open_table,
-    progress_setting,
+    progress_bars,
 )
 from lakehouse_cli.output import FormatOption, OutputOption
 
@@ -86,7 +86,7 @@ def add(
     A scalar index (btree, bitmap, zonemap) speeds up filters on COLUMN."""
     from lakehouse_cli.common import CommandError
 
-    with library_errors(ctx):
+    with library_errors(ctx), progress_bars(progress):
         t = open_table(root, table)
         if kind is not None:
             if model is not None or name is not None:
@@ -98,7 +98,7 @@ def add(
         embedding = parse_model(model) if model is not None else None
         result = t.add_embedding_index(column, embedding=embedding, metric=metric, name=name,
                                        if_exists="replace" if replace else "error",
-                                       on_error=on_error, progress=progress_setting(progress))
+                                       on_error=on_error)
     typer.echo(f"added embedding index {name or column} on {table}.{column}: "
                f"{result.rows_written:,} rows embedded ({result.rows_with_errors:,} with "
                f"errors), version {result.version}")

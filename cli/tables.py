@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -23,23 +23,14 @@ from lakehouse_cli.common import (
 )
 from lakehouse_cli.output import render_table
 
-if TYPE_CHECKING:
-    import lakehouse as lh
-
-#: The column types ``--schema`` accepts, as written there.
-SCHEMA_TYPES = ("string", "int", "float", "bool", "json", "timestamp", "date", "image", "video",
-                "audio", "document", "array[D]", "array[D, dtype]")
-
 _COLUMN = re.compile(r"^\s*(?P<name>[^:\s]+)\s*:\s*(?P<type>.+?)\s*(?P<required>!?)\s*$")
-_ARRAY = re.compile(r"^array\s*\[\s*(?P<dims>[\d\s,*]*?)\s*(?:,\s*(?P<dtype>[a-z]\w*))?\s*\]$",
-                    re.IGNORECASE)
 
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas outside brackets: ``a:int, v:array[3, float32]`` -> two parts."""
     parts, depth, current = [], 0, []
     for char in text:
-        depth += {"[": 1, "]": -1}.get(char, 0)
+        depth += {"[": 1, "(": 1, "]": -1, ")": -1}.get(char, 0)
         if char == "," and depth == 0:
             parts.append("".join(current))
             current = []
@@ -49,31 +40,9 @@ def _split_top_level(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def _column_type(text: str, column: str) -> lh.ColumnType:
-    import lakehouse as lh
-    from lakehouse.types import parse_type
-
-    array = _ARRAY.match(text)
-    if array:
-        dims = [d.strip() for d in array["dims"].split(",") if d.strip()]
-        if not dims:
-            raise CommandError(f"--schema: column {column!r}: give the array's length, as in "
-                               "'array[512]' or 'array[512, float32]'")
-        shape = tuple(None if d == "*" else int(d) for d in dims)
-        return lh.Array[shape, (array["dtype"] or "float32").lower()]
-    if text.lower().startswith("array"):
-        raise CommandError(f"--schema: column {column!r}: {text!r} is not an array type; write "
-                           "'array[512]' or 'array[512, float32]'")
-    try:
-        return parse_type(text, column=column)
-    except lh.TypeMismatchError:
-        raise CommandError(f"--schema: column {column!r}: unknown type {text!r}; use one of "
-                           f"{', '.join(SCHEMA_TYPES)}") from None
-
-
 def parse_schema(text: str) -> dict[str, Any]:
-    """``"title:string, year:int!, v:array[3]"`` -> ``{"title": lh.String, ...}``; a trailing
-    ``!`` makes the column required (never null)."""
+    """``"title:string, year:int!, v:array[3]"`` -> ``{"title": lh.String, ...}``: each type is
+    read by ``lh.parse_type``; a trailing ``!`` makes the column required (never null)."""
     import lakehouse as lh
 
     schema: dict[str, Any] = {}
@@ -85,7 +54,10 @@ def parse_schema(text: str) -> dict[str, Any]:
         name = match["name"]
         if name in schema:
             raise CommandError(f"--schema: column {name!r} is given twice")
-        column_type = _column_type(match["type"], name)
+        try:
+            column_type = lh.parse_type(match["type"], column=name)
+        except lh.TypeMismatchError as exc:
+            raise CommandError(f"--schema: {exc}") from None
         schema[name] = lh.Required(column_type) if match["required"] else column_type
     if not schema:
         raise CommandError("--schema is empty; give the columns as 'title:string, year:int'")

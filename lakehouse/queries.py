@@ -64,26 +64,48 @@ class Query:
         return dataclasses.replace(self, condition=combined)
 
     def select(self, *exprs: Any, **named: Any) -> Query:
-        """Choose output columns: column references, expressions, or ``name=expr``."""
-        outputs: list[tuple[str, Expr]] = []
-        for i, e in enumerate(exprs):
-            if isinstance(e, str):
-                e = self.table[e]
-            if not isinstance(e, Expr):
-                raise TypeMismatchError(f"select() takes expressions, got {e!r}")
-            outputs.append((_output_name(e, i), e))
-        outputs += [(name, _literal(e)) for name, e in named.items()]
+        """Choose the output columns, in the order given: column references or names,
+        expressions and ``(name, expr)`` pairs, then ``name=expr`` keywords.
+
+        An unnamed output is named after its column, its method (``t.image.width`` ->
+        ``width``) or else its position (``col_2``). A pair keeps a named output in its place
+        among the others; its name may be None (named as if unnamed), so the list that
+        :func:`lakehouse.parse_selection` returns selects in its own order:
+        ``t.select(*lh.parse_selection("title, decade = year // 10 * 10, rating", t))``.
+
+        >>> t.select(t.title, ("decade", t.year // 10 * 10), t.rating)  # doctest: +SKIP
+        """
+        given = [self._selected(e) for e in exprs] + [(n, _literal(e)) for n, e in named.items()]
+        outputs = [(_output_name(e, i) if n is None else n, e) for i, (n, e) in enumerate(given)]
         # a derived name that repeats another output falls back to its position
         taken = [n for n, _ in outputs]
-        outputs = [(f"col_{i}" if i < len(exprs) and taken.count(n) > 1
+        outputs = [(f"col_{i}" if name is None and taken.count(n) > 1
                     and not isinstance(e, ColumnRef) else n, e)
-                   for i, (n, e) in enumerate(outputs)]
+                   for i, ((name, _), (n, e)) in enumerate(zip(given, outputs, strict=True))]
         names = [n for n, _ in outputs]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise TypeMismatchError(f"select() has duplicate output names {sorted(dupes)}; "
                                     "name them with select(name=expr)")
         return dataclasses.replace(self, outputs=tuple(outputs))
+
+    def _selected(self, item: Any) -> tuple[str | None, Expr]:
+        """One positional argument of select(): its given name (None when unnamed) and its
+        expression; a string names a column."""
+        name: Any = None
+        if isinstance(item, tuple) and len(item) == 2:
+            name, item = item
+            if name is not None and not isinstance(name, str):
+                raise TypeMismatchError(f"select() takes (name, expr) pairs with a string "
+                                        f"name, got {name!r}")
+            if name is not None:
+                return name, _literal(item)
+        if isinstance(item, str):
+            item = self.table[item]
+        if not isinstance(item, Expr):
+            raise TypeMismatchError(f"select() takes expressions, column names or (name, expr) "
+                                    f"pairs, got {item!r}")
+        return None, item
 
     def order_by(self, *exprs: Any, asc: bool = True) -> Query:
         """Sort by one or more expressions; later calls sort by further keys."""

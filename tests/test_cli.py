@@ -101,7 +101,8 @@ def test_create_describe_drop(cli, root: str) -> None:
     assert "already exists" in _one_error_line(cli("create", "ml/books", "--schema", "a:int"))
     _ok(cli("create", "ml/books", "--schema", "a:int", "--if-exists", "replace"))
     assert lh.connect(root).get_table("ml/books").columns() == ["a"]
-    assert "unknown type 'strin'" in _one_error_line(cli("create", "x", "--schema", "a:strin"))
+    assert "'strin' is not a column type" in _one_error_line(
+        cli("create", "x", "--schema", "a:strin"))
     assert "not 'name:type'" in _one_error_line(cli("create", "x", "--schema", "title"))
     assert "array" in _one_error_line(cli("create", "x", "--schema", "v:array[]"))
     assert "twice" in _one_error_line(cli("create", "x", "--schema", "a:int, a:float"))
