@@ -21,9 +21,8 @@ Grammar (a subset of Python's expression syntax)::
     + - * / // %, unary -              arithmetic; + also joins strings
     a if condition else b              lh.if_else(condition, a, b)
     meta["a"]["b"], meta["tags"][0]    paths into a Json column (the values are strings)
-    title.str.upper()                  string methods with literal arguments: upper, lower,
-    title.str.contains("x")            strip, len, contains, startswith, endswith, replace,
-                                       slice
+    title.str.upper()                  string methods with literal arguments (the function
+    title.str.contains("x")            registry's: see lakehouse.exprs.registry.help_text())
     x.is_null(), x.is_not_null()       the expression methods of the same names
     x.isin([1, 2]), x.astype(float)    (astype takes a type name: int, float, string, date...)
     image.width, image.fileurl         properties and methods of media columns (Image, Video,
@@ -64,6 +63,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import ColumnNotFoundError, ExpressionSyntaxError, TypeMismatchError
+from lakehouse.exprs import registry
 from lakehouse.exprs.nodes import (
     BinaryOp,
     ColumnRef,
@@ -101,8 +101,6 @@ _DESCRIPTIONS: dict[type[ast.AST], str] = {
     ast.Slice: "a slice",
 }
 _LITERAL_TYPES = (str, int, float, bool, type(None))
-_STRING_METHODS = ("upper", "lower", "strip", "len", "contains", "startswith", "endswith",
-                   "replace", "slice")
 _EXPR_METHODS = ("is_null", "is_not_null", "isin", "astype")
 _SIMILARITY_OPTIONS = {"index": str, "nprobes": int, "refine_factor": int}
 
@@ -329,7 +327,7 @@ class _Translator:
     def __init__(self, source: _Source, table: Table, allow_similarity: bool) -> None:
         self.source = source
         self.table_name = table.table_name
-        tdef = table._def()  # one snapshot for the whole text
+        tdef = table.table_definition  # one definition for the whole text
         self.columns: dict[str, ColumnRef] = {c.name: c.ref() for c in tdef.columns}
         self.allow_similarity = allow_similarity
         self.part: _Part | None = None
@@ -513,9 +511,9 @@ class _Translator:
         args = [self.type_name(a) if typed else self.value(a) for a in node.args]
         kwargs = {k.arg: self.value(k.value) for k in node.keywords if k.arg is not None}
         if is_str:
-            if name not in _STRING_METHODS:
+            if name not in _string_methods():
                 raise self.error(func, f"'str.{name}' is not a string method (string methods: "
-                                       f"{', '.join(_STRING_METHODS)})")
+                                       f"{', '.join(_string_methods())})")
             with self.at(node):
                 return self.invoke(f"{operand!r}.str.{name}", getattr(operand.str, name),
                                    args, kwargs)
@@ -661,27 +659,25 @@ def _balanced(op: str, exprs: list[Expr]) -> Expr:
     return BinaryOp.make(op, _balanced(op, exprs[:middle]), _balanced(op, exprs[middle:]))
 
 
-def _media_methods(expr: Expr) -> set[str]:
-    if not expr.type.is_media:
-        return set()
-    from lakehouse.functions.media import methods
+def _string_methods() -> list[str]:
+    """The ``.str`` methods the text may call: those of the function registry."""
+    return [m.name for m in registry.methods(registry.STRING)]
 
-    return {name for name, m in methods(expr.type.kind).items() if not m.is_property}
+
+def _media_methods(expr: Expr) -> set[str]:
+    """The methods of a media expression the text may call, from the function registry."""
+    return {name for name, m in registry.methods_of(expr.type).items() if not m.is_property}
 
 
 def _media_properties(expr: Expr) -> set[str]:
-    if not expr.type.is_media:
-        return set()
-    from lakehouse.functions.media import methods
-
-    found = {name for name, m in methods(expr.type.kind).items() if m.is_property}
-    return found | {"fileurl", "localpath"}
+    """The properties of a media expression the text may read, from the function registry."""
+    return {name for name, m in registry.methods_of(expr.type).items() if m.is_property}
 
 
 def _available(expr: Expr) -> str:
     names = [f"{m}()" for m in _EXPR_METHODS]
     if expr.type.kind == "string":
-        names += [f"str.{m}()" for m in _STRING_METHODS]
+        names += [f"str.{m}()" for m in _string_methods()]
     names += sorted(_media_properties(expr)) + sorted(f"{m}()" for m in _media_methods(expr))
     if isinstance(expr, ColumnRef):
         names += ["errortype", "errormsg", "similarity()"]
