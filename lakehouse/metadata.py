@@ -23,12 +23,12 @@ from lakehouse.errors import (
 )
 from lakehouse.exprs import serialize
 from lakehouse.exprs.nodes import ColumnRef, ErrorInfo, Expr
+from lakehouse.names import ROW_ADDRESS as ROW_ADDRESS  # Lance's row columns, named below the
+from lakehouse.names import ROW_ID as ROW_ID  # SQL compiler, which needs them; kept here too
 
 FORMAT_VERSION = 1
 FIELD_KEY = b"lakehouse"
 SCHEMA_KEY = b"lakehouse.format"
-ROW_ID = "_rowid"  # Lance's stable row id: how update() and delete() name rows
-ROW_ADDRESS = "_rowaddr"  # fragment id << 32 | offset: which fragment a row lives in
 HIDDEN_PREFIX = "_lh_"  # bookkeeping columns; user column names cannot start with "_"
 PENDING_PREFIX = "_lh_pending_"  # a replacement computed column before it is switched in
 RETIRED_PREFIX = "_lh_retired_"  # a replaced computed column, dropped right after the switch

@@ -10,6 +10,8 @@ import re
 
 from lakehouse.errors import InvalidNameError
 
+ROW_ID = "_rowid"  # Lance's stable row id: how update() and delete() name rows
+ROW_ADDRESS = "_rowaddr"  # fragment id << 32 | offset: which fragment a row lives in
 TABLE_SUFFIX = ".lance"
 """The suffix of a table's Lance dataset folder: ``ml/images`` lives at ``ml/images.lance``."""
 
@@ -84,4 +86,5 @@ def check_column_name(name: str, table_name: str) -> None:
         raise InvalidNameError(message)
 
 
-__all__ = ["RESERVED_NAMES", "TABLE_SUFFIX", "check_column_name", "validate_name"]
+__all__ = ["RESERVED_NAMES", "ROW_ADDRESS", "ROW_ID", "TABLE_SUFFIX", "check_column_name",
+           "validate_name"]

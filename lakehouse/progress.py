@@ -90,7 +90,7 @@ class _Bar:
 
 def _rate_column() -> object:
     """A rich column showing rows per second (built lazily, like the bar itself)."""
-    from rich.progress import ProgressColumn
+    from rich.progress import ProgressColumn  # rich loads only when a bar is drawn
     from rich.text import Text
 
     class RateColumn(ProgressColumn):
@@ -111,7 +111,7 @@ def report(description: str, *, enabled: bool, total: int | None = None,
     if not enabled or current == "never" or not (force or sys.stderr.isatty()):
         yield _Silent()
         return
-    from rich.console import Console
+    from rich.console import Console  # rich loads only when a bar is drawn
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lakehouse.errors import IndexNotFoundError, MediaError, TypeMismatchError
+from lakehouse.errors import IndexNotFoundError, MediaError, SourceRefusedError, TypeMismatchError
 from lakehouse.exprs.nodes import Expr, Similarity, TextQuery
 from lakehouse.functions.embeddings import EmbeddingFunction
-from lakehouse.media.fetch import Fetcher
+from lakehouse.media.fetch import Fetcher, describe_failure, to_uri
 from lakehouse.metadata import IndexDef, TableDef
+from lakehouse.storage import redact_uri
 from lakehouse.vector_index import ann_state, partitions_of, search_defaults
 
 if TYPE_CHECKING:
@@ -150,10 +151,6 @@ def _image_query(query: Any, fetcher: Fetcher, where: str) -> Any:
     if isinstance(query, bytes):
         return query
     if isinstance(query, str | pathlib.Path):
-        from lakehouse.errors import MediaError, SourceRefusedError
-        from lakehouse.media.fetch import describe_failure, to_uri
-        from lakehouse.storage import redact_uri
-
         try:
             return fetcher.read(to_uri(query) if isinstance(query, pathlib.Path) else query)
         except Exception as exc:

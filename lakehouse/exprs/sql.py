@@ -48,7 +48,7 @@ from lakehouse.exprs.nodes import (
     Literal,
     UnaryOp,
 )
-from lakehouse.metadata import ROW_ID
+from lakehouse.names import ROW_ID
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 

@@ -35,6 +35,8 @@ from lakehouse import trust
 from lakehouse import types as T
 from lakehouse.errors import ModelError, TypeMismatchError
 from lakehouse.exprs.registry import Function, register
+from lakehouse.functions.image import decode
+from lakehouse.media.pool import pmap
 
 SHAPES_CLIP = "lakehouse/shapes-clip"
 """The small CLIP model shipped with lakehouse (trained on generated pictures of shapes; see
@@ -123,7 +125,7 @@ def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", 
                              "open_clip_model.safetensors")
         return EmbeddingFunction("clip", _LOCAL_DIR + str(folder), None, _digest(weights),
                                  batch_size, device)
-    import open_clip
+    import open_clip  # heavy (torch): imported only when a CLIP model is named or loaded
 
     if model not in open_clip.list_models():
         raise ModelError(f"{model!r} is not an open_clip model name (see "
@@ -200,7 +202,7 @@ def _is_local(fn: EmbeddingFunction) -> bool:
 def _check_clip_name(fn: EmbeddingFunction) -> None:
     """A CLIP architecture must be one open_clip ships the configuration of (a ``hf-hub:`` name
     would download one) unless the user allowed it by name."""
-    import open_clip
+    import open_clip  # heavy (torch): imported only when a CLIP model is named or loaded
 
     if fn.model not in open_clip.list_models() and not trust.model_trusted(fn.model) \
             and (fn.kind, fn.model, fn.pretrained) not in _built:
@@ -212,7 +214,7 @@ def _check_clip_name(fn: EmbeddingFunction) -> None:
 
 def _clip_tags(model: str) -> list[str]:
     """The pretrained tags open_clip publishes for ``model`` (hub weights, not local files)."""
-    import open_clip
+    import open_clip  # heavy (torch): imported only when a CLIP model is named or loaded
 
     return list(open_clip.list_pretrained_tags_by_model(model))
 
@@ -265,7 +267,7 @@ def _digest(path: Path) -> str:
 # --- loaded models ------------------------------------------------------------------------------
 class _Clip:
     def __init__(self, fn: EmbeddingFunction, device: str) -> None:
-        import open_clip
+        import open_clip  # heavy (torch): imported only when a CLIP model is named or loaded
 
         name, pretrained = fn.model, fn.pretrained
         if name == SHAPES_CLIP:
@@ -281,7 +283,7 @@ class _Clip:
             else int(model.encode_text(self.tokenizer(["a"]).to(device)).shape[1])
 
     def texts(self, texts: list[str]) -> np.ndarray:
-        import torch
+        import torch  # heavy: imported only when a model runs
 
         out = []
         with torch.inference_mode():
@@ -291,9 +293,7 @@ class _Clip:
         return _stack(out, self.embed_dim)
 
     def images(self, images: list[Any]) -> np.ndarray:
-        import torch
-
-        from lakehouse.media.pool import pmap
+        import torch  # heavy: imported only when a model runs
 
         out = []
         with torch.inference_mode():
@@ -308,8 +308,6 @@ class _Clip:
         return _stack(out, self.embed_dim)
 
     def _prepare(self, image: Any) -> Any:
-        from lakehouse.functions.image import decode
-
         if isinstance(image, bytes | bytearray | memoryview):
             # the insert's media check decoded these bytes already: take them from its cache
             image = decode(bytes(image), remember=False)
@@ -318,8 +316,8 @@ class _Clip:
 
 class _SentenceTransformer:
     def __init__(self, fn: EmbeddingFunction, device: str) -> None:
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
+        from sentence_transformers import SentenceTransformer  # heavy: only when loaded
+        from transformers.utils import logging as transformers_logging  # comes with it
 
         transformers_logging.disable_progress_bar()  # keep "Loading weights" bars off stderr
         self.model = SentenceTransformer(str(_local_folder(fn.model)), device=device)
@@ -377,7 +375,7 @@ def _check_digest(fn: EmbeddingFunction) -> None:
 
 
 def _default_device() -> str:
-    import torch
+    import torch  # heavy: imported only when a model runs
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 

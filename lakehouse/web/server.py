@@ -32,7 +32,7 @@ def serve(table: Table, column: str, *, host: str = "127.0.0.1", port: int = 800
     >>> serve(db.get_table("pics"), "image", on_ready=print)  # doctest: +SKIP
     http://127.0.0.1:8000/
     """
-    import uvicorn
+    import uvicorn  # the web server loads only when a page is served
 
     allowed = ["*"] if host in ANY_ADDRESS else sorted({*LOCAL_HOSTS, host})
     app = create_app(table, column, k=k, allowed_hosts=allowed)
