@@ -561,7 +561,8 @@ def _type_from_text(text: str, column: str) -> ColumnType | None:
             f"column {column!r}: {text!r} is not an array type; give its length and, unless "
             "float32, its dtype: 'array[512]', 'array[512, float16]', or 'array[*, 3]' "
             "(* for any length)")
-    shape = tuple(None if p in any_length else int(p) for p in parts)
+    shape = None if parts == ["none"] and "(" not in name \
+        else tuple(None if p in any_length else int(p) for p in parts)  # None: str(lh.Array)
     try:
         return Array[shape, dtype]
     except TypeMismatchError as exc:

@@ -552,3 +552,37 @@ def test_import_append_adds_rows_in_one_commit_or_none(tmp_path: Path) -> None:
         db.import_csv("rows", bad, if_exists="append", progress=False)
     assert db.get_table("rows").version == version + 1
     assert db.get_table("rows").count() == 3
+
+
+# --------------------------------------------------------------------------------------------
+# what an import wrote
+# --------------------------------------------------------------------------------------------
+
+
+def test_imports_say_what_they_wrote(tmp_path: Path) -> None:
+    from lakehouse import ingest
+
+    shards = _hf_shards(tmp_path / "shards", metadata=True, corrupt="text.png")  # last shard
+    db = lh.connect(tmp_path / "lh")
+    result = ingest.import_parquet(db, "hf", tmp_path / "shards", on_error="ignore",
+                                   progress=False)
+    assert isinstance(result, lh.ImportResult) and isinstance(result, lh.WriteResult)
+    assert (result.rows_written, result.rows_with_errors, result.version) == (5, 1, 2)
+    assert result.table.table_version == 2 and result.table.count_rows() == 5
+    # an append reports its own rows only; a skipped import writes nothing
+    again = ingest.import_parquet(db, "hf", shards[:2], if_exists="append", progress=False)
+    assert (again.rows_written, again.rows_with_errors, again.version) == (4, 0, 3)
+    skipped = ingest.import_parquet(db, "hf", shards, if_exists="ignore")
+    assert (skipped.rows_written, skipped.rows_with_errors, skipped.version) == (0, 0, 3)
+    assert skipped.table.count_rows() == 9
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,x\n2,y\n")
+    assert ingest.import_csv(db, "t", path, progress=False).rows_written == 2
+    frame = ingest.create_from_source(db, "f", pl.DataFrame({"n": [1, 2, 3]}), progress=False)
+    assert (frame.rows_written, frame.version, frame.table.count_rows()) == (3, 2, 3)
+    # the catalog's methods return the table, as before
+    assert isinstance(db.import_csv("t2", path, progress=False), lh.Table)
+    assert isinstance(db.import_parquet("hf2", shards[:1], progress=False), lh.Table)
+    assert isinstance(db.create_table("f2", source=pl.DataFrame({"n": [1]}), progress=False),
+                      lh.Table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import lakehouse as lh
 from lakehouse.progress import report
 
@@ -24,3 +26,31 @@ def test_disabled_or_piped_prints_nothing(capsys, tmp_path) -> None:
     captured = capsys.readouterr()
     assert captured.err == ""
     assert captured.out == ""
+
+
+def test_progress_bars_mode_for_a_block(capsys, tmp_path, monkeypatch) -> None:
+    from lakehouse.progress import current_mode
+
+    monkeypatch.delenv("LAKEHOUSE_PROGRESS", raising=False)
+    t = lh.connect(str(tmp_path / "lh")).create_table("t", {"n": lh.Int})
+    with lh.progress_bars("always"):  # drawn on the piped stderr
+        t.insert([{"n": i} for i in range(3)])
+        assert "insert into t" in capsys.readouterr().err
+        t.insert([{"n": 3}], progress=False)  # a call's progress=False still silences it
+        assert capsys.readouterr().err == ""
+
+    monkeypatch.setenv("LAKEHOUSE_PROGRESS", "always")  # the default outside any block
+    assert current_mode() == "always"
+    with lh.progress_bars("never"):
+        assert current_mode() == "never"
+        t.insert([{"n": 4}])
+        with lh.progress_bars("auto"):
+            assert current_mode() == "auto"
+        assert current_mode() == "never"
+    assert capsys.readouterr().err == ""
+    assert current_mode() == "always"
+    monkeypatch.setenv("LAKEHOUSE_PROGRESS", "sometimes")  # not a mode: the default
+    assert current_mode() == "auto"
+    with pytest.raises(lh.InvalidOptionError, match="'always', 'never'"), \
+            lh.progress_bars("loud"):
+        pass

@@ -314,6 +314,21 @@ def test_select_rejects_duplicate_names(people):
         people.select(people.age, age=people.age * 2)
 
 
+def test_select_keeps_the_order_of_named_pairs(people):
+    q = people.order_by(people.id)
+    df = q.select(people.label, ("age2", people.age * 2), "id", (None, people.age + 1),
+                  ok=people.age > 26).collect()
+    assert df.columns == ["label", "age2", "id", "col_3", "ok"]
+    assert df.get_column("age2").to_list() == [60, 50, 70, None, 80, 50]
+    # a parsed selection is selected as it is, in its order
+    selection = lh.parse_selection("label, decade = age // 10 * 10, id", people)
+    assert [n for n, _ in selection] == [None, "decade", None]
+    assert q.select(*selection).collect().columns == ["label", "decade", "id"]
+    assert q.select(("n", 1)).collect().columns == ["n"]  # a pair's value may be a literal
+    with pytest.raises(lh.TypeMismatchError, match="string name"):
+        people.select((1, people.age))
+
+
 def test_udf_in_select_runs_only_on_returned_rows(people):
     CALLS.clear()
     df = (people.where(people.age >= 25).order_by(people.age, asc=False).limit(2)

@@ -1,0 +1,42 @@
+"""Column types written as text: lh.parse_type reads what the command line's --schema takes and
+what describe() prints, and says how to write an array type it cannot read."""
+
+from __future__ import annotations
+
+import pytest
+
+import lakehouse as lh
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("int", lh.Int),
+    (" Image ", lh.Image),
+    ("array", lh.Array),
+    ("array[3]", lh.Array[(3,), "float32"]),
+    ("array[512, float16]", lh.Array[(512,), "float16"]),
+    ("ARRAY [ 4 , int8 ]", lh.Array[(4,), "int8"]),
+    ("array[*, 3, uint8]", lh.Array[(None, 3), "uint8"]),
+    ("array[2, 2]", lh.Array[(2, 2), "float32"]),
+    ("Array[(3,), float32]", lh.Array[(3,), "float32"]),  # as describe() prints it
+    ("Array[(None, 2), int8]", lh.Array[(None, 2), "int8"]),
+])
+def test_parse_type_reads_types_written_as_text(text: str, expected: lh.ColumnType) -> None:
+    assert lh.parse_type(text, column="c") == expected
+    assert lh.parse_type(str(expected), column="c") == expected  # describe()'s text reads back
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("strin", r"column 'c': 'strin' is not a column type; use one of string, int"),
+    ("array[]", r"'array\[\]' is not an array type; give its length"),
+    ("array[x]", r"is not an array type"),
+    ("array[0]", r"column 'c': array shape \(0,\)"),
+    ("array[3, float99]", r"column 'c': unsupported array dtype 'float99'"),
+])
+def test_parse_type_names_the_column_and_the_fix(text: str, message: str) -> None:
+    with pytest.raises(lh.TypeMismatchError, match=message):
+        lh.parse_type(text, column="c")
+
+
+def test_tables_take_types_written_as_text(tmp_path) -> None:
+    t = lh.connect(tmp_path / "lh").create_table("t", {"v": "array[2, int8]", "n": "int"})
+    assert t.describe()["type"].to_list() == ["Array[(2,), int8]", "Int"]
