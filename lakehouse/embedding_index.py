@@ -20,6 +20,7 @@ from lakehouse.errors import (
     IndexNotFoundError,
     InvalidNameError,
     TypeMismatchError,
+    check_choice,
 )
 from lakehouse.exec import protocol, writes
 from lakehouse.exec.evaluate import Plan
@@ -54,17 +55,13 @@ class IndexRequest:
     vector_index: str
     progress: bool
 
-    def check(self, table: str) -> None:
+    def check(self, table_name: str) -> None:
         """Refuse bad options before anything is read or computed."""
         if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise InvalidNameError(f"table {table!r}: {self.name!r} is not a valid index name")
-        if self.metric not in METRICS:
-            raise TypeMismatchError(f"metric must be one of {', '.join(map(repr, METRICS))}, "
-                                    f"got {self.metric!r}")
-        if self.vector_index not in VECTOR_INDEXES:
-            raise TypeMismatchError(f"vector_index must be one of "
-                                    f"{', '.join(map(repr, VECTOR_INDEXES))}, got "
-                                    f"{self.vector_index!r}")
+            raise InvalidNameError(f"table {table_name!r}: {self.name!r} is not a valid index "
+                                   "name")
+        check_choice("metric", self.metric, METRICS)
+        check_choice("vector_index", self.vector_index, VECTOR_INDEXES)
         if self.embedding is not None and not isinstance(self.embedding, EmbeddingFunction):
             raise TypeMismatchError(
                 "embedding must be lh.functions.clip(...) or "
@@ -75,7 +72,7 @@ def add(ctx: WriteContext, request: IndexRequest, pending: list[str]) -> WriteRe
     """Add (or with ``if_exists="replace"``, recompute into a hidden pending column, whose name
     is appended to ``pending`` for :func:`switch`) the index's vectors, in one commit."""
     tdef = ctx.definition
-    source = tdef.get(request.column, ctx.table)
+    source = tdef.get(request.column, ctx.table_name)
     pending.clear()
     existing = tdef.index(request.name)
     if existing is not None:
@@ -83,12 +80,12 @@ def add(ctx: WriteContext, request: IndexRequest, pending: list[str]) -> WriteRe
             return WriteResult(0, 0, ctx.version)
         if request.if_exists == "error":
             raise IndexExistsError(
-                f"table {ctx.table!r} already has an embedding index {request.name!r}; pass "
+                f"table {ctx.table_name!r} already has an embedding index {request.name!r}; pass "
                 "if_exists='replace' to rebuild it (for example with another model)")
     info = {"name": request.name, "source": source.col_id, "metric": request.metric,
             "vector_index": request.vector_index}
     if request.embedding is None:
-        _check_vectors(source, ctx.table)
+        _check_vectors(source, ctx.table_name)
         if existing is not None and existing.vectors.col_id != source.col_id:
             _drop(ctx, existing)
         _set_index_info(ctx, source, {**info, "embedding": None})
@@ -96,14 +93,14 @@ def add(ctx: WriteContext, request: IndexRequest, pending: list[str]) -> WriteRe
     return _add_embedded(ctx, source, request, info, existing, pending)
 
 
-def _check_vectors(column: ColumnDef, table: str) -> None:
+def _check_vectors(column: ColumnDef, table_name: str) -> None:
     shape = getattr(column.type, "shape", None)
     if column.type.kind != "array" or shape is None or len(shape) != 1 or shape[0] is None \
             or getattr(column.type, "dtype", None) not in ("float32", "float16", "float64"):
         raise TypeMismatchError(
-            f"table {table!r}: column {column.name!r} is {column.type}; an embedding index needs "
-            "embedding=lh.functions.clip(...) or sentence_transformer(...) for Image and String "
-            "columns, or a column of vectors (lh.Array[(d,), 'float32'])")
+            f"table {table_name!r}: column {column.name!r} is {column.type}; an embedding index "
+            "needs embedding=lh.functions.clip(...) or sentence_transformer(...) for Image and "
+            "String columns, or a column of vectors (lh.Array[(d,), 'float32'])")
 
 
 def _add_embedded(ctx: WriteContext, source: ColumnDef, request: IndexRequest, info: dict,
@@ -113,7 +110,7 @@ def _add_embedded(ctx: WriteContext, source: ColumnDef, request: IndexRequest, i
     kind = source.type.kind
     if kind not in embedding.modalities:
         raise TypeMismatchError(
-            f"table {ctx.table!r}: column {source.name!r} is {source.type}; "
+            f"table {ctx.table_name!r}: column {source.name!r} is {source.type}; "
             f"{embedding.describe()} embeds {' and '.join(embedding.modalities)} columns")
     spec = embedding.spec()
     dim = embedding.dim  # loads the model: a missing or broken one fails before any write
@@ -125,7 +122,7 @@ def _add_embedded(ctx: WriteContext, source: ColumnDef, request: IndexRequest, i
     stored = f"{PENDING_PREFIX}{col_id}" if existing is not None else vectors_column(col_id)
     vectors = ColumnDef(stored, col_id, vector_type, expr_json=serialize.to_json(call),
                         on_error=request.on_error, index={**info, "embedding": spec})
-    plan = Plan.for_columns(ctx.table, TableDef(tdef.columns, (*tdef.hidden, vectors)),
+    plan = Plan.for_columns(ctx.table_name, TableDef(tdef.columns, (*tdef.hidden, vectors)),
                             [vectors])
     result = writes.backfill(ctx, plan, progress=request.progress)
     if existing is not None:
@@ -155,7 +152,7 @@ def drop(ctx: WriteContext, name: str) -> int:
     index = ctx.definition.index(name)
     if index is None:
         names = ", ".join(repr(i.name) for i in ctx.definition.indexes()) or "none"
-        raise IndexNotFoundError(f"table {ctx.table!r} has no embedding index {name!r} "
+        raise IndexNotFoundError(f"table {ctx.table_name!r} has no embedding index {name!r} "
                                  f"(indexes: {names})")
     _drop(ctx, index)
     return ctx.dataset.version

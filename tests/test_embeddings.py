@@ -175,7 +175,7 @@ def test_errors_name_the_problem_and_change_nothing(local, clip, minilm, tmp_pat
          lambda: t.add_embedding_index("image", embedding=minilm, progress=False)),
         (lh.TypeMismatchError, "'id' is Int; an embedding index needs embedding=",
          lambda: t.add_embedding_index("id", progress=False)),
-        (lh.TypeMismatchError, "metric must be one of",
+        (lh.InvalidOptionError, "metric must be one of",
          lambda: t.add_embedding_index("image", embedding=clip, metric="hamming",
                                        progress=False)),
         (lh.InvalidNameError, "'not a name' is not a valid index name",

@@ -79,7 +79,7 @@ class WriteContext:
     it read (nobody else uses it, so Lance calls that move it are safe) and the definition read
     at that version. Secrets in the storage options never appear in its repr."""
 
-    table: str
+    table_name: str
     uri: str
     storage_options: dict[str, str] = dataclasses.field(repr=False)
     dataset: lance.LanceDataset = dataclasses.field(repr=False)
@@ -105,7 +105,7 @@ class WriteContext:
         try:
             return lance.dataset(self.uri, storage_options=self.options)
         except OSError as exc:
-            raise StorageError(f"table {self.table!r}: cannot read the latest version: "
+            raise StorageError(f"table {self.table_name!r}: cannot read the latest version: "
                                f"{exc}") from exc
 
 
@@ -114,10 +114,10 @@ def write(open_context: Callable[[], WriteContext], body: Callable[[WriteContext
     """Run ``body`` under the protocol: open, compute, commit; redo it from a fresh context
     when its basis changed (``replayable=False``: fail with ConcurrentWriteError instead)."""
     reason = "it kept conflicting with concurrent writers"
-    table = "?"
+    table_name = "?"
     for attempt in range(ATTEMPTS):
         ctx = open_context()
-        table = ctx.table
+        table_name = ctx.table_name
         try:
             return body(ctx)
         except Redo as exc:
@@ -130,7 +130,7 @@ def write(open_context: Callable[[], WriteContext], body: Callable[[WriteContext
     hint = "its input could not be read again; run it again" if not replayable \
         else "try again"
     raise ConcurrentWriteError(
-        f"table {table!r}: {what} was not written: {reason} (concurrent writers); nothing was "
+        f"table {table_name!r}: {what} was not written: {reason} (concurrent writers); nothing was "
         f"written, {hint}")
 
 
@@ -180,7 +180,7 @@ def _lance_call(ctx: WriteContext, call: Callable[[], T], failures: Failures | N
             raise
         if isinstance(exc, CommitConflictError) or "conflict" in str(exc).lower():
             raise Redo(f"a concurrent commit conflicted with it ({exc})") from exc
-        raise StorageError(f"table {ctx.table!r}: the write failed: {exc}") from exc
+        raise StorageError(f"table {ctx.table_name!r}: the write failed: {exc}") from exc
 
 
 def commit(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *, kind: str,
@@ -205,7 +205,7 @@ def commit(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *, 
             read_version = latest.version
             stats["rebased"] += 1
         except OSError as exc:
-            raise StorageError(f"table {ctx.table!r}: the write failed: {exc}") from exc
+            raise StorageError(f"table {ctx.table_name!r}: the write failed: {exc}") from exc
     raise Redo("it kept conflicting with concurrent writers")
 
 

@@ -48,7 +48,7 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
     known, gives the progress bar its length."""
     tdef = ctx.definition
     computed = tdef.computed_columns()
-    plan = Plan.for_columns(ctx.table, tdef, computed) if computed else None
+    plan = Plan.for_columns(ctx.table_name, tdef, computed) if computed else None
     schema = ctx.dataset.schema
     counts = {"rows": 0, "errors": 0}
     media = tdef.media_columns()
@@ -60,7 +60,7 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
         for chunk in intake.chunks(data, chunk_rows):
             offset = counts["rows"]
-            base = intake.validate(chunk, tdef, ctx.table, offset, options)
+            base = intake.validate(chunk, tdef, ctx.table_name, offset, options)
             n = base.num_rows
             if n == 0:
                 continue
@@ -80,7 +80,7 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
             reporter.advance(n)
             yield from _assemble(_without_referenced(columns, tdef), schema).to_batches()
 
-    with report(f"insert into {ctx.table}", enabled=progress, total=total) as reporter:
+    with report(f"insert into {ctx.table_name}", enabled=progress, total=total) as reporter:
         stream = batches(reporter)
         first = next(stream, None)
         if first is None:
@@ -136,7 +136,7 @@ def _backfill_streamed(ctx: WriteContext, plan: Plan, *, progress: bool) -> Writ
     counts = {"rows": 0, "errors": 0}
     # a second handle on the same version: Lance's add_columns holds the first one
     source = ds.checkout_version(ds.version)
-    frames = scan_frames(source, ctx.definition, ctx.table, None, plan.read_columns,
+    frames = scan_frames(source, ctx.definition, ctx.table_name, None, plan.read_columns,
                          fetcher=ctx.fetcher)
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
@@ -185,7 +185,7 @@ def update(ctx: WriteContext, values: dict[str, pl.Expr], plan: Plan | None,
             columns = {f.name: frame.get_column(f.name).to_arrow() for f in schema}
             yield from _assemble(_without_referenced(columns, ctx.definition), schema).to_batches()
 
-    with report(f"update {ctx.table}", enabled=progress) as reporter:
+    with report(f"update {ctx.table_name}", enabled=progress) as reporter:
         stream = batches(reporter)
         first = next(stream, None)
         if first is None:
