@@ -268,3 +268,25 @@ def test_search_benchmark_small_runs_and_measures_every_method(tmp_path: Path) -
                   "recall@10", "p50 ms"):
         assert label in proc.stdout, proc.stdout
     assert list(scratch.iterdir()) == []
+
+
+def test_writers_benchmark_runs_both_sides(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "writers.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "writers.py"), "--inserts", "3", "--updates", "3",
+         "--deletes", "3", "--out", str(out), "--root", str(scratch)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "writers"
+    for side in ("lakehouse", "raw_lance"):
+        for role, calls in (("insert", 6), ("update", 3), ("delete", 3)):
+            entry = report["sides"][side][role]
+            assert entry["ok"] + entry["failed"] == calls, (side, role)
+    # the write protocol: an updater and a deleter beside inserters never fail
+    assert all(report["sides"]["lakehouse"][role]["failed"] == 0
+               for role in ("insert", "update", "delete"))
+    assert set(report["ratios"]) <= {"insert_p50", "update_p50", "delete_p50"}
