@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow as pa
 
 from lakehouse.display import Rendered
-from lakehouse.errors import TypeMismatchError
+from lakehouse.errors import InvalidOptionError, TypeMismatchError
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.scan import DISTANCE, Filter, scan_frames
 from lakehouse.exprs.nodes import (
@@ -25,7 +25,7 @@ from lakehouse.exprs.nodes import (
     ErrorInfo,
     Expr,
     Similarity,
-    _literal,
+    lit,
 )
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.media.blobs import is_blob
@@ -75,7 +75,7 @@ class Query:
 
         >>> t.select(t.title, ("decade", t.year // 10 * 10), t.rating)  # doctest: +SKIP
         """
-        given = [self._selected(e) for e in exprs] + [(n, _literal(e)) for n, e in named.items()]
+        given = [self._selected(e) for e in exprs] + [(n, lit(e)) for n, e in named.items()]
         outputs = [(_output_name(e, i) if n is None else n, e) for i, (n, e) in enumerate(given)]
         # a derived name that repeats another output falls back to its position
         taken = [n for n, _ in outputs]
@@ -85,8 +85,8 @@ class Query:
         names = [n for n, _ in outputs]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
-            raise TypeMismatchError(f"select() has duplicate output names {sorted(dupes)}; "
-                                    "name them with select(name=expr)")
+            raise InvalidOptionError(f"select() has duplicate output names {sorted(dupes)}; "
+                                     "name them with select(name=expr)")
         return dataclasses.replace(self, outputs=tuple(outputs))
 
     def _selected(self, item: Any) -> tuple[str | None, Expr]:
@@ -99,7 +99,7 @@ class Query:
                 raise TypeMismatchError(f"select() takes (name, expr) pairs with a string "
                                         f"name, got {name!r}")
             if name is not None:
-                return name, _literal(item)
+                return name, lit(item)
         if isinstance(item, str):
             item = self.table[item]
         if not isinstance(item, Expr):
@@ -109,12 +109,13 @@ class Query:
 
     def order_by(self, *exprs: Any, asc: bool = True) -> Query:
         """Sort by one or more expressions; later calls sort by further keys."""
-        keys = tuple((self.table[e] if isinstance(e, str) else _literal(e), asc) for e in exprs)
+        keys = tuple((self.table[e] if isinstance(e, str) else lit(e), asc) for e in exprs)
         return dataclasses.replace(self, ordering=self.ordering + keys)
 
     def limit(self, n: int) -> Query:
         if not isinstance(n, int) or n < 0:
-            raise TypeMismatchError(f"limit() needs a non-negative integer, got {n!r}")
+            msg = f"limit() needs a non-negative integer, got {n!r}"
+            raise InvalidOptionError(msg) if isinstance(n, int) else TypeMismatchError(msg)
         return dataclasses.replace(self, row_limit=n)
 
     def head(self, n: int = 10) -> pl.DataFrame:
@@ -130,7 +131,8 @@ class Query:
                                                  self.condition, [], row_ids=True))
 
     def _checked_snapshot(self) -> tuple[lance.LanceDataset, TableDef]:
-        ds, tdef = self.table._snapshot()
+        state = self.table.table_state()
+        ds, tdef = state.dataset, state.definition
         for expr in (self.condition, *(e for e, _ in self.ordering),
                      *(e for _, e in self.outputs or ())):
             tdef.check_refs(expr, self.table.table_name)
@@ -161,7 +163,7 @@ class Query:
         pushed_limit = self.row_limit if not self.ordering else None
         nearest = lead.nearest(ds, self.row_limit) if lead is not None else None  # type: ignore[arg-type]
         frames = list(scan_frames(ds, tdef, self.table.table_name, self.condition, read,
-                                  limit=pushed_limit, fetcher=self.table._fetcher(),
+                                  limit=pushed_limit, fetcher=self.table.table_state().fetcher,
                                   nearest=nearest))
         frame = pl.concat(frames) if frames else _empty(read, ds, with_distance=lead is not None)
         frame, scored = _add_scores(frame, searches, lead)
@@ -184,7 +186,7 @@ class Query:
     def show(self, n: int = 20) -> Rendered:
         """The first ``n`` rows, shown in a notebook as an HTML table with image thumbnails."""
         frame = self.limit(n if self.row_limit is None else min(n, self.row_limit)).collect()
-        _, tdef = self.table._snapshot()
+        tdef = self.table.table_definition
         outputs = self.outputs if self.outputs is not None else \
             tuple((c.name, c.ref()) for c in tdef.columns)
         media = {name: e.type.kind for name, e in outputs if e.type.is_media}

@@ -71,7 +71,8 @@ def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceData
             search = found.get(key)
             if search is None:
                 index = find_index(tdef, node, table.table_name)
-                vector = query_vector(index, node.query, table._fetcher(), table.table_name)
+                vector = query_vector(index, node.query, table.table_state().fetcher,
+                                      table.table_name)
                 found[key] = SimilaritySearch((node,), index, vector)
             elif not search.asks(node):
                 found[key] = dataclasses.replace(search, nodes=(*search.nodes, node))

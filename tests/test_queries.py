@@ -310,7 +310,7 @@ def test_select_json_object_comes_back_as_json_text(people):
 
 
 def test_select_rejects_duplicate_names(people):
-    with pytest.raises(lh.TypeMismatchError, match="duplicate"):
+    with pytest.raises(lh.InvalidOptionError, match="duplicate"):
         people.select(people.age, age=people.age * 2)
 
 
