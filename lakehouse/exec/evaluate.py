@@ -34,7 +34,10 @@ class UDFChangedWarning(UserWarning):
 
 
 @dataclasses.dataclass(frozen=True)
-class Target:
+class PlannedColumn:
+    """A column a :class:`Plan` computes: a computed column's definition and expression, or
+    an expression of a query under its output name."""
+
     column: ColumnDef  # col_id -1: an expression of a query, not a stored column
     expr: Expr
 
@@ -71,7 +74,7 @@ class RowErrors:
 class Plan:
     """How to compute a list of targets (computed columns or ad-hoc expressions) for batches."""
 
-    def __init__(self, table: str, tdef: TableDef, targets: list[Target]) -> None:
+    def __init__(self, table: str, tdef: TableDef, targets: list[PlannedColumn]) -> None:
         self.table = table
         self.tdef = tdef
         self.targets = targets
@@ -80,12 +83,12 @@ class Plan:
     @staticmethod
     def for_columns(table: str, tdef: TableDef, columns: list[ColumnDef]) -> Plan:
         """A plan for stored computed columns, in the given (dependency) order."""
-        return Plan(table, tdef, [Target(c, tdef.expr(c)) for c in columns])
+        return Plan(table, tdef, [PlannedColumn(c, tdef.expr(c)) for c in columns])
 
     @staticmethod
     def for_exprs(table: str, tdef: TableDef, exprs: dict[str, Expr]) -> Plan:
         """A plan for query-time expressions; a failing UDF aborts the query."""
-        targets = [Target(ColumnDef(name, -1, e.type), e) for name, e in exprs.items()]
+        targets = [PlannedColumn(ColumnDef(name, -1, e.type), e) for name, e in exprs.items()]
         return Plan(table, tdef, targets)
 
     @property
@@ -174,7 +177,7 @@ class Plan:
                     failed.update(i for i, t in enumerate(errors.types) if t is not None)
         return df.drop([c for c in df.columns if c.startswith("__call")]), failed
 
-    def _run_python_calls(self, target: Target, df: pl.DataFrame, ctx: Context,
+    def _run_python_calls(self, target: PlannedColumn, df: pl.DataFrame, ctx: Context,
                           errors: RowErrors, row_offset: int) -> pl.DataFrame:
         for call in needs_python(target.expr):
             fn = self.functions[call.fn]
@@ -200,7 +203,7 @@ class Plan:
             ctx.materialized[id(call)] = name
         return df
 
-    def _abort_on_error(self, target: Target, errors: RowErrors, row_offset: int,
+    def _abort_on_error(self, target: PlannedColumn, errors: RowErrors, row_offset: int,
                         source: str = "") -> None:
         """With ``on_error="abort"``, raise ComputeError for the first failing row, naming the
         table, the column (or query expression), the row and the error."""
