@@ -19,6 +19,7 @@ from importlib.metadata import version as _dist_version
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from lakehouse_cli import data, indexes, tables, versions
 from lakehouse_cli.common import (
@@ -41,6 +42,19 @@ app = typer.Typer(
     # variables, which may hold storage credentials).
     pretty_exceptions_enable=False,
 )
+
+
+class FunctionsHelp(TyperCommand):
+    """A command whose help ends with the functions its where and select strings may call,
+    read from the library's function registry only when the help is shown."""
+
+    def format_help(self, ctx: typer.Context, formatter: object) -> None:  # type: ignore[override]
+        # the library loads only for this help, so `lakehouse --help` stays fast
+        from lakehouse.exprs.registry import help_text
+
+        self.epilog = "Methods in --where and --select (with literal arguments):\n\n" + \
+            help_text().replace("\n", "\n\n")
+        super().format_help(ctx, formatter)  # type: ignore[arg-type]
 
 
 def _version() -> str:
@@ -105,7 +119,7 @@ app.command("create")(tables.create)
 app.command("drop")(tables.drop)
 # data (lakehouse_cli.data)
 app.command("ingest")(data.ingest)
-app.command("query")(data.query)
+app.command("query", cls=FunctionsHelp)(data.query)
 app.command("search")(data.search)
 # versions (lakehouse_cli.versions); `TABLE:N` and `TABLE@name` read old versions everywhere
 app.command("history")(versions.history)

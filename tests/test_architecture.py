@@ -135,3 +135,17 @@ def _example(parameter) -> str:
     return {"size": "(8, 8)", "box": "(0, 0, 4, 4)", "angle": "90", "mode": "'L'",
             "start": "0", "sub": "'a'", "prefix": "'a'", "suffix": "'a'", "old": "'a'",
             "new": "'b'"}.get(parameter.name, "'x'")
+
+
+def test_query_help_lists_the_registered_methods():
+    """`lakehouse query --help` ends with the methods of the function registry."""
+    from typer.testing import CliRunner
+
+    from lakehouse_cli.app import app
+
+    result = CliRunner().invoke(app, ["query", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())
+    for namespace in registry.namespaces():
+        for method in registry.methods(namespace):
+            assert method.usage() in shown, (method.usage(), result.output)
