@@ -347,3 +347,36 @@ def test_no_module_but_the_protocol_commits():
             if name == "write_dataset" and rel != "catalog.py":
                 offenders.append(f"{rel}:{node.lineno} {ast.unparse(func)}")
     assert offenders == []
+
+
+# --- the column switch ---------------------------------------------------------------------------
+def _stored_names(t: lh.Table) -> list[str]:
+    return t.table_state().dataset.schema.names
+
+
+def test_a_replaced_column_leaves_nothing_hidden_behind(db):
+    t = db.create_table("sw", {"n": lh.Int})
+    t.insert([{"n": 1}, {"n": 2}], progress=False)
+    t.add_computed_column(c=t.n + 1, on_error="ignore", progress=False)
+    old = t.table_definition.get("c", "sw")
+    t.add_computed_column(c=t.n * 10, on_error="ignore", if_exists="replace", progress=False)
+    assert sorted(t.collect()["c"].to_list()) == [10, 20]
+    new = t.table_definition.get("c", "sw")
+    assert new.col_id != old.col_id
+    assert set(_stored_names(t)) == {"n", "c", *new.info_columns().values()}
+
+
+def test_a_switch_run_again_drops_what_an_interrupted_one_left(db):
+    t = db.create_table("sw2", {"n": lh.Int})
+    t.insert([{"n": 1}], progress=False)
+    t.add_computed_column(c=t.n + 1, on_error="ignore", progress=False)
+    old = t.table_definition.get("c", "sw2")
+    retired = f"_lh_retired_{old.col_id}"
+    # the switch's first commit went in (the old column is retired); its second was lost
+    t._write(lambda ctx: protocol.rename_columns(ctx, ("c", retired)).version, what="a test")
+    assert retired in _stored_names(t)
+    t._write(lambda ctx: protocol.switch_column(ctx, "_lh_pending_99", "c", None), what="a test")
+    left = [n for n in _stored_names(t)
+            if n == retired or n in old.info_columns().values()]
+    assert left == []
+    assert t.column_names() == ["n"]
