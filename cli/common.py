@@ -89,8 +89,10 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"pass replace=True"), "pass --replace"),
     (re.compile(r"name the one to fill with column=\.\.\."),
      "name the one to fill with --column"),
-    (re.compile(r"add one with t\.add_embedding_index\('([^']*)', embedding=\.\.\.\)"),
-     r"add one with lakehouse index add TABLE \1 --model ..."),
+    (re.compile(r"table '([^']*)': column '([^']*)' has no embedding index; add one with "
+                r"t\.add_embedding_index\('[^']*', embedding=\.\.\.\)"),
+     r"table '\1': column '\2' has no embedding index; add one with "
+     r"lakehouse index add \1 \2 --model ..."),
     (re.compile(r"use db\.get_table\(name\) for the latest version, or revert\(to=n\) to "
                 r"restore this one"),
      "name the table without ':N' or '@NAME' for the latest version, or restore this one "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import boto3
@@ -88,17 +89,21 @@ def _pictures(folder: Path, n: int) -> list[Path]:
 
 def test_create_describe_drop(cli, root: str) -> None:
     out = _ok(cli("create", "ml/books", "--parents", "--schema",
-                  "title:string, year:int!, v:array[3], meta:json, cover:image"))
+                  "title:string, year:int!, v:array[3], meta:json, cover:image, "
+                  "w:array[*, 2, int8], u:Array[(4,), float16]"))
     assert out == "created table ml/books (version 1)\n"
     t = lh.connect(root).get_table("ml/books")
     assert t.describe()["type"].to_list() == ["String", "Required[Int]",
-                                              "Array[(3,), float32]", "Json", "Image"]
+                                              "Array[(3,), float32]", "Json", "Image",
+                                              "Array[(None, 2), int8]",
+                                              "Array[(4,), float16]"]
     described = _ok(cli("describe", "ml/books"))
     assert described.splitlines()[0] == "table ml/books: version 1, 0 rows"
     for text in ("title", "Required[Int]", "Array[(3,), float32]", "cover", "Image"):
         assert text in described
 
-    assert "already exists" in _one_error_line(cli("create", "ml/books", "--schema", "a:int"))
+    exists = _one_error_line(cli("create", "ml/books", "--schema", "a:int"))
+    assert "already exists; pass --if-exists ignore or --if-exists replace" in exists
     _ok(cli("create", "ml/books", "--schema", "a:int", "--if-exists", "replace"))
     assert lh.connect(root).get_table("ml/books").columns() == ["a"]
     assert "'strin' is not a column type" in _one_error_line(
@@ -106,7 +111,8 @@ def test_create_describe_drop(cli, root: str) -> None:
     assert "not 'name:type'" in _one_error_line(cli("create", "x", "--schema", "title"))
     assert "array" in _one_error_line(cli("create", "x", "--schema", "v:array[]"))
     assert "twice" in _one_error_line(cli("create", "x", "--schema", "a:int, a:float"))
-    assert "does not exist" in _one_error_line(cli("create", "nodir/x", "--schema", "a:int"))
+    assert "does not exist; pass --parents" in _one_error_line(
+        cli("create", "nodir/x", "--schema", "a:int"))
 
     # stdin is not a terminal here: drop asks for --yes rather than prompting
     assert "--yes" in _one_error_line(cli("drop", "ml/books"))
@@ -167,6 +173,10 @@ def test_ingest_progress_replace_and_csv(cli, root: str, books: Path, tmp_path: 
     quiet = cli("ingest", "books", str(books), "--replace", "--no-progress")
     assert _ok(quiet).startswith("wrote 4 rows")
     assert quiet.stderr == ""
+    # LAKEHOUSE_PROGRESS=always draws the bar without --progress; --no-progress still wins
+    always = {"LAKEHOUSE_PROGRESS": "always"}
+    assert "insert into books" in cli("ingest", "books", str(books), env=always).stderr
+    assert cli("ingest", "books", str(books), "--no-progress", env=always).stderr == ""
 
     path = tmp_path / "books.csv"
     BOOKS.drop("tags").write_csv(path)
@@ -186,7 +196,8 @@ def test_ingest_media_files_with_errors(cli, root: str, tmp_path: Path) -> None:
     _pictures(folder, 3)
     (folder / "broken.png").write_bytes(b"not a picture")
     _ok(cli("create", "pics", "--schema", "image:image"))
-    assert "broken.png" in _one_error_line(cli("ingest", "pics", str(folder), "--no-progress"))
+    line = _one_error_line(cli("ingest", "pics", str(folder), "--no-progress"))
+    assert "broken.png" in line and "pass --on-error ignore" in line
     assert lh.connect(root).get_table("pics").count() == 0  # nothing written
     out = _ok(cli("ingest", "pics", str(folder), "--on-error", "ignore", "--no-progress"))
     assert out == "wrote 4 rows (1 with errors) to pics, version 2\n"
@@ -282,7 +293,8 @@ def test_history_revert_snapshot_checkout(cli, root: str, books: Path, tmp_path:
         == "reverted books to the content of version 4: now version 6\n"
     assert titles("books") == ["The Dispossessed"]
 
-    assert "already has a snapshot" in _one_error_line(cli("snapshot", "books", "first"))
+    assert "already has a snapshot 'first'; pass --replace" in _one_error_line(
+        cli("snapshot", "books", "first"))
     _ok(cli("snapshot", "books", "first", "--replace"))
     assert titles("books@first") == ["The Dispossessed"]
     assert "no version" in _one_error_line(cli("query", "books:99"))
@@ -362,3 +374,36 @@ def test_ingest_s3_shards_into_an_s3_root(run_cli, lakehouse_root, s3_bucket: st
                                   "-f", "json", env=env)))
     assert rows == BOOKS.sort("year").select("title", "year").to_dicts()
     assert _ok(run_cli("ls", env=env)) == "books\n"
+
+
+def test_hints_name_the_flags_not_python_arguments(tmp_path: Path) -> None:
+    """Each library hint the command line rewrites, from the library's own errors."""
+    from lakehouse_cli.common import command_line_hint
+
+    db = lh.connect(tmp_path / "lh")
+    t = db.create_table("t", {"s": lh.String, "a": lh.Image, "b": lh.Image})
+    t.insert([{"s": "x"}], progress=False)
+    t.snapshot("v1")
+    t.add_index("s", kind="btree")
+    cases = {
+        lambda: db.create_table("t", {"s": lh.String}):
+            "already exists; pass --if-exists ignore or --if-exists replace",
+        lambda: db.create_table("d/t", {"s": lh.String}):
+            "directory 'd' does not exist; pass --parents to create it",
+        lambda: t.snapshot("v1"): "already has a snapshot 'v1'; pass --replace to move it",
+        lambda: t.add_index("s", kind="btree"): "index; pass --replace to rebuild it",
+        lambda: db.get_table("t:1").insert([{"s": "y"}], progress=False):
+            "name the table without ':N' or '@NAME' for the latest version, or restore this "
+            "one with lakehouse revert TABLE --to N",
+        lambda: t.select(t.a.similarity("x")).collect():
+            "add one with lakehouse index add t a --model ...",
+        lambda: t.insert_files(str(tmp_path)): "name the one to fill with --column",
+        lambda: t.insert([{"a": b"not an image"}], progress=False):
+            "pass --on-error ignore to keep such rows",
+    }
+    for call, hint in cases.items():
+        with pytest.raises(lh.Error) as info:
+            call()
+        line = command_line_hint(str(info.value))
+        assert hint in line, (str(info.value), line)
+        assert not re.search(r"\w+=", line.replace("--", "")), line  # no Python argument left
