@@ -178,12 +178,12 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
     shard), a table that did not exist before the call is dropped again, and a
     replaced one gets its previous content back (as a new version), before the error is
     raised. With ``on_error="ignore"``, rows whose media cannot be read are kept with the
-    error recorded.
+    error recorded. ``db.import_parquet(...)`` makes the same import and returns the table.
 
     >>> result = import_parquet(db, "beans", "hf/beans/train-*.parquet")  # doctest: +SKIP
     >>> result.rows_written, result.rows_with_errors, result.version  # doctest: +SKIP
     (1034, 0, 2)
-    >>> t = result.table  # what db.import_parquet("beans", ...) returns
+    >>> t = result.table  # doctest: +SKIP
     >>> t.select(t.image.width, t.label).head(3)  # doctest: +SKIP
     """
     if _check_import(catalog, name, if_exists, on_error):
