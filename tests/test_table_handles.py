@@ -111,3 +111,16 @@ def test_reserved_names_are_refused_with_the_fix(db, name):
 def test_reserved_names_are_few_and_no_common_column_name():
     assert len(RESERVED_NAMES) <= 30
     assert not set(COMMON) & RESERVED_NAMES
+
+
+def test_the_definition_is_public_and_a_column_may_take_its_short_name(db):
+    t = db.create_table("defs", {"word": lh.String, "definition": lh.String})
+    assert isinstance(t.definition, lh.Expr)  # the column wins, as for t.name
+    assert [c.name for c in t.table_definition.columns] == ["word", "definition"]
+    plain = db.create_table("plain", {"n": lh.Int})
+    assert plain.definition == plain.table_definition
+    state = plain.table_state()
+    assert state.definition == plain.table_definition and state.version == plain.table_version
+    for reserved in ("table_definition", "table_state"):
+        with pytest.raises(lh.InvalidNameError, match="cannot be a column name"):
+            plain.add_column(**{reserved: lh.Int})
