@@ -93,6 +93,7 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
                 r"t\.add_embedding_index\('[^']*', embedding=\.\.\.\)"),
      r"table '\1': column '\2' has no embedding index; add one with "
      r"lakehouse index add \1 \2 --model ..."),
+    (re.compile(r"use lh\.String, [^(]* or lh\.Document \(as text: ([^)]*)\)"), r"use one of \1"),
     (re.compile(r"use db\.get_table\(name\) for the latest version, or revert\(to=n\) to "
                 r"restore this one"),
      "name the table without ':N' or '@NAME' for the latest version, or restore this one "
@@ -136,7 +137,7 @@ def library_errors(ctx: typer.Context) -> Iterator[None]:
     except CommandError as exc:
         if debug:
             raise
-        raise fail(str(exc), EXIT_ERROR) from None
+        raise fail(command_line_hint(str(exc)), EXIT_ERROR) from None
     except Exception as exc:  # not ours: still one line, but say how to get the details
         if debug:
             raise

@@ -525,22 +525,14 @@ def parse_type(spec: Any, *, column: str) -> ColumnType:
     """
     if isinstance(spec, ColumnType):
         return spec
-    if isinstance(spec, str):
-        found = _type_from_text(spec, column)
-        if found is not None:
-            return found
-        raise TypeMismatchError(
-            f"column {column!r}: {spec!r} is not a column type; use one of string, int, float, "
-            "bool, json, timestamp, date, image, video, audio, document, array[D] or "
-            "array[D, dtype]"
-        )
-    found = from_python_type(spec)
+    found = _type_from_text(spec, column) if isinstance(spec, str) else from_python_type(spec)
     if found is not None:
         return found
     raise TypeMismatchError(
         f"column {column!r}: {spec!r} is not a column type; use lh.String, lh.Int, lh.Float, "
         "lh.Bool, lh.Timestamp, lh.Date, lh.Json, lh.Array[shape, dtype], lh.Image, lh.Video, "
-        "lh.Audio or lh.Document"
+        "lh.Audio or lh.Document (as text: string, int, float, bool, timestamp, date, json, "
+        "array[D] or array[D, dtype], image, video, audio, document)"
     )
 
 

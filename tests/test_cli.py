@@ -106,8 +106,9 @@ def test_create_describe_drop(cli, root: str) -> None:
     assert "already exists; pass --if-exists ignore or --if-exists replace" in exists
     _ok(cli("create", "ml/books", "--schema", "a:int", "--if-exists", "replace"))
     assert lh.connect(root).get_table("ml/books").columns() == ["a"]
-    assert "'strin' is not a column type" in _one_error_line(
-        cli("create", "x", "--schema", "a:strin"))
+    unknown = _one_error_line(cli("create", "x", "--schema", "a:strin"))
+    assert "'strin' is not a column type; use one of string, int" in unknown
+    assert "lh." not in unknown
     assert "not 'name:type'" in _one_error_line(cli("create", "x", "--schema", "title"))
     assert "array" in _one_error_line(cli("create", "x", "--schema", "v:array[]"))
     assert "twice" in _one_error_line(cli("create", "x", "--schema", "a:int, a:float"))
@@ -400,6 +401,8 @@ def test_hints_name_the_flags_not_python_arguments(tmp_path: Path) -> None:
         lambda: t.insert_files(str(tmp_path)): "name the one to fill with --column",
         lambda: t.insert([{"a": b"not an image"}], progress=False):
             "pass --on-error ignore to keep such rows",
+        lambda: lh.parse_type("strin", column="c"):
+            "'strin' is not a column type; use one of string, int, float,",
     }
     for call, hint in cases.items():
         with pytest.raises(lh.Error) as info:

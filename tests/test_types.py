@@ -26,7 +26,8 @@ def test_parse_type_reads_types_written_as_text(text: str, expected: lh.ColumnTy
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("strin", r"column 'c': 'strin' is not a column type; use one of string, int"),
+    ("strin", r"column 'c': 'strin' is not a column type; use lh.String, .* \(as text: string, "
+              r"int, .*array\[D\] or array\[D, dtype\]"),
     ("array[]", r"'array\[\]' is not an array type; give its length"),
     ("array[x]", r"is not an array type"),
     ("array[0]", r"column 'c': array shape \(0,\)"),
