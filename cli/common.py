@@ -58,8 +58,8 @@ ProgressOption = Annotated[
     bool | None,
     typer.Option(
         "--progress/--no-progress",
-        help="Show a progress bar on stderr (default: only when stderr is a terminal; "
-        "--progress shows it even when stderr is piped).",
+        help="Show a progress bar on stderr (default: only when stderr is a terminal, or as "
+        "LAKEHOUSE_PROGRESS=always|never says; --progress shows it even when stderr is piped).",
         show_default=False,
     ),
 ]

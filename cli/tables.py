@@ -98,7 +98,8 @@ def create(
         "--schema", "-s",
         help="Columns as 'name:type, ...'. Types: string, int, float, bool, json, timestamp, "
         "date, image, video, audio, document, array[D] or array[D, dtype] (a vector of D "
-        "numbers, float32 unless given); a trailing '!' makes a column required.",
+        "numbers, float32 unless given; more dimensions and * for any length: "
+        "array[*, 3, int8]); a trailing '!' makes a column required.",
         show_default=False)],
     if_exists: Annotated[str, typer.Option(
         "--if-exists",
