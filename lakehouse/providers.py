@@ -8,8 +8,10 @@ this table, which :mod:`lakehouse.functions` fills, to import the provider of a 
 So ``import lakehouse`` stays fast (Pillow, PyAV and pypdf load when a media function or check
 first runs) and the layers stay one-way.
 
->>> provide("example", "json")
->>> load("example")
+>>> import sys
+>>> load("document")  # lakehouse.functions provides it: its functions register on import
+>>> "lakehouse.functions.document" in sys.modules
+True
 >>> load("no-such-namespace")  # nothing provides it: nothing to import
 """
 

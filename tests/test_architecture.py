@@ -36,6 +36,18 @@ def test_the_layers_hold():
     assert "0 broken" in run.stdout, run.stdout
 
 
+def test_no_import_cycles():
+    """No module of lakehouse imports, directly or through others, a module that imports it
+    (catalog, ingest, table, writes and queries once did; so did types, functions and nodes)."""
+    import grimp
+
+    graph = grimp.build_graph("lakehouse", exclude_type_checking_imports=True)
+    cycles = sorted({tuple(sorted((a, b))) for a in graph.modules
+                     for b in graph.find_modules_directly_imported_by(a)
+                     if a != b and graph.chain_exists(importer=b, imported=a)})
+    assert not cycles, cycles
+
+
 def _layers() -> list[str]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     main = next(c for c in config["contracts"] if c.get("containers") == ["lakehouse"])
