@@ -333,8 +333,8 @@ BAD_INSERTS: dict[str, tuple[Any, type[Exception], str, int | None]] = {
     "unknown_column": ([{"r": 1}, {"r": 1, "zz": 1}], lh.ColumnNotFoundError, "zz", 1),
     "unknown_column_polars": (pl.DataFrame({"r": [1], "zz": [1]}),
                               lh.ColumnNotFoundError, "zz", None),
-    "computed_column": ([{"r": 1}, {"r": 1, "c": 5}], lh.TypeMismatchError, "c", 1),
-    "computed_column_arrow": (pa.table({"r": [1], "c": [5]}), lh.TypeMismatchError, "c", None),
+    "computed_column": ([{"r": 1}, {"r": 1, "c": 5}], lh.ComputedColumnError, "c", 1),
+    "computed_column_arrow": (pa.table({"r": [1], "c": [5]}), lh.ComputedColumnError, "c", None),
 }
 
 
