@@ -53,7 +53,9 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
     ``fetch=lh.FetchPolicy(allow_private_network=True)`` reads from your own network.
 
     >>> import lakehouse as lh
-    >>> db = lh.connect("doctest-lakehouse")
+    >>> db = lh.connect("my-lakehouse")
+    >>> db.root.endswith("my-lakehouse"), db.list_tables()
+    (True, [])
     """
     catalog = Catalog(Location.parse(root, storage_options, fetch))
     catalog._check_reachable()
@@ -62,7 +64,13 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
 
 
 class Catalog:
-    """A lakehouse root. Create it with :func:`connect`."""
+    """A lakehouse root. Create it with :func:`connect`.
+
+    >>> db = lh.connect("my-lakehouse")
+    >>> _ = db.create_table("notes", {"text": lh.String})
+    >>> db.list_tables()
+    ['notes']
+    """
 
     def __init__(self, location: Location) -> None:
         self._location = location
@@ -70,13 +78,23 @@ class Catalog:
 
     @property
     def root(self) -> str:
-        """The lakehouse root: a local folder or ``s3://bucket/prefix``."""
+        """The lakehouse root: a local folder or ``s3://bucket/prefix``.
+
+        >>> lh.connect("s3://my-bucket/lake").root  # needs the bucket  # doctest: +SKIP
+        's3://my-bucket/lake'
+        >>> lh.connect("my-lakehouse").root.endswith("my-lakehouse")
+        True
+        """
         return self._location.uri
 
     @property
     def location(self) -> Location:
         """Where the lakehouse lives and how to reach it: the root URI, the storage options
-        (secret values hidden in its repr) and the fetch policy for media sources."""
+        (secret values hidden in its repr) and the fetch policy for media sources.
+
+        >>> db.location.fetch.allow_private_network
+        False
+        """
         return self._location
 
     def __repr__(self) -> str:
@@ -125,7 +143,13 @@ class Catalog:
 
     # --- directories ----------------------------------------------------------------------------
     def create_dir(self, path: str, *, parents: bool = False, if_exists: str = "error") -> None:
-        """Create a directory for tables, e.g. ``db.create_dir("ml")``."""
+        """Create a directory for tables, e.g. ``db.create_dir("ml")``.
+
+        >>> db.create_dir("ml/images", parents=True)
+        >>> _ = db.create_table("ml/images/cats", {"image": lh.Image})
+        >>> db.list_tables("ml")
+        ['ml/images/cats']
+        """
         validate_name(path, "directory")
         if self._is_dir(path):
             if if_exists == "ignore":
@@ -149,11 +173,24 @@ class Catalog:
             raise storage_error(self._location, f"create directory {path!r}", exc) from exc
 
     def list_dirs(self, path: str | None = None) -> list[str]:
-        """Directories directly under ``path`` (the root by default), sorted."""
+        """Directories directly under ``path`` (the root by default), sorted.
+
+        >>> db.create_dir("raw")
+        >>> db.create_dir("ml/images", parents=True)
+        >>> db.list_dirs(), db.list_dirs("ml")
+        (['ml', 'raw'], ['ml/images'])
+        """
         return sorted(p for p, is_table in self._children(path) if not is_table)
 
     def drop_dir(self, path: str, *, force: bool = False) -> None:
-        """Remove an empty directory; ``force=True`` also drops everything in it."""
+        """Remove an empty directory; ``force=True`` also drops everything in it.
+
+        >>> db.create_dir("scratch")
+        >>> _ = db.create_table("scratch/tmp", {"n": lh.Int})
+        >>> db.drop_dir("scratch", force=True)
+        >>> db.list_dirs(), db.has_table("scratch/tmp")
+        ([], False)
+        """
         validate_name(path, "directory")
         if not self._is_dir(path):
             raise DirectoryNotFoundError(f"directory {path!r} does not exist")
@@ -178,7 +215,12 @@ class Catalog:
         table behind. :func:`lakehouse.ingest.create_from_source` does the same and also says
         what was written (an :class:`~lakehouse.ImportResult`).
 
-        >>> t = db.create_table("t", source="shards/*.parquet")  # doctest: +SKIP
+        >>> pets = db.create_table("pets", {"name": lh.String, "age": lh.Int})
+        >>> pets.column_names()
+        ['name', 'age']
+        >>> scores = db.create_table("scores", source=pl.DataFrame({"player": ["ann"], "n": [3]}))
+        >>> scores.collect().rows()
+        [('ann', 3)]
         """
         if source is not None:
             return ingest.create_from_source(self, name, source, schema=schema,
@@ -231,7 +273,10 @@ class Catalog:
         same arguments (after the catalog) and returns what was written, an
         :class:`~lakehouse.ImportResult`, rather than the table.
 
-        >>> t = db.import_parquet("beans", "s3://bucket/beans/train-*.parquet")  # doctest: +SKIP
+        >>> pl.DataFrame({"city": ["Oslo", "Lima"], "pop": [0.7, 10.1]}).write_parquet("c.parquet")
+        >>> cities = db.import_parquet("cities", "c.parquet", progress=False)
+        >>> cities.collect().rows()
+        [('Oslo', 0.7), ('Lima', 10.1)]
         """
         return ingest.import_parquet(self, name, sources, **options).table
 
@@ -242,12 +287,21 @@ class Catalog:
         ``pyarrow.csv`` keywords: see :func:`lakehouse.ingest.import_csv` (which returns an
         :class:`~lakehouse.ImportResult`: what was written, and the table).
 
-        >>> t = db.import_csv("pets", "pets.csv", schema={"file": lh.Image})  # doctest: +SKIP
+        >>> _ = open("pets.csv", "w").write(f"file,name\\n{photo},astronaut\\n")
+        >>> pets = db.import_csv("pets", "pets.csv", schema={"file": lh.Image}, progress=False)
+        >>> pets.select(pets.name, pets.file.width).collect().rows()
+        [('astronaut', 512)]
         """
         return ingest.import_csv(self, name, path, **options).table
 
     def get_table(self, name: str) -> Table:
-        """Open a table; ``"name:3"`` opens version 3 and ``"name@prod"`` a tag, read-only."""
+        """Open a table; ``"name:3"`` opens version 3 and ``"name@prod"`` a tag, read-only.
+
+        >>> db.get_table("films").count()
+        3
+        >>> db.get_table("films:1").count()  # version 1: created, still empty
+        0
+        """
         version: int | str | None = None
         base = name
         if isinstance(name, str) and ":" in name:
@@ -275,7 +329,14 @@ class Catalog:
         return table
 
     def list_tables(self, dir: str | None = None, *, recursive: bool = True) -> list[str]:
-        """Table names under ``dir`` (the root by default), sorted."""
+        """Table names under ``dir`` (the root by default), sorted; ``recursive=False`` leaves
+        out the tables of subdirectories.
+
+        >>> db.create_dir("ml")
+        >>> _ = db.create_table("ml/labels", {"label": lh.String})
+        >>> db.list_tables(), db.list_tables(recursive=False)
+        (['films', 'ml/labels'], ['films'])
+        """
         if dir is not None:
             validate_name(dir, "directory")
             if not self._is_dir(dir):
@@ -313,7 +374,12 @@ class Catalog:
         return out
 
     def drop_table(self, name: str, *, if_not_exists: str = "error") -> None:
-        """Delete a table and all its versions."""
+        """Delete a table and all its versions.
+
+        >>> db.drop_table("films")
+        >>> db.has_table("films")
+        False
+        """
         validate_name(name)
         if not self.has_table(name):
             if if_not_exists == "ignore":

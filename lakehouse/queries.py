@@ -41,7 +41,14 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Query:
-    """A lazy query over one table version; every builder method returns a new Query."""
+    """A lazy query over one table version; every builder method returns a new Query.
+
+    >>> recent = t.where(t.year > 1990)
+    >>> recent.order_by(t.title, asc=False).select(t.title).collect()["title"].to_list()
+    ['Up', 'Heat']
+    >>> recent.count()  # recent itself is unchanged
+    2
+    """
 
     table: Table
     condition: Expr | None = None
@@ -50,7 +57,17 @@ class Query:
     row_limit: int | None = None
 
     def where(self, condition: Expr) -> Query:
-        """Keep rows where ``condition`` holds; several where() calls combine with &."""
+        """Keep rows where ``condition`` holds; several where() calls combine with &.
+
+        Conditions are expressions: ``&``, ``|`` and ``~`` combine them (not ``and``, ``or``,
+        ``not``); :func:`lakehouse.parse_condition` reads one from text.
+
+        >>> q = t.where(t.year > 1990).where(t.title.str.startswith("H"))
+        >>> q.collect()["title"].to_list()
+        ['Heat']
+        >>> t.where((t.year < 1980) | t.title.isin(["Up"])).collect()["title"].to_list()
+        ['Alien', 'Up']
+        """
         if not isinstance(condition, Expr):
             raise TypeMismatchError(
                 f"where() needs an expression such as t.n > 1, got {condition!r}")
@@ -73,7 +90,13 @@ class Query:
         :func:`lakehouse.parse_selection` returns selects in its own order:
         ``t.select(*lh.parse_selection("title, decade = year // 10 * 10, rating", t))``.
 
-        >>> t.select(t.title, ("decade", t.year // 10 * 10), t.rating)  # doctest: +SKIP
+        >>> q = t.select(t.title, ("decade", t.year // 10 * 10), t.rating)
+        >>> q.collect().row(0)
+        ('Alien', 1970, 8.5)
+        >>> q.collect().columns
+        ['title', 'decade', 'rating']
+        >>> t.select("title", upper=t.title.str.upper()).collect().row(2)
+        ('Up', 'UP')
         """
         given = [self._selected(e) for e in exprs] + [(n, lit(e)) for n, e in named.items()]
         outputs = [(_output_name(e, i) if n is None else n, e) for i, (n, e) in enumerate(given)]
@@ -108,21 +131,42 @@ class Query:
         return None, item
 
     def order_by(self, *exprs: Any, asc: bool = True) -> Query:
-        """Sort by one or more expressions; later calls sort by further keys."""
+        """Sort by one or more expressions; later calls sort by further keys.
+
+        >>> q = t.order_by(t.rating, asc=False).order_by(t.title)
+        >>> q.select(t.title).collect()["title"].to_list()
+        ['Alien', 'Heat', 'Up']
+        >>> t.order_by(t.rating, t.year, asc=False).collect()["title"].to_list()
+        ['Alien', 'Up', 'Heat']
+        """
         keys = tuple((self.table[e] if isinstance(e, str) else lit(e), asc) for e in exprs)
         return dataclasses.replace(self, ordering=self.ordering + keys)
 
     def limit(self, n: int) -> Query:
+        """At most ``n`` rows; after order_by(), the first ``n`` in that order.
+
+        >>> t.order_by(t.year, asc=False).limit(1).select(t.title).collect().item()
+        'Up'
+        """
         if not isinstance(n, int) or n < 0:
             msg = f"limit() needs a non-negative integer, got {n!r}"
             raise InvalidOptionError(msg) if isinstance(n, int) else TypeMismatchError(msg)
         return dataclasses.replace(self, row_limit=n)
 
     def head(self, n: int = 10) -> pl.DataFrame:
+        """The first ``n`` rows of the result, as a Polars DataFrame.
+
+        >>> t.where(t.rating < 8.4).head(1).rows()
+        [('Heat', 1995, 8.3)]
+        """
         return self.limit(n).collect()
 
     def count(self) -> int:
-        """The number of matching rows, counted by Lance where the filter allows."""
+        """The number of matching rows, counted by Lance where the filter allows.
+
+        >>> t.where(t.rating == 8.3).count()
+        2
+        """
         ds, tdef = self._checked_snapshot()
         flt = Filter.split(self.condition, tdef)
         if flt.residual is None:
@@ -143,7 +187,19 @@ class Query:
 
         Ordered by a similarity (``order_by(sim, asc=False)``) with a ``limit(k)``, the query is
         one Lance nearest-neighbour search for the k closest rows, with where() as a prefilter;
-        similarities elsewhere are computed exactly from the stored vectors."""
+        similarities elsewhere are computed exactly from the stored vectors.
+
+        >>> t.where(t.year < 2000).select(t.title, t.year).collect()
+        shape: (2, 2)
+        ┌───────┬──────┐
+        │ title ┆ year │
+        │ ---   ┆ ---  │
+        │ str   ┆ i64  │
+        ╞═══════╪══════╡
+        │ Alien ┆ 1979 │
+        │ Heat  ┆ 1995 │
+        └───────┴──────┘
+        """
         ds, tdef = self._checked_snapshot()
         outputs = list(self.outputs) if self.outputs is not None else \
             [(c.name, c.ref()) for c in tdef.columns]
@@ -181,10 +237,22 @@ class Query:
         return result.select([pl.col(f"__out{i}").alias(n) for i, (n, _) in enumerate(outputs)])
 
     def to_polars(self) -> pl.DataFrame:
+        """The result as a Polars DataFrame, like :meth:`collect`.
+
+        >>> t.where(t.year > 2000).to_polars()["title"].to_list()
+        ['Up']
+        """
         return self.collect()
 
     def show(self, n: int = 20) -> Rendered:
-        """The first ``n`` rows, shown in a notebook as an HTML table with image thumbnails."""
+        """The first ``n`` rows, shown in a notebook as an HTML table with image thumbnails.
+
+        >>> shown = pics.select(pics.label, pics.image).show()
+        >>> shown.frame["label"].to_list()
+        ['astronaut', 'coffee']
+        >>> shown._repr_html_().count("<img")
+        2
+        """
         frame = self.limit(n if self.row_limit is None else min(n, self.row_limit)).collect()
         tdef = self.table.table_definition
         outputs = self.outputs if self.outputs is not None else \
@@ -198,7 +266,12 @@ class Query:
     def scan(self) -> pl.LazyFrame:
         """A lazy Polars frame over the Lance dataset; Polars pushes projections and filters into
         the scan. Expressions that need Python UDFs or read media are not allowed here, and
-        without a select() the frame leaves media columns out: use collect() for those."""
+        without a select() the frame leaves media columns out: use collect() for those.
+
+        >>> lazy = t.where(t.year > 1990).select(t.title, t.rating).scan()
+        >>> lazy.filter(pl.col("rating") > 8.2).collect()["title"].to_list()
+        ['Heat', 'Up']
+        """
         ds, tdef = self._checked_snapshot()
         # pin the version: given a dataset alone, Polars reads the latest version, which breaks
         # t.at(n).scan() and could disagree with the column names of this snapshot
