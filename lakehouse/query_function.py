@@ -1,10 +1,14 @@
 """``@lh.query``: a parameterised query that computed columns can call, row by row.
 
->>> @lh.query                                                   # doctest: +SKIP
-... def top_chunks(question: str, k: int = 3) -> lh.Query:
-...     sim = chunks.text.similarity(question)
-...     return chunks.order_by(sim, asc=False).limit(k).select(chunks.text, score=sim)
->>> qa.add_computed_column(context=top_chunks(qa.question))   # doctest: +SKIP
+>>> @lh.query
+... def films_before(year: int) -> lh.Query:
+...     return t.where(t.year < year).order_by(t.year).select(t.title)
+>>> events = db.create_table("events", {"event": lh.String, "year": lh.Int})
+>>> _ = events.insert([{"event": "moon landing", "year": 1969},
+...                    {"event": "Berlin Wall falls", "year": 1989}], progress=False)
+>>> _ = events.add_computed_column(earlier_films=films_before(events.year), progress=False)
+>>> events.select(events.event, events.earlier_films).collect().rows()
+[('moon landing', '[]'), ('Berlin Wall falls', '[{"title":"Alien"}]')]
 
 Each row's call runs the query with that row's values and stores its result rows as a JSON list
 of objects. Like a UDF, the function is stored by reference (``module:qualname`` and a
@@ -30,7 +34,17 @@ from lakehouse.udf import UDF
 
 def query(fn: Callable[..., Any]) -> UDF:
     """Turn ``fn`` (returning a :class:`lakehouse.Query`) into a function usable in computed
-    columns and queries; its result per row is a JSON list of the query's rows."""
+    columns and queries; its result per row is a JSON list of the query's rows. Called on
+    plain values it runs the query at once.
+
+    >>> @query
+    ... def rated_above(rating: float) -> lh.Query:
+    ...     return t.where(t.rating > rating).select(t.title, t.rating)
+    >>> rated_above(8.4)
+    [{'title': 'Alien', 'rating': 8.5}]
+    >>> rated_above(lh.lit(8.0))  # on an expression: a call a computed column can store
+    rated_above(8.0)
+    """
     @functools.wraps(fn)
     def rows(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         result = fn(*args, **kwargs)

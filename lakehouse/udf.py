@@ -30,7 +30,19 @@ from lakehouse.trust import block_fingerprint
 
 
 class UDF:
-    """A registered user function; calling it on expressions builds a :class:`Call` node."""
+    """A registered user function; calling it on expressions builds a :class:`Call` node,
+    calling it on plain values runs the function.
+
+    >>> @lh.udf
+    ... def initials(title: str) -> str:
+    ...     return "".join(word[0] for word in title.split())
+    >>> initials.name, initials.return_type
+    ('lakehouse.udf:initials', lh.String)
+    >>> initials(t.title)
+    initials(title)
+    >>> t.select(t.title, initials(t.title)).collect().row(0)
+    ('Alien', 'A')
+    """
 
     def __init__(self, fn: Callable[..., Any], *, batch_size: int | None,
                  returns: Any = None, reads_tables: bool = False) -> None:
@@ -105,6 +117,13 @@ def udf(fn: Callable[..., Any] | None = None, *, batch_size: int | None = None,
 
     With ``batch_size=N`` the function receives lists of up to N values per argument and returns a
     list of results (annotate parameters as ``list[str]`` and the result as ``list[float]``).
+
+    >>> @udf(batch_size=64)
+    ... def lengths(titles: list[str]) -> list[int]:
+    ...     return [len(s) for s in titles]
+    >>> _ = t.add_computed_column(title_length=lengths(t.title), progress=False)
+    >>> t.select(t.title, t.title_length).collect().rows()
+    [('Alien', 5), ('Heat', 4), ('Up', 2)]
     """
     if fn is None:
         return lambda f: UDF(f, batch_size=batch_size, returns=returns)
