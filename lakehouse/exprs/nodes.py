@@ -24,24 +24,50 @@ LOGICAL = ("&", "|")
 
 
 class Expr:
-    """Base of all expression nodes; operators build new nodes and never mutate."""
+    """Base of all expression nodes; operators build new nodes and never mutate.
+
+    >>> expr = (t.rating * 10).astype(lh.Int) > 84
+    >>> expr, expr.type
+    (((rating * 10).astype(lh.Int) > 84), lh.Bool)
+    >>> t.where(expr).collect()["title"].to_list()
+    ['Alien']
+    """
 
     __slots__ = ()
 
     @property
     def type(self) -> T.ColumnType:
+        """The column type of the expression's values, worked out when it is built.
+
+        >>> (t.year // 10).type, (t.year / 10).type, (t.title == "Up").type
+        (lh.Int, lh.Float, lh.Bool)
+        """
         raise NotImplementedError
 
     def children(self) -> tuple[Expr, ...]:
+        """The expressions this node is built from (none for columns and literals).
+
+        >>> (t.year + 1).children()
+        (year, 1)
+        """
         return ()
 
     def walk(self) -> Iterator[Expr]:
-        """This node and all nodes below it, children before parents."""
+        """This node and all nodes below it, children before parents.
+
+        >>> list((t.year + 1).walk())
+        [year, 1, (year + 1)]
+        """
         for child in self.children():
             yield from child.walk()
         yield self
 
     def column_ids(self) -> set[int]:
+        """The ids of the columns the expression reads (ids, unlike names, survive renames).
+
+        >>> (t.year * t.rating).column_ids()  # title is column 0, year 1, rating 2
+        {1, 2}
+        """
         return {n.col_id for n in self.walk() if isinstance(n, ColumnRef)}
 
     def __bool__(self) -> bool:
@@ -132,13 +158,29 @@ class Expr:
 
     # --- methods -----------------------------------------------------------------------------
     def is_null(self) -> Expr:
+        """True where the value is null.
+
+        >>> _ = t.insert([{"title": "Dune"}], progress=False)
+        >>> t.where(t.year.is_null()).collect()["title"].to_list()
+        ['Dune']
+        """
         return IsNull(self)
 
     def is_not_null(self) -> Expr:
+        """True where the value is not null.
+
+        >>> _ = t.insert([{"title": "Dune"}], progress=False)
+        >>> t.where(t.year.is_not_null()).count()
+        3
+        """
         return IsNull(self, negate=True)
 
     def isin(self, values: Any) -> Expr:
-        """True where the value is one of ``values`` (a list, tuple or set of literals)."""
+        """True where the value is one of ``values`` (a list, tuple or set of literals).
+
+        >>> t.where(t.year.isin([1979, 2009])).collect()["title"].to_list()
+        ['Alien', 'Up']
+        """
         if isinstance(values, Expr | str | bytes):
             raise TypeMismatchError(f"isin() takes a list of values, got {values!r}")
         items = tuple(_literal(v) for v in values)
@@ -147,7 +189,11 @@ class Expr:
         return IsIn(self, items)
 
     def astype(self, to: Any) -> Expr:
-        """Convert to another column type; values that cannot convert become null."""
+        """Convert to another column type; values that cannot convert become null.
+
+        >>> t.select(t.rating.astype(lh.Int), t.year.astype(lh.String)).collect().row(0)
+        (8, '1979')
+        """
         return Cast(self, T.parse_type(to, column=repr(self)))
 
     def __getitem__(self, key: str | int) -> Expr:
@@ -180,7 +226,11 @@ class Expr:
 
     @property
     def str(self) -> StringNamespace:
-        """String functions, as in Polars: ``t.name.str.upper()``."""
+        """String functions, as in Polars: ``t.name.str.upper()``.
+
+        >>> t.select(t.title.str.upper(), t.title.str.len()).collect().row(0)
+        ('ALIEN', 5)
+        """
         return StringNamespace(self)
 
     def __repr__(self) -> str:
@@ -257,7 +307,11 @@ def _plain(value: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class ColumnRef(Expr):
-    """A reference to a table column; ``col_id`` stays valid when the column is renamed."""
+    """A reference to a table column; ``col_id`` stays valid when the column is renamed.
+
+    >>> t.year, t.year.name, t.year.col_id, t.year.type
+    (year, 'year', 1, lh.Int)
+    """
 
     name: str
     col_id: int
@@ -265,16 +319,41 @@ class ColumnRef(Expr):
 
     @property
     def type(self) -> T.ColumnType:
+        """The column's type.
+
+        >>> t.title.type
+        lh.String
+        """
         return self.col_type
 
     @property
     def errortype(self) -> Expr:
-        """The error type of a computed column's failed rows (null where the row succeeded)."""
+        """The error type of a computed column's failed rows (null where the row succeeded).
+
+        >>> @lh.udf
+        ... def before_2000(year: int) -> int:
+        ...     if year >= 2000:
+        ...         raise ValueError(f"{year} is too recent")
+        ...     return year
+        >>> _ = t.add_computed_column(old=before_2000(t.year), on_error="ignore", progress=False)
+        >>> t.select(t.title, t.old, t.old.errortype).collect().rows()
+        [('Alien', 1979, None), ('Heat', 1995, None), ('Up', None, 'ValueError')]
+        """
         return ErrorInfo(self, "errortype")
 
     @property
     def errormsg(self) -> Expr:
-        """The error message of a computed column's failed rows (null where the row succeeded)."""
+        """The error message of a computed column's failed rows (null where the row succeeded).
+
+        >>> @lh.udf
+        ... def before_2000(year: int) -> int:
+        ...     if year >= 2000:
+        ...         raise ValueError(f"{year} is too recent")
+        ...     return year
+        >>> _ = t.add_computed_column(old=before_2000(t.year), on_error="ignore", progress=False)
+        >>> t.where(t.old.errormsg.is_not_null()).select(t.old.errormsg).collect().item()
+        '2009 is too recent'
+        """
         return ErrorInfo(self, "errormsg")
 
     def similarity(self, query: Any = None, *, text: str | None = None,
@@ -291,6 +370,11 @@ class ColumnRef(Expr):
         ``refine_factor`` (candidates re-ranked exactly, as a multiple of k) trade speed for
         recall on large tables. Scores: cosine similarity for ``metric="cosine"``, the dot
         product for ``"dot"``, minus the squared distance for ``"l2"``.
+
+        >>> _ = t.add_embedding_index("title", embedding=minilm, progress=False)
+        >>> sim = t.title.similarity(text="the heat of summer")
+        >>> t.order_by(sim, asc=False).limit(1).select(t.title, sim).collect().row(0)
+        ('Heat', ...)
         """
         if text is not None:
             if query is not None or not isinstance(text, str):
@@ -575,13 +659,21 @@ class Call(Expr):
 def if_else(condition: Any, then: Any, otherwise: Any) -> Expr:
     """``then`` where ``condition`` holds, else ``otherwise``.
 
-    >>> lh.if_else(t.n > 0, "positive", "not positive")  # doctest: +SKIP
+    >>> label = lh.if_else(t.year < 1990, "classic", "recent")
+    >>> t.select(t.title, label=label).collect().rows()
+    [('Alien', 'classic'), ('Heat', 'recent'), ('Up', 'recent')]
     """
     return IfElse.make(condition, then, otherwise)
 
 
 def lit(value: Any) -> Expr:
-    """A literal value as an expression (rarely needed: operators wrap plain values)."""
+    """A literal value as an expression (rarely needed: operators wrap plain values).
+
+    >>> lh.lit(3), lh.lit(3).type, lh.lit("x").type
+    (3, lh.Int, lh.String)
+    >>> t.select(t.title, one=lh.lit(1)).collect().row(0)
+    ('Alien', 1)
+    """
     return _literal(value)
 
 
