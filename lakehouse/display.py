@@ -25,7 +25,9 @@ def to_pil(values: pl.Series | list[bytes | None] | bytes | None) -> Any:
     """PIL images from an image column of a result (a Series or list of bytes; None stays None),
     or one PIL image from one value.
 
-    >>> images = lh.to_pil(t.select(t.image).collect()["image"])  # doctest: +SKIP
+    >>> images = lh.to_pil(pics.select(pics.image).collect()["image"])
+    >>> [image.size for image in images]
+    [(512, 512), (600, 400)]
     """
     if values is None or isinstance(values, bytes | bytearray | memoryview):
         return _one_image(bytes(values) if values is not None else None)
@@ -33,7 +35,12 @@ def to_pil(values: pl.Series | list[bytes | None] | bytes | None) -> Any:
 
 
 class Rendered:
-    """A result frame that notebooks show as an HTML table, with images as thumbnails."""
+    """A result frame that notebooks show as an HTML table, with images as thumbnails.
+
+    >>> shown = Rendered(pl.DataFrame({"n": [1, 2]}))
+    >>> shown.frame.height, "<table" in shown._repr_html_()
+    (2, True)
+    """
 
     def __init__(self, frame: pl.DataFrame, media: dict[str, str] | None = None) -> None:
         self.frame = frame
@@ -102,5 +109,10 @@ def _sniff(frame: pl.DataFrame) -> dict[str, str]:
 
 
 def show(frame: pl.DataFrame) -> Rendered:
-    """Any Polars frame, shown in a notebook with its image columns as thumbnails."""
+    """Any Polars frame, shown in a notebook with its image columns as thumbnails.
+
+    >>> frame = pics.collect().with_columns(pl.col("label").str.to_uppercase())
+    >>> lh.show(frame)._repr_html_().count("<img")
+    2
+    """
     return Rendered(frame)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-import doctest
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -568,10 +567,9 @@ def test_the_module_never_calls_eval_exec_or_compile() -> None:
     assert not called & {"eval", "exec", "compile", "__import__", "breakpoint"}
 
 
-def test_the_grammar_in_the_docstring_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = doctest.testmod(parse_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 4 and result.failed == 0
+def test_the_grammar_in_the_docstring_runs(docstring_examples: Callable) -> None:
+    result = docstring_examples(parse_module)
+    assert result.attempted >= 4 and result.failed == 0, result.report
 
 
 def test_the_parsers_are_public() -> None:

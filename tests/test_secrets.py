@@ -5,7 +5,6 @@ messages recorded for rows."""
 
 from __future__ import annotations
 
-import doctest
 import io
 import socket
 import traceback
@@ -179,8 +178,8 @@ def test_redaction_hides_every_generated_secret(signature: str, credential: str,
 
 @pytest.mark.parametrize("module", ["lakehouse.storage", "lakehouse.media.policy",
                                     "lakehouse.functions.document"])
-def test_docstring_examples_of_the_fetch_modules(module: str) -> None:
+def test_docstring_examples_of_the_fetch_modules(module: str, docstring_examples) -> None:
     import importlib
 
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.attempted and result.failed == 0
+    result = docstring_examples(importlib.import_module(module))
+    assert result.attempted and result.failed == 0, result.report

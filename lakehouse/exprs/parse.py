@@ -114,8 +114,10 @@ def parse_expression(text: str, table: Table, *, label: str = "expression",
     text that is not valid or uses something the grammar does not allow,
     ColumnNotFoundError for an unknown column, TypeMismatchError for mistyped operands.
 
-    >>> parse_expression("year - 2000", t)  # doctest: +SKIP
+    >>> parse_expression("year - 2000", t)
     (year - 2000)
+    >>> t.order_by(parse_expression("rating * -1", t)).collect()["title"].to_list()
+    ['Alien', 'Heat', 'Up']
     """
     source = _Source.of(text, label)
     return _Translator(source, table, allow_similarity).expression(source.parse(source.text, 0))
@@ -126,7 +128,8 @@ def parse_condition(text: str, table: Table, *, label: str = "where") -> Expr:
     ``year >= 2000 and title.str.contains("cat")``. Errors as :func:`parse_expression`; a
     condition that is not Bool is a TypeMismatchError.
 
-    >>> t.where(parse_condition("year in [1999, 2000]", t)).collect()  # doctest: +SKIP
+    >>> t.where(parse_condition("year in [1979, 2009]", t)).collect()["title"].to_list()
+    ['Alien', 'Up']
     """
     source = _Source.of(text, label)
     part = source.parse(source.text, 0)
@@ -145,11 +148,11 @@ def parse_selection(text: str, table: Table, *,
     ``name=expr``; ``*`` stands for every column. An unnamed output gets the name select()
     gives it (``None`` here). ``select()`` takes the list as it is and keeps its order.
 
-    >>> sel = parse_selection("title, per_page=price / pages, year", t)  # doctest: +SKIP
-    >>> sel  # doctest: +SKIP
-    [(None, title), ('per_page', (price / pages)), (None, year)]
-    >>> t.select(*sel).collect().columns  # doctest: +SKIP
-    ['title', 'per_page', 'year']
+    >>> sel = parse_selection("title, per_decade=rating / 10, year", t)
+    >>> sel
+    [(None, title), ('per_decade', (rating / 10)), (None, year)]
+    >>> t.select(*sel).collect().columns
+    ['title', 'per_decade', 'year']
     """
     source = _Source.of(text, label)
     translator = _Translator(source, table, allow_similarity=True)
