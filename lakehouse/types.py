@@ -39,7 +39,13 @@ _ARRAY_DTYPES = {
 
 @dataclasses.dataclass(frozen=True)
 class ColumnType:
-    """Base of all logical types; instances are immutable and compare by value."""
+    """Base of all logical types; instances are immutable and compare by value.
+
+    >>> lh.Int == lh.Int(), lh.Int == lh.Float, isinstance(lh.Image, lh.ColumnType)
+    (True, False, True)
+    >>> lh.Int(nullable=False), lh.Array[(3,), "float32"]
+    (lh.Required[Int], lh.Array[(3,), float32])
+    """
 
     nullable: bool = True
     kind: ClassVar[str] = ""
@@ -52,12 +58,29 @@ class ColumnType:
 
     # --- storage -------------------------------------------------------------------------------
     def arrow_type(self) -> pa.DataType:
+        """The Arrow type Lance stores values of this type as.
+
+        >>> lh.Int.arrow_type(), lh.Array[(3,), "float32"].arrow_type()
+        (DataType(int64), FixedSizeListType(fixed_size_list<item: float>[3]))
+        """
         raise NotImplementedError
 
     def polars_type(self) -> pl.DataType:
+        """The Polars type of this type's values in query results.
+
+        >>> lh.Int.polars_type(), lh.Timestamp.polars_type()
+        (Int64, Datetime(time_unit='us', time_zone='UTC'))
+        """
         return pl.from_arrow(pa.array([], self.arrow_type())).dtype  # type: ignore[union-attr]
 
     def to_json(self) -> dict[str, Any]:
+        """The small JSON object a column's field metadata stores for its type.
+
+        >>> lh.Array[(3,), "float32"].to_json()
+        {'kind': 'array', 'shape': [3], 'dtype': 'float32'}
+        >>> lh.Required(lh.Int).to_json()
+        {'kind': 'int', 'nullable': False}
+        """
         data = {"kind": self.kind}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -68,6 +91,12 @@ class ColumnType:
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> ColumnType:
+        """The type :meth:`to_json` stored; TypeMismatchError for a kind or field it does not
+        know.
+
+        >>> lh.ColumnType.from_json({"kind": "int", "nullable": False})
+        lh.Required[Int]
+        """
         kind = data.get("kind")
         cls = ColumnType._registry.get(str(kind))
         if cls is None:
@@ -82,22 +111,47 @@ class ColumnType:
 
     # --- validation ----------------------------------------------------------------------------
     def coerce(self, value: Any) -> Any:
-        """Return ``value`` as the Python value Arrow stores for this type, or raise TypeError."""
+        """Return ``value`` as the Python value Arrow stores for this type, or raise TypeError.
+
+        >>> lh.Float.coerce(3), lh.Timestamp.coerce("2024-05-01T12:00").isoformat()
+        (3.0, '2024-05-01T12:00:00+00:00')
+        >>> lh.Int.coerce("3")
+        Traceback (most recent call last):
+        TypeError: expected an integer, got str '3'
+        """
         raise NotImplementedError
 
     def storage_field(self, name: str, metadata: dict[bytes, str]) -> pa.Field:
-        """The Lance field that stores a column of this type."""
+        """The Lance field that stores a column of this type.
+
+        >>> lh.Int.storage_field("year", {})
+        pyarrow.Field<year: int64>
+        """
         return pa.field(name, self.arrow_type(), nullable=self.nullable, metadata=metadata)
 
     def is_numeric(self) -> bool:
+        """Whether arithmetic applies to the type's values (Int and Float).
+
+        >>> lh.Int.is_numeric(), lh.String.is_numeric()
+        (True, False)
+        """
         return False
 
     @property
     def is_media(self) -> bool:
+        """Whether values are media files (Image, Video, Audio, Document), stored as blobs.
+
+        >>> lh.Image.is_media, lh.Json.is_media
+        (True, False)
+        """
         return False
 
     def required(self) -> ColumnType:
-        """This type with nulls refused on insert."""
+        """This type with nulls refused on insert.
+
+        >>> lh.String.required()
+        lh.Required[String]
+        """
         return dataclasses.replace(self, nullable=False)
 
     def __call__(self, *, nullable: bool = True) -> ColumnType:
@@ -111,6 +165,11 @@ class ColumnType:
         return f"lh.{self}"
 
     def same_kind(self, other: ColumnType) -> bool:
+        """Whether two types are the same but for nullability.
+
+        >>> lh.Int.same_kind(lh.Required(lh.Int)), lh.Int.same_kind(lh.Float)
+        (True, False)
+        """
         return dataclasses.replace(self, nullable=True) == dataclasses.replace(other, nullable=True)
 
 
@@ -484,7 +543,13 @@ Document = DocumentType()
 
 
 def Required(t: ColumnType) -> ColumnType:
-    """A column type whose values may not be null: ``lh.Required(lh.Int)``."""
+    """A column type whose values may not be null: ``lh.Required(lh.Int)``.
+
+    >>> ids = db.create_table("ids", {"id": lh.Required(lh.Int)})
+    >>> ids.insert([{"id": None}], progress=False)
+    Traceback (most recent call last):
+    lakehouse.errors.TypeMismatchError: ...
+    """
     return t.required()
 
 
