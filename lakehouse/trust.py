@@ -56,7 +56,16 @@ _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # --- the user's settings -----------------------------------------------------------------------
 def trust(*, modules: Iterable[str] = (), models: Iterable[str] = ()) -> None:
     """Let stored definitions import ``modules`` (and their submodules) and load the hub
-    ``models`` in this process, from now on."""
+    ``models`` in this process, from now on. ``lh.connect(..., trusted_modules=...,
+    trusted_models=...)`` calls it.
+
+    >>> trust(modules=["my_udfs"], models=["all-MiniLM-L6-v2"])
+    >>> module_trusted("my_udfs.text"), model_trusted("all-MiniLM-L6-v2")
+    (True, True)
+    >>> trust(modules=["not a module"])
+    Traceback (most recent call last):
+    lakehouse.errors.InvalidNameError: ...
+    """
     checked_modules = _names(modules, "trusted_modules", module=True)
     checked_models = _names(models, "trusted_models", module=False)
     with _lock:
@@ -65,14 +74,24 @@ def trust(*, modules: Iterable[str] = (), models: Iterable[str] = ()) -> None:
 
 
 def module_trusted(module: str) -> bool:
-    """Whether the user trusts ``module``: it, or a package above it, is trusted."""
+    """Whether the user trusts ``module``: it, or a package above it, is trusted.
+
+    >>> trust(modules=["their_pkg"])
+    >>> module_trusted("their_pkg.udfs"), module_trusted("their_pkg_other")
+    (True, False)
+    """
     with _lock:
         trusted = _modules | set(_from_environment(MODULES_VARIABLE, module=True))
     return any(module == name or module.startswith(name + ".") for name in trusted)
 
 
 def model_trusted(model: str) -> bool:
-    """Whether the user allowed the hub model ``model`` by name."""
+    """Whether the user allowed the hub model ``model`` by name.
+
+    >>> _ = lh.connect("my-lakehouse", trusted_models=["sentence-transformers/all-mpnet-base-v2"])
+    >>> model_trusted("sentence-transformers/all-mpnet-base-v2"), model_trusted("other/model")
+    (True, False)
+    """
     with _lock:
         return model in _models or model in _from_environment(MODELS_VARIABLE, module=False)
 

