@@ -6,11 +6,18 @@ version to the table: a failure half way leaves the table as it was. The import 
 the table first (from the types found in the input) and drop it again if the import fails, so a
 failed import leaves no half-made table behind.
 
->>> t = db.create_table("photos", {"image": lh.Image, "label": lh.String})  # doctest: +SKIP
+>>> import os, shutil
+>>> os.makedirs("photos/space")
+>>> _ = shutil.copy(photo, "photos/space/astronaut.png")
+>>> photos = db.create_table("photos", {"image": lh.Image, "label": lh.String})
 >>> label = lambda uri: {"label": parent_folder(uri)}  # the name of the file's folder
->>> t.insert_files("photos/**/*.jpg", extra=label)  # doctest: +SKIP
->>> db.import_parquet("mnist", "s3://bucket/mnist/*.parquet")  # doctest: +SKIP
->>> db.create_table("scores", source=pl.DataFrame({"a": [1]}))  # doctest: +SKIP
+>>> photos.insert_files("photos/**/*.png", extra=label)
+WriteResult(rows_written=1, rows_with_errors=0, version=2)
+>>> pl.DataFrame({"player": ["ann", "bo"], "score": [3, 5]}).write_parquet("scores.parquet")
+>>> db.import_parquet("scores", "scores.parquet", progress=False).count()
+2
+>>> db.create_table("more", source=pl.DataFrame({"a": [1]})).collect().rows()
+[(1,)]
 
 The package holds one concept per module:
 

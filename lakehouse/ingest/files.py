@@ -16,9 +16,15 @@ link pointing elsewhere) is written as a URI that still shows the climb
 written: they name what they name. Likewise ``insert_files`` takes a symbolic link found in a
 folder it walks (or a glob it expands) only when the link stays inside that folder.
 
->>> t = db.create_table("photos", {"image": lh.Image, "label": lh.String})  # doctest: +SKIP
+>>> import os, shutil
+>>> os.makedirs("photos/space")
+>>> _ = shutil.copy(photo, "photos/space/astronaut.png")
+>>> photos = db.create_table("photos", {"image": lh.Image, "label": lh.String})
 >>> label = lambda uri: {"label": parent_folder(uri)}  # the name of the file's folder
->>> t.insert_files("photos/**/*.jpg", extra=label)  # doctest: +SKIP
+>>> photos.insert_files("photos/**/*.png", extra=label)
+WriteResult(rows_written=1, rows_with_errors=0, version=2)
+>>> photos.select(photos.label, photos.image.fileurl).collect().row(0)
+('space', 'file:///.../photos/space/astronaut.png')
 """
 
 from __future__ import annotations
@@ -95,9 +101,15 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
     kept with a null value and its error recorded (``on_error="ignore"``). No file found at
     all is a ``MediaError`` naming the sources.
 
-    >>> t = db.create_table("pets", {"image": lh.Image, "label": lh.String})  # doctest: +SKIP
-    >>> t.insert_files("pets/", extra=lambda uri: {"label": parent_folder(uri)})  # doctest: +SKIP
-    WriteResult(rows_written=120, rows_with_errors=0, version=2)
+    >>> import os, shutil
+    >>> for label in ("cat", "dog"):
+    ...     os.makedirs(f"pets/{label}")
+    ...     _ = shutil.copy(photo, f"pets/{label}/001.png")
+    >>> pets = db.create_table("pets", {"image": lh.Image, "label": lh.String})
+    >>> insert_files(pets, "pets/", extra=lambda uri: {"label": parent_folder(uri)})
+    WriteResult(rows_written=2, rows_with_errors=0, version=2)
+    >>> pets.select(pets.label).collect()["label"].to_list()
+    ['cat', 'dog']
     """
     check_choice("on_error", on_error, ON_ERROR)
     if not isinstance(sources, str | os.PathLike):

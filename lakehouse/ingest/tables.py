@@ -6,10 +6,11 @@ did not exist before is dropped again and a replaced one gets its previous conte
 The functions here return an :class:`ImportResult` (what was written, and the table); the
 catalog's methods return the table.
 
->>> db.import_parquet("mnist", "s3://bucket/mnist/*.parquet")  # doctest: +SKIP
->>> db.create_table("scores", source=pl.DataFrame({"a": [1]}))  # doctest: +SKIP
->>> import_parquet(db, "mnist", "s3://bucket/mnist/*.parquet").rows_written  # doctest: +SKIP
-60000
+>>> pl.DataFrame({"player": ["ann", "bo"], "score": [3, 5]}).write_parquet("scores.parquet")
+>>> db.import_parquet("scores", "scores.parquet", progress=False).count()
+2
+>>> import_parquet(db, "copy", "scores.parquet", progress=False).rows_written
+2
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ class ImportResult(writes.WriteResult):
     ``db.import_parquet``, ``db.import_csv`` and ``db.create_table(source=...)`` return the
     table; the functions of this module return this result, for a caller that reports what
     was written (the ``lakehouse ingest`` command).
+
+    >>> result = import_frame(db, "scores", pl.DataFrame({"score": [3, 5]}), progress=False)
+    >>> result
+    ImportResult(rows_written=2, rows_with_errors=0, version=2)
+    >>> result.table.count()
+    2
     """
 
     table: Table = dataclasses.field(repr=False, compare=False)
@@ -180,11 +187,16 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
     raised. With ``on_error="ignore"``, rows whose media cannot be read are kept with the
     error recorded. ``db.import_parquet(...)`` makes the same import and returns the table.
 
-    >>> result = import_parquet(db, "beans", "hf/beans/train-*.parquet")  # doctest: +SKIP
-    >>> result.rows_written, result.rows_with_errors, result.version  # doctest: +SKIP
-    (1034, 0, 2)
-    >>> t = result.table  # doctest: +SKIP
-    >>> t.select(t.image.width, t.label).head(3)  # doctest: +SKIP
+    A shard in the Hugging Face layout, its image a struct of bytes and path:
+
+    >>> image = {"bytes": open(photo, "rb").read(), "path": "astronaut.png"}
+    >>> pl.DataFrame({"image": [image], "label": [3]}).write_parquet("train-0.parquet")
+    >>> result = import_parquet(db, "faces", "train-*.parquet", progress=False)
+    >>> result.rows_written, result.rows_with_errors, result.version
+    (1, 0, 2)
+    >>> faces = result.table
+    >>> faces.select(faces.image.width, faces.label).collect().row(0)
+    (512, 3)
     """
     if _check_import(catalog, name, if_exists, on_error):
         return _nothing_imported(catalog.get_table(name))
@@ -280,8 +292,14 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
     :func:`import_parquet`. Other keywords are options of ``pyarrow.csv`` (``delimiter``,
     ``skip_rows``, ``column_names``, ``null_values``, ...); ``.tsv`` files default to tabs.
 
-    >>> import_csv(db, "pets", "pets/labels.csv", schema={"file": lh.Image})  # doctest: +SKIP
-    ImportResult(rows_written=37, rows_with_errors=0, version=2)
+    >>> import os, shutil
+    >>> os.makedirs("pets")
+    >>> _ = shutil.copy(photo, "pets/rex.png")
+    >>> _ = open("pets/labels.csv", "w").write("file,name,age\\nrex.png,Rex,3\\n")
+    >>> import_csv(db, "pets", "pets/labels.csv", schema={"file": lh.Image}, progress=False)
+    ImportResult(rows_written=1, rows_with_errors=0, version=2)
+    >>> db.get_table("pets").describe()["type"].to_list()
+    ['Image', 'String', 'Int']
     """
     if _check_import(catalog, name, if_exists, on_error):
         return _nothing_imported(catalog.get_table(name))
@@ -390,7 +408,10 @@ def import_frame(catalog: Catalog, name: str, data: Any, *,
     it in one insert. Media columns (``schema={"image": lh.Image}``, or Hugging Face image
     structs) take bytes, paths or URIs; relative paths are taken from the working directory.
 
-    >>> t = import_frame(db, "scores", df).table  # doctest: +SKIP
+    >>> frame = pl.DataFrame({"player": ["ann", "bo"], "score": [3, 5]})
+    >>> scores = import_frame(db, "scores", frame, progress=False).table
+    >>> scores.describe()["type"].to_list()
+    ['String', 'Int']
     """
     if _check_import(catalog, name, if_exists, on_error):
         return _nothing_imported(catalog.get_table(name))
@@ -434,7 +455,9 @@ def create_from_source(catalog: Catalog, name: str, source: Any, *,
     folders and other globs are read as Parquet), or an in-memory frame. This is what
     ``db.create_table(name, source=...)`` does.
 
-    >>> create_from_source(db, "t", "shards/*.parquet").rows_written  # doctest: +SKIP
+    >>> for i in range(2):
+    ...     pl.DataFrame({"shard": [i] * 1000}).write_parquet(f"shard-{i}.parquet")
+    >>> create_from_source(db, "shards", "shard-*.parquet", progress=False).rows_written
     2000
     """
     paths = [source] if isinstance(source, str | os.PathLike) else source
