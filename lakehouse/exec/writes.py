@@ -35,7 +35,14 @@ MODEL_BATCH_ROWS = 1_024  # backfills that run a model: progress moves, memory s
 @dataclasses.dataclass(frozen=True)
 class WriteResult:
     """What a data change did: rows written, rows whose computed values recorded an error, and
-    the table version it created (unchanged when nothing was written)."""
+    the table version it created (unchanged when nothing was written).
+
+    >>> result = t.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    >>> result.rows_written, result.rows_with_errors, result.version
+    (1, 0, 3)
+    >>> t.delete(where=t.year > 3000)  # nothing matched: no new version
+    WriteResult(rows_written=0, rows_with_errors=0, version=3)
+    """
 
     rows_written: int
     rows_with_errors: int

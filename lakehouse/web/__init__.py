@@ -4,8 +4,10 @@ Type a description, and the pictures closest to it appear as you type (a similar
 column's embedding index); a second page shows the table's first rows and its history.
 
 >>> from lakehouse.web import create_app, serve
->>> app = create_app(db.get_table("pics"), "image", k=24)  # an ASGI app  # doctest: +SKIP
->>> serve(db.get_table("pics"), "image", port=8000)  # what `lakehouse serve` runs  # doctest: +SKIP
+>>> clip = lh.functions.clip(lh.functions.SHAPES_CLIP)
+>>> _ = pics.add_embedding_index("image", embedding=clip, progress=False)
+>>> app = create_app(pics, "image", k=24)  # an ASGI app
+>>> serve(pics, "image", port=8000)  # serves until stopped, as `lakehouse serve`  # doctest: +SKIP
 """
 
 from lakehouse.web.app import create_app

@@ -73,8 +73,13 @@ def create_app(table: Table, column: str, k: int = 24, *,
     only, which also stops other web sites from reaching the app through DNS rebinding; ``["*"]``
     allows any).
 
-    >>> app = create_app(db.get_table("pics"), "image")  # doctest: +SKIP
-    >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
+    >>> clip = lh.functions.clip(lh.functions.SHAPES_CLIP)
+    >>> _ = pics.add_embedding_index("image", embedding=clip, progress=False)
+    >>> app = create_app(pics, "image")
+    >>> [route.path for route in app.routes]
+    ['/', '/search', '/api/search', '/table', '/media/{token}', '/static']
+    >>> import uvicorn
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # serves until stopped  # doctest: +SKIP
     """
     thumbnails = Thumbnails()
     cards = Cards(table, column, k, thumbnails)

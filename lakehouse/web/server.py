@@ -17,7 +17,17 @@ ANY_ADDRESS = ("0.0.0.0", "::", "")
 
 
 class ServeError(Error, OSError):
-    """The search page cannot listen on the address it was given (say, the port is taken)."""
+    """The search page cannot listen on the address it was given (say, the port is taken).
+
+    >>> import socket
+    >>> taken = socket.create_server(("127.0.0.1", 0))
+    >>> _ = pics.add_embedding_index("image", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
+    ...                              progress=False)
+    >>> serve(pics, "image", port=taken.getsockname()[1])
+    Traceback (most recent call last):
+    lakehouse.web.server.ServeError: cannot listen on 127.0.0.1:...: ...; choose another port
+    >>> taken.close()
+    """
 
 
 def serve(table: Table, column: str, *, host: str = "127.0.0.1", port: int = 8000, k: int = 24,
@@ -29,7 +39,7 @@ def serve(table: Table, column: str, *, host: str = "127.0.0.1", port: int = 800
     By default only this machine can reach the page; with ``host="0.0.0.0"`` any machine that
     can reach this one can read the table through it.
 
-    >>> serve(db.get_table("pics"), "image", on_ready=print)  # doctest: +SKIP
+    >>> serve(pics, "image", on_ready=print)  # serves until stopped  # doctest: +SKIP
     http://127.0.0.1:8000/
     """
     import uvicorn  # the web server loads only when a page is served

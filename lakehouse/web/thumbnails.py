@@ -43,9 +43,12 @@ class Thumbnails:
     """A bounded, thread-safe store of thumbnails by id (least recently used are evicted).
 
     >>> store = Thumbnails()
-    >>> token = store.add(png_bytes)  # doctest: +SKIP
-    >>> store.get(token).media_type  # doctest: +SKIP
-    'image/png'
+    >>> token = store.add(open(photo, "rb").read())  # a 512x512 PNG photo
+    >>> thumbnail = store.get(token)
+    >>> thumbnail.media_type, Image.open(io.BytesIO(thumbnail.data)).size
+    ('image/jpeg', (256, 256))
+    >>> store.get("../../etc/passwd") is None  # only ids it filed
+    True
     """
 
     def __init__(self, max_bytes: int = MAX_BYTES, size: int = THUMBNAIL_PX) -> None:
