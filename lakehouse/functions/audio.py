@@ -83,28 +83,46 @@ def check(data: bytes, ctype: T.AudioType, reuse: bool = False) -> None:
 
 @media_function("audio", "duration", T.Float, is_property=True)
 def duration(data: bytes) -> float | None:
-    """Length in seconds."""
+    """Length in seconds.
+
+    >>> round(sounds.select(sounds.sound.duration).collect().item(), 2)
+    7.1
+    """
     with open_av(data, "audio file") as container:
         return _duration(container, _audio_stream(container))
 
 
 @media_function("audio", "sample_rate", T.Int, is_property=True)
 def sample_rate(data: bytes) -> int:
-    """Samples per second (per channel), e.g. 44100."""
+    """Samples per second (per channel), e.g. 44100.
+
+    >>> sounds.select(sounds.sound.sample_rate).collect().item()
+    11025
+    """
     with open_av(data, "audio file") as container:
         return int(_audio_stream(container).codec_context.sample_rate)
 
 
 @media_function("audio", "channels", T.Int, is_property=True)
 def channels(data: bytes) -> int:
-    """Number of channels: 1 (mono), 2 (stereo), 6 (5.1), ..."""
+    """Number of channels: 1 (mono), 2 (stereo), 6 (5.1), ...
+
+    >>> sounds.select(sounds.sound.channels).collect().item()
+    1
+    """
     with open_av(data, "audio file") as container:
         return int(_audio_stream(container).codec_context.channels)
 
 
 @media_function("audio", "metadata", T.Json)
 def metadata(data: bytes) -> dict[str, Any]:
-    """Container format, codec, duration (s), sample rate, channels and bit rate, as Json."""
+    """Container format, codec, duration (s), sample rate, channels and bit rate, as Json.
+
+    >>> import json
+    >>> facts = json.loads(sounds.select(sounds.sound.metadata()).collect().item())
+    >>> facts["format"], facts["codec"], facts["channels"]
+    ('wav', 'pcm_u8', 1)
+    """
     with open_av(data, "audio file") as container:
         stream = _audio_stream(container)
         ctx = stream.codec_context

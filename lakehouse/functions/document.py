@@ -139,14 +139,30 @@ def check(data: bytes, ctype: T.DocumentType, reuse: bool = False) -> None:
 
 @media_function("document", "format", T.String, is_property=True)
 def doc_format(data: bytes) -> str:
-    """``"pdf"``, ``"html"``, ``"markdown"`` or ``"text"``."""
+    """``"pdf"``, ``"html"``, ``"markdown"`` or ``"text"``.
+
+    >>> notes = db.create_table("notes", {"doc": lh.Document})
+    >>> _ = notes.insert([{"doc": b"# Tides\\n\\nHigh water at **noon**.\\n"},
+    ...                   {"doc": b"<html><title>Tides</title><p>Low water</p></html>"}],
+    ...                  progress=False)
+    >>> notes.select(notes.doc.format).collect()["format"].to_list()
+    ['markdown', 'html']
+    """
     return detect_format(data)
 
 
 @media_function("document", "text", T.String)
 def text(data: bytes) -> str:
     """The text: of every page of a PDF (pages separated by a blank line), of an HTML page
-    (without scripts and styles, one line per block), or the Markdown or text itself."""
+    (without scripts and styles, one line per block), or the Markdown or text itself.
+
+    >>> notes = db.create_table("notes", {"doc": lh.Document})
+    >>> page = (b"<html><head><title>Tides</title></head><body><script>x()</script>"
+    ...         b"<p>High water</p><p>at noon</p></body></html>")
+    >>> _ = notes.insert([{"doc": page}], progress=False)
+    >>> notes.select(notes.doc.text()).collect().item()
+    'High water\\nat noon'
+    """
     kind = detect_format(data)
     if kind == "pdf":
         return _pdf_text(_pdf(data))
@@ -157,14 +173,30 @@ def text(data: bytes) -> str:
 
 @media_function("document", "page_count", T.Int, is_property=True)
 def page_count(data: bytes) -> int:
-    """Pages of a PDF; 1 for other documents."""
+    """Pages of a PDF; 1 for other documents.
+
+    >>> notes = db.create_table("notes", {"doc": lh.Document})
+    >>> page = (b"<html><head><title>Tides</title></head><body><script>x()</script>"
+    ...         b"<p>High water</p><p>at noon</p></body></html>")
+    >>> _ = notes.insert([{"doc": page}], progress=False)
+    >>> notes.select(notes.doc.page_count).collect().item()
+    1
+    """
     return len(_pdf(data).pages) if detect_format(data) == "pdf" else 1
 
 
 @media_function("document", "metadata", T.Json)
 def metadata(data: bytes) -> dict[str, Any]:
     """Format, page count, title and author where the document says them, as Json. The title of
-    an HTML page is its ``<title>``; of Markdown, its first heading."""
+    an HTML page is its ``<title>``; of Markdown, its first heading.
+
+    >>> notes = db.create_table("notes", {"doc": lh.Document})
+    >>> page = (b"<html><head><title>Tides</title></head><body><script>x()</script>"
+    ...         b"<p>High water</p><p>at noon</p></body></html>")
+    >>> _ = notes.insert([{"doc": page}], progress=False)
+    >>> notes.select(notes.doc.metadata()).collect().item()
+    '{"format":"html","page_count":1,"title":"Tides","author":null}'
+    """
     kind = detect_format(data)
     title = author = None
     pages = 1

@@ -193,14 +193,24 @@ def _result(image: Image.Image, source: Image.Image) -> bytes:
 
 @media_function("image", "resize", T.Image)
 def resize(data: bytes, size: tuple[int, int]) -> bytes:
-    """The image scaled to exactly ``size`` = (width, height)."""
+    """The image scaled to exactly ``size`` = (width, height).
+
+    >>> small = pics.image.resize((64, 32))
+    >>> pics.select(small.width, small.height).collect().row(0)
+    (64, 32)
+    """
     image = decode(data)
     return _result(image.resize((int(size[0]), int(size[1])), Image.Resampling.BICUBIC), image)
 
 
 @media_function("image", "thumbnail", T.Image)
 def thumbnail(data: bytes, size: tuple[int, int]) -> bytes:
-    """The image scaled to fit within ``size``, keeping its aspect ratio (never enlarged)."""
+    """The image scaled to fit within ``size``, keeping its aspect ratio (never enlarged).
+
+    >>> small = pics.image.thumbnail((100, 100))
+    >>> pics.select(pics.label, small.width, small.height).collect().rows()
+    [('astronaut', 100, 100), ('coffee', 100, 67)]
+    """
     image = decode(data)
     small = image.copy()
     small.thumbnail((int(size[0]), int(size[1])), Image.Resampling.BICUBIC)
@@ -209,47 +219,78 @@ def thumbnail(data: bytes, size: tuple[int, int]) -> bytes:
 
 @media_function("image", "crop", T.Image)
 def crop(data: bytes, box: tuple[int, int, int, int]) -> bytes:
-    """The region ``box`` = (left, upper, right, lower), in pixels."""
+    """The region ``box`` = (left, upper, right, lower), in pixels.
+
+    >>> corner = pics.image.crop((0, 0, 10, 20))
+    >>> pics.select(corner.width, corner.height).collect().row(0)
+    (10, 20)
+    """
     image = decode(data)
     return _result(image.crop(tuple(int(v) for v in box)), image)  # type: ignore[arg-type]
 
 
 @media_function("image", "rotate", T.Image)
 def rotate(data: bytes, angle: float, expand: bool = True) -> bytes:
-    """The image rotated ``angle`` degrees counter-clockwise (``expand`` keeps the corners)."""
+    """The image rotated ``angle`` degrees counter-clockwise (``expand`` keeps the corners).
+
+    >>> turned = pics.image.rotate(90)
+    >>> pics.where(pics.label == "coffee").select(turned.width, turned.height).collect().row(0)
+    (400, 600)
+    """
     image = decode(data)
     return _result(image.rotate(float(angle), expand=bool(expand)), image)
 
 
 @media_function("image", "convert", T.Image)
 def convert(data: bytes, mode: str) -> bytes:
-    """The image in another mode: ``"L"`` (grey), ``"RGB"``, ``"RGBA"``, ..."""
+    """The image in another mode: ``"L"`` (grey), ``"RGB"``, ``"RGBA"``, ...
+
+    >>> pics.select(pics.image.convert("L").mode).collect().row(0)
+    ('L',)
+    """
     image = decode(data)
     return _result(image.convert(mode), image)
 
 
 @media_function("image", "width", T.Int, is_property=True)
 def width(data: bytes) -> int:
-    """Width in pixels."""
+    """Width in pixels.
+
+    >>> pics.select(pics.label, pics.image.width).collect().rows()
+    [('astronaut', 512), ('coffee', 600)]
+    """
     return decode(data).width
 
 
 @media_function("image", "height", T.Int, is_property=True)
 def height(data: bytes) -> int:
-    """Height in pixels."""
+    """Height in pixels.
+
+    >>> pics.where(pics.image.height < 500).select(pics.label).collect().item()
+    'coffee'
+    """
     return decode(data).height
 
 
 @media_function("image", "mode", T.String, is_property=True)
 def mode(data: bytes) -> str:
-    """Pillow's mode: ``RGB``, ``RGBA``, ``L``, ..."""
+    """Pillow's mode: ``RGB``, ``RGBA``, ``L``, ...
+
+    >>> pics.select(pics.image.mode).collect().row(0)
+    ('RGB',)
+    """
     return decode(data).mode
 
 
 @media_function("image", "b64_encode", T.String)
 def b64_encode(data: bytes, format: str | None = None) -> str:
     """Base64 text of the image, re-encoded in ``format`` (``"png"``, ``"jpeg"``) if given:
-    for data URLs and model APIs that take images as text."""
+    for data URLs and model APIs that take images as text.
+
+    >>> text = pics.select(pics.image.b64_encode("png")).collect().item(0, 0)
+    >>> text[:8]  # the PNG signature in base64
+    'iVBORw0K'
+    """
     if format is not None:
         data = encode_image(decode(data), format)
     return base64.b64encode(data).decode("ascii")
@@ -257,7 +298,11 @@ def b64_encode(data: bytes, format: str | None = None) -> str:
 
 @media_function("image", "metadata", T.Json)
 def metadata(data: bytes) -> dict[str, Any]:
-    """Format, size, mode and EXIF tags (by name), as Json."""
+    """Format, size, mode and EXIF tags (by name), as Json.
+
+    >>> pics.select(pics.image.metadata()).collect().item(0, 0)
+    '{"format":"PNG","width":512,"height":512,"mode":"RGB","exif":{}}'
+    """
     image = decode(data)
     return {"format": image.format, "width": image.width, "height": image.height,
             "mode": image.mode, "exif": _exif(image)}
@@ -265,7 +310,11 @@ def metadata(data: bytes) -> dict[str, Any]:
 
 @media_function("image", "exif", T.Json)
 def exif(data: bytes) -> dict[str, Any]:
-    """The EXIF tags by name (``Make``, ``Model``, ``DateTime``, ...), as Json."""
+    """The EXIF tags by name (``Make``, ``Model``, ``DateTime``, ...), as Json.
+
+    >>> pics.select(pics.image.exif()).collect().item(0, 0)  # these PNGs carry none
+    '{}'
+    """
     return _exif(decode(data))
 
 

@@ -70,13 +70,23 @@ def release_batch_state() -> None:
 
 
 def fileurl(value: Expr) -> Expr:
-    """The path or URI the value was inserted from (null for bytes and in-memory values)."""
+    """The path or URI the value was inserted from (null for bytes and in-memory values).
+
+    >>> pics.select(pics.label, pics.image.fileurl).collect().row(0)
+    ('astronaut', 'file:///.../skimage/data/astronaut.png')
+    """
     return ErrorInfo(value, "fileurl")  # type: ignore[arg-type]
 
 
 def localpath(value: Expr) -> Expr:
     """A local file holding the value: the source file itself when it is local and still there,
-    else a copy in the cache, named by content."""
+    else a copy in the cache, named by content.
+
+    >>> from PIL import Image
+    >>> path = pics.select(pics.image.localpath).collect().item(0, 0)
+    >>> path == photo, Image.open(path).size
+    (True, (512, 512))
+    """
     return Call("media.localpath", (value, fileurl(value)), (), T.String)
 
 

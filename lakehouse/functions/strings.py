@@ -36,54 +36,91 @@ def string_method(returns: T.ColumnType, polars: Callable[..., pl.Expr], *, name
 
 @string_method(T.String, lambda e: e.str.to_uppercase())
 def upper(s: str) -> str:
-    """The text in upper case."""
+    """The text in upper case.
+
+    >>> t.select(t.title.str.upper()).collect()["upper"].to_list()
+    ['ALIEN', 'HEAT', 'UP']
+    """
     return s.upper()
 
 
 @string_method(T.String, lambda e: e.str.to_lowercase())
 def lower(s: str) -> str:
-    """The text in lower case."""
+    """The text in lower case.
+
+    >>> t.where(t.title.str.lower() == "heat").count()
+    1
+    """
     return s.lower()
 
 
 @string_method(T.String, lambda e: e.str.strip_chars())
 def strip(s: str) -> str:
-    """The text without leading and trailing whitespace."""
+    """The text without leading and trailing whitespace.
+
+    >>> _ = t.insert([{"title": "  Ran "}], progress=False)
+    >>> t.where(t.title.str.strip() == "Ran").select(t.title).collect().item()
+    '  Ran '
+    """
     return s.strip()
 
 
 @string_method(T.Int, lambda e: e.str.len_chars().cast(pl.Int64), name="len")
 def length(s: str) -> int:
-    """The number of characters."""
+    """The number of characters.
+
+    >>> t.select(t.title, t.title.str.len()).collect().rows()
+    [('Alien', 5), ('Heat', 4), ('Up', 2)]
+    """
     return len(s)
 
 
 @string_method(T.Bool, lambda e, sub: e.str.contains(sub, literal=True))
 def contains(s: str, sub: str) -> bool:
-    """Whether the text contains ``sub`` (literally, not as a pattern)."""
+    """Whether the text contains ``sub`` (literally, not as a pattern).
+
+    >>> t.where(t.title.str.contains("e")).collect()["title"].to_list()
+    ['Alien', 'Heat']
+    """
     return sub in s
 
 
 @string_method(T.Bool, lambda e, prefix: e.str.starts_with(prefix))
 def startswith(s: str, prefix: str) -> bool:
-    """Whether the text starts with ``prefix``."""
+    """Whether the text starts with ``prefix``.
+
+    >>> t.where(t.title.str.startswith("U")).collect()["title"].to_list()
+    ['Up']
+    """
     return s.startswith(prefix)
 
 
 @string_method(T.Bool, lambda e, suffix: e.str.ends_with(suffix))
 def endswith(s: str, suffix: str) -> bool:
-    """Whether the text ends with ``suffix``."""
+    """Whether the text ends with ``suffix``.
+
+    >>> t.where(t.title.str.endswith("t")).collect()["title"].to_list()
+    ['Heat']
+    """
     return s.endswith(suffix)
 
 
 @string_method(T.String, lambda e, old, new: e.str.replace_all(old, new, literal=True))
 def replace(s: str, old: str, new: str) -> str:
-    """The text with every ``old`` replaced by ``new`` (literally)."""
+    """The text with every ``old`` replaced by ``new`` (literally).
+
+    >>> t.select(t.title.str.replace("e", "3")).collect()["replace"].to_list()
+    ['Ali3n', 'H3at', 'Up']
+    """
     return s.replace(old, new)
 
 
 @string_method(T.String, lambda e, start, length=None: e.str.slice(start, length),
                name="slice")
 def substring(s: str, start: int, length: int | None = None) -> str:
-    """``length`` characters from ``start`` (to the end without ``length``)."""
+    """``length`` characters from ``start`` (to the end without ``length``).
+
+    >>> t.select(t.title.str.slice(1, 2), t.title.str.slice(2)).collect().row(0)
+    ('li', 'ien')
+    """
     return s[start:None if length is None else start + length]

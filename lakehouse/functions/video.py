@@ -68,35 +68,55 @@ def check(data: bytes, ctype: T.VideoType, reuse: bool = False) -> None:
 
 @media_function("video", "duration", T.Float, is_property=True)
 def duration(data: bytes) -> float | None:
-    """Length of the video stream in seconds."""
+    """Length of the video stream in seconds.
+
+    >>> clips.select(clips.video.duration).collect().item()
+    5.28
+    """
     with open_av(data, _WHAT) as container:
         return _duration(container, _video_stream(container))
 
 
 @media_function("video", "fps", T.Float, is_property=True)
 def fps(data: bytes) -> float | None:
-    """Average frames per second."""
+    """Average frames per second.
+
+    >>> clips.select(clips.video.fps).collect().item()
+    25.0
+    """
     with open_av(data, _WHAT) as container:
         return _fps(_video_stream(container))
 
 
 @media_function("video", "width", T.Int, is_property=True)
 def width(data: bytes) -> int:
-    """Frame width in pixels."""
+    """Frame width in pixels.
+
+    >>> clips.select(clips.video.width, clips.video.height).collect().row(0)
+    (1280, 720)
+    """
     with open_av(data, _WHAT) as container:
         return int(_video_stream(container).codec_context.width)
 
 
 @media_function("video", "height", T.Int, is_property=True)
 def height(data: bytes) -> int:
-    """Frame height in pixels."""
+    """Frame height in pixels.
+
+    >>> clips.where(clips.video.height >= 720).count()
+    1
+    """
     with open_av(data, _WHAT) as container:
         return int(_video_stream(container).codec_context.height)
 
 
 @media_function("video", "frame_count", T.Int, is_property=True)
 def frame_count(data: bytes) -> int:
-    """Number of frames (from the container, else counted)."""
+    """Number of frames (from the container, else counted).
+
+    >>> clips.select(clips.video.frame_count).collect().item()
+    132
+    """
     with open_av(data, _WHAT) as container:
         return _frame_count(container, _video_stream(container))
 
@@ -104,7 +124,13 @@ def frame_count(data: bytes) -> int:
 @media_function("video", "metadata", T.Json)
 def metadata(data: bytes) -> dict[str, Any]:
     """Container format, duration (s), file size (bytes), width, height, fps, codec, pixel
-    format, frame count, bit rate and whether there is an audio track (and its codec), as Json."""
+    format, frame count, bit rate and whether there is an audio track (and its codec), as Json.
+
+    >>> import json
+    >>> facts = json.loads(clips.select(clips.video.metadata()).collect().item())
+    >>> facts["codec"], facts["has_audio"], facts["audio_codec"]
+    ('h264', True, 'aac')
+    """
     with open_av(data, _WHAT) as container:
         stream = _video_stream(container)
         ctx = stream.codec_context
@@ -120,7 +146,14 @@ def metadata(data: bytes) -> dict[str, Any]:
 
 @media_function("video", "frame", T.Image)
 def frame(data: bytes, at: float = 0.0) -> bytes:
-    """The frame shown at ``at`` seconds from the start, as a JPEG image."""
+    """The frame shown at ``at`` seconds from the start, as a JPEG image.
+
+    >>> still = clips.video.frame(at=2.5)
+    >>> clips.select(still.width, still.height).collect().row(0)
+    (1280, 720)
+    >>> lh.to_pil(clips.select(still).collect().item()).format
+    'JPEG'
+    """
     at = float(at)
     length = duration(data)  # opened apart: without timing, it reads the whole stream
     if at < 0 or (length is not None and at >= length):
@@ -155,7 +188,12 @@ def _timed_frames(container: av.container.InputContainer, stream: Any,
 @media_function("video", "extract_audio", T.Audio, choices={"format": tuple(AUDIO_FORMATS)})
 def extract_audio(data: bytes, format: str = "wav") -> bytes:
     """The audio track as a ``format`` file: ``"wav"`` (16-bit PCM), ``"ogg"`` (Opus) or
-    ``"mp3"``."""
+    ``"mp3"``.
+
+    >>> sound = clips.video.extract_audio("wav")
+    >>> clips.select(sound.sample_rate, sound.channels).collect().row(0)
+    (48000, 6)
+    """
     with open_av(data, _WHAT) as container:
         _video_stream(container)
         if not container.streams.audio:
