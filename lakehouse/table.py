@@ -757,8 +757,6 @@ class Table:
         order: nothing is read until you read, and seeks turn into ranged reads. Values stored in
         the table open as Lance blob files; ``store="reference"`` values open their source.
 
-        >>> clips = db.create_table("clips", {"video": lh.Video})
-        >>> _ = clips.insert([{"video": video}], progress=False)
         >>> with clips.blob_files("video")[0] as f:
         ...     header = f.read(12)
         >>> header[4:8]  # an MP4 starts with its ftyp box

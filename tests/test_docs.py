@@ -81,10 +81,12 @@ def test_a_skipped_example_says_why() -> None:
     assert not unexplained, f"skipped examples without a reason: {unexplained}"
 
 
-def _public_api() -> dict[str, Any]:
-    """The public functions, classes and their public methods and properties, by name: ``lh.*``
-    (errors aside), the functions namespace and the trust settings."""
+def _public_docs() -> dict[str, str]:
+    """The docstrings of the public functions, classes and their public methods and properties,
+    by name: ``lh.*`` (errors aside), the functions namespace, the built-in functions'
+    expression methods (``t.title.str.upper()``, ``t.image.width``) and the trust settings."""
     from lakehouse import trust
+    from lakehouse.exprs import registry
     from lakehouse.exprs.nodes import ColumnRef
 
     found: dict[str, Any] = {}
@@ -106,11 +108,13 @@ def _public_api() -> dict[str, Any]:
                     found[f"{name}.{attr}"] = member
         elif callable(obj) and not isinstance(obj, lakehouse.ColumnType):
             found[name] = obj
-    return found
+    docs = {name: getattr(obj, "__doc__", None) or "" for name, obj in found.items()}
+    for namespace in (registry.STRING, "media", "image", "video", "audio", "document"):
+        docs.update({f"{namespace}.{m.name}": m.doc for m in registry.methods(namespace)})
+    return docs
 
 
 def test_every_public_function_and_method_has_an_example() -> None:
     """Each has a docstring saying what it does, with an example that runs (the test above)."""
-    missing = [name for name, obj in _public_api().items()
-               if ">>>" not in (getattr(obj, "__doc__", None) or "")]
+    missing = [name for name, doc in _public_docs().items() if ">>>" not in doc]
     assert not missing, f"no docstring example: {missing}"
