@@ -147,7 +147,15 @@ class IndexDef:
 class TableDef:
     """The columns of a table in schema order, rebuilt from (and written to) an Arrow schema.
     ``hidden`` holds the vector columns of embedding indexes: computed like other computed
-    columns, but not shown among the table's columns."""
+    columns, but not shown among the table's columns.
+
+    >>> _ = t.add_computed_column(decade=t.year // 10 * 10, progress=False)
+    >>> tdef = t.table_definition
+    >>> [(c.name, c.col_id, c.is_computed) for c in tdef.columns]
+    [('title', 0, False), ('year', 1, False), ('rating', 2, False), ('decade', 3, True)]
+    >>> tdef.expr(tdef.get("decade", "films"))
+    ((year // 10) * 10)
+    """
 
     columns: tuple[ColumnDef, ...]
     hidden: tuple[ColumnDef, ...] = ()
@@ -286,7 +294,13 @@ class TableDef:
             else set()
 
     def dependents(self, col_ids: Iterable[int]) -> list[ColumnDef]:
-        """Computed columns that depend, directly or transitively, on ``col_ids``, in order."""
+        """Computed columns that depend, directly or transitively, on ``col_ids``, in order.
+
+        >>> _ = t.add_computed_column(decade=t.year // 10 * 10, progress=False)
+        >>> _ = t.add_computed_column(label=t.decade.astype(lh.String), progress=False)
+        >>> [c.name for c in t.table_definition.dependents({t.year.col_id})]
+        ['decade', 'label']
+        """
         changed = set(col_ids)
         out = []
         for c in self.computed_columns():  # schema order is a valid evaluation order

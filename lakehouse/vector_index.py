@@ -90,7 +90,13 @@ def partitions_of(state: dict[str, Any]) -> int:
 
 def needed_upkeep(ds: lance.LanceDataset, index: IndexDef) -> str | None:
     """What the vector index of ``index`` needs (see the module rules): ``"build"``,
-    ``"optimize"``, ``"retrain"``, or None."""
+    ``"optimize"``, ``"retrain"``, or None.
+
+    >>> _ = t.add_embedding_index("title", embedding=minilm, progress=False)
+    >>> state = t.table_state()
+    >>> print(needed_upkeep(state.dataset, state.definition.index("title")))  # 3 rows: none yet
+    None
+    """
     state = ann_state(ds, index)
     if state is None:
         return "build" if ds.count_rows() >= MIN_ANN_ROWS else None

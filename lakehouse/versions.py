@@ -23,7 +23,12 @@ _OPERATIONS = {
 
 
 def history(ds: lance.LanceDataset) -> pl.DataFrame:
-    """One row per version, oldest first: version, time, operation and row counts."""
+    """One row per version, oldest first: version, time, operation and row counts.
+
+    >>> _ = t.update({"rating": 8.4}, where=t.title == "Up", progress=False)
+    >>> history(t.table_state().dataset).select("version", "operation", "rows_changed").rows()
+    [(1, 'create', 0), (2, 'insert', 0), (3, 'update', 1)]
+    """
     versions = ds.versions()
     transactions = ds.get_transactions(len(versions))
     rows: list[dict[str, Any]] = []

@@ -35,6 +35,12 @@ from lakehouse.exprs.nodes import (
 
 
 def to_json(expr: Expr) -> dict[str, Any]:
+    """The JSON form of an expression, as a table definition stores it (columns by id).
+
+    >>> to_json(t.year + 1)
+    {'op': '+', 'left': {'op': 'column', 'id': 1, 'name': 'year'}, \
+'right': {'op': 'literal', 'value': 1, 'type': {'kind': 'int'}}}
+    """
     match expr:
         case ColumnRef():
             return {"op": "column", "id": expr.col_id, "name": expr.name}
@@ -74,7 +80,13 @@ def to_json(expr: Expr) -> dict[str, Any]:
 
 
 def from_json(data: dict[str, Any], columns: Callable[[int], ColumnRef]) -> Expr:
-    """Rebuild an expression; ``columns`` maps a stored column id to the current reference."""
+    """Rebuild an expression; ``columns`` maps a stored column id to the current reference.
+
+    >>> stored = to_json(t.year + 1)
+    >>> _ = t.rename_column("year", "released")
+    >>> from_json(stored, lambda i: t.table_definition.by_id(i).ref())
+    (released + 1)
+    """
     try:
         return _decode(data, columns)
     except (KeyError, TypeError, ValueError) as exc:

@@ -14,7 +14,11 @@ PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_de
 
 
 def sample_images() -> list[Path]:
-    """Paths of real photos (an astronaut, a cat, a cup of coffee, a rocket, ...)."""
+    """Paths of real photos (an astronaut, a cat, a cup of coffee, a rocket, ...).
+
+    >>> [path.name for path in sample_images()[:3]]
+    ['astronaut.png', 'chelsea.png', 'coffee.png']
+    """
     spec = importlib.util.find_spec("skimage")
     if spec is None or spec.origin is None:
         raise Error("the sample photos come with scikit-image: pip install 'lakehouse[demo]'")

@@ -43,7 +43,11 @@ class Scene:
 
     @property
     def caption(self) -> str:
-        """The full caption: ``"a small red circle on the left"``."""
+        """The full caption: ``"a small red circle on the left"``.
+
+        >>> Scene("circle", "red", "small", "left", "white").caption
+        'a small red circle on the left'
+        """
         return f"a {self.size} {self.colour} {self.shape} {_PLACE[self.position]}"
 
     def with_shape(self, shape: str) -> Scene:
@@ -56,7 +60,12 @@ def random_scene(rng: random.Random) -> Scene:
 
 
 def draw(scene: Scene, rng: random.Random | None = None) -> Image.Image:
-    """The picture of ``scene``; ``rng`` jitters position and size a little, as photos vary."""
+    """The picture of ``scene``; ``rng`` jitters position and size a little, as photos vary.
+
+    >>> picture = draw(Scene("star", "yellow", "large", "middle", "black"))
+    >>> picture.size, picture.getpixel((32, 32))  # the middle is yellow
+    ((64, 64), (240, 210, 40))
+    """
     jitter = (lambda: rng.uniform(-0.05, 0.05)) if rng is not None else (lambda: 0.0)
     image = Image.new("RGB", (SIZE, SIZE), BACKGROUNDS[scene.background])
     pen = ImageDraw.Draw(image)
@@ -85,7 +94,11 @@ def _star(cx: float, cy: float, r: float) -> list[tuple[float, float]]:
 
 
 def partial_captions(scene: Scene) -> list[str]:
-    """Shorter queries that match ``scene``: ``"a red circle"``, ``"something yellow"``, ..."""
+    """Shorter queries that match ``scene``: ``"a red circle"``, ``"something yellow"``, ...
+
+    >>> partial_captions(Scene("circle", "red", "small", "left", "white"))
+    ['a red circle', 'something red', 'a small circle', 'a circle on the left']
+    """
     return [f"a {scene.colour} {scene.shape}", f"something {scene.colour}",
             f"a {scene.size} {scene.shape}", f"a {scene.shape} {_PLACE[scene.position]}"]
 
@@ -97,7 +110,12 @@ def scenes(n: int, seed: int) -> list[Scene]:
 
 
 def samples(n: int, seed: int, *, jitter: bool = True) -> Iterator[tuple[Image.Image, Scene]]:
-    """``n`` (picture, scene) pairs from ``seed``; the same seed gives the same pictures."""
+    """``n`` (picture, scene) pairs from ``seed``; the same seed gives the same pictures.
+
+    >>> picture, scene = next(samples(1, seed=7))
+    >>> picture.size, scene == next(samples(1, seed=7))[1]
+    ((64, 64), True)
+    """
     rng = random.Random(seed)
     for _ in range(n):
         scene = random_scene(rng)
