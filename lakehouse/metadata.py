@@ -22,7 +22,7 @@ from lakehouse.errors import (
     UnsafeDefinitionError,
 )
 from lakehouse.exprs import serialize
-from lakehouse.exprs.nodes import ColumnRef, ErrorInfo, Expr
+from lakehouse.exprs.nodes import ColumnRef, Expr, InfoColumn
 from lakehouse.names import ROW_ADDRESS as ROW_ADDRESS  # Lance's row columns, named below the
 from lakehouse.names import ROW_ID as ROW_ID  # SQL compiler, which needs them; kept here too
 
@@ -230,7 +230,7 @@ class TableDef:
             for node in _walk_stored(expr):
                 if isinstance(node, ColumnRef):
                     name = self.by_id(node.col_id).name
-                elif isinstance(node, ErrorInfo) and (node.column.col_id, node.field) in errors:
+                elif isinstance(node, InfoColumn) and (node.column.col_id, node.field) in errors:
                     name = errors[(node.column.col_id, node.field)]
                 else:
                     continue
@@ -314,7 +314,7 @@ class TableDef:
 def _walk_stored(expr: Expr) -> Iterator[Expr]:
     """The nodes of ``expr`` that read stored data: like ``walk()``, but ``t.x.errortype`` and
     ``t.x.fileurl`` read only their hidden column, not ``x`` itself (which may be media)."""
-    if not isinstance(expr, ErrorInfo):
+    if not isinstance(expr, InfoColumn):
         for child in expr.children():
             yield from _walk_stored(child)
     yield expr

@@ -22,8 +22,8 @@ from lakehouse.exprs.nodes import (
     BinaryOp,
     Call,
     ColumnRef,
-    ErrorInfo,
     Expr,
+    InfoColumn,
     Similarity,
     lit,
 )
@@ -303,7 +303,7 @@ def _output_name(expr: Expr, position: int) -> str:
     ``col_<position>``."""
     if isinstance(expr, ColumnRef):
         return expr.name
-    if isinstance(expr, ErrorInfo):
+    if isinstance(expr, InfoColumn):
         return expr.field
     if isinstance(expr, Call):
         return expr.fn.rsplit(":", 1)[-1].rsplit(".", 1)[-1]

@@ -339,7 +339,7 @@ class ColumnRef(Expr):
         >>> t.select(t.title, t.old, t.old.errortype).collect().rows()
         [('Alien', 1979, None), ('Heat', 1995, None), ('Up', None, 'ValueError')]
         """
-        return ErrorInfo(self, "errortype")
+        return InfoColumn(self, "errortype")
 
     @property
     def errormsg(self) -> Expr:
@@ -354,7 +354,7 @@ class ColumnRef(Expr):
         >>> t.where(t.old.errormsg.is_not_null()).select(t.old.errormsg).collect().item()
         '2009 is too recent'
         """
-        return ErrorInfo(self, "errormsg")
+        return InfoColumn(self, "errormsg")
 
     def similarity(self, query: Any = None, *, text: str | None = None,
                    index: str | None = None, nprobes: int | None = None,
@@ -432,9 +432,18 @@ class Similarity(Expr):
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class ErrorInfo(Expr):
+class InfoColumn(Expr):
+    """A value a column keeps beside each row in a hidden column: ``t.x.errortype`` and
+    ``t.x.errormsg`` (why a computed or media value failed) and ``t.x.fileurl`` (where a media
+    value was inserted from). It reads only the hidden column, never ``x`` itself. Stored
+    definitions name it ``error_info``, its first name (docs/FORMAT.md).
+
+    >>> t.title.errortype, t.title.errortype.field, t.title.errortype.children()
+    (title.errortype, 'errortype', (title,))
+    """
+
     column: ColumnRef
-    field: str  # "errortype" | "errormsg"
+    field: str  # "errortype" | "errormsg" | "fileurl"
 
     @property
     def type(self) -> T.ColumnType:

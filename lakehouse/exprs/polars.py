@@ -27,9 +27,9 @@ from lakehouse.exprs.nodes import (
     Call,
     Cast,
     ColumnRef,
-    ErrorInfo,
     Expr,
     IfElse,
+    InfoColumn,
     IsIn,
     IsNull,
     JsonPath,
@@ -125,7 +125,7 @@ def _(expr: Similarity, ctx: Context) -> pl.Expr:
 
 
 @_compile.register
-def _(expr: ErrorInfo, ctx: Context) -> pl.Expr:
+def _(expr: InfoColumn, ctx: Context) -> pl.Expr:
     name = ctx.info_names.get((expr.column.col_id, expr.field))
     if name is None:
         return pl.lit(None, dtype=pl.String)

@@ -22,9 +22,9 @@ from lakehouse.exprs.nodes import (
     Call,
     Cast,
     ColumnRef,
-    ErrorInfo,
     Expr,
     IfElse,
+    InfoColumn,
     IsIn,
     IsNull,
     JsonPath,
@@ -44,7 +44,7 @@ def to_json(expr: Expr) -> dict[str, Any]:
     match expr:
         case ColumnRef():
             return {"op": "column", "id": expr.col_id, "name": expr.name}
-        case ErrorInfo():
+        case InfoColumn():  # stored under its first name, which also covers fileurl
             return {"op": "error_info", "column": to_json(expr.column), "field": expr.field}
         case Literal():
             return {"op": "literal", "value": _encode_value(expr.value),
@@ -101,7 +101,7 @@ def _decode(d: dict[str, Any], col: Callable[[int], ColumnRef]) -> Expr:
     if op == "error_info":
         column = _decode(d["column"], col)
         assert isinstance(column, ColumnRef)
-        return ErrorInfo(column, str(d["field"]))
+        return InfoColumn(column, str(d["field"]))
     if op == "literal":
         t = T.ColumnType.from_json(d["type"])
         return Literal(_decode_value(d["value"], t), t)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lakehouse import types as T
-from lakehouse.exprs.nodes import Call, ErrorInfo, Expr
+from lakehouse.exprs.nodes import Call, Expr, InfoColumn
 from lakehouse.exprs.registry import MEDIA, Function, Method, register, register_method
 from lakehouse.media.fetch import cache_dir, local_path, write_atomic
 from lakehouse.media.pool import pmap
@@ -75,7 +75,7 @@ def fileurl(value: Expr) -> Expr:
     >>> pics.select(pics.label, pics.image.fileurl).collect().row(0)
     ('astronaut', 'file:///.../skimage/data/astronaut.png')
     """
-    return ErrorInfo(value, "fileurl")  # type: ignore[arg-type]
+    return InfoColumn(value, "fileurl")  # type: ignore[arg-type]
 
 
 def localpath(value: Expr) -> Expr:
