@@ -161,11 +161,11 @@ class TableDef:
     hidden: tuple[ColumnDef, ...] = ()
 
     @staticmethod
-    def from_schema(schema: pa.Schema, table: str) -> TableDef:
+    def from_schema(schema: pa.Schema, table_name: str) -> TableDef:
         meta = schema.metadata or {}
         if SCHEMA_KEY in meta and int(meta[SCHEMA_KEY]) > FORMAT_VERSION:
             raise FormatVersionError(
-                f"table {table!r} uses lakehouse format {int(meta[SCHEMA_KEY])}, newer than "
+                f"table {table_name!r} uses lakehouse format {int(meta[SCHEMA_KEY])}, newer than "
                 f"this version reads ({FORMAT_VERSION}); upgrade lakehouse"
             )
         columns, hidden = [], []
@@ -178,11 +178,11 @@ class TableDef:
                 info = json.loads(raw)
             except ValueError as exc:
                 raise UnsafeDefinitionError(
-                    f"table {table!r}: column {field.name!r} has a malformed definition"
+                    f"table {table_name!r}: column {field.name!r} has a malformed definition"
                 ) from exc
             if int(info.get("format", 1)) > FORMAT_VERSION:
                 raise FormatVersionError(
-                    f"table {table!r}: column {field.name!r} uses a newer lakehouse format "
+                    f"table {table_name!r}: column {field.name!r} uses a newer lakehouse format "
                     f"({info['format']}); upgrade lakehouse"
                 )
             if "role" in info:
@@ -206,12 +206,12 @@ class TableDef:
         return pa.schema(fields, metadata={SCHEMA_KEY: str(FORMAT_VERSION)})
 
     # --- lookups --------------------------------------------------------------------------------
-    def get(self, name: str, table: str) -> ColumnDef:
+    def get(self, name: str, table_name: str) -> ColumnDef:
         for c in self.columns:
             if c.name == name:
                 return c
         known = ", ".join(c.name for c in self.columns) or "none"
-        raise ColumnNotFoundError(f"table {table!r} has no column {name!r} (columns: {known})")
+        raise ColumnNotFoundError(f"table {table_name!r} has no column {name!r} (columns: {known})")
 
     def by_id(self, col_id: int) -> ColumnDef:
         for c in (*self.columns, *self.hidden):
@@ -238,7 +238,7 @@ class TableDef:
                     names.append(name)
         return names
 
-    def check_refs(self, expr: Expr | None, table: str) -> None:
+    def check_refs(self, expr: Expr | None, table_name: str) -> None:
         """Refuse column references that are not columns of this table as it is now (a column
         of another table, or a dropped one): references are resolved by column id."""
         if expr is None:
@@ -250,7 +250,7 @@ class TableDef:
             if found is None or found.name != node.name or not found.type.same_kind(node.type):
                 known = ", ".join(c.name for c in self.columns) or "none"
                 raise ColumnNotFoundError(
-                    f"table {table!r} has no column {node.name!r} (columns: {known}); an "
+                    f"table {table_name!r} has no column {node.name!r} (columns: {known}); an "
                     "expression may only use this table's current columns"
                 )
 

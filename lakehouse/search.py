@@ -89,23 +89,23 @@ def _query_key(query: Any) -> Any:
     return ("object", id(query))
 
 
-def find_index(tdef: TableDef, node: Similarity, table: str) -> IndexDef:
+def find_index(tdef: TableDef, node: Similarity, table_name: str) -> IndexDef:
     """The index ``node`` searches: the one named, else the only one on its column."""
     on_column = [i for i in tdef.indexes() if i.source_id == node.column.col_id]
     if node.index is not None:
         chosen = [i for i in on_column if i.name == node.index]
         if not chosen:
             names = ", ".join(repr(i.name) for i in on_column) or "none"
-            raise IndexNotFoundError(f"table {table!r}: column {node.column.name!r} has no "
+            raise IndexNotFoundError(f"table {table_name!r}: column {node.column.name!r} has no "
                                      f"embedding index {node.index!r} (indexes: {names})")
         return chosen[0]
     if not on_column:
         raise IndexNotFoundError(
-            f"table {table!r}: column {node.column.name!r} has no embedding index; add one with "
-            f"t.add_embedding_index({node.column.name!r}, embedding=...)")
+            f"table {table_name!r}: column {node.column.name!r} has no embedding index; add one "
+            f"with t.add_embedding_index({node.column.name!r}, embedding=...)")
     if len(on_column) > 1:
         names = ", ".join(repr(i.name) for i in on_column)
-        raise IndexNotFoundError(f"table {table!r}: column {node.column.name!r} has several "
+        raise IndexNotFoundError(f"table {table_name!r}: column {node.column.name!r} has several "
                                  f"embedding indexes ({names}); pick one with similarity(..., "
                                  "index=name)")
     return on_column[0]
@@ -120,10 +120,10 @@ def _ann_partitions(ds: lance.LanceDataset, index: IndexDef) -> int:
 
 
 
-def query_vector(index: IndexDef, query: Any, fetcher: Fetcher, table: str) -> np.ndarray:
+def query_vector(index: IndexDef, query: Any, fetcher: Fetcher, table_name: str) -> np.ndarray:
     """The vector to search with: ``query`` embedded by the index's function (text or image),
     or ``query`` itself when it is a vector."""
-    where = f"table {table!r}: index {index.name!r}"
+    where = f"table {table_name!r}: index {index.name!r}"
     if isinstance(query, np.ndarray) or (isinstance(query, list | tuple) and query
                                          and all(isinstance(v, int | float) for v in query)):
         vector = np.asarray(query, dtype=np.float32).reshape(-1)

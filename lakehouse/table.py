@@ -937,7 +937,7 @@ def _media_values(column: ColumnDef, value: Any, ctx: WriteContext,
     """The new bytes, source URI and (cleared) errors of a media column set by update()."""
     options = MediaOptions(fetcher=ctx.fetcher, ignorable=False)
     loaded = load_column([value], column.type, options,  # type: ignore[arg-type]
-                         table=table_name, column=column.name, row_offset=0)
+                         table_name=table_name, column=column.name, row_offset=0)
     info = column.info_columns()
     return {
         column.name: pl.lit(loaded.data[0].as_py(), dtype=pl.Binary),

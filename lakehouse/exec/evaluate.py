@@ -74,22 +74,22 @@ class RowErrors:
 class Plan:
     """How to compute a list of targets (computed columns or ad-hoc expressions) for batches."""
 
-    def __init__(self, table: str, tdef: TableDef, targets: list[PlannedColumn]) -> None:
-        self.table = table
+    def __init__(self, table_name: str, tdef: TableDef, targets: list[PlannedColumn]) -> None:
+        self.table_name = table_name
         self.tdef = tdef
         self.targets = targets
         self.functions = self._resolve_functions()
 
     @staticmethod
-    def for_columns(table: str, tdef: TableDef, columns: list[ColumnDef]) -> Plan:
+    def for_columns(table_name: str, tdef: TableDef, columns: list[ColumnDef]) -> Plan:
         """A plan for stored computed columns, in the given (dependency) order."""
-        return Plan(table, tdef, [PlannedColumn(c, tdef.expr(c)) for c in columns])
+        return Plan(table_name, tdef, [PlannedColumn(c, tdef.expr(c)) for c in columns])
 
     @staticmethod
-    def for_exprs(table: str, tdef: TableDef, exprs: dict[str, Expr]) -> Plan:
+    def for_exprs(table_name: str, tdef: TableDef, exprs: dict[str, Expr]) -> Plan:
         """A plan for query-time expressions; a failing UDF aborts the query."""
         targets = [PlannedColumn(ColumnDef(name, -1, e.type), e) for name, e in exprs.items()]
-        return Plan(table, tdef, targets)
+        return Plan(table_name, tdef, targets)
 
     @property
     def output_names(self) -> list[str]:
@@ -104,13 +104,13 @@ class Plan:
                     try:
                         fn = resolve(node.fn, stored.get(node.fn))
                     except (UDFNotFoundError, UnsafeDefinitionError) as exc:
-                        msg = (f"table {self.table!r}: computed column {target.column.name!r} "
+                        msg = (f"table {self.table_name!r}: computed column {target.column.name!r} "
                                f"cannot be computed: {exc}")
                         raise type(exc)(msg) from exc
                     if node.fn in stored and fn.fingerprint and stored[node.fn] != fn.fingerprint:
                         warnings.warn(
                             f"UDF {node.fn!r} changed since computed column "
-                            f"{target.column.name!r} of table {self.table!r} was defined; new "
+                            f"{target.column.name!r} of table {self.table_name!r} was defined; new "
                             "rows use the new code", UDFChangedWarning, stacklevel=4)
                     found[node.fn] = fn
         return found
@@ -160,7 +160,7 @@ class Plan:
                     value.alias(name), *(c.failed.alias(n) for n, c in flags.items())).collect()
                 series = values.get_column(name).cast(target.column.type.polars_type())
             except Exception as exc:
-                msg = (f"table {self.table!r}: {target.describe()} failed: "
+                msg = (f"table {self.table_name!r}: {target.describe()} failed: "
                        f"{type(exc).__name__}: {exc}")
                 raise ComputeError(msg) from exc
             _record_overflows(values, flags, errors)
@@ -210,7 +210,7 @@ class Plan:
         first = errors.first
         if first is None or target.column.on_error != "abort":
             return
-        msg = (f"table {self.table!r}: {target.describe()} failed on row "
+        msg = (f"table {self.table_name!r}: {target.describe()} failed on row "
                f"{row_offset + first}{'' if target.stored else ' of the result'}: "
                f"{source}{errors.types[first]}: {errors.messages[first]}")
         if target.stored:

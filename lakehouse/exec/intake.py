@@ -70,7 +70,7 @@ def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table
     )
 
 
-def validate(chunk: pa.Table | list[dict], tdef: TableDef, table: str, row_offset: int,
+def validate(chunk: pa.Table | list[dict], tdef: TableDef, table_name: str, row_offset: int,
              media: MediaOptions | None = None) -> pa.Table:
     """Validate one chunk against the table's base columns and return it in storage types.
 
@@ -78,17 +78,17 @@ def validate(chunk: pa.Table | list[dict], tdef: TableDef, table: str, row_offse
     columns (see :mod:`lakehouse.media.intake`)."""
     media = media or MediaOptions()
     if isinstance(chunk, list):
-        return _from_rows(chunk, tdef, table, row_offset, media)
-    return _from_arrow(chunk, tdef, table, row_offset, media)
+        return _from_rows(chunk, tdef, table_name, row_offset, media)
+    return _from_arrow(chunk, tdef, table_name, row_offset, media)
 
 
-def _media_columns(column: ColumnDef, values: list[Any], media: MediaOptions, table: str,
+def _media_columns(column: ColumnDef, values: list[Any], media: MediaOptions, table_name: str,
                    row_offset: int) -> list[tuple[pa.Field, pa.Array]]:
     if not column.type.nullable:
         first = next((i for i, v in enumerate(values) if v is None), None)
         if first is not None:
-            raise TypeMismatchError(_null_message(table, column.name, row_offset + first))
-    loaded = load_column(values, column.type, media, table=table,  # type: ignore[arg-type]
+            raise TypeMismatchError(_null_message(table_name, column.name, row_offset + first))
+    loaded = load_column(values, column.type, media, table_name=table_name,  # type: ignore[arg-type]
                          column=column.name, row_offset=row_offset)
     info = column.info_columns()
     return [(pa.field(column.name, pa.large_binary()), loaded.data),
@@ -97,36 +97,37 @@ def _media_columns(column: ColumnDef, values: list[Any], media: MediaOptions, ta
             (pa.field(info["errormsg"], pa.string()), loaded.errormsgs)]
 
 
-def _check_names(names: Iterable[str], tdef: TableDef, table: str,
+def _check_names(names: Iterable[str], tdef: TableDef, table_name: str,
                  row: int | None = None) -> None:
     at = "" if row is None else f", row {row}"
     for name in names:
         if not tdef.has(name):
             known = ", ".join(c.name for c in tdef.base_columns())
             raise ColumnNotFoundError(
-                f"table {table!r} has no column {name!r}{at} (insertable columns: {known})"
+                f"table {table_name!r} has no column {name!r}{at} (insertable columns: {known})"
             )
-        if tdef.get(name, table).is_computed:
+        if tdef.get(name, table_name).is_computed:
             raise ComputedColumnError(
-                f"table {table!r}: column {name!r}{at} is computed and cannot be inserted into"
+                f"table {table_name!r}: column {name!r}{at} is computed and cannot be inserted into"
             )
 
 
-def _from_rows(rows: list[dict], tdef: TableDef, table: str, row_offset: int,
+def _from_rows(rows: list[dict], tdef: TableDef, table_name: str, row_offset: int,
                media: MediaOptions) -> pa.Table:
     names: set[str] = set()
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            raise TypeMismatchError(f"table {table!r}: row {row_offset + i} is not a dict: {row!r}")
+            msg = f"table {table_name!r}: row {row_offset + i} is not a dict: {row!r}"
+            raise TypeMismatchError(msg)
         new = [name for name in row if name not in names]
         if new:  # check each name at the first row that uses it, so the error names that row
-            _check_names(new, tdef, table, row_offset + i)
+            _check_names(new, tdef, table_name, row_offset + i)
             names.update(new)
     arrays, fields = [], []
     for column in tdef.base_columns():
         if column.type.is_media:
             values = [row.get(column.name) for row in rows]
-            for field, array in _media_columns(column, values, media, table, row_offset):
+            for field, array in _media_columns(column, values, media, table_name, row_offset):
                 fields.append(field)
                 arrays.append(array)
             continue
@@ -135,13 +136,13 @@ def _from_rows(rows: list[dict], tdef: TableDef, table: str, row_offset: int,
             value = row.get(column.name)
             if value is None:
                 if not column.type.nullable:
-                    raise TypeMismatchError(_null_message(table, column.name, row_offset + i))
+                    raise TypeMismatchError(_null_message(table_name, column.name, row_offset + i))
                 values.append(None)
                 continue
             try:
                 values.append(column.type.coerce(value))
             except TypeError as exc:
-                msg = f"table {table!r}: column {column.name!r}, row {row_offset + i}: {exc}"
+                msg = f"table {table_name!r}: column {column.name!r}, row {row_offset + i}: {exc}"
                 raise TypeMismatchError(msg) from None
         arrays.append(pa.array(values, type=column.type.arrow_type()))
         fields.append(pa.field(column.name, column.type.arrow_type()))
@@ -149,9 +150,9 @@ def _from_rows(rows: list[dict], tdef: TableDef, table: str, row_offset: int,
         pa.table({"__n": pa.nulls(len(rows))}).drop(["__n"])
 
 
-def _from_arrow(data: pa.Table, tdef: TableDef, table: str, row_offset: int,
+def _from_arrow(data: pa.Table, tdef: TableDef, table_name: str, row_offset: int,
                 media: MediaOptions) -> pa.Table:
-    _check_names(data.column_names, tdef, table)
+    _check_names(data.column_names, tdef, table_name)
     arrays, fields = [], []
     for column in tdef.base_columns():
         if column.type.is_media:
@@ -160,21 +161,21 @@ def _from_arrow(data: pa.Table, tdef: TableDef, table: str, row_offset: int,
                 values = values_of(data.column(column.name)) if present else \
                     [None] * data.num_rows
             except TypeError as exc:
-                raise TypeMismatchError(f"table {table!r}: column {column.name!r}: {exc}") \
+                raise TypeMismatchError(f"table {table_name!r}: column {column.name!r}: {exc}") \
                     from None
-            for field, array in _media_columns(column, values, media, table, row_offset):
+            for field, array in _media_columns(column, values, media, table_name, row_offset):
                 fields.append(field)
                 arrays.append(array)
             continue
         target = column.type.arrow_type()
         if column.name in data.column_names:
             arr = data.column(column.name)
-            arr = _convert(arr, column.type, table, column.name, row_offset)
+            arr = _convert(arr, column.type, table_name, column.name, row_offset)
         else:
             arr = pa.nulls(data.num_rows, target)
         if not column.type.nullable and arr.null_count:
             first = pc.index(pc.is_null(arr), True).as_py()
-            raise TypeMismatchError(_null_message(table, column.name, row_offset + first))
+            raise TypeMismatchError(_null_message(table_name, column.name, row_offset + first))
         arrays.append(arr)
         fields.append(pa.field(column.name, target))
     if not fields:
@@ -182,36 +183,36 @@ def _from_arrow(data: pa.Table, tdef: TableDef, table: str, row_offset: int,
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _convert(arr: pa.ChunkedArray, ct: T.ColumnType, table: str, column: str,
+def _convert(arr: pa.ChunkedArray, ct: T.ColumnType, table_name: str, column: str,
              row_offset: int) -> pa.ChunkedArray:
     target = ct.arrow_type()
     source = arr.type
     if source == target and ct.kind != "json":  # JSON text must still be parsed to be checked
         return arr
     if ct.kind == "json" or not _safe_cast(source, target):
-        return _convert_values(arr, ct, table, column, row_offset)
+        return _convert_values(arr, ct, table_name, column, row_offset)
     try:
         return arr.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         # name the first bad row if Python finds one (say, a list of the wrong length)
-        _convert_values(arr, ct, table, column, row_offset)
-        msg = f"table {table!r}: column {column!r} ({source}) cannot be stored as {ct}: {exc}"
+        _convert_values(arr, ct, table_name, column, row_offset)
+        msg = f"table {table_name!r}: column {column!r} ({source}) cannot be stored as {ct}: {exc}"
         raise TypeMismatchError(msg) from None
 
 
-def _convert_values(arr: pa.ChunkedArray, ct: T.ColumnType, table: str, column: str,
+def _convert_values(arr: pa.ChunkedArray, ct: T.ColumnType, table_name: str, column: str,
                     row_offset: int) -> pa.ChunkedArray:
     """The slow path: validate each value in Python, which also finds the first bad row."""
     target = ct.arrow_type()
     values = arr.to_pylist()
     if ct.kind == "json" and is_string_type(arr.type):
-        values = [_parse_json(v, table, column, row_offset + i) for i, v in enumerate(values)]
+        values = [_parse_json(v, table_name, column, row_offset + i) for i, v in enumerate(values)]
     out = []
     for i, value in enumerate(values):
         try:
             out.append(None if value is None else ct.coerce(value))
         except TypeError as exc:
-            msg = f"table {table!r}: column {column!r}, row {row_offset + i}: {exc}"
+            msg = f"table {table_name!r}: column {column!r}, row {row_offset + i}: {exc}"
             raise TypeMismatchError(msg) from None
     return pa.chunked_array([pa.array(out, type=target)], type=target)
 
@@ -255,19 +256,19 @@ def _is_list_view(t: pa.DataType) -> bool:
     return pa.types.is_list_view(t) or pa.types.is_large_list_view(t)
 
 
-def _parse_json(value: Any, table: str, column: str, row: int) -> Any:
+def _parse_json(value: Any, table_name: str, column: str, row: int) -> Any:
     if value is None:
         return None
     try:
         return json.loads(value)
     except ValueError:
         text = value if len(value) < 40 else value[:37] + "..."
-        msg = f"table {table!r}: column {column!r}, row {row}: {text!r} is not valid JSON text"
+        msg = f"table {table_name!r}: column {column!r}, row {row}: {text!r} is not valid JSON text"
         raise TypeMismatchError(msg) from None
 
 
-def _null_message(table: str, column: str, row: int) -> str:
-    return f"table {table!r}: column {column!r}, row {row}: a value is required (got null)"
+def _null_message(table_name: str, column: str, row: int) -> str:
+    return f"table {table_name!r}: column {column!r}, row {row}: a value is required (got null)"
 
 
 def _arrow_chunks(data: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:

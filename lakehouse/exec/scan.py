@@ -59,7 +59,7 @@ def _conjuncts(expr: Expr) -> list[Expr]:
     return [expr]
 
 
-def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: Expr | None,
+def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, condition: Expr | None,
                 columns: list[str], *, limit: int | None = None, row_ids: bool = False,
                 fetcher: Fetcher | None = None,
                 nearest: dict[str, Any] | None = None) -> Iterator[pl.DataFrame]:
@@ -75,7 +75,7 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
     condition Lance cannot evaluate is evaluated first, and its matching row ids prefilter."""
     flt = Filter.split(condition, tdef)
     if nearest is not None and flt.residual is not None:
-        matching = [i for f in scan_frames(ds, tdef, table, condition, [], row_ids=True,
+        matching = [i for f in scan_frames(ds, tdef, table_name, condition, [], row_ids=True,
                                             fetcher=fetcher) for i in f.get_column(ROW_ID)]
         flt = Filter(rowid_filter(matching), None)
     read = list(columns)
@@ -99,7 +99,7 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
         keep_columns.append(DISTANCE)
     keep = None
     if flt.residual is not None:
-        keep = Plan.for_exprs(table, tdef, {"__keep": flt.residual})
+        keep = Plan.for_exprs(table_name, tdef, {"__keep": flt.residual})
     # references the residual filter reads are fetched before it runs, the others after it
     filtered_on = set(tdef.stored_columns([flt.residual])) if flt.residual is not None else set()
     early = [c for c in references if c.name in filtered_on]
@@ -109,7 +109,7 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
         frame = pl.from_arrow(pa.Table.from_batches([batch]))
         assert isinstance(frame, pl.DataFrame)
         for column in early:
-            frame = resolve_references(frame, column, fetcher or Fetcher(), table)
+            frame = resolve_references(frame, column, fetcher or Fetcher(), table_name)
         if keep is not None:
             mask, _ = keep.run(frame)
             frame = frame.filter(mask.get_column("__keep").fill_null(False))
@@ -117,7 +117,7 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table: str, condition: E
                 frame = frame.head(remaining)
                 remaining -= frame.height
         for column in late:
-            frame = resolve_references(frame, column, fetcher or Fetcher(), table)
+            frame = resolve_references(frame, column, fetcher or Fetcher(), table_name)
         yield frame.select(keep_columns)
         if remaining is not None and remaining <= 0:
             return

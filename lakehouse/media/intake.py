@@ -64,7 +64,7 @@ class _CellError(Exception):
 
 
 def load_column(values: list[Any], ctype: T.MediaType, options: MediaOptions, *,
-                table: str, column: str, row_offset: int) -> LoadedColumn:
+                table_name: str, column: str, row_offset: int) -> LoadedColumn:
     """Fetch and check every value of one media column."""
     def load(value: Any) -> tuple[bytes | None, str | None, _CellError | None]:
         try:
@@ -79,7 +79,7 @@ def load_column(values: list[Any], ctype: T.MediaType, options: MediaOptions, *,
         first = next((i for i, e in enumerate(errors) if e is not None), None)
         if first is not None:
             error = errors[first]
-            msg = f"table {table!r}: column {column!r}, row {row_offset + first}: {error} "
+            msg = f"table {table_name!r}: column {column!r}, row {row_offset + first}: {error} "
             msg += ("(nothing was written; pass on_error='ignore' to keep such rows with the "
                     "error recorded)") if options.ignorable else "(nothing was written)"
             if error.refused:

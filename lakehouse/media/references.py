@@ -13,7 +13,7 @@ from lakehouse.storage import redact_uri
 
 
 def resolve_references(frame: pl.DataFrame, column: ColumnDef, fetcher: Fetcher,
-                       table: str) -> pl.DataFrame:
+                       table_name: str) -> pl.DataFrame:
     """Fill in the bytes of ``column`` where the table keeps only the source URI; remote objects
     are cached on local disk. A source that can no longer be read is a :class:`MediaError`."""
     info = column.info_columns()
@@ -29,8 +29,8 @@ def resolve_references(frame: pl.DataFrame, column: ColumnDef, fetcher: Fetcher,
         try:
             return fetcher.read(uri, cache=True)
         except Exception as exc:
-            msg = (f"table {table!r}: column {column.name!r} refers to {redact_uri(uri)}, which "
-                   f"cannot be read: {describe_failure(exc)}")
+            msg = (f"table {table_name!r}: column {column.name!r} refers to {redact_uri(uri)}, "
+                   f"which cannot be read: {describe_failure(exc)}")
             if isinstance(exc, SourceRefusedError):
                 raise SourceRefusedError(msg, kind=exc.kind) from None
             raise MediaError(msg) from None  # the cause's message may hold the URI's secrets
