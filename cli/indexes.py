@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from lakehouse_cli import output
 from lakehouse_cli.common import (
+    CommandError,
     OnErrorOption,
     ProgressOption,
     RootOption,
@@ -25,34 +26,12 @@ from lakehouse_cli.common import (
 )
 from lakehouse_cli.output import FormatOption, OutputOption
 
-if TYPE_CHECKING:
-    from lakehouse.functions import EmbeddingFunction
-
 app = typer.Typer(
     name="index",
     help="Add, list and drop indexes: embedding indexes for similarity search, and scalar "
     "indexes for filters.",
     no_args_is_help=True,
 )
-
-MODEL_SPECS = ("clip:lakehouse/shapes-clip", "clip:MODEL[@PRETRAINED_TAG_OR_WEIGHTS_FILE]",
-               "clip:local-dir:FOLDER", "sentence-transformers:NAME_OR_FOLDER")
-
-
-def parse_model(spec: str) -> EmbeddingFunction:
-    """An embedding function from a ``--model`` spec (see :data:`MODEL_SPECS`)."""
-    import lakehouse as lh
-
-    family, _, name = spec.partition(":")
-    if family == "clip" and name:
-        if name == lh.functions.SHAPES_CLIP or name.startswith("local-dir:"):
-            return lh.functions.clip(name)
-        model, at, pretrained = name.partition("@")
-        return lh.functions.clip(model, pretrained=pretrained) if at else lh.functions.clip(model)
-    if family in ("sentence-transformers", "sentence-transformer") and name:
-        return lh.functions.sentence_transformer(name)
-    raise lh.ModelError(f"--model {spec!r} is not a model spec; use one of "
-                        f"{', '.join(MODEL_SPECS)}")
 
 
 @app.command("add")
@@ -84,7 +63,7 @@ def add(
     """Add an embedding index for `lakehouse search`, or with --kind a scalar index.
 
     A scalar index (btree, bitmap, zonemap) speeds up filters on COLUMN."""
-    from lakehouse_cli.common import CommandError
+    import lakehouse as lh
 
     with library_errors(ctx), progress_bars(progress):
         t = open_table(root, table)
@@ -95,7 +74,7 @@ def add(
             version = t.add_index(column, kind=kind, replace=replace)
             typer.echo(f"added a {kind} index on {table}.{column}, version {version}")
             return
-        embedding = parse_model(model) if model is not None else None
+        embedding = None if model is None else lh.functions.EmbeddingFunction.parse(model)
         result = t.add_embedding_index(column, embedding=embedding, metric=metric, name=name,
                                        if_exists="replace" if replace else "error",
                                        on_error=on_error)
@@ -115,8 +94,10 @@ def ls(
     """List a table's indexes.
 
     Name, column, kind, model, metric, and rows the vector index does not cover yet."""
+    import lakehouse as lh
+
     with library_errors(ctx):
-        frame = open_table(root, table).indexes()
+        frame = lh.Table.indexes(open_table(root, table))  # a column may be called indexes
         output.write(frame, fmt, out)
 
 
@@ -130,19 +111,6 @@ def drop(
     root: RootOption = None,
 ) -> None:
     """Drop an index (an embedding index's vectors go with it)."""
-    import lakehouse as lh
-
     with library_errors(ctx):
-        t = open_table(root, table)
-        listing = t.indexes()
-        found = listing.filter(listing.get_column("name") == name).to_dicts()
-        if not found:
-            known = ", ".join(listing.get_column("name").to_list()) or "none"
-            raise lh.IndexNotFoundError(f"table {table!r} has no index {name!r} "
-                                        f"(its indexes: {known})")
-        row = found[0]
-        if row["kind"] == "embedding":
-            version = t.drop_embedding_index(name)
-        else:
-            version = t.drop_index(row["column"], kind=row["kind"])
+        version = open_table(root, table).drop_index(name)
     typer.echo(f"dropped index {name} of {table}, version {version}")

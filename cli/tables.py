@@ -56,7 +56,7 @@ def parse_schema(text: str) -> dict[str, Any]:
             raise CommandError(f"--schema: column {name!r} is given twice")
         try:
             column_type = lh.parse_type(match["type"], column=name)
-        except lh.TypeMismatchError as exc:
+        except (lh.TypeMismatchError, lh.InvalidOptionError) as exc:
             raise CommandError(f"--schema: {exc}") from None
         schema[name] = lh.Required(column_type) if match["required"] else column_type
     if not schema:
@@ -72,22 +72,20 @@ def describe(
     """Show a table: version, row count, columns, indexes and snapshots.
 
     Computed columns show their expressions; TABLE:N describes version N."""
+    import lakehouse as lh
+
     with library_errors(ctx):
-        t = open_table(root, table)
-        header = f"table {t.table_name}: version {t.table_version}, {t.count_rows():,} rows"
-        columns = t.describe()
-        indexes = t.indexes()
-        snapshots = t.snapshots()
-    if t.is_read_only:
-        header += " (read-only)"
-    typer.echo(header)
-    typer.echo(render_table(columns))
-    if not indexes.is_empty():
+        summary = lh.Table.summary(open_table(root, table))  # a column may be called summary
+    read_only = " (read-only)" if summary.read_only else ""
+    typer.echo(f"table {summary.name}: version {summary.version}, {summary.rows:,} rows"
+               f"{read_only}")
+    typer.echo(render_table(summary.columns))
+    if not summary.indexes.is_empty():
         typer.echo("indexes")
-        typer.echo(render_table(indexes))
-    if snapshots:
+        typer.echo(render_table(summary.indexes))
+    if summary.snapshots:
         typer.echo("snapshots: " + ", ".join(f"{name} (version {version})"
-                                             for name, version in sorted(snapshots.items())))
+                                             for name, version in summary.snapshots.items()))
 
 
 def create(
@@ -111,11 +109,7 @@ def create(
     """Create an empty table with the given columns."""
     with library_errors(ctx):
         columns = parse_schema(schema)
-        db = connect(root)
-        directory = table.rpartition("/")[0]
-        if parents and directory:
-            db.create_dir(directory, parents=True, if_exists="ignore")
-        t = db.create_table(table, columns, if_exists=if_exists)
+        t = connect(root).create_table(table, columns, if_exists=if_exists, parents=parents)
         version = t.table_version
     typer.echo(f"created table {table} (version {version})")
 
@@ -136,7 +130,7 @@ def drop(
     with library_errors(ctx):
         db = connect(root)
         try:
-            versions = len(db.get_table(table).history())
+            versions = len(lh.Table.history(db.get_table(table)))  # its prompt says how many
         except lh.TableNotFoundError:
             if not ignore:
                 raise

@@ -31,15 +31,13 @@ def history(
     Time, operation, rows added, changed and removed, and the snapshots naming the version."""
     import polars as pl
 
+    import lakehouse as lh
+
     with library_errors(ctx):
-        t = open_table(root, table)
-        versions = t.history()
-        names: dict[int, list[str]] = {}
-        for name, version in sorted(t.snapshots().items()):
-            names.setdefault(version, []).append(name)
-        snapshots = [", ".join(names.get(v, [])) or None
-                     for v in versions.get_column("version").to_list()]
-        frame = versions.with_columns(pl.Series("snapshots", snapshots, dtype=pl.String))
+        versions = lh.Table.history(open_table(root, table))  # a column may be called history
+        # the snapshot names as one text ("v1, v2"; none: null), so every format writes them
+        names = pl.col("snapshots").list.join(", ")
+        frame = versions.with_columns(pl.when(names != "").then(names).alias("snapshots"))
         output.write(frame, fmt, out)
 
 
@@ -72,8 +70,10 @@ def snapshot(
     root: RootOption = None,
 ) -> None:
     """Name the current version (or TABLE:N's version N), to read it later as TABLE@NAME."""
+    import lakehouse as lh
+
     with library_errors(ctx):
         t = open_table(root, table)
-        version = t.snapshot(name, replace=replace)
+        version = lh.Table.snapshot(t, name, replace=replace)  # a column may be called snapshot
     typer.echo(f"snapshot {name} of {t.table_name} is version {version}; "
                f"read it as {t.table_name}@{name}")

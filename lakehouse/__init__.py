@@ -51,7 +51,7 @@ from lakehouse.media.policy import FetchPolicy
 from lakehouse.progress import progress_bars
 from lakehouse.queries import Query
 from lakehouse.query_function import query
-from lakehouse.table import Table
+from lakehouse.table import Table, TableSummary
 from lakehouse.types import (
     Array,
     Audio,
@@ -78,7 +78,8 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     # catalog
-    "connect", "Catalog", "Table", "Query", "WriteResult", "ImportResult", "FetchPolicy",
+    "connect", "Catalog", "Table", "TableSummary", "Query", "WriteResult", "ImportResult",
+    "FetchPolicy",
     "progress_bars",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",

@@ -141,6 +141,12 @@ class Catalog:
                 "parents=True)"
             )
 
+    def _create_parents(self, name: str) -> None:
+        """Create the directories table ``name`` sits in, as ``create_dir(parents=True)``."""
+        parent = name.rpartition("/")[0]
+        if parent:
+            self.create_dir(parent, parents=True, if_exists="ignore")
+
     # --- directories ----------------------------------------------------------------------------
     def create_dir(self, path: str, *, parents: bool = False, if_exists: str = "error") -> None:
         """Create a directory for tables, e.g. ``db.create_dir("ml")``.
@@ -200,12 +206,17 @@ class Catalog:
 
     # --- tables ---------------------------------------------------------------------------------
     def create_table(self, name: str, schema: dict[str, Any] | None = None, *,
-                     if_exists: str = "error", source: Any = None,
+                     if_exists: str = "error", parents: bool = False, source: Any = None,
                      **options: Any) -> Table:
         """Create an empty table with the given columns: ``{"label": lh.String, "n": lh.Int}``.
 
         ``if_exists``: ``"error"`` (default), ``"ignore"`` (return the existing table) or
         ``"replace"`` (overwrite it; earlier versions stay in its history).
+
+        A table in a directory (``"ml/images"``) needs the directory; ``parents=True`` creates
+        the missing ones first, as :meth:`create_dir` with ``parents=True`` does (same rules and
+        errors: a table cannot stand in for a directory). They are created after the name and,
+        for an empty table, the schema are checked; they stay if a ``source`` import fails.
 
         With ``source``, the table is created from data and filled in one go: Parquet or CSV
         files (a path, folder, glob or ``s3://`` URI, or a list of them), a Polars or pandas
@@ -221,8 +232,13 @@ class Catalog:
         >>> scores = db.create_table("scores", source=pl.DataFrame({"player": ["ann"], "n": [3]}))
         >>> scores.collect().rows()
         [('ann', 3)]
+        >>> deep = db.create_table("ml/images/cats", {"image": lh.Image}, parents=True)
+        >>> db.list_dirs("ml"), db.list_tables("ml")
+        (['ml/images'], ['ml/images/cats'])
         """
         if source is not None:
+            if parents:
+                self._create_parents(validate_name(name))
             return ingest.create_from_source(self, name, source, schema=schema,
                                              if_exists=if_exists, **options).table
         if options:
@@ -239,6 +255,8 @@ class Catalog:
         for i, (col, spec) in enumerate(schema.items()):
             check_column_name(col, name)
             columns.append(ColumnDef(col, i, T.parse_type(spec, column=col)))
+        if parents:
+            self._create_parents(name)
         self._check_parent(name)
         if self._is_dir(name):
             raise TableExistsError(f"{name!r} is a directory")

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from lakehouse import embedding_index as indexes
-from lakehouse import ingest
+from lakehouse import ingest, versions
 from lakehouse import types as T
 from lakehouse.display import Rendered
 from lakehouse.errors import (
@@ -52,7 +52,6 @@ from lakehouse.metadata import ON_ERROR, PENDING_PREFIX, ROW_ID, ColumnDef, Tabl
 from lakehouse.names import RESERVED_NAMES, check_column_name
 from lakehouse.queries import Filter, Query, scan_frames
 from lakehouse.storage import Location, storage_error
-from lakehouse.versions import history
 
 _IF_EXISTS = ("error", "ignore", "replace")
 _INDEX_KINDS = ("btree", "bitmap", "zonemap")
@@ -80,6 +79,29 @@ class TableState:
         """Reads media sources (``store="reference"`` values, query images) with the table's
         storage options, under the lakehouse's fetch policy."""
         return Fetcher(self.location.storage_options, self.location.fetch)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TableSummary:
+    """A table at one version, all read from that version: its name, version, whether the
+    handle is read-only, its row count, its columns (as :meth:`Table.describe`), its indexes
+    (as :meth:`Table.indexes`) and its snapshots (as :meth:`Table.snapshots`). What
+    ``lakehouse describe`` prints; get one from :meth:`Table.summary`.
+
+    >>> s = t.summary()
+    >>> s.name, s.version, s.read_only, s.rows
+    ('films', 2, False, 3)
+    >>> s.columns["column"].to_list(), s.indexes.height, s.snapshots
+    (['title', 'year', 'rating'], 0, {})
+    """
+
+    name: str
+    version: int
+    read_only: bool
+    rows: int
+    columns: pl.DataFrame
+    indexes: pl.DataFrame
+    snapshots: dict[str, int]
 
 
 class Table:
@@ -260,22 +282,31 @@ class Table:
         >>> t.describe().filter(pl.col("column") == "decade").row(0)
         ('decade', 'Int', '((year // 10) * 10)', 'abort')
         """
-        tdef = self.table_definition
-        rows = [{
-            "column": c.name,
-            "type": str(c.type),
-            "computed": repr(tdef.expr(c)) if c.is_computed else None,
-            "on_error": c.on_error if c.is_computed else None,
-        } for c in tdef.columns]
-        schema = {"column": pl.String, "type": pl.String, "computed": pl.String,
-                  "on_error": pl.String}
-        return pl.DataFrame(rows, schema=schema)
+        return _describe(self.table_definition)
+
+    def summary(self) -> TableSummary:
+        """The table at the version this handle reads, in one read: name, version, row count,
+        columns, indexes and snapshots (a :class:`TableSummary`), all of that one version even
+        while others write. Code that takes any table calls it as ``lh.Table.summary(t)``, which
+        a column named ``summary`` cannot take over.
+
+        >>> _ = t.add_index("year")
+        >>> s = lh.Table.summary(t)
+        >>> s.version, s.rows, s.indexes["name"].to_list()
+        (3, 3, ['year_btree'])
+        """
+        state = self.table_state()
+        return TableSummary(
+            name=self._name, version=state.version, read_only=self._pinned,
+            rows=state.dataset.count_rows(), columns=_describe(state.definition),
+            indexes=indexes.listing(state.dataset, state.definition),
+            snapshots=versions.snapshots(state.dataset))
 
     def __repr__(self) -> str:
-        ds = self.table_state().dataset
+        state = self.table_state()
         pinned = " (read-only)" if self._pinned else ""
-        return (f"Table {self._name!r}{pinned}: version {ds.version}, {ds.count_rows()} rows\n"
-                f"{self.describe()}")
+        return (f"Table {self._name!r}{pinned}: version {state.version}, "
+                f"{state.dataset.count_rows()} rows\n{_describe(state.definition)}")
 
     # --- data changes ---------------------------------------------------------------------------
     def insert(self, data: Any, *, on_error: str = "abort", progress: bool = True) -> WriteResult:
@@ -679,23 +710,46 @@ class Table:
         state = self.table_state()
         return indexes.listing(state.dataset, state.definition)
 
-    def drop_index(self, column: str, *, kind: str = "btree") -> int:
-        """Remove the index ``add_index(column, kind=kind)`` created. Returns the new version.
+    def drop_index(self, name: str, *, kind: str | None = None) -> int:
+        """Drop the index :meth:`indexes` lists as ``name``, whatever its kind: a scalar index
+        (``"year_btree"``) or an embedding index, whose vectors and vector index go with it
+        (as :meth:`drop_embedding_index`). Returns the new version.
+
+        With ``kind``, ``name`` is a column and the index ``add_index(column, kind=kind)`` made
+        goes. A name that no index has is read so too, with ``kind="btree"``:
+        ``drop_index("year")`` drops ``year_btree``. An index name comes first: where an
+        embedding index and a column share a name, ``drop_index(name)`` drops the embedding
+        index and ``drop_index(name, kind="btree")`` the column's btree index.
 
         >>> _ = t.add_index("year")
-        >>> _ = t.drop_index("year")
+        >>> _ = t.add_index("rating", kind="bitmap")
+        >>> _ = t.drop_index("year_btree")
+        >>> _ = t.drop_index("rating", kind="bitmap")
         >>> t.indexes().height
         0
         """
-        def drop(ctx: WriteContext) -> int:
-            ctx.definition.get(column, self._name)
-            name = f"{column}_{kind}"
-            if name not in _index_names(ctx.dataset):
-                raise IndexNotFoundError(
-                    f"table {self._name!r}: column {column!r} has no {kind} index")
-            return protocol.drop_index(ctx, name).version
+        if kind is not None:
+            check_choice("kind", kind, _INDEX_KINDS)
 
-        return self._write(drop, what=f"the drop of the {kind} index on {column!r}")
+        def drop(ctx: WriteContext) -> int:
+            scalar = _scalar_index_names(ctx)
+            if kind is None:
+                if ctx.definition.index(name) is not None:
+                    return indexes.drop(ctx, name)
+                if name in scalar:
+                    return protocol.drop_index(ctx, name).version
+                if f"{name}_btree" not in scalar or not ctx.definition.has(name):
+                    known = [i.name for i in ctx.definition.indexes()] + sorted(scalar)
+                    raise IndexNotFoundError(f"table {self._name!r} has no index {name!r} (its "
+                                             f"indexes: {', '.join(known) or 'none'})")
+            column_kind = kind or "btree"
+            ctx.definition.get(name, self._name)
+            if f"{name}_{column_kind}" not in scalar:
+                raise IndexNotFoundError(
+                    f"table {self._name!r}: column {name!r} has no {column_kind} index")
+            return protocol.drop_index(ctx, f"{name}_{column_kind}").version
+
+        return self._write(drop, what=f"the drop of index {name!r}")
 
     # --- queries --------------------------------------------------------------------------------
     def _query(self) -> Query:
@@ -792,7 +846,7 @@ class Table:
         return self._query().show(n)
 
     def _repr_html_(self) -> str:
-        return self.show()._repr_html_()
+        return self._query().show(20)._repr_html_()  # a column may be called "show"
 
     def count(self) -> int:
         """The number of rows (``t.count_rows()`` too, which no column can take over).
@@ -829,12 +883,15 @@ class Table:
 
     # --- versions -------------------------------------------------------------------------------
     def history(self) -> pl.DataFrame:
-        """One row per version: version, time, operation, rows added / changed / removed.
+        """One row per version, oldest first: version, time, operation, rows added / changed /
+        removed, total rows, and ``snapshots``, the names of the snapshots of that version (a
+        list, empty if none).
 
-        >>> t.history().select("version", "operation", "rows_added").rows()
-        [(1, 'create', 0), (2, 'insert', 3)]
+        >>> _ = t.snapshot("v1")
+        >>> t.history().select("version", "operation", "rows_added", "snapshots").rows()
+        [(1, 'create', 0, []), (2, 'insert', 3, ['v1'])]
         """
-        return history(self.table_state().dataset)
+        return versions.history(self.table_state().dataset)
 
     def at(self, version: int) -> Table:
         """A read-only handle on an earlier version.
@@ -866,8 +923,8 @@ class Table:
                 or not all(c.isalnum() or c in "-_." for c in name):
             raise InvalidNameError(f"table {self._name!r}: {name!r} is not a valid snapshot name "
                                    "(letters, digits, '-', '_' and '.')")
-        version = self.table_state().dataset.version
-        exists = name in self.snapshots()
+        ds = self.table_state().dataset
+        version, exists = ds.version, name in versions.snapshots(ds)
         if exists and not replace:
             raise SnapshotExistsError(f"table {self._name!r} already has a snapshot {name!r}; "
                                       "pass replace=True to move it")
@@ -877,14 +934,13 @@ class Table:
         return version
 
     def snapshots(self) -> dict[str, int]:
-        """Snapshot name -> version.
+        """Snapshot name -> version, sorted by name.
 
         >>> _ = t.snapshot("v1")
         >>> t.snapshots()
         {'v1': 2}
         """
-        return {name: int(info["version"])
-                for name, info in self.table_state().dataset.tags.list().items()}
+        return versions.snapshots(self.table_state().dataset)
 
     def revert(self, to: int | None = None) -> int:
         """Make the table's content that of an earlier version (default: the previous one), as a
@@ -906,6 +962,19 @@ class Table:
             )
         return self._write(lambda ctx: protocol.restore(ctx, to, seen=current).version,
                            what=f"the revert to version {to}", replayable=False)
+
+
+def _describe(tdef: TableDef) -> pl.DataFrame:
+    """One row per column of ``tdef``: name, type, computed expression and policy."""
+    rows = [{
+        "column": c.name,
+        "type": str(c.type),
+        "computed": repr(tdef.expr(c)) if c.is_computed else None,
+        "on_error": c.on_error if c.is_computed else None,
+    } for c in tdef.columns]
+    schema = {"column": pl.String, "type": pl.String, "computed": pl.String,
+              "on_error": pl.String}
+    return pl.DataFrame(rows, schema=schema)
 
 
 def _value_expr(value: Any, column: ColumnDef, table_name: str) -> Expr:
@@ -949,6 +1018,12 @@ def _media_values(column: ColumnDef, value: Any, ctx: WriteContext,
 
 def _index_names(ds: lance.LanceDataset) -> set[str]:
     return {index.name for index in ds.describe_indices()}
+
+
+def _scalar_index_names(ctx: WriteContext) -> set[str]:
+    """The Lance indexes ``add_index`` made (``<column>_<kind>``): all but the vector indexes
+    of embedding indexes."""
+    return _index_names(ctx.dataset) - {i.lance_index for i in ctx.definition.indexes()}
 
 
 def is_replayable(data: Any) -> bool:

@@ -23,13 +23,17 @@ _OPERATIONS = {
 
 
 def history(ds: lance.LanceDataset) -> pl.DataFrame:
-    """One row per version, oldest first: version, time, operation and row counts.
+    """One row per version, oldest first: version, time, operation, row counts, and the names
+    of the snapshots (Lance tags) that point at the version, sorted (an empty list if none).
 
     >>> _ = t.update({"rating": 8.4}, where=t.title == "Up", progress=False)
-    >>> history(t.table_state().dataset).select("version", "operation", "rows_changed").rows()
-    [(1, 'create', 0), (2, 'insert', 0), (3, 'update', 1)]
+    >>> _ = t.at(2).snapshot("rated")
+    >>> history(t.table_state().dataset).select("version", "operation", "rows_changed",
+    ...                                         "snapshots").rows()
+    [(1, 'create', 0, []), (2, 'insert', 0, ['rated']), (3, 'update', 1, [])]
     """
     versions = ds.versions()
+    tagged = snapshot_names(ds)
     transactions = ds.get_transactions(len(versions))
     rows: list[dict[str, Any]] = []
     previous_total = previous_files = 0
@@ -54,9 +58,32 @@ def history(ds: lance.LanceDataset) -> pl.DataFrame:
         rows.append({"version": v["version"], "time": v["timestamp"].astimezone(dt.UTC),
                      "operation": operation,
                      "rows_added": added, "rows_changed": changed, "rows_removed": removed,
-                     "total_rows": total})
+                     "total_rows": total, "snapshots": tagged.get(v["version"], [])})
         previous_total, previous_files = total, files
     schema = {"version": pl.Int64, "time": pl.Datetime("us", "UTC"), "operation": pl.String,
               "rows_added": pl.Int64, "rows_changed": pl.Int64, "rows_removed": pl.Int64,
-              "total_rows": pl.Int64}
+              "total_rows": pl.Int64, "snapshots": pl.List(pl.String)}
     return pl.DataFrame(rows, schema=schema)
+
+
+def snapshots(ds: lance.LanceDataset) -> dict[str, int]:
+    """Snapshot name -> version, for every snapshot (Lance tag) of the table, sorted by name.
+
+    >>> _ = t.snapshot("v1")
+    >>> snapshots(t.table_state().dataset)
+    {'v1': 2}
+    """
+    return {name: int(info["version"]) for name, info in sorted(ds.tags.list().items())}
+
+
+def snapshot_names(ds: lance.LanceDataset) -> dict[int, list[str]]:
+    """Version -> the names of the snapshots pointing at it, sorted.
+
+    >>> _ = t.snapshot("b-side"), t.snapshot("a-side")
+    >>> snapshot_names(t.table_state().dataset)
+    {2: ['a-side', 'b-side']}
+    """
+    names: dict[int, list[str]] = {}
+    for name, version in snapshots(ds).items():
+        names.setdefault(version, []).append(name)
+    return names

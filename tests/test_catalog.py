@@ -350,6 +350,39 @@ def test_create_table_in_missing_dir(db, lakehouse_root, tmp_path: Path, name: s
     assert db.list_tables() == []
 
 
+def test_create_table_with_parents_creates_the_missing_dirs(db, lakehouse_root,
+                                                            tmp_path: Path) -> None:
+    db.create_dir("a")
+    t = db.create_table("a/b/c/t", {"n": lh.Int}, parents=True)
+    assert t.version == 1
+    assert db.list_dirs("a") == ["a/b"] and db.list_dirs("a/b") == ["a/b/c"]
+    assert db.list_tables() == ["a/b/c/t"]
+    # the directories exist now: parents=True changes nothing more
+    db.create_table("a/b/c/u", {"n": lh.Int}, parents=True)
+    db.create_table("top", {"n": lh.Int}, parents=True)
+    assert db.list_tables() == ["a/b/c/t", "a/b/c/u", "top"]
+    # from data too
+    made = db.create_table("x/y", source=pl.DataFrame({"n": [1, 2]}), parents=True)
+    assert made.count() == 2 and db.list_dirs() == ["a", "x"]
+
+
+def test_create_table_with_parents_refuses_as_create_dir_does(db, lakehouse_root,
+                                                              tmp_path: Path) -> None:
+    """A table on the path is not a directory; a refused name or schema creates nothing."""
+    db.create_table("t", {"n": lh.Int})
+    with pytest.raises(lh.TableExistsError, match="'t' is a table, not a directory"):
+        db.create_table("t/u", {"n": lh.Int}, parents=True)
+    before = _stored(lakehouse_root, tmp_path)
+    with pytest.raises(lh.TypeMismatchError):
+        db.create_table("d/u", {"n": "no such type"}, parents=True)
+    with pytest.raises(lh.InvalidNameError):
+        db.create_table("d/u", {"where": lh.Int}, parents=True)
+    with pytest.raises(lh.InvalidNameError):
+        db.create_table("d/../u", {"n": lh.Int}, parents=True)
+    assert _stored(lakehouse_root, tmp_path) == before
+    assert db.list_dirs() == []
+
+
 # --------------------------------------------------------------------------------------------
 # Name validation
 # --------------------------------------------------------------------------------------------

@@ -305,6 +305,26 @@ def test_history_revert_snapshot_checkout(cli, root: str, books: Path, tmp_path:
     assert "snapshot name" in _one_error_line(cli("snapshot", "books", "bad name!"))
 
 
+def test_columns_named_like_table_methods(cli, root: str) -> None:
+    """Every command works on a table whose columns are called like the table's own methods
+    (the column wins t.<name>, so the commands call lh.Table.<method>(t))."""
+    names = ("summary", "history", "indexes", "snapshot", "snapshots", "describe", "show")
+    _ok(cli("create", "odd/t", "--parents", "--schema", ", ".join(f"{n}:int" for n in names)))
+    lh.connect(root).get_table("odd/t").insert([dict.fromkeys(names, 1)], progress=False)
+    assert _ok(cli("snapshot", "odd/t", "v1")).startswith("snapshot v1 of odd/t is version 2")
+    _ok(cli("index", "add", "odd/t", "history", "--kind", "bitmap"))
+    described = _ok(cli("describe", "odd/t"))
+    assert described.splitlines()[0] == "table odd/t: version 3, 1 rows"
+    assert "history_bitmap" in described and "snapshots: v1 (version 2)" in described
+    history = json.loads(_ok(cli("history", "odd/t", "-f", "json")))
+    assert [h["snapshots"] for h in history] == [None, "v1", None]
+    listed = json.loads(_ok(cli("index", "ls", "odd/t", "-f", "json")))
+    assert [i["name"] for i in listed] == ["history_bitmap"]
+    assert _ok(cli("index", "drop", "odd/t", "history_bitmap")) \
+        == "dropped index history_bitmap of odd/t, version 4\n"
+    assert _ok(cli("drop", "odd/t", "--yes")) == "dropped table odd/t\n"
+
+
 # --------------------------------------------------------------------------------------------
 # errors
 # --------------------------------------------------------------------------------------------

@@ -57,6 +57,34 @@ def test_drop_index(table, db):
     assert table.where(table.a == 7).count() == 1
 
 
+def test_drop_index_by_the_name_indexes_lists(table, db):
+    """drop_index(name) drops any index by its listed name; drop_index(column, kind=...) and
+    drop_index(column) (its btree index) still work; an unknown name lists the indexes."""
+    table.add_index("a")
+    table.add_index("s", kind="bitmap")
+    table.add_index("a", kind="zonemap")
+    table.add_embedding_index("v")
+    assert set(table.indexes()["name"]) == {"a_btree", "s_bitmap", "a_zonemap", "v"}
+    version = table.version
+    with pytest.raises(lh.IndexNotFoundError, match=r"no index 'nope' \(its indexes: v, "):
+        table.drop_index("nope")
+    with pytest.raises(lh.IndexNotFoundError, match="no index 's'"):
+        table.drop_index("s")  # s has a bitmap index, no btree one
+    with pytest.raises(lh.IndexNotFoundError, match="column 's' has no zonemap index"):
+        table.drop_index("s", kind="zonemap")
+    with pytest.raises(lh.ColumnNotFoundError):
+        table.drop_index("nope", kind="btree")
+    with pytest.raises(lh.InvalidOptionError, match="kind"):
+        table.drop_index("a", kind="hash")
+    assert table.version == version
+    assert table.drop_index("s_bitmap") == version + 1
+    assert table.drop_index("a", kind="zonemap") == version + 2
+    assert table.drop_index("a") == version + 3  # its btree index, as before index names
+    assert table.drop_index("v") == version + 4  # an embedding index, by its name
+    assert table.indexes().is_empty() and _indices(table, db) == set()
+    assert table.columns() == ["a", "s", "v"]  # a column of vectors keeps its values
+
+
 def test_zonemap_index(table, db):
     table.add_index("a", kind="zonemap")
     assert {name for name, _ in _indices(table, db)} == {"a_zonemap"}

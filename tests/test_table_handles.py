@@ -87,6 +87,25 @@ def test_columns_named_like_table_attributes(db):
     assert lh.Table.count(t) == 1  # the method, reached through the class
 
 
+def test_summary_is_one_version_and_reachable_through_the_class(db):
+    """lh.Table.summary(t) works whatever the columns are called, and reads one version."""
+    t = db.create_table("named", {"summary": lh.String, "describe": lh.Int,
+                                  "snapshots": lh.Int, "show": lh.Int})
+    t.insert([{"summary": "a", "describe": 1, "snapshots": 2, "show": 3}], progress=False)
+    t.snapshot("one")
+    t.add_index("describe")
+    assert isinstance(t.summary, lh.Expr)  # the column wins
+    s = lh.Table.summary(t)
+    assert (s.name, s.version, s.read_only, s.rows) == ("named", 3, False, 1)
+    assert s.columns["column"].to_list() == ["summary", "describe", "snapshots", "show"]
+    assert s.indexes["name"].to_list() == ["describe_btree"]
+    assert s.snapshots == {"one": 2}
+    old = lh.Table.summary(db.get_table("named@one"))
+    assert (old.version, old.read_only, old.rows, old.indexes.height) == (2, True, 1, 0)
+    # the table's own calls do not trip over such columns either
+    assert t.snapshot("two") == 3 and "rows" in repr(t) and "<table" in t._repr_html_()
+
+
 def test_table_attributes_without_such_columns(db):
     t = db.create_table("plain", {"n": lh.Int})
     assert t.name == "plain"

@@ -54,7 +54,7 @@ def test_history_rows_and_operations(evolved):
     h = t.history()
     assert isinstance(h, pl.DataFrame)
     assert h.columns == ["version", "time", "operation", "rows_added", "rows_changed",
-                         "rows_removed", "total_rows"]
+                         "rows_removed", "total_rows", "snapshots"]
     assert {k: h.schema[k] for k in HISTORY_SCHEMA} == HISTORY_SCHEMA
     assert isinstance(h.schema["time"], pl.Datetime)
     assert h.get_column("version").to_list() == list(range(1, 9))
@@ -237,6 +237,7 @@ def test_snapshots_name_a_version_that_stays_readable(db):
     tagged = t.snapshot("first")
     t.insert([{"n": 2}], progress=False)
     assert t.snapshots() == {"first": tagged}
+    assert t.history()["snapshots"].to_list() == [[], ["first"], []]
     old = db.get_table("snap@first")
     assert old.is_read_only and old.version == tagged
     assert old.collect()["n"].to_list() == [1]

@@ -42,6 +42,10 @@ SHAPES_CLIP = "lakehouse/shapes-clip"
 """The small CLIP model shipped with lakehouse (trained on generated pictures of shapes; see
 ``lakehouse.models.train_shapes_clip``): for tests and the offline demo, not for real photos."""
 
+MODEL_SPECS = ("clip:lakehouse/shapes-clip", "clip:MODEL[@PRETRAINED_TAG_OR_WEIGHTS_FILE]",
+               "clip:local-dir:FOLDER", "sentence-transformers:NAME_OR_FOLDER")
+"""The forms of text :meth:`EmbeddingFunction.parse` reads (the command line's ``--model``)."""
+
 _SHAPES_DIR = Path(__file__).resolve().parent.parent / "models" / "shapes_clip"
 _LOCAL_DIR = "local-dir:"
 _PACKAGE = "package:"
@@ -103,6 +107,43 @@ class EmbeddingFunction:
         return EmbeddingFunction(kind=str(kind), model=str(spec["model"]),
                                  pretrained=spec.get("pretrained"), digest=spec.get("digest"),
                                  batch_size=int(spec.get("batch_size") or 64))
+
+    @staticmethod
+    def parse(text: str) -> EmbeddingFunction:
+        """The model a short text names, as the command line's ``--model`` takes it:
+
+        - ``clip:lakehouse/shapes-clip``: :data:`SHAPES_CLIP`, the model shipped for tests;
+        - ``clip:MODEL``: an open_clip model with its default pretrained tag;
+        - ``clip:MODEL@PRETRAINED``: with a pretrained tag or a local weights file;
+        - ``clip:local-dir:FOLDER``: a folder laid out like a hub repository;
+        - ``sentence-transformers:NAME_OR_FOLDER``: a sentence-transformers hub name or local
+          folder (``sentence-transformer:`` too).
+
+        Each form is a call of :func:`clip` or :func:`sentence_transformer`, with their
+        checks; any other text is a :class:`~lakehouse.ModelError` listing the forms
+        (:data:`MODEL_SPECS`).
+
+        >>> EmbeddingFunction.parse("clip:lakehouse/shapes-clip").model
+        'lakehouse/shapes-clip'
+        >>> EmbeddingFunction.parse("clip:ViT-B-32@laion2b_s34b_b79k").describe()
+        'clip(ViT-B-32 pretrained=laion2b_s34b_b79k)'
+        >>> EmbeddingFunction.parse("sentence-transformers:all-MiniLM-L6-v2").describe()
+        'sentence_transformer(all-MiniLM-L6-v2)'
+        >>> EmbeddingFunction.parse("gpt:x")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        lakehouse.errors.ModelError: 'gpt:x' is not a model spec; use one of clip:lakehouse/...
+        """
+        family, _, name = text.partition(":") if isinstance(text, str) else ("", "", "")
+        if family == "clip" and name:
+            if name == SHAPES_CLIP or name.startswith(_LOCAL_DIR):
+                return clip(name)
+            model, at, pretrained = name.partition("@")
+            return clip(model, pretrained=pretrained) if at else clip(model)
+        if family in ("sentence-transformers", "sentence-transformer") and name:
+            return sentence_transformer(name)
+        message = f"{text!r} is not a model spec; use one of {', '.join(MODEL_SPECS)}"
+        raise ModelError(message)
 
     def describe(self) -> str:
         """A short description, for messages and index listings.
