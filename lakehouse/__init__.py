@@ -40,6 +40,7 @@ from lakehouse.errors import (
     TypeMismatchError,
     UDFNotFoundError,
     UnsafeDefinitionError,
+    UnsupportedError,
     VersionNotFoundError,
 )
 from lakehouse.exec.evaluate import UDFChangedWarning
@@ -97,6 +98,6 @@ __all__ = [
     "VersionNotFoundError", "IndexExistsError", "IndexNotFoundError", "MediaError",
     "SourceRefusedError",
     "ModelError", "SnapshotExistsError", "ExpressionSyntaxError", "InvalidOptionError",
-    "ComputedColumnError",
+    "ComputedColumnError", "UnsupportedError",
     "UDFChangedWarning",
 ]

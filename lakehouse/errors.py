@@ -50,6 +50,13 @@ class InvalidOptionError(Error, ValueError):
     (``update({})``). The message names the argument, what it got and what it accepts."""
 
 
+class UnsupportedError(Error, ValueError):
+    """A call cannot do what it was asked with these arguments, though each is valid on its
+    own: filtering on a similarity (``where(sim > 0.5)``), storing one in a computed column,
+    or ``scan()`` of a query that runs Python UDFs or reads media. The message says what to
+    do instead (order by the similarity and ``limit()``; ``collect()``)."""
+
+
 class ComputedColumnError(Error, ValueError):
     """A write gives a value to a computed column, whose values come only from its expression:
     set the columns it depends on instead."""

@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow as pa
 
 from lakehouse.display import Rendered
-from lakehouse.errors import InvalidOptionError, TypeMismatchError
+from lakehouse.errors import InvalidOptionError, TypeMismatchError, UnsupportedError
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.scan import DISTANCE, Filter, scan_frames
 from lakehouse.exprs.nodes import (
@@ -74,7 +74,7 @@ class Query:
         if condition.type.kind != "bool":
             raise TypeMismatchError(f"where() needs a Bool expression, got {condition!r}")
         if any(isinstance(n, Similarity) for n in condition.walk()):
-            raise TypeMismatchError(
+            raise UnsupportedError(
                 f"where() cannot filter on a similarity ({condition!r}); order by it and "
                 "limit() to get the k most similar rows, then filter the result")
         combined = condition if self.condition is None else BinaryOp("&", self.condition, condition)
@@ -281,7 +281,7 @@ class Query:
         exprs += [e for _, e in self.outputs or ()]
         for e in exprs:
             if needs_python(e):
-                raise TypeMismatchError(f"scan() cannot run Python UDFs ({e!r}); use collect()")
+                raise UnsupportedError(f"scan() cannot run Python UDFs ({e!r}); use collect()")
         if self.condition is not None:
             lf = lf.filter(to_polars(self.condition, ctx))
         if self.ordering:
@@ -293,7 +293,7 @@ class Query:
             return lf.select([c.name for c in tdef.columns if not c.type.is_media])
         for _, e in self.outputs:
             if any(n.type.is_media for n in e.walk()):
-                raise TypeMismatchError(f"scan() cannot read media ({e!r}); use collect()")
+                raise UnsupportedError(f"scan() cannot read media ({e!r}); use collect()")
         return lf.select([to_polars(e, ctx).alias(n) for n, e in self.outputs])
 
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 from lance.blob import blob_field
 
 from lakehouse import providers
-from lakehouse.errors import TypeMismatchError
+from lakehouse.errors import InvalidOptionError, TypeMismatchError, check_choice
 
 _ARRAY_DTYPES = {
     "float16": pa.float16(),
@@ -105,7 +105,7 @@ class ColumnType:
                   for k, v in data.items() if k != "kind"}
         try:
             return cls(**kwargs)
-        except TypeError as exc:
+        except (TypeError, InvalidOptionError) as exc:  # a field it lacks, a value out of range
             raise TypeMismatchError(f"malformed {kind} type in a stored table definition: {exc}") \
                 from None
 
@@ -313,7 +313,7 @@ class ArrayType(ColumnType):
                 f"unsupported array dtype {self.dtype!r}; use one of {sorted(_ARRAY_DTYPES)}"
             )
         if self.shape is not None and any(d is not None and d < 1 for d in self.shape):
-            raise TypeMismatchError(
+            raise InvalidOptionError(
                 f"array shape {self.shape}: each dimension must be a positive integer or None"
             )
 
@@ -398,8 +398,7 @@ class MediaType(ColumnType):
     store: str = "copy"
 
     def __post_init__(self) -> None:
-        if self.store not in _STORE:
-            raise TypeMismatchError(f"store must be 'copy' or 'reference', got {self.store!r}")
+        check_choice("store", self.store, _STORE)
 
     @property
     def is_media(self) -> bool:
@@ -581,7 +580,8 @@ def parse_type(spec: Any, *, column: str) -> ColumnType:
     ``"image"``), or an array of numbers ``"array[D]"`` / ``"array[D, dtype]"`` (D numbers,
     float32 unless a dtype is given; several dimensions and ``*`` for any length:
     ``"array[*, 3, int8]"``; ``describe()``'s ``"Array[(3,), float32]"`` reads back too).
-    Anything else is a TypeMismatchError naming ``column`` and the types there are.
+    Anything else is a TypeMismatchError naming ``column`` and the types there are (an
+    InvalidOptionError for an array dimension below 1).
 
     >>> parse_type("array[3]", column="v")
     lh.Array[(3,), float32]
@@ -622,8 +622,8 @@ def _type_from_text(text: str, column: str) -> ColumnType | None:
         else tuple(None if p in any_length else int(p) for p in parts)  # None: str(lh.Array)
     try:
         return Array[shape, dtype]
-    except TypeMismatchError as exc:
-        raise TypeMismatchError(f"column {column!r}: {exc}") from None
+    except (TypeMismatchError, InvalidOptionError) as exc:  # a dtype, a dimension below 1
+        raise type(exc)(f"column {column!r}: {exc}") from None
 
 
 def numeric_result(left: ColumnType, right: ColumnType) -> ColumnType:

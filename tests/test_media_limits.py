@@ -206,10 +206,11 @@ def test_fetch_policy_has_documented_defaults_and_checks_its_values() -> None:
     assert not policy.allow_private_network and not policy.allow_outside_folder
     with pytest.raises(dataclasses.FrozenInstanceError):
         policy.max_bytes = 1  # type: ignore[misc]
-    with pytest.raises(lh.TypeMismatchError, match="max_bytes must be a positive number.*"
+    with pytest.raises(lh.InvalidOptionError, match="max_bytes must be a positive number.*"
                        "max_redirects must be 0 or more"):
         lh.FetchPolicy(max_bytes=0, max_redirects=-1)
-    with pytest.raises(lh.TypeMismatchError, match="allow_private_network must be True or False"):
+    with pytest.raises(lh.InvalidOptionError,
+                       match="allow_private_network must be True or False"):
         lh.FetchPolicy(allow_private_network="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="FetchPolicy"):
         lh.connect("x", fetch={"max_bytes": 1})  # type: ignore[arg-type]

@@ -466,6 +466,12 @@ def test_type_errors_keep_their_class_and_gain_a_position(
         parse_condition(text, books)
 
 
+def test_option_errors_keep_their_class_and_gain_a_position(books: lh.Table) -> None:
+    with pytest.raises(lh.InvalidOptionError,
+                       match=r"^select: nprobes must be a positive integer, got 0 at column 8$"):
+        parse_selection('title, title.similarity("x", nprobes=0)', books)
+
+
 def test_selection_errors_point_into_the_whole_text(books: lh.Table) -> None:
     cases = {
         "title, x=open(1)": "cannot use a function call 'open(...)' at column 10",

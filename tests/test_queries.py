@@ -473,7 +473,7 @@ def test_scan_whole_table_and_builders(people):
 
 
 def test_scan_refuses_python_udfs(people):
-    with pytest.raises(lh.TypeMismatchError, match="collect"):
+    with pytest.raises(lh.UnsupportedError, match="collect"):
         people.select(loud=shout(people.label)).scan()
 
 

@@ -556,7 +556,7 @@ def test_text_query_is_never_read_as_a_location(db, clip, tmp_path):
     expected = clip.embed_texts([secret.as_uri()])[0]
     assert df["score"].max() <= 1.0 + 1e-6
     assert expected.shape == (128,)
-    with pytest.raises(lh.TypeMismatchError, match="not both"):
+    with pytest.raises(lh.InvalidOptionError, match="not both"):
         t.s.similarity("x", text="y")
     with pytest.raises(lh.MediaError):  # the same string as a query is read as an image
         t.order_by(t.s.similarity(secret.as_uri()), asc=False).collect()

@@ -30,12 +30,24 @@ def test_parse_type_reads_types_written_as_text(text: str, expected: lh.ColumnTy
               r"int, .*array\[D\] or array\[D, dtype\]"),
     ("array[]", r"'array\[\]' is not an array type; give its length"),
     ("array[x]", r"is not an array type"),
-    ("array[0]", r"column 'c': array shape \(0,\)"),
     ("array[3, float99]", r"column 'c': unsupported array dtype 'float99'"),
 ])
 def test_parse_type_names_the_column_and_the_fix(text: str, message: str) -> None:
     with pytest.raises(lh.TypeMismatchError, match=message):
         lh.parse_type(text, column="c")
+
+
+def test_values_out_of_range_are_invalid_options_not_type_mismatches() -> None:
+    """A dimension below 1 or a store that is not one of the choices is an InvalidOptionError
+    (a ValueError); parse_type names the column and keeps the class."""
+    with pytest.raises(lh.InvalidOptionError, match=r"column 'c': array shape \(0,\)"):
+        lh.parse_type("array[0]", column="c")
+    with pytest.raises(lh.InvalidOptionError, match="each dimension must be a positive"):
+        lh.Array[(3, 0), "float32"]  # noqa: B018 - building the type raises
+    with pytest.raises(lh.InvalidOptionError, match="store must be one of 'copy', 'reference'"):
+        lh.Image(store="link")
+    with pytest.raises(lh.TypeMismatchError, match="malformed image type in a stored table"):
+        lh.ColumnType.from_json({"kind": "image", "store": "link"})
 
 
 def test_tables_take_types_written_as_text(tmp_path) -> None:

@@ -367,7 +367,10 @@ def test_create_app_checks_its_column(pics_root) -> None:
         create_app(pics, "caption")
     with pytest.raises(lh.IndexNotFoundError, match="add_embedding_index"):
         create_app(db.get_table("plain"), "image")
-    for k in (0, -3, True, 2.5):
+    for k in (0, -3):
+        with pytest.raises(lh.InvalidOptionError, match="positive integer"):
+            create_app(pics, "image", k=k)
+    for k in (True, 2.5):
         with pytest.raises(lh.TypeMismatchError, match="positive integer"):
             create_app(pics, "image", k=k)
     create_app(db.get_table("pics@indexed"), "image", k=5)  # an old version is searchable too

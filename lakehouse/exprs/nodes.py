@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from lakehouse import types as T
-from lakehouse.errors import TypeMismatchError
+from lakehouse.errors import InvalidOptionError, TypeMismatchError, check_choice
 from lakehouse.exprs import registry
 
 ARITHMETIC = ("+", "-", "*", "/", "//", "%")
@@ -296,9 +296,8 @@ def _check_option(shown: str, key: str, value: Any, allowed: tuple[Any, ...] | N
         isinstance(value, tuple | list) and all(isinstance(v, int | float) for v in value))
     if not plain:
         raise TypeMismatchError(f"{shown}(): {key}={value!r} is not a plain value")
-    if allowed is not None and value not in allowed:
-        raise TypeMismatchError(f"{shown}(): {key} must be one of "
-                                f"{', '.join(map(repr, allowed))}, got {value!r}")
+    if allowed is not None:
+        check_choice(f"{shown}(): {key}", value, allowed)
 
 
 def _plain(value: Any) -> Any:
@@ -377,10 +376,13 @@ class ColumnRef(Expr):
         ('Heat', ...)
         """
         if text is not None:
-            if query is not None or not isinstance(text, str):
-                raise TypeMismatchError(
+            if query is not None:
+                raise InvalidOptionError(
                     f"{self!r}.similarity() takes either a query or text= (a string), not both; "
                     f"got query={query!r}, text={text!r}")
+            if not isinstance(text, str):
+                raise TypeMismatchError(
+                    f"{self!r}.similarity(text=...) takes a string, got {text!r}")
             query = TextQuery(text)
         return Similarity.make(self, query, index, nprobes, refine_factor)
 
@@ -414,9 +416,13 @@ class Similarity(Expr):
                 f"{column!r}.similarity() needs a query value (a string, an image, an image "
                 f"path or URI, or a vector), got {query!r}")
         for knob, value in (("nprobes", nprobes), ("refine_factor", refine_factor)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                      or value < 1):
-                raise TypeMismatchError(f"{knob} must be a positive integer, got {value!r}")
+            if value is None:
+                continue
+            msg = f"{knob} must be a positive integer, got {value!r}"
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeMismatchError(msg)
+            if value < 1:
+                raise InvalidOptionError(msg)
         return Similarity(column, query, index, nprobes, refine_factor)
 
     @property

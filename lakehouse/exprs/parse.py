@@ -62,7 +62,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.errors import ColumnNotFoundError, ExpressionSyntaxError, TypeMismatchError
+from lakehouse.errors import (
+    ColumnNotFoundError,
+    ExpressionSyntaxError,
+    InvalidOptionError,
+    TypeMismatchError,
+    UnsupportedError,
+)
 from lakehouse.exprs import registry
 from lakehouse.exprs.nodes import (
     BinaryOp,
@@ -351,13 +357,14 @@ class _Translator:
 
     @contextmanager
     def at(self, node: ast.AST) -> Iterator[None]:
-        """Report a type error of the expression API with the label and the node's column."""
+        """Report an error of the expression API (a type, an option, an unsupported use) with
+        the label and the node's column, keeping its type."""
         try:
             yield
-        except TypeMismatchError as exc:
+        except (TypeMismatchError, InvalidOptionError, UnsupportedError) as exc:
             assert self.part is not None
             message = f"{self.source.label}: {exc} at {self.source.where(self.part.index(node))}"
-            raise TypeMismatchError(message) from None
+            raise type(exc)(message) from None
 
     # --- nodes -----------------------------------------------------------------------------------
     def expr(self, node: ast.expr) -> Expr:

@@ -21,7 +21,12 @@ from functools import singledispatch
 
 import polars as pl
 
-from lakehouse.errors import ColumnNotFoundError, ComputeError, TypeMismatchError
+from lakehouse.errors import (
+    ColumnNotFoundError,
+    ComputeError,
+    TypeMismatchError,
+    UnsupportedError,
+)
 from lakehouse.exprs.nodes import (
     BinaryOp,
     Call,
@@ -118,7 +123,7 @@ def _(expr: ColumnRef, ctx: Context) -> pl.Expr:
 def _(expr: Similarity, ctx: Context) -> pl.Expr:
     name = ctx.materialized.get(id(expr))
     if name is None:
-        raise TypeMismatchError(
+        raise UnsupportedError(
             f"{expr!r} can only be used in select() and order_by() of a query, not in where() "
             "or a computed column; order by it and limit() to get the k most similar rows")
     return pl.col(name)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lakehouse import types as T
-from lakehouse.errors import TypeMismatchError, UnsafeDefinitionError
+from lakehouse.errors import UnsafeDefinitionError, UnsupportedError
 from lakehouse.exprs import registry
 from lakehouse.exprs.nodes import (
     ARITHMETIC,
@@ -73,7 +73,7 @@ def to_json(expr: Expr) -> dict[str, Any]:
                 data["fingerprint"] = fn.fingerprint
             return data
         case Similarity():
-            raise TypeMismatchError(
+            raise UnsupportedError(
                 f"{expr!r} is a query-time expression and cannot be stored in a computed column; "
                 "use it in a query, or in an @lh.query function")
     raise UnsafeDefinitionError(f"cannot store expression {expr!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from lakehouse.errors import TypeMismatchError
+from lakehouse.errors import InvalidOptionError
 
 MiB = 1 << 20
 
@@ -59,7 +59,7 @@ class FetchPolicy:
             if not isinstance(getattr(self, name), bool):
                 problems.append(f"{name} must be True or False, got {getattr(self, name)!r}")
         if problems:
-            raise TypeMismatchError("invalid FetchPolicy: " + "; ".join(problems))
+            raise InvalidOptionError("invalid FetchPolicy: " + "; ".join(problems))
 
 
 def _positive(value: object) -> bool:

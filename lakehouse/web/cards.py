@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.errors import IndexNotFoundError, TypeMismatchError
+from lakehouse.errors import IndexNotFoundError, InvalidOptionError, TypeMismatchError
 from lakehouse.web.thumbnails import Thumbnails
 
 if TYPE_CHECKING:
@@ -41,8 +41,8 @@ class Cards:
     """Searches one image column of one table and turns the rows into cards.
 
     Raises ``ColumnNotFoundError`` for a column the table lacks, ``TypeMismatchError`` for a column
-    that is not an Image, ``IndexNotFoundError`` when it has no embedding index, and
-    ``TypeMismatchError`` for a ``k`` that is not a positive integer.
+    that is not an Image or a ``k`` that is not an integer, ``IndexNotFoundError`` when it has no
+    embedding index, and ``InvalidOptionError`` for a ``k`` below 1.
     """
 
     def __init__(self, table: Table, column: str, k: int, thumbnails: Thumbnails) -> None:
@@ -54,8 +54,10 @@ class Cards:
             raise IndexNotFoundError(
                 f"table {table.table_name!r}: column {column!r} has no embedding index; add one "
                 f"with t.add_embedding_index({column!r}, embedding=...) or `lakehouse index add`")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, int):
             raise TypeMismatchError(f"k must be a positive integer, got {k!r}")
+        if k < 1:
+            raise InvalidOptionError(f"k must be a positive integer, got {k!r}")
         self.table = table
         self.column = column
         self.k = k
@@ -64,10 +66,11 @@ class Cards:
         self._lock = threading.Lock()  # one query at a time: the model is shared
 
     def search(self, text: str) -> list[Card]:
-        """The ``k`` rows most similar to ``text``, most similar first."""
+        """The ``k`` rows most similar to ``text``, most similar first; an
+        ``InvalidOptionError`` for a text longer than ``MAX_QUERY`` characters."""
         if len(text) > MAX_QUERY:
-            raise TypeMismatchError(f"a search text has at most {MAX_QUERY} characters, "
-                                    f"got {len(text)}")
+            raise InvalidOptionError(f"a search text has at most {MAX_QUERY} characters, "
+                                     f"got {len(text)}")
         t = self.table
         sim = t[self.column].similarity(text=text)
         query = t.order_by(sim, asc=False).limit(self.k).select(
