@@ -77,7 +77,14 @@ class Redo(Exception):
 class WriteContext:
     """What one attempt of a write works from: the table, a private Lance handle at the version
     it read (nobody else uses it, so Lance calls that move it are safe) and the definition read
-    at that version. Secrets in the storage options never appear in its repr."""
+    at that version. Secrets in the storage options never appear in its repr.
+
+    >>> ds = t.table_state().dataset
+    >>> ctx = WriteContext("films", ds.uri, {}, ds.checkout_version(ds.version),
+    ...                    t.table_definition)
+    >>> ctx.version, ctx.definition.has("year")
+    (2, True)
+    """
 
     table_name: str
     uri: str
@@ -112,7 +119,20 @@ class WriteContext:
 def write(open_context: Callable[[], WriteContext], body: Callable[[WriteContext], T], *,
           what: str, replayable: bool = True) -> T:
     """Run ``body`` under the protocol: open, compute, commit; redo it from a fresh context
-    when its basis changed (``replayable=False``: fail with ConcurrentWriteError instead)."""
+    when its basis changed (``replayable=False``: fail with ConcurrentWriteError instead).
+
+    ``open_context`` opens each attempt at the latest version (as a Table does):
+
+    >>> def open_context() -> WriteContext:
+    ...     ds = lance.dataset(t.table_state().dataset.uri)
+    ...     return WriteContext("films", ds.uri, {}, ds, TableDef.from_schema(ds.schema, "films"))
+    >>> def insert_ran(ctx: WriteContext) -> int:
+    ...     rows = pa.Table.from_pylist([{"title": "Ran", "year": 1985, "rating": 8.2}],
+    ...                                 schema=ctx.dataset.schema)
+    ...     return append(ctx, rows.to_reader(), failures=Failures()).version
+    >>> write(open_context, insert_ran, what="insert"), t.count()
+    (3, 4)
+    """
     reason = "it kept conflicting with concurrent writers"
     table_name = "?"
     for attempt in range(ATTEMPTS):
@@ -140,7 +160,12 @@ def _pause(attempt: int) -> None:
 
 
 def same_definition(a: lance.LanceDataset, b: lance.LanceDataset) -> bool:
-    """Whether two versions have the same columns and definitions (field metadata)."""
+    """Whether two versions have the same columns and definitions (field metadata).
+
+    >>> ds = t.table_state().dataset
+    >>> same_definition(ds, ds.checkout_version(1))  # no rows yet, the same columns
+    True
+    """
     return a.schema.equals(b.schema, check_metadata=True)
 
 
@@ -257,7 +282,14 @@ def rewrite(ctx: WriteContext, reader: pa.RecordBatchReader, matched: dict[int, 
 
 
 def delete(ctx: WriteContext, predicate: str) -> lance.LanceDataset:
-    """Delete the rows where ``predicate`` (Lance SQL) is true."""
+    """Delete the rows where ``predicate`` (Lance SQL) is true.
+
+    >>> ds = t.table_state().dataset
+    >>> ctx = WriteContext("films", ds.uri, {}, ds.checkout_version(ds.version),
+    ...                    t.table_definition)
+    >>> delete(ctx, "year < 1980").version, t.count()
+    (3, 2)
+    """
     return apply(ctx, lambda ds: ds.delete(predicate))
 
 
