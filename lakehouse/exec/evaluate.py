@@ -72,7 +72,15 @@ class RowErrors:
 
 
 class Plan:
-    """How to compute a list of targets (computed columns or ad-hoc expressions) for batches."""
+    """How to compute a list of targets (computed columns or ad-hoc expressions) for batches.
+
+    >>> plan = Plan.for_exprs("films", t.table_definition, {"next": t.year + 1})
+    >>> plan.read_columns, plan.output_names
+    (['year'], ['next'])
+    >>> frame, failed = plan.run(t.select(t.title, t.year).collect())
+    >>> frame.rows(), failed
+    ([('Alien', 1979, 1980), ('Heat', 1995, 1996), ('Up', 2009, 2010)], set())
+    """
 
     def __init__(self, table_name: str, tdef: TableDef, targets: list[PlannedColumn]) -> None:
         self.table_name = table_name
@@ -82,7 +90,22 @@ class Plan:
 
     @staticmethod
     def for_columns(table_name: str, tdef: TableDef, columns: list[ColumnDef]) -> Plan:
-        """A plan for stored computed columns, in the given (dependency) order."""
+        """A plan for stored computed columns, in the given (dependency) order; a row that
+        fails keeps its error in the column's hidden error columns.
+
+        >>> @lh.udf
+        ... def half(year: int) -> int:
+        ...     if year > 2000:
+        ...         raise ValueError(f"{year} is too recent")
+        ...     return year // 2
+        >>> _ = t.add_computed_column(h=half(t.year), on_error="ignore", progress=False)
+        >>> plan = Plan.for_columns("films", t.table_definition,
+        ...                         [t.table_definition.get("h", "films")])
+        >>> frame, failed = plan.run(t.select(t.year).collect())
+        >>> frame.rows(), failed
+        ([(1979, 989, None, None), (1995, 997, None, None), (2009, None, 'ValueError', \
+'2009 is too recent')], {2})
+        """
         return Plan(table_name, tdef, [PlannedColumn(c, tdef.expr(c)) for c in columns])
 
     @staticmethod

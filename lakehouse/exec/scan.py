@@ -30,7 +30,11 @@ DISTANCE = "_distance"  # Lance's distance of each row to a nearest-neighbour qu
 
 @dataclasses.dataclass(frozen=True)
 class Filter:
-    """A where() condition split into a Lance SQL part and a residual evaluated in Polars."""
+    """A where() condition split into a Lance SQL part and a residual evaluated in Polars.
+
+    >>> Filter.split((t.year > 1990) & (t.title.str.upper() == "HEAT"), t.table_definition)
+    Filter(sql='(`year` > 1990)', residual=(str.upper(title) == 'HEAT'))
+    """
 
     sql: str | None
     residual: Expr | None
@@ -72,7 +76,13 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, conditi
     With ``nearest`` (Lance's nearest-neighbour options), only the ``k`` rows closest to its
     query vector among the rows matching ``condition`` come back, closest first, with their
     ``_distance``: the condition is a prefilter, so k rows come back whenever k rows match. A
-    condition Lance cannot evaluate is evaluated first, and its matching row ids prefilter."""
+    condition Lance cannot evaluate is evaluated first, and its matching row ids prefilter.
+
+    >>> state = t.table_state()
+    >>> frames = scan_frames(state.dataset, state.definition, "films", t.year > 1990, ["title"])
+    >>> [f.get_column("title").to_list() for f in frames]
+    [['Heat', 'Up']]
+    """
     flt = Filter.split(condition, tdef)
     if nearest is not None and flt.residual is not None:
         matching = [i for f in scan_frames(ds, tdef, table_name, condition, [], row_ids=True,
