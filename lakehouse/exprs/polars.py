@@ -64,7 +64,15 @@ class Check:
 @dataclasses.dataclass
 class Context:
     """Where each referenced column lives in the DataFrame being evaluated, and where overflow
-    checks go (``checks``; None: an overflow raises ``ComputeError`` while Polars evaluates)."""
+    checks go (``checks``; None: an overflow raises ``ComputeError`` while Polars evaluates).
+
+    >>> ctx = Context(names=t.table_definition.names(), checks=[])
+    >>> years = pl.DataFrame({"year": [1979, 2**62]})
+    >>> years.select(to_polars(t.year * 4, ctx)).rows()  # 2**64 is not an Int: null
+    [(7916,), (None,)]
+    >>> years.select(ctx.checks[0].failed).to_series().to_list()
+    [False, True]
+    """
 
     names: dict[int, str]  # column id -> DataFrame column name
     info_names: dict[tuple[int, str], str] = dataclasses.field(default_factory=dict)
@@ -98,11 +106,25 @@ class Context:
 
 
 def needs_python(expr: Expr) -> list[Call]:
-    """The calls in ``expr`` (children first) that have no Polars form and must run in Python."""
+    """The calls in ``expr`` (children first) that have no Polars form and must run in Python.
+
+    >>> @lh.udf
+    ... def shout(text: str) -> str:
+    ...     return text + "!"
+    >>> needs_python(shout(t.title.str.upper()) == "HEAT!"), needs_python(t.title.str.upper())
+    ([shout(str.upper(title))], [])
+    """
     return [n for n in expr.walk() if isinstance(n, Call) and resolve(n.fn).polars is None]
 
 
 def to_polars(expr: Expr, ctx: Context) -> pl.Expr:
+    """``expr`` as one Polars expression over a DataFrame whose columns ``ctx`` names.
+
+    >>> ctx = Context(names=t.table_definition.names())
+    >>> frame = t.select(t.title, t.year).collect()
+    >>> frame.select(to_polars(t.title.str.upper(), ctx), to_polars(t.year * 2, ctx)).rows()
+    [('ALIEN', 3958), ('HEAT', 3990), ('UP', 4018)]
+    """
     return _compile(expr, ctx)
 
 
