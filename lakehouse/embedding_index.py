@@ -56,7 +56,14 @@ class IndexRequest:
     progress: bool
 
     def check(self, table_name: str) -> None:
-        """Refuse bad options before anything is read or computed."""
+        """Refuse bad options before anything is read or computed.
+
+        >>> IndexRequest("title", None, "hamming", "title", if_exists="error", on_error="abort",
+        ...              vector_index="IVF_PQ", progress=False).check("films")
+        Traceback (most recent call last):
+        ...
+        lakehouse.errors.InvalidOptionError: metric must be one of 'cosine', 'l2', 'dot', got ...
+        """
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise InvalidNameError(f"table {table_name!r}: {self.name!r} is not a valid index "
                                    "name")
@@ -201,6 +208,16 @@ def upkeep_all(ctx: WriteContext, *, progress: bool, rebuild: str | None = None)
 
 
 def listing(ds: lance.LanceDataset, tdef: TableDef) -> pl.DataFrame:
+    """The indexes of a table version, one row each (what ``Table.indexes()`` shows): embedding
+    indexes with their model, metric and vector index, then scalar indexes.
+
+    >>> vecs = db.create_table("vecs", {"v": lh.Array[(2,), "float32"]})
+    >>> _ = vecs.insert([{"v": [1.0, 0.0]}, {"v": [0.0, 1.0]}], progress=False)
+    >>> _ = vecs.add_embedding_index("v", progress=False)  # a column of vectors: no model
+    >>> state = vecs.table_state()
+    >>> listing(state.dataset, state.definition).rows()
+    [('v', 'v', 'embedding', None, 'cosine', None, 2)]
+    """
     rows = []
     for index in tdef.indexes():
         state = ann_state(ds, index)
