@@ -32,7 +32,17 @@ _partitions: dict[tuple[str, int, str], int] = {}  # (dataset, version, index) -
 @dataclasses.dataclass(frozen=True)
 class SimilaritySearch:
     """One search: the similarity nodes that ask it (equal ones built separately share it), the
-    index they search and the query vector."""
+    index they search and the query vector.
+
+    >>> vecs = db.create_table("vecs", {"v": lh.Array[(2,), "float32"]})
+    >>> _ = vecs.insert([{"v": [1.0, 0.0]}, {"v": [0.0, 1.0]}], progress=False)
+    >>> _ = vecs.add_embedding_index("v", progress=False)
+    >>> state = vecs.table_state()
+    >>> [search] = similarity_searches([vecs.v.similarity([1.0, 0.0])], vecs, state.dataset,
+    ...                                state.definition)
+    >>> search.nearest(state.dataset, k=1)  # no vector index yet (2 rows): an exact search
+    {'column': 'v', 'q': array([1., 0.], dtype=float32), 'k': 1, 'metric': 'cosine'}
+    """
 
     nodes: tuple[Similarity, ...]
     index: IndexDef
@@ -60,7 +70,17 @@ class SimilaritySearch:
 def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceDataset,
                         tdef: TableDef) -> list[SimilaritySearch]:
     """One search per distinct similarity in ``exprs``, in order of appearance; similarity
-    nodes built separately with the same column, query, index and knobs share one search."""
+    nodes built separately with the same column, query, index and knobs share one search.
+
+    >>> vecs = db.create_table("vecs", {"v": lh.Array[(2,), "float32"]})
+    >>> _ = vecs.add_embedding_index("v", progress=False)
+    >>> sim = vecs.v.similarity([1.0, 0.0])
+    >>> state = vecs.table_state()
+    >>> searches = similarity_searches([sim, sim + 1, vecs.v.similarity([1.0, 0.0])], vecs,
+    ...                                state.dataset, state.definition)
+    >>> len(searches), len(searches[0].nodes), searches[0].vector
+    (1, 2, array([1., 0.], dtype=float32))
+    """
     found: dict[Any, SimilaritySearch] = {}
     for expr in exprs:
         for node in expr.walk():
@@ -90,7 +110,18 @@ def _query_key(query: Any) -> Any:
 
 
 def find_index(tdef: TableDef, node: Similarity, table_name: str) -> IndexDef:
-    """The index ``node`` searches: the one named, else the only one on its column."""
+    """The index ``node`` searches: the one named, else the only one on its column.
+
+    >>> vecs = db.create_table("vecs", {"v": lh.Array[(2,), "float32"]})
+    >>> _ = vecs.add_embedding_index("v", progress=False)
+    >>> index = find_index(vecs.table_definition, vecs.v.similarity([1.0, 0.0]), "vecs")
+    >>> index.name, index.metric, index.dim
+    ('v', 'cosine', 2)
+    >>> find_index(t.table_definition, t.title.similarity("x"), "films")
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.IndexNotFoundError: table 'films': column 'title' has no embedding index; ...
+    """
     on_column = [i for i in tdef.indexes() if i.source_id == node.column.col_id]
     if node.index is not None:
         chosen = [i for i in on_column if i.name == node.index]
@@ -122,7 +153,18 @@ def _ann_partitions(ds: lance.LanceDataset, index: IndexDef) -> int:
 
 def query_vector(index: IndexDef, query: Any, fetcher: Fetcher, table_name: str) -> np.ndarray:
     """The vector to search with: ``query`` embedded by the index's function (text or image),
-    or ``query`` itself when it is a vector."""
+    or ``query`` itself when it is a vector.
+
+    >>> _ = t.add_embedding_index("title", embedding=minilm, progress=False)
+    >>> index = t.table_definition.index("title")
+    >>> query_vector(index, "a film about a heist", Fetcher(), "films").shape
+    (384,)
+    >>> query_vector(index, [0.5] * 3, Fetcher(), "films")
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.TypeMismatchError: table 'films': index 'title' holds 384-dimensional \
+vectors; the query vector has 3
+    """
     where = f"table {table_name!r}: index {index.name!r}"
     if isinstance(query, np.ndarray) or (isinstance(query, list | tuple) and query
                                          and all(isinstance(v, int | float) for v in query)):
