@@ -19,7 +19,12 @@ def is_blob(t: pa.DataType) -> bool:
 
 
 def to_blob(data: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Encoded bytes (null where there is no value) as a blob array Lance can write."""
+    """Encoded bytes (null where there is no value) as a blob array Lance can write.
+
+    >>> blob = to_blob(pa.array([b"GIF89a", None]))
+    >>> is_blob(blob.type), blob.is_null().to_pylist()
+    (True, [False, True])
+    """
     if isinstance(data, pa.ChunkedArray):
         data = data.combine_chunks()
     data = data.cast(pa.large_binary())
@@ -33,6 +38,11 @@ def to_blob(data: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def without_referenced(data: pa.Array | pa.ChunkedArray,
                        uris: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
-    """The bytes to store for a ``store="reference"`` column: none where a source URI is kept."""
+    """The bytes to store for a ``store="reference"`` column: none where a source URI is kept.
+
+    >>> without_referenced(pa.array([b"from a file", b"inserted bytes"]),
+    ...                    pa.array(["file:///data/a.png", None])).to_pylist()
+    [None, b'inserted bytes']
+    """
     return pc.if_else(pc.is_valid(uris), pa.scalar(None, pa.large_binary()),
                       data.cast(pa.large_binary()))

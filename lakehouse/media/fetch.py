@@ -74,7 +74,15 @@ class UnreachableError(OSError):
 def to_uri(source: str | os.PathLike[str], *, allow_outside_folder: bool = False) -> str:
     """The absolute URI of a path or URI; raise ValueError for a scheme that cannot be read, and
     :class:`SourceRefusedError` for a ``file://`` or ``s3://`` URI with a ``..`` segment (unless
-    ``allow_outside_folder``: then the segment is resolved)."""
+    ``allow_outside_folder``: then the segment is resolved).
+
+    >>> to_uri("pics/cat.png"), to_uri("s3://bucket/cat.png")  # relative to the working folder
+    ('file:///.../pics/cat.png', 's3://bucket/cat.png')
+    >>> to_uri("ftp://host/cat.png")
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot read 'ftp://host/cat.png': unsupported URI scheme 'ftp' (use a path or ...
+    """
     text = os.fspath(source)
     scheme = urlparse(text).scheme.lower()
     if scheme in ("", "file") or len(scheme) == 1:  # a plain path (or a Windows drive letter)
@@ -100,7 +108,14 @@ def refuse_dot_segments(uri: str) -> None:
     """Refuse a ``file://`` or ``s3://`` URI whose path holds a ``..`` segment: such a URI names a
     file outside the folder it seems to be in (lakehouse writes one for a relative path in a CSV
     or Parquet file that climbs out of the file's folder, or a symbolic link that leads out of
-    the folder ``insert_files`` was given)."""
+    the folder ``insert_files`` was given).
+
+    >>> refuse_dot_segments("file:///data/photos/../secret.png")
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.SourceRefusedError: file:///data/photos/../secret.png leads out of the \
+folder /data/photos (through '..' or a symbolic link); only files inside it are read. ...
+    """
     path = unquote(urlsplit(uri).path)
     parts = path.split("/")
     if ".." not in parts:
@@ -114,7 +129,11 @@ def refuse_dot_segments(uri: str) -> None:
 
 
 def local_path(uri: str) -> str | None:
-    """The local file a ``file://`` URI names, else None."""
+    """The local file a ``file://`` URI names, else None.
+
+    >>> local_path("file:///data/my%20photo.png"), local_path("s3://bucket/photo.png")
+    ('/data/my photo.png', None)
+    """
     parsed = urlparse(uri)
     return unquote(parsed.path) if parsed.scheme == "file" else None
 
@@ -125,7 +144,16 @@ def cache_dir() -> Path:
 
 
 class Fetcher:
-    """Reads the bytes behind URIs with one set of storage options, under one fetch policy."""
+    """Reads the bytes behind URIs with one set of storage options, under one fetch policy.
+
+    >>> Fetcher().read(to_uri(photo))[1:4]  # a PNG file's signature
+    b'PNG'
+    >>> Fetcher(policy=lh.FetchPolicy(max_bytes=1000)).read(to_uri(photo))
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.SourceRefusedError: file:///.../astronaut.png is 773.0 KiB; the fetch limit \
+is 1000 bytes (max_bytes=1000); ...
+    """
 
     def __init__(self, storage_options: dict[str, str] | None = None,
                  policy: FetchPolicy | None = None) -> None:
@@ -442,7 +470,12 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def describe_failure(exc: BaseException) -> str:
-    """A short reason for a failed read, with no secret: ``no such file``, ``HTTP 404``, ..."""
+    """A short reason for a failed read, with no secret: ``no such file``, ``HTTP 404``, ...
+
+    >>> describe_failure(FileNotFoundError("/data/photo.png")), describe_failure(
+    ...     HTTPStatusError(404, "Not Found"))
+    ('no such file or object', 'HTTP 404 Not Found')
+    """
     if isinstance(exc, FileNotFoundError):
         return "no such file or object"
     if isinstance(exc, SourceRefusedError | HTTPStatusError):

@@ -65,7 +65,23 @@ class _CellError(Exception):
 
 def load_column(values: list[Any], ctype: T.MediaType, options: MediaOptions, *,
                 table_name: str, column: str, row_offset: int) -> LoadedColumn:
-    """Fetch and check every value of one media column."""
+    """Fetch and check every value of one media column.
+
+    >>> loaded = load_column([photo, None, "missing.png"], T.Image, MediaOptions(on_error="ignore"),
+    ...                      table_name="pics", column="image", row_offset=0)
+    >>> [None if d is None else len(d) for d in loaded.data.to_pylist()]
+    [791555, None, None]
+    >>> loaded.uris.to_pylist()
+    ['file:///.../astronaut.png', None, 'file:///.../missing.png']
+    >>> loaded.errortypes.to_pylist()
+    [None, None, 'SourceNotFound']
+    >>> load_column(["missing.png"], T.Image, MediaOptions(), table_name="pics",
+    ...             column="image", row_offset=0)
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.MediaError: table 'pics': column 'image', row 0: cannot read \
+file:///.../missing.png: no such file or object (nothing was written; ...)
+    """
     def load(value: Any) -> tuple[bytes | None, str | None, _CellError | None]:
         try:
             data, uri = _load(value, ctype, options.fetcher, column in options.reused)
@@ -147,7 +163,12 @@ def _not_found(exc: BaseException) -> bool:
 def values_of(arr: pa.ChunkedArray | pa.Array) -> list[Any]:
     """Python values of an inserted Arrow media column: strings are sources, binaries are bytes,
     and a struct of ``bytes`` and ``path`` (the Hugging Face image layout) is its bytes, or its
-    path where the bytes are missing."""
+    path where the bytes are missing.
+
+    >>> values_of(pa.array([{"bytes": b"GIF89a", "path": "a.gif"},
+    ...                     {"bytes": None, "path": "b.gif"}]))
+    [b'GIF89a', 'b.gif']
+    """
     t = arr.type
     if pa.types.is_struct(t) and {t.field(i).name for i in range(t.num_fields)} >= {"bytes"}:
         has_path = t.get_field_index("path") >= 0

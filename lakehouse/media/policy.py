@@ -67,7 +67,11 @@ def _positive(value: object) -> bool:
 
 
 def describe_size(n: int) -> str:
-    """``1.0 GiB``, ``512.0 KiB``, ``12 bytes``: a size for messages."""
+    """``1.0 GiB``, ``512.0 KiB``, ``12 bytes``: a size for messages.
+
+    >>> describe_size(2**30), describe_size(1536), describe_size(12)
+    ('1.0 GiB', '1.5 KiB', '12 bytes')
+    """
     for unit, size in (("GiB", 1 << 30), ("MiB", MiB), ("KiB", 1 << 10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"

@@ -24,7 +24,11 @@ def workers() -> int:
 
 
 def pmap(fn: Callable[[Any], _T], items: Sequence[Any]) -> list[_T]:
-    """``[fn(x) for x in items]`` on the pool; the first exception propagates."""
+    """``[fn(x) for x in items]`` on the pool; the first exception propagates.
+
+    >>> pmap(len, ["a", "bb", "ccc"])
+    [1, 2, 3]
+    """
     if len(items) < 2 or workers() == 1:
         return [fn(x) for x in items]
     return list(_executor().map(fn, items))

@@ -15,7 +15,17 @@ from lakehouse.storage import redact_uri
 def resolve_references(frame: pl.DataFrame, column: ColumnDef, fetcher: Fetcher,
                        table_name: str) -> pl.DataFrame:
     """Fill in the bytes of ``column`` where the table keeps only the source URI; remote objects
-    are cached on local disk. A source that can no longer be read is a :class:`MediaError`."""
+    are cached on local disk. A source that can no longer be read is a :class:`MediaError`.
+
+    >>> from pathlib import Path
+    >>> refs = db.create_table("refs", {"image": lh.Image(store="reference")})
+    >>> column = refs.table_definition.get("image", "refs")
+    >>> uri, errortype = column.info_columns()["fileurl"], column.info_columns()["errortype"]
+    >>> frame = pl.DataFrame({"image": [None], uri: [Path(photo).as_uri()], errortype: [None]},
+    ...                      schema={"image": pl.Binary, uri: pl.String, errortype: pl.String})
+    >>> len(resolve_references(frame, column, Fetcher(), "refs").item(0, "image"))
+    791555
+    """
     info = column.info_columns()
     data = frame.get_column(column.name)
     uris = frame.get_column(info["fileurl"])
