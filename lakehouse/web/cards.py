@@ -43,6 +43,18 @@ class Cards:
     Raises ``ColumnNotFoundError`` for a column the table lacks, ``TypeMismatchError`` for a column
     that is not an Image or a ``k`` that is not an integer, ``IndexNotFoundError`` when it has no
     embedding index, and ``InvalidOptionError`` for a ``k`` below 1.
+
+    >>> _ = pics.add_embedding_index("image", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
+    ...                              progress=False)
+    >>> cards = Cards(pics, "image", 1, Thumbnails())
+    >>> [(card.label, card.score is not None) for card in cards.search("a coffee cup")]
+    [('coffee', True)]
+    >>> [(card.label, card.score) for card in cards.browse()]  # no search: the first rows
+    [('astronaut', None)]
+    >>> cards.search("x" * (MAX_QUERY + 1))
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.InvalidOptionError: a search text has at most 1000 characters, got 1001
     """
 
     def __init__(self, table: Table, column: str, k: int, thumbnails: Thumbnails) -> None:
@@ -103,7 +115,11 @@ class Cards:
 
 
 def text(value: Any) -> str:
-    """A value as the page shows it: plain text, at most ``MAX_TEXT`` characters."""
+    """A value as the page shows it: plain text, at most ``MAX_TEXT`` characters.
+
+    >>> text(3.14159265), text(datetime.date(2024, 1, 31)), len(text("x" * 300))
+    ('3.14159', '2024-01-31', 200)
+    """
     if isinstance(value, float):
         shown = f"{value:.6g}"
     elif isinstance(value, datetime.datetime | datetime.date):

@@ -48,7 +48,14 @@ TOO_LONG = Refusal(414, f"URI Too Long: a query string has at most {MAX_QUERY_ST
 
 def refusal(headers: Headers, query_string: bytes) -> Refusal | None:
     """The reason to refuse a request with these ``headers`` and raw ``query_string``, or None
-    to answer it (the policy in the module docstring)."""
+    to answer it (the policy in the module docstring).
+
+    >>> refusal(Headers({"host": "127.0.0.1:8000", "sec-fetch-site": "cross-site"}), b"q=cat")
+    Refusal(status=403, text='Forbidden: this page answers requests from its own pages only')
+    >>> refusal(Headers({"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:8000"}), b"q=cat")
+    >>> refusal(Headers({"host": "127.0.0.1:8000"}), b"q=" + b"x" * MAX_QUERY_STRING).status
+    414
+    """
     if len(query_string) > MAX_QUERY_STRING:
         return TOO_LONG
     site = headers.get("sec-fetch-site")
@@ -62,7 +69,14 @@ def refusal(headers: Headers, query_string: bytes) -> Refusal | None:
 
 def same_host(origin: str, host: str) -> bool:
     """Whether ``origin`` (``scheme://host[:port]``, as a browser sends it) names ``host`` (the
-    ``Host`` header: ``host[:port]``). ``null`` (a sandboxed or file page) names no host."""
+    ``Host`` header: ``host[:port]``). ``null`` (a sandboxed or file page) names no host.
+
+    >>> same_host("http://127.0.0.1:8000", "127.0.0.1:8000"), same_host("http://127.0.0.1:9000",
+    ...                                                                   "127.0.0.1:8000")
+    (True, False)
+    >>> same_host("null", "127.0.0.1:8000")
+    False
+    """
     try:
         parts = urllib.parse.urlsplit(origin.strip())
     except ValueError:
@@ -72,7 +86,16 @@ def same_host(origin: str, host: str) -> bool:
 
 
 class OriginGuard:
-    """ASGI middleware that answers :func:`refusal`'s refusals itself and passes the rest on."""
+    """ASGI middleware that answers :func:`refusal`'s refusals itself and passes the rest on.
+
+    >>> from starlette.applications import Starlette
+    >>> from starlette.routing import Route
+    >>> from starlette.testclient import TestClient
+    >>> hello = Starlette(routes=[Route("/", lambda request: PlainTextResponse("hello"))])
+    >>> client = TestClient(OriginGuard(hello))
+    >>> client.get("/").text, client.get("/", headers={"sec-fetch-site": "cross-site"}).status_code
+    ('hello', 403)
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

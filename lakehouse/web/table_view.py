@@ -55,7 +55,14 @@ class TableView:
 
 def table_view(table: Table, n: int, thumbnails: Thumbnails) -> TableView:
     """The first ``n`` rows (at most :data:`MAX_ROWS`) of ``table`` and its history, ready to
-    render."""
+    render.
+
+    >>> view = table_view(t, 2, Thumbnails())
+    >>> view.name, view.version, view.row_count, view.columns, view.versions
+    ('films', 2, 3, ['title', 'year', 'rating'], 2)
+    >>> [[cell.text for cell in row] for row in view.rows]
+    [['Alien', '1979', '8.5'], ['Heat', '1995', '8.3']]
+    """
     pinned = table.at(table.table_version)  # one version for every read below
     described = pinned.describe()
     schema = [(row["column"], row["type"], row.get("computed") or "")
