@@ -465,10 +465,13 @@ def test_bad_column_type_is_a_clear_error(db, lakehouse_root, tmp_path: Path) ->
     assert db.list_tables() == []
 
 
-@pytest.mark.parametrize(("shape", "dtype"), [((3,), "complex64"), ((3,), "str"), ((0,), "float32"),
-                                              ((-1,), "float32"), ((2, 0), "int8")])
-def test_bad_array_type_is_a_clear_error(shape, dtype) -> None:
-    with pytest.raises(lh.TypeMismatchError, match="dtype|dimension"):
+@pytest.mark.parametrize(("shape", "dtype", "error"), [
+    ((3,), "complex64", lh.TypeMismatchError), ((3,), "str", lh.TypeMismatchError),
+    ((0,), "float32", lh.InvalidOptionError), ((-1,), "float32", lh.InvalidOptionError),
+    ((2, 0), "int8", lh.InvalidOptionError)])
+def test_bad_array_type_is_a_clear_error(shape, dtype, error) -> None:
+    """A dtype that is not one is a type error; a dimension below 1 a value out of range."""
+    with pytest.raises(error, match="dtype|dimension"):
         lh.Array[shape, dtype]
 
 

@@ -218,7 +218,7 @@ def test_every_input_form_gives_the_same_rows_in_one_version(db, lakehouse_root,
     assert history["version"].to_list() == [1, 2, 3]
     assert history.row(-1, named=True) | {"time": None} == {
         "version": 3, "time": None, "operation": "insert", "rows_added": 3, "rows_changed": 0,
-        "rows_removed": 0, "total_rows": 4}
+        "rows_removed": 0, "total_rows": 4, "snapshots": []}
     df = t.where(t.n > 0).order_by(t.n).collect()
     assert df.schema == pl.Schema({"n": pl.Int64, "s": pl.String, "f": pl.Float64,
                                    "ts": pl.Datetime("us", "UTC"), "d": pl.Date})
