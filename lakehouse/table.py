@@ -144,7 +144,11 @@ class Table:
         return object.__getattribute__(self, name)
 
     def _column_named(self, name: str) -> ColumnRef | None:
-        tdef = self.table_state().definition
+        """The column ``name`` in the definition this handle last read (read now if it never
+        did): deciding what ``t.count`` means must not cost a second refresh (a request on S3)
+        on top of the one ``count()`` itself makes."""
+        state = self._current or self.table_state()
+        tdef = state.definition
         return tdef.get(name, self._name).ref() if tdef.has(name) else None
 
     # --- state ----------------------------------------------------------------------------------

@@ -143,3 +143,22 @@ def test_the_definition_is_public_and_a_column_may_take_its_short_name(db):
     for reserved in ("table_definition", "table_state"):
         with pytest.raises(lh.InvalidNameError, match="cannot be a column name"):
             plain.add_column(**{reserved: lh.Int})
+
+
+def test_an_attribute_lookup_costs_no_extra_refresh(db):
+    """``t.count()`` refreshes the handle once (one request on S3), not twice: deciding that
+    ``count`` is the method, not a column, reads the state already held."""
+    t = db.create_table("refreshes", {"n": lh.Int})
+    t.insert([{"n": 1}], progress=False)
+    head = t._head
+    calls = []
+    original = head.checkout_latest
+
+    def counted():
+        calls.append(1)
+        return original()
+
+    head.checkout_latest = counted
+    assert t.count() == 1
+    assert len(calls) == 1
+    assert t.version == 2 and len(calls) == 2
