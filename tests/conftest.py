@@ -163,6 +163,22 @@ def s3_bucket(s3_env: str) -> str:
     return name
 
 
+@pytest.fixture
+def s3_pictures(s3_bucket: str):
+    """A table ``pics`` (caption, image: 6 drawn shapes) with a shapes-CLIP index, in a
+    lakehouse on the moto server; the search page tests serve it."""
+    import lakehouse as lh
+    from lakehouse.samples import shapes
+
+    t = lh.connect(f"s3://{s3_bucket}/lh").create_table(
+        "pics", {"caption": lh.String, "image": lh.Image})
+    t.insert([{"caption": scene.caption, "image": picture}
+              for picture, scene in shapes.samples(6, seed=424242)], progress=False)
+    t.add_embedding_index("image", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
+                          progress=False)
+    return t
+
+
 # --------------------------------------------------------------------------------------------
 # Backends and the lakehouse
 # --------------------------------------------------------------------------------------------

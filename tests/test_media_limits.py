@@ -132,11 +132,8 @@ class Web:
         return f"{self.url}/redirect?to={to}"
 
 
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[Web]:
-    folder = tmp_path / "www"
-    folder.mkdir()
-    server = _Server(folder)
+def _serving(server: _Server) -> Iterator[Web]:
+    """Serve in a thread for the duration of a fixture, then stop and close the server."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -144,6 +141,14 @@ def web(tmp_path: Path) -> Iterator[Web]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Web]:
+    folder = tmp_path / "www"
+    folder.mkdir()
+    server = _Server(folder)
+    yield from _serving(server)
 
 
 # --------------------------------------------------------------------------------------------
@@ -605,13 +610,7 @@ def secure_web(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Web]
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Web(server)
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from _serving(server)
 
 
 def test_https_is_verified_for_the_host_and_never_redirected_to_http(tmp_path, secure_web,

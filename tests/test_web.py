@@ -394,13 +394,9 @@ def test_thumbnails_keep_a_bounded_amount() -> None:
 
 
 @pytest.mark.s3
-def test_serve_command_on_s3(s3_bucket, s3_env, tmp_path) -> None:
+def test_serve_command_on_s3(s3_pictures, s3_bucket, s3_env, tmp_path) -> None:
     root = f"s3://{s3_bucket}/lh"
-    t = lh.connect(root).create_table("pics", {"caption": lh.String, "image": lh.Image})
-    t.insert([{"caption": scene.caption, "image": picture}
-              for picture, scene in shapes.samples(6, seed=424242)], progress=False)
-    t.add_embedding_index("image", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
-                          progress=False)
+    t = s3_pictures
     running = Server(["pics", "-c", "image", "--port", "0", "-k", "3", "--root", root],
                      cwd=tmp_path)
     try:

@@ -160,13 +160,8 @@ def test_an_http_query_fetches_nothing(server) -> None:
 
 
 @pytest.mark.s3
-def test_an_s3_query_is_text_and_reads_no_object(s3_bucket, s3_env) -> None:
-    root = f"s3://{s3_bucket}/lh"
-    t = lh.connect(root).create_table("pics", {"caption": lh.String, "image": lh.Image})
-    t.insert([{"caption": scene.caption, "image": picture}
-              for picture, scene in shapes.samples(6, seed=424242)], progress=False)
-    t.add_embedding_index("image", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
-                          progress=False)
+def test_an_s3_query_is_text_and_reads_no_object(s3_pictures, s3_bucket, s3_env) -> None:
+    t = s3_pictures
     s3 = boto3.client("s3", endpoint_url=s3_env)
     s3.put_object(Bucket=s3_bucket, Key="canary.png", Body=_png())
     s3.put_object(Bucket=s3_bucket, Key="secret.txt", Body=SECRET.encode())
