@@ -33,6 +33,8 @@ HIDDEN_PREFIX = "_lh_"  # bookkeeping columns; user column names cannot start wi
 PENDING_PREFIX = "_lh_pending_"  # a replacement computed column before it is switched in
 RETIRED_PREFIX = "_lh_retired_"  # a replaced computed column, dropped right after the switch
 VECTORS_PREFIX = "_lh_embedding_"  # the vectors of an embedding index, computed from its column
+BASE_ROW = "_lh_base_row"  # a view row's base row: the base's stable Lance row id
+POSITION = "pos"  # a view row's position among the rows its iterator made from one base row
 METRICS = ("cosine", "l2", "dot")
 ON_ERROR = ("abort", "ignore")  # what a write does with a row it cannot compute or read
 
@@ -144,6 +146,51 @@ class IndexDef:
 
 
 @dataclasses.dataclass(frozen=True)
+class ViewDef:
+    """What a view is made of, stored on its hidden base-row column (see docs/FORMAT.md): the
+    base table or view it follows, the base version it is frozen at (a view of ``t.at(3)``;
+    None follows the base), the filter and the iterator over the base's columns (their stored
+    JSON, base columns by id), the base columns it carries (view column id -> base column id)
+    and what a base value the iterator cannot read does (``on_error``).
+
+    >>> v = db.create_view("recent", t.where(t.year > 1990))
+    >>> vdef = v.table_definition.view
+    >>> vdef.base, vdef.pinned, vdef.carried
+    ('films', None, ((0, 0), (1, 1), (2, 2)))
+    """
+
+    base: str
+    pinned: int | None
+    where: dict[str, Any] | None
+    iterator: dict[str, Any] | None
+    carried: tuple[tuple[int, int], ...]
+    on_error: str = "abort"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base": self.base, "pinned": self.pinned, "where": self.where,
+                "iterator": self.iterator, "carried": [list(p) for p in self.carried],
+                "on_error": self.on_error}
+
+    @staticmethod
+    def from_json(data: dict[str, Any], table_name: str) -> ViewDef:
+        try:
+            pinned = data.get("pinned")
+            return ViewDef(
+                base=str(data["base"]), pinned=None if pinned is None else int(pinned),
+                where=data.get("where"), iterator=data.get("iterator"),
+                carried=tuple((int(a), int(b)) for a, b in data.get("carried", ())),
+                on_error=str(data.get("on_error", "abort")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnsafeDefinitionError(
+                f"view {table_name!r} has a malformed definition ({exc!r})") from exc
+
+    def field(self) -> pa.Field:
+        """The hidden base-row column, which carries the view's definition."""
+        meta = {"format": FORMAT_VERSION, "role": "view", "view": self.to_json()}
+        return pa.field(BASE_ROW, pa.uint64(), metadata={FIELD_KEY: json.dumps(meta)})
+
+
+@dataclasses.dataclass(frozen=True)
 class TableDef:
     """The columns of a table in schema order, rebuilt from (and written to) an Arrow schema.
     ``hidden`` holds the vector columns of embedding indexes: computed like other computed
@@ -159,6 +206,7 @@ class TableDef:
 
     columns: tuple[ColumnDef, ...]
     hidden: tuple[ColumnDef, ...] = ()
+    view: ViewDef | None = None  # set when the table is a view
 
     @staticmethod
     def from_schema(schema: pa.Schema, table_name: str) -> TableDef:
@@ -169,8 +217,12 @@ class TableDef:
                 f"this version reads ({FORMAT_VERSION}); upgrade lakehouse"
             )
         columns, hidden = [], []
+        view = None
         for field in schema:
             raw = (field.metadata or {}).get(FIELD_KEY)
+            if raw is not None and field.name == BASE_ROW:
+                view = ViewDef.from_json(_view_json(raw, table_name), table_name)
+                continue
             if raw is None or (field.name.startswith(HIDDEN_PREFIX)
                                and not field.name.startswith(VECTORS_PREFIX)):
                 continue
@@ -197,12 +249,14 @@ class TableDef:
                 index=info.get("index"),
             )
             (hidden if field.name.startswith(HIDDEN_PREFIX) else columns).append(column)
-        return TableDef(tuple(columns), tuple(hidden))
+        return TableDef(tuple(columns), tuple(hidden), view)
 
     def schema(self) -> pa.Schema:
         fields: list[pa.Field] = []
         for c in (*self.columns, *self.hidden):
             fields.extend(c.fields())
+        if self.view is not None:
+            fields.append(self.view.field())
         return pa.schema(fields, metadata={SCHEMA_KEY: str(FORMAT_VERSION)})
 
     # --- lookups --------------------------------------------------------------------------------
@@ -309,6 +363,18 @@ class TableDef:
                 changed.add(c.col_id)
         return out
 
+
+
+def _view_json(raw: bytes, table_name: str) -> dict[str, Any]:
+    try:
+        info = json.loads(raw)
+        if int(info.get("format", 1)) > FORMAT_VERSION:
+            raise FormatVersionError(f"view {table_name!r} uses a newer lakehouse format "
+                                     f"({info['format']}); upgrade lakehouse")
+        return dict(info["view"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UnsafeDefinitionError(
+            f"view {table_name!r} has a malformed definition") from exc
 
 
 def _walk_stored(expr: Expr) -> Iterator[Expr]:

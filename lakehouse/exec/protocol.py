@@ -39,7 +39,7 @@ import dataclasses
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import lance
@@ -92,6 +92,8 @@ class WriteContext:
     dataset: lance.LanceDataset = dataclasses.field(repr=False)
     definition: TableDef = dataclasses.field(repr=False)
     fetch: FetchPolicy = FetchPolicy()  # how media sources may be read (lh.connect(fetch=...))
+    # recorded with every commit this write makes (a view records the base version it reflects)
+    properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def version(self) -> int:
@@ -215,8 +217,9 @@ def commit(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *, 
     again for the latest version; without ``rebase``, or with a changed definition, Redo."""
     read_version = ctx.version
     for _ in range(ATTEMPTS):
-        transaction = lance.Transaction(read_version, operation,
-                                        transaction_properties={OPERATION_KEY: kind})
+        transaction = lance.Transaction(
+            read_version, operation,
+            transaction_properties={**ctx.properties, OPERATION_KEY: kind})
         try:
             return lance.LanceDataset.commit(ctx.uri, transaction,
                                              storage_options=ctx.options)
@@ -254,15 +257,24 @@ def append(ctx: WriteContext, reader: pa.RecordBatchReader, *, failures: Failure
     return commit(ctx, operation, kind=kind, rebase=lambda latest: operation)
 
 
-def rewrite(ctx: WriteContext, reader: pa.RecordBatchReader, matched: dict[int, list[int]], *,
-            failures: Failures, kind: str = "update") -> lance.LanceDataset:
-    """Write the rows of ``reader`` as new fragments in place of the rows ``matched`` (fragment
-    id -> row ids) and commit both in one Lance ``Update``. On a conflict the old rows are
-    deleted again from the latest copies of their fragments; if another writer changed or
-    removed any of them, the update is redone."""
-    new = _write_fragments(ctx, reader, failures)
+def rewrite(ctx: WriteContext, reader: pa.RecordBatchReader | None,
+            matched: dict[int, list[int]], *, failures: Failures, kind: str = "update",
+            guard: Callable[[lance.LanceDataset], None] | None = None) -> lance.LanceDataset:
+    """Write the rows of ``reader`` (if any) as new fragments in place of the rows ``matched``
+    (fragment id -> row ids) and commit both in one Lance ``Update``. On a conflict the old rows
+    are deleted again from the latest copies of their fragments; if another writer changed or
+    removed any of them, the update is redone.
+
+    With ``guard``, the commit is *exclusive*: it also names the table's first fragment as
+    updated, so that two guarded commits read from the same version always conflict (Lance
+    would otherwise rebase two appends over each other), and on a conflict ``guard(latest)``
+    decides whether the write may still commit (it raises :class:`Redo` when not). View upkeep
+    uses it: two processes bringing a view up to date must not both add the same rows."""
+    new = _write_fragments(ctx, reader, failures) if reader is not None else []
 
     def operation(ds: lance.LanceDataset, check: bool) -> lance.LanceOperation.Update:
+        if check and guard is not None:
+            guard(ds)
         updated, removed = [], []
         for fragment_id, row_ids in matched.items():
             fragment = ds.get_fragment(fragment_id)
@@ -274,6 +286,9 @@ def rewrite(ctx: WriteContext, reader: pa.RecordBatchReader, matched: dict[int, 
                 removed.append(fragment_id)
             else:
                 updated.append(kept)
+        fragments = ds.get_fragments() if guard is not None else []
+        if fragments and fragments[0].fragment_id not in {*matched}:
+            updated.append(fragments[0].metadata)  # unchanged: it only makes the commit exclusive
         return lance.LanceOperation.Update(removed_fragment_ids=removed,
                                            updated_fragments=updated, new_fragments=new)
 
@@ -405,6 +420,19 @@ def restore(ctx: WriteContext, version: int, *, seen: int) -> lance.LanceDataset
     return old
 
 
+def set_config(ctx: WriteContext, upsert: dict[str, str], remove: list[str]) -> (
+        lance.LanceDataset):
+    """Set and remove keys of the dataset's configuration (a table's list of views). Lance's
+    config changes commute with data changes, so this never conflicts with other writers."""
+    def action(ds: lance.LanceDataset) -> None:
+        if upsert:
+            ds.update_config(upsert)
+        present = [k for k in remove if k in ds.config()]
+        if present:
+            ds.delete_config_keys(present)
+    return apply(ctx, action)
+
+
 def tag(ctx: WriteContext, name: str, version: int, *, move: bool) -> None:
     """Point the snapshot (Lance tag) ``name`` at ``version``."""
     def action(ds: lance.LanceDataset) -> None:
@@ -419,5 +447,5 @@ __all__ = [
     "ATTEMPTS", "Failures", "Redo", "WriteContext", "add_computed",
     "add_null_columns", "add_streamed", "append", "apply", "commit", "create_scalar_index",
     "delete", "drop_columns", "drop_index", "rename_columns", "restore", "rewrite",
-    "same_definition", "set_field_metadata", "switch_column", "tag", "write",
+    "same_definition", "set_config", "set_field_metadata", "switch_column", "tag", "write",
 ]

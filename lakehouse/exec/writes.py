@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lance
@@ -53,25 +53,55 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
            total: int | None = None) -> WriteResult:
     """Append rows (validated, with their computed columns) in one commit. ``total``, when
     known, gives the progress bar its length."""
+    plan = _plan(ctx)
+    chunks = ((chunk, {}) for chunk in intake.chunks(data, chunk_rows(ctx.definition, plan)))
+    return _write_rows(ctx, plan, chunks, None, progress=progress, on_error=on_error, total=total,
+                       what=f"insert into {ctx.table_name}")
+
+
+def replace_rows(ctx: WriteContext, chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
+                 replacing: dict[int, list[int]], *, guard: Callable[[lance.LanceDataset], None],
+                 progress: bool, on_error: str = "abort") -> WriteResult:
+    """Write new rows in place of the rows ``replacing`` names (fragment id -> row ids), in
+    one exclusive commit (see :func:`~lakehouse.exec.protocol.rewrite`): how a view takes in
+    a change of its base. Each chunk is rows to validate (as :func:`insert` takes them) and
+    hidden columns of the same length that go in as they are (a view row's base row)."""
+    return _write_rows(ctx, _plan(ctx), chunks, replacing, progress=progress, on_error=on_error,
+                       guard=guard, what=f"update view {ctx.table_name}")
+
+
+def chunk_rows(tdef: TableDef, plan: Plan | None) -> int:
+    """Rows validated and computed at a time: few for media and models, many for the rest."""
+    return intake.MEDIA_CHUNK_ROWS if tdef.media_columns() else \
+        MODEL_BATCH_ROWS if plan is not None and plan.runs_models else intake.DEFAULT_CHUNK_ROWS
+
+
+def _plan(ctx: WriteContext) -> Plan | None:
+    computed = ctx.definition.computed_columns()
+    return Plan.for_columns(ctx.table_name, ctx.definition, computed) if computed else None
+
+
+def _write_rows(ctx: WriteContext, plan: Plan | None,
+                chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
+                replacing: dict[int, list[int]] | None, *, progress: bool, on_error: str,
+                what: str, total: int | None = None,
+                guard: Callable[[lance.LanceDataset], None] | None = None) -> WriteResult:
     tdef = ctx.definition
-    computed = tdef.computed_columns()
-    plan = Plan.for_columns(ctx.table_name, tdef, computed) if computed else None
     schema = ctx.dataset.schema
     counts = {"rows": 0, "errors": 0}
     media = tdef.media_columns()
     reused = frozenset(c.name for c in media if plan is not None and c.name in plan.read_columns)
     options = MediaOptions(on_error=on_error, fetcher=ctx.fetcher, reused=reused)
-    chunk_rows = intake.MEDIA_CHUNK_ROWS if media else \
-        MODEL_BATCH_ROWS if plan is not None and plan.runs_models else intake.DEFAULT_CHUNK_ROWS
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
-        for chunk in intake.chunks(data, chunk_rows):
+        for chunk, hidden in chunks:
             offset = counts["rows"]
             base = intake.validate(chunk, tdef, ctx.table_name, offset, options)
             n = base.num_rows
             if n == 0:
                 continue
             columns: dict[str, Any] = {c: base.column(c) for c in base.column_names}
+            columns.update(hidden)
             media_failed = _failed_rows(columns, tdef)
             if plan is not None:
                 frame = pl.from_arrow(base.select(plan.read_columns)) if plan.read_columns \
@@ -87,14 +117,20 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
             reporter.advance(n)
             yield from _assemble(_without_referenced(columns, tdef), schema).to_batches()
 
-    with report(f"insert into {ctx.table_name}", enabled=progress, total=total) as reporter:
+    with report(what, enabled=progress, total=total) as reporter:
         stream = batches(reporter)
         first = next(stream, None)
-        if first is None:
-            return WriteResult(0, 0, ctx.version)
         failures = Failures()
-        reader = pa.RecordBatchReader.from_batches(schema, failures.guard(_chain(first, stream)))
-        ds = protocol.append(ctx, reader, failures=failures)
+        if first is None and not replacing:
+            return WriteResult(0, 0, ctx.version)
+        reader = None if first is None else pa.RecordBatchReader.from_batches(
+            schema, failures.guard(_chain(first, stream)))
+        if replacing is None:
+            assert reader is not None
+            ds = protocol.append(ctx, reader, failures=failures)
+        else:
+            ds = protocol.rewrite(ctx, reader, replacing, failures=failures,
+                                  kind="view upkeep", guard=guard)
     return WriteResult(counts["rows"], counts["errors"], ds.version)
 
 
