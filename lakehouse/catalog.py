@@ -12,21 +12,26 @@ from typing import Any
 
 import lance
 
-from lakehouse import ingest, trust
+from lakehouse import ingest, trust, views
 from lakehouse import types as T
 from lakehouse.errors import (
+    DependencyError,
     DirectoryNotFoundError,
     InvalidNameError,
     InvalidOptionError,
     TableExistsError,
     TableNotFoundError,
     TypeMismatchError,
+    UnsupportedError,
     VersionNotFoundError,
     check_choice,
 )
+from lakehouse.exprs.nodes import BinaryOp, Expr
+from lakehouse.iterators import IteratorCall
 from lakehouse.media.policy import FetchPolicy
-from lakehouse.metadata import ColumnDef, TableDef
+from lakehouse.metadata import ON_ERROR, ColumnDef, TableDef
 from lakehouse.names import TABLE_SUFFIX, check_column_name, validate_name
+from lakehouse.queries import Query
 from lakehouse.storage import Location, storage_error
 from lakehouse.table import Table
 
@@ -343,8 +348,96 @@ class Catalog:
                 raise VersionNotFoundError(f"table {base!r} has no version {version!r}") from exc
             raise storage_error(self._location, f"open table {base!r}", exc) from exc
         table = Table(base, uri, self._location, ds, pinned=version is not None)
-        table.table_state()  # reads the definition: refuse unreadable ones (newer format) now
+        state = table.table_state()  # reads the definition: refuse unreadable ones now
+        if state.definition.view is not None and version is None:
+            views.catch_up(self._location, base)  # a write of the base may not have finished
         return table
+
+    # --- views ----------------------------------------------------------------------------------
+    def create_view(self, name: str, base: Table | Query, *, where: Expr | None = None,
+                    iterator: IteratorCall | None = None, columns: list[str] | None = None,
+                    on_error: str = "abort", if_exists: str = "error",
+                    progress: bool = True) -> Table:
+        """Create a view: a table whose rows follow ``base`` (a table, a view, or a query
+        ``t.where(...)``, possibly of a version, ``t.at(3)``, or a snapshot), kept current by
+        every write of the base, incrementally (only the base rows that changed are read).
+
+        Each view row comes from one base row matching ``where`` (and the query's filter): one
+        row each, or with an ``iterator`` (:mod:`lakehouse.iterators`) one row per item it
+        makes, numbered by ``pos``. The view carries the base ``columns`` named (by default all
+        of them; with an iterator, all but media columns and the iterator's input). A view is
+        read like a table, takes computed columns and embedding indexes of its own, and refuses
+        inserts, updates and deletes. ``on_error="ignore"`` skips base values the iterator
+        cannot read (counted in the write's ``rows_with_errors``) instead of failing. A view of
+        a version or snapshot is frozen there.
+
+        >>> v = db.create_view("recent", t.where(t.year > 1990))
+        >>> v.select(v.title).collect()["title"].to_list()
+        ['Heat', 'Up']
+        >>> _ = t.insert([{"title": "Dune", "year": 2021}], progress=False)
+        >>> v.count()  # the insert brought the view up to date
+        3
+        """
+        validate_name(name)
+        check_choice("if_exists", if_exists, ("error", "ignore", "replace"))
+        check_choice("on_error", on_error, ON_ERROR)
+        table, condition = _view_base(base, name)
+        if table.table_uri != self._table_uri(table.table_name):
+            raise InvalidOptionError(f"view {name!r}: its base {table.table_name!r} must be a "
+                                     f"table of this lakehouse ({self.root})")
+        if name == table.table_name:
+            raise InvalidOptionError(f"view {name!r} cannot be its own base")
+        if where is not None:
+            condition = where if condition is None else BinaryOp("&", condition, where)
+        state = table.table_state()
+        tdef = views.define(name, table.table_name, state.definition,
+                            pinned=state.version if Table.is_read_only.fget(table) else None,
+                            where=condition, iterator=iterator, columns=columns,
+                            on_error=on_error)
+        self._check_parent(name)
+        if self.has_table(name):
+            if if_exists == "ignore":
+                return self.get_table(name)
+            if if_exists == "error":
+                raise TableExistsError(
+                    f"{name!r} already exists; pass if_exists='ignore' or 'replace'")
+            self.drop_table(name)
+        schema = tdef.schema()
+        try:
+            lance.write_dataset(schema.empty_table(), self._table_uri(name), schema=schema,
+                                enable_stable_row_ids=True,
+                                storage_options=self._location.storage_options or None)
+        except OSError as exc:
+            raise storage_error(self._location, f"create view {name!r}", exc) from exc
+        try:  # filled first, registered on the base after: a failure leaves the base as it was
+            views.catch_up(self._location, name, progress=progress)
+            views.register(self._location, table.table_name, name)
+        except BaseException:
+            self.drop_table(name, if_not_exists="ignore")
+            raise
+        return self.get_table(name)
+
+    def list_views(self) -> dict[str, str]:
+        """View name -> base name, for every view of the lakehouse (sorted by name).
+
+        >>> _ = db.create_view("recent", t.where(t.year > 1990))
+        >>> db.list_views()
+        {'recent': 'films'}
+        """
+        found = {}
+        for name in self.list_tables():
+            vdef = self._definition(name).view
+            if vdef is not None:
+                found[name] = vdef.base
+        return found
+
+    def _definition(self, name: str) -> TableDef:
+        uri = self._table_uri(name)
+        try:
+            ds = lance.dataset(uri, storage_options=self._location.storage_options or None)
+        except (ValueError, OSError) as exc:
+            raise storage_error(self._location, f"open table {name!r}", exc) from exc
+        return TableDef.from_schema(ds.schema, name)
 
     def list_tables(self, dir: str | None = None, *, recursive: bool = True) -> list[str]:
         """Table names under ``dir`` (the root by default), sorted; ``recursive=False`` leaves
@@ -391,22 +484,53 @@ class Catalog:
                 out.append((child, False))
         return out
 
-    def drop_table(self, name: str, *, if_not_exists: str = "error") -> None:
-        """Delete a table and all its versions.
+    def drop_table(self, name: str, *, if_not_exists: str = "error",
+                   cascade: bool = False) -> None:
+        """Delete a table (or view) and all its versions. A table with views is refused unless
+        ``cascade=True``, which drops its views (and theirs) first.
 
         >>> db.drop_table("films")
         >>> db.has_table("films")
         False
         """
         validate_name(name)
+        check_choice("if_not_exists", if_not_exists, ("error", "ignore"))
         if not self.has_table(name):
             if if_not_exists == "ignore":
                 return
             raise TableNotFoundError(f"table {name!r} does not exist in {self.root}")
+        ctx = views.open_context(self._location, name)
+        dependents = [v for v in views.views_of(ctx.dataset) if self.has_table(v)
+                      and getattr(self._definition(v).view, "base", None) == name]
+        if dependents and not cascade:
+            raise DependencyError(
+                f"table {name!r} has views {', '.join(map(repr, dependents))}; drop them first, "
+                "or pass cascade=True to drop them too")
+        for view in dependents:
+            self.drop_table(view, if_not_exists="ignore", cascade=True)
         try:
             self._fs.rm(self._path(self._table_uri(name)), recursive=True)
         except Exception as exc:
             raise storage_error(self._location, f"drop table {name!r}", exc) from exc
+        vdef = ctx.definition.view
+        if vdef is not None and self.has_table(vdef.base):
+            views.register(self._location, vdef.base, name, add=False)
+
+
+def _view_base(base: Any, name: str) -> tuple[Table, Expr | None]:
+    """The table a view follows and the query's filter: a view is defined by a table or a
+    filtered query, nothing that reorders, limits or reshapes rows."""
+    if isinstance(base, Table):
+        return base, None
+    if isinstance(base, Query):
+        if base.outputs is not None or base.ordering or base.row_limit is not None:
+            raise UnsupportedError(
+                f"view {name!r}: its base query can only filter rows (where); choose columns "
+                "with create_view(columns=[...]) and add computed columns to the view")
+        return base.table, base.condition
+    raise TypeMismatchError(
+        f"view {name!r}: base must be a table, a view or a query such as t.where(...), "
+        f"got {base!r}")
 
 
 __all__ = ["Catalog", "connect", "validate_name"]

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from lakehouse import embedding_index as indexes
-from lakehouse import ingest, versions
+from lakehouse import ingest, versions, views
 from lakehouse import types as T
 from lakehouse.display import Rendered
 from lakehouse.errors import (
@@ -52,6 +52,7 @@ from lakehouse.metadata import ON_ERROR, PENDING_PREFIX, ROW_ID, ColumnDef, Tabl
 from lakehouse.names import RESERVED_NAMES, check_column_name
 from lakehouse.queries import Filter, Query, scan_frames
 from lakehouse.storage import Location, storage_error
+from lakehouse.views import ViewStatus
 
 _IF_EXISTS = ("error", "ignore", "replace")
 _INDEX_KINDS = ("btree", "bitmap", "zonemap")
@@ -102,6 +103,7 @@ class TableSummary:
     columns: pl.DataFrame
     indexes: pl.DataFrame
     snapshots: dict[str, int]
+    view: ViewStatus | None = None  # for a view: its base and how far it lags
 
 
 class Table:
@@ -304,7 +306,7 @@ class Table:
             name=self._name, version=state.version, read_only=self._pinned,
             rows=state.dataset.count_rows(), columns=_describe(state.definition),
             indexes=indexes.listing(state.dataset, state.definition),
-            snapshots=versions.snapshots(state.dataset))
+            snapshots=versions.snapshots(state.dataset), view=self._view_status(state))
 
     def __repr__(self) -> str:
         state = self.table_state()
@@ -352,12 +354,27 @@ class Table:
         >>> t.write_rows(lambda ctx: writes.insert(ctx, rows, progress=False), what="an insert")
         WriteResult(rows_written=1, rows_with_errors=0, version=3)
         """
+        self._refuse_if_view(what)
         result = self._write(body, what=what, replayable=replayable)
-        if result.rows_written == 0 or not self.table_definition.indexes():
+        if result.rows_written == 0:
             return result
-        version = self._write(lambda ctx: indexes.upkeep_all(ctx, progress=progress),
-                              what="the vector index upkeep")
-        return result if version is None else dataclasses.replace(result, version=version)
+        if self.table_definition.indexes():
+            version = self._write(lambda ctx: indexes.upkeep_all(ctx, progress=progress),
+                                  what="the vector index upkeep")
+            result = result if version is None else dataclasses.replace(result, version=version)
+        self._update_views(progress)
+        return result
+
+    def _refuse_if_view(self, what: str) -> None:
+        vdef = self.table_definition.view
+        if vdef is not None:
+            raise ReadOnlyError(
+                f"{self._name!r} is a view of {vdef.base!r}: its rows follow its base, so "
+                f"{what} is refused; change {vdef.base!r} instead and the view follows")
+
+    def _update_views(self, progress: bool) -> None:
+        """Bring the views of this table up to date (after a write of its rows)."""
+        views.update_dependents(self._location, self.table_state().dataset, progress=progress)
 
     def insert_files(self, sources: Any, **options: Any) -> WriteResult:
         """Insert every media file found in ``sources`` (paths, folders, globs or ``s3://``
@@ -428,7 +445,11 @@ class Table:
         >>> t.count()
         2
         """
-        return self._write(lambda ctx: self._delete(ctx, where), what="the delete")
+        self._refuse_if_view("the delete")
+        result = self._write(lambda ctx: self._delete(ctx, where), what="the delete")
+        if result.rows_written:
+            self._update_views(progress=False)
+        return result
 
     def _delete(self, ctx: WriteContext, where: Expr | None) -> WriteResult:
         ctx.definition.check_refs(where, self._name)
@@ -583,6 +604,16 @@ class Table:
     def _drop_column(self, ctx: WriteContext, name: str, cascade: bool) -> int:
         tdef = ctx.definition
         column = tdef.get(name, self._name)
+        vdef = tdef.view
+        if vdef is not None and not column.is_computed:
+            raise DependencyError(
+                f"view {self._name!r}: column {name!r} comes from its base {vdef.base!r}; only "
+                "the view's own computed columns can be dropped")
+        readers = views.readers_of(self._location, ctx.dataset, column.col_id)
+        if readers:
+            raise DependencyError(
+                f"table {self._name!r}: cannot drop {name!r}: views {', '.join(readers)} read "
+                "it; drop them first")
         dependents = tdef.dependents({column.col_id})
         if dependents and not cascade:
             names = ", ".join(repr(c.name) for c in dependents)
@@ -964,21 +995,62 @@ class Table:
             raise VersionNotFoundError(
                 f"table {self._name!r} cannot revert to version {to} (versions 1..{current})"
             )
-        return self._write(lambda ctx: protocol.restore(ctx, to, seen=current).version,
-                           what=f"the revert to version {to}", replayable=False)
+        self._refuse_if_view("a revert")
+        before = self.table_state().dataset
+        version = self._write(lambda ctx: protocol.restore(ctx, to, seen=current).version,
+                              what=f"the revert to version {to}", replayable=False)
+        if views.views_of(before):
+            self._write(lambda ctx: views.keep_registrations(ctx, before),
+                        what="the list of views after the revert")
+            self._update_views(progress=False)
+        return version
+
+    def view_status(self) -> ViewStatus | None:
+        """For a view, where it stands against its base (a :class:`~lakehouse.views.ViewStatus`:
+        the base, the base version the rows of this view version reflect, the base's latest
+        version and the lag between them); None for a table. A handle at an earlier view
+        version (``v.at(3)``) tells the base version that version reflects.
+
+        >>> v = db.create_view("old", t.where(t.year < 1990))
+        >>> _ = t.insert([{"title": "Ran", "year": 1985}], progress=False)
+        >>> s = v.view_status()
+        >>> s.base, s.base_version, s.lag, v.count()
+        ('films', 3, 0, 2)
+        >>> v.at(2).view_status().base_version  # its first rows reflect films version 2
+        2
+        """
+        return self._view_status(self.table_state())
+
+    def _view_status(self, state: TableState) -> ViewStatus | None:
+        vdef = state.definition.view
+        return None if vdef is None else views.status(self._location, state.dataset, vdef)
 
 
 def _describe(tdef: TableDef) -> pl.DataFrame:
-    """One row per column of ``tdef``: name, type, computed expression and policy."""
+    """One row per column of ``tdef``: name, type, computed expression and policy. A view's
+    columns that come from its base say where from: ``from films`` for a carried column,
+    the iterator for the columns it makes."""
+    origins = _view_origins(tdef)
     rows = [{
         "column": c.name,
         "type": str(c.type),
-        "computed": repr(tdef.expr(c)) if c.is_computed else None,
+        "computed": repr(tdef.expr(c)) if c.is_computed else origins.get(c.col_id),
         "on_error": c.on_error if c.is_computed else None,
     } for c in tdef.columns]
     schema = {"column": pl.String, "type": pl.String, "computed": pl.String,
               "on_error": pl.String}
     return pl.DataFrame(rows, schema=schema)
+
+
+def _view_origins(tdef: TableDef) -> dict[int, str]:
+    vdef = tdef.view
+    if vdef is None:
+        return {}
+    carried = {v for v, _ in vdef.carried}
+    made = "" if vdef.iterator is None else \
+        f"{vdef.iterator['name']}({vdef.iterator['input']['name']})"
+    return {c.col_id: f"from {vdef.base}" if c.col_id in carried else made
+            for c in tdef.columns if not c.is_computed}
 
 
 def _value_expr(value: Any, column: ColumnDef, table_name: str) -> Expr:

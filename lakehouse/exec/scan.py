@@ -65,13 +65,15 @@ def _conjuncts(expr: Expr) -> list[Expr]:
 
 def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, condition: Expr | None,
                 columns: list[str], *, limit: int | None = None, row_ids: bool = False,
-                fetcher: Fetcher | None = None,
-                nearest: dict[str, Any] | None = None) -> Iterator[pl.DataFrame]:
+                fetcher: Fetcher | None = None, nearest: dict[str, Any] | None = None,
+                fragments: list[int] | None = None) -> Iterator[pl.DataFrame]:
     """Scan ``columns`` of the rows matching ``condition``, as Polars frames, batch by batch;
     with ``row_ids``, also each row's ``_rowid`` and ``_rowaddr``.
 
     Media columns come back as their bytes: Lance reads blobs only for the rows scanned, and the
     values of ``store="reference"`` columns are fetched from their sources (with ``fetcher``).
+
+    With ``fragments`` (fragment ids), only the rows of those fragments are scanned.
 
     With ``nearest`` (Lance's nearest-neighbour options), only the ``k`` rows closest to its
     query vector among the rows matching ``condition`` come back, closest first, with their
@@ -103,7 +105,9 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, conditi
                          batch_size=MEDIA_SCAN_ROWS if media else SCAN_BATCH_ROWS,
                          limit=limit if flt.residual is None else None,
                          with_row_id=row_ids, with_row_address=row_ids,
-                         blob_handling="all_binary" if media else None, **search)
+                         blob_handling="all_binary" if media else None,
+                         fragments=None if fragments is None else
+                         [ds.get_fragment(i) for i in fragments], **search)
     keep_columns = [*columns, ROW_ID, ROW_ADDRESS] if row_ids else list(columns)
     if nearest is not None:
         keep_columns.append(DISTANCE)

@@ -121,7 +121,7 @@ def _write_rows(ctx: WriteContext, plan: Plan | None,
         stream = batches(reporter)
         first = next(stream, None)
         failures = Failures()
-        if first is None and not replacing:
+        if first is None and not replacing and guard is None:
             return WriteResult(0, 0, ctx.version)
         reader = None if first is None else pa.RecordBatchReader.from_batches(
             schema, failures.guard(_chain(first, stream)))

@@ -1,0 +1,263 @@
+"""Views: rows that follow a base table, kept current incrementally by every base write.
+
+Every test runs on a local folder and on S3 (the moto server), through the `db` fixture.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+import lakehouse as lh
+from lakehouse import views
+
+FILMS = [
+    {"title": "Alien", "year": 1979, "rating": 8.5},
+    {"title": "Heat", "year": 1995, "rating": 8.3},
+    {"title": "Up", "year": 2009, "rating": 8.3},
+]
+
+
+@pytest.fixture
+def films(db):
+    t = db.create_table("films", {"title": lh.String, "year": lh.Int, "rating": lh.Float})
+    t.insert(FILMS, progress=False)
+    return t
+
+
+def _titles(table) -> list[str]:
+    return sorted(table.collect()["title"].to_list())
+
+
+def _expanded() -> int:
+    return views.stats["expanded"]
+
+
+def test_a_view_filters_its_base_and_follows_inserts_updates_and_deletes(db, films):
+    v = db.create_view("recent", films.where(films.year > 1990), progress=False)
+    assert _titles(v) == ["Heat", "Up"]
+    assert v.column_names() == ["title", "year", "rating"]
+
+    films.insert([{"title": "Dune", "year": 2021, "rating": 8.0},
+                  {"title": "Jaws", "year": 1975, "rating": 8.1}], progress=False)
+    assert _titles(v) == ["Dune", "Heat", "Up"]
+
+    films.update({"year": 1980}, where=films.title == "Heat", progress=False)
+    assert _titles(v) == ["Dune", "Up"]
+    films.update({"year": 1999}, where=films.title == "Alien", progress=False)
+    assert _titles(v) == ["Alien", "Dune", "Up"]
+    films.update({"rating": 9.0}, where=films.title == "Up", progress=False)
+    assert v.where(v.title == "Up").select(v.rating).collect().item() == 9.0
+
+    films.delete(where=films.title == "Dune")
+    assert _titles(v) == ["Alien", "Up"]
+    assert lh.Table.view_status(v).lag == 0
+
+
+def test_only_new_base_rows_are_expanded(db, films):
+    v = db.create_view("all_films", films, progress=False)
+    before = _expanded()
+    films.insert([{"title": f"f{i}", "year": 2000 + i} for i in range(5)], progress=False)
+    assert _expanded() - before == 5
+    assert v.count() == 8
+
+    before = _expanded()
+    films.update({"rating": 1.0}, where=films.title == "f3", progress=False)
+    assert _expanded() - before == 1  # the updated row only
+    before = _expanded()
+    films.delete(where=films.year > 2002)
+    assert _expanded() - before == 0
+    assert v.count() == films.count() == 5  # f3, f4 and Up (2009) left
+    assert sorted(v.collect()["title"].to_list()) == sorted(films.collect()["title"].to_list())
+
+
+def test_a_new_computed_column_of_the_base_does_not_touch_the_view(db, films):
+    v = db.create_view("all_films", films, progress=False)
+    before, version = _expanded(), v.table_version
+    films.add_computed_column(decade=films.year // 10 * 10, progress=False)
+    films.insert([{"title": "Ran", "year": 1985}], progress=False)
+    assert _expanded() - before == 1
+    assert "decade" not in v.column_names()  # the view carries the columns it was made with
+    assert v.table_version > version
+
+
+def test_a_view_takes_computed_columns_of_its_own_and_computes_them_on_upkeep(db, films):
+    v = db.create_view("recent", films.where(films.year > 1990), progress=False)
+    v.add_computed_column(shout=v.title.str.upper(), progress=False)
+    films.insert([{"title": "Dune", "year": 2021}], progress=False)
+    shouts = v.select(v.title, v.shout).collect().sort("title").rows()
+    assert shouts == [("Dune", "DUNE"), ("Heat", "HEAT"), ("Up", "UP")]
+
+
+def test_a_view_refuses_direct_writes_and_reverts(db, films):
+    v = db.create_view("recent", films.where(films.year > 1990), progress=False)
+    version = v.table_version
+    with pytest.raises(lh.ReadOnlyError, match="view of 'films'.*change 'films' instead"):
+        v.insert([{"title": "X", "year": 2000}], progress=False)
+    with pytest.raises(lh.ReadOnlyError, match="view of 'films'"):
+        v.delete(where=v.year > 0)
+    with pytest.raises(lh.ReadOnlyError, match="view of 'films'"):
+        v.update({"rating": 1.0}, progress=False)
+    with pytest.raises(lh.ReadOnlyError, match="view of 'films'"):
+        v.revert()
+    with pytest.raises(lh.DependencyError, match="comes from its base"):
+        v.drop_column("title")
+    assert v.table_version == version
+
+
+def test_views_of_views(db, films):
+    recent = db.create_view("recent", films.where(films.year > 1990), progress=False)
+    good = db.create_view("good_recent", recent.where(recent.rating > 8.25), progress=False)
+    assert _titles(good) == ["Heat", "Up"]
+    films.insert([{"title": "Dune", "year": 2021, "rating": 8.4},
+                  {"title": "Cats", "year": 2019, "rating": 2.8}], progress=False)
+    assert _titles(good) == ["Dune", "Heat", "Up"]
+    films.delete(where=films.title == "Heat")
+    assert _titles(good) == ["Dune", "Up"]
+    assert db.list_views() == {"good_recent": "recent", "recent": "films"}
+
+
+def test_dropping_a_base_with_views_is_refused_unless_cascade(db, films):
+    db.create_view("recent", films.where(films.year > 1990), progress=False)
+    recent = db.get_table("recent")
+    db.create_view("good", recent.where(recent.rating > 8.25), progress=False)
+    with pytest.raises(lh.DependencyError, match="has views 'recent'.*cascade=True"):
+        db.drop_table("films")
+    with pytest.raises(lh.DependencyError, match="views recent read it"):
+        films.drop_column("year")
+    assert db.has_table("films")
+    db.drop_table("good")
+    assert db.list_views() == {"recent": "films"}
+    films.insert([{"title": "Dune", "year": 2021}], progress=False)  # no stale upkeep of 'good'
+    db.drop_table("films", cascade=True)
+    assert db.list_tables() == []
+
+
+def test_time_travel_of_a_view_reflects_its_base_at_the_recorded_version(db, films):
+    v = db.create_view("recent", films.where(films.year > 1990), progress=False)
+    first = v.table_version
+    films.insert([{"title": "Dune", "year": 2021}], progress=False)
+    films.delete(where=films.title == "Heat")
+    assert _titles(v.at(first)) == ["Heat", "Up"]
+    old = lh.Table.view_status(v.at(first))
+    assert _titles(films.at(old.base_version).where(films.year > 1990)) == ["Heat", "Up"]
+    assert _titles(db.get_table(f"recent:{first}")) == ["Heat", "Up"]
+    v.snapshot("before")
+    films.insert([{"title": "Ran", "year": 1995}], progress=False)
+    assert _titles(db.get_table("recent@before")) == ["Dune", "Up"]
+    assert v.history()["operation"].to_list()[-1] == "view upkeep"
+
+
+def test_a_view_of_a_version_or_snapshot_is_frozen(db, films):
+    films.snapshot("launch")
+    v = db.create_view("launch_films", db.get_table("films@launch"), progress=False)
+    films.insert([{"title": "Dune", "year": 2021}], progress=False)
+    assert _titles(v) == ["Alien", "Heat", "Up"]
+    status = lh.Table.view_status(v)
+    assert status.base_version == status.base_latest == 2 and status.lag == 0
+
+
+def test_a_crash_between_the_base_commit_and_the_view_commit_is_caught_up(
+        db, films, lakehouse_root, run_python):
+    db.create_view("recent", films.where(films.year > 1990), progress=False)
+    proc = run_python(f"""
+        import os
+        import lakehouse as lh
+        from lakehouse import views
+        views.update_dependents = lambda *a, **k: os._exit(9)  # the process dies right here
+        db = lh.connect({lakehouse_root.uri!r}, storage_options={lakehouse_root.storage_options!r})
+        db.get_table("films").insert([{{"title": "Dune", "year": 2021}}], progress=False)
+    """)
+    assert proc.returncode == 9, proc.stderr
+    assert films.count() == 4
+    stale = db.get_table("recent:" + str(db.get_table("recent").table_version))
+    assert lh.Table.view_status(stale).lag >= 1 or "Dune" in _titles(stale)
+    v = db.get_table("recent")  # opening the view catches it up
+    assert _titles(v) == ["Dune", "Heat", "Up"]
+    assert lh.Table.view_status(v).lag == 0
+
+
+def test_the_next_base_write_catches_up_a_view_left_behind(db, films, lakehouse_root, run_python):
+    v = db.create_view("recent", films.where(films.year > 1990), progress=False)
+    proc = run_python(f"""
+        import os
+        import lakehouse as lh
+        from lakehouse import views
+        views.update_dependents = lambda *a, **k: os._exit(9)
+        db = lh.connect({lakehouse_root.uri!r}, storage_options={lakehouse_root.storage_options!r})
+        db.get_table("films").insert([{{"title": "Dune", "year": 2021}}], progress=False)
+    """)
+    assert proc.returncode == 9, proc.stderr
+    films.insert([{"title": "Ran", "year": 1995}], progress=False)
+    assert _titles(v) == ["Dune", "Heat", "Ran", "Up"]
+
+
+def test_a_revert_of_the_base_keeps_its_views_and_updates_them(db, films):
+    films.insert([{"title": "Dune", "year": 2021}], progress=False)
+    v = db.create_view("recent", films.where(films.year > 1990), progress=False)
+    films.revert(to=2)  # before Dune, and before the view existed
+    assert _titles(v) == ["Heat", "Up"]
+    films.insert([{"title": "Ran", "year": 1995}], progress=False)
+    assert _titles(v) == ["Heat", "Ran", "Up"]
+
+
+def test_describe_and_summary_show_the_base(db, films):
+    v = db.create_view("recent", films.where(films.year > 1990), columns=["title"],
+                       progress=False)
+    assert v.describe().rows() == [("title", "String", "from films", None)]
+    summary = lh.Table.summary(v)
+    assert summary.view is not None and summary.view.base == "films"
+    assert lh.Table.summary(films).view is None
+
+
+@pytest.mark.parametrize(("make", "error", "match"), [
+    (lambda db, t: db.create_view("v", t, where=db.create_table("o", {"nope": lh.Int}).nope > 1),
+     lh.ColumnNotFoundError, "nope"),
+    (lambda db, t: db.create_view("v", t, columns=["nope"]), lh.ColumnNotFoundError, "nope"),
+    (lambda db, t: db.create_view("v", t.order_by(t.year)), lh.UnsupportedError, "only filter"),
+    (lambda db, t: db.create_view("v", t.select(t.title)), lh.UnsupportedError, "only filter"),
+    (lambda db, t: db.create_view("v", "films"), lh.TypeMismatchError, "base must be"),
+    (lambda db, t: db.create_view("v", t, where=t.year), lh.TypeMismatchError, "Bool"),
+    (lambda db, t: db.create_view("v", t, iterator="frames"), lh.TypeMismatchError, "iterator"),
+    (lambda db, t: db.create_view("films", t), lh.InvalidOptionError, "its own base"),
+    (lambda db, t: db.create_view("v", t, if_exists="nope"), lh.InvalidOptionError, "if_exists"),
+])
+def test_bad_view_definitions_are_refused_and_leave_nothing(db, films, make, error, match):
+    version = films.table_version
+    with pytest.raises(error, match=match):
+        make(db, films)
+    assert "v" not in db.list_tables()
+    assert films.table_version == version
+
+
+def test_if_exists(db, films):
+    db.create_view("recent", films.where(films.year > 1990), progress=False)
+    with pytest.raises(lh.TableExistsError, match="if_exists"):
+        db.create_view("recent", films, progress=False)
+    assert _titles(db.create_view("recent", films, if_exists="ignore")) == ["Heat", "Up"]
+    replaced = db.create_view("recent", films, if_exists="replace", progress=False)
+    assert _titles(replaced) == ["Alien", "Heat", "Up"]
+    assert db.list_views() == {"recent": "films"}
+
+
+def test_concurrent_upkeep_never_duplicates_rows(db, films, lakehouse_root, run_python):
+    v = db.create_view("all_films", films, progress=False)
+    code = f"""
+        import sys
+        import lakehouse as lh
+        db = lh.connect({lakehouse_root.uri!r}, storage_options={lakehouse_root.storage_options!r})
+        t = db.get_table("films")
+        for i in range(4):
+            t.insert([{{"title": f"{{sys.argv[1]}}-{{i}}", "year": 2000}}], progress=False)
+    """
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        procs = list(pool.map(lambda w: run_python(code, args=[w]), ["a", "b", "c"]))
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr
+    assert films.count() == 15
+    assert sorted(v.collect()["title"].to_list()) == sorted(films.collect()["title"].to_list())
+    frame = v.select(v.title).collect()
+    assert frame.height == frame.unique().height == 15
+    assert isinstance(frame, pl.DataFrame)
