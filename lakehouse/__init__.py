@@ -11,7 +11,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from lakehouse import functions
+from lakehouse import functions, iterators
 from lakehouse.catalog import Catalog, connect
 from lakehouse.display import show, to_pil
 from lakehouse.errors import (
@@ -48,6 +48,7 @@ from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs.nodes import Expr, if_else, lit
 from lakehouse.exprs.parse import parse_condition, parse_expression, parse_selection
 from lakehouse.ingest import ImportResult
+from lakehouse.iterators import IteratorCall
 from lakehouse.media.policy import FetchPolicy
 from lakehouse.progress import progress_bars
 from lakehouse.queries import Query
@@ -88,6 +89,8 @@ __all__ = [
     # expressions and functions
     "Expr", "if_else", "lit", "udf", "UDF", "query", "functions",
     "parse_expression", "parse_condition", "parse_selection",
+    # views
+    "iterators", "IteratorCall",
     # results
     "to_pil", "show",
     # errors and warnings
