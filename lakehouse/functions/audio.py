@@ -51,7 +51,8 @@ def is_attached_picture(stream: av.stream.Stream) -> bool:
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
-def _audio_stream(container: av.container.InputContainer) -> Any:
+def audio_stream(container: av.container.InputContainer) -> Any:
+    """The first audio stream; ValueError if there is none."""
     if not container.streams.audio:
         raise ValueError("no audio stream")
     return container.streams.audio[0]
@@ -78,7 +79,7 @@ def decodes_a_frame(data: bytes, what: str, pick: Callable[[Any], Any]) -> None:
 
 @media_check("audio")
 def check(data: bytes, ctype: T.AudioType, reuse: bool = False) -> None:
-    decodes_a_frame(data, "audio file", _audio_stream)
+    decodes_a_frame(data, "audio file", audio_stream)
 
 
 @media_function("audio", "duration", T.Float, is_property=True)
@@ -89,7 +90,7 @@ def duration(data: bytes) -> float | None:
     7.1
     """
     with open_av(data, "audio file") as container:
-        return _duration(container, _audio_stream(container))
+        return _duration(container, audio_stream(container))
 
 
 @media_function("audio", "sample_rate", T.Int, is_property=True)
@@ -100,7 +101,7 @@ def sample_rate(data: bytes) -> int:
     11025
     """
     with open_av(data, "audio file") as container:
-        return int(_audio_stream(container).codec_context.sample_rate)
+        return int(audio_stream(container).codec_context.sample_rate)
 
 
 @media_function("audio", "channels", T.Int, is_property=True)
@@ -111,7 +112,7 @@ def channels(data: bytes) -> int:
     1
     """
     with open_av(data, "audio file") as container:
-        return int(_audio_stream(container).codec_context.channels)
+        return int(audio_stream(container).codec_context.channels)
 
 
 @media_function("audio", "metadata", T.Json)
@@ -124,7 +125,7 @@ def metadata(data: bytes) -> dict[str, Any]:
     ('wav', 'pcm_u8', 1)
     """
     with open_av(data, "audio file") as container:
-        stream = _audio_stream(container)
+        stream = audio_stream(container)
         ctx = stream.codec_context
         return {"format": container.format.name, "codec": ctx.name,
                 "duration": _duration(container, stream), "sample_rate": int(ctx.sample_rate),

@@ -94,7 +94,7 @@ def _text_of(data: bytes) -> str:
     return text
 
 
-def _pdf(data: bytes) -> PdfReader:
+def read_pdf(data: bytes) -> PdfReader:
     """The opened PDF; ValueError if it is encrypted (with a password), corrupt or empty."""
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -110,14 +110,18 @@ def _pdf(data: bytes) -> PdfReader:
     return reader
 
 
-def _pdf_text(reader: PdfReader) -> str:
+def pdf_page_texts(reader: PdfReader) -> list[str]:
+    """The text of each page, stripped; ValueError if a content stream is damaged. The text of
+    the whole PDF is these joined with a blank line (:func:`text`)."""
     try:
-        return "\n\n".join(page.extract_text().strip() for page in reader.pages)
+        return [page.extract_text().strip() for page in reader.pages]
     except Exception as exc:  # damaged content streams
         raise ValueError(f"cannot extract the text of the PDF ({exc})") from None
 
 
-def _html_text(soup: BeautifulSoup) -> str:
+def html_text(soup: BeautifulSoup) -> str:
+    """The text of an HTML page, one line per block element, without scripts and styles
+    (``soup`` is changed)."""
     for tag in soup(_HTML_SKIPPED):
         tag.decompose()
     for tag in soup(_HTML_BLOCKS):  # block elements end lines, as a browser shows them
@@ -134,7 +138,7 @@ def _tidy(value: Any) -> str | None:
 @media_check("document", check_source=check_named)
 def check(data: bytes, ctype: T.DocumentType, reuse: bool = False) -> None:
     if detect_format(data) == "pdf":
-        _pdf(data)
+        read_pdf(data)
 
 
 @media_function("document", "format", T.String, is_property=True)
@@ -165,9 +169,9 @@ def text(data: bytes) -> str:
     """
     kind = detect_format(data)
     if kind == "pdf":
-        return _pdf_text(_pdf(data))
+        return "\n\n".join(pdf_page_texts(read_pdf(data)))
     if kind == "html":
-        return _html_text(BeautifulSoup(_text_of(data), "html.parser"))
+        return html_text(BeautifulSoup(_text_of(data), "html.parser"))
     return _text_of(data)
 
 
@@ -182,7 +186,7 @@ def page_count(data: bytes) -> int:
     >>> notes.select(notes.doc.page_count).collect().item()
     1
     """
-    return len(_pdf(data).pages) if detect_format(data) == "pdf" else 1
+    return len(read_pdf(data).pages) if detect_format(data) == "pdf" else 1
 
 
 @media_function("document", "metadata", T.Json)
@@ -201,7 +205,7 @@ def metadata(data: bytes) -> dict[str, Any]:
     title = author = None
     pages = 1
     if kind == "pdf":
-        reader = _pdf(data)
+        reader = read_pdf(data)
         pages = len(reader.pages)
         info = reader.metadata
         if info is not None:

@@ -28,7 +28,8 @@ from lakehouse.functions.media import media_check, media_function
 _WHAT = "video"
 
 
-def _video_stream(container: av.container.InputContainer) -> Any:
+def video_stream(container: av.container.InputContainer) -> Any:
+    """The video stream (not cover art); ValueError for a still image or no video stream."""
     fmt = container.format.name
     if fmt.endswith("_pipe") or fmt.startswith("image2"):  # FFmpeg reads a still as a video
         raise ValueError(f"an image ({fmt.removesuffix('_pipe')}), not a video")
@@ -38,7 +39,8 @@ def _video_stream(container: av.container.InputContainer) -> Any:
     return streams[0]
 
 
-def _fps(stream: Any) -> float | None:
+def stream_fps(stream: Any) -> float | None:
+    """The stream's average frame rate (else FFmpeg's guess); None where unknown."""
     rate = stream.average_rate or stream.guessed_rate
     return float(rate) if rate else None
 
@@ -56,14 +58,14 @@ def _duration(container: av.container.InputContainer, stream: Any) -> float | No
     if found is None and container.duration is not None:
         found = container.duration / av.time_base
     if found is None:  # a raw stream without timing (MPEG-1 elementary stream): frames / rate
-        fps = _fps(stream)
+        fps = stream_fps(stream)
         found = _frame_count(container, stream) / fps if fps else None
     return found
 
 
 @media_check("video")
 def check(data: bytes, ctype: T.VideoType, reuse: bool = False) -> None:
-    decodes_a_frame(data, _WHAT, _video_stream)
+    decodes_a_frame(data, _WHAT, video_stream)
 
 
 @media_function("video", "duration", T.Float, is_property=True)
@@ -74,7 +76,7 @@ def duration(data: bytes) -> float | None:
     5.28
     """
     with open_av(data, _WHAT) as container:
-        return _duration(container, _video_stream(container))
+        return _duration(container, video_stream(container))
 
 
 @media_function("video", "fps", T.Float, is_property=True)
@@ -85,7 +87,7 @@ def fps(data: bytes) -> float | None:
     25.0
     """
     with open_av(data, _WHAT) as container:
-        return _fps(_video_stream(container))
+        return stream_fps(video_stream(container))
 
 
 @media_function("video", "width", T.Int, is_property=True)
@@ -96,7 +98,7 @@ def width(data: bytes) -> int:
     (1280, 720)
     """
     with open_av(data, _WHAT) as container:
-        return int(_video_stream(container).codec_context.width)
+        return int(video_stream(container).codec_context.width)
 
 
 @media_function("video", "height", T.Int, is_property=True)
@@ -107,7 +109,7 @@ def height(data: bytes) -> int:
     1
     """
     with open_av(data, _WHAT) as container:
-        return int(_video_stream(container).codec_context.height)
+        return int(video_stream(container).codec_context.height)
 
 
 @media_function("video", "frame_count", T.Int, is_property=True)
@@ -118,7 +120,7 @@ def frame_count(data: bytes) -> int:
     132
     """
     with open_av(data, _WHAT) as container:
-        return _frame_count(container, _video_stream(container))
+        return _frame_count(container, video_stream(container))
 
 
 @media_function("video", "metadata", T.Json)
@@ -132,13 +134,13 @@ def metadata(data: bytes) -> dict[str, Any]:
     ('h264', True, 'aac')
     """
     with open_av(data, _WHAT) as container:
-        stream = _video_stream(container)
+        stream = video_stream(container)
         ctx = stream.codec_context
         audio = container.streams.audio[0].codec_context.name if container.streams.audio \
             else None
         return {"format": container.format.name, "duration": _duration(container, stream),
                 "size": len(data), "width": int(ctx.width), "height": int(ctx.height),
-                "fps": _fps(stream), "codec": ctx.name, "pix_fmt": ctx.pix_fmt,
+                "fps": stream_fps(stream), "codec": ctx.name, "pix_fmt": ctx.pix_fmt,
                 "frame_count": _frame_count(container, stream),
                 "bit_rate": container.bit_rate or ctx.bit_rate,
                 "has_audio": audio is not None, "audio_codec": audio}
@@ -159,7 +161,7 @@ def frame(data: bytes, at: float = 0.0) -> bytes:
     if at < 0 or (length is not None and at >= length):
         raise ValueError(f"at={at} s is outside the video (0 to {length or 0:.3f} s)")
     with open_av(data, _WHAT) as container:
-        stream = _video_stream(container)
+        stream = video_stream(container)
         shown = None
         for time, decoded in _timed_frames(container, stream, at):
             if shown is not None and time > at + 1e-6:
@@ -177,7 +179,7 @@ def _timed_frames(container: av.container.InputContainer, stream: Any,
     start = seconds(stream.start_time, stream.time_base)
     if start is not None and at > 0:
         container.seek(int((start + at) / stream.time_base), stream=stream, backward=True)
-    fps = _fps(stream) or 1.0
+    fps = stream_fps(stream) or 1.0
     for index, decoded in enumerate(container.decode(stream)):
         if decoded.time is not None and start is not None:
             yield decoded.time - start, decoded
@@ -195,7 +197,7 @@ def extract_audio(data: bytes, format: str = "wav") -> bytes:
     (48000, 6)
     """
     with open_av(data, _WHAT) as container:
-        _video_stream(container)
+        video_stream(container)
         if not container.streams.audio:
             raise ValueError("the video has no audio track")
         return transcode_audio(container, container.streams.audio[0], format)
