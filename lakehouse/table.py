@@ -1014,8 +1014,8 @@ class Table:
         >>> v = db.create_view("old", t.where(t.year < 1990))
         >>> _ = t.insert([{"title": "Ran", "year": 1985}], progress=False)
         >>> s = v.view_status()
-        >>> s.base, s.base_version, s.lag, v.count()
-        ('films', 3, 0, 2)
+        >>> s.base, s.base_version, s.lag, v.count()  # films 3 lists the view, 4 has Ran
+        ('films', 4, 0, 2)
         >>> v.at(2).view_status().base_version  # its first rows reflect films version 2
         2
         """

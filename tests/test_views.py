@@ -261,3 +261,46 @@ def test_concurrent_upkeep_never_duplicates_rows(db, films, lakehouse_root, run_
     frame = v.select(v.title).collect()
     assert frame.height == frame.unique().height == 15
     assert isinstance(frame, pl.DataFrame)
+
+
+@pytest.mark.slow
+def test_an_embedding_index_on_a_view_is_kept_current_by_base_writes(db, minilm):
+    notes = db.create_table("notes", {"text": lh.String, "lang": lh.String})
+    notes.insert([{"text": "the cat sleeps on the sofa", "lang": "en"},
+                  {"text": "le chat dort", "lang": "fr"}], progress=False)
+    english = db.create_view("english", notes.where(notes.lang == "en"), progress=False)
+    english.add_embedding_index("text", embedding=minilm, progress=False)
+    notes.insert([{"text": "stock markets fell sharply today", "lang": "en"}], progress=False)
+
+    def top(question: str) -> str:
+        q = english.order_by(english.text.similarity(question), asc=False).limit(1)
+        return q.select(english.text).collect().item()
+
+    assert top("finance and shares") == "stock markets fell sharply today"
+    assert top("a pet resting") == "the cat sleeps on the sofa"
+    notes.delete(where=notes.text.str.contains("stock"))
+    assert top("finance and shares") == "the cat sleeps on the sofa"
+    assert english.indexes()["name"].to_list()  # still listed after the upkeep
+
+
+def test_concurrent_first_upkeeps_of_an_empty_view_never_duplicate_rows(
+        db, lakehouse_root, run_python):
+    films = db.create_table("films", {"title": lh.String, "year": lh.Int})
+    v = db.create_view("all_films", films, progress=False)
+    code = f"""
+        import sys
+        import lakehouse as lh
+        db = lh.connect({lakehouse_root.uri!r}, storage_options={lakehouse_root.storage_options!r})
+        t = db.get_table("films")
+        for i in range(3):
+            t.insert([{{"title": f"{{sys.argv[1]}}-{{i}}", "year": 2000}}], progress=False)
+    """
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        procs = list(pool.map(lambda w: run_python(code, args=[w]), ["a", "b", "c", "d"]))
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr
+    titles = v.collect()["title"].to_list()
+    assert sorted(titles) == sorted(films.collect()["title"].to_list())
+    assert len(titles) == len(set(titles)) == 12
