@@ -48,7 +48,7 @@ from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs.nodes import Expr, if_else, lit
 from lakehouse.exprs.parse import parse_condition, parse_expression, parse_selection
 from lakehouse.ingest import ImportResult
-from lakehouse.iterators import IteratorCall
+from lakehouse.iterators import IteratorCall, parse_iterator
 from lakehouse.media.policy import FetchPolicy
 from lakehouse.progress import progress_bars
 from lakehouse.queries import Query
@@ -88,7 +88,7 @@ __all__ = [
     "Required", "Image", "Video", "Audio", "Document", "parse_type",
     # expressions and functions
     "Expr", "if_else", "lit", "udf", "UDF", "query", "functions",
-    "parse_expression", "parse_condition", "parse_selection",
+    "parse_expression", "parse_condition", "parse_selection", "parse_iterator",
     # views
     "iterators", "IteratorCall",
     # results

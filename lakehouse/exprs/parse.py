@@ -177,6 +177,58 @@ def parse_selection(text: str, table: Table, *,
     return outputs
 
 
+@dataclasses.dataclass(frozen=True)
+class ParsedText:
+    """One Python expression read from text (parsed, never evaluated) with the limits, literals
+    and error positions of where strings, for the readers of other texts: iterator calls
+    (:func:`lakehouse.iterators.parse.parse_iterator`). ``body`` is the syntax tree to inspect.
+
+    >>> parsed = ParsedText.read("f(x, n=-1, sizes=(2, 3))", label="iterator")
+    >>> [parsed.literal(k.value) for k in parsed.body.keywords]
+    [-1, (2, 3)]
+    >>> parsed.error(parsed.body.args[0], "no column 'x'")
+    ExpressionSyntaxError("iterator: no column 'x' at column 3")
+    >>> parsed.literal(parsed.body.func)
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.ExpressionSyntaxError: iterator: expected a literal value (a string, \
+number, True, False or None), got 'f' at column 1
+    """
+
+    part: _Part
+
+    @staticmethod
+    def read(text: str, *, label: str) -> ParsedText:
+        """Parse ``text``; ExpressionSyntaxError (its column included) for text Python cannot
+        parse, empty text or text over :data:`MAX_LENGTH` characters."""
+        source = _Source.of(text, label)
+        return ParsedText(source.parse(source.text, 0))
+
+    @property
+    def body(self) -> ast.expr:
+        return self.part.body
+
+    def snippet(self, node: ast.AST) -> str:
+        """The text of ``node``, shortened, for messages (``f(...)`` for a call)."""
+        return self.part.snippet(node)
+
+    def error(self, node: ast.AST, message: str) -> ExpressionSyntaxError:
+        """``label: message at column N``, N the column of ``node``."""
+        return self.part.source.error(self.part.index(node), message)
+
+    def literal(self, node: ast.AST) -> Any:
+        """The value of a literal node: a string, number (negative too), bool or None, or a
+        list or tuple of literals; ExpressionSyntaxError naming anything else."""
+        found, value = _literal(node)
+        if found:
+            return value
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            values = [self.literal(elt) for elt in node.elts]
+            return tuple(values) if isinstance(node, ast.Tuple) else values
+        raise self.error(node, f"expected a literal value (a string, number, True, False or "
+                               f"None), got {self.snippet(node)!r}")
+
+
 # --- the text ------------------------------------------------------------------------------------
 
 
@@ -474,14 +526,8 @@ class _Translator:
 
     def value(self, node: ast.expr) -> Any:
         """A literal argument: a constant, or a list or tuple of them."""
-        found, value = _literal(node)
-        if found:
-            return value
-        if isinstance(node, ast.List | ast.Tuple | ast.Set):
-            values = [self.value(elt) for elt in node.elts]
-            return tuple(values) if isinstance(node, ast.Tuple) else values
-        raise self.error(node, f"expected a literal value (a string, number, True, False or "
-                               f"None), got {self.part_snippet(node)!r}")
+        assert self.part is not None
+        return ParsedText(self.part).literal(node)
 
     def part_snippet(self, node: ast.AST) -> str:
         assert self.part is not None

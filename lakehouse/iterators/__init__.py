@@ -17,7 +17,8 @@ from lakehouse.iterators.builtin import (
     frame_iterator,
     tile_iterator,
 )
+from lakehouse.iterators.parse import parse_iterator
 from lakehouse.iterators.registry import IteratorCall
 
 __all__ = ["IteratorCall", "audio_splitter", "document_splitter", "frame_iterator",
-           "tile_iterator"]
+           "parse_iterator", "tile_iterator"]
