@@ -19,6 +19,7 @@ from lakehouse.iterators.builtin import (
 )
 from lakehouse.iterators.parse import parse_iterator
 from lakehouse.iterators.registry import IteratorCall
+from lakehouse.iterators.user import iterator
 
-__all__ = ["IteratorCall", "audio_splitter", "document_splitter", "frame_iterator",
+__all__ = ["IteratorCall", "audio_splitter", "document_splitter", "frame_iterator", "iterator",
            "parse_iterator", "tile_iterator"]

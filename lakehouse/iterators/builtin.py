@@ -225,7 +225,8 @@ def audio_splitter(column: ColumnRef, *, duration: float, overlap: float = 0.0) 
 
     >>> clips_of = lh.iterators.audio_splitter(sounds.sound, duration=2.0, overlap=0.5)
     >>> data = sounds.select(sounds.sound).collect().item()  # 7.1 seconds
-    >>> [(row["start_time"], round(row["end_time"], 2)) for row in clips_of.rows(data)]
+    >>> [(round(row["start_time"], 2), round(row["end_time"], 2))
+    ...  for row in clips_of.rows(data)]
     [(0.0, 2.0), (1.5, 3.5), (3.0, 5.0), (4.5, 6.5), (6.0, 7.1)]
     >>> lh.iterators.audio_splitter(sounds.sound, duration=-1)
     Traceback (most recent call last):

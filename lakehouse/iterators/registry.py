@@ -346,7 +346,8 @@ class IteratorCall:
 
     def __repr__(self) -> str:
         options = self.definition.options
-        shown = [f"{k}={_shown(v)}" for k, v in self.args.items() if options.get(k) != v]
+        shown = [f"{k}={_shown(v)}" for k, v in self.args.items()
+                 if _listed(options.get(k)) != v]
         return f"{_short(self.name)}({', '.join([self.input.name, *shown])})"
 
     def __eq__(self, other: object) -> bool:
@@ -360,6 +361,10 @@ class IteratorCall:
     def _key(self) -> tuple[Any, ...]:
         return (self.name, self.input.name, self.input.col_id, self.input.type,
                 json.dumps(dict(self.args), sort_keys=True))
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _shown(value: Any) -> str:
