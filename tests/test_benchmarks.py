@@ -290,3 +290,28 @@ def test_writers_benchmark_runs_both_sides(tmp_path: Path) -> None:
     assert all(report["sides"]["lakehouse"][role]["failed"] == 0
                for role in ("insert", "update", "delete"))
     assert set(report["ratios"]) <= {"insert_p50", "update_p50", "delete_p50"}
+
+
+def test_iterators_benchmark_small_runs_both_sides(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "iterators.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "iterators.py"), "--small", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "iterators" and report["small"] is True
+    assert report["cores"] == 1  # pinned: figures per core
+    (video,) = report["videos"].values()
+    assert video["every_frame"]["rows"] == video["raw_decode"]["rows"] == video["frames"] > 0
+    assert video["fps_1"]["decoded"] < video["frames"]
+    ops = report["operations"]
+    every = ops["every_frame"]
+    assert every["ratio"] == pytest.approx(every["lakehouse"] / every["raw_decode"])
+    assert every["met"] is (every["ratio"] >= 0.8)
+    assert ops["fps_1"]["met"] is all(s > 1 for s in ops["fps_1"]["per_video"].values())
+    for name in ("chunks_sentences", "chunks_token_windows"):
+        assert ops[name]["chunks"] > 0 and ops[name]["lakehouse"] > 0 < ops[name]["plain_loop"]
+    assert report["all_targets_met"] is (every["met"] and ops["fps_1"]["met"])
+    for label in ("raw decode f/s", "every frame f/s", "fps=1 speedup", "plain loop chunks/s"):
+        assert label in proc.stdout, proc.stdout
