@@ -87,6 +87,10 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?:pass|use) on_error='ignore'"), "pass --on-error ignore"),
     (re.compile(r"pass if_exists='replace' to rebuild it"), "pass --replace to rebuild it"),
     (re.compile(r"pass replace=True"), "pass --replace"),
+    (re.compile(r"pass cascade=True to drop them too"), "pass --cascade to drop them too"),
+    (re.compile(r"pass columns=\[\.\.\.\] to carry"), "pass --columns to carry"),
+    (re.compile(r"\bon_error must be one of"), "--on-error must be one of"),
+    (re.compile(r"\bif_exists must be one of"), "--if-exists must be one of"),
     (re.compile(r"name the one to fill with column=\.\.\."),
      "name the one to fill with --column"),
     (re.compile(r"table '([^']*)': column '([^']*)' has no embedding index; add one with "

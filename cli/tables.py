@@ -69,7 +69,8 @@ def describe(
     table: TableArgument,
     root: RootOption = None,
 ) -> None:
-    """Show a table: version, row count, columns, indexes and snapshots.
+    """Show a table or view: version, row count, columns, indexes and snapshots; for a view,
+    its base, the base version its rows reflect and the lag.
 
     Computed columns show their expressions; TABLE:N describes version N."""
     import lakehouse as lh
@@ -77,8 +78,15 @@ def describe(
     with library_errors(ctx):
         summary = lh.Table.summary(open_table(root, table))  # a column may be called summary
     read_only = " (read-only)" if summary.read_only else ""
-    typer.echo(f"table {summary.name}: version {summary.version}, {summary.rows:,} rows"
+    kind = "table" if summary.view is None else "view"
+    typer.echo(f"{kind} {summary.name}: version {summary.version}, {summary.rows:,} rows"
                f"{read_only}")
+    if summary.view is not None:
+        status = summary.view
+        reflected = "no version" if status.base_version is None else \
+            f"version {status.base_version}"
+        typer.echo(f"base {status.base}: {reflected} reflected, latest {status.base_latest}, "
+                   f"lag {status.lag}")
     typer.echo(render_table(summary.columns))
     if not summary.indexes.is_empty():
         typer.echo("indexes")
@@ -122,25 +130,30 @@ def drop(
         "--yes", "-y", help="Drop without asking (needed when stdin is not a terminal).")] = False,
     ignore: Annotated[bool, typer.Option(
         "--ignore", help="Do nothing, without an error, if the table does not exist.")] = False,
+    cascade: Annotated[bool, typer.Option(
+        "--cascade", help="Drop the table's views (and theirs) too; without it, a table with "
+        "views is not dropped.")] = False,
     root: RootOption = None,
 ) -> None:
-    """Delete a table and all its versions and snapshots. Asks first, unless --yes."""
+    """Delete a table or view and all its versions and snapshots. Asks first, unless --yes."""
     import lakehouse as lh
 
     with library_errors(ctx):
         db = connect(root)
         try:
-            versions = len(lh.Table.history(db.get_table(table)))  # its prompt says how many
+            dropped = db.get_table(table)
         except lh.TableNotFoundError:
             if not ignore:
                 raise
             typer.echo(f"no table {table}: nothing to drop")
             return
+        versions = len(lh.Table.history(dropped))  # its prompt says how many
+        kind = "table" if dropped.table_definition.view is None else "view"
         if not yes:
             if not sys.stdin.isatty():
-                raise CommandError(f"dropping table {table!r} deletes its {versions} versions "
+                raise CommandError(f"dropping {kind} {table!r} deletes its {versions} versions "
                                    "for good; pass --yes to confirm")
-            if not typer.confirm(f"Drop table {table!r} and its {versions} versions for good?"):
+            if not typer.confirm(f"Drop {kind} {table!r} and its {versions} versions for good?"):
                 raise typer.Exit(1)
-        db.drop_table(table)
-    typer.echo(f"dropped table {table}")
+        db.drop_table(table, cascade=cascade)
+    typer.echo(f"dropped {kind} {table}")

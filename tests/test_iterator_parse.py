@@ -115,7 +115,7 @@ def test_accepted_text_is_the_constructors_call(media: lh.Table, text: str, make
     ("frame_iterator(vidoe)", lh.ColumnNotFoundError,
      "table 'media' has no column 'vidoe'", None),
     ("frame_iterator(doc)", lh.TypeMismatchError,
-     "frame_iterator() reads a Video column; column 'doc' is String", None),
+     "frame_iterator() reads a Video column; column 'doc' is String at column 16", None),
     # the options: literals only, checked by the constructor
     ("frame_iterator(video, fps=int('1'))", lh.ExpressionSyntaxError,
      "expected a literal value (a string, number, True, False or None), got 'int(...)'", 27),

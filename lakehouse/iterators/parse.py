@@ -127,7 +127,8 @@ def _column(parsed: ParsedText, call: ast.Call, table: Table, name: str) -> Any:
 def _construct(parsed: ParsedText, call: ast.Call, name: str, column: Any,
                options: dict[str, Any]) -> IteratorCall:
     """Make the call through the iterator's public constructor, which checks the column and
-    the options; its errors keep their class and gain the label and column. Options it does
+    the options; its errors keep their class and gain the label and the column of the call
+    (of the column argument, for a column type the iterator does not read). Options it does
     not take are an InvalidOptionError naming those it does."""
     constructor = getattr(builtin, name)
     try:
@@ -141,8 +142,10 @@ def _construct(parsed: ParsedText, call: ast.Call, name: str, column: Any,
         raise InvalidOptionError(str(parsed.error(call, message))) from None
     try:
         return constructor(column, **options)
-    except (InvalidOptionError, TypeMismatchError) as exc:
-        raise type(exc)(str(parsed.error(call, str(exc)))) from None
+    except InvalidOptionError as exc:
+        raise InvalidOptionError(str(parsed.error(call, str(exc)))) from None
+    except TypeMismatchError as exc:
+        raise TypeMismatchError(str(parsed.error(call.args[0], str(exc)))) from None
 
 
 def _shown(parsed: ParsedText, node: ast.AST) -> str:
