@@ -20,7 +20,6 @@ import typer
 from lakehouse_cli import output
 from lakehouse_cli.common import (
     CommandError,
-    OnErrorOption,
     ProgressOption,
     RootOption,
     connect,
@@ -70,7 +69,10 @@ def create(
         "--columns", "-c", show_default=False,
         help="Base columns the view carries, e.g. 'title,year' (default: all; with "
         "--iterator, all but media columns and the iterator's input).")] = None,
-    on_error: OnErrorOption = "abort",
+    on_error: Annotated[str, typer.Option(
+        "--on-error",
+        help="abort: a base value the iterator cannot read (a damaged video or PDF) stops the "
+        "command and no view is made; ignore: skip it and count it.")] = "abort",
     if_exists: Annotated[str, typer.Option(
         "--if-exists",
         help="When NAME exists: error, ignore (keep it) or replace it.")] = "error",
