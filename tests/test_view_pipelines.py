@@ -194,7 +194,7 @@ def test_rag_pipeline_follows_its_documents(db, minilm, tmp_path: Path) -> None:
         assert (best[0]["page"] is not None) is (DOCUMENTS[topic] == "pdf")
 
     # a new document is searchable once its insert returns: only it was split
-    question = "How do I chain a new exception to the one that caused it?"
+    question = "How do I set the __cause__ of an exception?"
     assert all(row["name"] != "raise" for row in top_chunks(question))
     before = views.stats["expanded"]
     docs.insert([{"name": "raise", "doc": str(write_document(tmp_path, "raise", "md"))}],
