@@ -322,30 +322,8 @@ def _catch_up(location: Location, ctx: WriteContext, *, progress: bool) -> Write
     ctx = dataclasses.replace(ctx, properties={BASE_VERSION_KEY: str(base.version)})
     result = writes.replace_rows(ctx, chunks, replacing, guard=guard, progress=progress,
                                  on_error=vdef.on_error)
-    if not ctx.dataset.get_fragments() and result.version > ctx.version + 1:
-        _undo_if_raced(ctx, result.version, seen)
     return dataclasses.replace(result, rows_with_errors=result.rows_with_errors
                                + expansion.failed)
-
-
-def _undo_if_raced(ctx: WriteContext, version: int, seen: int | None) -> None:
-    """An upkeep commit into a view without fragments cannot be made exclusive (there is no
-    fragment to name), so Lance may have rebased it over another process's upkeep of the same
-    base rows. Check the version before it; if another upkeep landed there, take this commit's
-    fragments out again (recording the other upkeep's base version) and redo."""
-    committed = ctx.dataset.checkout_version(version)
-    before = recorded_base_version(committed.checkout_version(version - 1))
-    if before == seen:
-        return
-    tx = committed.read_transaction(version)
-    ours = {f.path for md in getattr(tx.operation, "new_fragments", []) for f in md.files}
-    removed = [fragment.fragment_id for fragment in committed.get_fragments()
-               if any(data.path in ours for data in fragment.metadata.files)]
-    undo = dataclasses.replace(ctx, dataset=committed, properties={} if before is None
-                               else {BASE_VERSION_KEY: str(before)})
-    protocol.commit(undo, lance.LanceOperation.Update(removed_fragment_ids=removed),
-                    kind="view upkeep")
-    raise Redo("another process brought the view up to date at the same time")
 
 
 def _base_rows_in(view: lance.LanceDataset) -> set[int]:

@@ -265,16 +265,25 @@ def rewrite(ctx: WriteContext, reader: pa.RecordBatchReader | None,
     are deleted again from the latest copies of their fragments; if another writer changed or
     removed any of them, the update is redone.
 
-    With ``guard``, the commit is *exclusive*: it also names the table's first fragment as
-    updated, so that two guarded commits read from the same version always conflict (Lance
-    would otherwise rebase two appends over each other), and on a conflict ``guard(latest)``
-    decides whether the write may still commit (it raises :class:`Redo` when not). View upkeep
-    uses it: two processes bringing a view up to date must not both add the same rows."""
+    With ``guard``, the commit is *exclusive*: two guarded commits read from the same version
+    never both land, and on a conflict ``guard(latest)`` decides whether the write may still
+    commit (it raises :class:`Redo` when not). View upkeep uses it: two processes bringing a
+    view up to date must not both add the same rows, and Lance would rebase two appends over
+    each other. The commit names the table's first fragment as updated (unchanged), so that two
+    such commits conflict; a table without fragments has none to name, so there the new rows
+    *replace* the table's content (a Lance ``Overwrite``: the last of two such commits wins,
+    and each holds all the rows). An ``Overwrite`` that landed over a concurrent change of the
+    columns is undone (the version before it restored) and the write redone."""
     new = _write_fragments(ctx, reader, failures) if reader is not None else []
+    made: list[lance.LanceOperation.BaseOperation] = []
 
-    def operation(ds: lance.LanceDataset, check: bool) -> lance.LanceOperation.Update:
+    def operation(ds: lance.LanceDataset, check: bool) -> lance.LanceOperation.BaseOperation:
         if check and guard is not None:
             guard(ds)
+        fragments = ds.get_fragments()
+        if guard is not None and not fragments and not matched:
+            made.append(lance.LanceOperation.Overwrite(ds.schema, new))
+            return made[-1]
         updated, removed = [], []
         for fragment_id, row_ids in matched.items():
             fragment = ds.get_fragment(fragment_id)
@@ -286,14 +295,20 @@ def rewrite(ctx: WriteContext, reader: pa.RecordBatchReader | None,
                 removed.append(fragment_id)
             else:
                 updated.append(kept)
-        fragments = ds.get_fragments() if guard is not None else []
-        if fragments and fragments[0].fragment_id not in {*matched}:
+        if guard is not None and fragments and fragments[0].fragment_id not in {*matched}:
             updated.append(fragments[0].metadata)  # unchanged: it only makes the commit exclusive
-        return lance.LanceOperation.Update(removed_fragment_ids=removed,
-                                           updated_fragments=updated, new_fragments=new)
+        made.append(lance.LanceOperation.Update(removed_fragment_ids=removed,
+                                                updated_fragments=updated, new_fragments=new))
+        return made[-1]
 
-    return commit(ctx, operation(ctx.dataset, check=False), kind=kind,
-                  rebase=lambda latest: operation(latest, check=True))
+    committed = commit(ctx, operation(ctx.dataset, check=False), kind=kind,
+                       rebase=lambda latest: operation(latest, check=True))
+    if isinstance(made[-1], lance.LanceOperation.Overwrite):
+        previous = committed.checkout_version(committed.version - 1)
+        if not same_definition(previous, ctx.dataset):
+            _lance_call(ctx, previous.restore, None)
+            raise Redo("it replaced the rows of a table whose columns changed meanwhile")
+    return committed
 
 
 def delete(ctx: WriteContext, predicate: str) -> lance.LanceDataset:
