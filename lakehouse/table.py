@@ -249,7 +249,10 @@ class Table:
 
     def _write(self, body: Callable[[WriteContext], _R], *, what: str,
                replayable: bool = True) -> _R:
-        """Run ``body`` under the write protocol."""
+        """Run ``body`` under the write protocol. A view first catches up with its base, in
+        case a base write stopped before bringing it up to date."""
+        if not self._pinned and self.table_definition.view is not None:
+            views.catch_up(self._location, self._name)
         return protocol.write(self._context, body, what=what, replayable=replayable)
 
     # --- column references ----------------------------------------------------------------------
@@ -358,11 +361,12 @@ class Table:
         result = self._write(body, what=what, replayable=replayable)
         if result.rows_written == 0:
             return result
-        if self.table_definition.indexes():
+        state = self.table_state()
+        if state.definition.indexes():
             version = self._write(lambda ctx: indexes.upkeep_all(ctx, progress=progress),
                                   what="the vector index upkeep")
             result = result if version is None else dataclasses.replace(result, version=version)
-        self._update_views(progress)
+        views.update_dependents(self._location, state.dataset, progress=progress)
         return result
 
     def _refuse_if_view(self, what: str) -> None:
@@ -372,9 +376,9 @@ class Table:
                 f"{self._name!r} is a view of {vdef.base!r}: its rows follow its base, so "
                 f"{what} is refused; change {vdef.base!r} instead and the view follows")
 
-    def _update_views(self, progress: bool) -> None:
-        """Bring the views of this table up to date (after a write of its rows)."""
-        views.update_dependents(self._location, self.table_state().dataset, progress=progress)
+    def _update_views(self) -> None:
+        """Bring the views of this table up to date (after a delete or a revert)."""
+        views.update_dependents(self._location, self.table_state().dataset, progress=False)
 
     def insert_files(self, sources: Any, **options: Any) -> WriteResult:
         """Insert every media file found in ``sources`` (paths, folders, globs or ``s3://``
@@ -448,7 +452,7 @@ class Table:
         self._refuse_if_view("the delete")
         result = self._write(lambda ctx: self._delete(ctx, where), what="the delete")
         if result.rows_written:
-            self._update_views(progress=False)
+            self._update_views()
         return result
 
     def _delete(self, ctx: WriteContext, where: Expr | None) -> WriteResult:
@@ -1002,7 +1006,7 @@ class Table:
         if views.views_of(before):
             self._write(lambda ctx: views.keep_registrations(ctx, before),
                         what="the list of views after the revert")
-            self._update_views(progress=False)
+            self._update_views()
         return version
 
     def view_status(self) -> ViewStatus | None:
@@ -1047,10 +1051,15 @@ def _view_origins(tdef: TableDef) -> dict[int, str]:
     if vdef is None:
         return {}
     carried = {v for v, _ in vdef.carried}
-    made = "" if vdef.iterator is None else \
-        f"{vdef.iterator['name']}({vdef.iterator['input']['name']})"
+    made = "" if vdef.iterator is None else _iterator_text(vdef.iterator)
     return {c.col_id: f"from {vdef.base}" if c.col_id in carried else made
             for c in tdef.columns if not c.is_computed}
+
+
+def _iterator_text(stored: dict[str, Any]) -> str:
+    """A stored iterator as it was written: ``frame_iterator(video, fps=1.0)``."""
+    options = [f"{k}={v!r}" for k, v in stored.get("args", {}).items() if v is not None]
+    return f"{stored['name']}({', '.join([stored['input']['name'], *options])})"
 
 
 def _value_expr(value: Any, column: ColumnDef, table_name: str) -> Expr:

@@ -401,8 +401,11 @@ class Expansion:
             yield carried
             return
         value = row[self.base.by_id(self.iterator.input.col_id).name]
+        items = self.iterator.rows(value)
         try:
-            for pos, item in enumerate(self.iterator.rows(value)):
+            if self.vdef.on_error == "ignore":  # all or nothing: a failure keeps no partial rows
+                items = iter(list(items))
+            for pos, item in enumerate(items):
                 yield {**carried, POSITION: pos, **item}
         except Error as exc:
             if self.vdef.on_error == "ignore":

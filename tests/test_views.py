@@ -304,3 +304,91 @@ def test_concurrent_first_upkeeps_of_an_empty_view_never_duplicate_rows(
     titles = v.collect()["title"].to_list()
     assert sorted(titles) == sorted(films.collect()["title"].to_list())
     assert len(titles) == len(set(titles)) == 12
+
+
+# --- views with iterators --------------------------------------------------------------------------
+@lh.iterators.iterator(outputs={"word": lh.String}, input=lh.String)
+def words(text: str):
+    """Each word of a text; a text containing "BROKEN" cannot be read."""
+    if "BROKEN" in text:
+        raise lh.MediaError("this text is broken")
+    for word in text.split():
+        yield {"word": word}
+
+
+@pytest.fixture
+def notes(db):
+    t = db.create_table("notes", {"title": lh.String, "body": lh.String})
+    t.insert([{"title": "a", "body": "# Intro\n\nOne two.\n\nThree four."},
+              {"title": "b", "body": "Five six seven."}], progress=False)
+    return t
+
+
+def test_a_chunks_view_expands_only_new_documents_and_replaces_updated_ones(db, notes):
+    splitter = lh.iterators.document_splitter(notes.body, separators=("paragraph",))
+    chunks = db.create_view("chunks", notes, iterator=splitter, progress=False)
+    assert chunks.column_names() == ["title", "pos", "text", "heading", "page", "start_char",
+                                     "end_char"]
+    rows = chunks.select(chunks.title, chunks.pos, chunks.text).collect().sort("title", "pos")
+    assert rows.rows() == [("a", 0, "# Intro"), ("a", 1, "One two."), ("a", 2, "Three four."),
+                           ("b", 0, "Five six seven.")]
+
+    before = _expanded()
+    notes.insert([{"title": "c", "body": "Eight.\n\nNine."}], progress=False)
+    assert _expanded() - before == 1  # the new document only
+    assert chunks.where(chunks.title == "c").count() == 2
+
+    before = _expanded()
+    notes.update({"body": "Ten."}, where=notes.title == "a", progress=False)
+    assert _expanded() - before == 1
+    assert chunks.where(chunks.title == "a").select(chunks.text).collect().rows() == [("Ten.",)]
+
+    notes.delete(where=notes.title == "b")
+    assert sorted(set(chunks.collect()["title"].to_list())) == ["a", "c"]
+    assert chunks.describe().filter(pl.col("column") == "text")["computed"].item() \
+        .startswith("document_splitter(body, separators=['paragraph']")
+
+
+def test_a_failing_iterator_aborts_or_skips_the_base_row(db, notes):
+    notes.insert([{"title": "bad", "body": "BROKEN text"}], progress=False)
+    with pytest.raises(lh.ComputeError, match="base row .* of 'notes': this text is broken"):
+        db.create_view("words", notes, iterator=words(notes.body), progress=False)
+    assert not db.has_table("words")
+
+    view = db.create_view("words", notes, iterator=words(notes.body), on_error="ignore",
+                          progress=False)
+    assert "bad" not in view.collect()["title"].to_list()  # no partial rows either
+    assert view.count() == 6 + 3  # a: "# Intro One two. Three four." b: "Five six seven."
+    notes.delete(where=notes.title == "bad")
+
+    strict = db.create_view("strict", notes, iterator=words(notes.body), progress=False)
+    with pytest.raises(lh.ComputeError, match="this text is broken"):
+        notes.insert([{"title": "worse", "body": "BROKEN again"}], progress=False)
+    assert notes.where(notes.title == "worse").count() == 1  # the base write itself landed
+    assert lh.Table.view_status(strict).lag >= 1  # the view waits at its last base version
+    notes.delete(where=notes.title == "worse")  # fixing the base brings the view forward
+    assert lh.Table.view_status(strict).lag == 0
+    assert strict.count() == 9
+
+
+def test_iterator_errors_at_creation(db, notes):
+    other = db.create_table("other", {"body": lh.String})
+    with pytest.raises(lh.ColumnNotFoundError, match="body"):
+        db.create_view("v", notes, iterator=words(other.body), progress=False)
+    with pytest.raises(lh.TypeMismatchError, match="Video"):
+        lh.iterators.frame_iterator(notes.body, fps=1)
+    texts = db.create_table("texts", {"text": lh.String})
+    with pytest.raises(lh.InvalidOptionError, match=r"columns \['text'\].*columns=\["):
+        db.create_view("v", texts, columns=["text"],
+                       iterator=lh.iterators.document_splitter(texts.text), progress=False)
+    assert not db.has_table("v")
+
+
+def test_a_base_media_value_kept_with_an_error_gives_no_view_rows(db):
+    videos = db.create_table("videos", {"name": lh.String, "video": lh.Video})
+    videos.insert([{"name": "junk", "video": b"not a video"}], on_error="ignore", progress=False)
+    frames = db.create_view("frames", videos,
+                            iterator=lh.iterators.frame_iterator(videos.video, fps=1),
+                            progress=False)
+    assert frames.count() == 0
+    assert frames.column_names() == ["name", "pos", "frame", "frame_index", "timestamp"]
