@@ -315,3 +315,39 @@ def test_iterators_benchmark_small_runs_both_sides(tmp_path: Path) -> None:
     assert report["all_targets_met"] is (every["met"] and ops["fps_1"]["met"])
     for label in ("raw decode f/s", "every frame f/s", "fps=1 speedup", "plain loop chunks/s"):
         assert label in proc.stdout, proc.stdout
+
+
+VIEWS_OPERATIONS = {"upkeep": "s", "chunking": "chunks/s", "frames_every_frame": "frames/s",
+                    "frames_fps_1": "s"}
+
+
+def test_views_benchmark_small_runs_both_sides(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "views.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "views.py"), "--small", "--out", str(out),
+         "--root", str(scratch)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "views" and report["small"] is True
+    assert (report["documents"], report["repeat"], report["cores"]) == (500, 1, 1)
+    ops = report["operations"]
+    assert {name: op["unit"] for name, op in ops.items()} == VIEWS_OPERATIONS
+    upkeep = ops["upkeep"]
+    assert upkeep["new_documents"] == 5 and upkeep["chunks"] == ops["chunking"]["chunks"] > 0
+    assert upkeep["ratio"] == pytest.approx(upkeep["rebuild"] / upkeep["lakehouse"])
+    assert upkeep["met"] is (upkeep["ratio"] >= 20)
+    every, fps1 = ops["frames_every_frame"], ops["frames_fps_1"]
+    assert every["ratio"] == pytest.approx(every["lakehouse"] / every["raw_decode"])
+    assert every["met"] is (every["ratio"] >= 0.8)
+    assert 0 < fps1["frames"] < every["frames"]
+    assert fps1["met"] is (fps1["raw_decode"] > fps1["lakehouse"])
+    assert ops["chunking"]["lakehouse"] > 0 < ops["chunking"]["plain_loop"]
+    assert report["all_targets_met"] is (upkeep["met"] and every["met"] and fps1["met"])
+    for label in ("upkeep: insert 5 into 500 documents", "(rebuild)", "chunks through the view",
+                  "(raw decode)", "decode+JPEG", "fps=1"):
+        assert label in proc.stdout, proc.stdout
+    assert list(scratch.iterdir()) == []
