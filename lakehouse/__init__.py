@@ -72,6 +72,7 @@ from lakehouse.types import (
     parse_type,
 )
 from lakehouse.udf import UDF, udf
+from lakehouse.views import ViewStatus
 
 try:
     __version__ = version("lakehouse")
@@ -80,8 +81,8 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     # catalog
-    "connect", "Catalog", "Table", "TableSummary", "Query", "WriteResult", "ImportResult",
-    "FetchPolicy",
+    "connect", "Catalog", "Table", "TableSummary", "ViewStatus", "Query", "WriteResult",
+    "ImportResult", "FetchPolicy",
     "progress_bars",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",
