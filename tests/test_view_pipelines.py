@@ -314,7 +314,7 @@ def test_video_search_pipeline(db, clip) -> None:
     bikes = frames.where(frames.name == "bikes").select(frames.timestamp).collect()
     assert bikes["timestamp"].to_list() == pytest.approx(times_at_1_fps("bikes"))
     name, seconds, score = _search(frames, frame_at("bikes", 4.0), k=1)[0]
-    assert (name, seconds) == ("bikes", pytest.approx(4.0)) and score > 0.99
+    assert (name, seconds) == ("bikes", pytest.approx(4.0)) and score > 0.9
 
     videos.delete(where=videos.name == "carphone_pristine")
     assert set(frames.select(frames.name).collect()["name"]) == {"bigbuckbunny", "bikes"}
