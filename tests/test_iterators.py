@@ -28,6 +28,7 @@ from test_media_av import make_pdf
 import lakehouse as lh
 from lakehouse.exprs.nodes import ColumnRef
 from lakehouse.functions import document
+from lakehouse.functions.image import encode_image
 from lakehouse.iterators import IteratorCall, registry
 from lakehouse.iterators.video import decoded_frames
 
@@ -133,6 +134,72 @@ def test_sampling_a_video_with_one_keyframe() -> None:
     assert [(r["frame_index"], r["timestamp"]) for r in rows] == \
         [(25 * k, pytest.approx(k)) for k in range(6)]
     assert Image.open(io.BytesIO(rows[-1]["frame"])).size == (1280, 720)
+
+
+def _psnr(ours: np.ndarray, reference: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two 8-bit images, in dB."""
+    return float(10 * np.log10(255**2 / np.mean((ours - reference.astype(np.float64)) ** 2)))
+
+
+def _like_pillows_jpeg(rows: list[dict], decoded: list[av.VideoFrame]) -> None:
+    """Each row's frame is a JPEG of its decoded frame's size that looks like Pillow's JPEG
+    (quality 90) of that frame in RGB, as the frames were stored before the YUV fast path."""
+    assert len(rows) == len(decoded)
+    for row, frame in zip(rows, decoded, strict=True):
+        stored = Image.open(io.BytesIO(row["frame"]))
+        assert (stored.format, stored.size) == ("JPEG", (frame.width, frame.height))
+        pillow = encode_image(Image.fromarray(frame.to_ndarray(format="rgb24")), "JPEG")
+        assert _psnr(_pixels(row["frame"]), _pixels(pillow)) >= 35, row["frame_index"]
+
+
+@pytest.mark.parametrize("path", [BIKES, BUNNY, CARPHONE], ids=lambda p: p.stem)
+def test_frames_look_like_pillows_jpeg_of_the_decoded_frame(path: Path) -> None:
+    with av.open(str(path)) as container:
+        decoded = list(container.decode(video=0))[::10]
+    _like_pillows_jpeg(_frames(path, every_n=10), decoded)
+
+
+def _clip(codec: str, pix_fmt: str, width: int, height: int, colorspace: str | None) -> bytes:
+    """Three frames of a generated clip (colour gradients and a moving red square) encoded in
+    ``pix_fmt``, tagged BT.709 if asked."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="nut") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if colorspace:
+            stream.codec_context.colorspace = 1  # AVCOL_SPC_BT709, written in the stream
+        y, x = np.mgrid[0:height, 0:width]
+        for k in range(3):
+            rgb = np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)],
+                           axis=2).astype(np.uint8)
+            rgb[8:24, 8 + 8 * k:24 + 8 * k] = (230, 20, 30)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format=pix_fmt, dst_colorspace=colorspace)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt", "width", "height", "colorspace", "decodes_to"), [
+    ("libx264", "yuv420p", 64, 48, None, "yuv420p"),
+    ("ffv1", "yuv420p", 63, 47, None, "yuv420p"),  # odd sizes: the chroma planes round up
+    ("libx264", "yuv420p", 64, 48, "itu709", "yuv420p"),  # BT.709 turned into JPEG's BT.601
+    ("libx264", "yuv420p10le", 64, 48, None, "yuv420p10le"),
+    ("mjpeg", "yuvj420p", 64, 48, None, "yuvj420p"),  # already full range: nothing to convert
+    ("libx264", "yuv444p", 65, 48, None, "yuv444p"),  # the rest go through RGB
+    ("libx264rgb", "rgb24", 63, 48, None, "gbrp"),
+    ("png", "rgb24", 63, 49, None, "rgb24"),
+    ("png", "gray", 64, 49, None, "gray"),
+])
+def test_every_pixel_format_and_size_gives_the_same_frames(
+        codec: str, pix_fmt: str, width: int, height: int, colorspace: str | None,
+        decodes_to: str) -> None:
+    data = _clip(codec, pix_fmt, width, height, colorspace)
+    with av.open(io.BytesIO(data)) as container:
+        decoded = list(container.decode(video=0))
+    assert {f.format.name for f in decoded} == {decodes_to}
+    assert all(f.colorspace == 1 for f in decoded) == bool(colorspace)
+    _like_pillows_jpeg(list(lh.iterators.frame_iterator(VIDEO).rows(data)), decoded)
 
 
 # --------------------------------------------------------------------------------------------

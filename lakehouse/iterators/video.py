@@ -14,9 +14,14 @@ before it: one frame per packet). What is decoded depends on the frames wanted:
   wanted time with ``skip_frame = "NONREF"``: frames that no other frame refers to are not
   decoded at all.
 
-Frames become JPEG images (quality 90) through ``to_ndarray("rgb24")`` and Pillow, measured
-faster here than ``frame.to_image()`` (which copies the planes again) and FFmpeg's own MJPEG
-encoder (see benchmarks/iterators.py).
+Frames become baseline JPEG images (JFIF, 4:2:0, quality 90) encoded by libjpeg-turbo
+(simplejpeg). A frame whose chroma is already 4:2:0 (the yuv420p of nearly all H.264, HEVC, VP9
+and AV1 video, 8 or 10 bits) is encoded straight from its YUV planes, without going through
+RGB: FFmpeg's swscale only turns them into what JFIF holds (full-range BT.601 YCbCr), a range
+stretch of the planes for limited-range BT.601 video and nothing at all for yuvj420p. Any other
+frame (4:4:4, 4:2:2, RGB, grey, palette) is converted to RGB and left to libjpeg-turbo to
+subsample, as Pillow would. Measured 1.4x faster per 720p frame than ``to_ndarray("rgb24")``
+plus Pillow, for the same image (see benchmarks/iterators.py).
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ from typing import Any
 
 import av
 import av.container
-from PIL import Image
+import numpy as np
+import simplejpeg
+from av.video.reformatter import VideoReformatter
 
 from lakehouse.functions.audio import open_av, seconds
-from lakehouse.functions.image import encode_image
 from lakehouse.functions.video import stream_fps, video_stream
 
 EPSILON = 1e-6  # seconds: timestamps this close to a wanted time count as at it
+JPEG_QUALITY = 90  # as lakehouse.functions.image.encode_image writes JPEG
 
 _decoded = 0
 _decoded_lock = threading.Lock()
@@ -116,9 +123,11 @@ def frames(data: bytes, *, fps: float | None, every_n: int | None,
         if keyframes_only:
             stream.codec_context.skip_frame = "NONKEY"
         wanted = _Wanted(fps, every_n, keyframes_only)
+        reformatter = VideoReformatter()  # one swscale context for the whole video
         for index, time, frame in _decode(container, stream, wanted):
             if wanted.keep(index, time, frame.key_frame):
-                yield {"frame": _jpeg(frame), "frame_index": index, "timestamp": time}
+                yield {"frame": jpeg(frame, reformatter), "frame_index": index,
+                       "timestamp": time}
 
 
 def _decode(container: av.container.InputContainer, stream: Any,
@@ -167,5 +176,20 @@ def _seconds(pts: int, stream: Any) -> float:
     return seconds(pts, stream.time_base) or 0.0
 
 
-def _jpeg(frame: av.VideoFrame) -> bytes:
-    return encode_image(Image.fromarray(frame.to_ndarray(format="rgb24")), "JPEG")
+def jpeg(frame: av.VideoFrame, reformatter: VideoReformatter | None = None) -> bytes:
+    """``frame`` as a JPEG (quality 90) of the same size (see the module docstring);
+    ``reformatter`` keeps swscale's context from one frame to the next.
+
+    >>> frame = av.VideoFrame.from_ndarray(np.full((9, 15, 3), 200, np.uint8), format="rgb24")
+    >>> simplejpeg.decode_jpeg_header(jpeg(frame))  # height, width, colour, chroma sampling
+    (9, 15, 'YCbCr', '420')
+    """
+    reformatter = reformatter or VideoReformatter()
+    if frame.format.chroma_width(2) == frame.format.chroma_height(2) == 1:  # 4:2:0 chroma
+        yuv = reformatter.reformat(frame, format="yuv420p", dst_colorspace="itu601",
+                                   dst_color_range="JPEG")
+        y, u, v = (np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                   [:, :plane.width] for plane in yuv.planes)
+        return simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=JPEG_QUALITY)
+    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
+    return simplejpeg.encode_jpeg(rgb, quality=JPEG_QUALITY, colorsubsampling="420")
