@@ -32,6 +32,10 @@ from lakehouse.errors import (
     MediaError,
     ModelError,
     ReadOnlyError,
+    RemoteCallError,
+    RemoteModelError,
+    SecretLiteralError,
+    SecretNotFoundError,
     SnapshotExistsError,
     SourceRefusedError,
     StorageError,
@@ -53,6 +57,7 @@ from lakehouse.media.policy import FetchPolicy
 from lakehouse.progress import progress_bars
 from lakehouse.queries import Query
 from lakehouse.query_function import query
+from lakehouse.secrets import Secret, secret
 from lakehouse.table import Table, TableSummary
 from lakehouse.types import (
     Array,
@@ -90,6 +95,8 @@ __all__ = [
     # expressions and functions
     "Expr", "if_else", "lit", "udf", "UDF", "query", "functions",
     "parse_expression", "parse_condition", "parse_selection", "parse_iterator",
+    # secrets
+    "secret", "Secret",
     # views
     "iterators", "IteratorCall",
     # results
@@ -103,5 +110,6 @@ __all__ = [
     "SourceRefusedError",
     "ModelError", "SnapshotExistsError", "ExpressionSyntaxError", "InvalidOptionError",
     "ComputedColumnError", "UnsupportedError",
+    "RemoteCallError", "RemoteModelError", "SecretLiteralError", "SecretNotFoundError",
     "UDFChangedWarning",
 ]

@@ -27,6 +27,7 @@ from lakehouse.errors import (
     check_choice,
 )
 from lakehouse.exprs.nodes import BinaryOp, Expr
+from lakehouse.functions.remote import cache as remote_cache
 from lakehouse.iterators import IteratorCall
 from lakehouse.media.policy import FetchPolicy
 from lakehouse.metadata import ON_ERROR, ColumnDef, TableDef
@@ -65,6 +66,7 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
     catalog = Catalog(Location.parse(root, storage_options, fetch))
     catalog._check_reachable()
     trust.trust(modules=trusted_modules, models=trusted_models)
+    remote_cache.use_lakehouse(catalog.location)  # remote model results are kept here
     return catalog
 
 

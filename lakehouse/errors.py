@@ -142,6 +142,28 @@ class ModelError(Error, RuntimeError):
     with (its weights changed)."""
 
 
+class RemoteModelError(ModelError):
+    """A remote model endpoint refuses every call: the key is refused (401, 403), the model or
+    address does not exist (404), or retries ran out on every row. No row can be computed, so
+    the write stops."""
+
+
+class RemoteCallError(Error, RuntimeError):
+    """A remote model call failed for one row: the server refused the input (400, 413, 422),
+    or kept failing (429, 5xx, connection errors) after every retry. The column's ``on_error``
+    decides: ``"abort"`` stops the write naming the row, ``"ignore"`` records it."""
+
+
+class SecretNotFoundError(ModelError, KeyError):
+    """A secret named with ``lh.secret(...)`` is not set where it was looked for (the
+    environment, or the file it names). The message names the secret and where it looked."""
+
+
+class SecretLiteralError(Error, ValueError):
+    """A definition would store a literal that looks like a secret (an argument named like a
+    key, or a value shaped like one); the message shows the ``lh.secret(...)`` to pass."""
+
+
 class SnapshotExistsError(Error, ValueError):
     """A snapshot (a named version) with this name already exists."""
 

@@ -8,6 +8,7 @@ when the executor needs them (see :mod:`lakehouse.exprs.registry`).
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from lakehouse.exprs.nodes import (
     Similarity,
     UnaryOp,
 )
+from lakehouse.secrets import refuse_literals
 
 
 def to_json(expr: Expr) -> dict[str, Any]:
@@ -67,6 +69,7 @@ def to_json(expr: Expr) -> dict[str, Any]:
             return {"op": "json_path", "operand": to_json(expr.operand), "path": list(expr.path)}
         case Call():
             fn = registry.lookup(expr.fn)
+            refuse_literals(expr.fn, _named_literals(expr, fn))
             data = {"op": "call", "fn": expr.fn, "args": [to_json(a) for a in expr.args],
                     "kwargs": [[k, v] for k, v in expr.kwargs], "type": expr.type.to_json()}
             if fn is not None and fn.fingerprint:
@@ -77,6 +80,18 @@ def to_json(expr: Expr) -> dict[str, Any]:
                 f"{expr!r} is a query-time expression and cannot be stored in a computed column; "
                 "use it in a query, or in an @lh.query function")
     raise UnsafeDefinitionError(f"cannot store expression {expr!r}")
+
+
+def _named_literals(call: Call, fn: registry.Function | None) -> list[tuple[str, Any]]:
+    """The literal arguments (by parameter name where the function's signature gives one, else
+    ``arg0``...) and the options of a call: what the secret check looks at."""
+    try:
+        names = list(inspect.signature(fn.python).parameters) if fn is not None else []
+    except (TypeError, ValueError):  # a callable without a signature
+        names = []
+    found = [(names[i] if i < len(names) else f"arg{i}", a.value)
+             for i, a in enumerate(call.args) if isinstance(a, Literal)]
+    return found + list(call.kwargs)
 
 
 def from_json(data: dict[str, Any], columns: Callable[[int], ColumnRef]) -> Expr:

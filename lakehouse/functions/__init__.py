@@ -13,10 +13,11 @@ from lakehouse.functions.embeddings import (
     clip,
     sentence_transformer,
 )
+from lakehouse.functions.remote import openai  # lh.functions.openai (httpx loads on first call)
 
 for _namespace, _module in (("str", "strings"), ("embed", "embeddings"), ("media", "media"),
                             ("image", "image"), ("video", "video"), ("audio", "audio"),
-                            ("document", "document")):
+                            ("document", "document"), ("openai", "remote.openai")):
     providers.provide(_namespace, f"lakehouse.functions.{_module}")
 
-__all__ = ["SHAPES_CLIP", "EmbeddingFunction", "clip", "sentence_transformer"]
+__all__ = ["SHAPES_CLIP", "EmbeddingFunction", "clip", "openai", "sentence_transformer"]

@@ -26,12 +26,13 @@ import os
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lakehouse import trust
+from lakehouse import providers, trust
 from lakehouse import types as T
 from lakehouse.errors import ModelError, TypeMismatchError
 from lakehouse.exprs.registry import Function, register
@@ -43,7 +44,8 @@ SHAPES_CLIP = "lakehouse/shapes-clip"
 ``lakehouse.models.train_shapes_clip``): for tests and the offline demo, not for real photos."""
 
 MODEL_SPECS = ("clip:lakehouse/shapes-clip", "clip:MODEL[@PRETRAINED_TAG_OR_WEIGHTS_FILE]",
-               "clip:local-dir:FOLDER", "sentence-transformers:NAME_OR_FOLDER")
+               "clip:local-dir:FOLDER", "sentence-transformers:NAME_OR_FOLDER",
+               "openai:MODEL[@BASE_URL]")
 """The forms of text :meth:`EmbeddingFunction.parse` reads (the command line's ``--model``)."""
 
 _SHAPES_DIR = Path(__file__).resolve().parent.parent / "models" / "shapes_clip"
@@ -52,6 +54,7 @@ _PACKAGE = "package:"
 _loaded: dict[str, Any] = {}
 _digests: dict[tuple[str, int, int], str] = {}
 _built: set[tuple[str, str, str | None]] = set()  # (kind, model, pretrained) built here by the user
+_KINDS: dict[str, tuple[Callable[..., EmbeddingFunction], Callable[[str], EmbeddingFunction]]] = {}
 _lock = threading.Lock()
 
 
@@ -102,6 +105,9 @@ class EmbeddingFunction:
         True
         """
         kind = spec.get("kind")
+        remote = _remote_kind(kind)
+        if remote is not None:
+            return remote[0](spec)
         if kind not in ("clip", "sentence_transformer"):
             raise ModelError(f"unknown embedding function kind {kind!r} in a stored index")
         return EmbeddingFunction(kind=str(kind), model=str(spec["model"]),
@@ -142,6 +148,9 @@ class EmbeddingFunction:
             return clip(model, pretrained=pretrained) if at else clip(model)
         if family in ("sentence-transformers", "sentence-transformer") and name:
             return sentence_transformer(name)
+        remote = _remote_kind(family)
+        if remote is not None and name:
+            return remote[1](name)
         message = f"{text!r} is not a model spec; use one of {', '.join(MODEL_SPECS)}"
         raise ModelError(message)
 
@@ -185,6 +194,22 @@ class EmbeddingFunction:
         if self.kind != "clip":
             raise TypeMismatchError(f"{self.describe()} embeds text only, not images")
         return _load(self).images(images)
+
+
+def register_kind(kind: str, from_spec: Callable[[dict[str, Any]], EmbeddingFunction],
+                  parse: Callable[[str], EmbeddingFunction]) -> None:
+    """Let :meth:`EmbeddingFunction.from_spec` and :meth:`~EmbeddingFunction.parse` build
+    embedding functions of another ``kind`` (remote endpoints: the module that provides the
+    namespace ``kind`` registers it when imported)."""
+    with _lock:
+        _KINDS[kind] = (from_spec, parse)
+
+
+def _remote_kind(kind: Any) -> tuple[Callable[..., EmbeddingFunction], ...] | None:
+    if not isinstance(kind, str) or kind in ("clip", "sentence_transformer"):
+        return None
+    providers.load(kind)
+    return _KINDS.get(kind)
 
 
 def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", *,
