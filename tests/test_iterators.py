@@ -495,6 +495,19 @@ def test_chunks_are_the_text_at_their_offsets(text: str, separators) -> None:
         assert all(len(r["text"]) <= limit for r in rows)
 
 
+#: how detect_format told Markdown from plain text before it searched for each mark apart
+_ONE_MARKDOWN_PATTERN = re.compile(
+    r"^#{1,6}\s+\S|^(?:```|~~~)|\[[^\]\n]+\]\([^)\s]+\)|\*\*[^*\n]+\*\*|^\|.+\|\s*$",
+    re.MULTILINE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="#`~|[]()*ab \n\t\r.", max_size=40))
+def test_markdown_is_told_from_text_as_one_anchored_pattern_would(text: str) -> None:
+    expected = "markdown" if _ONE_MARKDOWN_PATTERN.search(text) else "text"
+    assert document.detect_format(text.encode()) == expected
+
+
 # --------------------------------------------------------------------------------------------
 # Calls: types, options, JSON, user iterators, errors
 # --------------------------------------------------------------------------------------------

@@ -20,11 +20,10 @@ limit into windows. Every cut is a pair of offsets into the text, so a chunk's t
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from bs4 import BeautifulSoup
 from markdown_it import MarkdownIt
@@ -41,12 +40,13 @@ _BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")  # ends a paragraph of plain text o
 _NEWLINE = re.compile(r"\r\n?|\n")  # line breaks as markdown-it counts them
 _NON_SPACE = re.compile(r"\S")
 _MARKDOWN = MarkdownIt("commonmark").enable("table")
+_EVERY_COLUMN = ("text", "heading", "page", "start_char", "end_char")
 
 
-@dataclasses.dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """A span ``[start, end)`` of the document's text, with the headings above it and its PDF
-    page; ``is_heading`` for a heading's own line."""
+    page; ``is_heading`` for a heading's own line. (A tuple: one is made per block and per
+    chunk, and a tuple is the cheapest immutable record to make.)"""
 
     start: int
     end: int
@@ -60,10 +60,11 @@ def chunks(value: bytes | str, *, separators: Sequence[str], limit: int | None, 
     """One row per chunk of the document ``value`` (a file's bytes, or a str): ``text`` and the
     ``metadata`` columns; ValueError if it is not a readable document."""
     text, blocks = parse(value)
-    for piece in split(text, blocks, separators, limit, overlap):
-        fields = {"heading": list(piece.heading), "page": piece.page, "start_char": piece.start,
-                  "end_char": piece.end}
-        yield {"text": text[piece.start:piece.end], **{m: fields[m] for m in metadata}}
+    columns = ("text", *metadata)
+    for start, end, heading, page, _ in split(text, blocks, separators, limit, overlap):
+        row = {"text": text[start:end], "heading": list(heading), "page": page,
+               "start_char": start, "end_char": end}
+        yield row if columns == _EVERY_COLUMN else {column: row[column] for column in columns}
 
 
 # --- reading: the text and its blocks ------------------------------------------------------------
@@ -168,51 +169,49 @@ def split(text: str, blocks: Iterable[Span], separators: Sequence[str], limit: i
     >>> [text[s.start:s.end] for s in split(text, [Span(0, len(text))], ["token_limit"], 4, 1)]
     ['One. Two three', 'three four five.', '.\\n\\nSix.']
     """
+    sentences = "sentence" in separators
     for group in _groups(text, blocks, separators):
-        pieces = SENTENCE.finditer(text, group.start, group.end) if "sentence" in separators \
-            else [group]
-        for piece in pieces:
-            start, end = _stripped(text, *_bounds(piece))
+        pieces = (m.span() for m in SENTENCE.finditer(text, group.start, group.end)) \
+            if sentences else ((group.start, group.end),)
+        for start, end in pieces:
+            start, end = _stripped(text, start, end)
+            if limit is None:
+                if start < end:
+                    yield Span(start, end, group.heading, group.page)
+                continue
             for first, last in _windows(text, start, end, separators, limit, overlap):
                 first, last = _stripped(text, first, last)
                 if first < last:
                     yield Span(first, last, group.heading, group.page)
 
 
-def _bounds(piece: Span | re.Match[str]) -> tuple[int, int]:
-    return (piece.start, piece.end) if isinstance(piece, Span) else piece.span()
-
-
 def _groups(text: str, blocks: Iterable[Span], separators: Sequence[str]) -> Iterator[Span]:
     """Runs of blocks merged into one span, cut at headings (with ``"heading"``, the heading
     lines left out), at every block (``"paragraph"``) and at every page."""
     by_heading, by_block = "heading" in separators, "paragraph" in separators
-    current: Span | None = None
+    current: Span | None = None  # the first block of the group
+    end = 0  # where the group's last block ends
     for block in blocks:
         if block.is_heading and by_heading:
             if current is not None:
-                yield current
+                yield current._replace(end=end)
             current = None
             continue
         if not _NON_SPACE.search(text, block.start, block.end):
             continue
         if current is None or by_block or block.page != current.page:
             if current is not None:
-                yield current
+                yield current._replace(end=end)
             current = block
-        else:
-            current = dataclasses.replace(current, end=block.end)
+        end = block.end
     if current is not None:
-        yield current
+        yield current._replace(end=end)
 
 
-def _windows(text: str, start: int, end: int, separators: Sequence[str], limit: int | None,
+def _windows(text: str, start: int, end: int, separators: Sequence[str], limit: int,
              overlap: int) -> Iterator[tuple[int, int]]:
     """``[start, end)`` cut into windows of ``limit`` tokens or characters that overlap by
     ``overlap``, when it is longer than that; else as it is."""
-    if limit is None:
-        yield start, end
-        return
     step = limit - overlap
     if "char_limit" in separators:
         for first in range(start, max(end - overlap, start + 1), step):
