@@ -61,8 +61,8 @@ def chunks(value: bytes | str, *, separators: Sequence[str], limit: int | None, 
     ``metadata`` columns; ValueError if it is not a readable document."""
     text, blocks = parse(value)
     columns = ("text", *metadata)
-    for start, end, heading, page, _ in split(text, blocks, separators, limit, overlap):
-        row = {"text": text[start:end], "heading": list(heading), "page": page,
+    for start, end, group in split(text, blocks, separators, limit, overlap):
+        row = {"text": text[start:end], "heading": list(group.heading), "page": group.page,
                "start_char": start, "end_char": end}
         yield row if columns == _EVERY_COLUMN else {column: row[column] for column in columns}
 
@@ -159,53 +159,56 @@ class _Headings:
 
 # --- cutting ---------------------------------------------------------------------------------
 def split(text: str, blocks: Iterable[Span], separators: Sequence[str], limit: int | None,
-          overlap: int) -> Iterator[Span]:
-    """The chunks of ``text``: its blocks grouped and cut by ``separators`` (see
-    :func:`lakehouse.iterators.document_splitter`), stripped, empty ones left out.
+          overlap: int) -> Iterator[tuple[int, int, Span]]:
+    """The chunks of ``text`` as ``(start, end, group)``: its blocks grouped and cut by
+    ``separators`` (see :func:`lakehouse.iterators.document_splitter`), stripped, empty ones
+    left out; ``group`` is the span they were cut from, with its headings and page.
 
     >>> text = "One. Two three four five.\\n\\nSix."
-    >>> [text[s.start:s.end] for s in split(text, [Span(0, len(text))], ["sentence"], None, 0)]
+    >>> [text[s:e] for s, e, _ in split(text, [Span(0, len(text))], ["sentence"], None, 0)]
     ['One.', 'Two three four five.', 'Six.']
-    >>> [text[s.start:s.end] for s in split(text, [Span(0, len(text))], ["token_limit"], 4, 1)]
+    >>> [text[s:e] for s, e, _ in split(text, [Span(0, len(text))], ["token_limit"], 4, 1)]
     ['One. Two three', 'three four five.', '.\\n\\nSix.']
     """
     sentences = "sentence" in separators
     for group in _groups(text, blocks, separators):
-        pieces = (m.span() for m in SENTENCE.finditer(text, group.start, group.end)) \
-            if sentences else ((group.start, group.end),)
-        for start, end in pieces:
-            start, end = _stripped(text, start, end)
-            if limit is None:
-                if start < end:
-                    yield Span(start, end, group.heading, group.page)
-                continue
-            for first, last in _windows(text, start, end, separators, limit, overlap):
+        start, end = _stripped(text, group.start, group.end)  # not empty: see _groups
+        # a sentence starts and ends with a non-space character: it needs no stripping
+        pieces = map(re.Match.span, SENTENCE.finditer(text, start, end)) if sentences \
+            else [(start, end)]
+        if limit is None:
+            for first, last in pieces:
+                yield first, last, group
+            continue
+        for piece in pieces:
+            for first, last in _windows(text, *piece, separators, limit, overlap):
                 first, last = _stripped(text, first, last)
                 if first < last:
-                    yield Span(first, last, group.heading, group.page)
+                    yield first, last, group
 
 
 def _groups(text: str, blocks: Iterable[Span], separators: Sequence[str]) -> Iterator[Span]:
     """Runs of blocks merged into one span, cut at headings (with ``"heading"``, the heading
-    lines left out), at every block (``"paragraph"``) and at every page."""
+    lines left out), at every block (``"paragraph"``) and at every page; blocks of white
+    space left out, so each run holds a non-space character."""
     by_heading, by_block = "heading" in separators, "paragraph" in separators
     current: Span | None = None  # the first block of the group
     end = 0  # where the group's last block ends
     for block in blocks:
         if block.is_heading and by_heading:
             if current is not None:
-                yield current._replace(end=end)
+                yield Span(current.start, end, current.heading, current.page)
             current = None
             continue
         if not _NON_SPACE.search(text, block.start, block.end):
             continue
         if current is None or by_block or block.page != current.page:
             if current is not None:
-                yield current._replace(end=end)
+                yield Span(current.start, end, current.heading, current.page)
             current = block
         end = block.end
     if current is not None:
-        yield current._replace(end=end)
+        yield Span(current.start, end, current.heading, current.page)
 
 
 def _windows(text: str, start: int, end: int, separators: Sequence[str], limit: int,
