@@ -118,10 +118,13 @@ class ResultCache:
             return
         table = pa.table({"key": list(results), "value": list(results.values())}, schema=_SCHEMA)
         options = dict(self.location.storage_options) if self.location else None
+        mode = "append" if self._open() is not None else "create"
         try:
-            lance.write_dataset(table, self.uri, schema=_SCHEMA, mode="append",
+            lance.write_dataset(table, self.uri, schema=_SCHEMA, mode=mode,
                                 storage_options=options or None)
         except (OSError, ValueError, RuntimeError):
+            if mode == "append":
+                raise
             # another process created the dataset at the same moment: append to theirs
             lance.write_dataset(table, self.uri, schema=_SCHEMA, mode="append",
                                 storage_options=options or None)
