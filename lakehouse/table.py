@@ -36,7 +36,7 @@ from lakehouse.errors import (
     VersionNotFoundError,
     check_choice,
 )
-from lakehouse.exec import protocol, writes
+from lakehouse.exec import checkpoints, protocol, writes
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.intake import is_pandas_frame
 from lakehouse.exec.protocol import WriteContext
@@ -1008,6 +1008,47 @@ class Table:
                         what="the list of views after the revert")
             self._update_views()
         return version
+
+    def jobs(self) -> pl.DataFrame:
+        """The checkpointed backfills of this table (new computed columns, embedding indexes)
+        not yet committed: running, or abandoned by a process that stopped (crashed, killed,
+        interrupted). One row each: ``job`` id, ``kind``, ``columns``, ``state`` (``running``
+        while its progress moved in the last minute, else ``abandoned``), ``rows_done``,
+        ``rows_total``, ``errors``, ``started``, ``updated``, ``rows_per_s`` and ``eta_s``.
+        Another process reads the progress of a running job here. Calling the same
+        ``add_computed_column`` (or ``add_embedding_index``) again resumes an abandoned job;
+        :meth:`discard_job` throws one away.
+
+        >>> t.jobs().height  # nothing left unfinished
+        0
+        """
+        rows = []
+        for job in checkpoints.list_jobs(self._uri, self._location.storage_options):
+            elapsed = max(float(job["updated"]) - float(job["started"]), 1e-9)
+            rate = job["rows_done"] / elapsed if job["rows_done"] else None
+            left = job["rows_total"] - job["rows_done"]
+            rows.append({"job": job["id"], "kind": job["kind"], "columns": job["columns"],
+                         "state": job["state"], "rows_done": job["rows_done"],
+                         "rows_total": job["rows_total"], "errors": job["errors"],
+                         "started": job["started"], "updated": job["updated"],
+                         "rows_per_s": rate, "eta_s": left / rate if rate else None})
+        schema = {"job": pl.String, "kind": pl.String, "columns": pl.List(pl.String),
+                  "state": pl.String, "rows_done": pl.Int64, "rows_total": pl.Int64,
+                  "errors": pl.Int64, "started": pl.Float64, "updated": pl.Float64,
+                  "rows_per_s": pl.Float64, "eta_s": pl.Float64}
+        frame = pl.DataFrame(rows, schema=schema)
+        return frame.with_columns(pl.from_epoch(pl.col("started"), time_unit="s"),
+                                  pl.from_epoch(pl.col("updated"), time_unit="s"))
+
+    def discard_job(self, job: str) -> bool:
+        """Throw away the checkpoint of an unfinished backfill (see :meth:`jobs`); the files it
+        wrote are never part of the table and go with Lance's cleanup. Returns whether there
+        was such a job.
+
+        >>> t.discard_job("0123456789abcdef")
+        False
+        """
+        return checkpoints.discard(self._uri, self._location.storage_options, job)
 
     def view_status(self) -> ViewStatus | None:
         """For a view, where it stands against its base (a :class:`~lakehouse.views.ViewStatus`:

@@ -48,6 +48,7 @@ from lance.commit import CommitConflictError
 from lance.fragment import FragmentMetadata
 
 from lakehouse.errors import ConcurrentWriteError, Error, StorageError
+from lakehouse.exec.checkpoints import Checkpoint, FragmentKey, fragment_key
 from lakehouse.exprs.sql import rowid_filter
 from lakehouse.media.fetch import Fetcher
 from lakehouse.media.policy import FetchPolicy
@@ -330,40 +331,56 @@ def _write_fragments(ctx: WriteContext, reader: pa.RecordBatchReader,
 
 
 # --- column backfills ----------------------------------------------------------------------------
-def add_computed(ctx: WriteContext, udf: Any, *, columns: list[str], batch_size: int,
-                 failures: Failures, kind: str = "add column") -> lance.LanceDataset:
-    """Add columns to every row with Lance data evolution, one fragment at a time: ``udf`` (a
-    Lance batch UDF over ``columns``) computes the new column files of each fragment (Lance's
-    ``merge_columns``), and one ``Merge`` commit adds them all. On a conflict with appends,
-    deletes or compaction, only the fragments that appeared or were rewritten are computed;
-    the files already written are kept."""
-    done: dict[tuple[int, tuple[str, ...]], list[Any]] = {}
+def add_computed(ctx: WriteContext, compute: Callable[[lance.LanceDataset, int],
+                                                     pa.RecordBatchReader], *,
+                 failures: Failures, kind: str = "add column",
+                 checkpoint: Checkpoint | None = None,
+                 on_fragment: Callable[[int], None] | None = None) -> lance.LanceDataset:
+    """Add columns to every row with Lance data evolution, one fragment at a time:
+    ``compute(ds, fragment_id)`` gives the new columns' values for the live rows of that
+    fragment, in order; Lance's ``merge_columns`` writes them as new column files of the
+    fragment, and one ``Merge`` commit adds them all. On a conflict with appends, deletes or
+    compaction, only the fragments that appeared or were rewritten are computed; the files
+    already written are kept.
+
+    With a ``checkpoint``, each finished fragment is recorded as soon as its files are written,
+    and fragments a previous run of the same backfill finished are not computed again (one
+    fragment is, if every fragment was done: Lance needs a fragment's new schema for the
+    commit). ``on_fragment(rows)`` is told of each fragment taken from the checkpoint."""
+    done: dict[FragmentKey, list[Any]] = {}
     schema: list[Any] = []
+    if checkpoint is not None:
+        for key, (rows, files) in checkpoint.done().items():
+            done[key] = files
+            if on_fragment is not None:
+                on_fragment(rows)
+
+    def add(ds: lance.LanceDataset, fragment: lance.LanceFragment) -> None:
+        md = fragment.metadata
+        key = fragment_key(md)
+        new_md, new_schema = _lance_call(
+            ctx, lambda: fragment.merge_columns(compute(ds, md.id)), failures)
+        done[key] = list(new_md.files[len(md.files):])
+        schema[:] = [new_schema]
+        if checkpoint is not None:
+            checkpoint.record(key, md.physical_rows, done[key])
 
     def operation(ds: lance.LanceDataset) -> lance.LanceOperation.Merge:
-        out = []
-        for fragment in ds.get_fragments():
-            md = fragment.metadata
-            key = (md.id, tuple(f.path for f in md.files))
-            if key not in done:
-                new_md, new_schema = _lance_call(
-                    ctx, lambda f=fragment: f.merge_columns(udf, columns=columns,
-                                                            batch_size=batch_size), failures)
-                done[key] = list(new_md.files[len(md.files):])
-                schema[:] = [new_schema]
-            # the latest metadata (deletions made meanwhile) plus the new column files, which
-            # cover every physical row of the fragment
-            out.append(dataclasses.replace(md, files=[*md.files, *done[key]]))
+        fragments = ds.get_fragments()
+        for fragment in fragments:
+            if fragment_key(fragment.metadata) not in done:
+                add(ds, fragment)
+        if not schema:
+            add(ds, min(fragments, key=lambda f: f.metadata.physical_rows))
+        # the latest metadata (deletions made meanwhile) plus the new column files, which
+        # cover every physical row of the fragment
+        out = [dataclasses.replace(f.metadata, files=[*f.metadata.files,
+                                                      *done[fragment_key(f.metadata)]])
+               for f in fragments]
         return lance.LanceOperation.Merge(out, schema[0])
 
     first = operation(ctx.dataset)
     return commit(ctx, first, kind=kind, rebase=operation)
-
-
-def add_streamed(ctx: WriteContext, reader: pa.RecordBatchReader, *,
-                 failures: Failures) -> lance.LanceDataset:
-    """Add columns whose values come from a stream of every row in order (one commit)."""
-    return apply(ctx, lambda ds: ds.add_columns(reader), failures=failures)
 
 
 # --- schema and definition changes ---------------------------------------------------------------
@@ -460,7 +477,7 @@ def tag(ctx: WriteContext, name: str, version: int, *, move: bool) -> None:
 
 __all__ = [
     "ATTEMPTS", "Failures", "Redo", "WriteContext", "add_computed",
-    "add_null_columns", "add_streamed", "append", "apply", "commit", "create_scalar_index",
+    "add_null_columns", "append", "apply", "commit", "create_scalar_index",
     "delete", "drop_columns", "drop_index", "rename_columns", "restore", "rewrite",
     "same_definition", "set_config", "set_field_metadata", "switch_column", "tag", "write",
 ]

@@ -66,7 +66,8 @@ def _conjuncts(expr: Expr) -> list[Expr]:
 def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, condition: Expr | None,
                 columns: list[str], *, limit: int | None = None, row_ids: bool = False,
                 fetcher: Fetcher | None = None, nearest: dict[str, Any] | None = None,
-                fragments: list[int] | None = None) -> Iterator[pl.DataFrame]:
+                fragments: list[int] | None = None,
+                batch_rows: int | None = None) -> Iterator[pl.DataFrame]:
     """Scan ``columns`` of the rows matching ``condition``, as Polars frames, batch by batch;
     with ``row_ids``, also each row's ``_rowid`` and ``_rowaddr``.
 
@@ -74,6 +75,7 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, conditi
     values of ``store="reference"`` columns are fetched from their sources (with ``fetcher``).
 
     With ``fragments`` (fragment ids), only the rows of those fragments are scanned.
+    ``batch_rows`` sets the rows a frame holds (by default a size fit for the columns read).
 
     With ``nearest`` (Lance's nearest-neighbour options), only the ``k`` rows closest to its
     query vector among the rows matching ``condition`` come back, closest first, with their
@@ -102,7 +104,7 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, conditi
         read.append(DISTANCE)
         search = {"nearest": nearest, "prefilter": True, "disable_scoring_autoprojection": True}
     scanner = ds.scanner(columns=read, filter=flt.sql,
-                         batch_size=MEDIA_SCAN_ROWS if media else SCAN_BATCH_ROWS,
+                         batch_size=batch_rows or (MEDIA_SCAN_ROWS if media else SCAN_BATCH_ROWS),
                          limit=limit if flt.residual is None else None,
                          with_row_id=row_ids, with_row_address=row_ids,
                          blob_handling="all_binary" if media else None,

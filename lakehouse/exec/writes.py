@@ -19,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from lakehouse.exec import intake, protocol
+from lakehouse.exec.checkpoints import Checkpoint
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.protocol import Failures, WriteContext
 from lakehouse.exec.scan import scan_frames
@@ -134,69 +135,66 @@ def _write_rows(ctx: WriteContext, plan: Plan | None,
     return WriteResult(counts["rows"], counts["errors"], ds.version)
 
 
-def backfill(ctx: WriteContext, plan: Plan, *, progress: bool) -> WriteResult:
+def backfill(ctx: WriteContext, plan: Plan, *, progress: bool, kind: str = "add column",
+             checkpoint: bool = True) -> WriteResult:
     """Add the plan's columns to every existing row with Lance data evolution (new column files
-    only), fragment by fragment, computing them in batches; one commit."""
+    only), fragment by fragment: each fragment's rows are scanned in order (media as bytes,
+    references fetched), computed in batches, and written as that fragment's new column files;
+    one commit adds them all. With ``checkpoint``, finished fragments are recorded with the
+    table (:mod:`lakehouse.exec.checkpoints`), so that the same backfill started again after a
+    crash computes only the fragments not yet done."""
     ds = ctx.dataset
     fields = plan.output_fields()
     if not ds.get_fragments():
         return WriteResult(0, 0, protocol.add_null_columns(ctx, fields).version)
-    read = plan.read_columns
-    if plan.reads_tables or any(c.name in read for c in ctx.definition.media_columns()):
-        return _backfill_streamed(ctx, plan, progress=progress)
-    output_schema = pa.schema(fields)
-    counts = {"rows": 0, "errors": 0}
-    batch_rows = MODEL_BATCH_ROWS if plan.runs_models else BACKFILL_BATCH_ROWS
-
-    with report(f"compute {', '.join(plan.output_names)}", enabled=progress,
-                total=ds.count_rows()) as reporter:
-        failures = Failures()
-
-        def compute(batch: pa.RecordBatch) -> pa.RecordBatch:
-            frame = pl.from_arrow(batch) if read else pl.DataFrame(height=batch.num_rows)  # type: ignore[call-arg]
-            out, failed = plan.run(frame, row_offset=counts["rows"])  # type: ignore[arg-type]
-            counts["rows"] += batch.num_rows
-            counts["errors"] += len(failed)
-            reporter.advance(batch.num_rows)
-            arrays = [out.get_column(f.name).to_arrow().cast(f.type) for f in fields]
-            return pa.RecordBatch.from_arrays(arrays, schema=output_schema)
-
-        # a BatchUDF states its output schema, so Lance does not call it on a probe row first
-        udf = lance.batch_udf(output_schema=output_schema)(failures.wrap(compute))
-        committed = protocol.add_computed(ctx, udf, columns=read or [ds.schema[0].name],
-                                          batch_size=batch_rows, failures=failures)
-    return WriteResult(counts["rows"], counts["errors"], committed.version)
-
-
-def _backfill_streamed(ctx: WriteContext, plan: Plan, *, progress: bool) -> WriteResult:
-    """Backfill for plans that read media or run queries: Lance's column UDFs cannot read blob
-    columns nor start Lance reads themselves, so the rows are scanned in order (blobs as bytes,
-    references fetched), computed, and added as new
-    columns from a stream. Still one commit, and only the new columns are written."""
-    ds = ctx.dataset
-    fields = plan.output_fields()
     schema = pa.schema(fields)
-    counts = {"rows": 0, "errors": 0}
-    # a second handle on the same version: Lance's add_columns holds the first one
-    source = ds.checkout_version(ds.version)
-    frames = scan_frames(source, ctx.definition, ctx.table_name, None, plan.read_columns,
-                         fetcher=ctx.fetcher)
-
-    def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
-        for frame in frames:
-            out, failed = plan.run(frame, row_offset=counts["rows"])
-            release_batch_state()
-            counts["rows"] += frame.height
-            counts["errors"] += len(failed)
-            reporter.advance(frame.height)
-            columns = {f.name: out.get_column(f.name).to_arrow() for f in fields}
-            yield from _assemble(columns, schema).to_batches()
+    read = plan.read_columns
+    media = any(c.name in read for c in ctx.definition.media_columns())
+    batch_rows = None if media else MODEL_BATCH_ROWS if plan.runs_models else BACKFILL_BATCH_ROWS
+    counts = {"rows": 0, "errors": 0, "reused": 0}
+    total = ds.count_rows()
+    saved = Checkpoint.open(ctx.uri, ctx.storage_options, fields, kind=kind,
+                            version=ctx.version, total_rows=total) if checkpoint else None
 
     with report(f"compute {', '.join(plan.output_names)}", enabled=progress,
-                total=ds.count_rows()) as reporter:
+                total=total) as reporter:
         failures = Failures()
-        reader = pa.RecordBatchReader.from_batches(schema, failures.guard(batches(reporter)))
-        committed = protocol.add_streamed(ctx, reader, failures=failures)
+
+        def advance(rows: int) -> None:
+            reporter.advance(rows)
+            if saved is not None:
+                saved.progress(counts["rows"] + counts["reused"], counts["errors"])
+
+        def reuse(rows: int) -> None:
+            counts["reused"] += rows
+            advance(rows)
+
+        def compute(source: lance.LanceDataset, fragment_id: int) -> pa.RecordBatchReader:
+            # a second handle on the version: Lance's merge_columns holds the first one
+            frames = scan_frames(source.checkout_version(source.version), ctx.definition,
+                                 ctx.table_name, None, read, row_ids=not read,
+                                 fetcher=ctx.fetcher, fragments=[fragment_id],
+                                 batch_rows=batch_rows)
+
+            def batches() -> Iterator[pa.RecordBatch]:
+                for frame in frames:
+                    out, failed = plan.run(frame, row_offset=counts["rows"])
+                    release_batch_state()
+                    counts["rows"] += frame.height
+                    counts["errors"] += len(failed)
+                    advance(frame.height)
+                    columns = {f.name: out.get_column(f.name).to_arrow() for f in fields}
+                    yield from _assemble(columns, schema).to_batches()
+                if saved is not None:  # a fragment done: readers elsewhere see it at once
+                    saved.progress(counts["rows"] + counts["reused"], counts["errors"],
+                                   force=True)
+
+            return pa.RecordBatchReader.from_batches(schema, failures.guard(batches()))
+
+        committed = protocol.add_computed(ctx, compute, failures=failures, kind=kind,
+                                          checkpoint=saved, on_fragment=reuse)
+    if saved is not None:
+        saved.finish()
     return WriteResult(counts["rows"], counts["errors"], committed.version)
 
 

@@ -9,6 +9,7 @@ assert which rows were (and were not) computed; call :func:`reset` first.
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -123,3 +124,16 @@ def exit_on_13(n: int) -> int:
             os._exit(13)
         raise RuntimeError("exit_on_13 met 13")
     return n
+
+
+@lh.udf(batch_size=50)
+def doubled_and_logged(ns: list[int]) -> list[int]:
+    """Double each value; append the batch's size to the file $LAKEHOUSE_TEST_CALL_LOG (so that
+    a test can count, across processes, the rows a backfill computed) and sleep
+    $LAKEHOUSE_TEST_SLEEP seconds a batch (so that a test can kill it midway)."""
+    log = os.environ.get("LAKEHOUSE_TEST_CALL_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{len(ns)}\n")
+    time.sleep(float(os.environ.get("LAKEHOUSE_TEST_SLEEP", "0")))
+    return [n * 2 for n in ns]

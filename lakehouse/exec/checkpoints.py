@@ -1,0 +1,220 @@
+"""Checkpoints of long column backfills: what a backfill finished, kept with the table.
+
+A backfill (a new computed column, an embedding index's vectors) computes each fragment's new
+column files with Lance's ``merge_columns`` and commits them all at once. Those files are
+written to the table's data folder as soon as a fragment is done, but only the commit makes them
+part of the table. A checkpoint records each finished fragment (its key and its new files) in
+``<table>/_lakehouse_jobs/<job>/``, one small JSON object per fragment, so that after a crash,
+a SIGKILL, Ctrl-C or a lost machine the same backfill started again reuses them and computes only
+the rest. Readers never see a partial column: nothing is committed until every fragment is done.
+
+The job is named by a hash of what it computes (the new fields with their definitions), so a
+changed expression is a different job; a checkpoint for the same columns with another
+definition is discarded when the new one starts, with a warning. ``job.json`` holds what the job
+is and its progress (rows done, rows in all, errors, when it last moved), which another process
+reads with :func:`list_jobs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+from fsspec.implementations.local import LocalFileSystem
+from lance.fragment import DataFile, FragmentMetadata
+
+from lakehouse.storage import s3_filesystem
+
+JOBS_DIR = "_lakehouse_jobs"
+STALE_AFTER_S = 60.0  # a job whose progress has not moved for this long is abandoned
+_PROGRESS_EVERY_S = 2.0
+
+FragmentKey = tuple[int, tuple[str, ...]]  # a fragment's id and data files: its rows and columns
+
+
+def fragment_key(md: FragmentMetadata) -> FragmentKey:
+    return md.id, tuple(f.path for f in md.files)
+
+
+def job_id(fields: Sequence[pa.Field]) -> str:
+    """The identity of a backfill: the fields it adds, with their stored definitions."""
+    described = [[f.name, str(f.type), {k.decode(): v.decode() for k, v in
+                                         (f.metadata or {}).items()}] for f in fields]
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class DiscardedCheckpointWarning(UserWarning):
+    """A checkpoint was thrown away because the backfill it belongs to changed."""
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """The checkpoint of one backfill of one table (see the module docstring)."""
+
+    fs: fsspec.AbstractFileSystem
+    path: str
+    job: dict[str, Any]
+    _last_progress: float = 0.0
+
+    @staticmethod
+    def open(uri: str, storage_options: dict[str, str], fields: Sequence[pa.Field], *,
+             kind: str, version: int, total_rows: int) -> Checkpoint:
+        """The checkpoint of the backfill adding ``fields`` to table ``uri``: resumed if one
+        is there, else started. Checkpoints of earlier backfills of the same columns with other
+        definitions are discarded."""
+        fs = _filesystem(uri, storage_options)
+        root = f"{_fs_path(uri)}/{JOBS_DIR}"
+        ident = job_id(fields)
+        names = sorted(f.name for f in fields)
+        for other in _read_jobs(fs, root):
+            if other["id"] != ident and set(other["columns"]) & set(names):
+                warnings.warn(DiscardedCheckpointWarning(
+                    f"discarding the checkpoint of an earlier {other['kind']} of "
+                    f"{', '.join(other['columns'])} (job {other['id']}): its definition differs "
+                    "from the one being computed now"), stacklevel=4)
+                _remove(fs, f"{root}/{other['id']}")
+        path = f"{root}/{ident}"
+        existing = _read_json(fs, f"{path}/job.json")
+        job = existing or {"id": ident, "kind": kind, "columns": names, "version": version,
+                           "started": time.time()}
+        job.update(rows_total=total_rows, host=socket.gethostname(), pid=os.getpid(),
+                   updated=time.time(), rows_done=job.get("rows_done", 0) if existing else 0,
+                   errors=job.get("errors", 0) if existing else 0, resumed=existing is not None)
+        checkpoint = Checkpoint(fs, path, job)
+        checkpoint.save()
+        return checkpoint
+
+    @property
+    def resumed(self) -> bool:
+        return bool(self.job["resumed"])
+
+    def done(self) -> dict[FragmentKey, tuple[int, list[DataFile]]]:
+        """Fragment key -> (rows, new data files) for each fragment finished before."""
+        out: dict[FragmentKey, tuple[int, list[DataFile]]] = {}
+        self.fs.invalidate_cache()
+        for name in self._entries():
+            data = _read_json(self.fs, name)
+            if data is None:
+                continue  # a write cut short: that fragment is computed again
+            files = FragmentMetadata.from_json(json.dumps(data["fragment"])).files
+            key = (int(data["id"]), tuple(data["files"]))
+            out[key] = (int(data["rows"]), list(files))
+        return out
+
+    def record(self, key: FragmentKey, rows: int, files: list[DataFile]) -> None:
+        """Remember a finished fragment (after its files are written)."""
+        md = FragmentMetadata(id=key[0], files=files, physical_rows=rows)
+        entry = {"id": key[0], "files": list(key[1]), "rows": rows, "fragment": md.to_json()}
+        digest = hashlib.sha256("\0".join(key[1]).encode()).hexdigest()[:12]
+        _write_json(self.fs, f"{self.path}/fragments/{key[0]}-{digest}.json", entry)
+
+    def progress(self, rows_done: int, errors: int, *, force: bool = False) -> None:
+        """Record progress for readers in other processes (at most every few seconds)."""
+        now = time.monotonic()
+        if not force and now - self._last_progress < _PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        self.job.update(rows_done=rows_done, errors=errors, updated=time.time())
+        self.save()
+
+    def save(self) -> None:
+        _write_json(self.fs, f"{self.path}/job.json", self.job)
+
+    def finish(self) -> None:
+        """The backfill committed: the checkpoint is no longer needed."""
+        _remove(self.fs, self.path)
+
+    def _entries(self) -> list[str]:
+        return sorted(_list(self.fs, f"{self.path}/fragments"))
+
+
+def list_jobs(uri: str, storage_options: dict[str, str]) -> list[dict[str, Any]]:
+    """The checkpointed backfills of table ``uri``, each with its progress, the fragments it
+    finished and whether it is ``running`` (its progress moved in the last minute) or
+    ``abandoned``."""
+    fs = _filesystem(uri, storage_options)
+    now = time.time()
+    jobs = _read_jobs(fs, f"{_fs_path(uri)}/{JOBS_DIR}")
+    for job in jobs:
+        job["state"] = "running" if now - float(job["updated"]) < STALE_AFTER_S else "abandoned"
+        job["fragments_done"] = len(_list(fs, f"{_fs_path(uri)}/{JOBS_DIR}/{job['id']}/fragments"))
+    return sorted(jobs, key=lambda j: j["started"])
+
+
+def discard(uri: str, storage_options: dict[str, str], ident: str) -> bool:
+    """Throw a checkpoint away (its files stay unreferenced until Lance's cleanup removes
+    them). Returns whether there was one."""
+    fs = _filesystem(uri, storage_options)
+    path = f"{_fs_path(uri)}/{JOBS_DIR}/{ident}"
+    if _read_json(fs, f"{path}/job.json") is None:
+        return False
+    _remove(fs, path)
+    return True
+
+
+def _read_jobs(fs: fsspec.AbstractFileSystem, root: str) -> list[dict[str, Any]]:
+    fs.invalidate_cache()
+    try:
+        names = fs.ls(root, detail=False)
+    except FileNotFoundError:
+        return []
+    jobs = [_read_json(fs, f"{name}/job.json") for name in names]
+    return [j for j in jobs if j is not None]
+
+
+def _list(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    try:
+        return [p for p in fs.ls(path, detail=False) if p.endswith(".json")]
+    except FileNotFoundError:
+        return []
+
+
+def _filesystem(uri: str, storage_options: dict[str, str]) -> fsspec.AbstractFileSystem:
+    return s3_filesystem(storage_options) if uri.startswith("s3://") \
+        else fsspec.filesystem("file")
+
+
+def _fs_path(uri: str) -> str:
+    return uri[len("s3://"):] if uri.startswith("s3://") else uri
+
+
+def _read_json(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any] | None:
+    """One object, read in one request (an object replaced while read is read again)."""
+    for _ in range(3):
+        try:
+            return json.loads(fs.cat_file(path))
+        except (FileNotFoundError, ValueError):
+            return None
+        except OSError:  # replaced by its writer between two requests of one read
+            continue
+    return None
+
+
+def _write_json(fs: fsspec.AbstractFileSystem, path: str, data: dict[str, Any]) -> None:
+    """Write whole or not at all: a local file is written aside and renamed; an S3 object
+    appears only when its upload completes."""
+    text = json.dumps(data).encode()
+    if isinstance(fs, LocalFileSystem):
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        partial = f"{path}.{os.getpid()}.partial"
+        with open(partial, "wb") as f:
+            f.write(text)
+        os.replace(partial, path)
+        return
+    with fs.open(path, "wb") as f:
+        f.write(text)
+
+
+def _remove(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(path, recursive=True)

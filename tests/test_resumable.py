@@ -1,0 +1,141 @@
+"""Long backfills survive: a backfill killed midway resumes where it stopped.
+
+A real process runs ``add_computed_column`` with a slow UDF and is killed (SIGKILL) after some
+fragments are done; the same call made again computes only the rest (the UDF's call log, kept in
+a file across processes, counts the rows computed), and no reader ever saw a partial column.
+Local and S3.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import udfs_for_tests as U
+
+import lakehouse as lh
+from lakehouse.exec import checkpoints
+
+FRAGMENTS = 8
+ROWS_PER_FRAGMENT = 100
+
+
+@pytest.fixture
+def numbers(db):
+    t = db.create_table("numbers", {"n": lh.Int})
+    for f in range(FRAGMENTS):  # one insert, one fragment
+        start = f * ROWS_PER_FRAGMENT
+        t.insert([{"n": i} for i in range(start, start + ROWS_PER_FRAGMENT)], progress=False)
+    return t
+
+
+def _backfill_code(root, **extra: str) -> str:
+    return textwrap.dedent(f"""
+        import lakehouse as lh
+        import udfs_for_tests as U
+        db = lh.connect({root.uri!r}, storage_options={root.storage_options!r})
+        t = db.get_table("numbers")
+        t.add_computed_column(doubled=U.doubled_and_logged(t.n), progress=False)
+    """)
+
+
+def _start(code: str, log: Path, sleep: float) -> subprocess.Popen:
+    env = dict(os.environ, LAKEHOUSE_TEST_CALL_LOG=str(log), LAKEHOUSE_TEST_SLEEP=str(sleep),
+               PYTHONPATH=os.pathsep.join([U.TESTS_DIR, os.environ.get("PYTHONPATH", "")]))
+    return subprocess.Popen([sys.executable, "-c", code], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows_logged(log: Path) -> int:
+    return sum(int(line) for line in log.read_text().split()) if log.exists() else 0
+
+
+def _finished_fragments(t) -> int:
+    jobs = checkpoints.list_jobs(t.table_uri, t.table_state().location.storage_options)
+    return 0 if not jobs else jobs[0]["fragments_done"]
+
+
+def _kill_after(proc: subprocess.Popen, t, fragments: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while _finished_fragments(t) < fragments:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the backfill made no progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.parametrize("killed_after", [1, FRAGMENTS // 2, FRAGMENTS - 1])
+def test_a_killed_backfill_resumes_without_computing_finished_fragments(
+        db, numbers, lakehouse_root, tmp_path, killed_after):
+    log = tmp_path / "calls.log"
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.1)
+    _kill_after(proc, numbers, killed_after)
+    computed_before = _rows_logged(log)
+    assert "doubled" not in numbers.column_names()  # nothing committed: no partial column
+    jobs = numbers.jobs()
+    assert jobs.height == 1 and jobs["columns"].to_list() == [["doubled"]]
+    assert jobs["rows_done"].item() >= killed_after * ROWS_PER_FRAGMENT
+
+    # rows inserted meanwhile are computed too
+    numbers.insert([{"n": 10_000}], progress=False)
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+
+    total = FRAGMENTS * ROWS_PER_FRAGMENT + 1
+    recomputed = _rows_logged(log) - computed_before
+    finished = killed_after * ROWS_PER_FRAGMENT
+    assert recomputed <= total - finished + ROWS_PER_FRAGMENT  # at most one fragment again
+    values = numbers.select(numbers.n, numbers.doubled).collect()
+    assert values.height == total
+    assert (values["doubled"] == values["n"] * 2).all()  # no row skipped
+    assert numbers.jobs().height == 0  # the checkpoint went with the commit
+
+
+def test_a_changed_definition_discards_the_checkpoint(db, numbers, lakehouse_root, tmp_path):
+    log = tmp_path / "calls.log"
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.1)
+    _kill_after(proc, numbers, 2)
+    with pytest.warns(checkpoints.DiscardedCheckpointWarning, match="definition differs"):
+        numbers.add_computed_column(doubled=numbers.n * 3, progress=False)
+    assert numbers.select(numbers.doubled).collect()["doubled"].sum() == \
+        3 * sum(range(FRAGMENTS * ROWS_PER_FRAGMENT))
+    assert numbers.jobs().height == 0
+
+
+def test_abandoned_jobs_are_listed_and_discarded(db, numbers, lakehouse_root, tmp_path):
+    log = tmp_path / "calls.log"
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.1)
+    _kill_after(proc, numbers, 1)
+    jobs = numbers.jobs()
+    assert jobs.columns[:4] == ["job", "kind", "columns", "state"]
+    assert jobs["kind"].item() == "add column"
+    assert jobs["rows_total"].item() == FRAGMENTS * ROWS_PER_FRAGMENT
+    job = jobs["job"].item()
+    assert numbers.discard_job(job) is True
+    assert numbers.jobs().height == 0
+    assert numbers.discard_job(job) is False
+
+
+def test_a_backfill_that_fails_keeps_its_checkpoint_for_the_next_try(db):
+    t = db.create_table("t", {"n": lh.Int})
+    for start in (0, 10, -5):  # the last fragment holds negative numbers, which picky refuses
+        t.insert([{"n": i} for i in range(start, start + 10)], progress=False)
+    U.reset()
+    with pytest.raises(lh.ComputeError, match="negative input"):
+        t.add_computed_column(p=U.picky(t.n), progress=False)
+    assert "p" not in t.column_names()
+    assert t.jobs()["state"].to_list() == ["running"]  # it moved a moment ago
+    t.delete(where=t.n < 0)
+    U.reset()
+    t.add_computed_column(p=U.picky(t.n), progress=False)
+    assert sorted(U.CALLS["picky"]) == [0, 1, 2, 3, 4]  # the first two fragments were kept
+    assert t.select(t.p).collect()["p"].sum() == 2 * (sum(range(20)) + sum(range(5)))
+    assert t.jobs().height == 0
