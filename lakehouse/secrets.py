@@ -50,7 +50,8 @@ KEY_SHAPES = re.compile(
     r"|AIza[0-9A-Za-z_\-]{30,}"
     r"|glpat-[A-Za-z0-9_\-]{20,})$")
 _TOKEN = re.compile(r"^[A-Za-z0-9+/=_\-]{32,}$")
-_MIN_ENTROPY = 4.0  # bits per character: random base64 has about 5.5 for 40 characters
+_MIN_ENTROPY = 4.4  # bits per character: random base64 of 40 characters has about 4.8, model
+# names and CamelCase identifiers of that length about 4.0 to 4.2
 _FILE_EXAMPLE = "~/.config/lakehouse.env"
 
 
@@ -157,6 +158,8 @@ def looks_like_key(value: str) -> bool:
     (True, True)
     >>> looks_like_key("sentence-transformers/all-MiniLM-L6-v2"), looks_like_key("a" * 64)
     (False, False)
+    >>> looks_like_key("laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
+    False
     >>> looks_like_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY")
     True
     """
@@ -166,7 +169,8 @@ def looks_like_key(value: str) -> bool:
         return False
     kinds = [sum(c.isupper() for c in value), sum(c.islower() for c in value),
              sum(c.isdigit() for c in value)]
-    return min(kinds) >= 2 and sum(kinds) >= 0.8 * len(value) and _entropy(value) >= _MIN_ENTROPY
+    return (kinds[0] >= 2 and kinds[1] >= 2 and kinds[2] >= 1
+            and sum(kinds) >= 0.8 * len(value) and _entropy(value) >= _MIN_ENTROPY)
 
 
 def refuse_literals(function: str, named: Iterable[tuple[str, Any]]) -> None:

@@ -28,8 +28,8 @@ was built for in this process, the OpenAI API, or a base URL the user trusts by 
 can rewrite a table's definition cannot make it send your key elsewhere.
 
 >>> caption = lh.functions.openai.chat(t.title, model="gpt-4o-mini", system="One line.")
->>> caption
-chat(title, options=...)
+>>> caption  # doctest: +ELLIPSIS
+openai.chat(title, options={'function': 'chat', ...})
 >>> caption.type
 lh.String
 >>> caption.kwargs[0][1]["api_key"]  # the name of the secret, not its value
@@ -173,7 +173,7 @@ def embeddings(text: Any, *, model: str, base_url: str = DEFAULT_BASE_URL,
     >>> vectors = lh.functions.openai.embeddings(t.title, model="text-embedding-3-small",
     ...                                          dimensions=256)
     >>> vectors.type
-    lh.Array[(256,), 'float32']
+    lh.Array[(256,), float32]
     """
     params = _without_none({"dimensions": dimensions})
     options = _options("embeddings", base_url, model, api_key, params, rpm, tpm, cache,
