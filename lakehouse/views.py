@@ -321,7 +321,7 @@ def _catch_up(location: Location, ctx: WriteContext, *, progress: bool) -> Write
 
     ctx = dataclasses.replace(ctx, properties={BASE_VERSION_KEY: str(base.version)})
     result = writes.replace_rows(ctx, chunks, replacing, guard=guard, progress=progress,
-                                 on_error=vdef.on_error)
+                                 on_error=vdef.on_error, trusted=expansion.trusted)
     return dataclasses.replace(result, rows_with_errors=result.rows_with_errors
                                + expansion.failed)
 
@@ -363,6 +363,10 @@ class Expansion:
             vdef.iterator, lambda _name, i: base.by_id(i).ref())
         self.chunk_rows = writes.chunk_rows(view, None)
         self.failed = 0  # base rows whose iterator failed, skipped under on_error="ignore"
+        self.columns = view.base_columns()
+        made_here = self.iterator is None or ":" not in self.iterator.name  # a built-in's
+        self.trusted = frozenset(c.name for c in view.media_columns() if made_here or
+                                 c.col_id in {v for v, _ in vdef.carried})
 
     @property
     def read_columns(self) -> list[str]:
@@ -372,7 +376,7 @@ class Expansion:
         return names
 
     def chunks(self, base: lance.LanceDataset, changes: ChangeSet) -> Iterator[
-            tuple[list[dict[str, Any]], dict[str, pa.Array]]]:
+            tuple[pa.Table | list[dict[str, Any]], dict[str, pa.Array]]]:
         """The view rows of the rows ``changes`` inserted, in chunks ready for the writer."""
         if changes.inserted is not None and not changes.inserted:
             return
@@ -390,10 +394,31 @@ class Expansion:
                     rows.append(out)
                     keys.append(key)
                     if len(rows) >= self.chunk_rows:
-                        yield rows, {BASE_ROW: pa.array(keys, pa.uint64())}
+                        yield self._arrow(rows), {BASE_ROW: pa.array(keys, pa.uint64())}
                         rows, keys = [], []
         if rows:
-            yield rows, {BASE_ROW: pa.array(keys, pa.uint64())}
+            yield self._arrow(rows), {BASE_ROW: pa.array(keys, pa.uint64())}
+
+    def _arrow(self, rows: list[dict[str, Any]]) -> pa.Table | list[dict[str, Any]]:
+        """The rows as an Arrow table of the view's columns, which the writer converts column
+        by column; the rows themselves where a value does not fit its column's Arrow type (the
+        writer then names the bad value)."""
+        arrays = {}
+        for column in self.columns:
+            values = [row.get(column.name) for row in rows]
+            try:
+                if column.type.is_media:
+                    if not all(v is None or isinstance(v, bytes) for v in values):
+                        return rows
+                    arrays[column.name] = pa.array(values, pa.large_binary())
+                elif column.type.kind == "json":
+                    arrays[column.name] = pa.array([None if v is None else column.type.coerce(v)
+                                                    for v in values], pa.string())
+                else:
+                    arrays[column.name] = pa.array(values, column.type.arrow_type())
+            except (TypeError, ValueError, OverflowError, pa.ArrowException):
+                return rows
+        return pa.table(arrays)
 
     def _expand(self, row: dict[str, Any], key: int) -> Iterator[dict[str, Any]]:
         carried = {view: row[base] for base, view in self.carried.items()}

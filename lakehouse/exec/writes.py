@@ -62,13 +62,16 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
 
 def replace_rows(ctx: WriteContext, chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
                  replacing: dict[int, list[int]], *, guard: Callable[[lance.LanceDataset], None],
-                 progress: bool, on_error: str = "abort") -> WriteResult:
+                 progress: bool, on_error: str = "abort",
+                 trusted: frozenset[str] = frozenset()) -> WriteResult:
     """Write new rows in place of the rows ``replacing`` names (fragment id -> row ids), in
     one exclusive commit (see :func:`~lakehouse.exec.protocol.rewrite`): how a view takes in
     a change of its base. Each chunk is rows to validate (as :func:`insert` takes them) and
-    hidden columns of the same length that go in as they are (a view row's base row)."""
+    hidden columns of the same length that go in as they are (a view row's base row). Media
+    columns named in ``trusted`` hold bytes lakehouse made or read from a table: they are
+    stored without being decoded again."""
     return _write_rows(ctx, _plan(ctx), chunks, replacing, progress=progress, on_error=on_error,
-                       guard=guard, what=f"update view {ctx.table_name}")
+                       guard=guard, what=f"update view {ctx.table_name}", trusted=trusted)
 
 
 def chunk_rows(tdef: TableDef, plan: Plan | None) -> int:
@@ -86,13 +89,15 @@ def _write_rows(ctx: WriteContext, plan: Plan | None,
                 chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
                 replacing: dict[int, list[int]] | None, *, progress: bool, on_error: str,
                 what: str, total: int | None = None,
-                guard: Callable[[lance.LanceDataset], None] | None = None) -> WriteResult:
+                guard: Callable[[lance.LanceDataset], None] | None = None,
+                trusted: frozenset[str] = frozenset()) -> WriteResult:
     tdef = ctx.definition
     schema = ctx.dataset.schema
     counts = {"rows": 0, "errors": 0}
     media = tdef.media_columns()
     reused = frozenset(c.name for c in media if plan is not None and c.name in plan.read_columns)
-    options = MediaOptions(on_error=on_error, fetcher=ctx.fetcher, reused=reused)
+    options = MediaOptions(on_error=on_error, fetcher=ctx.fetcher, reused=reused,
+                           trusted=trusted)
 
     def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
         for chunk, hidden in chunks:

@@ -38,6 +38,9 @@ class MediaOptions:
     on_error: str = "abort"
     fetcher: Fetcher = dataclasses.field(default_factory=Fetcher)
     reused: frozenset[str] = frozenset()  # media columns computed columns of the write read
+    # media columns whose bytes lakehouse itself made or read from a table (a view's frames and
+    # carried columns): stored as they are, not decoded again to be checked
+    trusted: frozenset[str] = frozenset()
     ignorable: bool = True  # whether the call takes on_error="ignore" (update() does not)
 
 
@@ -84,6 +87,8 @@ file:///.../missing.png: no such file or object (nothing was written; ...)
     """
     def load(value: Any) -> tuple[bytes | None, str | None, _CellError | None]:
         try:
+            if column in options.trusted and (value is None or isinstance(value, bytes)):
+                return value, None, None
             data, uri = _load(value, ctype, options.fetcher, column in options.reused)
             return data, uri, None
         except _CellError as exc:
