@@ -351,3 +351,26 @@ def test_views_benchmark_small_runs_both_sides(tmp_path: Path) -> None:
                   "(raw decode)", "decode+JPEG", "fps=1"):
         assert label in proc.stdout, proc.stdout
     assert list(scratch.iterdir()) == []
+
+
+def test_remote_benchmark_small_runs_and_loses_no_row(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "remote.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "remote.py"), "--small", "--rows", "60",
+         "--out", str(out), "--root", str(scratch)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "remote" and report["small"] is True
+    op = report["operations"]["backfill"]
+    assert (op["rows"], op["rpm_limit"], op["lost_rows"]) == (60, 1200, 0)
+    assert op["share_of_limit"] == pytest.approx(op["achieved_rpm"] / 1200)
+    assert op["met"] is (op["share_of_limit"] >= 0.9 and op["lost_rows"] == 0)
+    assert op["server_requests"] == 60 + op["server_429"] and op["retries"] == op["server_429"]
+    assert report["all_targets_met"] is op["met"]
+    for label in ("throughput (60 rows)", "lost rows", "server requests"):
+        assert label in proc.stdout, proc.stdout
+    assert list(scratch.iterdir()) == []

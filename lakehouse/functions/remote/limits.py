@@ -36,6 +36,7 @@ BASE_DELAY_S = 0.5
 MAX_DELAY_S = 30.0
 """The longest backoff step, and the longest wait a server's header may impose on one request."""
 
+_SLACK = 1.5  # the request bucket's capacity, in requests
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
@@ -50,7 +51,10 @@ class _Bucket:
     stamp: float
 
     def refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        """Add what the time since the last refill brings, up to the capacity (a level above
+        it, from refunds, is kept until spent)."""
+        if self.level < self.capacity:
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
 
     def wait_for(self, amount: float) -> float:
@@ -80,7 +84,9 @@ class Limiter:
         now = time.monotonic()
         with self._lock:
             self.limits = (rpm, tpm)
-            self.requests = None if not rpm else _Bucket(rpm / 60.0, 1.0, 1.0, now)
+            # one request, and half of one more: a thread that wakes late does not lose the
+            # time it overslept (the pace stays at rpm), and no burst exceeds 1.5 requests
+            self.requests = None if not rpm else _Bucket(rpm / 60.0, _SLACK, 1.0, now)
             self.tokens = None if not tpm else _Bucket(tpm / 60.0, tpm / 60.0, tpm / 60.0, now)
 
     def acquire(self, tokens: int) -> None:
@@ -105,7 +111,7 @@ class Limiter:
         with self._lock:
             for bucket, amount in ((self.requests, 1), (self.tokens, tokens)):
                 if bucket is not None:
-                    bucket.level = min(bucket.capacity, bucket.level + amount)
+                    bucket.level += amount
 
     def settle(self, estimated: int, actual: int) -> None:
         """Correct the tokens spent for a request once the server reported what it used."""
