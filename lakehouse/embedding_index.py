@@ -131,7 +131,7 @@ def _add_embedded(ctx: WriteContext, source: ColumnDef, request: IndexRequest, i
                         on_error=request.on_error, index={**info, "embedding": spec})
     plan = Plan.for_columns(ctx.table_name, TableDef(tdef.columns, (*tdef.hidden, vectors)),
                             [vectors])
-    result = writes.backfill(ctx, plan, progress=request.progress)
+    result = writes.backfill(ctx, plan, progress=request.progress, kind="embedding index")
     if existing is not None:
         pending.append(stored)
     return result

@@ -137,3 +137,16 @@ def doubled_and_logged(ns: list[int]) -> list[int]:
             f.write(f"{len(ns)}\n")
     time.sleep(float(os.environ.get("LAKEHOUSE_TEST_SLEEP", "0")))
     return [n * 2 for n in ns]
+
+
+#: While True, :func:`flaky` fails on multiples of 3 (a service that is down for some calls).
+FLAKY = True
+
+
+@lh.udf
+def flaky(n: int) -> int:
+    """Add 1000; fails on multiples of 3 while :data:`FLAKY` is set."""
+    CALLS["flaky"].append(n)
+    if FLAKY and n % 3 == 0:
+        raise ConnectionError(f"service unavailable for {n}")
+    return n + 1000
