@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from typing import Any
 
 import numpy as np
 import uvicorn
