@@ -80,6 +80,12 @@ class ViewStatus:
 
     @property
     def lag(self) -> int:
+        """Base versions the view does not reflect yet (0: up to date).
+
+        >>> v = db.create_view("recent", t.where(t.year > 1990))
+        >>> lh.Table.view_status(v).lag
+        0
+        """
         return self.base_latest - (self.base_version or 0)
 
 

@@ -392,3 +392,14 @@ def test_a_base_media_value_kept_with_an_error_gives_no_view_rows(db):
                             progress=False)
     assert frames.count() == 0
     assert frames.column_names() == ["name", "pos", "frame", "frame_index", "timestamp"]
+
+
+def test_a_view_definition_never_stores_a_literal_key(db, notes):
+    @lh.iterators.iterator(outputs={"word": lh.String}, input=lh.String)
+    def fetched(text: str, api_key: str = ""):
+        yield {"word": text}
+
+    with pytest.raises(lh.SecretLiteralError, match="lh.secret"):
+        db.create_view("v", notes, iterator=fetched(notes.body, api_key="sk-" + "a1B2" * 12),
+                       progress=False)
+    assert not db.has_table("v")

@@ -324,6 +324,10 @@ LANCE_WRITES = {
 #: Where a Lance commit may be made: the protocol itself, the vector index builder it calls
 #: (through ``protocol.apply``), and table creation (a new dataset, before any writer).
 ALLOWED = {"exec/protocol.py", "vector_index.py"}
+#: Where a dataset may be written whole: table creation, and the cache of remote model results
+#: (a hidden append-only dataset of the lakehouse, not a table: no definition, no computed
+#: column, nothing the protocol guards).
+WRITES_DATASETS = {"catalog.py", "functions/remote/cache.py"}
 
 
 def test_no_module_but_the_protocol_commits():
@@ -344,7 +348,7 @@ def test_no_module_but_the_protocol_commits():
                 offenders.append(f"{rel}:{node.lineno} {ast.unparse(func)}")
             if name == "commit" and "LanceDataset" in receiver:
                 offenders.append(f"{rel}:{node.lineno} {ast.unparse(func)}")
-            if name == "write_dataset" and rel != "catalog.py":
+            if name == "write_dataset" and rel not in WRITES_DATASETS:
                 offenders.append(f"{rel}:{node.lineno} {ast.unparse(func)}")
     assert offenders == []
 

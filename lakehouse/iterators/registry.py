@@ -48,6 +48,7 @@ from lakehouse.errors import (
     UnsafeDefinitionError,
 )
 from lakehouse.exprs.nodes import ColumnRef
+from lakehouse.secrets import refuse_literals
 
 REQUIRED = inspect.Parameter.empty  # the default of an option that must be given
 RESERVED = ("pos",)  # the view's own column beside an iterator's
@@ -321,6 +322,7 @@ class IteratorCall:
         {'name': 'tile_iterator', 'input': {'name': 'image', 'id': 0}, \
 'args': {'tile_size': [256, 128], 'overlap': 0}}
         """
+        refuse_literals(self.name, self.args.items())  # a key belongs in lh.secret(...)
         return {"name": self.name, "input": {"name": self.input.name, "id": self.input.col_id},
                 "args": dict(self.args)}
 
