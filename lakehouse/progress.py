@@ -25,9 +25,12 @@ import contextvars
 import os
 import sys
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lakehouse.errors import InvalidOptionError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn, Task
 
 #: The environment variable that sets the default mode (``always``, ``never`` or ``auto``).
 FORCE_VARIABLE = "LAKEHOUSE_PROGRESS"
@@ -71,58 +74,102 @@ def progress_bars(mode: str) -> Iterator[None]:
 
 
 class Reporter(Protocol):
-    def advance(self, rows: int) -> None: ...
+    """What a long write tells its display as it goes."""
+
+    def advance(self, rows: int, *, errors: int | None = None, reused: bool = False) -> None:
+        """``rows`` more rows are done. ``errors``: the rows with an error *so far*, in all (a
+        running total, as writers count it; None leaves it as it was). ``reused``: the rows
+        were finished by an earlier run (a resumed backfill's checkpoint): they count as done
+        but not in the rate, so the time left is not underestimated."""
 
 
 class _Silent:
-    def advance(self, rows: int) -> None:
+    def advance(self, rows: int, *, errors: int | None = None, reused: bool = False) -> None:
         pass
 
 
-class _Bar:
-    def __init__(self, progress: object, task: object) -> None:
+class RowBar:
+    """A reporter drawn as one task of a rich ``Progress`` whose columns are
+    :func:`bar_columns`: rows done of the total, rows per second, time left, and the rows with
+    errors so far (in red, when there are any).
+
+    >>> from rich.progress import Progress
+    >>> progress = Progress(*bar_columns(), disable=True)  # drawn nowhere
+    >>> bar = RowBar(progress, "compute doubled", total=1_000)
+    >>> bar.advance(400, errors=3)
+    >>> progress.tasks[0].completed, progress.tasks[0].fields["errors"]
+    (400, 3)
+    """
+
+    def __init__(self, progress: Progress, description: str, total: int | None) -> None:
         self._progress = progress
-        self._task = task
+        self._rows = 0
+        self._errors = 0
+        self._task = progress.add_task(description, total=total, errors=0)
 
-    def advance(self, rows: int) -> None:
-        self._progress.update(self._task, advance=rows)  # type: ignore[attr-defined]
+    def advance(self, rows: int, *, errors: int | None = None, reused: bool = False) -> None:
+        """See :meth:`Reporter.advance`."""
+        self._rows += rows
+        self._errors = self._errors if errors is None else errors
+        if reused:  # the rate and the time left start again from here
+            self._progress.reset(self._task, completed=self._rows, errors=self._errors)
+        else:
+            self._progress.update(self._task, advance=rows, errors=self._errors)
 
 
-def _rate_column() -> object:
-    """A rich column showing rows per second (built lazily, like the bar itself)."""
-    from rich.progress import ProgressColumn  # rich loads only when a bar is drawn
+def bar_columns() -> list[ProgressColumn]:
+    """The columns of a long write's bar: what it does, the bar, ``rows done/total rows``,
+    ``rows/s`` (over the last 30 seconds, rich's window), time elapsed, ``ETA`` (time left at
+    that rate) and ``N errors`` in red once a row has failed (``on_error="ignore"``).
+
+    >>> [type(c).__name__ for c in bar_columns()][:3]
+    ['TextColumn', 'BarColumn', 'RowsColumn']
+    """
+    from rich.progress import (  # rich loads only when a bar is drawn
+        BarColumn,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
+    class RowsColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            done = f"{int(task.completed):,}"
+            return Text(f"{done} rows" if task.total is None else
+                        f"{done}/{int(task.total):,} rows")
+
     class RateColumn(ProgressColumn):
-        def render(self, task: object) -> Text:
-            speed = getattr(task, "speed", None)
+        def render(self, task: Task) -> Text:
+            speed = task.speed
             return Text(f"{speed:,.0f} rows/s" if speed else "")
 
-    return RateColumn()
+    class ErrorsColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            errors = int(task.fields.get("errors", 0))
+            if not errors:
+                return Text("")
+            return Text(f"{errors:,} error{'' if errors == 1 else 's'}", style="red")
+
+    return [TextColumn("{task.description}"), BarColumn(), RowsColumn(), RateColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), ErrorsColumn()]
 
 
 @contextlib.contextmanager
 def report(description: str, *, enabled: bool, total: int | None = None,
            force: bool = False) -> Iterator[Reporter]:
-    """Yield a reporter counting rows; draws a bar if enabled and the progress mode allows it
-    (see :func:`current_mode`); ``force`` draws it on a piped stderr, as ``"always"`` does."""
+    """Yield a reporter counting rows; draws a bar (:class:`RowBar`) if enabled and the
+    progress mode allows it (see :func:`current_mode`); ``force`` draws it on a piped stderr,
+    as ``"always"`` does."""
     current = current_mode()
     force = force or current == "always"
     if not enabled or current == "never" or not (force or sys.stderr.isatty()):
         yield _Silent()
         return
     from rich.console import Console  # rich loads only when a bar is drawn
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("rows"), _rate_column(), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=Console(stderr=True, force_terminal=force or None),
+    with Progress(*bar_columns(), console=Console(stderr=True, force_terminal=force or None),
                   transient=False) as progress:
-        yield _Bar(progress, progress.add_task(description, total=total))
+        yield RowBar(progress, description, total)

@@ -120,7 +120,7 @@ def _write_rows(ctx: WriteContext, plan: Plan | None,
                 release_batch_state()
             counts["errors"] += len(media_failed)
             counts["rows"] += n
-            reporter.advance(n)
+            reporter.advance(n, errors=counts["errors"])
             yield from _assemble(_without_referenced(columns, tdef), schema).to_batches()
 
     with report(what, enabled=progress, total=total) as reporter:
@@ -165,14 +165,14 @@ def backfill(ctx: WriteContext, plan: Plan, *, progress: bool, kind: str = "add 
                 total=total) as reporter:
         failures = Failures()
 
-        def advance(rows: int) -> None:
-            reporter.advance(rows)
+        def advance(rows: int, reused: bool = False) -> None:
+            reporter.advance(rows, errors=counts["errors"], reused=reused)
             if saved is not None:
                 saved.progress(counts["rows"] + counts["reused"], counts["errors"])
 
         def reuse(rows: int) -> None:
             counts["reused"] += rows
-            advance(rows)
+            advance(rows, reused=True)
 
         def compute(source: lance.LanceDataset, fragment_id: int) -> pa.RecordBatchReader:
             # a second handle on the version: Lance's merge_columns holds the first one
@@ -227,7 +227,7 @@ def update(ctx: WriteContext, values: dict[str, pl.Expr], plan: Plan | None,
                 frame, failed = plan.run(frame, row_offset=counts["rows"])
                 counts["errors"] += len(failed)
             counts["rows"] += frame.height
-            reporter.advance(frame.height)
+            reporter.advance(frame.height, errors=counts["errors"])
             columns = {f.name: frame.get_column(f.name).to_arrow() for f in schema}
             yield from _assemble(_without_referenced(columns, ctx.definition), schema).to_batches()
 
