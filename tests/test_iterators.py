@@ -360,6 +360,14 @@ def test_html_chunks() -> None:
     assert [r["text"] for r in whole] == [document.text(HTML)]
 
 
+def test_a_paragraph_wrapped_in_the_html_source_is_one_chunk() -> None:
+    html = (b"<html><body><h1>Tides</h1><p>High water comes\ntwice a day.</p>"
+            b"<pre>keep\nthese lines</pre></body></html>")
+    rows = _chunks(html, separators=("heading", "paragraph"))
+    assert [r["text"] for r in rows] == ["High water comes twice a day.", "keep", "these lines"]
+    _check_offsets(html, rows)
+
+
 def test_pdf_chunks_are_per_page() -> None:
     pdf = make_pdf([["Lighthouse keepers count gulls.", "They sleep by day."],
                     ["Second page: tidal charts."], ["Third page."]])

@@ -124,9 +124,17 @@ def pdf_page_texts(reader: PdfReader) -> list[str]:
 
 def html_text(soup: BeautifulSoup) -> str:
     """The text of an HTML page, one line per block element, without scripts and styles
-    (``soup`` is changed)."""
+    (``soup`` is changed). As a browser shows it: a line break in the source of a paragraph is
+    a space, and only ``<pre>`` keeps its lines.
+
+    >>> html_text(BeautifulSoup("<h1>Tides</h1><p>High water\\ncomes twice.</p>", "html.parser"))
+    'Tides\\nHigh water comes twice.'
+    """
     for tag in soup(_HTML_SKIPPED):
         tag.decompose()
+    for text in soup.find_all(string=True):
+        if text.find_parent("pre") is None and "\n" in text:
+            text.replace_with(text.replace("\n", " "))
     for tag in soup(_HTML_BLOCKS):  # block elements end lines, as a browser shows them
         tag.insert_after("\n")
     lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
