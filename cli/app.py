@@ -5,9 +5,9 @@ Every command opens the lakehouse, makes one documented library call and prints 
 instead (see `lakehouse_cli.common`). The library is imported lazily, inside the commands, so
 `--help` and `--version` stay fast. The commands live in modules by concept: `tables` (describe,
 create, drop), `data` (ingest, query, search), `versions` (history, revert, snapshot), `indexes`
-(the `index` sub-commands), `views` (the `view` sub-commands) and `output` (table, JSON, CSV
-and Parquet output); `ls` and `demo` are here, and commands of the search page go at the end of
-this module.
+(the `index` sub-commands), `views` (the `view` sub-commands), `jobs` (recompute, jobs) and
+`output` (table, JSON, CSV and Parquet output); `ls` and `demo` are here, and commands of the
+search page go at the end of this module.
 
     $ lakehouse --version
     $ lakehouse ls ml --root s3://bucket/prefix
@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from lakehouse_cli import data, indexes, tables, versions, views
+from lakehouse_cli import data, indexes, jobs, tables, versions, views
 from lakehouse_cli.common import (
     Options,
     RootOption,
@@ -130,6 +130,9 @@ app.command("snapshot")(versions.snapshot)
 app.add_typer(indexes.app, name="index")
 # views (lakehouse_cli.views): lakehouse view create|ls; describe, query and drop take views
 app.add_typer(views.app, name="view")
+# long work (lakehouse_cli.jobs): values computed again; unfinished backfills
+app.command("recompute")(jobs.recompute)
+app.command("jobs")(jobs.jobs)
 
 
 @app.command("demo")
