@@ -385,7 +385,7 @@ def test_replacing_the_model_recomputes_only_that_index(local, clip, minilm) -> 
 
     # the history records the switch, and the version before it still searches with CLIP
     history = t.history().filter(pl.col("version") > version)
-    assert history["operation"].to_list()[0] == "add column"
+    assert history["operation"].to_list()[0] == "embedding index"  # named as an index build
     assert history["rows_changed"][0] == 8
     old = t.at(version)
     assert old.indexes().filter(pl.col("name") == "caption")["embedding"][0] == \
