@@ -374,3 +374,36 @@ def test_remote_benchmark_small_runs_and_loses_no_row(tmp_path: Path) -> None:
     for label in ("throughput (60 rows)", "lost rows", "server requests"):
         assert label in proc.stdout, proc.stdout
     assert list(scratch.iterdir()) == []
+
+
+def test_long_work_benchmark_small_measures_both_sides_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "long_work.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "long_work.py"), "--small", "--out", str(out),
+         "--root", str(scratch)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "long_work" and report["small"] is True
+    assert (report["rows"], report["fragments"], report["repeat"]) == (20_000, 20, 1)
+    overhead, resume = report["operations"]["checkpoint_overhead"], report["operations"]["resume"]
+    assert len(overhead["with_checkpoints_seconds"]) == \
+        len(overhead["without_checkpoints_seconds"]) == 1
+    assert overhead["overhead"] == pytest.approx(
+        overhead["with_checkpoints"] / overhead["without_checkpoints"] - 1)
+    assert overhead["met"] is (overhead["overhead"] <= 0.05)
+    # the kill landed after half the fragments, and the resume computed only the rest
+    assert 10 <= resume["killed_at_fragments"] < 20
+    assert resume["rows_computed_total"] == \
+        resume["rows_computed_before_kill"] + resume["rows_computed_after"]
+    assert resume["rows_computed_total"] <= 20_000 + 1_000 == resume["limit_rows"]
+    assert resume["values_ok"] is True and resume["partial_column_seen"] is False
+    assert resume["jobs_left"] == 0 and resume["met"] is True
+    assert report["all_targets_met"] is (overhead["met"] and resume["met"])
+    for label in ("checkpoint overhead", "without checkpoints", "resumed run",
+                  "rows computed in all", "values after the resume"):
+        assert label in proc.stdout, proc.stdout
+    assert list(scratch.iterdir()) == []
