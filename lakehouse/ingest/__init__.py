@@ -25,29 +25,36 @@ The package holds one concept per module:
   :func:`insert_files`, :func:`expand_sources`, :func:`parent_folder`;
 * :mod:`~lakehouse.ingest.arrow_types`: the Arrow -> lakehouse type mapping (:func:`lh_type`,
   Hugging Face media detection) and the conversion of input batches to the table's columns;
-* :mod:`~lakehouse.ingest.tables`: creating tables from Parquet, CSV and DataFrames
-  (:func:`import_parquet`, :func:`import_csv`, :func:`import_frame`,
-  :func:`create_from_source`), each returning an :class:`ImportResult`: the rows written, the
-  rows with errors, the version and the table (``db.import_parquet`` and the other catalog
-  methods return just the table).
+* :mod:`~lakehouse.ingest.json_files`: reading JSON arrays and JSON Lines in batches;
+* :mod:`~lakehouse.ingest.sources`: the input files of an import, a stream (stdin) copied to a
+  temporary file;
+* :mod:`~lakehouse.ingest.tables`: creating tables from Parquet, CSV, JSON and DataFrames
+  (:func:`import_parquet`, :func:`import_csv`, :func:`import_json`, :func:`import_frame`,
+  :func:`create_from_source`, which also reads a stream such as stdin), each returning an
+  :class:`ImportResult`: the rows written, the rows with errors, the version and the table
+  (``db.import_parquet`` and the other catalog methods return just the table).
 """
 
 from lakehouse.ingest.arrow_types import lh_type
 from lakehouse.ingest.files import MEDIA_EXTENSIONS, expand_sources, insert_files, parent_folder
+from lakehouse.ingest.json_files import JSON_EXTENSIONS
 from lakehouse.ingest.tables import (
     BATCH_ROWS,
     CSV_EXTENSIONS,
+    IMPORT_FORMATS,
     MEDIA_BATCH_ROWS,
     PARQUET_EXTENSIONS,
     ImportResult,
     create_from_source,
     import_csv,
     import_frame,
+    import_json,
     import_parquet,
 )
 
 __all__ = [
-    "BATCH_ROWS", "CSV_EXTENSIONS", "MEDIA_BATCH_ROWS", "MEDIA_EXTENSIONS", "PARQUET_EXTENSIONS",
-    "ImportResult", "create_from_source", "expand_sources", "import_csv", "import_frame",
-    "import_parquet", "insert_files", "lh_type", "parent_folder",
+    "BATCH_ROWS", "CSV_EXTENSIONS", "IMPORT_FORMATS", "JSON_EXTENSIONS", "MEDIA_BATCH_ROWS",
+    "MEDIA_EXTENSIONS", "PARQUET_EXTENSIONS", "ImportResult", "create_from_source",
+    "expand_sources", "import_csv", "import_frame", "import_json", "import_parquet",
+    "insert_files", "lh_type", "parent_folder",
 ]

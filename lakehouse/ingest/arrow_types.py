@@ -1,12 +1,14 @@
 """Arrow -> lakehouse types: :func:`lh_type` maps one Arrow type (Hugging Face media structs
 included), :func:`plan_columns` maps an input schema to the table's columns
 (:class:`ImportColumn`, with the caller's ``schema=`` and ``rename=``, Hugging Face media
-features and pandas index columns applied), and :func:`convert_batch` turns one input batch
-into the table's columns. :mod:`lakehouse.ingest.tables` builds its imports from these.
+features and pandas index columns applied), and a :class:`Conversion` turns each input batch
+into the table's columns (media strings read as paths or base64, a filename column added).
+:mod:`lakehouse.ingest.tables` builds its imports from these.
 """
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
@@ -21,6 +23,7 @@ from lakehouse.errors import (
     InvalidNameError,
     InvalidOptionError,
     TypeMismatchError,
+    check_choice,
 )
 from lakehouse.exec.intake import is_list_type, is_string_type
 from lakehouse.ingest.files import resolve_media_path
@@ -229,26 +232,76 @@ def _suggest(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def convert_batch(batch: pa.RecordBatch, columns: list[ImportColumn], base: str | None,
-                  table_name: str) -> pa.Table:
-    """One input batch as the table's columns; media paths are resolved against ``base``."""
-    arrays = []
-    for c in columns:
-        arr = batch.column(c.source)
-        if pa.types.is_dictionary(arr.type):
-            arr = arr.dictionary_decode()
-        if c.type.is_media:
-            arr = _media_sources(arr, base)
-        elif c.type.kind == "json" or (
-                is_string_type(arr.type) and c.type.kind in ("timestamp", "date", "array")) \
-                or pa.types.is_list_view(arr.type) or pa.types.is_large_list_view(arr.type):
-            # JSON values, ISO text and list views (whose Arrow casts lose values) are
-            # converted (and checked) row by row on insert
-            pass
-        else:
-            arr = _cast(arr, c, table_name)
-        arrays.append(arr)
-    return pa.Table.from_arrays(arrays, names=[c.name for c in columns])
+#: How strings in a media column are read: as paths or URIs, or as the bytes, base64-encoded
+#: (as ``lakehouse query --format json|csv`` writes media values).
+MEDIA_STRINGS = ("uri", "base64")
+
+
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    """How the batches of an import become the table's columns: the imported ``columns``, how
+    strings in media columns are read (``media``: ``"uri"`` or ``"base64"``), and the column
+    that gets the name of each row's file (``filename_column``, or None).
+
+    >>> conv = Conversion("t", (ImportColumn("n", "n", T.Int),), filename_column="file")
+    >>> conv.convert(pa.record_batch({"n": [1, 2]}), None, "a.csv").to_pylist()
+    [{'n': 1, 'file': 'a.csv'}, {'n': 2, 'file': 'a.csv'}]
+    >>> conv.table_schema()
+    {'n': lh.Int, 'file': lh.String}
+    """
+
+    table_name: str
+    columns: tuple[ImportColumn, ...]
+    media: str = "uri"
+    filename_column: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("media", self.media, MEDIA_STRINGS)
+        name = self.filename_column
+        if name is None:
+            return
+        if not name.isidentifier() or name.startswith("_"):
+            msg = (f"table {self.table_name!r}: filename_column {name!r} is not a valid column "
+                   "name (use letters, digits and underscores, not starting with a digit or "
+                   "an underscore)")
+            raise InvalidNameError(msg)
+        if name in {c.name for c in self.columns}:
+            msg = (f"table {self.table_name!r}: the input already has a column {name!r}; "
+                   "name another column for the file names with filename_column=")
+            raise InvalidNameError(msg)
+
+    def table_schema(self) -> dict[str, T.ColumnType]:
+        """The columns of a table made for this import: the input's, then the file names'."""
+        schema = {c.name: c.type for c in self.columns}
+        if self.filename_column is not None:
+            schema[self.filename_column] = T.String
+        return schema
+
+    def convert(self, batch: pa.RecordBatch, base: str | None, filename: str | None,
+                ) -> pa.Table:
+        """One input batch as the table's columns; relative media paths are resolved against
+        ``base``, and ``filename`` fills the filename column."""
+        arrays = []
+        for c in self.columns:
+            arr = batch.column(c.source)
+            if pa.types.is_dictionary(arr.type):
+                arr = arr.dictionary_decode()
+            if c.type.is_media:
+                arr = _media_sources(arr, base, self.media == "base64", c.name, self.table_name)
+            elif c.type.kind == "json" or (
+                    is_string_type(arr.type) and c.type.kind in ("timestamp", "date", "array")) \
+                    or pa.types.is_list_view(arr.type) or pa.types.is_large_list_view(arr.type):
+                # JSON values, ISO text and list views (whose Arrow casts lose values) are
+                # converted (and checked) row by row on insert
+                pass
+            else:
+                arr = _cast(arr, c, self.table_name)
+            arrays.append(arr)
+        names = [c.name for c in self.columns]
+        if self.filename_column is not None:
+            arrays.append(pa.array([filename] * batch.num_rows, pa.string()))
+            names.append(self.filename_column)
+        return pa.Table.from_arrays(arrays, names=names)
 
 
 def _cast(arr: pa.Array, column: ImportColumn, table_name: str) -> pa.Array:
@@ -263,15 +316,19 @@ def _cast(arr: pa.Array, column: ImportColumn, table_name: str) -> pa.Array:
         raise TypeMismatchError(msg) from None
 
 
-def _media_sources(arr: pa.Array, base: str | None) -> pa.Array:
+def _media_sources(arr: pa.Array, base: str | None, base64: bool, column: str,
+                   table_name: str) -> pa.Array:
     """A media column as the intake takes it: bytes, paths or URIs (relative paths made
-    absolute against ``base``, empty strings null), or the Hugging Face struct."""
+    absolute against ``base``, empty strings null), or the Hugging Face struct; strings are
+    decoded as base64 when ``base64`` is set."""
     t = arr.type
     if pa.types.is_string_view(t):
         arr = arr.cast(pa.string())
     elif pa.types.is_binary_view(t) or pa.types.is_fixed_size_binary(t):
         arr = arr.cast(pa.large_binary())
     if is_string_type(arr.type):
+        if base64:
+            return _decoded(arr, column, table_name)
         return pa.array([resolve_media_path(v, base) for v in arr.to_pylist()], pa.string())
     if pa.types.is_struct(t) and base is not None and t.get_field_index("path") >= 0:
         children = arr.flatten()
@@ -283,4 +340,21 @@ def _media_sources(arr: pa.Array, base: str | None) -> pa.Array:
     return arr
 
 
-__all__ = ["ImportColumn", "convert_batch", "holds_binary", "lh_type", "plan_columns"]
+def _decoded(arr: pa.Array, column: str, table_name: str) -> pa.Array:
+    """Base64 strings as the bytes they encode (empty strings and nulls as null)."""
+    values: list[bytes | None] = []
+    for text in arr.to_pylist():
+        try:
+            values.append(binascii.a2b_base64(text, strict_mode=True) if text else None)
+        except (binascii.Error, ValueError) as exc:
+            shown = text if len(text) <= 24 else text[:21] + "..."
+            msg = (f"table {table_name!r}: column {column!r} holds {shown!r}, which is not "
+                   f"base64 ({exc}); media='base64' reads every string of a media column as "
+                   "base64: leave it out for paths and URIs")
+            raise TypeMismatchError(msg) from None
+    return pa.array(values, pa.large_binary())
+
+
+__all__ = [
+    "MEDIA_STRINGS", "Conversion", "ImportColumn", "holds_binary", "lh_type", "plan_columns",
+]

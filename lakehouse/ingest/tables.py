@@ -1,7 +1,8 @@
-"""Creating a table from Parquet shards (the Hugging Face layout included), CSV files or an
-in-memory frame, and filling it in one insert (one version). The table is created from the types
-found in the input (see :mod:`lakehouse.ingest.arrow_types`); if the import fails, a table that
-did not exist before is dropped again and a replaced one gets its previous content back.
+"""Creating a table from Parquet shards (the Hugging Face layout included), CSV files, JSON
+files (arrays or JSON Lines), a stream of any of these (stdin) or an in-memory frame, and
+filling it in one insert (one version). The table is created from the types found in the input
+(see :mod:`lakehouse.ingest.arrow_types`); if the import fails, a table that did not exist
+before is dropped again and a replaced one gets its previous content back.
 
 The functions here return an :class:`ImportResult` (what was written, and the table); the
 catalog's methods return the table.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -31,8 +32,10 @@ from lakehouse import types as T
 from lakehouse.errors import InvalidOptionError, StorageError, TypeMismatchError, check_choice
 from lakehouse.exec import writes
 from lakehouse.exec.intake import MEDIA_CHUNK_ROWS, is_pandas_frame
-from lakehouse.ingest.arrow_types import ImportColumn, convert_batch, holds_binary, plan_columns
-from lakehouse.ingest.files import describe_sources, expand_sources, folder_of, is_s3
+from lakehouse.ingest.arrow_types import Conversion, ImportColumn, holds_binary, plan_columns
+from lakehouse.ingest.files import describe_sources, is_s3
+from lakehouse.ingest.json_files import JSON_EXTENSIONS, JsonReader
+from lakehouse.ingest.sources import SourceFile, is_stream, source_files
 from lakehouse.media.pool import pmap
 from lakehouse.metadata import ON_ERROR
 from lakehouse.names import validate_name
@@ -79,7 +82,7 @@ class ImportResult(writes.WriteResult):
 # --------------------------------------------------------------------------------------------
 
 
-def _create_and_fill(catalog: Catalog, name: str, columns: list[ImportColumn],
+def _create_and_fill(catalog: Catalog, name: str, conversion: Conversion,
                      batches: Callable[[], Iterator[pa.Table]], *, if_exists: str,
                      progress: bool, on_error: str, total: int | None) -> ImportResult:
     """Create the table and insert every batch in one commit. If that fails, a table that did
@@ -94,7 +97,7 @@ def _create_and_fill(catalog: Catalog, name: str, columns: list[ImportColumn],
     if if_exists == "append":
         if_exists = "error"  # a new table
     previous = catalog.get_table(name).version if existed and if_exists == "replace" else None
-    table = catalog.create_table(name, {c.name: c.type for c in columns}, if_exists=if_exists)
+    table = catalog.create_table(name, conversion.table_schema(), if_exists=if_exists)
     try:
         written = _fill(table, batches, progress=progress, on_error=on_error, total=total)
     except BaseException as exc:
@@ -140,6 +143,32 @@ def _source_options(catalog: Catalog) -> dict[str, str]:
     return s3_options(catalog.location.storage_options)
 
 
+def _column_types(catalog: Catalog, name: str, if_exists: str, schema: Mapping[str, Any] | None,
+                  names: Collection[str], rename: Mapping[str, str] | None) -> dict[str, Any]:
+    """The types of named input columns: the caller's ``schema``, and, when the rows go into an
+    existing table (``if_exists="append"``), that table's types for the input's other columns,
+    so that its media columns read paths (or base64) and the values are read as it stores them.
+    """
+    types = dict(schema or {})
+    if if_exists != "append" or not catalog.has_table(name):
+        return types
+    targets = {(rename or {}).get(n, n) for n in names}
+    for column in catalog.get_table(name).table_definition.columns:
+        if column.name in targets and column.name not in types:
+            types[column.name] = column.type
+    return types
+
+
+def _conversion(name: str, columns: list[ImportColumn], media: str,
+                filename_column: str | None) -> Conversion:
+    return Conversion(name, tuple(columns), media=media, filename_column=filename_column)
+
+
+def _no_files(name: str, what: str, sources: Any) -> StorageError:
+    shown = "the stream" if is_stream(sources) else describe_sources(sources)
+    return StorageError(f"table {name!r}: no {what} files found in {shown}")
+
+
 def _batch_rows(schema: pa.Schema, columns: list[ImportColumn], given: int | None) -> int:
     if given is not None:
         if given < 1:
@@ -158,7 +187,8 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
                    schema: Mapping[str, Any] | None = None,
                    rename: Mapping[str, str] | None = None, if_exists: str = "error",
                    batch_rows: int | None = None, progress: bool = True,
-                   on_error: str = "abort") -> ImportResult:
+                   on_error: str = "abort", media: str = "uri",
+                   filename_column: str | None = None) -> ImportResult:
     """Create table ``name`` from Parquet shards and fill it in one insert (one version), and
     say what was written (:class:`ImportResult`).
 
@@ -187,6 +217,14 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
     raised. With ``on_error="ignore"``, rows whose media cannot be read are kept with the
     error recorded. ``db.import_parquet(...)`` makes the same import and returns the table.
 
+    Rows added to an existing table are read with its column types: a string in one of its
+    media columns is a path or URI (relative to the shard's folder), or, with
+    ``media="base64"``, the media's bytes base64-encoded (strings in a media column of a new
+    table too). ``filename_column`` names a column that gets the name of each row's file
+    (``train-0.parquet``): a String column made for a new table, an existing column of an
+    existing one. ``sources`` may also be a readable binary stream (``sys.stdin.buffer``),
+    copied to a temporary file first (see :mod:`lakehouse.ingest.sources`).
+
     A shard in the Hugging Face layout, its image a struct of bytes and path:
 
     >>> image = {"bytes": open(photo, "rb").read(), "path": "astronaut.png"}
@@ -200,71 +238,83 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
     """
     if _check_import(catalog, name, if_exists, on_error):
         return _nothing_imported(catalog.get_table(name))
-    files = expand_sources(sources, storage_options=_source_options(catalog),
-                           extensions=PARQUET_EXTENSIONS)
-    if not files:
-        raise StorageError(f"table {name!r}: no Parquet files found in "
-                           f"{describe_sources(sources)}")
-    remote = {is_s3(f) for f in files}
+    with contextlib.ExitStack() as stack:
+        files = source_files(sources, extensions=PARQUET_EXTENSIONS,
+                             storage_options=_source_options(catalog), stack=stack)
+        if not files:
+            raise _no_files(name, "Parquet", sources)
+        fragments = _parquet_fragments(catalog, name, files)
+        footers = pmap(_footer, list(zip(fragments, files, strict=True)))
+        try:
+            unified = pa.unify_schemas([s for s, _ in footers])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            msg = f"table {name!r}: the Parquet shards have different schemas: {exc}"
+            raise StorageError(msg) from exc
+        types = _column_types(catalog, name, if_exists, schema, unified.names, rename)
+        columns = plan_columns(unified, table_name=name, overrides=types, rename=rename,
+                               metadata=[s.metadata for s, _ in footers])
+        conversion = _conversion(name, columns, media, filename_column)
+        rows = _batch_rows(unified, columns, batch_rows)
+
+        def batches() -> Iterator[pa.Table]:
+            for fragment, source in zip(fragments, files, strict=True):
+                for batch in _shard_batches(fragment, source, unified, columns, rows, name):
+                    yield conversion.convert(batch, source.base, source.name)
+
+        total = sum(n for _, n in footers)
+        return _create_and_fill(catalog, name, conversion, batches, if_exists=if_exists,
+                                progress=progress, on_error=on_error, total=total)
+
+
+def _parquet_fragments(catalog: Catalog, name: str, files: list[SourceFile]) -> list[Any]:
+    """The shards as Arrow dataset fragments, in the order of ``files``."""
+    remote = {is_s3(f.uri) for f in files}
     if len(remote) > 1:
         raise InvalidOptionError(f"table {name!r}: import local and s3:// shards separately "
-                                "(one filesystem per import)")
+                                 "(one filesystem per import)")
     filesystem = None
-    paths = files
+    paths = [f.uri for f in files]
     if remote == {True}:
         fs = s3_filesystem(_source_options(catalog))
         filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
-        paths = [f.split("://", 1)[1] for f in files]
+        paths = [p.split("://", 1)[1] for p in paths]
     try:
         dataset = pads.dataset(paths, format="parquet", filesystem=filesystem)
     except (pa.ArrowException, OSError) as exc:
         raise StorageError(f"table {name!r}: cannot open the Parquet shards: {exc}") from exc
-    fragments = list(dataset.get_fragments())
-    footers = pmap(_footer, list(zip(fragments, files, strict=True)))
-    try:
-        unified = pa.unify_schemas([s for s, _ in footers])
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise StorageError(f"table {name!r}: the Parquet shards have different schemas: {exc}") \
-            from exc
-    columns = plan_columns(unified, table_name=name, overrides=schema, rename=rename,
-                    metadata=[s.metadata for s, _ in footers])
-    rows = _batch_rows(unified, columns, batch_rows)
-    read = [c.source for c in columns]
+    return list(dataset.get_fragments())
+
+
+def _shard_batches(fragment: Any, source: SourceFile, schema: pa.Schema,
+                   columns: list[ImportColumn], rows: int, name: str,
+                   ) -> Iterator[pa.RecordBatch]:
+    """The batches of one shard, ``rows`` rows at a time."""
     media = rows <= MEDIA_BATCH_ROWS
-    readahead = 1 if media else 8
     # for media, stream column chunks through a small buffer rather than fetching whole row
     # groups ahead: memory then follows the batch, not the shard's row group size
     scan_options = pads.ParquetFragmentScanOptions(pre_buffer=False, buffer_size=1 << 20) \
         if media else None
-
-    def batches() -> Iterator[pa.Table]:
-        for fragment, uri in zip(fragments, files, strict=True):
-            base = folder_of(uri)
-            reader = fragment.to_batches(schema=unified, columns=read, batch_size=rows,
-                                         batch_readahead=readahead, fragment_readahead=1,
-                                         fragment_scan_options=scan_options)
-            while True:
-                try:
-                    batch = next(reader)
-                except StopIteration:
-                    break
-                except (pa.ArrowException, OSError) as exc:
-                    msg = f"table {name!r}: cannot read Parquet shard {uri}: {exc}"
-                    raise StorageError(msg) from exc
-                yield convert_batch(batch, columns, base, name)
-
-    total = sum(n for _, n in footers)
-    return _create_and_fill(catalog, name, columns, batches, if_exists=if_exists,
-                            progress=progress, on_error=on_error, total=total)
+    reader = fragment.to_batches(schema=schema, columns=[c.source for c in columns],
+                                 batch_size=rows, batch_readahead=1 if media else 8,
+                                 fragment_readahead=1, fragment_scan_options=scan_options)
+    while True:
+        try:
+            batch = next(reader)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            msg = f"table {name!r}: cannot read Parquet shard {source.label}: {exc}"
+            raise StorageError(msg) from exc
+        yield batch
 
 
-def _footer(item: tuple[Any, str]) -> tuple[pa.Schema, int]:
+def _footer(item: tuple[Any, SourceFile]) -> tuple[pa.Schema, int]:
     """A shard's schema and row count, from its footer."""
-    fragment, uri = item
+    fragment, source = item
     try:
         return fragment.physical_schema, fragment.metadata.num_rows
     except (pa.ArrowException, OSError) as exc:
-        raise StorageError(f"cannot read Parquet shard {uri}: {exc}") from exc
+        raise StorageError(f"cannot read Parquet shard {source.label}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,8 +325,8 @@ def _footer(item: tuple[Any, str]) -> tuple[pa.Schema, int]:
 def import_csv(catalog: Catalog, name: str, path: Any, *,
                schema: Mapping[str, Any] | None = None,
                rename: Mapping[str, str] | None = None, if_exists: str = "error",
-               progress: bool = True, on_error: str = "abort",
-               **csv_options: Any) -> ImportResult:
+               progress: bool = True, on_error: str = "abort", media: str = "uri",
+               filename_column: str | None = None, **csv_options: Any) -> ImportResult:
     """Create table ``name`` from a CSV file (local or ``s3://``; also a glob or a list of files
     with the same columns) and fill it in one insert (one version), streaming it in blocks.
 
@@ -288,9 +338,10 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
     climbs out with ``../`` or through a symbolic link is refused for its row, see
     :mod:`lakehouse.ingest.files`), and the files are read into the table under the
     lakehouse's fetch policy (:class:`~lakehouse.FetchPolicy`).
-    ``rename``, ``if_exists``, ``on_error`` and the clean-up after a failure are as for
-    :func:`import_parquet`. Other keywords are options of ``pyarrow.csv`` (``delimiter``,
-    ``skip_rows``, ``column_names``, ``null_values``, ...); ``.tsv`` files default to tabs.
+    ``rename``, ``if_exists``, ``on_error``, ``media``, ``filename_column``, streams (stdin)
+    and the clean-up after a failure are as for :func:`import_parquet`. Other keywords are
+    options of ``pyarrow.csv`` (``delimiter``, ``skip_rows``, ``column_names``,
+    ``null_values``, ...); ``.tsv`` files default to tabs.
 
     >>> import os, shutil
     >>> os.makedirs("pets")
@@ -303,41 +354,54 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
     """
     if _check_import(catalog, name, if_exists, on_error):
         return _nothing_imported(catalog.get_table(name))
-    files = expand_sources(path, storage_options=_source_options(catalog),
-                           extensions=CSV_EXTENSIONS)
-    if not files:
-        raise StorageError(f"table {name!r}: no CSV files found in {describe_sources(path)}")
-    options = dict(csv_options)
-    if "delimiter" not in options and files[0].lower().endswith((".tsv", ".tsv.gz", ".tsv.bz2")):
-        options["delimiter"] = "\t"
-    overrides = dict(schema or {})
-    read_types = {k: _csv_read_type(v, k) for k, v in overrides.items() if v is not None}
-    opener = _CsvOpener(catalog, name, options)
-    with opener.open(files[0], read_types) as first:
-        inferred = first.schema
-    columns = plan_columns(inferred, table_name=name, overrides=overrides, rename=rename,
-                           metadata=[])
-    fixed = {f.name: f.type for f in inferred}  # later files are read with these types
+    with contextlib.ExitStack() as stack:
+        files = source_files(path, extensions=CSV_EXTENSIONS,
+                             storage_options=_source_options(catalog), stack=stack)
+        if not files:
+            raise _no_files(name, "CSV", path)
+        options = dict(csv_options)
+        if "delimiter" not in options \
+                and files[0].uri.lower().endswith((".tsv", ".tsv.gz", ".tsv.bz2")):
+            options["delimiter"] = "\t"
+        opener = _CsvOpener(catalog, name, options)
+        with opener.open(files[0], _read_types(schema)) as first:
+            inferred = first.schema
+        types = _column_types(catalog, name, if_exists, schema, inferred.names, rename)
+        columns = plan_columns(inferred, table_name=name, overrides=types, rename=rename,
+                               metadata=[])
+        conversion = _conversion(name, columns, media, filename_column)
+        # later files, and the first one again, are read with the types of the table
+        fixed = {**{f.name: f.type for f in inferred}, **_read_types(types)}
 
-    def batches() -> Iterator[pa.Table]:
-        for uri in files:
-            with opener.open(uri, fixed) as reader:
-                while True:
-                    try:
-                        batch = reader.read_next_batch()
-                    except StopIteration:
-                        break
-                    except pa.ArrowInvalid as exc:
-                        msg = (f"table {name!r}: cannot read {uri}: {exc}; the column types are "
-                               "guessed from the first rows: give the column's type with "
-                               "schema={...}")
-                        raise TypeMismatchError(msg) from None
-                    except OSError as exc:
-                        raise StorageError(f"table {name!r}: cannot read {uri}: {exc}") from exc
-                    yield convert_batch(batch, columns, folder_of(uri), name)
+        def batches() -> Iterator[pa.Table]:
+            for source in files:
+                for batch in _csv_batches(opener, source, fixed, name):
+                    yield conversion.convert(batch, source.base, source.name)
 
-    return _create_and_fill(catalog, name, columns, batches, if_exists=if_exists,
-                            progress=progress, on_error=on_error, total=None)
+        return _create_and_fill(catalog, name, conversion, batches, if_exists=if_exists,
+                                progress=progress, on_error=on_error, total=None)
+
+
+def _read_types(types: Mapping[str, Any] | None) -> dict[str, pa.DataType]:
+    return {k: _csv_read_type(v, k) for k, v in (types or {}).items() if v is not None}
+
+
+def _csv_batches(opener: _CsvOpener, source: SourceFile, types: dict[str, pa.DataType],
+                 name: str) -> Iterator[pa.RecordBatch]:
+    with opener.open(source, types) as reader:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                msg = (f"table {name!r}: cannot read {source.label}: {exc}; the column types are "
+                       "guessed from the first rows: give the column's type with schema={...}")
+                raise TypeMismatchError(msg) from None
+            except OSError as exc:
+                msg = f"table {name!r}: cannot read {source.label}: {exc}"
+                raise StorageError(msg) from exc
+            yield batch
 
 
 def _csv_read_type(spec: Any, column: str) -> pa.DataType:
@@ -366,31 +430,95 @@ class _CsvOpener:
             self._kinds[kind][key] = value
 
     @contextlib.contextmanager
-    def open(self, uri: str, column_types: dict[str, pa.DataType]) -> Iterator[Any]:
+    def open(self, source: SourceFile, column_types: dict[str, pa.DataType]) -> Iterator[Any]:
         """A streaming reader on the file, closed (with its S3 object) on exit."""
         convert = dict(self._kinds["convert"])
         convert["column_types"] = {**(convert.get("column_types") or {}), **column_types}
         args = {"read_options": csv.ReadOptions(**self._kinds["read"]),
                 "parse_options": csv.ParseOptions(**self._kinds["parse"]),
                 "convert_options": csv.ConvertOptions(**convert)}
+        uri = source.uri
         with contextlib.ExitStack() as stack:
-            source: Any = uri
+            stream: Any = uri
             try:
                 if is_s3(uri):
                     if self._fs is None:
                         self._fs = s3_filesystem(_source_options(self._catalog))
-                    source = stack.enter_context(self._fs.open(uri.split("://", 1)[1], "rb"))
+                    stream = stack.enter_context(self._fs.open(uri.split("://", 1)[1], "rb"))
                     codec = _COMPRESSION.get(os.path.splitext(uri)[1].lower())
                     if codec:
-                        source = pa.CompressedInputStream(source, codec)
-                reader = csv.open_csv(source, **args)
+                        stream = pa.CompressedInputStream(stream, codec)
+                reader = csv.open_csv(stream, **args)
             except pa.ArrowInvalid as exc:
-                raise TypeMismatchError(f"table {self._table!r}: cannot read {uri}: {exc}") \
-                    from None
+                msg = f"table {self._table!r}: cannot read {source.label}: {exc}"
+                raise TypeMismatchError(msg) from None
             except OSError as exc:
-                raise StorageError(f"table {self._table!r}: cannot read {uri}: {exc}") from exc
+                msg = f"table {self._table!r}: cannot read {source.label}: {exc}"
+                raise StorageError(msg) from exc
             stack.callback(reader.close)
             yield reader
+
+
+# --------------------------------------------------------------------------------------------
+# JSON and JSON Lines
+# --------------------------------------------------------------------------------------------
+
+
+def import_json(catalog: Catalog, name: str, sources: Any, *,
+                schema: Mapping[str, Any] | None = None,
+                rename: Mapping[str, str] | None = None, if_exists: str = "error",
+                progress: bool = True, on_error: str = "abort", media: str = "uri",
+                filename_column: str | None = None) -> ImportResult:
+    """Create table ``name`` from JSON files and fill it in one insert (one version): each
+    file holds one JSON array of objects, or JSON Lines (one object a line: ``.jsonl``,
+    ``.ndjson``, or a ``.json`` file that does not start with ``[``), one row per object.
+
+    ``sources`` is a file, a folder of them, a glob, an ``s3://`` prefix or glob, a list of
+    those, or a readable binary stream (``sys.stdin.buffer``). JSON Lines are streamed in
+    blocks of 1 MiB or more, so memory stays bounded; a JSON array is read whole (see
+    :mod:`lakehouse.ingest.json_files`). Column types come from the first rows: numbers,
+    booleans, strings, ISO timestamps, lists of numbers (Array), other objects and lists
+    (Json); ``schema`` sets a column's type, or that of a field the first rows do not have. A
+    malformed line is an error naming its file and line, and nothing is written.
+    ``rename``, ``if_exists``, ``on_error``, ``media`` and ``filename_column`` are as for
+    :func:`import_parquet`: with ``media="base64"``, strings in a media column are its bytes
+    base64-encoded, as ``lakehouse query --format json`` writes them.
+
+    >>> import base64, json
+    >>> data = base64.b64encode(open(photo, "rb").read()).decode()
+    >>> with open("photos.jsonl", "w") as f:
+    ...     print(json.dumps({"name": "astronaut", "image": data}), file=f)
+    >>> result = import_json(db, "photos", "photos.jsonl", schema={"image": lh.Image},
+    ...                      media="base64", progress=False)
+    >>> photos = result.table
+    >>> photos.select(photos.name, photos.image.width).collect().row(0)
+    ('astronaut', 512)
+    >>> photos.collect()["image"][0] == open(photo, "rb").read()
+    True
+    """
+    if _check_import(catalog, name, if_exists, on_error):
+        return _nothing_imported(catalog.get_table(name))
+    with contextlib.ExitStack() as stack:
+        files = source_files(sources, extensions=JSON_EXTENSIONS,
+                             storage_options=_source_options(catalog), stack=stack)
+        if not files:
+            raise _no_files(name, "JSON", sources)
+        reader = JsonReader(name, _source_options(catalog))
+        inferred = reader.schema(files[0], schema or {})
+        types = _column_types(catalog, name, if_exists, schema, inferred.names, rename)
+        columns = plan_columns(inferred, table_name=name, overrides=types, rename=rename,
+                               metadata=[])
+        conversion = _conversion(name, columns, media, filename_column)
+
+        def batches() -> Iterator[pa.Table]:
+            for source in files:
+                for batch in reader.batches(source, inferred):
+                    yield conversion.convert(batch, source.base, source.name)
+
+        counts = [reader.rows(f) for f in files]
+        total = None if None in counts else sum(n or 0 for n in counts)
+        return _create_and_fill(catalog, name, conversion, batches, if_exists=if_exists,
+                                progress=progress, on_error=on_error, total=total)
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,11 +530,13 @@ def import_frame(catalog: Catalog, name: str, data: Any, *,
                  schema: Mapping[str, Any] | None = None,
                  rename: Mapping[str, str] | None = None, if_exists: str = "error",
                  batch_rows: int | None = None, progress: bool = True,
-                 on_error: str = "abort") -> ImportResult:
+                 on_error: str = "abort", media: str = "uri") -> ImportResult:
     """Create table ``name`` from a Polars or pandas DataFrame, an Arrow table or an Arrow
     record batch reader, with the column types inferred as for :func:`import_parquet`, and fill
     it in one insert. Media columns (``schema={"image": lh.Image}``, or Hugging Face image
-    structs) take bytes, paths or URIs; relative paths are taken from the working directory.
+    structs) take bytes, paths or URIs; relative paths are taken from the working directory
+    (``media="base64"``: strings are the bytes, base64-encoded). Rows added to an existing table
+    are read with its column types, as for :func:`import_parquet`.
 
     >>> frame = pl.DataFrame({"player": ["ann", "bo"], "score": [3, 5]})
     >>> scores = import_frame(db, "scores", frame, progress=False).table
@@ -433,8 +563,10 @@ def import_frame(catalog: Catalog, name: str, data: Any, *,
             f"table {name!r}: cannot import {type(data).__name__}; pass a Polars or pandas "
             "DataFrame, an Arrow table or record batch reader, or a path to Parquet or CSV files"
         )
-    columns = plan_columns(arrow_schema, table_name=name, overrides=schema, rename=rename,
-                    metadata=[arrow_schema.metadata])
+    types = _column_types(catalog, name, if_exists, schema, arrow_schema.names, rename)
+    columns = plan_columns(arrow_schema, table_name=name, overrides=types, rename=rename,
+                           metadata=[arrow_schema.metadata])
+    conversion = _conversion(name, columns, media, None)
     rows = _batch_rows(arrow_schema, columns, batch_rows)
     source = data
 
@@ -442,35 +574,62 @@ def import_frame(catalog: Catalog, name: str, data: Any, *,
         stream = source.to_batches(max_chunksize=rows) if isinstance(source, pa.Table) \
             else source
         for batch in stream:
-            yield convert_batch(batch, columns, None, name)
+            yield conversion.convert(batch, None, None)
 
-    return _create_and_fill(catalog, name, columns, batches, if_exists=if_exists,
+    return _create_and_fill(catalog, name, conversion, batches, if_exists=if_exists,
                             progress=progress, on_error=on_error, total=total)
 
 
+#: What :func:`create_from_source` reads, by ``format=``: the import function of each format.
+IMPORT_FORMATS = ("parquet", "csv", "json")
+
+
 def create_from_source(catalog: Catalog, name: str, source: Any, *,
-                       schema: Mapping[str, Any] | None = None,
+                       schema: Mapping[str, Any] | None = None, format: str | None = None,
                        **options: Any) -> ImportResult:
-    """Create and fill a table from ``source``: Parquet or CSV files (by their extension;
-    folders and other globs are read as Parquet), or an in-memory frame. This is what
-    ``db.create_table(name, source=...)`` does.
+    """Create and fill a table from ``source``: Parquet, CSV or JSON files (by ``format``, else
+    by their extension: ``.csv``/``.tsv``, ``.json``/``.jsonl``/``.ndjson``, and Parquet for
+    the rest, folders and other globs included), a readable binary stream such as
+    ``sys.stdin.buffer`` (``format`` is then required), or an in-memory frame. This is what
+    ``db.create_table(name, source=...)`` does, and the ``lakehouse ingest`` command for
+    tables; the options are those of :func:`import_parquet`, :func:`import_csv` and
+    :func:`import_json`.
 
     >>> for i in range(2):
     ...     pl.DataFrame({"shard": [i] * 1000}).write_parquet(f"shard-{i}.parquet")
     >>> create_from_source(db, "shards", "shard-*.parquet", progress=False).rows_written
     2000
+    >>> import io
+    >>> stdin = io.BytesIO(b'{"city": "Oslo"}\\n{"city": "Lima"}\\n')
+    >>> create_from_source(db, "cities", stdin, format="json", progress=False).table.count()
+    2
     """
+    if format is not None:
+        check_choice("format", format, IMPORT_FORMATS)
+    elif is_stream(source):
+        raise InvalidOptionError(f"table {name!r}: say what the stream holds with format= "
+                                 f"(one of {', '.join(map(repr, IMPORT_FORMATS))})")
     paths = [source] if isinstance(source, str | os.PathLike) else source
-    if isinstance(paths, list | tuple) and paths \
+    if format is None and isinstance(paths, list | tuple) and paths \
             and all(isinstance(p, str | os.PathLike) for p in paths):
-        if all(os.fspath(p).lower().endswith(tuple("." + e for e in CSV_EXTENSIONS))
-               for p in paths):
-            return import_csv(catalog, name, list(paths), schema=schema, **options)
-        return import_parquet(catalog, name, list(paths), schema=schema, **options)
-    return import_frame(catalog, name, source, schema=schema, **options)
+        format = _format_of([os.fspath(p) for p in paths])
+    if format is None:
+        return import_frame(catalog, name, source, schema=schema, **options)
+    importer = {"parquet": import_parquet, "csv": import_csv, "json": import_json}[format]
+    return importer(catalog, name, source if is_stream(source) else list(paths),
+                    schema=schema, **options)
+
+
+def _format_of(paths: list[str]) -> str:
+    """CSV or JSON when every path ends so, else Parquet."""
+    for fmt, extensions in (("csv", CSV_EXTENSIONS), ("json", JSON_EXTENSIONS)):
+        if all(p.lower().endswith(tuple("." + e for e in extensions)) for p in paths):
+            return fmt
+    return "parquet"
 
 
 __all__ = [
-    "BATCH_ROWS", "CSV_EXTENSIONS", "MEDIA_BATCH_ROWS", "PARQUET_EXTENSIONS", "ImportResult",
-    "create_from_source", "import_csv", "import_frame", "import_parquet",
+    "BATCH_ROWS", "CSV_EXTENSIONS", "IMPORT_FORMATS", "MEDIA_BATCH_ROWS", "PARQUET_EXTENSIONS",
+    "ImportResult", "create_from_source", "import_csv", "import_frame", "import_json",
+    "import_parquet",
 ]
