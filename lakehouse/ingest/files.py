@@ -76,7 +76,8 @@ _GLOB_CHARS = frozenset("*?[")
 def insert_files(table: Table, sources: Any, *, column: str | None = None,
                  recursive: bool = True, extensions: Sequence[str] | None = None,
                  on_error: str = "abort", progress: bool = True,
-                 extra: Callable[[str], Mapping[str, Any]] | None = None) -> WriteResult:
+                 extra: Callable[[str], Mapping[str, Any]] | None = None,
+                 filename_column: str | None = None) -> WriteResult:
     """Insert one row per media file found in ``sources``, in one commit (one new version).
 
     ``sources`` is a file, a folder, a glob (``"photos/**/*.jpg"``), an ``s3://`` prefix or
@@ -89,7 +90,9 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
 
     ``extra(uri)`` may return the other column values of a file's row, for instance a label
     taken from its folder; ``uri`` is the source URI the table records (``t.image.fileurl``):
-    ``file:///...`` for local files, ``s3://...`` for objects.
+    ``file:///...`` for local files, ``s3://...`` for objects. ``filename_column`` names a
+    String column of the table that gets the name of each file (``astronaut.png``; its folder
+    is in ``t.image.fileurl``).
 
     A symbolic link found in a folder or glob is followed only when it leads to a file inside
     that folder; one that leads out is refused for its row (``OutsideFolder``) unless the
@@ -110,12 +113,20 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
     WriteResult(rows_written=2, rows_with_errors=0, version=2)
     >>> pets.select(pets.label).collect()["label"].to_list()
     ['cat', 'dog']
+    >>> _ = pets.add_column(file=lh.String)
+    >>> insert_files(pets, "pets/cat/", filename_column="file").rows_written
+    1
+    >>> pets.where(pets.file.is_not_null()).select(pets.file).collect().item()
+    '001.png'
     """
     check_choice("on_error", on_error, ON_ERROR)
     if not isinstance(sources, str | os.PathLike):
         sources = list(sources)  # listed twice: to expand, and to name them in errors
     state = table.table_state()
     media = _media_column(state.definition, table.table_name, column)
+    if filename_column is not None:
+        _check_filename_column(state.definition, table.table_name, filename_column, media)
+        extra = _with_file_name(extra, filename_column)
     suffixes = _suffixes(extensions, media.type.kind)
     files = expand_sources(sources, storage_options=state.location.storage_options,
                            recursive=recursive, extensions=suffixes, confine=True)
@@ -131,6 +142,30 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
                             what="the insert", progress=progress)
 
 
+def _check_filename_column(tdef: TableDef, table_name: str, name: str,
+                           media: ColumnDef) -> None:
+    """``name`` must be a String column of the table, not computed, not the media column."""
+    found = tdef.get(name, table_name)
+    if found.is_computed or found.type.kind != "string" or found.name == media.name:
+        what = "computed" if found.is_computed else str(found.type)
+        msg = (f"table {table_name!r}: filename_column {name!r} is {what}; the file names go "
+               "into a String column that is not computed (add one, e.g. "
+               f"t.add_column({name}=lh.String), or name another)")
+        raise TypeMismatchError(msg)
+
+
+def _with_file_name(extra: Callable[[str], Mapping[str, Any]] | None,
+                    column: str) -> Callable[[str], Mapping[str, Any]]:
+    """``extra``, with the file's name in ``column`` too."""
+    def values(uri: str) -> Mapping[str, Any]:
+        found = extra(uri) if extra is not None else {}
+        if not isinstance(found, Mapping):
+            return found  # refused with its own message by the caller
+        return {**found, column: file_name(uri)}
+
+    return values
+
+
 def parent_folder(uri: str) -> str:
     """The name of the folder holding a file, for labels taken from folder names.
 
@@ -141,6 +176,16 @@ def parent_folder(uri: str) -> str:
     """
     path = unquote(urlparse(uri).path) if "://" in uri else uri
     return PurePosixPath(path.replace("\\", "/")).parent.name
+
+
+def file_name(uri: str) -> str:
+    """The last part of a local path or a URI: the name a filename column records.
+
+    >>> file_name("s3://bucket/pets/dog/002.jpg")
+    '002.jpg'
+    """
+    path = unquote(urlparse(uri).path) if "://" in uri else uri
+    return PurePosixPath(path.replace("\\", "/")).name
 
 
 def expand_sources(sources: Any, *, storage_options: Mapping[str, str] | None = None,
@@ -343,6 +388,7 @@ def folder_of(location: str) -> str:
 
 
 __all__ = [
-    "MEDIA_EXTENSIONS", "describe_sources", "expand_sources", "folder_of", "insert_files",
+    "MEDIA_EXTENSIONS", "describe_sources", "expand_sources", "file_name", "folder_of",
+    "insert_files",
     "is_s3", "parent_folder", "resolve_media_path",
 ]

@@ -16,8 +16,6 @@ name.
 ...                             storage_options=None, stack=stack)
 ...     open(source.uri).read(), source.base, source.name
 ('a,b\\n1,2\\n', None, None)
->>> file_name("s3://bucket/pets/dog/002.jpg")
-'002.jpg'
 """
 
 from __future__ import annotations
@@ -28,11 +26,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlparse
 
-from lakehouse.ingest.files import expand_sources, folder_of
+from lakehouse.ingest.files import expand_sources, file_name, folder_of
 
 _COPY_BYTES = 1 << 20
 
@@ -52,12 +48,6 @@ class SourceFile:
 def is_stream(source: Any) -> bool:
     """Whether ``source`` is a readable file object rather than paths or URIs."""
     return callable(getattr(source, "read", None)) and not isinstance(source, str | os.PathLike)
-
-
-def file_name(uri: str) -> str:
-    """The last part of a local path or a URI: the name a filename column records."""
-    path = unquote(urlparse(uri).path) if "://" in uri else uri
-    return PurePosixPath(path.replace("\\", "/")).name
 
 
 def source_files(sources: Any, *, extensions: Sequence[str],
@@ -95,4 +85,4 @@ class _Encoded:
         return self._target.write(piece.encode() if isinstance(piece, str) else piece)
 
 
-__all__ = ["SourceFile", "file_name", "is_stream", "source_files"]
+__all__ = ["SourceFile", "is_stream", "source_files"]
