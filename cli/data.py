@@ -1,8 +1,12 @@
-"""Data commands: `ingest` (files, Parquet, CSV), `query` and `search`.
+"""Data commands: `ingest` (media files, Parquet, CSV, JSON, from files or stdin), `query` and
+`search`.
 
-    $ lakehouse ingest photos 'pictures/**/*.jpg'
+    $ lakehouse ingest photos 'pictures/**/*.jpg' --filename-column name
     $ lakehouse ingest beans 's3://bucket/beans/train-*.parquet'
+    $ curl -s https://example.com/rows.jsonl | lakehouse ingest rows - --format jsonl
     $ lakehouse query books --where "year > 1970" --select "title, year" --format json
+    $ lakehouse query photos --format jsonl | lakehouse ingest copy - --format jsonl \
+          --schema "image:image" --media base64
     $ lakehouse search photos image "a cat on a sofa" -k 5
 
 Where, select and order-by strings are parsed into expressions by ``lh.parse_condition`` and
@@ -12,6 +16,7 @@ Where, select and order-by strings are parsed into expressions by ``lh.parse_con
 from __future__ import annotations
 
 import enum
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -56,6 +61,18 @@ class IngestFormat(enum.StrEnum):
     files = "files"
     parquet = "parquet"
     csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+
+
+class Media(enum.StrEnum):
+    """How media values are written as text (`query`) or read from text (`ingest`)."""
+
+    base64 = "base64"
+    uri = "uri"
+
+
+STDIN = "-"
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,15 +81,16 @@ class IngestFormat(enum.StrEnum):
 
 
 def _source_kind(sources: list[str]) -> IngestFormat:
-    """Parquet or CSV by the sources' extensions (globs included), else media files."""
-    from lakehouse.ingest import CSV_EXTENSIONS, PARQUET_EXTENSIONS
+    """Parquet, CSV or JSON by the sources' extensions (globs included), else media files."""
+    from lakehouse.ingest import CSV_EXTENSIONS, JSON_EXTENSIONS, PARQUET_EXTENSIONS
 
     def kind(source: str) -> IngestFormat:
         name = source.lower().rstrip("/")
-        if name.endswith(tuple("." + e for e in PARQUET_EXTENSIONS)):
-            return IngestFormat.parquet
-        if name.endswith(tuple("." + e for e in CSV_EXTENSIONS)):
-            return IngestFormat.csv
+        for fmt, extensions in ((IngestFormat.parquet, PARQUET_EXTENSIONS),
+                                (IngestFormat.csv, CSV_EXTENSIONS),
+                                (IngestFormat.json, JSON_EXTENSIONS)):
+            if name.endswith(tuple("." + e for e in extensions)):
+                return fmt
         return IngestFormat.files
 
     kinds = {kind(s) for s in sources}
@@ -82,51 +100,85 @@ def _source_kind(sources: list[str]) -> IngestFormat:
     return kinds.pop()
 
 
+def _stdin_kind(sources: list[str], fmt: IngestFormat, filename_column: str | None,
+                ) -> IngestFormat:
+    """The format of rows read from stdin (``-``), which only --format can say."""
+    if sources != [STDIN]:
+        raise CommandError("'-' (stdin) is the only source of its command; ingest files in "
+                           "another one")
+    if fmt in (IngestFormat.auto, IngestFormat.files):
+        raise CommandError("reading stdin ('-') needs --format csv, json, jsonl or parquet")
+    if filename_column is not None:
+        raise CommandError("--filename-column is for files; stdin has no file name")
+    return fmt
+
+
 def ingest(
     ctx: typer.Context,
     table: Annotated[str, typer.Argument(metavar="TABLE", help="Table to fill.",
                                          show_default=False)],
     sources: Annotated[list[str], typer.Argument(
         metavar="SOURCES...", help="Files, folders, globs ('photos/**/*.jpg') or s3:// "
-        "prefixes of media files; or Parquet shards or CSV files (local or s3://).",
-        show_default=False)],
+        "prefixes of media files; or Parquet, CSV, JSON or JSON Lines files (local or s3://); "
+        "or - for rows on stdin (with --format).", show_default=False)],
     fmt: Annotated[IngestFormat, typer.Option(
-        "--format", help="What the sources hold; auto: Parquet or CSV by their extension, "
-        "else media files (a folder of Parquet shards needs --format parquet).",
-        case_sensitive=False)] = IngestFormat.auto,
+        "--format", help="What the sources hold; auto: Parquet, CSV or JSON by their extension "
+        "(.parquet, .csv, .tsv, .json, .jsonl, .ndjson), else media files. Needed for stdin "
+        "and for a folder of Parquet shards. json and jsonl both read an array of objects or "
+        "one object a line.", case_sensitive=False)] = IngestFormat.auto,
     column: Annotated[str | None, typer.Option(
         "--column", "-c", help="Media column the files go to (default: the table's only "
         "one).", show_default=False)] = None,
+    schema: Annotated[str | None, typer.Option(
+        "--schema", "-s", help="Rows: the types of named columns, e.g. \"image:image, "
+        "year:int\" (the others are found in the data, or are the table's).",
+        show_default=False)] = None,
+    media: Annotated[Media, typer.Option(
+        "--media", help="Rows: what strings in a media column hold; uri: paths or URIs "
+        "(relative to the file's folder); base64: the bytes, as query --format json|csv "
+        "writes them.", case_sensitive=False)] = Media.uri,
+    filename_column: Annotated[str | None, typer.Option(
+        "--filename-column", help="Keep each row's file name (astronaut.png) in this column: "
+        "a String column of the table, made for a new table of rows.",
+        show_default=False)] = None,
     replace: Annotated[bool, typer.Option(
-        "--replace", help="Parquet and CSV: replace an existing table (its earlier versions "
-        "stay in its history) instead of adding the rows to it.")] = False,
+        "--replace", help="Rows: replace an existing table (its earlier versions stay in its "
+        "history) instead of adding the rows to it.")] = False,
     on_error: OnErrorOption = "abort",
     progress: ProgressOption = None,
     root: RootOption = None,
 ) -> None:
-    """Insert media files, or rows from Parquet shards or CSV files.
+    """Insert media files, or rows from Parquet, CSV, JSON or JSON Lines files or stdin.
 
     Media files go into an existing table (create it first with `lakehouse create`), one row
-    per file, in one new version. Parquet and CSV rows are added to an existing table (checked
-    against its column types, in one new version), or create the table, with column types taken
-    from the data. Prints: wrote N rows (M with errors) to TABLE, version V."""
+    per file, in one new version. Rows are added to an existing table (read with its column
+    types, in one new version), or create the table, with column types taken from the data
+    and --schema. Prints: wrote N rows (M with errors) to TABLE, version V."""
     with library_errors(ctx), progress_bars(progress):
-        kind = _source_kind(sources) if fmt is IngestFormat.auto else fmt
+        if STDIN in sources:
+            kind = _stdin_kind(sources, fmt, filename_column)
+        else:
+            kind = _source_kind(sources) if fmt is IngestFormat.auto else fmt
         if kind is IngestFormat.files:
-            if replace:
-                raise CommandError("--replace is for Parquet and CSV sources; media files are "
-                                   "added to the table's rows")
-            result = _media_table(root, table).insert_files(sources, column=column,
-                                                            on_error=on_error)
+            if replace or schema is not None or media is not Media.uri:
+                raise CommandError("--replace, --schema and --media are for rows (Parquet, CSV, "
+                                   "JSON); media files are added to the table's rows")
+            result = _media_table(root, table).insert_files(
+                sources, column=column, on_error=on_error, filename_column=filename_column)
         else:
             if column is not None:
-                raise CommandError("--column is for media files; Parquet and CSV columns keep "
+                raise CommandError("--column is for media files; the columns of rows keep "
                                    "their names")
-            from lakehouse.ingest import import_csv, import_parquet
+            from lakehouse.ingest import create_from_source
+            from lakehouse_cli.tables import parse_schema
 
-            importer = import_parquet if kind is IngestFormat.parquet else import_csv
-            result = importer(connect(root), table, sources, on_error=on_error,
-                              if_exists="replace" if replace else "append")
+            source = sys.stdin.buffer if sources == [STDIN] else sources
+            result = create_from_source(
+                connect(root), table, source,
+                format="json" if kind is IngestFormat.jsonl else kind.value,
+                schema=None if schema is None else parse_schema(schema),
+                if_exists="replace" if replace else "append", on_error=on_error,
+                media=media.value, filename_column=filename_column)
     typer.echo(f"wrote {result.rows_written:,} rows ({result.rows_with_errors:,} with errors) "
                f"to {table}, version {result.version}")
 
@@ -148,7 +200,7 @@ def _media_table(root: str | None, table: str) -> lh.Table:
 # --------------------------------------------------------------------------------------------
 
 
-def _selection(text: str | None, t: lh.Table) -> list[tuple[str | None, lh.Expr]]:
+def _selection(text: str | None, t: lh.Table) -> Selection:
     """The outputs a ``--select`` string names, in its order; every column without one."""
     import lakehouse as lh
 
@@ -162,8 +214,61 @@ def _filtered(t: lh.Table, where: str | None) -> Any:
     return t if where is None else t.where(lh.parse_condition(where, t))
 
 
-def _json_columns(frame: pl.DataFrame,
-                  selection: list[tuple[str | None, lh.Expr]]) -> list[str]:
+MediaOption = Annotated[
+    Media,
+    typer.Option("--media", help="How media values are written in json, jsonl and csv: "
+                 "base64: their bytes; uri: where they were inserted from (image.fileurl).",
+                 case_sensitive=False),
+]
+Selection = list[tuple[str | None, "lh.Expr"]]
+_CHECK = "lakehouse_has_value_"  # the outputs that say whether a media value is there
+
+
+def _as_uris(selection: Selection, t: lh.Table) -> tuple[Selection, Selection]:
+    """``--media uri``: each media column of the selection as its source URIs, and for each
+    one an output that says whether the value is there (a value inserted as bytes has none)."""
+    from lakehouse.exprs.nodes import ColumnRef
+
+    outputs: Selection = []
+    checks: Selection = []
+    for name, expr in selection:
+        if not expr.type.is_media:
+            outputs.append((name, expr))
+            continue
+        if not isinstance(expr, ColumnRef) or t.table_definition.get(
+                expr.name, t.table_name).is_computed:
+            raise CommandError(f"--media uri: {expr!r} is computed, so it has no source URI; "
+                               "use --media base64, or select its source column")
+        outputs.append((name or expr.name, expr.fileurl))
+        checks.append((f"{_CHECK}{name or expr.name}", expr.is_not_null()))
+    return outputs, checks
+
+
+def _check_uris(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame without the check outputs of :func:`_as_uris`, or an error where a media
+    value is there but has no source URI."""
+    import polars as pl
+
+    checks = [c for c in frame.columns if c.startswith(_CHECK)]
+    for check in checks:
+        column = check.removeprefix(_CHECK)
+        missing = frame.filter(pl.col(check) & pl.col(column).is_null()).height
+        if missing:
+            raise CommandError(f"--media uri: {missing} value(s) of {column!r} were inserted as "
+                               "bytes and have no source URI; use --media base64")
+    return frame.drop(checks)
+
+
+def _collect(q: Any, t: lh.Table, selection: Selection, media: Media,
+             **extra: Any) -> pl.DataFrame:
+    """The selected rows of ``q``, with media as bytes or (``--media uri``) source URIs."""
+    if media is Media.base64:
+        return q.select(*selection, **extra).collect()
+    outputs, checks = _as_uris(selection, t)
+    return _check_uris(q.select(*outputs, *checks, **extra).collect())
+
+
+def _json_columns(frame: pl.DataFrame, selection: Selection) -> list[str]:
     """The output columns that hold Json values (the frame's columns are the selection's, in
     its order, and maybe a score after them)."""
     return [name for name, (_, expr) in zip(frame.columns, selection, strict=False)
@@ -182,13 +287,15 @@ def query(
     limit: Annotated[int | None, typer.Option(
         "--limit", "-n", min=0, help="At most this many rows.", show_default=False)] = None,
     fmt: FormatOption = output.Format.table,
+    media: MediaOption = Media.base64,
     out: OutputOption = None,
     root: RootOption = None,
 ) -> None:
     """Read rows: filter, sort, limit and choose columns.
 
-    Prints a table, JSON (one array of row objects), CSV or Parquet. Media values print as their
-    size in the text formats; select image.fileurl for their source."""
+    Prints a table, JSON (one array of row objects), JSON Lines, CSV or Parquet. Media values
+    are base64 text in JSON and CSV (or their source URIs with --media uri), bytes in Parquet,
+    and their size in the table."""
     import lakehouse as lh
 
     with library_errors(ctx):
@@ -200,7 +307,7 @@ def query(
         if limit is not None:
             q = q.limit(limit)
         selection = _selection(select, t)
-        frame = q.select(*selection).collect()
+        frame = _collect(q, t, selection, media)
         output.write(frame, fmt, out, _json_columns(frame, selection))
 
 
@@ -232,6 +339,7 @@ def search(
         "--index", help="The index to use, when the column has several.",
         show_default=False)] = None,
     fmt: FormatOption = output.Format.table,
+    media: MediaOption = Media.base64,
     out: OutputOption = None,
     root: RootOption = None,
 ) -> None:
@@ -245,5 +353,5 @@ def search(
         sim = t[column].similarity(wanted, index=index)
         q = _filtered(t, where).order_by(sim, asc=False).limit(k)
         selection = _selection(select, t)
-        frame = q.select(*selection, score=sim).collect()
+        frame = _collect(q, t, selection, media, score=sim)
         output.write(frame, fmt, out, _json_columns(frame, selection))

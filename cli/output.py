@@ -1,12 +1,12 @@
-"""Writing a result frame in the format a command was asked for: a table for people, JSON, CSV
-or Parquet for programs.
+"""Writing a result frame in the format a command was asked for: a table for people, JSON, JSON
+Lines, CSV or Parquet for programs.
 
-``table`` is Polars' text table; ``json`` is one JSON array of row objects (the values of Json
-columns as JSON, dates and times in ISO 8601); ``csv`` has a header line, and nested values
-(lists, structs, JSON) are JSON text in it. Media values (bytes) are
-written as ``<N bytes>`` in the text formats (select ``image.fileurl`` for where a file came
-from); Parquet keeps every value as it is, bytes included, and needs ``--output`` or a redirected
-stdout.
+``table`` is Polars' text table; ``json`` is one JSON array of row objects and ``jsonl`` one
+object a line (the values of Json columns as JSON, dates and times in ISO 8601); ``csv`` has a
+header line, and nested values (lists, structs, JSON) are JSON text in it. Media values (bytes)
+are base64 text in ``json``, ``jsonl`` and ``csv`` (``lakehouse ingest --media base64`` reads
+them back), and ``<N bytes>`` in the table for people; Parquet keeps every value as it is, bytes
+included, and needs ``--output`` or a redirected stdout.
 """
 
 from __future__ import annotations
@@ -33,13 +33,16 @@ class Format(enum.StrEnum):
 
     table = "table"
     json = "json"
+    jsonl = "jsonl"
     csv = "csv"
     parquet = "parquet"
 
 
 FormatOption = Annotated[
     Format,
-    typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
+    typer.Option("--format", "-f", help="Output format: a table for people; JSON (one array), "
+                 "JSON Lines (one object a line), CSV or Parquet for programs.",
+                 case_sensitive=False),
 ]
 
 OutputOption = Annotated[
@@ -66,6 +69,15 @@ def _bytes_as_sizes(frame: pl.DataFrame) -> pl.DataFrame:
         .alias(name)
         for name in binary
     )
+
+
+def _bytes_as_base64(frame: pl.DataFrame) -> pl.DataFrame:
+    """Media values (binary) as base64 text, so JSON and CSV keep them whole."""
+    import polars as pl
+
+    binary = [name for name, dtype in frame.schema.items() if dtype == pl.Binary]
+    return frame.with_columns(pl.col(name).bin.encode("base64") for name in binary) \
+        if binary else frame
 
 
 def _nested_as_json(frame: pl.DataFrame) -> pl.DataFrame:
@@ -103,25 +115,32 @@ def _json_value(value: object) -> object:
     return isoformat() if callable(isoformat) else str(value)
 
 
-def _json_rows(frame: pl.DataFrame, json_columns: Collection[str]) -> str:
-    rows = _bytes_as_sizes(frame).to_dicts()
+def _json_rows(frame: pl.DataFrame, json_columns: Collection[str]) -> list[dict[str, object]]:
+    """The rows as dicts, with media as base64 and the values of Json columns decoded."""
+    rows = _bytes_as_base64(frame).to_dicts()
     decode = [name for name in json_columns if name in frame.columns]
     for row in rows:
         for name in decode:
             if row[name] is not None:
                 row[name] = json.loads(row[name])
-    return json.dumps(rows, default=_json_value, ensure_ascii=False)
+    return rows
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=_json_value, ensure_ascii=False)
 
 
 def encode(frame: pl.DataFrame, fmt: Format, json_columns: Collection[str] = ()) -> bytes:
     """The frame in ``fmt``, as the bytes to write; ``json_columns`` hold JSON text (the
-    table's Json columns), written as JSON values in the ``json`` format."""
+    table's Json columns), written as JSON values in the ``json`` and ``jsonl`` formats."""
     if fmt is Format.table:
         return (render_table(frame) + "\n").encode()
     if fmt is Format.json:
-        return (_json_rows(frame, json_columns) + "\n").encode()
+        return (_dumps(_json_rows(frame, json_columns)) + "\n").encode()
+    if fmt is Format.jsonl:
+        return "".join(_dumps(row) + "\n" for row in _json_rows(frame, json_columns)).encode()
     if fmt is Format.csv:
-        return _nested_as_json(_bytes_as_sizes(frame)).write_csv().encode()
+        return _nested_as_json(_bytes_as_base64(frame)).write_csv().encode()
     buffer = io.BytesIO()
     frame.write_parquet(buffer)
     return buffer.getvalue()
