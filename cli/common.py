@@ -102,6 +102,10 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
                 r"restore this one"),
      "name the table without ':N' or '@NAME' for the latest version, or restore this one "
      "with lakehouse revert TABLE --to N"),
+    (re.compile(r"schema=\{'(\w+)': \.\.\.\}"), r"--schema \1:TYPE"),
+    (re.compile(r"schema=\{\.\.\.\}"), "--schema NAME:TYPE"),
+    (re.compile(r"media='base64'"), "--media base64"),
+    (re.compile(r"\bfilename_column( |=)"), "--filename-column "),
 )
 
 
