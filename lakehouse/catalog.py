@@ -397,24 +397,31 @@ class Catalog:
                             where=condition, iterator=iterator, columns=columns,
                             on_error=on_error)
         self._check_parent(name)
+        schema = tdef.schema()
         if self.has_table(name):
+            if views.unfinished(self._location, name, schema):
+                return self._fill_view(name, table.table_name, progress)  # the same call again
             if if_exists == "ignore":
                 return self.get_table(name)
             if if_exists == "error":
                 raise TableExistsError(
                     f"{name!r} already exists; pass if_exists='ignore' or 'replace'")
             self.drop_table(name)
-        schema = tdef.schema()
         try:
             lance.write_dataset(schema.empty_table(), self._table_uri(name), schema=schema,
                                 enable_stable_row_ids=True,
                                 storage_options=self._location.storage_options or None)
         except OSError as exc:
             raise storage_error(self._location, f"create view {name!r}", exc) from exc
+        return self._fill_view(name, table.table_name, progress)
+
+    def _fill_view(self, name: str, base: str, progress: bool) -> Table:
+        """Fill a new view from its base, then list it on the base. If this fails, the view is
+        dropped; if the process dies, the same create_view resumes from the checkpoint."""
         try:  # filled first, registered on the base after: a failure leaves the base as it was
             views.catch_up(self._location, name, progress=progress)
-            views.register(self._location, table.table_name, name)
-        except BaseException:
+            views.register(self._location, base, name)
+        except Exception:
             self.drop_table(name, if_not_exists="ignore")
             raise
         return self.get_table(name)

@@ -36,6 +36,7 @@ from lakehouse.errors import (
     TypeMismatchError,
 )
 from lakehouse.exec import protocol, writes
+from lakehouse.exec.checkpoints import Checkpoint
 from lakehouse.exec.protocol import Redo, WriteContext
 from lakehouse.exec.scan import scan_frames
 from lakehouse.exec.writes import WriteResult
@@ -205,6 +206,16 @@ def _column_ids(data: Any) -> set[int]:
     return set()
 
 
+def unfinished(location: Location, name: str, schema: pa.Schema) -> bool:
+    """Whether ``name`` is a view with this definition that was never filled: a create_view
+    of it stopped (killed, crashed) before its first commit of rows, and can resume."""
+    try:
+        ds = open_context(location, name).dataset
+    except TableNotFoundError:
+        return False
+    return ds.schema.equals(schema, check_metadata=True) and recorded_base_version(ds) is None
+
+
 def keep_registrations(ctx: WriteContext, before: lance.LanceDataset) -> None:
     """After a revert: the restored manifest carries the list of views of its time; put back
     the list that was current, so that views made since still follow the table."""
@@ -319,15 +330,22 @@ def _catch_up(location: Location, ctx: WriteContext, *, progress: bool) -> Write
         changes = ChangeSet(None, _base_rows_in(ctx.dataset), None)
     replacing = _view_rows_of(ctx.dataset, changes.deleted)
     expansion = Expansion(ctx.definition, TableDef.from_schema(base.schema, vdef.base), ctx)
-    chunks = expansion.chunks(base, changes)
+    groups = expansion.groups(base, changes)
 
     def guard(latest: lance.LanceDataset) -> None:
         if recorded_base_version(latest) != seen:
             raise Redo("another process brought the view up to date meanwhile")
 
     ctx = dataclasses.replace(ctx, properties={BASE_VERSION_KEY: str(base.version)})
-    result = writes.replace_rows(ctx, chunks, replacing, guard=guard, progress=progress,
-                                 on_error=vdef.on_error, trusted=expansion.trusted)
+    # a long upkeep (a new view, or a change of many base fragments) is checkpointed per base
+    # fragment, so that after a crash the next upkeep continues where this one stopped
+    long = changes.fragments is None or len(changes.fragments) > 1
+    saved = Checkpoint.open(ctx.uri, ctx.storage_options, list(ctx.dataset.schema),
+                            kind="view upkeep", version=ctx.version,
+                            total_rows=0, basis=f"from base version {seen}") if long else None
+    result = writes.replace_rows(ctx, groups, replacing, guard=guard, progress=progress,
+                                 on_error=vdef.on_error, trusted=expansion.trusted,
+                                 checkpoint=saved)
     return dataclasses.replace(result, rows_with_errors=result.rows_with_errors
                                + expansion.failed)
 
@@ -381,19 +399,31 @@ class Expansion:
             names.append(self.base.by_id(self.iterator.input.col_id).name)
         return names
 
-    def chunks(self, base: lance.LanceDataset, changes: ChangeSet) -> Iterator[
-            tuple[pa.Table | list[dict[str, Any]], dict[str, pa.Array]]]:
-        """The view rows of the rows ``changes`` inserted, in chunks ready for the writer."""
+    def groups(self, base: lance.LanceDataset, changes: ChangeSet) -> Iterator[writes.Group]:
+        """The view rows of the rows ``changes`` inserted: one group per base fragment, keyed
+        by what that fragment's rows are (its id, data files and deletions), each made only
+        when the writer takes it."""
         if changes.inserted is not None and not changes.inserted:
             return
+        fragments = changes.fragments if changes.fragments is not None else \
+            [f.fragment_id for f in base.get_fragments()]
+        for fragment_id in fragments:
+            fragment = base.get_fragment(fragment_id)
+            key = f"{fragment_id}:{_rows_signature(fragment)}:" + \
+                ",".join(f.path for f in fragment.metadata.files)
+            yield key, self._chunks(base, fragment_id, changes.inserted)
+
+    def _chunks(self, base: lance.LanceDataset, fragment_id: int,
+                inserted: set[int] | None) -> Iterator[
+            tuple[pa.Table | list[dict[str, Any]], dict[str, pa.Array]]]:
         frames = scan_frames(base, self.base, self.vdef.base, self.where, self.read_columns,
-                             row_ids=True, fetcher=self.fetcher, fragments=changes.fragments)
+                             row_ids=True, fetcher=self.fetcher, fragments=[fragment_id])
         rows: list[dict[str, Any]] = []
         keys: list[int] = []
         for frame in frames:
             for row in frame.iter_rows(named=True):
                 key = row[ROW_ID]
-                if changes.inserted is not None and key not in changes.inserted:
+                if inserted is not None and key not in inserted:
                     continue
                 stats["expanded"] += 1
                 for out in self._expand(row, key):

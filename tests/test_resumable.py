@@ -167,3 +167,40 @@ def test_a_killed_embedding_index_build_resumes(db, lakehouse_root, tmp_path, mi
     assert notes.order_by(sim, asc=False).limit(1).select(notes.text).collect().item() == \
         "note 5-3 about topic 3"
     assert notes.jobs().height == 0
+
+
+def test_a_killed_create_view_resumes_where_it_stopped(db, lakehouse_root, tmp_path):
+    texts = db.create_table("texts", {"text": lh.String})
+    for f in range(FRAGMENTS):
+        texts.insert([{"text": f"f{f} row {i}"} for i in range(10)], progress=False)
+    code = textwrap.dedent(f"""
+        import lakehouse as lh
+        import udfs_for_tests as U
+        db = lh.connect({lakehouse_root.uri!r}, storage_options={lakehouse_root.storage_options!r})
+        t = db.get_table("texts")
+        db.create_view("words", t, iterator=U.logged_words(t.text), progress=False)
+    """)
+    log = tmp_path / "calls.log"
+    proc = _start(code, log, sleep=0.03)
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        if db.has_table("words"):
+            jobs = checkpoints.list_jobs(db.get_table("words:1").table_uri,
+                                         lakehouse_root.storage_options or {})
+            if jobs and jobs[0]["fragments_done"] >= FRAGMENTS // 2:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    split_before = _rows_logged(log)
+
+    view = db.create_view("words", texts, iterator=U.logged_words(texts.text), progress=False)
+    split_again = _rows_logged(log) - split_before
+    assert split_again <= (FRAGMENTS - FRAGMENTS // 2) * 10  # finished fragments are kept
+    assert view.count() == FRAGMENTS * 10 * 3
+    assert sorted(view.where(view.pos == 0).collect()["word"].unique().to_list()) == \
+        [f"f{f}" for f in range(FRAGMENTS)]
+    texts.insert([{"text": "later words"}], progress=False)  # it is listed on its base
+    assert view.count() == FRAGMENTS * 10 * 3 + 2

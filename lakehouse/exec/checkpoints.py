@@ -68,20 +68,23 @@ class Checkpoint:
 
     @staticmethod
     def open(uri: str, storage_options: dict[str, str], fields: Sequence[pa.Field], *,
-             kind: str, version: int, total_rows: int) -> Checkpoint:
-        """The checkpoint of the backfill adding ``fields`` to table ``uri``: resumed if one
-        is there, else started. Checkpoints of earlier backfills of the same columns with other
-        definitions are discarded."""
+             kind: str, version: int, total_rows: int, basis: str = "") -> Checkpoint:
+        """The checkpoint of the backfill adding ``fields`` to table ``uri`` (from ``basis``:
+        what else the work depends on, such as the base version a view's upkeep starts from):
+        resumed if one is there, else started. Checkpoints of earlier jobs of the same kind on
+        the same columns with another definition or basis are discarded."""
         fs = _filesystem(uri, storage_options)
         root = f"{_fs_path(uri)}/{JOBS_DIR}"
-        ident = job_id(fields)
+        ident = job_id(fields) if not basis else \
+            hashlib.sha256(f"{job_id(fields)}:{basis}".encode()).hexdigest()[:16]
         names = sorted(f.name for f in fields)
         for other in _read_jobs(fs, root):
-            if other["id"] != ident and set(other["columns"]) & set(names):
+            if other["id"] != ident and other["kind"] == kind \
+                    and set(other["columns"]) & set(names):
                 warnings.warn(DiscardedCheckpointWarning(
                     f"discarding the checkpoint of an earlier {other['kind']} of "
-                    f"{', '.join(other['columns'])} (job {other['id']}): its definition differs "
-                    "from the one being computed now"), stacklevel=4)
+                    f"{', '.join(other['columns'])} (job {other['id']}): its definition or "
+                    "starting point differs from the one being computed now"), stacklevel=4)
                 _remove(fs, f"{root}/{other['id']}")
         path = f"{root}/{ident}"
         existing = _read_json(fs, f"{path}/job.json")
@@ -118,6 +121,24 @@ class Checkpoint:
         digest = hashlib.sha256("\0".join(key[1]).encode()).hexdigest()[:12]
         _write_json(self.fs, f"{self.path}/fragments/{key[0]}-{digest}.json", entry)
 
+    def done_groups(self) -> dict[str, list[FragmentMetadata]]:
+        """Group key -> the whole fragments written for it, for each group finished before
+        (a view's upkeep writes new fragments per base fragment)."""
+        out: dict[str, list[FragmentMetadata]] = {}
+        self.fs.invalidate_cache()
+        for name in _list(self.fs, f"{self.path}/groups"):
+            data = _read_json(self.fs, name)
+            if data is not None:
+                out[data["key"]] = [FragmentMetadata.from_json(json.dumps(f))
+                                    for f in data["fragments"]]
+        return out
+
+    def record_group(self, key: str, rows: int, fragments: list[FragmentMetadata]) -> None:
+        """Remember the fragments written for one group (after they are written)."""
+        entry = {"key": key, "rows": rows, "fragments": [f.to_json() for f in fragments]}
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        _write_json(self.fs, f"{self.path}/groups/{digest}.json", entry)
+
     def progress(self, rows_done: int, errors: int, *, force: bool = False) -> None:
         """Record progress for readers in other processes (at most every few seconds)."""
         now = time.monotonic()
@@ -147,7 +168,9 @@ def list_jobs(uri: str, storage_options: dict[str, str]) -> list[dict[str, Any]]
     jobs = _read_jobs(fs, f"{_fs_path(uri)}/{JOBS_DIR}")
     for job in jobs:
         job["state"] = "running" if now - float(job["updated"]) < STALE_AFTER_S else "abandoned"
-        job["fragments_done"] = len(_list(fs, f"{_fs_path(uri)}/{JOBS_DIR}/{job['id']}/fragments"))
+        path = f"{_fs_path(uri)}/{JOBS_DIR}/{job['id']}"
+        job["fragments_done"] = sum(len(_list(fs, f"{path}/{part}"))
+                                    for part in ("fragments", "groups"))
     return sorted(jobs, key=lambda j: j["started"])
 
 

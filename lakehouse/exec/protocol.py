@@ -253,16 +253,18 @@ def append(ctx: WriteContext, reader: pa.RecordBatchReader, *, failures: Failure
            kind: str = "insert") -> lance.LanceDataset:
     """Write the rows of ``reader`` as new fragments and commit them. Appends commute with
     everything but a definition change, so a rebase commits the same fragments again."""
-    fragments = _write_fragments(ctx, reader, failures)
+    fragments = write_fragments(ctx, reader, failures)
     operation = lance.LanceOperation.Update(new_fragments=fragments)
     return commit(ctx, operation, kind=kind, rebase=lambda latest: operation)
 
 
 def rewrite(ctx: WriteContext, reader: pa.RecordBatchReader | None,
             matched: dict[int, list[int]], *, failures: Failures, kind: str = "update",
-            guard: Callable[[lance.LanceDataset], None] | None = None) -> lance.LanceDataset:
+            guard: Callable[[lance.LanceDataset], None] | None = None,
+            written: list[FragmentMetadata] | None = None) -> lance.LanceDataset:
     """Write the rows of ``reader`` (if any) as new fragments in place of the rows ``matched``
-    (fragment id -> row ids) and commit both in one Lance ``Update``. On a conflict the old rows
+    (fragment id -> row ids), plus fragments already ``written`` (:func:`write_fragments`),
+    and commit them in one Lance ``Update``. On a conflict the old rows
     are deleted again from the latest copies of their fragments; if another writer changed or
     removed any of them, the update is redone.
 
@@ -275,7 +277,7 @@ def rewrite(ctx: WriteContext, reader: pa.RecordBatchReader | None,
     *replace* the table's content (a Lance ``Overwrite``: the last of two such commits wins,
     and each holds all the rows). An ``Overwrite`` that landed over a concurrent change of the
     columns is undone (the version before it restored) and the write redone."""
-    new = _write_fragments(ctx, reader, failures) if reader is not None else []
+    new = [*(written or []), *(write_fragments(ctx, reader, failures) if reader else [])]
     made: list[lance.LanceOperation.BaseOperation] = []
 
     def operation(ds: lance.LanceDataset, check: bool) -> lance.LanceOperation.BaseOperation:
@@ -324,8 +326,10 @@ def delete(ctx: WriteContext, predicate: str) -> lance.LanceDataset:
     return apply(ctx, lambda ds: ds.delete(predicate))
 
 
-def _write_fragments(ctx: WriteContext, reader: pa.RecordBatchReader,
-                     failures: Failures) -> list[FragmentMetadata]:
+def write_fragments(ctx: WriteContext, reader: pa.RecordBatchReader,
+                    failures: Failures) -> list[FragmentMetadata]:
+    """Write the rows of ``reader`` as new fragments of the table, not yet committed (an append
+    or a rewrite commits them)."""
     return _lance_call(ctx, lambda: lance.fragment.write_fragments(
         reader, ctx.dataset, schema=reader.schema, storage_options=ctx.options), failures)
 
@@ -480,4 +484,5 @@ __all__ = [
     "add_null_columns", "append", "apply", "commit", "create_scalar_index",
     "delete", "drop_columns", "drop_index", "rename_columns", "restore", "rewrite",
     "same_definition", "set_config", "set_field_metadata", "switch_column", "tag", "write",
+    "write_fragments",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 import lance
 import polars as pl
 import pyarrow as pa
+from lance.fragment import FragmentMetadata
 
 from lakehouse.exec import intake, protocol
 from lakehouse.exec.checkpoints import Checkpoint
@@ -55,23 +56,63 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
     """Append rows (validated, with their computed columns) in one commit. ``total``, when
     known, gives the progress bar its length."""
     plan = _plan(ctx)
+    rows = _Rows(ctx, plan, on_error)
     chunks = ((chunk, {}) for chunk in intake.chunks(data, chunk_rows(ctx.definition, plan)))
-    return _write_rows(ctx, plan, chunks, None, progress=progress, on_error=on_error, total=total,
-                       what=f"insert into {ctx.table_name}")
+    with report(f"insert into {ctx.table_name}", enabled=progress, total=total) as reporter:
+        stream = rows.batches(chunks, reporter)
+        first = next(stream, None)
+        if first is None:
+            return WriteResult(0, 0, ctx.version)
+        failures = Failures()
+        reader = pa.RecordBatchReader.from_batches(ctx.dataset.schema,
+                                                   failures.guard(_chain(first, stream)))
+        ds = protocol.append(ctx, reader, failures=failures)
+    return WriteResult(rows.counts["rows"], rows.counts["errors"], ds.version)
 
 
-def replace_rows(ctx: WriteContext, chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
-                 replacing: dict[int, list[int]], *, guard: Callable[[lance.LanceDataset], None],
-                 progress: bool, on_error: str = "abort",
-                 trusted: frozenset[str] = frozenset()) -> WriteResult:
+#: One group of rows a view's upkeep writes (the view rows of one base fragment): a key naming
+#: it in a checkpoint (None: not checkpointed) and its chunks, made only when it is written.
+Group = tuple[str | None, Iterator[tuple[Any, dict[str, pa.Array]]]]
+
+
+def replace_rows(ctx: WriteContext, groups: Iterator[Group], replacing: dict[int, list[int]],
+                 *, guard: Callable[[lance.LanceDataset], None], progress: bool,
+                 on_error: str = "abort", trusted: frozenset[str] = frozenset(),
+                 checkpoint: Checkpoint | None = None) -> WriteResult:
     """Write new rows in place of the rows ``replacing`` names (fragment id -> row ids), in
     one exclusive commit (see :func:`~lakehouse.exec.protocol.rewrite`): how a view takes in
     a change of its base. Each chunk is rows to validate (as :func:`insert` takes them) and
     hidden columns of the same length that go in as they are (a view row's base row). Media
     columns named in ``trusted`` hold bytes lakehouse made or read from a table: they are
-    stored without being decoded again."""
-    return _write_rows(ctx, _plan(ctx), chunks, replacing, progress=progress, on_error=on_error,
-                       guard=guard, what=f"update view {ctx.table_name}", trusted=trusted)
+    stored without being decoded again.
+
+    The rows come in groups, each written as fragments of its own; with a ``checkpoint``, each
+    group's fragments are recorded once written, and a group a previous run of the same work
+    finished is taken from the checkpoint instead of being made again."""
+    rows = _Rows(ctx, _plan(ctx), on_error, trusted)
+    done = checkpoint.done_groups() if checkpoint is not None else {}
+    written: list[FragmentMetadata] = []
+    with report(f"update view {ctx.table_name}", enabled=progress) as reporter:
+        for key, chunks in groups:
+            if key is not None and key in done:
+                written += done[key]
+                continue
+            failures = Failures()
+            before = rows.counts["rows"]
+            stream = rows.batches(chunks, reporter)
+            first = next(stream, None)
+            fragments = [] if first is None else protocol.write_fragments(
+                ctx, pa.RecordBatchReader.from_batches(ctx.dataset.schema,
+                                                       failures.guard(_chain(first, stream))),
+                failures)
+            if checkpoint is not None and key is not None:
+                checkpoint.record_group(key, rows.counts["rows"] - before, fragments)
+            written += fragments
+        ds = protocol.rewrite(ctx, None, replacing, failures=Failures(), kind="view upkeep",
+                              guard=guard, written=written)
+    if checkpoint is not None:
+        checkpoint.finish()
+    return WriteResult(rows.counts["rows"], rows.counts["errors"], ds.version)
 
 
 def chunk_rows(tdef: TableDef, plan: Plan | None) -> int:
@@ -85,24 +126,28 @@ def _plan(ctx: WriteContext) -> Plan | None:
     return Plan.for_columns(ctx.table_name, ctx.definition, computed) if computed else None
 
 
-def _write_rows(ctx: WriteContext, plan: Plan | None,
-                chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
-                replacing: dict[int, list[int]] | None, *, progress: bool, on_error: str,
-                what: str, total: int | None = None,
-                guard: Callable[[lance.LanceDataset], None] | None = None,
-                trusted: frozenset[str] = frozenset()) -> WriteResult:
-    tdef = ctx.definition
-    schema = ctx.dataset.schema
-    counts = {"rows": 0, "errors": 0}
-    media = tdef.media_columns()
-    reused = frozenset(c.name for c in media if plan is not None and c.name in plan.read_columns)
-    options = MediaOptions(on_error=on_error, fetcher=ctx.fetcher, reused=reused,
-                           trusted=trusted)
+class _Rows:
+    """Turns chunks of new rows into the batches a write stores: validated against the table's
+    columns, with their computed columns, in the stored schema; counts rows and errors."""
 
-    def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
+    def __init__(self, ctx: WriteContext, plan: Plan | None, on_error: str,
+                 trusted: frozenset[str] = frozenset()) -> None:
+        self.ctx = ctx
+        self.plan = plan
+        media = ctx.definition.media_columns()
+        self.has_media = bool(media)
+        reused = frozenset(c.name for c in media
+                           if plan is not None and c.name in plan.read_columns)
+        self.options = MediaOptions(on_error=on_error, fetcher=ctx.fetcher, reused=reused,
+                                    trusted=trusted)
+        self.counts = {"rows": 0, "errors": 0}
+
+    def batches(self, chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
+                reporter: Any) -> Iterator[pa.RecordBatch]:
+        tdef, plan, counts = self.ctx.definition, self.plan, self.counts
         for chunk, hidden in chunks:
             offset = counts["rows"]
-            base = intake.validate(chunk, tdef, ctx.table_name, offset, options)
+            base = intake.validate(chunk, tdef, self.ctx.table_name, offset, self.options)
             n = base.num_rows
             if n == 0:
                 continue
@@ -116,28 +161,13 @@ def _write_rows(ctx: WriteContext, plan: Plan | None,
                 media_failed |= failed
                 for name in plan.output_names:
                     columns[name] = out.get_column(name).to_arrow()
-            if media:
+            if self.has_media:
                 release_batch_state()
             counts["errors"] += len(media_failed)
             counts["rows"] += n
             reporter.advance(n, errors=counts["errors"])
-            yield from _assemble(_without_referenced(columns, tdef), schema).to_batches()
-
-    with report(what, enabled=progress, total=total) as reporter:
-        stream = batches(reporter)
-        first = next(stream, None)
-        failures = Failures()
-        if first is None and not replacing and guard is None:
-            return WriteResult(0, 0, ctx.version)
-        reader = None if first is None else pa.RecordBatchReader.from_batches(
-            schema, failures.guard(_chain(first, stream)))
-        if replacing is None:
-            assert reader is not None
-            ds = protocol.append(ctx, reader, failures=failures)
-        else:
-            ds = protocol.rewrite(ctx, reader, replacing, failures=failures,
-                                  kind="view upkeep", guard=guard)
-    return WriteResult(counts["rows"], counts["errors"], ds.version)
+            yield from _assemble(_without_referenced(columns, tdef),
+                                 self.ctx.dataset.schema).to_batches()
 
 
 def backfill(ctx: WriteContext, plan: Plan, *, progress: bool, kind: str = "add column",

@@ -150,3 +150,16 @@ def flaky(n: int) -> int:
     if FLAKY and n % 3 == 0:
         raise ConnectionError(f"service unavailable for {n}")
     return n + 1000
+
+
+@lh.iterators.iterator(outputs={"word": lh.String}, input=lh.String)
+def logged_words(text: str):
+    """Each word of a text; appends a line to $LAKEHOUSE_TEST_CALL_LOG for each text split and
+    sleeps $LAKEHOUSE_TEST_SLEEP seconds (so that a test can kill a view's upkeep midway)."""
+    log = os.environ.get("LAKEHOUSE_TEST_CALL_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write("1\n")
+    time.sleep(float(os.environ.get("LAKEHOUSE_TEST_SLEEP", "0")))
+    for word in text.split():
+        yield {"word": word}
