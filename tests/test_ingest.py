@@ -613,3 +613,106 @@ def test_imports_say_what_they_wrote(tmp_path: Path) -> None:
     assert isinstance(db.import_parquet("hf2", shards[:1], progress=False), lh.Table)
     assert isinstance(db.create_table("f2", source=pl.DataFrame({"n": [1]}), progress=False),
                       lh.Table)
+
+
+# --------------------------------------------------------------------------------------------
+# JSON and JSON Lines, streams, file names, base64 media
+# --------------------------------------------------------------------------------------------
+
+
+def test_import_json_arrays_and_lines_with_file_names(db, tmp_path: Path) -> None:
+    from lakehouse import ingest
+
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps([{"n": 1, "tags": ["x"], "meta": {"k": 1}},
+                                               {"n": 2, "tags": [], "meta": None}]))
+    (folder / "b.ndjson").write_text('{"n": 3, "tags": ["y", "z"], "meta": {"k": 3}}\n\n')
+    (folder / "c.json").write_text('{"n": 4, "tags": null, "meta": {"k": 4}}\n')  # lines
+    result = ingest.import_json(db, "rows", folder, filename_column="file", progress=False)
+    assert (result.rows_written, result.version) == (4, 2)
+    t = result.table
+    assert t.describe()["type"].to_list() == ["Int", "Json", "Json", "String"]
+    got = t.select(t.n, t.meta["k"], t.file).order_by(t.n).collect().rows()
+    assert got == [(1, "1", "a.json"), (2, None, "a.json"), (3, "3", "b.ndjson"),
+                   (4, "4", "c.json")]
+    # appended rows are read with the table's types, and the file name column must be there
+    again = ingest.import_json(db, "rows", folder / "b.ndjson", if_exists="append",
+                               filename_column="file", progress=False)
+    assert (again.rows_written, again.version, t.count()) == (1, 3, 5)
+    with pytest.raises(lh.ColumnNotFoundError, match="'source'"):
+        ingest.import_json(db, "rows", folder / "b.ndjson", if_exists="append",
+                           filename_column="source", progress=False)
+    with pytest.raises(lh.InvalidNameError, match="already has a column 'n'"):
+        ingest.import_json(db, "other", folder, filename_column="n", progress=False)
+    assert t.version == 3 and db.list_tables() == ["rows"]
+
+
+def test_import_json_from_s3(s3_bucket: str, s3_env: str, tmp_path: Path) -> None:
+    from lakehouse import ingest
+
+    client = _s3_client(s3_env)
+    client.put_object(Bucket=s3_bucket, Key="rows/part-0.jsonl", Body=b'{"a": 1}\n{"a": 2}\n')
+    client.put_object(Bucket=s3_bucket, Key="rows/part-1.jsonl", Body=b'{"a": oops}\n')
+    db = _s3_db(s3_bucket, s3_env)
+    t = db.create_table("t", source=f"s3://{s3_bucket}/rows/part-0.jsonl", progress=False)
+    assert t.collect()["a"].to_list() == [1, 2]
+    with pytest.raises(lh.TypeMismatchError, match=r"part-1\.jsonl: line 1 is not valid JSON"):
+        ingest.import_json(db, "t", f"s3://{s3_bucket}/rows/", if_exists="append",
+                           progress=False)
+    assert t.count() == 2
+
+
+def test_import_json_lines_longer_than_a_block_and_late_fields(tmp_path: Path) -> None:
+    from lakehouse import ingest
+
+    db = lh.connect(tmp_path / "lh")
+    long = "x" * (3 << 20)  # lines of 3 MiB: a block holds the longest line whole
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps({"i": i, "s": long}) + "\n" for i in range(3)))
+    t = ingest.import_json(db, "long", path, progress=False).table
+    assert t.select(t.i, t.s.str.len()).collect().rows() == [(i, 3 << 20) for i in range(3)]
+    # a field the first block does not have: named with its line, or read with a given type
+    late = tmp_path / "late.jsonl"
+    late.write_text('{"a": 1}\n' * 150_000 + '{"a": 2, "note": "late"}\n')
+    with pytest.raises(lh.TypeMismatchError, match="line 150001 has the field 'note'"):
+        ingest.import_json(db, "late", late, progress=False)
+    assert not db.has_table("late")
+    t = ingest.import_json(db, "late", late, schema={"note": lh.String}, progress=False).table
+    assert t.where(t.note.is_not_null()).collect().rows() == [(2, "late")]
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"a": 1},\n {"a": }]')
+    with pytest.raises(lh.TypeMismatchError, match="line 2 column 8 is not valid JSON"):
+        ingest.import_json(db, "bad", bad, progress=False)
+
+
+def test_streams_and_base64_media(tmp_path: Path) -> None:
+    import base64
+
+    from lakehouse import ingest
+
+    db = lh.connect(tmp_path / "lh")
+    photo = _skimage_data() / "rocket.jpg"
+    parquet = io.BytesIO()
+    pl.DataFrame({"n": [1, 2]}).write_parquet(parquet)
+    parquet.seek(0)
+    assert ingest.create_from_source(db, "p", parquet, format="parquet",
+                                     progress=False).table.count() == 2
+    with pytest.raises(lh.InvalidOptionError, match="format="):
+        ingest.create_from_source(db, "q", io.BytesIO(b"n\n1\n"), progress=False)
+    text = io.StringIO(f"image,label\n{base64.b64encode(photo.read_bytes()).decode()},rocket\n")
+    t = ingest.create_from_source(db, "pics", text, format="csv", schema={"image": lh.Image},
+                                  media="base64", progress=False).table
+    assert t.collect()["image"].to_list() == [photo.read_bytes()]
+    # an existing table's media column reads paths, relative to the file's folder
+    shutil.copy(photo, tmp_path / "rocket.jpg")
+    (tmp_path / "more.csv").write_text("image,label\nrocket.jpg,again\n")
+    ingest.import_csv(db, "pics", tmp_path / "more.csv", if_exists="append", progress=False)
+    assert t.select(t.label, t.image.width).collect().rows() \
+        == [("rocket", 640), ("again", 640)]
+    with pytest.raises(lh.TypeMismatchError, match="not base64"):
+        ingest.import_csv(db, "pics", tmp_path / "more.csv", if_exists="append",
+                          media="base64", progress=False)
+    with pytest.raises(lh.InvalidOptionError, match="media must be one of"):
+        ingest.import_csv(db, "x", tmp_path / "more.csv", media="hex", progress=False)
+    assert t.count() == 2

@@ -40,6 +40,7 @@ import pyarrow.json as pajson
 
 from lakehouse import types as T
 from lakehouse.errors import StorageError, TypeMismatchError
+from lakehouse.exec.intake import is_list_type, is_string_type
 from lakehouse.ingest.files import is_s3
 from lakehouse.ingest.sources import SourceFile
 from lakehouse.storage import s3_filesystem, s3_options
@@ -134,8 +135,11 @@ class JsonReader:
         parse = pajson.ParseOptions(explicit_schema=_readable(schema),
                                     unexpected_field_behavior="error")
         with self._open(source) as f:
-            reader = pajson.open_json(f, read_options=self._read_options(source),
-                                      parse_options=parse)
+            try:  # opening reads the first block
+                reader = pajson.open_json(f, read_options=self._read_options(source),
+                                          parse_options=parse)
+            except pa.ArrowInvalid as exc:
+                raise self._error(source, set(schema.names), exc) from None
             while True:
                 try:
                     batch = reader.read_next_batch()
@@ -224,9 +228,20 @@ def _read_type(spec: Any, column: str) -> pa.DataType:
 
 
 def _readable(schema: pa.Schema) -> pa.Schema:
-    """The schema later blocks are read with: a field only nulls so far reads strings."""
-    return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f
-                      for f in schema])
+    """The schema JSON Lines are read with: the types ``pyarrow.json`` parses (a JSON array
+    read by Polars has large and view types), and strings for fields only null so far."""
+    return pa.schema([pa.field(f.name, _parsed_type(f.type)) for f in schema])
+
+
+def _parsed_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_null(t) or is_string_type(t):
+        return pa.string()
+    if is_list_type(t) and not pa.types.is_fixed_size_list(t):
+        return pa.list_(_parsed_type(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(t.field(i).name, _parsed_type(t.field(i).type))
+                          for i in range(t.num_fields)])
+    return t
 
 
 __all__ = ["JSON_EXTENSIONS", "JsonReader"]
