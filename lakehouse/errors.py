@@ -142,6 +142,12 @@ class ModelError(Error, RuntimeError):
     with (its weights changed)."""
 
 
+class ModelsNotInstalledError(ModelError, ImportError):
+    """A CLIP or sentence-transformers model is named or needed, but the optional model libraries
+    (torch, open_clip, sentence-transformers) are not installed: ``pip install
+    "lakehouse[models]"`` adds them. Tables, queries and everything else work without them."""
+
+
 class RemoteModelError(ModelError):
     """A remote model endpoint refuses every call: the key is refused (401, 403), the model or
     address does not exist (404), or retries ran out on every row. No row can be computed, so

