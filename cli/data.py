@@ -160,9 +160,12 @@ def ingest(
         else:
             kind = _source_kind(sources) if fmt is IngestFormat.auto else fmt
         if kind is IngestFormat.files:
-            if replace or schema is not None or media is not Media.uri:
-                raise CommandError("--replace, --schema and --media are for rows (Parquet, CSV, "
-                                   "JSON); media files are added to the table's rows")
+            given = {"--replace": replace, "--schema": schema is not None,
+                     "--media": media is not Media.uri}
+            flag = next((flag for flag, used in given.items() if used), None)
+            if flag is not None:
+                raise CommandError(f"{flag} is for rows (Parquet, CSV, JSON); media files are "
+                                   "added to the table's rows")
             result = _media_table(root, table).insert_files(
                 sources, column=column, on_error=on_error, filename_column=filename_column)
         else:
