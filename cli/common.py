@@ -81,6 +81,8 @@ class CommandError(Exception):
 #: The hints of library messages that name a Python call or argument, and what the command
 #: line takes instead. Only the hint changes; the rest of the message is the library's.
 HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # the label of a where, select or order-by text the parser could not read: the option's
+    (re.compile(r"^(where|select|order-by): "), r"--\1: "),
     (re.compile(r"pass if_exists='ignore' or 'replace'"),
      "pass --if-exists ignore or --if-exists replace"),
     (re.compile(r"create it with db\.create_dir\([^)]*\)"), "pass --parents to create it"),

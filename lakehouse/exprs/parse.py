@@ -59,7 +59,7 @@ import inspect
 import io
 import tokenize
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import (
@@ -69,7 +69,7 @@ from lakehouse.errors import (
     TypeMismatchError,
     UnsupportedError,
 )
-from lakehouse.exprs import registry
+from lakehouse.exprs import registry, sql_text
 from lakehouse.exprs.nodes import (
     BinaryOp,
     ColumnRef,
@@ -84,6 +84,8 @@ from lakehouse.exprs.nodes import (
 if TYPE_CHECKING:
     from lakehouse.table import Table
 
+ACCEPTED = ("write a condition in Python (year > 1950 and title == 'x') or in SQL "
+            "(year > 1950 AND title = 'x')")
 MAX_LENGTH = 10_000  # characters of one where or select string
 MAX_DEPTH = 100  # levels of the syntax tree
 _FLAT_LOGIC = 16  # and/or chains up to this length nest like the API's a & b & c; longer balance
@@ -138,14 +140,50 @@ def parse_condition(text: str, table: Table, *, label: str = "where") -> Expr:
     ['Alien', 'Up']
     """
     source = _Source.of(text, label)
-    part = source.parse(source.text, 0)
-    expr = _Translator(source, table, allow_similarity=False).expression(part)
+    try:
+        part = source.parse(source.text, 0)
+    except ExpressionSyntaxError as python_error:
+        expr, shown, equals = _sql_condition(source, table, python_error), source.text, "="
+    else:
+        expr = _python_or_sql_condition(source, table, part)
+        shown, equals = part.snippet(part.body), "=="
     if expr.type.kind != "bool":
-        shown = part.snippet(part.body)
+        shown = " ".join(shown.split())
         message = (f"{label}: the condition {shown!r} is {expr.type}, not Bool; compare it, "
-                   f"like {shown} == ...")
+                   f"like {shown} {equals} ...")
         raise TypeMismatchError(message)
     return expr
+
+
+def _python_or_sql_condition(source: _Source, table: Table, part: _Part) -> Expr:
+    """The condition Python parsed; or, where it calls a function by name (which the Python
+    form refuses: ``length(title) > 4``), the same text read as SQL, when SQL can."""
+    try:
+        return _Translator(source, table, allow_similarity=False).expression(part)
+    except ExpressionSyntaxError as python_error:
+        calls = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                    for n in ast.walk(part.tree))
+        parsed = sql_text.read(source.text, MAX_DEPTH) if calls else None
+        if parsed is None or isinstance(parsed, sql_text.Problem):
+            raise
+        try:
+            return sql_text.translate(parsed, _Scope(source, table))
+        except ExpressionSyntaxError:
+            raise python_error from None
+
+
+def _sql_condition(source: _Source, table: Table, python_error: ExpressionSyntaxError) -> Expr:
+    """The condition in SQL (:mod:`lakehouse.exprs.sql_text`), for text Python cannot parse.
+    Where SQL cannot read it either, the error of the reader that got further into the text,
+    with the syntaxes accepted: SQL's where the text uses something only SQL has."""
+    parsed = sql_text.read(source.text, MAX_DEPTH)
+    if isinstance(parsed, sql_text.Problem):
+        python_at = source.index(python_error.line or 1, python_error.column or 1)
+        sql_first = parsed.looks_like_sql or parsed.index > python_at
+        error = source.error(parsed.index, parsed.message) if sql_first else python_error
+        raise ExpressionSyntaxError(f"{error}; {ACCEPTED}", text=error.text, line=error.line,
+                                    column=error.column)
+    return sql_text.translate(parsed, _Scope(source, table))
 
 
 def parse_selection(text: str, table: Table, *,
@@ -267,6 +305,11 @@ class _Source:
             raise self.error(start, "the text is nested too deeply") from None
         return _Part(self, part, start, tree)
 
+    def index(self, line: int, column: int) -> int:
+        """The character index of (line, column), both from 1."""
+        lines = self.text.split("\n")
+        return sum(len(row) + 1 for row in lines[:line - 1]) + column - 1
+
     def position(self, index: int) -> tuple[int, int]:
         """(line, column), both from 1, of a character index."""
         before = self.text[:index]
@@ -382,14 +425,78 @@ def _item(source: _Source, text: str, start: int, toks: list[tokenize.TokenInfo]
 # --- the translation -----------------------------------------------------------------------------
 
 
+class _Scope:
+    """The columns of one table and the errors of one text, for the Python and the SQL
+    translator (:class:`lakehouse.exprs.sql_text.Scope`); positions are indexes of the text."""
+
+    def __init__(self, source: _Source, table: Table) -> None:
+        self.source = source
+        self.table_name = table.table_name
+        tdef = table.table_definition  # one definition for the whole text
+        self.columns: dict[str, ColumnRef] = {c.name: c.ref() for c in tdef.columns}
+
+    def error(self, index: int, message: str) -> ExpressionSyntaxError:
+        return self.source.error(index, message)
+
+    def column(self, name: str, index: int, *, exact: bool = True) -> ColumnRef:
+        ref = self.columns.get(name)
+        if ref is not None:
+            return ref
+        folded = [r for n, r in self.columns.items() if n.lower() == name.lower()]
+        if not exact and len(folded) == 1:
+            return folded[0]
+        close = difflib.get_close_matches(name, self.columns, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(self.columns) or "none"
+        message = (f"{self.source.label}: table {self.table_name!r} has no column {name!r} at "
+                   f"{self.source.where(index)}{hint} (columns: {known})")
+        raise ColumnNotFoundError(message)
+
+    @contextmanager
+    def at(self, index: int) -> Iterator[None]:
+        """Report an error of the expression API (a type, an option, an unsupported use) with
+        the label and the column of ``index``, keeping its type."""
+        try:
+            yield
+        except (TypeMismatchError, InvalidOptionError, UnsupportedError) as exc:
+            message = f"{self.source.label}: {exc} at {self.source.where(index)}"
+            raise type(exc)(message) from None
+
+    def coerce(self, other: Expr, value: Any, index: int) -> Any:
+        """A string compared with a Date or Timestamp expression, read as an ISO date or time."""
+        raw = value.value if isinstance(value, Literal) else value
+        if not isinstance(raw, str) or not isinstance(other, Expr) \
+                or other.type.kind not in ("date", "timestamp"):
+            return value
+        kind = other.type.kind
+        try:
+            return dt.date.fromisoformat(raw) if kind == "date" else dt.datetime.fromisoformat(raw)
+        except ValueError:
+            shape = "2024-01-31" if kind == "date" else "2024-01-31T12:00:00+00:00"
+            message = (f"{self.source.label}: {raw!r} is not an ISO "
+                       f"{'date' if kind == 'date' else 'time'} like {shape!r} (compared with "
+                       f"{other!r}, {other.type}) at {self.source.where(index)}")
+            raise TypeMismatchError(message) from None
+
+    def logic(self, op: str, exprs: list[Expr], index: int) -> Expr:
+        """``exprs`` joined by ``op`` (& or |): nested like the API's a & b & c up to
+        :data:`_FLAT_LOGIC` of them, balanced beyond (so a long chain stays shallow)."""
+        with self.at(index):
+            if len(exprs) <= _FLAT_LOGIC:
+                result = exprs[0]
+                for e in exprs[1:]:
+                    result = BinaryOp.make(op, result, e)
+                return result
+            return _balanced(op, exprs)
+
+
 class _Translator:
     """Translates checked syntax trees into expressions over one table's columns."""
 
     def __init__(self, source: _Source, table: Table, allow_similarity: bool) -> None:
         self.source = source
-        self.table_name = table.table_name
-        tdef = table.table_definition  # one definition for the whole text
-        self.columns: dict[str, ColumnRef] = {c.name: c.ref() for c in tdef.columns}
+        self.scope = _Scope(source, table)
+        self.columns = self.scope.columns
         self.allow_similarity = allow_similarity
         self.part: _Part | None = None
 
@@ -407,16 +514,10 @@ class _Translator:
         assert self.part is not None
         return self.source.error(self.part.index(node), message)
 
-    @contextmanager
-    def at(self, node: ast.AST) -> Iterator[None]:
-        """Report an error of the expression API (a type, an option, an unsupported use) with
-        the label and the node's column, keeping its type."""
-        try:
-            yield
-        except (TypeMismatchError, InvalidOptionError, UnsupportedError) as exc:
-            assert self.part is not None
-            message = f"{self.source.label}: {exc} at {self.source.where(self.part.index(node))}"
-            raise type(exc)(message) from None
+    def at(self, node: ast.AST) -> AbstractContextManager[None]:
+        """Report an error of the expression API with the label and the node's column."""
+        assert self.part is not None
+        return self.scope.at(self.part.index(node))
 
     # --- nodes -----------------------------------------------------------------------------------
     def expr(self, node: ast.expr) -> Expr:
@@ -463,25 +564,12 @@ class _Translator:
         raise self.refuse(node, _describe(node))
 
     def column(self, node: ast.Name) -> ColumnRef:
-        ref = self.columns.get(node.id)
-        if ref is not None:
-            return ref
-        close = difflib.get_close_matches(node.id, self.columns, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        known = ", ".join(self.columns) or "none"
         assert self.part is not None
-        message = (f"{self.source.label}: table {self.table_name!r} has no column {node.id!r} at "
-                   f"{self.source.where(self.part.index(node))}{hint} (columns: {known})")
-        raise ColumnNotFoundError(message)
+        return self.scope.column(node.id, self.part.index(node))
 
     def logic(self, op: str, exprs: list[Expr], node: ast.AST) -> Expr:
-        with self.at(node):
-            if len(exprs) <= _FLAT_LOGIC:
-                result = exprs[0]
-                for e in exprs[1:]:
-                    result = BinaryOp.make(op, result, e)
-                return result
-            return _balanced(op, exprs)
+        assert self.part is not None
+        return self.scope.logic(op, exprs, self.part.index(node))
 
     def compare(self, left: ast.expr, op: ast.cmpop, right: ast.expr, node: ast.Compare) -> Expr:
         if isinstance(op, ast.In | ast.NotIn):
@@ -509,20 +597,8 @@ class _Translator:
 
     def coerce(self, other: Expr, value: Any, node: ast.AST) -> Any:
         """A string compared with a Date or Timestamp expression, read as an ISO date or time."""
-        raw = value.value if isinstance(value, Literal) else value
-        if not isinstance(raw, str) or not isinstance(other, Expr) \
-                or other.type.kind not in ("date", "timestamp"):
-            return value
-        kind = other.type.kind
-        try:
-            return dt.date.fromisoformat(raw) if kind == "date" else dt.datetime.fromisoformat(raw)
-        except ValueError:
-            shape = "2024-01-31" if kind == "date" else "2024-01-31T12:00:00+00:00"
-            assert self.part is not None
-            message = (f"{self.source.label}: {raw!r} is not an ISO "
-                       f"{'date' if kind == 'date' else 'time'} like {shape!r} (compared with "
-                       f"{other!r}, {other.type}) at {self.source.where(self.part.index(node))}")
-            raise TypeMismatchError(message) from None
+        assert self.part is not None
+        return self.scope.coerce(other, value, self.part.index(node))
 
     def value(self, node: ast.expr) -> Any:
         """A literal argument: a constant, or a list or tuple of them."""

@@ -10,6 +10,7 @@ help and the README's table of functions read it from there.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -124,3 +125,46 @@ def substring(s: str, start: int, length: int | None = None) -> str:
     ('li', 'ien')
     """
     return s[start:None if length is None else start + length]
+
+
+@string_method(T.Bool, lambda e, pattern, escape=None:
+               e.str.contains(f"^{_like_regex(pattern, escape, ignore_case=False)}$"))
+def like(s: str, pattern: str, escape: str | None = None) -> bool:
+    """Whether the whole text matches the SQL LIKE ``pattern``: ``%`` stands for any text,
+    ``_`` for one character; ``escape`` (one character) makes the character after it literal.
+    Case-sensitive.
+
+    >>> t.where(t.title.str.like("%e%")).collect()["title"].to_list()
+    ['Alien', 'Heat']
+    """
+    return re.fullmatch(_like_regex(pattern, escape, ignore_case=False), s) is not None
+
+
+@string_method(T.Bool, lambda e, pattern, escape=None:
+               e.str.contains(f"^{_like_regex(pattern, escape, ignore_case=True)}$"))
+def ilike(s: str, pattern: str, escape: str | None = None) -> bool:
+    """As ``like``, ignoring case (SQL ILIKE).
+
+    >>> t.where(t.title.str.ilike("a%")).collect()["title"].to_list()
+    ['Alien']
+    """
+    return re.fullmatch(_like_regex(pattern, escape, ignore_case=True), s) is not None
+
+
+def _like_regex(pattern: str, escape: str | None, *, ignore_case: bool) -> str:
+    """A regular expression, read alike by Python's ``re`` and Polars (Rust's regex), for the
+    LIKE ``pattern``; it matches the whole text with ``re.fullmatch``, or between ``^`` and
+    ``$`` in Polars. Other characters are escaped with a backslash, which both read as the
+    character itself before any ASCII punctuation."""
+    if escape is not None and len(escape) != 1:
+        raise ValueError(f"a LIKE escape is one character, got {escape!r}")
+    parts = ["(?is)(?:" if ignore_case else "(?s)(?:"]
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == escape:
+            parts.append(re.escape(next(chars, escape)))  # a trailing escape stands for itself
+        elif ch in "%_":
+            parts.append(".*" if ch == "%" else ".")
+        else:
+            parts.append(re.escape(ch))
+    return "".join(parts) + ")"
