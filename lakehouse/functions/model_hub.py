@@ -118,6 +118,7 @@ def ensure_available(hub: HubFiles, what: str) -> bool:
     :class:`~lakehouse.ModelError` at once, in one line naming the model, where it looked and
     how to get it, when it is not cached and ``HF_HUB_OFFLINE`` is set or the hub cannot be
     reached (one request, no retries, :data:`PROBE_TIMEOUT_S`)."""
+    # huggingface_hub comes with the models extra (sentence-transformers and open_clip need it)
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
