@@ -387,24 +387,34 @@ def test_the_error_is_a_lakehouse_error_and_a_value_error(books: lh.Table) -> No
     assert issubclass(lh.ExpressionSyntaxError, ValueError)
 
 
+# text neither Python nor SQL can read: the error of the reader that got further (SQL's where
+# the text uses something only SQL has), and the syntaxes a condition may be written in
 @pytest.mark.parametrize(("text", "message", "column"), [
-    ("year ==", "invalid syntax", 1),
-    ("year = 1", "invalid syntax", 6),
+    ("year ==", "expected a value after '=='", 8),
+    ("a >", "expected a value after '>'", 4),
+    ("a > AND b", "expected a value, got 'AND'", 5),
     ("(year > 1", "'(' was never closed", 1),
     ("year > 1)", "unmatched ')'", 9),
-    ('"é" == (', "'(' was never closed", 8),
+    ('"é" == (', "expected a value after '('", 9),
     ("title == 'x", "unterminated string literal (detected at line 1)", 10),
     ("year >> > 1", "invalid syntax", 9),
-    ("yield", "invalid syntax", 1),
-    ("x\x00", "source code string cannot contain null bytes", 1),
+    ("x\x00", "cannot use a NUL character", 2),
     ("$(rm -rf ~)", "invalid syntax", 1),
-    ("year > 1; import os", "invalid syntax", 9),
+    ("year > 1; import os", "cannot use ';' (one condition, not statements)", 9),
 ])
-def test_a_syntax_error_has_pythons_message_and_position(
+def test_a_syntax_error_has_its_position_and_the_accepted_syntaxes(
         books: lh.Table, text: str, message: str, column: int) -> None:
     with pytest.raises(lh.ExpressionSyntaxError) as info:
         parse_condition(text, books)
-    assert str(info.value) == f"where: {message} at column {column}"
+    assert str(info.value) == (f"where: {message} at column {column}; write a condition in "
+                               "Python (year > 1950 and title == 'x') or in SQL (year > 1950 "
+                               "AND title = 'x')")
+    assert info.value.column == column
+
+
+def test_a_selection_is_python_only(books: lh.Table) -> None:
+    with pytest.raises(lh.ExpressionSyntaxError, match=r"^select: invalid syntax at column 7$"):
+        parse_selection("title AS name", books)
 
 
 def test_positions_count_characters_and_lines(books: lh.Table) -> None:
@@ -414,8 +424,8 @@ def test_positions_count_characters_and_lines(books: lh.Table) -> None:
         parse_condition("(year > 1\n and open(1))", books)
     assert "at line 2, column 6" in str(info.value)
     assert (info.value.line, info.value.column) == (2, 6)
-    with pytest.raises(lh.ExpressionSyntaxError, match="at line 2, column 1"):
-        parse_condition("year > 1\nand active", books)  # newlines only inside brackets
+    with pytest.raises(lh.ExpressionSyntaxError, match="after 'and' at line 2, column 4"):
+        parse_condition("year > 1\nand", books)  # Python: newlines only inside brackets; SQL
 
 
 def test_the_label_starts_the_message(books: lh.Table) -> None:

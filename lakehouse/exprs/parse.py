@@ -31,6 +31,13 @@ Grammar (a subset of Python's expression syntax)::
     image.similarity("a red circle")   similarity through an embedding index (selections
                                        only; options index=, nprobes=, refine_factor=)
 
+A condition (:func:`parse_condition`, the CLI's ``--where``) may also be written in SQL:
+``year > 1950 AND title = 'x'``, ``title LIKE '%Dune%'``, ``meta->>'lang' IS NULL``. Text
+Python's parser reads is Python; other text is read as SQL by
+:mod:`lakehouse.exprs.sql_text` into the same expressions (its docstring has the grammar).
+Where neither reads it, the error is the one of the reader that got further (SQL's where the
+text uses something only SQL has) and says both syntaxes are accepted.
+
 A selection is a comma-separated list of such expressions, each optionally named with
 ``name=expr`` (``title, year, per_page=price / pages``); ``*`` stands for all columns. As in
 Python, text may continue on a new line only inside brackets.
@@ -133,11 +140,14 @@ def parse_expression(text: str, table: Table, *, label: str = "expression",
 
 def parse_condition(text: str, table: Table, *, label: str = "where") -> Expr:
     """A Bool expression over ``table``'s columns for ``where()``, such as
-    ``year >= 2000 and title.str.contains("cat")``. Errors as :func:`parse_expression`; a
-    condition that is not Bool is a TypeMismatchError.
+    ``year >= 2000 and title.str.contains("cat")``, or the same in SQL,
+    ``year >= 2000 AND contains(title, 'cat')`` (see the module docstring). Errors as
+    :func:`parse_expression`; a condition that is not Bool is a TypeMismatchError.
 
     >>> t.where(parse_condition("year in [1979, 2009]", t)).collect()["title"].to_list()
     ['Alien', 'Up']
+    >>> t.where(parse_condition("year IN (1979, 2009) AND title LIKE 'U%'", t)).count()
+    1
     """
     source = _Source.of(text, label)
     try:

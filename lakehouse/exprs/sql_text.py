@@ -34,6 +34,18 @@ Grammar (with the Python form each stands for)::
 NULL behaves as in the Python form (three-valued logic); ``x = NULL`` and ``x <> NULL``, which
 are never true in SQL, are refused with the fix (``IS NULL``), and ``x IN (1, NULL)`` means
 ``x in [1, None]``.
+
+>>> import lakehouse as lh
+>>> db = lh.connect("doctest-lakehouse")
+>>> t = db.create_table("sql_demo", {"title": lh.String, "year": lh.Int}, if_exists="replace")
+>>> lh.parse_condition("year BETWEEN 1990 AND 1999 AND title ILIKE 'the %'", t)
+(((year >= 1990) & (year <= 1999)) & str.ilike(title, arg0='the %', arg1=None))
+>>> lh.parse_condition("year = 1999; DROP TABLE sql_demo", t)
+Traceback (most recent call last):
+...
+lakehouse.errors.ExpressionSyntaxError: where: cannot use ';' (one condition, not statements) \
+at column 12; write a condition in Python (year > 1950 and title == 'x') or in SQL (year > 1950 \
+AND title = 'x')
 """
 
 from __future__ import annotations
@@ -74,8 +86,14 @@ _STRING_FUNCTIONS = {"upper": "upper", "lower": "lower", "trim": "strip", "lengt
                      "starts_with": "startswith", "ends_with": "endswith",
                      "contains": "contains", "replace": "replace"}
 _SQL_ONLY = {TokenType.LIKE, TokenType.ILIKE, TokenType.BETWEEN, TokenType.NULL,
-             TokenType.ARROW, TokenType.DARROW, TokenType.DPIPE, TokenType.DCOLON}
+             TokenType.ARROW, TokenType.DARROW, TokenType.DPIPE, TokenType.DCOLON,
+             TokenType.SELECT, TokenType.FROM, TokenType.UNION, TokenType.INSERT,
+             TokenType.UPDATE, TokenType.DELETE, TokenType.DROP}
 _CAPITALISED = {TokenType.AND, TokenType.OR, TokenType.NOT, TokenType.TRUE, TokenType.FALSE}
+_TOKEN_OF = {exp.Null: (TokenType.NULL,), exp.Boolean: (TokenType.TRUE, TokenType.FALSE),
+             exp.Placeholder: (TokenType.PLACEHOLDER, TokenType.PARAMETER),
+             exp.Parameter: (TokenType.PARAMETER,), exp.Star: (TokenType.STAR,)}
+_OPENING = (TokenType.L_PAREN, TokenType.SELECT, TokenType.CASE, TokenType.WHEN)
 _REFUSED: dict[type[exp.Expression], str] = {
     exp.Select: "a subquery", exp.Subquery: "a subquery", exp.Union: "a subquery",
     exp.Exists: "a subquery", exp.Star: "a star", exp.Placeholder: "a parameter",
@@ -138,26 +156,26 @@ def read(text: str, max_depth: int) -> Parsed | Problem:
     refused = _refused_tokens(text, tokens)
     if refused is not None:
         return refused
+    sql = _looks_like_sql(tokens)
     try:
         trees = DIALECT.parser().parse_into(exp.Condition, tokens, text)
     except sqlglot.errors.ParseError as exc:
-        problem = _parse_problem(text, tokens, exc)
-        return dataclasses.replace(problem, looks_like_sql=_looks_like_sql(tokens))
+        return dataclasses.replace(_parse_problem(text, tokens, exc), looks_like_sql=sql)
     except RecursionError:
-        return Problem(0, "the text is nested too deeply")
+        return Problem(0, "the text is nested too deeply", sql)
     tree = trees[0]
     if tree is None:
-        return Problem(0, "the text is empty")
+        return Problem(0, "the text is empty", sql)
     deepest = max(_depths(tree), key=lambda pair: pair[1])
     if deepest[1] > max_depth:
-        return Problem(_start(deepest[0], tokens) or 0,
-                       f"the expression is nested more than {max_depth} levels deep")
+        return Problem(_leaf_start(deepest[0]),
+                       f"the expression is nested more than {max_depth} levels deep", sql)
     return Parsed(tree, tokens)
 
 
 def translate(parsed: Parsed, scope: Scope) -> Expr:
     """The expression ``parsed`` stands for, over the columns of ``scope``."""
-    return _Translator(parsed.tokens, scope).expr(parsed.tree)
+    return _Translator(parsed.tree, parsed.tokens, scope).expr(parsed.tree)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -201,7 +219,7 @@ def _parse_problem(text: str, tokens: list[Token],
     if token is None:
         return Problem(0, "the text cannot be read as SQL")
     if description.startswith("Required keyword") or description.startswith("Expected"):
-        if at == len(tokens) - 1:  # the text ends where a value should follow
+        if at == len(tokens) - 1 and token.token_type != TokenType.R_PAREN:  # text ends
             return Problem(len(text.rstrip()), f"expected a value after {token.text!r}")
         return Problem(token.start, f"expected a value, got {token.text!r}")
     if description.startswith("Expecting )"):
@@ -234,22 +252,56 @@ def _depths(tree: exp.Expression) -> Iterator[tuple[exp.Expression, int]]:
             stack.append((child, depth if same_chain else depth + 1))
 
 
-def _start(node: exp.Expression, tokens: list[Token]) -> int | None:
-    """Where ``node`` starts in the text: its first name or value, or for a call, CAST, CASE
-    or subquery, the word before its first '('."""
-    starts = [n.meta["start"] for n in node.walk() if "start" in n.meta]
-    if not starts:
-        return None
-    first = min(starts)
-    if isinstance(node, exp.Func | exp.Query | exp.Subquery | exp.Cast):
-        at = next((i for i, t in enumerate(tokens) if t.start == first), 0)
-        while at > 0 and tokens[at - 1].token_type in (TokenType.L_PAREN, TokenType.SELECT,
-                                                      TokenType.CASE, TokenType.WHEN):
-            at -= 1
-        if at > 0 and tokens[at].token_type == TokenType.L_PAREN:
-            at -= 1  # the function's name or the keyword before the bracket
-        first = tokens[at].start
-    return first
+def _leaf_start(node: exp.Expression) -> int:
+    """The index of the first name or value inside ``node`` (0 when it has none)."""
+    return min((n.meta["start"] for n in node.walk() if "start" in n.meta), default=0)
+
+
+def _positions(tree: exp.Expression, tokens: list[Token]) -> dict[int, int]:
+    """Where each node of ``tree`` starts in the text, by ``id``: names and values carry their
+    position; NULL, TRUE, ``?``, ``*`` take the next token of their kind in text order; a node
+    starts at its first part, or for a call, CAST, CASE or subquery, at the word before it."""
+    starts: dict[int, int] = {}
+    cursor, order = 0, []
+    stack: list[tuple[exp.Expression, bool]] = [(tree, False)]
+    while stack:  # children in the order they are written; iterative, for long AND chains
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if "start" in node.meta:
+            cursor = starts[id(node)] = node.meta["start"]
+        elif type(node) in _TOKEN_OF:
+            kinds = _TOKEN_OF[type(node)]
+            found = next((t.start for t in tokens if t.start >= cursor and t.token_type in kinds),
+                         None)
+            if found is not None:
+                cursor = starts[id(node)] = found
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(list(node.iter_expressions())))
+    at_token = {token.start: i for i, token in enumerate(tokens)}
+    for node in order:  # children before parents
+        found = [starts[id(n)] for n in (node, *node.iter_expressions()) if id(n) in starts]
+        if found:
+            starts[id(node)] = _keyword_start(node, min(found), tokens, at_token)
+    return starts
+
+
+def _keyword_start(node: exp.Expression, first: int, tokens: list[Token],
+                   at_token: dict[int, int]) -> int:
+    """``first``, or where the words and brackets that open ``node`` start (``upper(``,
+    ``CAST(``, ``CASE WHEN``, ``(SELECT``)."""
+    if not isinstance(node, exp.Func | exp.Query | exp.Subquery | exp.Cast | exp.Case):
+        return first
+    at = at_token.get(first, 0)
+    while at > 0 and tokens[at - 1].token_type in _OPENING:
+        at -= 1
+    name = tokens[at - 1] if at > 0 else None
+    if name is not None and isinstance(node, exp.Func) \
+            and tokens[at].token_type == TokenType.L_PAREN \
+            and (name.token_type == TokenType.VAR or name.text.upper() == node.sql_name()):
+        at -= 1  # the function's name before its bracket
+    return tokens[at].start
 
 
 # --- translating -------------------------------------------------------------------------------
@@ -258,13 +310,13 @@ def _start(node: exp.Expression, tokens: list[Token]) -> int | None:
 class _Translator:
     """Translates sqlglot nodes into expressions; one method per kind of node."""
 
-    def __init__(self, tokens: list[Token], scope: Scope) -> None:
-        self.tokens = tokens
+    def __init__(self, tree: exp.Expression, tokens: list[Token], scope: Scope) -> None:
+        self.starts = _positions(tree, tokens)
         self.scope = scope
 
-    def index(self, node: exp.Expression, parent: int = 0) -> int:
-        found = _start(node, self.tokens)
-        return parent if found is None else found
+    def index(self, node: exp.Expression) -> int:
+        """Where ``node`` starts in the text."""
+        return self.starts.get(id(node), 0)
 
     def error(self, node: exp.Expression, message: str) -> ExpressionSyntaxError:
         return self.scope.error(self.index(node), message)
@@ -363,9 +415,8 @@ class _Translator:
 
     # --- logic and comparisons -------------------------------------------------------------------
     def negation(self, node: exp.Not) -> Expr:
-        inner = node.this.unnest() if isinstance(node.this, exp.Paren) else node.this
-        if isinstance(inner, exp.Is):
-            return self.is_null(inner, negate=True)
+        if isinstance(node.this, exp.Is):  # x IS NOT NULL; NOT (x IS NULL) stays ~(...)
+            return self.is_null(node.this, negate=True)
         return self.negated(self.expr(node.this), node)
 
     def negated(self, expr: Expr, node: exp.Expression) -> Expr:
