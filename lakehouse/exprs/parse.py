@@ -33,8 +33,10 @@ Grammar (a subset of Python's expression syntax)::
 
 A condition (:func:`parse_condition`, the CLI's ``--where``) may also be written in SQL:
 ``year > 1950 AND title = 'x'``, ``title LIKE '%Dune%'``, ``meta->>'lang' IS NULL``. Text
-Python's parser reads is Python; other text is read as SQL by
-:mod:`lakehouse.exprs.sql_text` into the same expressions (its docstring has the grammar).
+Python's parser reads is Python, unless the Python form refuses it for a call of a plain name
+(``length(title) > 4``) or a name that is no column (``year < NULL``) and SQL reads it; other
+text is read as SQL by :mod:`lakehouse.exprs.sql_text` into the same expressions (its docstring
+has the grammar).
 Where neither reads it, the error is the one of the reader that got further (SQL's where the
 text uses something only SQL has) and says both syntaxes are accepted.
 
@@ -71,6 +73,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import (
     ColumnNotFoundError,
+    Error,
     ExpressionSyntaxError,
     InvalidOptionError,
     TypeMismatchError,
@@ -166,19 +169,22 @@ def parse_condition(text: str, table: Table, *, label: str = "where") -> Expr:
 
 
 def _python_or_sql_condition(source: _Source, table: Table, part: _Part) -> Expr:
-    """The condition Python parsed; or, where it calls a function by name (which the Python
-    form refuses: ``length(title) > 4``), the same text read as SQL, when SQL can."""
+    """The condition Python parsed; or, where the Python form refuses it for what SQL reads
+    (a call of a plain name, ``length(title) > 4``; a name that is no column, ``x < NULL``,
+    ``YEAR > 2000``), the same text read as SQL, when SQL can."""
     try:
         return _Translator(source, table, allow_similarity=False).expression(part)
-    except ExpressionSyntaxError as python_error:
+    except (ExpressionSyntaxError, ColumnNotFoundError) as python_error:
         calls = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                     for n in ast.walk(part.tree))
-        parsed = sql_text.read(source.text, MAX_DEPTH) if calls else None
-        if parsed is None or isinstance(parsed, sql_text.Problem):
+        if not calls and not isinstance(python_error, ColumnNotFoundError):
+            raise
+        parsed = sql_text.read(source.text, MAX_DEPTH)
+        if isinstance(parsed, sql_text.Problem):
             raise
         try:
             return sql_text.translate(parsed, _Scope(source, table))
-        except ExpressionSyntaxError:
+        except Error:
             raise python_error from None
 
 
