@@ -85,7 +85,8 @@ def _start_backfill(root, sleep: float) -> subprocess.Popen:
         t = db.get_table("numbers")
         t.add_computed_column(doubled=U.doubled_and_logged(t.n), progress=False)
     """)
-    env = dict(os.environ, LAKEHOUSE_TEST_SLEEP=str(sleep), PYTHONPATH=_pythonpath())
+    env = dict(os.environ, LAKEHOUSE_TEST_SLEEP=str(sleep), PYTHONPATH=_pythonpath(),
+               LAKEHOUSE_CHECKPOINT_AFTER_S="0")
     return subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -47,6 +47,7 @@ def _backfill_code(root, **extra: str) -> str:
 
 def _start(code: str, log: Path, sleep: float) -> subprocess.Popen:
     env = dict(os.environ, LAKEHOUSE_TEST_CALL_LOG=str(log), LAKEHOUSE_TEST_SLEEP=str(sleep),
+               LAKEHOUSE_CHECKPOINT_AFTER_S="0",  # checkpoint from the first fragment
                PYTHONPATH=os.pathsep.join([U.TESTS_DIR, os.environ.get("PYTHONPATH", "")]))
     return subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -103,7 +104,8 @@ def test_a_changed_definition_discards_the_checkpoint(db, numbers, lakehouse_roo
     log = tmp_path / "calls.log"
     proc = _start(_backfill_code(lakehouse_root), log, sleep=0.1)
     _kill_after(proc, numbers, 2)
-    with pytest.warns(checkpoints.DiscardedCheckpointWarning, match="definition differs"):
+    with pytest.warns(checkpoints.DiscardedCheckpointWarning,
+                      match="definition or starting point differs"):
         numbers.add_computed_column(doubled=numbers.n * 3, progress=False)
     assert numbers.select(numbers.doubled).collect()["doubled"].sum() == \
         3 * sum(range(FRAGMENTS * ROWS_PER_FRAGMENT))

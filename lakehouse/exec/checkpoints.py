@@ -37,6 +37,10 @@ from lakehouse.storage import s3_filesystem
 
 JOBS_DIR = "_lakehouse_jobs"
 STALE_AFTER_S = 60.0  # a job whose progress has not moved for this long is abandoned
+#: A job is written to storage only once it has run this long: a short backfill pays nothing
+#: for its checkpoint (what it finished before is kept in memory and written then). The
+#: environment variable LAKEHOUSE_CHECKPOINT_AFTER_S sets another delay (0: from the start).
+WRITE_AFTER_S = 2.0
 _PROGRESS_EVERY_S = 2.0
 
 FragmentKey = tuple[int, tuple[str, ...]]  # a fragment's id and data files: its rows and columns
@@ -65,6 +69,9 @@ class Checkpoint:
     path: str
     job: dict[str, Any]
     _last_progress: float = 0.0
+    _began: float = dataclasses.field(default_factory=time.monotonic)
+    _written: bool = False
+    _pending: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
 
     @staticmethod
     def open(uri: str, storage_options: dict[str, str], fields: Sequence[pa.Field], *,
@@ -93,9 +100,7 @@ class Checkpoint:
         job.update(rows_total=total_rows, host=socket.gethostname(), pid=os.getpid(),
                    updated=time.time(), rows_done=job.get("rows_done", 0) if existing else 0,
                    errors=job.get("errors", 0) if existing else 0, resumed=existing is not None)
-        checkpoint = Checkpoint(fs, path, job)
-        checkpoint.save()
-        return checkpoint
+        return Checkpoint(fs, path, job, _written=existing is not None)
 
     @property
     def resumed(self) -> bool:
@@ -119,7 +124,7 @@ class Checkpoint:
         md = FragmentMetadata(id=key[0], files=files, physical_rows=rows)
         entry = {"id": key[0], "files": list(key[1]), "rows": rows, "fragment": md.to_json()}
         digest = hashlib.sha256("\0".join(key[1]).encode()).hexdigest()[:12]
-        _write_json(self.fs, f"{self.path}/fragments/{key[0]}-{digest}.json", entry)
+        self._keep(f"fragments/{key[0]}-{digest}-{rows}.json", entry)
 
     def done_groups(self) -> dict[str, list[FragmentMetadata]]:
         """Group key -> the whole fragments written for it, for each group finished before
@@ -137,23 +142,43 @@ class Checkpoint:
         """Remember the fragments written for one group (after they are written)."""
         entry = {"key": key, "rows": rows, "fragments": [f.to_json() for f in fragments]}
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        _write_json(self.fs, f"{self.path}/groups/{digest}.json", entry)
+        self._keep(f"groups/{digest}-{rows}.json", entry)
 
-    def progress(self, rows_done: int, errors: int, *, force: bool = False) -> None:
-        """Record progress for readers in other processes (at most every few seconds)."""
+    def progress(self, rows_done: int, errors: int) -> None:
+        """Record progress for readers in other processes (at most every few seconds; rows
+        done also show in the names of the finished fragments' entries)."""
         now = time.monotonic()
-        if not force and now - self._last_progress < _PROGRESS_EVERY_S:
+        if now - self._last_progress < _PROGRESS_EVERY_S:
             return
         self._last_progress = now
         self.job.update(rows_done=rows_done, errors=errors, updated=time.time())
-        self.save()
+        if self._written or now - self._began >= _write_after():
+            self._write_out()
 
-    def save(self) -> None:
-        _write_json(self.fs, f"{self.path}/job.json", self.job)
+    def keep(self) -> None:
+        """The work stopped before its commit (an error, Ctrl-C): write out what it finished,
+        however young the job, for the next try."""
+        if self._pending:
+            self._write_out()
 
     def finish(self) -> None:
         """The backfill committed: the checkpoint is no longer needed."""
-        _remove(self.fs, self.path)
+        if self._written:
+            _remove(self.fs, self.path)
+
+    def _keep(self, name: str, entry: dict[str, Any]) -> None:
+        """Write an entry, or keep it in memory while the job is young (see WRITE_AFTER_S)."""
+        self._pending.append((name, entry))
+        if self._written or time.monotonic() - self._began >= _write_after():
+            self._write_out()
+
+    def _write_out(self) -> None:
+        self.job["updated"] = time.time()
+        _write_json(self.fs, f"{self.path}/job.json", self.job)
+        for name, entry in self._pending:
+            _write_json(self.fs, f"{self.path}/{name}", entry)
+        self._pending.clear()
+        self._written = True
 
     def _entries(self) -> list[str]:
         return sorted(_list(self.fs, f"{self.path}/fragments"))
@@ -169,8 +194,11 @@ def list_jobs(uri: str, storage_options: dict[str, str]) -> list[dict[str, Any]]
     for job in jobs:
         job["state"] = "running" if now - float(job["updated"]) < STALE_AFTER_S else "abandoned"
         path = f"{_fs_path(uri)}/{JOBS_DIR}/{job['id']}"
-        job["fragments_done"] = sum(len(_list(fs, f"{path}/{part}"))
-                                    for part in ("fragments", "groups"))
+        entries = [n for part in ("fragments", "groups") for n in _list(fs, f"{path}/{part}")]
+        job["fragments_done"] = len(entries)
+        # each entry's name ends with its rows: the rows done, without reading the entries
+        finished = sum(int(n.rsplit("-", 1)[-1].removesuffix(".json")) for n in entries)
+        job["rows_done"] = max(int(job.get("rows_done", 0)), finished)
     return sorted(jobs, key=lambda j: j["started"])
 
 
@@ -193,6 +221,13 @@ def _read_jobs(fs: fsspec.AbstractFileSystem, root: str) -> list[dict[str, Any]]
         return []
     jobs = [_read_json(fs, f"{name}/job.json") for name in names]
     return [j for j in jobs if j is not None]
+
+
+def _write_after() -> float:
+    try:
+        return float(os.environ.get("LAKEHOUSE_CHECKPOINT_AFTER_S", WRITE_AFTER_S))
+    except ValueError:
+        return WRITE_AFTER_S
 
 
 def _list(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:

@@ -9,6 +9,7 @@ leaves the table at the version it read.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -92,7 +93,8 @@ def replace_rows(ctx: WriteContext, groups: Iterator[Group], replacing: dict[int
     rows = _Rows(ctx, _plan(ctx), on_error, trusted)
     done = checkpoint.done_groups() if checkpoint is not None else {}
     written: list[FragmentMetadata] = []
-    with report(f"update view {ctx.table_name}", enabled=progress) as reporter:
+    with report(f"update view {ctx.table_name}", enabled=progress) as reporter, \
+            _kept_on_failure(checkpoint):
         for key, chunks in groups:
             if key is not None and key in done:
                 written += done[key]
@@ -113,6 +115,17 @@ def replace_rows(ctx: WriteContext, groups: Iterator[Group], replacing: dict[int
     if checkpoint is not None:
         checkpoint.finish()
     return WriteResult(rows.counts["rows"], rows.counts["errors"], ds.version)
+
+
+@contextlib.contextmanager
+def _kept_on_failure(checkpoint: Checkpoint | None) -> Iterator[None]:
+    """Write out what a checkpointed write finished if it stops before its commit."""
+    try:
+        yield
+    except BaseException:
+        if checkpoint is not None:
+            checkpoint.keep()
+        raise
 
 
 def chunk_rows(tdef: TableDef, plan: Plan | None) -> int:
@@ -220,14 +233,12 @@ def backfill(ctx: WriteContext, plan: Plan, *, progress: bool, kind: str = "add 
                     advance(frame.height)
                     columns = {f.name: out.get_column(f.name).to_arrow() for f in fields}
                     yield from _assemble(columns, schema).to_batches()
-                if saved is not None:  # a fragment done: readers elsewhere see it at once
-                    saved.progress(counts["rows"] + counts["reused"], counts["errors"],
-                                   force=True)
 
             return pa.RecordBatchReader.from_batches(schema, failures.guard(batches()))
 
-        committed = protocol.add_computed(ctx, compute, failures=failures, kind=kind,
-                                          checkpoint=saved, on_fragment=reuse)
+        with _kept_on_failure(saved):
+            committed = protocol.add_computed(ctx, compute, failures=failures, kind=kind,
+                                              checkpoint=saved, on_fragment=reuse)
     if saved is not None:
         saved.finish()
     return WriteResult(counts["rows"], counts["errors"], committed.version)
