@@ -152,9 +152,22 @@ def test_the_side_by_side_forms_keep_some_rows_and_drop_others(books: lh.Table) 
 
 
 def test_a_text_python_can_read_is_read_as_python(books: lh.Table) -> None:
-    # in SQL "title" would be the column; in Python it is a string, as before
-    assert repr(parse_condition('"title" == "title"', books)) == "('title' == 'title')"
     assert repr(parse_condition("year in (1961, 2001)", books)) == "year.isin([1961, 2001])"
+    assert repr(parse_condition('title == "Dune"', books)) == "(title == 'Dune')"
+    assert repr(parse_condition("'a' == 'a'", books)) == "('a' == 'a')"
+
+
+@pytest.mark.parametrize(("text", "sql"), [
+    ("title != 'it''s 100% _true_'", "(title != \"it's 100% _true_\")"),  # Python: 'it' 's...'
+    ("title != ''''''", "(title != \"''\")"),  # Python: a triple-quoted empty string
+    ('"title" != \'x\'', "(title != 'x')"),  # Python: two strings, no column
+    ("length(title) > 10", "(str.len(title) > 10)"),  # Python: no plain calls
+    ("year < NULL OR active", "((year < None) | active)"),  # Python: no column NULL
+    ("YEAR > 2000", "(year > 2000)"),  # Python: no column YEAR
+])
+def test_text_python_reads_otherwise_or_refuses_is_read_as_sql(
+        books: lh.Table, text: str, sql: str) -> None:
+    assert repr(parse_condition(text, books)) == sql
 
 
 # --- refusals ------------------------------------------------------------------------------------
@@ -332,7 +345,8 @@ def _numbers(draw: st.DrawFn, depth: int = 2) -> tuple[str, str]:
                                 ["column", "int", "float"]))
     if kind == "column":
         name = draw(st.sampled_from(["i", "j", "k", "f", "g"]))
-        return name, draw(st.sampled_from([name, name.upper(), f'"{name}"']))
+        # not "i": text Python reads is Python, and there "i" is a string
+        return name, draw(st.sampled_from([name, name.upper()]))
     if kind in ("int", "float"):
         value = draw(ints if kind == "int" else FINITE)
         return repr(value), repr(value)

@@ -169,23 +169,52 @@ def parse_condition(text: str, table: Table, *, label: str = "where") -> Expr:
 
 
 def _python_or_sql_condition(source: _Source, table: Table, part: _Part) -> Expr:
-    """The condition Python parsed; or, where the Python form refuses it for what SQL reads
-    (a call of a plain name, ``length(title) > 4``; a name that is no column, ``x < NULL``,
-    ``YEAR > 2000``), the same text read as SQL, when SQL can."""
+    """The condition Python parsed; or the same text read as SQL, when SQL reads it and the
+    Python form refuses it for what SQL reads (a call of a plain name, ``length(title) > 4``; a
+    name that is no column, ``x < NULL``, ``YEAR > 2000``) or reads it as something else: a
+    quote doubled inside a string (``title != 'it''s'``, in Python ``'it' 's'``) or a
+    condition on no column at all (``"title" <> 'x'``, in Python two strings)."""
     try:
-        return _Translator(source, table, allow_similarity=False).expression(part)
+        expr = _Translator(source, table, allow_similarity=False).expression(part)
     except (ExpressionSyntaxError, ColumnNotFoundError) as python_error:
         calls = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                     for n in ast.walk(part.tree))
         if not calls and not isinstance(python_error, ColumnNotFoundError):
             raise
-        parsed = sql_text.read(source.text, MAX_DEPTH)
-        if isinstance(parsed, sql_text.Problem):
+        sql = _sql_if_it_reads(source, table)
+        if sql is None:
             raise
-        try:
-            return sql_text.translate(parsed, _Scope(source, table))
-        except Error:
-            raise python_error from None
+        return sql
+    if _joins_strings(source.text) or not expr.column_ids():
+        sql = _sql_if_it_reads(source, table)
+        if sql is not None and (sql.column_ids() or not expr.column_ids()):
+            return sql
+    return expr
+
+
+def _sql_if_it_reads(source: _Source, table: Table) -> Expr | None:
+    """The text read as SQL, or None where SQL cannot read or translate it."""
+    parsed = sql_text.read(source.text, MAX_DEPTH)
+    if isinstance(parsed, sql_text.Problem):
+        return None
+    try:
+        return sql_text.translate(parsed, _Scope(source, table))
+    except Error:
+        return None
+
+
+def _joins_strings(text: str) -> bool:
+    """Whether Python reads two string literals side by side (``'it''s'``) or a triple-quoted
+    one (````): in SQL, quotes doubled inside one string."""
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
+                  if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)]
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    kinds = [t.type for t in tokens]
+    return any(t.type == tokenize.STRING and (t.string[:3] in ("'''", '"""')
+                                              or (i > 0 and kinds[i - 1] == tokenize.STRING))
+               for i, t in enumerate(tokens))
 
 
 def _sql_condition(source: _Source, table: Table, python_error: ExpressionSyntaxError) -> Expr:
