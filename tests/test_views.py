@@ -5,6 +5,8 @@ Every test runs on a local folder and on S3 (the moto server), through the `db` 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -306,7 +308,7 @@ def test_concurrent_first_upkeeps_of_an_empty_view_never_duplicate_rows(
     assert len(titles) == len(set(titles)) == 12
 
 
-# --- views with iterators --------------------------------------------------------------------------
+# --- views with iterators ------------------------------------------------------------------------
 @lh.iterators.iterator(outputs={"word": lh.String}, input=lh.String)
 def words(text: str):
     """Each word of a text; a text containing "BROKEN" cannot be read."""
@@ -419,7 +421,7 @@ def _truncated_video(tmp_path) -> bytes:
             if packet.dts is not None:
                 packet.stream = stream
                 out.mux(packet)
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     return data[: len(data) * 6 // 10]
 
 
