@@ -9,6 +9,7 @@ run after filtering, ordering and limiting, so a UDF in select() only sees the r
 from __future__ import annotations
 
 import dataclasses
+import random
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -29,7 +30,7 @@ from lakehouse.exprs.nodes import (
 )
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.media.blobs import is_blob
-from lakehouse.metadata import TableDef
+from lakehouse.metadata import ROW_ID, TableDef
 from lakehouse.search import SimilaritySearch, similarity_searches
 from lakehouse.vector_index import exact_scores, scores_from_distance
 
@@ -55,6 +56,7 @@ class Query:
     outputs: tuple[tuple[str, Expr], ...] | None = None
     ordering: tuple[tuple[Expr, bool], ...] = ()
     row_limit: int | None = None
+    sampled: tuple[int, ...] | None = None  # the row ids sample() picked
 
     def where(self, condition: Expr) -> Query:
         """Keep rows where ``condition`` holds; several where() calls combine with &.
@@ -161,6 +163,29 @@ class Query:
         """
         return self.limit(n).collect()
 
+    def sample(self, n: int, *, seed: int | None = None) -> pl.DataFrame:
+        """``n`` rows picked at random among the matching rows (all of them if fewer), with the
+        query's outputs computed for those rows only, as a Polars DataFrame; the same ``seed``
+        picks the same rows of the same table version. The way to try an expression or a UDF
+        on a few rows before declaring it with ``add_computed_column``.
+
+        >>> t.select(t.title, shout=t.title.str.upper()).sample(2, seed=7).rows()
+        [('Alien', 'ALIEN'), ('Heat', 'HEAT')]
+        >>> t.where(t.year > 1990).sample(5, seed=1).height  # only two rows match
+        2
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            msg = f"sample() needs a non-negative number of rows, got {n!r}"
+            raise InvalidOptionError(msg) if isinstance(n, int) else TypeMismatchError(msg)
+        if self.ordering or self.row_limit is not None:
+            raise UnsupportedError("sample() picks rows at random: drop order_by() and limit(), "
+                                   "or sort the sample it returns")
+        ds, tdef = self._checked_snapshot()
+        ids = [i for f in scan_frames(ds, tdef, self.table.table_name, self.condition, [],
+                                      row_ids=True) for i in f.get_column(ROW_ID).to_list()]
+        chosen = sorted(random.Random(seed).sample(sorted(ids), min(n, len(ids))))
+        return dataclasses.replace(self, sampled=tuple(chosen)).collect()
+
     def count(self) -> int:
         """The number of matching rows, counted by Lance where the filter allows.
 
@@ -220,7 +245,8 @@ class Query:
         nearest = lead.nearest(ds, self.row_limit) if lead is not None else None  # type: ignore[arg-type]
         frames = list(scan_frames(ds, tdef, self.table.table_name, self.condition, read,
                                   limit=pushed_limit, fetcher=self.table.table_state().fetcher,
-                                  nearest=nearest))
+                                  nearest=nearest,
+                                  only_rows=None if self.sampled is None else list(self.sampled)))
         frame = pl.concat(frames) if frames else _empty(read, ds, with_distance=lead is not None)
         frame, scored = _add_scores(frame, searches, lead)
         if self.ordering:

@@ -887,6 +887,17 @@ class Table:
         """
         return self._query().limit(n)
 
+    def sample(self, n: int, *, seed: int | None = None) -> pl.DataFrame:
+        """``n`` rows picked at random (all of them if fewer), as a Polars DataFrame; the same
+        ``seed`` picks the same rows. On a query (``t.select(...).sample(5, seed=1)``) the
+        outputs are computed for the sampled rows only: try an expression or a UDF on a few
+        rows, then declare it with :meth:`add_computed_column`.
+
+        >>> t.sample(2, seed=7)["title"].to_list()
+        ['Alien', 'Heat']
+        """
+        return self._query().sample(n, seed=seed)
+
     def collect(self) -> pl.DataFrame:
         """Every row and column, read as a Polars DataFrame (media as bytes).
 

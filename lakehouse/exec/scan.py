@@ -66,8 +66,8 @@ def _conjuncts(expr: Expr) -> list[Expr]:
 def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, condition: Expr | None,
                 columns: list[str], *, limit: int | None = None, row_ids: bool = False,
                 fetcher: Fetcher | None = None, nearest: dict[str, Any] | None = None,
-                fragments: list[int] | None = None,
-                batch_rows: int | None = None) -> Iterator[pl.DataFrame]:
+                fragments: list[int] | None = None, batch_rows: int | None = None,
+                only_rows: list[int] | None = None) -> Iterator[pl.DataFrame]:
     """Scan ``columns`` of the rows matching ``condition``, as Polars frames, batch by batch;
     with ``row_ids``, also each row's ``_rowid`` and ``_rowaddr``.
 
@@ -76,6 +76,7 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, conditi
 
     With ``fragments`` (fragment ids), only the rows of those fragments are scanned.
     ``batch_rows`` sets the rows a frame holds (by default a size fit for the columns read).
+    ``only_rows`` (row ids) keeps only those rows (a sample).
 
     With ``nearest`` (Lance's nearest-neighbour options), only the ``k`` rows closest to its
     query vector among the rows matching ``condition`` come back, closest first, with their
@@ -88,6 +89,9 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, conditi
     [['Heat', 'Up']]
     """
     flt = Filter.split(condition, tdef)
+    if only_rows is not None:
+        chosen = rowid_filter(only_rows)
+        flt = Filter(chosen if flt.sql is None else f"({flt.sql}) AND {chosen}", flt.residual)
     if nearest is not None and flt.residual is not None:
         matching = [i for f in scan_frames(ds, tdef, table_name, condition, [], row_ids=True,
                                             fetcher=fetcher) for i in f.get_column(ROW_ID)]
