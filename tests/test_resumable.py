@@ -206,3 +206,15 @@ def test_a_killed_create_view_resumes_where_it_stopped(db, lakehouse_root, tmp_p
         [f"f{f}" for f in range(FRAGMENTS)]
     texts.insert([{"text": "later words"}], progress=False)  # it is listed on its base
     assert view.count() == FRAGMENTS * 10 * 3 + 2
+
+
+def test_a_revert_since_the_checkpoint_discards_it(db, numbers, lakehouse_root, tmp_path):
+    log = tmp_path / "calls.log"
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.3)
+    _kill_after(proc, numbers, 2)
+    numbers.insert([{"n": -1}], progress=False)
+    numbers.revert()  # back before that insert, but after the backfill started
+    with pytest.warns(checkpoints.DiscardedCheckpointWarning, match="reverted since"):
+        numbers.add_computed_column(doubled=U.doubled_and_logged(numbers.n), progress=False)
+    assert numbers.select(numbers.doubled).collect()["doubled"].sum() == \
+        2 * sum(range(FRAGMENTS * ROWS_PER_FRAGMENT))

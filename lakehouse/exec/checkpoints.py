@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import fsspec
+import lance
 import pyarrow as pa
 from fsspec.implementations.local import LocalFileSystem
 from lance.fragment import DataFile, FragmentMetadata
@@ -75,11 +76,13 @@ class Checkpoint:
 
     @staticmethod
     def open(uri: str, storage_options: dict[str, str], fields: Sequence[pa.Field], *,
-             kind: str, version: int, total_rows: int, basis: str = "") -> Checkpoint:
+             kind: str, version: int, total_rows: int, basis: str = "",
+             dataset: lance.LanceDataset | None = None) -> Checkpoint:
         """The checkpoint of the backfill adding ``fields`` to table ``uri`` (from ``basis``:
         what else the work depends on, such as the base version a view's upkeep starts from):
         resumed if one is there, else started. Checkpoints of earlier jobs of the same kind on
-        the same columns with another definition or basis are discarded."""
+        the same columns with another definition or basis are discarded, and so is this job's
+        own if the table (``dataset``, its latest version) was reverted since it started."""
         fs = _filesystem(uri, storage_options)
         root = f"{_fs_path(uri)}/{JOBS_DIR}"
         ident = job_id(fields) if not basis else \
@@ -95,6 +98,13 @@ class Checkpoint:
                 _remove(fs, f"{root}/{other['id']}")
         path = f"{root}/{ident}"
         existing = _read_json(fs, f"{path}/job.json")
+        if existing is not None and dataset is not None \
+                and _reverted_since(dataset, int(existing["version"])):
+            warnings.warn(DiscardedCheckpointWarning(
+                f"discarding the checkpoint of an earlier {kind} of {', '.join(names)} (job "
+                f"{ident}): the table was reverted since it started"), stacklevel=4)
+            _remove(fs, path)
+            existing = None
         job = existing or {"id": ident, "kind": kind, "columns": names, "version": version,
                            "started": time.time()}
         job.update(rows_total=total_rows, host=socket.gethostname(), pid=os.getpid(),
@@ -221,6 +231,18 @@ def _read_jobs(fs: fsspec.AbstractFileSystem, root: str) -> list[dict[str, Any]]
         return []
     jobs = [_read_json(fs, f"{name}/job.json") for name in names]
     return [j for j in jobs if j is not None]
+
+
+def _reverted_since(ds: lance.LanceDataset, version: int) -> bool:
+    """Whether a revert (a Lance ``Restore``) was committed after ``version``."""
+    for later in range(version + 1, ds.version + 1):
+        try:
+            tx = ds.read_transaction(later)
+        except (ValueError, OSError):
+            return True  # the versions in between are gone: nothing can be trusted
+        if tx is not None and type(tx.operation).__name__ == "Restore":
+            return True
+    return False
 
 
 def _write_after() -> float:

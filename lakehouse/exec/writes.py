@@ -202,7 +202,8 @@ def backfill(ctx: WriteContext, plan: Plan, *, progress: bool, kind: str = "add 
     counts = {"rows": 0, "errors": 0, "reused": 0}
     total = ds.count_rows()
     saved = Checkpoint.open(ctx.uri, ctx.storage_options, fields, kind=kind,
-                            version=ctx.version, total_rows=total) if checkpoint else None
+                            version=ctx.version, total_rows=total,
+                            dataset=ds) if checkpoint else None
 
     with report(f"compute {', '.join(plan.output_names)}", enabled=progress,
                 total=total) as reporter:
