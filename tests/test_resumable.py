@@ -218,3 +218,22 @@ def test_a_revert_since_the_checkpoint_discards_it(db, numbers, lakehouse_root, 
         numbers.add_computed_column(doubled=U.doubled_and_logged(numbers.n), progress=False)
     assert numbers.select(numbers.doubled).collect()["doubled"].sum() == \
         2 * sum(range(FRAGMENTS * ROWS_PER_FRAGMENT))
+
+
+@pytest.mark.parametrize("seconds", [0.8, 2.5])
+def test_a_backfill_killed_at_any_moment_resumes(db, numbers, lakehouse_root, tmp_path, seconds,
+                                                 monkeypatch):
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("LAKEHOUSE_TEST_CALL_LOG", str(log))  # this process logs its calls too
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.3)
+    time.sleep(seconds)  # wherever it is: computing a batch, writing files, recording
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = _finished_fragments(numbers) * ROWS_PER_FRAGMENT
+    computed_before = _rows_logged(log)
+    numbers.add_computed_column(doubled=U.doubled_and_logged(numbers.n), progress=False)
+    total = FRAGMENTS * ROWS_PER_FRAGMENT
+    recomputed = _rows_logged(log) - computed_before
+    assert total - finished <= recomputed <= total - finished + ROWS_PER_FRAGMENT
+    values = numbers.select(numbers.n, numbers.doubled).collect()
+    assert values.height == total and (values["doubled"] == values["n"] * 2).all()
