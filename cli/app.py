@@ -24,11 +24,14 @@ from typer.core import TyperCommand
 
 from lakehouse_cli import data, indexes, jobs, tables, versions, views
 from lakehouse_cli.common import (
+    ROOT_HELP,
     Options,
     RootOption,
+    connect,
     fail,
     library_errors,
 )
+from lakehouse_cli.group import LakehouseGroup
 
 # the names commands defined in this module use (kept for commands added here)
 _library_errors = library_errors
@@ -39,6 +42,7 @@ app = typer.Typer(
     help="Lance-based columnar lakehouse: tables are Lance datasets on a local folder or S3.",
     no_args_is_help=True,
     add_completion=False,
+    cls=LakehouseGroup,  # --debug after the command too; plain help (see lakehouse_cli.group)
     # We print our own one-line errors; with --debug a plain traceback (never the local
     # variables, which may hold storage credentials).
     pretty_exceptions_enable=False,
@@ -85,11 +89,16 @@ def main(
     ] = False,
     debug: Annotated[
         bool,
-        typer.Option("--debug", help="Show the full traceback when a command fails."),
+        typer.Option("--debug", help="Show the full traceback when a command fails. Before or "
+                     "after the command."),
     ] = False,
+    root: Annotated[
+        str | None,
+        typer.Option("--root", metavar="ROOT", help=ROOT_HELP, show_default=False),
+    ] = None,
 ) -> None:
     """Lance-based columnar lakehouse: tables are Lance datasets on a local folder or S3."""
-    ctx.obj = Options(debug=debug)
+    ctx.obj = Options(debug=debug, root=root)
 
 
 @app.command("ls")
@@ -105,11 +114,11 @@ def ls(
     ] = None,
     root: RootOption = None,
 ) -> None:
-    """List the tables under DIR, one name per line."""
-    import lakehouse as lh
+    """List the tables under DIR, one name per line.
 
+    A local root that does not exist is an error, not an empty list."""
     with _library_errors(ctx):
-        names = lh.connect(root).list_tables(directory)
+        names = connect(root, existing=True).list_tables(directory)
     for name in names:
         typer.echo(name)
 
@@ -153,13 +162,16 @@ def serve(
     table: Annotated[str, typer.Argument(
         metavar="TABLE", help="Table to search, e.g. 'pics' (also 'pics:3' or 'pics@tag').")],
     column: Annotated[str, typer.Option(
-        "--column", "-c", help="Image column with an embedding index.")],
+        "--column", "-c", metavar="COLUMN", help="Image column with an embedding index.")],
     host: Annotated[str, typer.Option(
-        "--host", help="Address to listen on; 0.0.0.0 opens the page to other machines.")
+        "--host", metavar="HOST",
+        help="Address to listen on; 0.0.0.0 opens the page to other machines.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(
-        "--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8000,
-    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="Results per search.")] = 24,
+        "--port", metavar="PORT",
+        min=0, max=65535, help="Port to listen on (0: any free port).")] = 8000,
+    k: Annotated[int, typer.Option("-k", metavar="N",
+                                   min=1, max=1000, help="Results per search.")] = 24,
     root: RootOption = None,
 ) -> None:
     """Serve a search page for TABLE: type a description, see the closest images as you type;

@@ -30,9 +30,25 @@ EXIT_UNEXPECTED = 2  # anything else: a bug or an environment problem
 
 @dataclass(frozen=True)
 class Options:
-    """Global options, set by the top-level callback and read by every command."""
+    """Global options, set by the top-level callback (``lakehouse --root R --debug CMD``) and
+    read by every command."""
 
     debug: bool = False
+    root: str | None = None
+
+
+ROOT_HELP = "Lakehouse root: a local folder or s3://bucket/prefix (default: $LAKEHOUSE_ROOT, " \
+    "else ./lakehouse_data). Before or after the command."
+
+
+def _root(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """A command's ``--root``: given after the command, else before it, else
+    ``$LAKEHOUSE_ROOT``."""
+    given_before = ctx.obj.root if isinstance(ctx.obj, Options) else None
+    source = ctx.get_parameter_source(param.name or "root")
+    if given_before is not None and (source is None or source.name != "COMMANDLINE"):
+        return given_before
+    return value
 
 
 RootOption = Annotated[
@@ -40,8 +56,11 @@ RootOption = Annotated[
     typer.Option(
         "--root",
         envvar="LAKEHOUSE_ROOT",
-        help="Lakehouse root: a local folder or s3://bucket/prefix (default: ./lakehouse_data).",
+        metavar="ROOT",
+        help=ROOT_HELP,
         show_default=False,
+        show_envvar=False,
+        callback=_root,
     ),
 ]
 
@@ -67,7 +86,7 @@ ProgressOption = Annotated[
 OnErrorOption = Annotated[
     str,
     typer.Option(
-        "--on-error",
+        "--on-error", metavar="[abort|ignore]",
         help="abort: a value that cannot be read stops the write and nothing is written; "
         "ignore: keep the row with the error recorded.",
     ),
@@ -86,7 +105,7 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"pass if_exists='ignore' or 'replace'"),
      "pass --if-exists ignore or --if-exists replace"),
     (re.compile(r"create it with db\.create_dir\([^)]*\)"), "pass --parents to create it"),
-    (re.compile(r"(?:pass|use) on_error='ignore'"), "pass --on-error ignore"),
+    (re.compile(r"\b(pass|use|with) on_error='ignore'"), r"\1 --on-error ignore"),
     (re.compile(r"pass if_exists='replace' to rebuild it"), "pass --replace to rebuild it"),
     (re.compile(r"pass replace=True"), "pass --replace"),
     (re.compile(r"pass cascade=True to drop them too"), "pass --cascade to drop them too"),
@@ -108,6 +127,30 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"schema=\{\.\.\.\}"), "--schema NAME:TYPE"),
     (re.compile(r"media='base64'"), "--media base64"),
     (re.compile(r"\bfilename_column( |=)"), "--filename-column "),
+    (re.compile(r"needs embedding=lh\.functions\.clip\(\.\.\.\) or sentence_transformer\(\.\.\.\) "
+                r"for Image and String columns, or a column of vectors \(lh\.Array\[\(d,\), "
+                r"'float32'\]\)"),
+     "needs --model clip:... for an image column or --model sentence-transformers:... for a "
+     "string column, or a column of vectors (array[D, float32])"),
+    (re.compile(r"pick one with similarity\(\.\.\., index=name\)"), "pick one with --index NAME"),
+    (re.compile(r"pass lh\.connect\(\.\.\., trusted_models=\[[^\]]*\]\) or set "), "set "),
+    (re.compile(r"select\(\) has duplicate output names (.*); name them with "
+                r"select\(name=expr\)"),
+     r"--select has duplicate output names \1; name them, as in --select 'a, b = a + 1'"),
+    (re.compile(r"say what it holds with schema=\{'(\w+)': lh\.Image\} \(or lh\.Video, "
+                r"lh\.Audio, lh\.Document, lh\.String\), or leave it out with "
+                r"schema=\{'\w+': None\}"),
+     r"say what it holds with --schema \1:image (or video, audio, document, string)"),
+    (re.compile(r"re-create the index with add_embedding_index\(\.\.\., if_exists='replace'\)"),
+     "re-create the index with lakehouse index add TABLE COLUMN --model ... --replace"),
+)
+
+#: Storage and engine text that means nothing to the user: where in Lance's Rust sources an
+#: error was raised (a build machine's path), and the wrapper names around the real reason.
+INTERNALS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r",?\s*(?:[A-Za-z]:)?(?:[/\\][^\s,:/\\]+)+\.rs:\d+(?::\d+)?"), ""),
+    (re.compile(r"(?:\b\w+Error: )?LanceError\(\w+\): "), ""),
+    (re.compile(r"\bGeneric \w+ error: "), ""),
 )
 
 
@@ -116,6 +159,19 @@ def command_line_hint(message: str) -> str:
     for pattern, replacement in HINTS:
         message = pattern.sub(replacement, message)
     return message
+
+
+def without_internals(message: str) -> str:
+    """``message`` without the storage engine's internals (:data:`INTERNALS`)."""
+    for pattern, replacement in INTERNALS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def command_line_message(message: str) -> str:
+    """A library message as the command line says it: flags for Python arguments, and no
+    storage engine internals."""
+    return without_internals(command_line_hint(message))
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -143,23 +199,40 @@ def library_errors(ctx: typer.Context) -> Iterator[None]:
     except lh.Error as exc:
         if debug:
             raise
-        raise fail(command_line_hint(str(exc)), EXIT_ERROR) from None
+        raise fail(command_line_message(str(exc)), EXIT_ERROR) from None
     except CommandError as exc:
         if debug:
             raise
-        raise fail(command_line_hint(str(exc)), EXIT_ERROR) from None
+        raise fail(command_line_message(str(exc)), EXIT_ERROR) from None
     except Exception as exc:  # not ours: still one line, but say how to get the details
         if debug:
             raise
-        message = f"{type(exc).__name__}: {exc} (unexpected; rerun with --debug for the traceback)"
+        message = f"{type(exc).__name__}: {without_internals(str(exc))} (unexpected; rerun with " \
+            "--debug for the traceback)"
         raise fail(message, EXIT_UNEXPECTED) from None
 
 
-def connect(root: str | None) -> lh.Catalog:
-    """Open the lakehouse at ``root`` (``--root``/``LAKEHOUSE_ROOT``, else the default)."""
+def connect(root: str | None, *, existing: bool = False) -> lh.Catalog:
+    """Open the lakehouse at ``root`` (``--root``/``LAKEHOUSE_ROOT``, else the default).
+
+    A local root must be a folder; with ``existing`` (commands that only list, such as `ls`)
+    it must exist too, so a mistyped ``--root`` is an error rather than an empty list. (The
+    library reads a missing folder as an empty lakehouse, which a first `create` makes.)"""
+    from pathlib import Path
+
     import lakehouse as lh
 
-    return lh.connect(root)
+    db = lh.connect(root)
+    if db.location.is_local:
+        folder = Path(db.root)
+        if folder.exists() and not folder.is_dir():
+            raise CommandError(f"the lakehouse root {db.root} is a file, not a folder; pass "
+                               "--root a folder or s3://bucket/prefix")
+        if existing and not folder.exists():
+            raise CommandError(f"no lakehouse at {db.root}: the folder does not exist; check "
+                               "--root (or $LAKEHOUSE_ROOT), or make it with lakehouse create "
+                               "TABLE --schema ...")
+    return db
 
 
 def open_table(root: str | None, name: str) -> lh.Table:

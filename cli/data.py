@@ -43,12 +43,14 @@ if TYPE_CHECKING:
 
 WhereOption = Annotated[
     str | None,
-    typer.Option("--where", "-w", help="Keep rows where this condition holds, e.g. "
-                 "\"year > 1970 and author == 'Le Guin'\".", show_default=False),
+    typer.Option("--where", "-w", metavar="CONDITION",
+                 help="Keep rows where this condition holds, in Python or SQL form, e.g. "
+                 "\"year > 1970 and author == 'Le Guin'\" or \"year > 1970 AND author = "
+                 "'Le Guin'\".", show_default=False),
 ]
 SelectOption = Annotated[
     str | None,
-    typer.Option("--select", "-s", help="Output columns and expressions, e.g. "
+    typer.Option("--select", "-s", metavar="COLUMNS", help="Output columns and expressions, e.g. "
                  "\"title, decade = year // 10 * 10, image.fileurl\" (default: every column).",
                  show_default=False),
 ]
@@ -122,15 +124,18 @@ def ingest(
         "prefixes of media files; or Parquet, CSV, JSON or JSON Lines files (local or s3://); "
         "or - for rows on stdin (with --format).", show_default=False)],
     fmt: Annotated[IngestFormat, typer.Option(
-        "--format", help="What the sources hold; auto: Parquet, CSV or JSON by their extension "
-        "(.parquet, .csv, .tsv, .json, .jsonl, .ndjson), else media files. Needed for stdin "
-        "and for a folder of Parquet shards. json and jsonl both read an array of objects or "
-        "one object a line.", case_sensitive=False)] = IngestFormat.auto,
+        "--format", metavar="FORMAT", help="What the sources hold: auto, files, parquet, csv, "
+        "json or jsonl. auto: Parquet, CSV or JSON by their extension (.parquet, .csv, .tsv, "
+        ".json, .jsonl, .ndjson), else media files. Needed for stdin and for a folder of "
+        "Parquet shards. json and jsonl both read an array of objects or one object a line.",
+        case_sensitive=False)] = IngestFormat.auto,
     column: Annotated[str | None, typer.Option(
-        "--column", "-c", help="Media column the files go to (default: the table's only "
+        "--column", "-c", metavar="COLUMN",
+        help="Media column the files go to (default: the table's only "
         "one).", show_default=False)] = None,
     schema: Annotated[str | None, typer.Option(
-        "--schema", "-s", help="Rows: the types of named columns, e.g. \"image:image, "
+        "--schema", "-s", metavar="COLUMNS",
+        help="Rows: the types of named columns, e.g. \"image:image, "
         "year:int\" (the others are found in the data, or are the table's).",
         show_default=False)] = None,
     media: Annotated[Media, typer.Option(
@@ -138,7 +143,8 @@ def ingest(
         "(relative to the file's folder); base64: the bytes, as query --format json|csv "
         "writes them.", case_sensitive=False)] = Media.uri,
     filename_column: Annotated[str | None, typer.Option(
-        "--filename-column", help="Keep each row's file name (astronaut.png) in this column: "
+        "--filename-column", metavar="COLUMN",
+        help="Keep each row's file name (astronaut.png) in this column: "
         "a String column of the table, made for a new table of rows.",
         show_default=False)] = None,
     replace: Annotated[bool, typer.Option(
@@ -284,11 +290,12 @@ def query(
     where: WhereOption = None,
     select: SelectOption = None,
     order_by: Annotated[str | None, typer.Option(
-        "--order-by", help="Sort by these expressions, e.g. \"year, title\".",
+        "--order-by", metavar="COLUMNS", help="Sort by these expressions, e.g. \"year, title\".",
         show_default=False)] = None,
     desc: Annotated[bool, typer.Option("--desc", help="Sort in descending order.")] = False,
     limit: Annotated[int | None, typer.Option(
-        "--limit", "-n", min=0, help="At most this many rows.", show_default=False)] = None,
+        "--limit", "-n", metavar="N",
+        min=0, help="At most this many rows.", show_default=False)] = None,
     fmt: FormatOption = output.Format.table,
     media: MediaOption = Media.base64,
     out: OutputOption = None,
@@ -315,8 +322,11 @@ def query(
 
 
 def _search_query(text: str | None, image: str | None) -> Any:
-    if (text is None) == (image is None):
-        raise CommandError("give either a text to search for or --image PATH, not both")
+    if text is None and image is None:
+        raise CommandError("give a text to search for, or --image PATH to search by picture "
+                           "(e.g. lakehouse search TABLE COLUMN 'a red car')")
+    if text is not None and image is not None:
+        raise CommandError("give a text to search for or --image PATH, not both")
     if text is not None:
         return text
     assert image is not None
@@ -330,16 +340,17 @@ def search(
     table: TableArgument,
     column: Annotated[str, typer.Argument(metavar="COLUMN", help="The indexed column.",
                                           show_default=False)],
-    text: Annotated[str | None, typer.Argument(metavar="[TEXT]", help="What to look for.",
+    text: Annotated[str | None, typer.Argument(metavar="TEXT", help="What to look for.",
                                                show_default=False)] = None,
     image: Annotated[str | None, typer.Option(
-        "--image", help="Look for pictures like this one: a path, or an s3:// or http(s):// "
+        "--image", metavar="PATH",
+        help="Look for pictures like this one: a path, or an s3:// or http(s):// "
         "URI.", show_default=False)] = None,
-    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many rows.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", metavar="N", min=1, help="How many rows.")] = 10,
     where: WhereOption = None,
     select: SelectOption = None,
     index: Annotated[str | None, typer.Option(
-        "--index", help="The index to use, when the column has several.",
+        "--index", metavar="NAME", help="The index to use, when the column has several.",
         show_default=False)] = None,
     fmt: FormatOption = output.Format.table,
     media: MediaOption = Media.base64,

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,13 +24,18 @@ from lakehouse_cli.common import (
     open_table,
     progress_bars,
 )
+from lakehouse_cli.group import LakehouseGroup
 from lakehouse_cli.output import FormatOption, OutputOption
+
+if TYPE_CHECKING:
+    import polars as pl
 
 app = typer.Typer(
     name="index",
     help="Add, list and drop indexes: embedding indexes for similarity search, and scalar "
     "indexes for filters.",
     no_args_is_help=True,
+    cls=LakehouseGroup,
 )
 
 
@@ -42,19 +47,20 @@ def add(
     column: Annotated[str, typer.Argument(metavar="COLUMN", show_default=False,
                                           help="Column to index.")],
     model: Annotated[str | None, typer.Option(
-        "--model", "-m", show_default=False,
+        "--model", "-m", metavar="SPEC", show_default=False,
         help="Embedding model: clip:lakehouse/shapes-clip (shipped, for generated shapes), "
         "clip:ViT-B-32@laion2b_s34b_b79k (open_clip name @ pretrained tag or weights file), "
         "clip:local-dir:FOLDER, sentence-transformers:all-MiniLM-L6-v2 or "
         "sentence-transformers:FOLDER. Not needed for a column of vectors.")] = None,
     metric: Annotated[str, typer.Option(
-        "--metric", help="cosine, l2 or dot.")] = "cosine",
+        "--metric", metavar="[cosine|l2|dot]", help="How closeness is measured.")] = "cosine",
     name: Annotated[str | None, typer.Option(
-        "--name", help="Index name (default: the column's name).", show_default=False)] = None,
+        "--name", metavar="NAME",
+        help="Index name (default: the column's name).", show_default=False)] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Replace an index of that name (re-embeds every row).")] = False,
     kind: Annotated[str | None, typer.Option(
-        "--kind", show_default=False,
+        "--kind", metavar="[btree|bitmap|zonemap]", show_default=False,
         help="A scalar index for filters instead: btree, bitmap or zonemap.")] = None,
     on_error: OnErrorOption = "abort",
     progress: ProgressOption = None,
@@ -93,12 +99,29 @@ def ls(
 ) -> None:
     """List a table's indexes.
 
-    Name, column, kind, model, metric, and rows the vector index does not cover yet."""
+    Name, column, kind, model, metric, and rows the vector index does not cover yet; in the
+    table format, a line for each embedding index whose vector index is not built yet."""
     import lakehouse as lh
 
     with library_errors(ctx):
         frame = lh.Table.indexes(open_table(root, table))  # a column may be called indexes
         output.write(frame, fmt, out)
+    if fmt is output.Format.table and out is None:
+        for note in vector_index_notes(frame):
+            typer.echo(note)
+
+
+def vector_index_notes(indexes: pl.DataFrame) -> list[str]:
+    """A line for each embedding index that has no vector index yet (its ``vector_index`` is
+    null): why, and from how many rows one is built."""
+    import polars as pl
+
+    from lakehouse.vector_index import MIN_ANN_ROWS
+
+    waiting = indexes.filter((pl.col("kind") == "embedding") & pl.col("vector_index").is_null())
+    return [f"vector index of {row['name']}: not built yet ({row['unindexed_rows']:,} rows; "
+            f"built from {MIN_ANN_ROWS:,} rows on, searched exactly until then)"
+            for row in waiting.iter_rows(named=True)]
 
 
 @app.command("drop")

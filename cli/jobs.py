@@ -48,7 +48,7 @@ def recompute(
         help="Only the rows where one of the COLUMNs recorded an error (a column added with "
         "--on-error ignore): retry the cells a flaky model or service failed.")] = False,
     where: Annotated[str | None, typer.Option(
-        "--where", "-w", show_default=False,
+        "--where", "-w", metavar="CONDITION", show_default=False,
         help="Only the rows where this condition holds, e.g. \"year > 2000\".")] = None,
     cascade: Annotated[bool, typer.Option(
         "--cascade/--no-cascade",

@@ -40,8 +40,9 @@ class Format(enum.StrEnum):
 
 FormatOption = Annotated[
     Format,
-    typer.Option("--format", "-f", help="Output format: a table for people; JSON (one array), "
-                 "JSON Lines (one object a line), CSV or Parquet for programs.",
+    typer.Option("--format", "-f", metavar="FORMAT",
+                 help="Output format: table (for people); json (one array), jsonl (one object a "
+                 "line), csv or parquet (for programs).",
                  case_sensitive=False),
 ]
 

@@ -21,6 +21,7 @@ from lakehouse_cli.common import (
     library_errors,
     open_table,
 )
+from lakehouse_cli.indexes import vector_index_notes
 from lakehouse_cli.output import render_table
 
 _COLUMN = re.compile(r"^\s*(?P<name>[^:\s]+)\s*:\s*(?P<type>.+?)\s*(?P<required>!?)\s*$")
@@ -72,7 +73,8 @@ def describe(
     """Show a table or view: version, row count, columns, indexes and snapshots; for a view,
     its base, the base version its rows reflect and the lag.
 
-    Computed columns show their expressions; TABLE:N describes version N."""
+    Computed columns show their expressions; an embedding index below the size at which its
+    vector index is built says so. TABLE:N describes version N."""
     import lakehouse as lh
 
     with library_errors(ctx):
@@ -91,6 +93,8 @@ def describe(
     if not summary.indexes.is_empty():
         typer.echo("indexes")
         typer.echo(render_table(summary.indexes))
+        for note in vector_index_notes(summary.indexes):
+            typer.echo(note)
     if summary.snapshots:
         typer.echo("snapshots: " + ", ".join(f"{name} (version {version})"
                                              for name, version in summary.snapshots.items()))
@@ -101,14 +105,14 @@ def create(
     table: Annotated[str, typer.Argument(metavar="TABLE", help="Name of the new table.",
                                          show_default=False)],
     schema: Annotated[str, typer.Option(
-        "--schema", "-s",
+        "--schema", "-s", metavar="COLUMNS",
         help="Columns as 'name:type, ...'. Types: string, int, float, bool, json, timestamp, "
         "date, image, video, audio, document, array[D] or array[D, dtype] (a vector of D "
         "numbers, float32 unless given; more dimensions and * for any length: "
         "array[*, 3, int8]); a trailing '!' makes a column required.",
         show_default=False)],
     if_exists: Annotated[str, typer.Option(
-        "--if-exists",
+        "--if-exists", metavar="[error|ignore|replace]",
         help="When the table exists: error, ignore (keep it) or replace it.")] = "error",
     parents: Annotated[bool, typer.Option(
         "--parents", "-p", help="Create the table's directories if they do not exist.")] = False,

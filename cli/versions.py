@@ -46,7 +46,8 @@ def revert(
     table: Annotated[str, typer.Argument(metavar="TABLE", help="Table to revert.",
                                          show_default=False)],
     to: Annotated[int | None, typer.Option(
-        "--to", help="The version whose content to restore (default: the previous one).",
+        "--to", metavar="N",
+        help="The version whose content to restore (default: the previous one).",
         show_default=False)] = None,
     root: RootOption = None,
 ) -> None:

@@ -26,6 +26,7 @@ from lakehouse_cli.common import (
     library_errors,
     progress_bars,
 )
+from lakehouse_cli.group import LakehouseGroup
 from lakehouse_cli.output import FormatOption, OutputOption
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app = typer.Typer(
     help="Create and list views: tables whose rows follow a base table (filtered, or split by "
     "an iterator into chunks, frames, tiles or clips), kept current by every write of the base.",
     no_args_is_help=True,
+    cls=LakehouseGroup,
 )
 
 
@@ -53,28 +55,28 @@ def create(
     name: Annotated[str, typer.Argument(metavar="NAME", show_default=False,
                                         help="Name of the new view.")],
     base: Annotated[str, typer.Option(
-        "--base", "-b", show_default=False,
+        "--base", "-b", metavar="TABLE", show_default=False,
         help="Table or view the view follows, e.g. 'docs'; 'docs:3' or 'docs@tag' freezes it "
         "at that version.")],
     where: Annotated[str | None, typer.Option(
-        "--where", "-w", show_default=False,
+        "--where", "-w", metavar="CONDITION", show_default=False,
         help="Keep the base rows where this condition holds, e.g. \"year > 1990\".")] = None,
     iterator: Annotated[str | None, typer.Option(
-        "--iterator", "-i", show_default=False,
+        "--iterator", "-i", metavar="CALL", show_default=False,
         help="Make rows from each base row with a built-in iterator: "
         "document_splitter(doc, separators=('paragraph',)), frame_iterator(video, fps=1), "
         "tile_iterator(image, tile_size=256) or audio_splitter(sound, duration=10); options "
         "are literals.")] = None,
     columns: Annotated[str | None, typer.Option(
-        "--columns", "-c", show_default=False,
+        "--columns", "-c", metavar="COLUMNS", show_default=False,
         help="Base columns the view carries, e.g. 'title,year' (default: all; with "
         "--iterator, all but media columns and the iterator's input).")] = None,
     on_error: Annotated[str, typer.Option(
-        "--on-error",
+        "--on-error", metavar="[abort|ignore]",
         help="abort: a base value the iterator cannot read (a damaged video or PDF) stops the "
         "command and no view is made; ignore: skip it and count it.")] = "abort",
     if_exists: Annotated[str, typer.Option(
-        "--if-exists",
+        "--if-exists", metavar="[error|ignore|replace]",
         help="When NAME exists: error, ignore (keep it) or replace it.")] = "error",
     progress: ProgressOption = None,
     root: RootOption = None,
@@ -113,7 +115,7 @@ def ls(
     import lakehouse as lh
 
     with library_errors(ctx):
-        db = connect(root)
+        db = connect(root, existing=True)
         statuses = {view: lh.Table.view_status(db.get_table(view))
                     for view in db.list_views()}
     frame = pl.DataFrame(

