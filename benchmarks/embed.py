@@ -61,7 +61,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 from PIL import Image
-from reporting import add_output_options, machine, write_report
+from reporting import add_output_options, machine, table, write_report
 
 import lakehouse as lh
 from lakehouse.metadata import VECTORS_PREFIX
@@ -297,17 +297,6 @@ LABELS = {
     "texts_minilm": "texts, MiniLM: insert",
 }
 ORDER = list(LABELS)
-
-
-def table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    out = []
-    for i, row in enumerate(rows):
-        out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                             for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
 
 
 def render(ops: dict[str, dict[str, Any]]) -> str:

@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reporting import add_output_options, machine, write_report
+from reporting import add_output_options, machine, table, write_report
 
 import lakehouse as lh
 from lakehouse.exec import checkpoints, writes
@@ -220,17 +220,6 @@ def resume_after_kill(db: lh.Catalog, root: str, work: Path, rows: int,
             "resumed_seconds": resumed_seconds, "partial_column_seen": partial_column,
             "values_ok": values_ok, "jobs_left": t.jobs().height,
             "met": bool(rows_total <= limit and values_ok and not partial_column)}
-
-
-def table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    out = []
-    for i, row in enumerate(rows):
-        out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                             for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
 
 
 def render(overhead: dict[str, Any], resume: dict[str, Any]) -> str:

@@ -66,7 +66,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
-from reporting import add_output_options, machine, write_report
+from reporting import add_output_options, machine, table, write_report
 
 import lakehouse as lh
 
@@ -521,17 +521,6 @@ LABELS = {
 }
 ORDER = ["insert_thumbnails", "insert_thumbnails_1_thread", "insert_files_thumbnails",
          "insert_files_thumbnails_1_thread"]
-
-
-def table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    out = []
-    for i, row in enumerate(rows):
-        out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                             for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
 
 
 def render(ops: dict[str, dict[str, Any]], memory: dict[str, Any]) -> str:

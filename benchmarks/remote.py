@@ -35,7 +35,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from reporting import add_output_options, machine, write_report
+from reporting import add_output_options, machine, table, write_report
 
 import lakehouse as lh
 
@@ -113,17 +113,6 @@ def run(db: lh.Catalog, base_url: str, rows: int, rpm: int) -> dict[str, Any]:
             "retries": usage["retries"], "tokens_in": usage["tokens_in"],
             "tokens_out": usage["tokens_out"],
             "met": bool(share >= THROUGHPUT_TARGET and lost == 0)}
-
-
-def table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    out = []
-    for i, row in enumerate(rows):
-        out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                             for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
 
 
 def render(op: dict[str, Any]) -> str:

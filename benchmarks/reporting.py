@@ -53,6 +53,19 @@ def write_report(report: dict[str, Any], out: str | Path) -> None:
     print(f"wrote {path}")
 
 
+def table(rows: list[tuple[str, ...]]) -> str:
+    """Rows of text as an aligned plain-text table: the first row is the header, underlined;
+    the first column is aligned left, the others right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out = []
+    for i, row in enumerate(rows):
+        out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
+                             for j, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
 def add_output_options(parser: argparse.ArgumentParser, name: str, scratch: str) -> None:
     """The options every benchmark shares: ``--out`` (default ``results/<name>.json`` beside
     the scripts), ``--root`` (where scratch ``scratch`` go, removed afterwards) and ``--keep``."""

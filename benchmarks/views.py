@@ -64,7 +64,7 @@ from typing import Any
 
 import av
 from PIL import Image
-from reporting import add_output_options, machine, write_report
+from reporting import add_output_options, machine, table, write_report
 
 import lakehouse as lh
 from lakehouse.functions.document import detect_format
@@ -289,17 +289,6 @@ def run_frames(db: lh.Catalog, names: tuple[str, ...], repeat: int) -> dict[str,
 
 
 # --- report ----------------------------------------------------------------------------------
-def table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    out = []
-    for i, row in enumerate(rows):
-        out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                             for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
 def _met(entry: dict[str, Any]) -> str:
     return "-" if entry["met"] is None else ("yes" if entry["met"] else "NO")
 
