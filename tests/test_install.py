@@ -150,9 +150,9 @@ def test_tables_views_and_queries_work_without_the_model_libraries(
     for name, message in out["refused"].items():
         assert message is not None, f"{name} did not refuse without the model libraries"
         assert EXTRA in message and "\n" not in message, message
-    assert out["refused"]["clip"].startswith("lh.functions.clip needs the optional model "
-                                             "libraries, and torch, torchvision, open_clip are "
-                                             "not installed")
+    assert out["refused"]["clip"] == ("a CLIP model needs the optional model libraries, and "
+                                      "torch, torchvision, open_clip are not installed; install "
+                                      f"them with {EXTRA}")
     assert out["refused"]["insert"].startswith("clip(lakehouse/shapes-clip) needs")
     assert out["captions_after"] == out["captions_before"] == 2  # the refused insert wrote nothing
     assert captions.count() == 2
@@ -287,5 +287,5 @@ def test_the_refusal_is_a_model_error_and_an_import_error(
     assert isinstance(refused.value, lh.ModelsNotInstalledError)
     assert isinstance(refused.value, lh.ModelError)
     assert str(refused.value) == (
-        "lh.functions.sentence_transformer needs the optional model libraries, and "
+        "a sentence-transformers model needs the optional model libraries, and "
         f"sentence_transformers is not installed; install them with {EXTRA}")

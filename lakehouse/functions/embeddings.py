@@ -255,7 +255,7 @@ def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", 
     It needs the optional model libraries (``pip install "lakehouse[models]"``);
     without them it raises :class:`~lakehouse.ModelsNotInstalledError`.
     """
-    require_libraries("clip", "lh.functions.clip")
+    require_libraries("clip", "a CLIP model")
     if model == SHAPES_CLIP:
         return EmbeddingFunction("clip", SHAPES_CLIP, None, _digest(_SHAPES_DIR /
                                  "open_clip_model.safetensors"), batch_size, device)
@@ -298,7 +298,7 @@ def sentence_transformer(model: str = "all-MiniLM-L6-v2", *, batch_size: int = 6
     It needs the optional model libraries (``pip install "lakehouse[models]"``);
     without them it raises :class:`~lakehouse.ModelsNotInstalledError`.
     """
-    require_libraries("sentence_transformer", "lh.functions.sentence_transformer")
+    require_libraries("sentence_transformer", "a sentence-transformers model")
     folder = Path(model).expanduser()
     if folder.is_dir():
         folder = folder.resolve()

@@ -50,10 +50,11 @@ class HubFiles:
 
 
 def require_libraries(kind: str, what: str) -> None:
-    """Refuse ``what`` (a call or a model's description) when the libraries a model of ``kind``
-    (``"clip"`` or ``"sentence_transformer"``) needs are not importable; nothing is imported.
+    """Refuse ``what`` (a kind of model, or a model's description) when the libraries that a
+    model of ``kind`` (``"clip"`` or ``"sentence_transformer"``) needs are not importable;
+    nothing is imported.
 
-    >>> require_libraries("clip", "lh.functions.clip")  # installed here: nothing to say
+    >>> require_libraries("clip", "a CLIP model")  # installed here: nothing to say
     """
     missing = [name for name in _LIBRARIES[kind] if not _importable(name)]
     if missing:
