@@ -28,7 +28,7 @@ from lakehouse.exec.scan import scan_frames
 from lakehouse.functions.media import release_batch_state
 from lakehouse.media.blobs import is_blob, to_blob, without_referenced
 from lakehouse.media.intake import MediaOptions
-from lakehouse.metadata import RETIRED_PREFIX, ROW_ADDRESS, ROW_ID, TableDef
+from lakehouse.metadata import HIDDEN_PREFIX, RETIRED_PREFIX, ROW_ADDRESS, ROW_ID, TableDef
 from lakehouse.progress import report
 
 BACKFILL_BATCH_ROWS = 65_536
@@ -205,7 +205,8 @@ def backfill(ctx: WriteContext, plan: Plan, *, progress: bool, kind: str = "add 
                             version=ctx.version, total_rows=total,
                             dataset=ds) if checkpoint else None
 
-    with report(f"compute {', '.join(plan.output_names)}", enabled=progress,
+    shown = [n for n in plan.output_names if not n.startswith(HIDDEN_PREFIX)] or [kind]
+    with report(f"compute {', '.join(shown)}", enabled=progress,
                 total=total) as reporter:
         failures = Failures()
 
