@@ -103,12 +103,51 @@ def test_ls_unreachable_root_is_one_clear_line(run_cli, root_via: str) -> None:
     assert lines[0].startswith("Error: "), proc.stderr
 
 
+def test_ls_refuses_a_missing_root_or_a_file(run_cli, tmp_path) -> None:
+    missing = tmp_path / "no_such_root"
+    proc = run_cli("ls", "--root", str(missing))
+    assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+    assert _lines(proc.stderr) == [f"Error: no lakehouse at {missing}: the folder does not "
+                                   "exist; check --root (or $LAKEHOUSE_ROOT), or make it with "
+                                   "lakehouse create TABLE --schema ..."]
+    assert not missing.exists()  # listing makes nothing
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a lakehouse")
+    proc = run_cli("view", "ls", "--root", str(a_file))
+    assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+    assert _lines(proc.stderr) == [f"Error: the lakehouse root {a_file} is a file, not a "
+                                   "folder; pass --root a folder or s3://bucket/prefix"]
+
+
+def test_root_and_debug_before_or_after_the_command(run_cli, tmp_path) -> None:
+    import lakehouse as lh
+
+    roots = {}
+    for name in ("first", "second"):
+        roots[name] = str(tmp_path / name)
+        lh.connect(roots[name]).create_table(f"{name}_table", {"n": lh.Int})
+    first, second = roots["first"], roots["second"]
+    assert run_cli("--root", first, "ls").stdout == "first_table\n"
+    assert run_cli("ls", "--root", first).stdout == "first_table\n"
+    # after the command wins over before it; either wins over $LAKEHOUSE_ROOT
+    assert run_cli("--root", first, "ls", "--root", second).stdout == "second_table\n"
+    env = {"LAKEHOUSE_ROOT": second}
+    assert run_cli("--root", first, "ls", env=env).stdout == "first_table\n"
+    assert run_cli("--root", first, "index", "ls", "first_table", "-f", "json",
+                   env=env).stdout == "[]\n"
+    # --debug after the command, also of a sub-command: the traceback instead of one line
+    proc = run_cli("index", "ls", "nope", "--root", first, "--debug")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+    assert "TableNotFoundError" in proc.stderr
+
+
 def test_debug_shows_traceback(run_cli) -> None:
     proc = run_cli("--debug", "ls", "--root", "s3://lh-unreachable/lh", env=UNREACHABLE_S3_ENV)
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr
 
 
+@pytest.mark.slow  # the demo, twice: about 30 s
 def test_demo_runs_the_main_job(run_cli, lakehouse_root) -> None:
     proc = run_cli("demo", "--root", lakehouse_root.uri)
     assert proc.returncode == 0, proc.stderr
@@ -148,6 +187,36 @@ def test_demo_runs_the_main_job(run_cli, lakehouse_root) -> None:
     assert 'lh.functions.clip("ViT-B-32", pretrained="laion2b_s34b_b79k")' in out
     listed = run_cli("ls", "--root", lakehouse_root.uri)
     assert listed.stdout.split() == ["demo/books", "demo/photos", "demo/pictures"]
-    again = run_cli("demo", "--root", lakehouse_root.uri)  # replaces the tables and runs again
+
+    # it names every table it made and ends with three commands to try on its root
+    made = out[out.index("\nthe demo made these tables:"):out.index("\ntry next:")]
+    for name, rows in (("demo/books", 6), ("demo/photos", 10), ("demo/pictures", 210)):
+        assert f"  {name}: {rows} rows, version " in made
+    root = lakehouse_root.uri
+    assert out.rstrip().splitlines()[-3:] == [
+        f"  lakehouse ls --root {root}",
+        f"  lakehouse query demo/books --where \"year > 1970\" --select \"title, author, year\" "
+        f"--root {root}",
+        f"  lakehouse serve demo/pictures --column image --root {root}"]
+    query = run_cli("query", "demo/books", "--where", "year > 1970", "--select",
+                    "title, author, year", "--root", root)
+    assert query.returncode == 0 and "Piranesi" in query.stdout, query.stderr
+
+    # describe explains why the embedding indexes have no vector index yet
+    described = run_cli("describe", "demo/pictures", "--root", root).stdout
+    assert "vector index of image: not built yet (210 rows; built from 10,000 rows on, " \
+        "searched exactly until then)" in described
+
+    def versions() -> dict[str, int]:
+        import lakehouse as lh
+
+        db = lh.connect(root, storage_options=lakehouse_root.storage_options)
+        return {name: len(db.get_table(name).history()) for name in db.list_tables()}
+
+    first = versions()
+    again = run_cli("demo", "--root", root)  # replaces the tables and runs again
     assert again.returncode == 0, again.stderr
+    assert "replacing the tables of an earlier run: demo/books, demo/photos, demo/pictures" \
+        in again.stdout
     assert "ingested 200 generated pictures" in again.stdout
+    assert versions() == first  # each table's history is one run's: nothing stacked
