@@ -141,6 +141,10 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
                 r"lh\.Audio, lh\.Document, lh\.String\), or leave it out with "
                 r"schema=\{'\w+': None\}"),
      r"say what it holds with --schema \1:image (or video, audio, document, string)"),
+    (re.compile(r"rename them with rename=\{([^}]*)\} or leave them out with "
+                r"schema=\{name: None\}"),
+     r"rename them in the source first (\1)"),
+    (re.compile(r"rename one with rename=.*$"), "rename one in the source first"),
     (re.compile(r"re-create the index with add_embedding_index\(\.\.\., if_exists='replace'\)"),
      "re-create the index with lakehouse index add TABLE COLUMN --model ... --replace"),
 )

@@ -8,7 +8,8 @@ choices, nothing for a flag), an argument shows only its metavar (``TABLE``), ea
 a command's help is one line (the terminal wraps it), and a copy of the group's ``--debug``
 joins the command's options, so ``lakehouse query t --debug`` works like
 ``lakehouse --debug query t``. ``--root`` is an option of every command and of the group (see
-``lakehouse_cli.common.RootOption``).
+``lakehouse_cli.common.RootOption``). A usage mistake in a command is one line on stderr, as
+every error is.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ import copy
 import dataclasses
 import inspect
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 from typer.core import TyperArgument, TyperGroup
+
+try:  # typer with its own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:  # typer on click
+    from click.exceptions import UsageError  # type: ignore[no-redef]
 
 #: Plain metavars for the Python types typer would show (``<str>``); other types keep theirs.
 _METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH"}
@@ -48,7 +56,7 @@ def _plain_metavar(param: Any, ctx: Any) -> None:
     if getattr(param, "is_flag", False):
         param.metavar = ""  # a flag takes no value: show none
         return
-    display_type = getattr(param, "display_type", None)  # typer 0.20 and later show "<str>"
+    display_type = getattr(param, "display_type", None)  # the typer versions that show "<str>"
     if display_type is None:
         return
     shown = display_type(ctx)  # "<str>", "<table|json|csv>", "<int range>"
@@ -109,3 +117,27 @@ class LakehouseGroup(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
         _prepared(self, ctx, None)
         return super().get_params(ctx)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        with _usage_mistakes_in_one_line(ctx):
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_mistakes_in_one_line(ctx):
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_mistakes_in_one_line(ctx: Any) -> Iterator[None]:
+    """A usage mistake (a missing argument, an unknown option or command, a value of the wrong
+    kind) as one line on stderr, like every other error, with exit code 2."""
+    from lakehouse_cli.common import fail
+
+    try:
+        yield
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help was shown (typer's own test)
+            raise
+        where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+        message = exc.format_message().rstrip(".")
+        raise fail(f"{message}; see {where} --help", exc.exit_code) from None

@@ -481,6 +481,9 @@ def test_hints_name_the_flags_not_python_arguments(tmp_path: Path) -> None:
         "LAKEHOUSE_TRUSTED_MODELS=m": "if you trust it, set LAKEHOUSE_TRUSTED_MODELS=m",
         "re-create the index with add_embedding_index(..., if_exists='replace')":
             "lakehouse index add TABLE COLUMN --model ... --replace",
+        "'a b' is not a valid column name (...); rename them with rename={'a b': 'a_b'} or "
+        "leave them out with schema={name: None}":
+            "rename them in the source first ('a b': 'a_b')",
         "say what it holds with schema={'img': lh.Image} (or lh.Video, lh.Audio, lh.Document, "
         "lh.String), or leave it out with schema={'img': None}":
             "say what it holds with --schema img:image (or video, audio, document, string)",
