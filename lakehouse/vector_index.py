@@ -63,12 +63,23 @@ def wanted_partitions(rows: int) -> int:
     return max(1, rows // partition_rows(rows))
 
 
+#: An index with at most this many partitions is searched in all of them by default: such an
+#: index covers at most a few tens of thousands of rows, where probing every partition costs
+#: little, and probing part of them loses recall on vectors without cluster structure.
+ALL_PARTITIONS_UP_TO = 64
+
+
 def search_defaults(partitions: int, kind: str) -> dict[str, int]:
-    """Default ``nprobes`` (4% of the partitions, at least 20, at most all) and
-    ``refine_factor`` (candidates re-ranked with exact distances, as a multiple of k: 2 for
-    IVF_SQ, whose codes are close to the vectors; 10 for IVF_PQ)."""
-    return {"nprobes": min(partitions, max(20, round(partitions * 0.04))),
-            "refine_factor": 2 if kind == "IVF_SQ" else 10}
+    """Default ``nprobes`` (every partition of a small index; else 4% of the partitions, at
+    least 20) and ``refine_factor`` (candidates re-ranked with exact distances, as a multiple
+    of k: 2 for IVF_SQ, whose codes are close to the vectors; 10 for IVF_PQ).
+
+    >>> search_defaults(40, "IVF_SQ"), search_defaults(1000, "IVF_PQ")
+    ({'nprobes': 40, 'refine_factor': 2}, {'nprobes': 40, 'refine_factor': 10})
+    """
+    nprobes = partitions if partitions <= ALL_PARTITIONS_UP_TO \
+        else min(partitions, max(20, round(partitions * 0.04)))
+    return {"nprobes": nprobes, "refine_factor": 2 if kind == "IVF_SQ" else 10}
 
 
 def ann_state(ds: lance.LanceDataset, index: IndexDef) -> dict[str, Any] | None:
