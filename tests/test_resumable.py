@@ -183,7 +183,7 @@ def test_a_killed_create_view_resumes_where_it_stopped(db, lakehouse_root, tmp_p
         db.create_view("words", t, iterator=U.logged_words(t.text), progress=False)
     """)
     log = tmp_path / "calls.log"
-    proc = _start(code, log, sleep=0.03)
+    proc = _start(code, log, sleep=0.1)
     deadline = time.monotonic() + 120
     while True:
         assert proc.poll() is None, proc.communicate()
