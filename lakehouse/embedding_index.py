@@ -93,6 +93,12 @@ def add(ctx: WriteContext, request: IndexRequest, pending: list[str]) -> WriteRe
             "vector_index": request.vector_index}
     if request.embedding is None:
         _check_vectors(source, ctx.table_name)
+        held = source.index["name"] if source.index is not None else None
+        if held is not None and held != request.name and request.if_exists != "replace":
+            # a column of vectors holds one index definition: another name would replace it
+            raise IndexExistsError(
+                f"table {ctx.table_name!r}: column {source.name!r} already has the embedding "
+                f"index {held!r}; drop it first, or pass if_exists='replace' to replace it")
         if existing is not None and existing.vectors.col_id != source.col_id:
             _drop(ctx, existing)
         _set_index_info(ctx, source, {**info, "embedding": None})

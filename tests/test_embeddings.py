@@ -431,3 +431,14 @@ def test_an_index_on_s3(db, lakehouse_root, clip) -> None:
     assert (listing["name"], listing["unindexed_rows"]) == ("image", 11)
     again.drop_embedding_index("image")
     assert again.indexes().height == 0
+
+
+def test_a_column_of_vectors_takes_one_index_and_says_so(local) -> None:
+    t = local.create_table("vecs", {"v": lh.Array[(3,), "float32"]})
+    t.insert([{"v": [1.0, 0.0, 0.0]}], progress=False)
+    t.add_embedding_index("v", name="a", progress=False)
+    with pytest.raises(lh.IndexExistsError, match="already has the embedding index 'a'"):
+        t.add_embedding_index("v", name="b", progress=False)
+    assert t.indexes()["name"].to_list() == ["a"]
+    t.add_embedding_index("v", name="b", if_exists="replace", progress=False)
+    assert t.indexes()["name"].to_list() == ["b"]
