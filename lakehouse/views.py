@@ -320,7 +320,10 @@ def _catch_up(location: Location, ctx: WriteContext, *, progress: bool) -> Write
     if vdef is None:
         return None
     seen = recorded_base_version(ctx.dataset)
-    base = open_context(location, vdef.base).dataset
+    try:
+        base = open_context(location, vdef.base).dataset
+    except TableNotFoundError:
+        return None  # the base is gone (dropped outside lakehouse): the view keeps its rows
     if vdef.pinned is not None:
         base = base.checkout_version(vdef.pinned)
     if seen is not None and seen >= base.version:

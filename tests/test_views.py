@@ -434,3 +434,17 @@ def test_a_corrupt_video_aborts_the_view_or_is_skipped(db, tmp_path):
     assert not db.has_table("frames")
     view = db.create_view("frames", videos, iterator=frames, on_error="ignore", progress=False)
     assert view.count() == 0  # none of the frames of a video that fails midway
+
+
+def test_a_view_whose_base_vanished_still_reads(db, films, lakehouse_root):
+    db.create_view("recent", films.where(films.year > 1990), progress=False)
+    if lakehouse_root.storage_options:  # S3: remove the base's objects as another tool would
+        from lakehouse.storage import s3_filesystem
+
+        s3_filesystem(lakehouse_root.storage_options).rm(
+            films.table_uri.removeprefix("s3://"), recursive=True)
+    else:
+        import shutil
+
+        shutil.rmtree(films.table_uri)
+    assert _titles(db.get_table("recent")) == ["Heat", "Up"]
