@@ -14,6 +14,7 @@ from pathlib import Path
 import boto3
 import polars as pl
 import pytest
+from cli_checks import ok, one_error_line
 from test_cli_basic import UNREACHABLE_S3_ENV
 
 import lakehouse as lh
@@ -26,22 +27,6 @@ BOOKS = pl.DataFrame({
     "rating": [4.2, 4.3, 4.3, 4.0],
     "tags": [["anarchism"], ["time travel", "slavery"], ["desert"], None],
 })
-
-
-def _ok(proc) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def _one_error_line(proc, *, code: int = 1) -> str:
-    """The command failed with one `Error: ...` line on stderr and nothing on stdout."""
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("Error: "), proc.stderr
-    assert proc.stdout == ""
-    return lines[0]
 
 
 @pytest.fixture
@@ -67,7 +52,7 @@ def books(tmp_path: Path, cli) -> Path:
     """Table `books`, ingested from a Parquet file (version 2)."""
     path = tmp_path / "books.parquet"
     BOOKS.write_parquet(path)
-    assert _ok(cli("ingest", "books", str(path), "--no-progress")) \
+    assert ok(cli("ingest", "books", str(path), "--no-progress")) \
         == "wrote 4 rows (0 with errors) to books, version 2\n"
     return path
 
@@ -89,7 +74,7 @@ def _pictures(folder: Path, n: int) -> list[Path]:
 
 
 def test_create_describe_drop(cli, root: str) -> None:
-    out = _ok(cli("create", "ml/books", "--parents", "--schema",
+    out = ok(cli("create", "ml/books", "--parents", "--schema",
                   "title:string, year:int!, v:array[3], meta:json, cover:image, "
                   "w:array[*, 2, int8], u:Array[(4,), float16]"))
     assert out == "created table ml/books (version 1)\n"
@@ -98,31 +83,31 @@ def test_create_describe_drop(cli, root: str) -> None:
                                               "Array[(3,), float32]", "Json", "Image",
                                               "Array[(None, 2), int8]",
                                               "Array[(4,), float16]"]
-    described = _ok(cli("describe", "ml/books"))
+    described = ok(cli("describe", "ml/books"))
     assert described.splitlines()[0] == "table ml/books: version 1, 0 rows"
     for text in ("title", "Required[Int]", "Array[(3,), float32]", "cover", "Image"):
         assert text in described
 
-    exists = _one_error_line(cli("create", "ml/books", "--schema", "a:int"))
+    exists = one_error_line(cli("create", "ml/books", "--schema", "a:int"))
     assert "already exists; pass --if-exists ignore or --if-exists replace" in exists
-    _ok(cli("create", "ml/books", "--schema", "a:int", "--if-exists", "replace"))
+    ok(cli("create", "ml/books", "--schema", "a:int", "--if-exists", "replace"))
     assert lh.connect(root).get_table("ml/books").columns() == ["a"]
-    unknown = _one_error_line(cli("create", "x", "--schema", "a:strin"))
+    unknown = one_error_line(cli("create", "x", "--schema", "a:strin"))
     assert "'strin' is not a column type; use one of string, int" in unknown
     assert "lh." not in unknown
-    assert "not 'name:type'" in _one_error_line(cli("create", "x", "--schema", "title"))
-    assert "array" in _one_error_line(cli("create", "x", "--schema", "v:array[]"))
-    assert "twice" in _one_error_line(cli("create", "x", "--schema", "a:int, a:float"))
-    assert "does not exist; pass --parents" in _one_error_line(
+    assert "not 'name:type'" in one_error_line(cli("create", "x", "--schema", "title"))
+    assert "array" in one_error_line(cli("create", "x", "--schema", "v:array[]"))
+    assert "twice" in one_error_line(cli("create", "x", "--schema", "a:int, a:float"))
+    assert "does not exist; pass --parents" in one_error_line(
         cli("create", "nodir/x", "--schema", "a:int"))
 
     # stdin is not a terminal here: drop asks for --yes rather than prompting
-    assert "--yes" in _one_error_line(cli("drop", "ml/books"))
+    assert "--yes" in one_error_line(cli("drop", "ml/books"))
     assert lh.connect(root).list_tables() == ["ml/books"]
-    assert _ok(cli("drop", "ml/books", "--yes")) == "dropped table ml/books\n"
+    assert ok(cli("drop", "ml/books", "--yes")) == "dropped table ml/books\n"
     assert lh.connect(root).list_tables() == []
-    assert "does not exist" in _one_error_line(cli("drop", "ml/books", "--yes"))
-    assert "nothing to drop" in _ok(cli("drop", "ml/books", "--yes", "--ignore"))
+    assert "does not exist" in one_error_line(cli("drop", "ml/books", "--yes"))
+    assert "nothing to drop" in ok(cli("drop", "ml/books", "--yes", "--ignore"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,41 +124,41 @@ def test_query_in_each_format_matches_the_api(cli, root: str, books: Path, tmp_p
     args = ("query", "books", "--where", where, "--select", select, "--order-by", "year",
             "--desc")
 
-    rows = json.loads(_ok(cli(*args, "--format", "json")))
+    rows = json.loads(ok(cli(*args, "--format", "json")))
     assert [r["title"] for r in rows] == ["Kindred", "The Dispossessed"]
     assert rows == [{**r, "tags": json.loads(r["tags"])} for r in api.to_dicts()]
     assert rows[0]["tags"] == ["time travel", "slavery"]  # a Json column stays JSON
 
-    got = list(csv.DictReader(io.StringIO(_ok(cli(*args, "--format", "csv")))))
+    got = list(csv.DictReader(io.StringIO(ok(cli(*args, "--format", "csv")))))
     assert [r["title"] for r in got] == api["title"].to_list()
     assert [int(r["decade"]) for r in got] == api["decade"].to_list()
     assert [json.loads(r["tags"]) for r in got] == [json.loads(v) for v in api["tags"]]
 
     target = tmp_path / "out.parquet"
-    assert _ok(cli(*args, "--format", "parquet", "--output", str(target))) == ""
+    assert ok(cli(*args, "--format", "parquet", "--output", str(target))) == ""
     assert pl.read_parquet(target).equals(api)
 
-    table = _ok(cli(*args))
+    table = ok(cli(*args))
     assert "Kindred" in table and "The Dispossessed" in table and "Dune" not in table
     assert table.index("Kindred") < table.index("The Dispossessed")
 
     # no options: every row and column; --limit
-    everything = json.loads(_ok(cli("query", "books", "-f", "json")))
+    everything = json.loads(ok(cli("query", "books", "-f", "json")))
     assert [r["title"] for r in everything] == BOOKS["title"].to_list()
-    assert len(json.loads(_ok(cli("query", "books", "-f", "json", "--limit", "1")))) == 1
+    assert len(json.loads(ok(cli("query", "books", "-f", "json", "--limit", "1")))) == 1
 
 
 def test_ingest_progress_replace_and_csv(cli, root: str, books: Path, tmp_path: Path) -> None:
     # a second Parquet ingest into an existing table adds its rows; --replace replaces them
     appended = cli("ingest", "books", str(books), "--no-progress")
-    assert _ok(appended) == "wrote 4 rows (0 with errors) to books, version 3\n"
-    assert len(json.loads(_ok(cli("query", "books", "-f", "json")))) == 8
+    assert ok(appended) == "wrote 4 rows (0 with errors) to books, version 3\n"
+    assert len(json.loads(ok(cli("query", "books", "-f", "json")))) == 8
     proc = cli("ingest", "books", str(books), "--replace", "--progress")
-    assert _ok(proc) == "wrote 4 rows (0 with errors) to books, version 5\n"
+    assert ok(proc) == "wrote 4 rows (0 with errors) to books, version 5\n"
     assert "insert into books" in proc.stderr and "4/4" in proc.stderr  # the bar, forced
 
     quiet = cli("ingest", "books", str(books), "--replace", "--no-progress")
-    assert _ok(quiet).startswith("wrote 4 rows")
+    assert ok(quiet).startswith("wrote 4 rows")
     assert quiet.stderr == ""
     # LAKEHOUSE_PROGRESS=always draws the bar without --progress; --no-progress still wins
     always = {"LAKEHOUSE_PROGRESS": "always"}
@@ -182,14 +167,14 @@ def test_ingest_progress_replace_and_csv(cli, root: str, books: Path, tmp_path: 
 
     path = tmp_path / "books.csv"
     BOOKS.drop("tags").write_csv(path)
-    assert _ok(cli("ingest", "csv_books", str(path), "--no-progress")) \
+    assert ok(cli("ingest", "csv_books", str(path), "--no-progress")) \
         == "wrote 4 rows (0 with errors) to csv_books, version 2\n"
     t = lh.connect(root).get_table("csv_books")
     assert t.collect().equals(BOOKS.drop("tags"))
 
-    assert "mix" in _one_error_line(cli("ingest", "x", str(path), str(books)))
-    assert "create it first" in _one_error_line(cli("ingest", "photos", str(tmp_path)))
-    assert "--column is for media" in _one_error_line(
+    assert "mix" in one_error_line(cli("ingest", "x", str(path), str(books)))
+    assert "create it first" in one_error_line(cli("ingest", "photos", str(tmp_path)))
+    assert "--column is for media" in one_error_line(
         cli("ingest", "y", str(path), "--column", "image"))
 
 
@@ -197,13 +182,13 @@ def test_ingest_media_files_with_errors(cli, root: str, tmp_path: Path) -> None:
     folder = tmp_path / "pics"
     _pictures(folder, 3)
     (folder / "broken.png").write_bytes(b"not a picture")
-    _ok(cli("create", "pics", "--schema", "image:image"))
-    line = _one_error_line(cli("ingest", "pics", str(folder), "--no-progress"))
+    ok(cli("create", "pics", "--schema", "image:image"))
+    line = one_error_line(cli("ingest", "pics", str(folder), "--no-progress"))
     assert "broken.png" in line and "pass --on-error ignore" in line
     assert lh.connect(root).get_table("pics").count() == 0  # nothing written
-    out = _ok(cli("ingest", "pics", str(folder), "--on-error", "ignore", "--no-progress"))
+    out = ok(cli("ingest", "pics", str(folder), "--on-error", "ignore", "--no-progress"))
     assert out == "wrote 4 rows (1 with errors) to pics, version 2\n"
-    assert "--replace is for" in _one_error_line(cli("ingest", "pics", str(folder), "--replace"))
+    assert "--replace is for" in one_error_line(cli("ingest", "pics", str(folder), "--replace"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,53 +199,53 @@ def test_ingest_media_files_with_errors(cli, root: str, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_index_and_search_by_text_and_picture(cli, tmp_path: Path) -> None:
     paths = _pictures(tmp_path / "pics", 12)
-    _ok(cli("create", "pics", "--schema", "image:image"))
-    _ok(cli("ingest", "pics", str(tmp_path / "pics"), "--no-progress"))
-    out = _ok(cli("index", "add", "pics", "image", "--model", "clip:lakehouse/shapes-clip",
+    ok(cli("create", "pics", "--schema", "image:image"))
+    ok(cli("ingest", "pics", str(tmp_path / "pics"), "--no-progress"))
+    out = ok(cli("index", "add", "pics", "image", "--model", "clip:lakehouse/shapes-clip",
                   "--no-progress"))
     assert out == ("added embedding index image on pics.image: 12 rows embedded (0 with "
                    "errors), version 3\n")
-    listed = json.loads(_ok(cli("index", "ls", "pics", "-f", "json")))
+    listed = json.loads(ok(cli("index", "ls", "pics", "-f", "json")))
     assert [(i["name"], i["column"], i["kind"]) for i in listed] == [("image", "image",
                                                                       "embedding")]
-    assert "clip(lakehouse/shapes-clip)" in _ok(cli("describe", "pics"))
+    assert "clip(lakehouse/shapes-clip)" in ok(cli("describe", "pics"))
 
     # by text: the one picture of that caption comes first
     target = next(p for p in paths if "large_green_star" in p.name)
-    hits = json.loads(_ok(cli("search", "pics", "image", "a large green star on the left",
+    hits = json.loads(ok(cli("search", "pics", "image", "a large green star on the left",
                               "-k", "3", "--select", "image.fileurl", "-f", "json")))
     assert len(hits) == 3 and hits[0]["fileurl"] == target.as_uri()
     assert hits[0]["score"] > hits[1]["score"] >= hits[2]["score"]
     # by picture: the same picture first, with a cosine of 1
-    hits = json.loads(_ok(cli("search", "pics", "image", "--image", str(paths[5]), "-k", "2",
+    hits = json.loads(ok(cli("search", "pics", "image", "--image", str(paths[5]), "-k", "2",
                               "-f", "json", "--select", "url = image.fileurl")))
     assert hits[0]["url"] == paths[5].as_uri() and hits[0]["score"] == pytest.approx(1, abs=1e-4)
     # --where filters first; the default selection writes each picture's bytes, as base64
-    hits = json.loads(_ok(cli("search", "pics", "image", "a circle", "-k", "20", "-f", "json",
+    hits = json.loads(ok(cli("search", "pics", "image", "a circle", "-k", "20", "-f", "json",
                               "--where", "image.fileurl.str.contains('circle')")))
     circles = [p for p in paths if "circle" in p.name]
     assert len(hits) == len(circles)
     assert all(base64.b64decode(h["image"]).startswith(b"\x89PNG") for h in hits)
 
     # a scalar index beside it, then drop both
-    assert "model" in _one_error_line(cli("index", "add", "pics", "image", "--model", "gpt:x"))
-    assert "unknown" not in _one_error_line(cli("index", "add", "pics", "image", "--model",
+    assert "model" in one_error_line(cli("index", "add", "pics", "image", "--model", "gpt:x"))
+    assert "unknown" not in one_error_line(cli("index", "add", "pics", "image", "--model",
                                                 "clip:lakehouse/shapes-clip"))
-    assert "no index 'nope'" in _one_error_line(cli("index", "drop", "pics", "nope"))
-    assert _ok(cli("index", "drop", "pics", "image")).startswith("dropped index image of pics")
-    assert json.loads(_ok(cli("index", "ls", "pics", "-f", "json"))) == []
-    assert "index" in _one_error_line(cli("search", "pics", "image", "a red star"))
+    assert "no index 'nope'" in one_error_line(cli("index", "drop", "pics", "nope"))
+    assert ok(cli("index", "drop", "pics", "image")).startswith("dropped index image of pics")
+    assert json.loads(ok(cli("index", "ls", "pics", "-f", "json"))) == []
+    assert "index" in one_error_line(cli("search", "pics", "image", "a red star"))
 
 
 def test_scalar_index(cli, books: Path) -> None:
-    assert _ok(cli("index", "add", "books", "year", "--kind", "btree")) \
+    assert ok(cli("index", "add", "books", "year", "--kind", "btree")) \
         == "added a btree index on books.year, version 3\n"
-    listed = json.loads(_ok(cli("index", "ls", "books", "-f", "json")))
+    listed = json.loads(ok(cli("index", "ls", "books", "-f", "json")))
     assert [(i["name"], i["kind"]) for i in listed] == [("year_btree", "btree")]
-    assert _ok(cli("query", "books", "--where", "year == 1979", "-s", "title", "-f", "csv")) \
+    assert ok(cli("query", "books", "--where", "year == 1979", "-s", "title", "-f", "csv")) \
         == "title\nKindred\n"
-    _ok(cli("index", "drop", "books", "year_btree"))
-    assert json.loads(_ok(cli("index", "ls", "books", "-f", "json"))) == []
+    ok(cli("index", "drop", "books", "year_btree"))
+    assert json.loads(ok(cli("index", "ls", "books", "-f", "json"))) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,59 +256,59 @@ def test_scalar_index(cli, books: Path) -> None:
 def test_history_revert_snapshot_checkout(cli, root: str, books: Path, tmp_path: Path) -> None:
     fewer = tmp_path / "fewer.parquet"
     BOOKS.head(1).write_parquet(fewer)
-    _ok(cli("ingest", "books", str(fewer), "--replace", "--no-progress"))  # versions 3, 4
-    assert _ok(cli("snapshot", "books:2", "first")) \
+    ok(cli("ingest", "books", str(fewer), "--replace", "--no-progress"))  # versions 3, 4
+    assert ok(cli("snapshot", "books:2", "first")) \
         == "snapshot first of books is version 2; read it as books@first\n"
-    history = json.loads(_ok(cli("history", "books", "-f", "json")))
+    history = json.loads(ok(cli("history", "books", "-f", "json")))
     api = lh.connect(root).get_table("books").history()
     assert [h["version"] for h in history] == api["version"].to_list() == [1, 2, 3, 4]
     assert [h["operation"] for h in history] == api["operation"].to_list()
     assert [h["snapshots"] for h in history] == [None, "first", None, None]
-    assert "first" in _ok(cli("history", "books"))
+    assert "first" in ok(cli("history", "books"))
 
     def titles(name: str) -> list[str]:
-        return [r["title"] for r in json.loads(_ok(cli("query", name, "-f", "json")))]
+        return [r["title"] for r in json.loads(ok(cli("query", name, "-f", "json")))]
 
     assert titles("books") == ["The Dispossessed"]
     assert titles("books:2") == titles("books@first") == BOOKS["title"].to_list()
-    assert "read-only" in _ok(cli("describe", "books:2"))
+    assert "read-only" in ok(cli("describe", "books:2"))
 
-    assert _ok(cli("revert", "books", "--to", "2")) \
+    assert ok(cli("revert", "books", "--to", "2")) \
         == "reverted books to the content of version 2: now version 5\n"
     assert titles("books") == BOOKS["title"].to_list()
-    assert _ok(cli("revert", "books")) \
+    assert ok(cli("revert", "books")) \
         == "reverted books to the content of version 4: now version 6\n"
     assert titles("books") == ["The Dispossessed"]
 
-    assert "already has a snapshot 'first'; pass --replace" in _one_error_line(
+    assert "already has a snapshot 'first'; pass --replace" in one_error_line(
         cli("snapshot", "books", "first"))
-    _ok(cli("snapshot", "books", "first", "--replace"))
+    ok(cli("snapshot", "books", "first", "--replace"))
     assert titles("books@first") == ["The Dispossessed"]
-    assert "no version" in _one_error_line(cli("query", "books:99"))
-    assert "no version" in _one_error_line(cli("query", "books@nope"))
-    assert "read-only" in _one_error_line(cli("revert", "books:2"))
-    assert "cannot revert" in _one_error_line(cli("revert", "books", "--to", "99"))
-    assert "snapshot name" in _one_error_line(cli("snapshot", "books", "bad name!"))
+    assert "no version" in one_error_line(cli("query", "books:99"))
+    assert "no version" in one_error_line(cli("query", "books@nope"))
+    assert "read-only" in one_error_line(cli("revert", "books:2"))
+    assert "cannot revert" in one_error_line(cli("revert", "books", "--to", "99"))
+    assert "snapshot name" in one_error_line(cli("snapshot", "books", "bad name!"))
 
 
 def test_columns_named_like_table_methods(cli, root: str) -> None:
     """Every command works on a table whose columns are called like the table's own methods
     (the column wins t.<name>, so the commands call lh.Table.<method>(t))."""
     names = ("summary", "history", "indexes", "snapshot", "snapshots", "describe", "show")
-    _ok(cli("create", "odd/t", "--parents", "--schema", ", ".join(f"{n}:int" for n in names)))
+    ok(cli("create", "odd/t", "--parents", "--schema", ", ".join(f"{n}:int" for n in names)))
     lh.connect(root).get_table("odd/t").insert([dict.fromkeys(names, 1)], progress=False)
-    assert _ok(cli("snapshot", "odd/t", "v1")).startswith("snapshot v1 of odd/t is version 2")
-    _ok(cli("index", "add", "odd/t", "history", "--kind", "bitmap"))
-    described = _ok(cli("describe", "odd/t"))
+    assert ok(cli("snapshot", "odd/t", "v1")).startswith("snapshot v1 of odd/t is version 2")
+    ok(cli("index", "add", "odd/t", "history", "--kind", "bitmap"))
+    described = ok(cli("describe", "odd/t"))
     assert described.splitlines()[0] == "table odd/t: version 3, 1 rows"
     assert "history_bitmap" in described and "snapshots: v1 (version 2)" in described
-    history = json.loads(_ok(cli("history", "odd/t", "-f", "json")))
+    history = json.loads(ok(cli("history", "odd/t", "-f", "json")))
     assert [h["snapshots"] for h in history] == [None, "v1", None]
-    listed = json.loads(_ok(cli("index", "ls", "odd/t", "-f", "json")))
+    listed = json.loads(ok(cli("index", "ls", "odd/t", "-f", "json")))
     assert [i["name"] for i in listed] == ["history_bitmap"]
-    assert _ok(cli("index", "drop", "odd/t", "history_bitmap")) \
+    assert ok(cli("index", "drop", "odd/t", "history_bitmap")) \
         == "dropped index history_bitmap of odd/t, version 4\n"
-    assert _ok(cli("drop", "odd/t", "--yes")) == "dropped table odd/t\n"
+    assert ok(cli("drop", "odd/t", "--yes")) == "dropped table odd/t\n"
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,7 +322,7 @@ def test_unknown_table_is_one_clear_line(cli) -> None:
                  ("search", "nope", "image", "a cat"), ("index", "ls", "nope"),
                  ("index", "add", "nope", "image", "--model", "clip:lakehouse/shapes-clip"),
                  ("index", "drop", "nope", "image"), ("ingest", "nope", "photos/")]:
-        assert "'nope' does not exist" in _one_error_line(cli(*args)), args
+        assert "'nope' does not exist" in one_error_line(cli(*args)), args
 
 
 def test_bad_input_is_one_clear_line(cli, books: Path, tmp_path: Path) -> None:
@@ -358,18 +343,18 @@ def test_bad_input_is_one_clear_line(cli, books: Path, tmp_path: Path) -> None:
         ("ingest", "new", str(tmp_path / "none.parquet")): "no Parquet files",
     }
     for args, text in cases.items():
-        assert text in _one_error_line(cli(*args)), args
+        assert text in one_error_line(cli(*args)), args
 
 
 def test_errors_speak_the_command_line(cli, root: str, books: Path, tmp_path: Path) -> None:
     """Each error names the flag or command to use, never a Python argument or the storage
     engine's internals, in one line with exit code 1 (2 for a usage mistake)."""
-    line = _one_error_line(cli("query", "books", "--order-by", "nope"))
+    line = one_error_line(cli("query", "books", "--order-by", "nope"))
     assert line.startswith("Error: --order-by: ") and "no column 'nope'" in line
-    neither = _one_error_line(cli("search", "books", "title"))
+    neither = one_error_line(cli("search", "books", "title"))
     assert "give a text to search for, or --image PATH" in neither and "not both" not in neither
-    assert "--model clip:..." in _one_error_line(cli("index", "add", "books", "title"))
-    duplicate = _one_error_line(cli("query", "books", "--select", "title, title"))
+    assert "--model clip:..." in one_error_line(cli("index", "add", "books", "title"))
+    duplicate = one_error_line(cli("query", "books", "--select", "title, title"))
     assert "--select has duplicate output names ['title']" in duplicate
     for text in (neither, duplicate):
         assert "select(" not in text and "=" not in text.replace("= ", "")
@@ -378,27 +363,27 @@ def test_errors_speak_the_command_line(cli, root: str, books: Path, tmp_path: Pa
     versions = Path(root) / "damaged.lance" / "_versions"
     versions.mkdir(parents=True)
     (versions / "1.manifest").write_bytes(b"junk\n")
-    damaged = _one_error_line(cli("query", "damaged"))
+    damaged = one_error_line(cli("query", "damaged"))
     assert damaged.startswith("Error: cannot open table 'damaged' at ")
     assert ".rs:" not in damaged and "LanceError" not in damaged, damaged
 
     a_file = tmp_path / "not-a-folder"
     a_file.write_text("x")
-    assert f"the lakehouse root {a_file} is a file, not a folder" in _one_error_line(
+    assert f"the lakehouse root {a_file} is a file, not a folder" in one_error_line(
         cli("create", "t", "-s", "a:int", "--root", str(a_file)))
 
     # usage mistakes: one line too, exit code 2, pointing at the command's help
-    assert _one_error_line(cli("query"), code=2) \
+    assert one_error_line(cli("query"), code=2) \
         == "Error: Missing argument 'TABLE'; see lakehouse query --help"
-    assert "No such option: --nope; see lakehouse index ls --help" in _one_error_line(
+    assert "No such option: --nope; see lakehouse index ls --help" in one_error_line(
         cli("index", "ls", "books", "--nope"), code=2)
-    assert "No such command 'nope'" in _one_error_line(cli("nope"), code=2)
+    assert "No such command 'nope'" in one_error_line(cli("nope"), code=2)
 
 
 def test_unreachable_root_is_one_clear_line(run_cli) -> None:
     env = {**UNREACHABLE_S3_ENV, "LAKEHOUSE_ROOT": "s3://lh-unreachable/lh"}
     for args in (("describe", "books"), ("query", "books"), ("create", "t", "-s", "a:int")):
-        _one_error_line(run_cli(*args, env=env, timeout=120))
+        one_error_line(run_cli(*args, env=env, timeout=120))
 
 
 def test_debug_shows_the_traceback(cli, books: Path) -> None:
@@ -423,13 +408,13 @@ def test_ingest_s3_shards_into_an_s3_root(run_cli, lakehouse_root, s3_bucket: st
         client.put_object(Bucket=s3_bucket, Key=f"shards/train-{i}.parquet",
                           Body=buffer.getvalue())
     env = {"LAKEHOUSE_ROOT": lakehouse_root.uri}
-    out = _ok(run_cli("ingest", "books", f"s3://{s3_bucket}/shards/*.parquet", "--no-progress",
+    out = ok(run_cli("ingest", "books", f"s3://{s3_bucket}/shards/*.parquet", "--no-progress",
                       env=env))
     assert out == "wrote 4 rows (0 with errors) to books, version 2\n"
-    rows = json.loads(_ok(run_cli("query", "books", "--order-by", "year", "-s", "title, year",
+    rows = json.loads(ok(run_cli("query", "books", "--order-by", "year", "-s", "title, year",
                                   "-f", "json", env=env)))
     assert rows == BOOKS.sort("year").select("title", "year").to_dicts()
-    assert _ok(run_cli("ls", env=env)) == "books\n"
+    assert ok(run_cli("ls", env=env)) == "books\n"
 
 
 def test_hints_name_the_flags_not_python_arguments(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import fsspec
 import pytest
 import udfs_for_tests as U
+from cli_checks import ok, one_error_line
 
 import lakehouse as lh
 from lakehouse.exec import checkpoints
@@ -28,21 +29,6 @@ from lakehouse.storage import s3_filesystem
 
 FRAGMENTS = 8
 ROWS_PER_FRAGMENT = 100
-
-
-def _ok(proc) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def _one_error_line(proc) -> str:
-    """The command failed with one `Error: ...` line on stderr, nothing on stdout."""
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
-    assert proc.stdout == ""
-    return lines[0]
 
 
 @pytest.fixture
@@ -112,7 +98,7 @@ def test_jobs_watches_a_backfill_run_by_another_process_then_discards_it(
         while True:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the backfill showed no progress"
-            jobs = json.loads(_ok(cli("jobs", "numbers", "--format", "json")))
+            jobs = json.loads(ok(cli("jobs", "numbers", "--format", "json")))
             if jobs and jobs[0]["rows_done"] > 0:
                 break
             time.sleep(0.2)
@@ -129,30 +115,30 @@ def test_jobs_watches_a_backfill_run_by_another_process_then_discards_it(
                         "started", "updated", "rows_per_s", "eta_s"}
 
     # killed: still "running" until its progress is a minute old, then "abandoned"
-    table = _ok(cli("jobs", "numbers"))
+    table = ok(cli("jobs", "numbers"))
     header, row = table.splitlines()[1], table.splitlines()[3]
     for name in ("state", "rows", "%", "rows/s", "eta", "errors", "columns", "job"):
         assert name in header, table
     assert "running" in row and job["job"] in row and "doubled" in row and "/800" in row, table
     _age(numbers, job["job"], checkpoints.STALE_AFTER_S + 1)
-    table = _ok(cli("jobs", "numbers"))
+    table = ok(cli("jobs", "numbers"))
     row = table.splitlines()[3]
     assert "abandoned" in row and job["job"] in row, table
     assert "null" in row  # no time left while nothing runs it
 
-    assert _ok(cli("jobs", "numbers", "--discard", job["job"])) == \
+    assert ok(cli("jobs", "numbers", "--discard", job["job"])) == \
         f"discarded job {job['job']} of numbers\n"
     assert numbers.jobs().height == 0
-    assert _ok(cli("jobs", "numbers")) == "numbers has no unfinished jobs\n"
-    assert _ok(cli("jobs", "numbers", "-f", "json")) == "[]\n"
-    line = _one_error_line(cli("jobs", "numbers", "--discard", job["job"]))
+    assert ok(cli("jobs", "numbers")) == "numbers has no unfinished jobs\n"
+    assert ok(cli("jobs", "numbers", "-f", "json")) == "[]\n"
+    line = one_error_line(cli("jobs", "numbers", "--discard", job["job"]))
     assert f"table 'numbers' has no unfinished job '{job['job']}'" in line
     assert "lakehouse jobs numbers" in line
     assert "doubled" not in numbers.column_names()
 
 
 def test_jobs_help_says_how_to_resume(run_cli) -> None:
-    out = " ".join(_ok(run_cli("jobs", "--help")).split())
+    out = " ".join(ok(run_cli("jobs", "--help")).split())
     assert "run the command that started it again" in out
 
 
@@ -162,13 +148,13 @@ def test_recompute_chosen_rows_with_a_progress_bar(cli, numbers, tmp_path) -> No
     before = numbers.table_version
 
     proc = cli("recompute", "numbers", "doubled", "--where", "n < 120", "--progress")
-    assert _ok(proc) == f"recomputed doubled of numbers: 120 rows (0 with errors), version " \
+    assert ok(proc) == f"recomputed doubled of numbers: 120 rows (0 with errors), version " \
         f"{before + 1}\n"
     assert "update numbers" in proc.stderr and "120 rows" in proc.stderr  # the bar
     assert _rows_logged(tmp_path / "calls.log") == 120  # those rows only
     assert numbers.table_version == before + 1
 
-    out = _ok(cli("recompute", "numbers", "doubled", "quad", "-w", "n >= 790", "--no-cascade"))
+    out = ok(cli("recompute", "numbers", "doubled", "quad", "-w", "n >= 790", "--no-cascade"))
     assert out == f"recomputed doubled, quad of numbers: 10 rows (0 with errors), version " \
         f"{before + 2}\n"
     values = numbers.select(numbers.n, numbers.doubled, numbers.quad).collect()
@@ -185,9 +171,9 @@ def test_recompute_errors_only_retries_the_failed_cells(cli, db) -> None:
     t.add_computed_column(g=t.f + 1, progress=False)
     before = t.table_version
 
-    out = _ok(cli("recompute", "t", "f", "--errors-only", "--no-progress"))
+    out = ok(cli("recompute", "t", "f", "--errors-only", "--no-progress"))
     assert out == f"recomputed f of t: 4 rows (4 with errors), version {before + 1}\n"
-    out = _ok(cli("recompute", "t", "f", "--errors-only", "--where", "n > 5"))
+    out = ok(cli("recompute", "t", "f", "--errors-only", "--where", "n > 5"))
     assert out == f"recomputed f of t: 2 rows (2 with errors), version {before + 2}\n"
     rows = t.select(t.n, t.f, t.g, t.f.errortype).order_by(t.n).collect().rows()
     assert rows[1] == (1, 1001, 1002, None) and rows[3] == (3, None, None, "ConnectionError")
@@ -199,10 +185,10 @@ def test_recompute_mistakes_are_one_line_and_change_nothing(cli, db) -> None:
     t.add_computed_column(m=t.n * 3, progress=False)
     before = t.table_version
 
-    assert "'n' is not a computed column" in _one_error_line(cli("recompute", "t", "n"))
-    assert "has no column 'nope'" in _one_error_line(cli("recompute", "t", "nope"))
-    assert "no column 'nope'" in _one_error_line(cli("recompute", "t", "m", "-w", "nope > 1"))
-    line = _one_error_line(cli("recompute", f"t:{before}", "m"))
+    assert "'n' is not a computed column" in one_error_line(cli("recompute", "t", "n"))
+    assert "has no column 'nope'" in one_error_line(cli("recompute", "t", "nope"))
+    assert "no column 'nope'" in one_error_line(cli("recompute", "t", "m", "-w", "nope > 1"))
+    line = one_error_line(cli("recompute", f"t:{before}", "m"))
     assert "read-only" in line and "lakehouse revert TABLE --to N" in line
     assert "Missing argument 'COLUMN...'" in cli("recompute", "t").stderr
     assert t.table_version == before

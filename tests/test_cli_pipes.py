@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from cli_checks import ok, one_error_line
 from media_samples import ASTRONAUT, image_path
 
 import lakehouse as lh
@@ -61,21 +62,6 @@ def pipe(root: str, tmp_path: Path):
     return run
 
 
-def _ok(proc) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout if isinstance(proc.stdout, str) else proc.stdout.decode()
-
-
-def _one_error_line(proc) -> str:
-    """The command failed with one `Error: ...` line on stderr and nothing on stdout."""
-    stderr = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, stderr)
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
-    assert not proc.stdout
-    return lines[0]
-
-
 def _encoded(fmt: str, frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     WRITERS[fmt](frame, buffer)
@@ -86,12 +72,12 @@ def _encoded(fmt: str, frame: pl.DataFrame) -> bytes:
 def test_stdin_ingest_into_a_new_table_then_an_existing_one(pipe, root: str, fmt: str) -> None:
     data = _encoded(fmt, ROWS)
     args = ("ingest", "books", "-", "--format", fmt, "--no-progress")
-    assert _ok(pipe(data, *args)) == "wrote 3 rows (0 with errors) to books, version 2\n"
+    assert ok(pipe(data, *args)) == "wrote 3 rows (0 with errors) to books, version 2\n"
     t = lh.connect(root).get_table("books")
     assert t.describe()["type"].to_list() == ["String", "Int", "Float"]
     assert t.collect().equals(ROWS)
     # into the existing table: read with its types (a year as text in CSV is still an Int)
-    assert _ok(pipe(data, *args)) == "wrote 3 rows (0 with errors) to books, version 3\n"
+    assert ok(pipe(data, *args)) == "wrote 3 rows (0 with errors) to books, version 3\n"
     assert t.collect().equals(pl.concat([ROWS, ROWS]))
 
 
@@ -102,7 +88,7 @@ def test_json_files_and_filename_column(cli, root: str, tmp_path: Path) -> None:
     ROWS.tail(1).write_ndjson(folder / "b.jsonl")
     out = cli("ingest", "books", str(folder / "a.json"), str(folder / "b.jsonl"),
               "--filename-column", "source", "--no-progress")
-    assert _ok(out) == "wrote 3 rows (0 with errors) to books, version 2\n"
+    assert ok(out) == "wrote 3 rows (0 with errors) to books, version 2\n"
     books = lh.connect(root).get_table("books")
     assert books.collect().equals(ROWS.with_columns(source=pl.Series(["a.json", "a.json",
                                                                       "b.jsonl"])))
@@ -115,9 +101,9 @@ def test_json_files_and_filename_column(cli, root: str, tmp_path: Path) -> None:
     (pics / "broken.png").write_bytes(b"not a picture")
     lh.connect(root).create_table("pics", {"image": lh.Image, "name": lh.String})
     args = ("ingest", "pics", str(pics), "--filename-column", "name", "--no-progress")
-    line = _one_error_line(cli(*args))
+    line = one_error_line(cli(*args))
     assert "broken.png" in line and "pass --on-error ignore" in line
-    assert _ok(cli(*args, "--on-error", "ignore")) \
+    assert ok(cli(*args, "--on-error", "ignore")) \
         == "wrote 2 rows (1 with errors) to pics, version 2\n"
     t = lh.connect(root).get_table("pics")
     assert t.select(t.name, t.image.width).collect().rows() \
@@ -126,20 +112,20 @@ def test_json_files_and_filename_column(cli, root: str, tmp_path: Path) -> None:
 
 def test_bad_input_is_one_line_and_writes_nothing(cli, root: str) -> None:
     bad = '{"title": "Dune", "year": 1965}\n\n{"title": "Kindred", "year": }\n'
-    line = _one_error_line(cli("ingest", "books", "-", "--format", "jsonl", input=bad))
+    line = one_error_line(cli("ingest", "books", "-", "--format", "jsonl", input=bad))
     assert "line 3 is not valid JSON" in line and "<stdin>" in line
     db = lh.connect(root)
     assert not db.has_table("books")  # the new table is removed again
 
     books = db.create_table("books", {"title": lh.String, "year": lh.Int})
-    assert "line 3 is not valid JSON" in _one_error_line(
+    assert "line 3 is not valid JSON" in one_error_line(
         cli("ingest", "books", "-", "--format", "json", input=bad))
-    line = _one_error_line(cli("ingest", "books", "-", "--format", "jsonl",
+    line = one_error_line(cli("ingest", "books", "-", "--format", "jsonl",
                                input='{"title": "Dune", "pages": 412}\n'))
     assert "has no column 'pages'" in line
-    assert "needs --format csv, json, jsonl or parquet" in _one_error_line(
+    assert "needs --format csv, json, jsonl or parquet" in one_error_line(
         cli("ingest", "books", "-", input="title\nDune\n"))
-    assert "not base64" in _one_error_line(
+    assert "not base64" in one_error_line(
         cli("ingest", "pics", "-", "--format", "csv", "--schema", "image:image", "--media",
             "base64", input="image\nnot base64!\n"))
     assert books.count() == 0 and books.version == 1
@@ -153,24 +139,24 @@ def test_media_round_trip_through_json_lines(cli, root: str, tmp_path: Path) -> 
     pics.insert([{"image": str(photo), "label": "astronaut"}], progress=False)
     original = photo.read_bytes()
 
-    lines = _ok(cli("query", "pics", "--format", "jsonl"))
+    lines = ok(cli("query", "pics", "--format", "jsonl"))
     assert json.loads(lines) == {"image": base64.b64encode(original).decode(),
                                  "label": "astronaut"}
     out = cli("ingest", "copy", "-", "--format", "jsonl", "--schema", "image:image",
               "--media", "base64", "--no-progress", input=lines)
-    assert _ok(out) == "wrote 1 rows (0 with errors) to copy, version 2\n"
+    assert ok(out) == "wrote 1 rows (0 with errors) to copy, version 2\n"
     copy = db.get_table("copy")
     assert copy.describe()["type"].to_list() == ["Image", "String"]
     assert copy.collect()["image"].to_list() == [original]  # byte for byte
 
     # CSV holds a base64 cell; --media uri writes where each value came from
-    cells = pl.read_csv(io.StringIO(_ok(cli("query", "pics", "--format", "csv"))))
+    cells = pl.read_csv(io.StringIO(ok(cli("query", "pics", "--format", "csv"))))
     assert [base64.b64decode(v) for v in cells["image"]] == [original]
-    rows = json.loads(_ok(cli("query", "pics", "--format", "json", "--media", "uri")))
+    rows = json.loads(ok(cli("query", "pics", "--format", "json", "--media", "uri")))
     assert rows == [{"image": photo.resolve().as_uri(), "label": "astronaut"}]
     # values inserted as bytes have no source: the error names the option to use
-    line = _one_error_line(cli("query", "copy", "--format", "json", "--media", "uri"))
+    line = one_error_line(cli("query", "copy", "--format", "json", "--media", "uri"))
     assert "no source URI" in line and "--media base64" in line
     target = tmp_path / "pics.parquet"
-    _ok(cli("query", "pics", "--format", "parquet", "--output", str(target)))
+    ok(cli("query", "pics", "--format", "parquet", "--output", str(target)))
     assert pl.read_parquet(target)["image"].to_list() == [original]  # Parquet keeps bytes

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_checks import ok, one_error_line
 
 import lakehouse as lh
 
@@ -21,21 +22,6 @@ FILMS = [
     {"title": "Up", "year": 2009, "notes": "Balloons."},
 ]
 SPLIT = "document_splitter(notes, separators=('paragraph',))"
-
-
-def _ok(proc) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def _one_error_line(proc) -> str:
-    """The command failed with one `Error: ...` line on stderr, nothing on stdout."""
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
-    assert proc.stdout == ""
-    return lines[0]
 
 
 @pytest.fixture
@@ -56,43 +42,43 @@ def cli(run_cli, lakehouse_root):
 
 
 def test_create_list_describe_query_and_drop_views(cli, db, films: lh.Table) -> None:
-    out = _ok(cli("view", "create", "recent", "--base", "films", "--where", "year > 1990",
+    out = ok(cli("view", "create", "recent", "--base", "films", "--where", "year > 1990",
                   "--no-progress"))
     assert out.startswith("created view recent of films: 2 rows, version ")
-    out = _ok(cli("view", "create", "chunks", "--base", "films", "--iterator", SPLIT,
+    out = ok(cli("view", "create", "chunks", "--base", "films", "--iterator", SPLIT,
                   "--columns", "title", "--on-error", "ignore"))
     assert out.startswith("created view chunks of films: 6 rows, version ")
 
-    rows = json.loads(_ok(cli("query", "chunks", "--select", "title, pos, text",
+    rows = json.loads(ok(cli("query", "chunks", "--select", "title, pos, text",
                               "--order-by", "title, pos", "-f", "json")))
     assert rows == [{"title": f["title"], "pos": i, "text": text} for f in FILMS
                     for i, text in enumerate(f["notes"].split("\n\n"))]
-    assert json.loads(_ok(cli("query", "recent", "-s", "title", "-f", "json"))) \
+    assert json.loads(ok(cli("query", "recent", "-s", "title", "-f", "json"))) \
         == [{"title": "Heat"}, {"title": "Up"}]
 
     films.insert([{"title": "Dune", "year": 2021, "notes": "Sand.\n\nWorms."}], progress=False)
     base_version = films.table_version
-    listed = json.loads(_ok(cli("view", "ls", "-f", "json")))
+    listed = json.loads(ok(cli("view", "ls", "-f", "json")))
     assert listed == [{"view": v, "base": "films", "base_version": base_version,
                        "base_latest": base_version, "lag": 0} for v in ("chunks", "recent")]
-    described = _ok(cli("describe", "chunks")).splitlines()
+    described = ok(cli("describe", "chunks")).splitlines()
     assert described[0] == f"view chunks: version {db.get_table('chunks').table_version}, " \
                            "8 rows"
     assert described[1] == f"base films: version {base_version} reflected, latest " \
                            f"{base_version}, lag 0"
     assert "document_splitter(notes, separators=" in "\n".join(described[2:])
-    pinned = _ok(cli("view", "create", "old", "--base", f"films:{base_version - 1}"))
+    pinned = ok(cli("view", "create", "old", "--base", f"films:{base_version - 1}"))
     assert pinned.startswith("created view old of films:")  # a view of a version stays there
-    assert "lag 0" in _ok(cli("describe", "old"))
+    assert "lag 0" in ok(cli("describe", "old"))
 
-    error = _one_error_line(cli("drop", "films", "--yes"))
+    error = one_error_line(cli("drop", "films", "--yes"))
     assert error == "Error: table 'films' has views 'chunks', 'old', 'recent'; drop them " \
                     "first, or pass --cascade to drop them too"
     assert db.list_tables() == ["chunks", "films", "old", "recent"]
-    assert _ok(cli("drop", "recent", "--yes")) == "dropped view recent\n"
-    assert _ok(cli("drop", "films", "--yes", "--cascade")) == "dropped table films\n"
+    assert ok(cli("drop", "recent", "--yes")) == "dropped view recent\n"
+    assert ok(cli("drop", "films", "--yes", "--cascade")) == "dropped table films\n"
     assert db.list_tables() == []
-    assert "films" not in _ok(cli("view", "ls"))  # no views left
+    assert "films" not in ok(cli("view", "ls"))  # no views left
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)
@@ -111,7 +97,7 @@ def test_bad_view_options_are_one_clear_line_and_create_nothing(cli, db, films: 
         ("--columns", "title,,year"): "--columns 'title,,year' has an empty name",
     }
     for option, message in cases.items():
-        error = _one_error_line(cli("view", "create", "v", "--base", "films", *option))
+        error = one_error_line(cli("view", "create", "v", "--base", "films", *option))
         assert message in error, (option, error)
         assert "=True" not in error and "on_error" not in error
     assert not (tmp_path / "pwned").exists()
