@@ -281,6 +281,25 @@ def run_python(tmp_path: Path) -> RunPython:
 
 
 @pytest.fixture
+def root(tmp_path: Path) -> str:
+    """An empty local folder for a lakehouse the CLI tests reach through LAKEHOUSE_ROOT."""
+    path = tmp_path / "lh_root"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def cli(run_cli, root: str):
+    """run_cli on the `root` folder (through LAKEHOUSE_ROOT); env= adds variables."""
+
+    def run(*args: str, **kwargs):
+        env = {"LAKEHOUSE_ROOT": root, **kwargs.pop("env", {})}
+        return run_cli(*args, env=env, **kwargs)
+
+    return run
+
+
+@pytest.fixture
 def run_cli(tmp_path: Path) -> RunPython:
     """Run the installed `lakehouse` command; returns the CompletedProcess, asserts nothing.
 

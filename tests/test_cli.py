@@ -30,24 +30,6 @@ BOOKS = pl.DataFrame({
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> str:
-    path = tmp_path / "lh_root"
-    path.mkdir()
-    return str(path)
-
-
-@pytest.fixture
-def cli(run_cli, root: str):
-    """run_cli with --root set through LAKEHOUSE_ROOT."""
-
-    def run(*args: str, **kwargs):
-        env = {"LAKEHOUSE_ROOT": root, **kwargs.pop("env", {})}
-        return run_cli(*args, env=env, **kwargs)
-
-    return run
-
-
-@pytest.fixture
 def books(tmp_path: Path, cli) -> Path:
     """Table `books`, ingested from a Parquet file (version 2)."""
     path = tmp_path / "books.parquet"

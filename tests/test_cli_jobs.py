@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import fsspec
 import pytest
@@ -27,8 +26,7 @@ import lakehouse as lh
 from lakehouse.exec import checkpoints
 from lakehouse.storage import s3_filesystem
 
-FRAGMENTS = 8
-ROWS_PER_FRAGMENT = 100
+FRAGMENTS, ROWS_PER_FRAGMENT = U.FRAGMENTS, U.ROWS_PER_FRAGMENT
 
 
 @pytest.fixture
@@ -49,17 +47,10 @@ def _pythonpath() -> str:
     return os.pathsep.join([U.TESTS_DIR, os.environ.get("PYTHONPATH", "")])
 
 
-def _rows_logged(log: Path) -> int:
-    return sum(int(line) for line in log.read_text().split()) if log.exists() else 0
-
 
 @pytest.fixture
 def numbers(db):
-    t = db.create_table("numbers", {"n": lh.Int})
-    for f in range(FRAGMENTS):  # one insert, one fragment
-        start = f * ROWS_PER_FRAGMENT
-        t.insert([{"n": i} for i in range(start, start + ROWS_PER_FRAGMENT)], progress=False)
-    return t
+    return U.fill_numbers(db)
 
 
 def _start_backfill(root, sleep: float) -> subprocess.Popen:
@@ -151,7 +142,7 @@ def test_recompute_chosen_rows_with_a_progress_bar(cli, numbers, tmp_path) -> No
     assert ok(proc) == f"recomputed doubled of numbers: 120 rows (0 with errors), version " \
         f"{before + 1}\n"
     assert "update numbers" in proc.stderr and "120 rows" in proc.stderr  # the bar
-    assert _rows_logged(tmp_path / "calls.log") == 120  # those rows only
+    assert U.rows_logged(tmp_path / "calls.log") == 120  # those rows only
     assert numbers.table_version == before + 1
 
     out = ok(cli("recompute", "numbers", "doubled", "quad", "-w", "n >= 790", "--no-cascade"))

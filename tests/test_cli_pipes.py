@@ -34,23 +34,6 @@ WRITERS = {
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> str:
-    path = tmp_path / "lh_root"
-    path.mkdir()
-    return str(path)
-
-
-@pytest.fixture
-def cli(run_cli, root: str):
-    """run_cli with --root set through LAKEHOUSE_ROOT (text on stdin)."""
-
-    def run(*args: str, **kwargs):
-        return run_cli(*args, env={"LAKEHOUSE_ROOT": root}, **kwargs)
-
-    return run
-
-
-@pytest.fixture
 def pipe(root: str, tmp_path: Path):
     """Run the installed command with bytes on stdin (run_cli takes text)."""
 

@@ -22,17 +22,12 @@ import udfs_for_tests as U
 import lakehouse as lh
 from lakehouse.exec import checkpoints
 
-FRAGMENTS = 8
-ROWS_PER_FRAGMENT = 100
+FRAGMENTS, ROWS_PER_FRAGMENT = U.FRAGMENTS, U.ROWS_PER_FRAGMENT
 
 
 @pytest.fixture
 def numbers(db):
-    t = db.create_table("numbers", {"n": lh.Int})
-    for f in range(FRAGMENTS):  # one insert, one fragment
-        start = f * ROWS_PER_FRAGMENT
-        t.insert([{"n": i} for i in range(start, start + ROWS_PER_FRAGMENT)], progress=False)
-    return t
+    return U.fill_numbers(db)
 
 
 def _backfill_code(root, **extra: str) -> str:
@@ -52,9 +47,6 @@ def _start(code: str, log: Path, sleep: float) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-
-def _rows_logged(log: Path) -> int:
-    return sum(int(line) for line in log.read_text().split()) if log.exists() else 0
 
 
 def _finished_fragments(t) -> int:
@@ -78,7 +70,7 @@ def test_a_killed_backfill_resumes_without_computing_finished_fragments(
     log = tmp_path / "calls.log"
     proc = _start(_backfill_code(lakehouse_root), log, sleep=0.3)
     _kill_after(proc, numbers, killed_after)
-    computed_before = _rows_logged(log)
+    computed_before = U.rows_logged(log)
     assert "doubled" not in numbers.column_names()  # nothing committed: no partial column
     jobs = numbers.jobs()
     assert jobs.height == 1 and jobs["columns"].to_list() == [["doubled"]]
@@ -91,7 +83,7 @@ def test_a_killed_backfill_resumes_without_computing_finished_fragments(
     assert proc.returncode == 0, err
 
     total = FRAGMENTS * ROWS_PER_FRAGMENT + 1
-    recomputed = _rows_logged(log) - computed_before
+    recomputed = U.rows_logged(log) - computed_before
     finished = killed_after * ROWS_PER_FRAGMENT
     assert recomputed <= total - finished + ROWS_PER_FRAGMENT  # at most one fragment again
     values = numbers.select(numbers.n, numbers.doubled).collect()
@@ -196,10 +188,10 @@ def test_a_killed_create_view_resumes_where_it_stopped(db, lakehouse_root, tmp_p
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    split_before = _rows_logged(log)
+    split_before = U.rows_logged(log)
 
     view = db.create_view("words", texts, iterator=U.logged_words(texts.text), progress=False)
-    split_again = _rows_logged(log) - split_before
+    split_again = U.rows_logged(log) - split_before
     assert split_again <= (FRAGMENTS - FRAGMENTS // 2) * 10  # finished fragments are kept
     assert view.count() == FRAGMENTS * 10 * 3
     assert sorted(view.where(view.pos == 0).collect()["word"].unique().to_list()) == \
@@ -230,10 +222,10 @@ def test_a_backfill_killed_at_any_moment_resumes(db, numbers, lakehouse_root, tm
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     finished = _finished_fragments(numbers) * ROWS_PER_FRAGMENT
-    computed_before = _rows_logged(log)
+    computed_before = U.rows_logged(log)
     numbers.add_computed_column(doubled=U.doubled_and_logged(numbers.n), progress=False)
     total = FRAGMENTS * ROWS_PER_FRAGMENT
-    recomputed = _rows_logged(log) - computed_before
+    recomputed = U.rows_logged(log) - computed_before
     assert total - finished <= recomputed <= total - finished + ROWS_PER_FRAGMENT
     values = numbers.select(numbers.n, numbers.doubled).collect()
     assert values.height == total and (values["doubled"] == values["n"] * 2).all()

@@ -126,6 +126,25 @@ def exit_on_13(n: int) -> int:
     return n
 
 
+#: The backfill tests' table: FRAGMENTS fragments of ROWS_PER_FRAGMENT numbers each.
+FRAGMENTS = 8
+ROWS_PER_FRAGMENT = 100
+
+
+def fill_numbers(db: lh.Catalog) -> lh.Table:
+    """Table ``numbers`` (``n``: 0 .. 799), one insert and so one fragment a hundred rows."""
+    t = db.create_table("numbers", {"n": lh.Int})
+    for f in range(FRAGMENTS):
+        start = f * ROWS_PER_FRAGMENT
+        t.insert([{"n": i} for i in range(start, start + ROWS_PER_FRAGMENT)], progress=False)
+    return t
+
+
+def rows_logged(log: Path) -> int:
+    """The rows :func:`doubled_and_logged` computed, in every process that logged to ``log``."""
+    return sum(int(line) for line in log.read_text().split()) if log.exists() else 0
+
+
 @lh.udf(batch_size=50)
 def doubled_and_logged(ns: list[int]) -> list[int]:
     """Double each value; append the batch's size to the file $LAKEHOUSE_TEST_CALL_LOG (so that
