@@ -54,6 +54,7 @@ from lakehouse.exprs.nodes import Expr, if_else, lit
 from lakehouse.exprs.parse import parse_condition, parse_expression, parse_selection
 from lakehouse.ingest import ImportResult
 from lakehouse.iterators import IteratorCall, parse_iterator
+from lakehouse.maintenance.policy import MaintenancePolicy
 from lakehouse.media.policy import FetchPolicy
 from lakehouse.progress import progress_bars
 from lakehouse.queries import Query
@@ -88,7 +89,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     # catalog
     "connect", "Catalog", "Table", "TableSummary", "ViewStatus", "Query", "WriteResult",
-    "ImportResult", "FetchPolicy",
+    "ImportResult", "FetchPolicy", "MaintenancePolicy",
     "progress_bars",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",

@@ -29,6 +29,7 @@ from lakehouse.errors import (
 from lakehouse.exprs.nodes import BinaryOp, Expr
 from lakehouse.functions.remote import cache as remote_cache
 from lakehouse.iterators import IteratorCall
+from lakehouse.maintenance.policy import MaintenancePolicy
 from lakehouse.media.policy import FetchPolicy
 from lakehouse.metadata import ON_ERROR, ColumnDef, TableDef
 from lakehouse.names import TABLE_SUFFIX, check_column_name, validate_name
@@ -41,7 +42,8 @@ DIR_MARKER = ".lakehouse-dir"
 
 def connect(root: str | None = None, storage_options: dict[str, Any] | None = None, *,
             trusted_modules: Iterable[str] = (), trusted_models: Iterable[str] = (),
-            fetch: FetchPolicy | None = None) -> Catalog:
+            fetch: FetchPolicy | None = None,
+            maintenance: MaintenancePolicy | bool | None = None) -> Catalog:
     """Open a lakehouse: a local folder (default ``$LAKEHOUSE_ROOT``, else ``./lakehouse_data``)
     or ``s3://bucket/prefix``. S3 settings come from ``storage_options`` (Lance's names, such as
     ``aws_endpoint``) or the usual AWS variables, including ``AWS_ENDPOINT_URL``.
@@ -58,12 +60,16 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
     The defaults refuse private and loopback addresses;
     ``fetch=lh.FetchPolicy(allow_private_network=True)`` reads from your own network.
 
+    ``maintenance`` (a :class:`~lakehouse.MaintenancePolicy`) says when writes compact small
+    fragments and which old versions are kept; ``maintenance=False`` turns that automatic work
+    off (``t.optimize()`` and ``t.gc()`` still do it on demand).
+
     >>> import lakehouse as lh
     >>> db = lh.connect("my-lakehouse")
     >>> db.root.endswith("my-lakehouse"), db.list_tables()
     (True, [])
     """
-    catalog = Catalog(Location.parse(root, storage_options, fetch))
+    catalog = Catalog(Location.parse(root, storage_options, fetch, maintenance))
     catalog._check_reachable()
     trust.trust(modules=trusted_modules, models=trusted_models)
     remote_cache.use_lakehouse(catalog.location)  # remote model results are kept here

@@ -23,6 +23,7 @@ from urllib.parse import urlparse, urlsplit, urlunsplit
 import fsspec
 
 from lakehouse.errors import StorageError
+from lakehouse.maintenance.policy import MaintenancePolicy, policy_from
 from lakehouse.media.policy import FetchPolicy
 
 _ENV = {
@@ -62,33 +63,37 @@ class StorageOptions(dict[str, str]):
 @dataclasses.dataclass(frozen=True)
 class Location:
     """A lakehouse root: its URI, Lance storage options, the policy media sources are fetched
-    under, and an fsspec filesystem for listings. Its repr hides secret options."""
+    under, the maintenance policy its tables follow, and an fsspec filesystem for listings.
+    Its repr hides secret options."""
 
     uri: str
     storage_options: StorageOptions
     fetch: FetchPolicy = FetchPolicy()
+    maintenance: MaintenancePolicy = MaintenancePolicy()
 
     @staticmethod
     def parse(root: str | os.PathLike[str] | None,
               storage_options: dict[str, Any] | None = None,
-              fetch: FetchPolicy | None = None) -> Location:
+              fetch: FetchPolicy | None = None,
+              maintenance: MaintenancePolicy | bool | None = None) -> Location:
         if fetch is not None and not isinstance(fetch, FetchPolicy):
             raise TypeError(f"fetch must be a lakehouse.FetchPolicy, got {type(fetch).__name__}")
         fetch = fetch or FetchPolicy()
+        policy = policy_from(maintenance)
         if root is None:
             root = os.environ.get("LAKEHOUSE_ROOT") or "./lakehouse_data"
         root = os.fspath(root)
         scheme = urlparse(root).scheme
         if scheme in ("s3", "s3a"):
             return Location(root.rstrip("/").replace("s3a://", "s3://", 1),
-                            StorageOptions(s3_options(storage_options or {})), fetch)
+                            StorageOptions(s3_options(storage_options or {})), fetch, policy)
         if scheme == "file":
             root = urlparse(root).path
         elif scheme and len(scheme) > 1:
             raise StorageError(f"unsupported lakehouse root {redact_uri(root)!r}: use a folder "
                                "or s3://bucket")
         options = StorageOptions({str(k): str(v) for k, v in (storage_options or {}).items()})
-        return Location(str(Path(root).expanduser().resolve()), options, fetch)
+        return Location(str(Path(root).expanduser().resolve()), options, fetch, policy)
 
     @property
     def is_local(self) -> bool:
