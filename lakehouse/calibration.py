@@ -1,0 +1,393 @@
+"""Recall calibration of embedding indexes: the search parameters that reach the recall asked.
+
+Rules (documented in the README; figures in benchmarks/search.py):
+
+* Each time upkeep builds or retrains a vector index (not when it folds new rows into an
+  existing one: the centroids stay), :func:`calibrate` measures the index on its own vectors.
+  :data:`QUERIES` rows drawn at random are the queries, each held out from its own answers (a
+  query never counts finding itself); their exact top :data:`K` come from one streamed pass of
+  numpy over the column (memory bounded by :data:`TRUTH_BATCH` rows). The index is then
+  searched with a ladder of ``nprobes`` (powers of two, one rung more where the index's target
+  falls) at the kind's usual refine factor, and at a larger one when the codes lose recall
+  that probes cannot bring back. Each setting's recall@k and its standard error form the
+  *curve*. The cost is bounded: a few thousand searches and one read of the column.
+* A search picks the cheapest setting of the curve (:meth:`Calibration.cost`: vectors
+  scanned) whose recall, less one standard error, reaches the target: the query's
+  ``similarity(..., recall=)``, else the index's ``add_embedding_index(..., recall=)``, else
+  :data:`DEFAULT_RECALL`. When none reaches it, the one with the highest recall. Explicit
+  ``nprobes=`` / ``refine_factor=`` win over the pick.
+* An index of at most :data:`~lakehouse.vector_index.ALL_PARTITIONS_UP_TO` partitions is
+  searched in every partition (see :mod:`lakehouse.vector_index`), and a table without a vector
+  index exactly: neither is calibrated, and both report recall 1.0.
+* The calibration is stored in the index definition (JSON under ``"calibration"``, with its
+  format version, the index kind and partition count it measured). It is used only while the
+  index still has that kind and partition count; otherwise the search falls back to
+  :func:`~lakehouse.vector_index.search_defaults`. A malformed calibration is refused with
+  :class:`~lakehouse.errors.UnsafeDefinitionError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import lance
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.errors import FormatVersionError, UnsafeDefinitionError
+from lakehouse.metadata import IndexDef
+from lakehouse.vector_index import ALL_PARTITIONS_UP_TO, ann_state, partitions_of, search_defaults
+
+FORMAT = 1
+DEFAULT_RECALL = 0.95
+K = 10
+QUERIES = 200
+SCOUT_QUERIES = 40  # the first rungs of the ladder are tried on these queries only
+SCOUT_FLOOR = 0.85  # rungs the scouts put below this recall are not measured in full
+CURVE_TOP = 0.995  # a ladder stops once a setting reaches this recall
+REFINE_GAIN = 0.005  # the larger refine factor is measured only if it gains this much recall
+TRUTH_BATCH = 32_768
+THREADS = min(8, os.cpu_count() or 1)  # searches measured at once
+SEED = 0
+#: Refine factors tried, by index kind: the usual one, and a larger one for when the codes
+#: lose recall that more probes cannot bring back.
+REFINE_FACTORS = {"IVF_SQ": (2, 8), "IVF_PQ": (10, 40)}
+#: The cost of re-ranking one candidate in vectors scanned: reading a full float32 vector at
+#: random costs about as much as scanning this many of the index's codes (SQ codes are a
+#: quarter of the vector, PQ codes a sixteenth).
+RERANK_COST = {"IVF_SQ": 64, "IVF_PQ": 256}
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One point of the curve: search parameters, the mean recall@k they reached over the
+    calibration queries and its standard error."""
+
+    nprobes: int
+    refine_factor: int
+    recall: float
+    error: float
+
+    def reaches(self, recall: float) -> bool:
+        """Whether it reaches ``recall`` with a margin of one standard error (so that on new
+        queries it still does, more often than not by a wide margin)."""
+        return self.recall - self.error >= recall
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """What :func:`calibrate` measured on one vector index: its kind, partition count and rows,
+    the query count, k, the seconds it took and the curve of settings.
+
+    >>> cal = Calibration("IVF_SQ", 100, 20_000, K, 200, 1.5, (
+    ...     Setting(4, 2, 0.81, 0.02), Setting(8, 2, 0.96, 0.005), Setting(16, 2, 0.99, 0.003),
+    ...     Setting(8, 8, 0.975, 0.004)))
+    >>> cal.pick(0.95), cal.pick(0.97).refine_factor, cal.pick(0.999).nprobes
+    (Setting(nprobes=8, refine_factor=2, recall=0.96, error=0.005), 8, 16)
+    >>> Calibration.from_json(cal.to_json(), "v") == cal
+    True
+    """
+
+    kind: str
+    partitions: int
+    rows: int
+    k: int
+    queries: int
+    seconds: float
+    curve: tuple[Setting, ...]
+
+    def cost(self, setting: Setting) -> float:
+        """A setting's work in vectors scanned: the partitions' codes, the re-ranked vectors
+        (:data:`RERANK_COST`). Deterministic, unlike latencies measured on a busy machine."""
+        scanned = setting.nprobes * self.rows / self.partitions
+        return scanned + setting.refine_factor * self.k * RERANK_COST.get(self.kind, 64)
+
+    def pick(self, recall: float) -> Setting:
+        """The cheapest setting that :meth:`~Setting.reaches` ``recall``; the most accurate one
+        if none does."""
+        reaching = [s for s in self.curve if s.reaches(recall)]
+        if reaching:
+            return min(reaching, key=self.cost)
+        return max(self.curve, key=lambda s: (s.recall, -self.cost(s)))
+
+    def fits(self, kind: str, partitions: int) -> bool:
+        """Whether it measured this index (same kind and partitions: not retrained since)."""
+        return (self.kind, self.partitions) == (kind, partitions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "kind": self.kind, "partitions": self.partitions,
+                "rows": self.rows, "k": self.k,
+                "queries": self.queries, "seconds": round(self.seconds, 3),
+                "curve": [[s.nprobes, s.refine_factor, round(s.recall, 4), round(s.error, 4)]
+                          for s in self.curve]}
+
+    @staticmethod
+    def from_json(data: Any, index_name: str) -> Calibration:
+        """Read a stored calibration, checking every field (stored data is not trusted)."""
+        where = f"embedding index {index_name!r}"
+        if isinstance(data, dict) and _is_int(data.get("format")) and data["format"] > FORMAT:
+            raise FormatVersionError(f"{where} has a calibration of a newer lakehouse format "
+                                     f"({data['format']}); upgrade lakehouse")
+        try:
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError("not a calibration object of format 1")
+            curve = tuple(_setting(p) for p in data["curve"])
+            cal = Calibration(_str(data["kind"]), _count(data["partitions"]),
+                              _count(data["rows"]), _count(data["k"]), _count(data["queries"]),
+                              _number(data["seconds"]), curve)
+            if not curve:
+                raise ValueError("an empty curve")
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = (f"{where} has a malformed stored calibration ({exc}); rebuild the index with "
+                   "add_embedding_index(..., if_exists='replace') to measure it again")
+            raise UnsafeDefinitionError(msg) from None
+        return cal
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> int:
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{value!r} is not a positive integer")
+    return int(value)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{value!r} is not a finite number >= 0")
+    return float(value)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a string")
+    return value
+
+
+def _setting(point: Any) -> Setting:
+    if not isinstance(point, list) or len(point) != 4 or any(isinstance(v, bool) for v in point):
+        raise ValueError(f"curve point {point!r} is not [nprobes, refine_factor, recall, "
+                         "standard error]")
+    recall = _number(point[2])
+    if recall > 1:
+        raise ValueError(f"recall {recall!r} is above 1")
+    return Setting(_count(point[0]), _count(point[1]), recall, _number(point[3]))
+
+
+# --- the stored calibration and the search parameters ------------------------------------------
+_read: dict[tuple[str, int, str], Calibration | None] = {}  # (dataset, version, index) -> read
+
+
+def stored(ds: lance.LanceDataset, index: IndexDef) -> Calibration | None:
+    """The calibration stored in ``index``'s definition, read once per dataset version."""
+    key = (ds.uri, ds.version, index.lance_index)
+    if key not in _read:
+        raw = (index.vectors.index or {}).get("calibration")
+        if len(_read) > 1024:
+            _read.clear()
+        _read[key] = None if raw is None else Calibration.from_json(raw, index.name)
+    return _read[key]
+
+
+def target(index: IndexDef, recall: float | None = None) -> float:
+    """The recall a search asks: the query's, else the index's, else :data:`DEFAULT_RECALL`."""
+    if recall is not None:
+        return recall
+    return float((index.vectors.index or {}).get("recall") or DEFAULT_RECALL)
+
+
+def search_parameters(ds: lance.LanceDataset, index: IndexDef, partitions: int,
+                      recall: float | None = None) -> dict[str, int]:
+    """``nprobes`` and ``refine_factor`` for a search of ``index`` (built with ``partitions``
+    partitions) at ``recall``: the calibrated pick, or the defaults of
+    :func:`~lakehouse.vector_index.search_defaults` where there is no usable calibration."""
+    cal = stored(ds, index)
+    if cal is None or not cal.fits(index.vector_index, partitions) \
+            or partitions <= ALL_PARTITIONS_UP_TO:
+        return search_defaults(partitions, index.vector_index)
+    chosen = cal.pick(target(index, recall))
+    return {"nprobes": chosen.nprobes, "refine_factor": chosen.refine_factor}
+
+
+def summary(ds: lance.LanceDataset, index: IndexDef) -> dict[str, Any]:
+    """What ``Table.indexes()`` shows of an index's search: the recall target, the default
+    ``nprobes`` and ``refine_factor`` and the recall measured with them (1.0 where the search
+    is exact or probes every partition; null when the vector index was not calibrated)."""
+    state = ann_state(ds, index)
+    wanted = target(index)
+    if state is None:
+        return {"recall_target": wanted, "nprobes": None, "refine_factor": None, "recall": 1.0}
+    partitions = partitions_of(state)
+    params = search_parameters(ds, index, partitions)
+    cal = stored(ds, index)
+    if partitions <= ALL_PARTITIONS_UP_TO:
+        measured: float | None = 1.0
+    elif cal is not None and cal.fits(index.vector_index, partitions):
+        measured = cal.pick(wanted).recall
+    else:
+        measured = None
+    return {"recall_target": wanted, **params, "recall": measured}
+
+
+# --- measuring -----------------------------------------------------------------------------------
+def needs_calibration(ds: lance.LanceDataset, index: IndexDef) -> bool:
+    """Whether the index's vector index is large enough to be calibrated (see the rules)."""
+    state = ann_state(ds, index)
+    return state is not None and partitions_of(state) > ALL_PARTITIONS_UP_TO
+
+
+def calibrate(ds: lance.LanceDataset, index: IndexDef, *, queries: int = QUERIES,
+              seed: int = SEED) -> Calibration:
+    """Measure the curve of ``index``'s vector index on ``queries`` of its own vectors: the
+    ladder of ``nprobes`` with the kind's usual refine factor, then with the larger one if that
+    gains recall at the top of the ladder (see :class:`_Bench`)."""
+    started = time.perf_counter()
+    state = ann_state(ds, index)
+    assert state is not None, "calibrate() needs a built vector index"
+    partitions = partitions_of(state)
+    vectors, ids = _sample(ds, index.vectors.name, queries, seed)
+    bench = _Bench(ds, index, vectors, ids,
+                   exact_neighbours(ds, index.vectors.name, vectors, ids, index.metric, K))
+    usual, larger = REFINE_FACTORS.get(index.vector_index, REFINE_FACTORS["IVF_SQ"])
+    curve = bench.curve(ladder(partitions), usual)
+    curve = _between(bench, curve, target(index))
+    top = curve[-1]
+    check = bench.setting(top.nprobes, larger) if top.recall < CURVE_TOP else top
+    if check.recall >= top.recall + REFINE_GAIN:  # the codes lose recall: re-rank more
+        curve += bench.curve([s.nprobes for s in curve if s.nprobes < top.nprobes], larger)
+        curve.append(check)
+    return Calibration(index.vector_index, partitions, ds.count_rows(), K, len(ids),
+                       time.perf_counter() - started, tuple(curve))
+
+
+def ladder(partitions: int) -> list[int]:
+    """The ``nprobes`` values tried: powers of two, then all partitions.
+
+    >>> ladder(100)
+    [1, 2, 4, 8, 16, 32, 64, 100]
+    """
+    return [*(2 ** p for p in range(partitions.bit_length()) if 2 ** p < partitions), partitions]
+
+
+def _between(bench: _Bench, curve: list[Setting], wanted: float) -> list[Setting]:
+    """``curve`` with one more rung halfway (1.5x) between the last rung that misses the
+    index's target and the first that reaches it, where the default searches land."""
+    above = next((i for i, s in enumerate(curve) if s.reaches(wanted)), None)
+    if not above:
+        return curve
+    low, high = curve[above - 1].nprobes, curve[above].nprobes
+    middle = (low + high) // 2
+    if middle in (low, high):
+        return curve
+    return [*curve[:above], bench.setting(middle, curve[above].refine_factor), *curve[above:]]
+
+
+def _sample(ds: lance.LanceDataset, column: str, count: int,
+            seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``count`` non-null vectors drawn at random, and their row ids."""
+    rows = ds.count_rows()
+    rng = np.random.default_rng(seed)
+    positions = np.sort(rng.choice(rows, size=min(count, rows), replace=False))
+    taken = ds.take(positions.tolist(), columns=[column, "_rowid"])
+    taken = taken.filter(pc.is_valid(taken.column(column)))
+    return _matrix(taken.column(column)), taken.column("_rowid").to_numpy()
+
+
+def _matrix(vectors: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    array = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
+    dim = array.type.list_size
+    return array.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
+
+
+def _scores(matrix: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
+    """Similarity (higher is closer) of each query (rows) to each vector (columns), ranked as
+    Lance ranks its distances."""
+    if metric == "l2":
+        return 2 * (queries @ matrix.T) - np.einsum("ij,ij->i", matrix, matrix)[None, :]
+    if metric == "cosine":
+        norms = np.linalg.norm(matrix, axis=1)
+        matrix = matrix / np.where(norms == 0, 1.0, norms)[:, None]
+        qnorms = np.linalg.norm(queries, axis=1)
+        queries = queries / np.where(qnorms == 0, 1.0, qnorms)[:, None]
+    return queries @ matrix.T
+
+
+def exact_neighbours(ds: lance.LanceDataset, column: str, queries: np.ndarray,
+                     query_ids: np.ndarray, metric: str, k: int) -> np.ndarray:
+    """The row ids of each query's exact ``k`` nearest rows, the query's own row left out:
+    one pass over the column, :data:`TRUTH_BATCH` rows at a time."""
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_ids = np.zeros((len(queries), k), dtype=np.uint64)
+    for batch in ds.to_batches(columns=[column], with_row_id=True, batch_size=TRUTH_BATCH):
+        batch = batch.filter(pc.is_valid(batch.column(column)))
+        if batch.num_rows == 0:
+            continue
+        ids = batch.column("_rowid").to_numpy()
+        scores = _scores(_matrix(batch.column(column)), queries, metric).astype(np.float32)
+        scores[query_ids[:, None] == ids[None, :]] = -np.inf
+        all_scores = np.concatenate([best_scores, scores], axis=1)
+        all_ids = np.concatenate([best_ids, np.broadcast_to(ids, scores.shape)], axis=1)
+        top = np.argpartition(-all_scores, k - 1, axis=1)[:, :k]
+        best_scores = np.take_along_axis(all_scores, top, axis=1)
+        best_ids = np.take_along_axis(all_ids, top, axis=1)
+    return best_ids
+
+
+@dataclasses.dataclass(frozen=True)
+class _Bench:
+    """The calibration queries of one index (sampled rows, their row ids and exact answers),
+    and the searches that measure a setting's recall on them."""
+
+    ds: lance.LanceDataset
+    index: IndexDef
+    queries: np.ndarray
+    ids: np.ndarray
+    truth: np.ndarray
+
+    def curve(self, rungs: list[int], refine: int) -> list[Setting]:
+        """The settings of ``rungs`` at ``refine``, up to the first that reaches
+        :data:`CURVE_TOP`. Each rung is scouted on the first :data:`SCOUT_QUERIES` queries;
+        one they put below :data:`SCOUT_FLOOR` is left out (unless it is the top rung), the
+        others are measured on the rest of the queries too."""
+        scouts = min(SCOUT_QUERIES, len(self.ids))
+        curve: list[Setting] = []
+        for i, nprobes in enumerate(rungs):
+            first = self.recalls(nprobes, refine, range(scouts))
+            if first.mean() < SCOUT_FLOOR and i < len(rungs) - 1:
+                continue
+            rest = self.recalls(nprobes, refine, range(scouts, len(self.ids)))
+            curve.append(_setting_of(nprobes, refine, np.concatenate([first, rest])))
+            if curve[-1].recall >= CURVE_TOP:
+                break
+        return curve
+
+    def setting(self, nprobes: int, refine: int) -> Setting:
+        return _setting_of(nprobes, refine, self.recalls(nprobes, refine, range(len(self.ids))))
+
+    def recalls(self, nprobes: int, refine: int, which: range) -> np.ndarray:
+        """The recall@k of each query in ``which`` (searched a few at a time: only the
+        recall is measured, not the latency)."""
+        def recall(i: int) -> float:
+            nearest = {"column": self.index.vectors.name, "q": self.queries[i], "k": K + 1,
+                       "metric": self.index.metric, "nprobes": nprobes, "refine_factor": refine}
+            got = self.ds.to_table(columns=[], nearest=nearest, with_row_id=True,
+                                   disable_scoring_autoprojection=True)
+            found = got.column("_rowid").to_numpy()
+            return len(np.intersect1d(found[found != self.ids[i]][:K], self.truth[i])) / K
+
+        with ThreadPoolExecutor(THREADS) as pool:
+            return np.fromiter(pool.map(recall, which), dtype=np.float64, count=len(which))
+
+
+def _setting_of(nprobes: int, refine: int, recalls: np.ndarray) -> Setting:
+    error = float(recalls.std(ddof=1) / math.sqrt(len(recalls))) if len(recalls) > 1 else 1.0
+    return Setting(nprobes, refine, float(recalls.mean()), error)
