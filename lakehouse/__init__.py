@@ -15,6 +15,9 @@ from lakehouse import functions, iterators
 from lakehouse.catalog import Catalog, connect
 from lakehouse.display import show, to_pil
 from lakehouse.errors import (
+    BranchDivergedError,
+    BranchExistsError,
+    BranchNotFoundError,
     ColumnExistsError,
     ColumnNotFoundError,
     ComputedColumnError,
@@ -111,6 +114,7 @@ __all__ = [
     "VersionNotFoundError", "IndexExistsError", "IndexNotFoundError", "MediaError",
     "SourceRefusedError",
     "ModelError", "ModelsNotInstalledError", "SnapshotExistsError", "ExpressionSyntaxError",
+    "BranchNotFoundError", "BranchExistsError", "BranchDivergedError",
     "InvalidOptionError",
     "ComputedColumnError", "UnsupportedError",
     "RemoteCallError", "RemoteModelError", "SecretLiteralError", "SecretNotFoundError",

@@ -12,7 +12,7 @@ from typing import Any
 
 import lance
 
-from lakehouse import ingest, trust, views
+from lakehouse import branches, ingest, trust, views
 from lakehouse import types as T
 from lakehouse.errors import (
     DependencyError,
@@ -326,7 +326,8 @@ class Catalog:
         return ingest.import_csv(self, name, path, **options).table
 
     def get_table(self, name: str) -> Table:
-        """Open a table; ``"name:3"`` opens version 3 and ``"name@prod"`` a tag, read-only.
+        """Open a table; ``"name:3"`` opens version 3 and ``"name@prod"`` a tag, read-only;
+        ``"name#dev"`` opens branch ``dev`` (writable) and ``"name#dev:3"`` its version 3.
 
         >>> db.get_table("films").count()
         3
@@ -342,10 +343,15 @@ class Catalog:
             version = int(text)
         elif isinstance(name, str) and "@" in name:
             base, _, version = name.rpartition("@")
+        base, branch = branches.split(base, tagged=isinstance(version, str))
         validate_name(base)
         if not self.has_table(base):
             raise TableNotFoundError(f"table {base!r} does not exist in {self.root}")
         uri = self._table_uri(base)
+        if branch is not None:  # "name#branch" or "name#branch:3": lakehouse.branches
+            ds = branches.open_branch(self._location, base, uri, branch, version)
+            return Table(f"{base}#{branch}", branches.branch_uri(uri, branch), self._location,
+                         ds, pinned=version is not None, branch=branch)
         opts = self._location.storage_options or None
         try:
             ds = lance.dataset(uri, storage_options=opts)
@@ -390,6 +396,7 @@ class Catalog:
         check_choice("if_exists", if_exists, ("error", "ignore", "replace"))
         check_choice("on_error", on_error, ON_ERROR)
         table, condition = _view_base(base, name)
+        branches.check_no_branch(table.table_branch, table.table_name, "a view")
         if table.table_uri != self._table_uri(table.table_name):
             raise InvalidOptionError(f"view {name!r}: its base {table.table_name!r} must be a "
                                      f"table of this lakehouse ({self.root})")

@@ -174,6 +174,19 @@ class SnapshotExistsError(Error, ValueError):
     """A snapshot (a named version) with this name already exists."""
 
 
+class BranchNotFoundError(Error, KeyError):
+    """The table has no branch with this name."""
+
+
+class BranchExistsError(Error, FileExistsError):
+    """The table already has a branch with this name."""
+
+
+class BranchDivergedError(Error, RuntimeError):
+    """A branch cannot be promoted: its parent moved since the branch was made, so a
+    fast-forward would drop the parent's newer changes."""
+
+
 def check_choice(param: str, value: object, allowed: tuple[str, ...]) -> None:
     """Refuse an option value that is not one of ``allowed`` (the one check every call with a
     choice argument uses, so that the error type and message are the same everywhere).

@@ -39,7 +39,7 @@ def validate_name(name: str, what: str = "table") -> str:
         for part in name.split("/"):
             if part in ("", ".", ".."):
                 problem = "empty, '.' and '..' path parts are not allowed"
-            elif not _PART.match(part):
+            elif not _PART.fullmatch(part):
                 problem = f"{part!r} may only use letters, digits, '_', '-' and '.'"
             elif part.endswith(TABLE_SUFFIX):
                 problem = f"names may not end with {TABLE_SUFFIX!r}"
@@ -47,6 +47,34 @@ def validate_name(name: str, what: str = "table") -> str:
                 break
     if problem:
         message = f"invalid {what} name {name!r}: {problem}"
+        raise InvalidNameError(message)
+    return name
+
+
+BRANCH_SEPARATOR = "#"
+"""Between a table and one of its branches: ``db.get_table("films#dev")``."""
+MAIN_BRANCH = "main"
+"""The name Lance gives a table's own line of versions; no branch can take it."""
+
+
+def validate_branch_name(name: str, table: str) -> str:
+    """Check the name of a branch of ``table``: one name part (letters, digits, ``_``, ``-``,
+    ``.``; no ``/``, ``#``, ``:`` or ``@``), not ``main``; return it unchanged. Branch names
+    become folder names inside the table, so they follow the rules of table name parts.
+
+    >>> validate_branch_name("dev-2", "films")
+    'dev-2'
+    >>> validate_branch_name("../x", "films")
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.InvalidNameError: table 'films': invalid branch name '../x': use letters, \
+digits, '_', '-' and '.' (one part, no '/', not 'main', not ending with '.lance')
+    """
+    if not isinstance(name, str) or name == MAIN_BRANCH or not _PART.fullmatch(name) \
+            or name.endswith(TABLE_SUFFIX):
+        message = (f"table {table!r}: invalid branch name {name!r}: use letters, digits, '_', "
+                   f"'-' and '.' (one part, no '/', not {MAIN_BRANCH!r}, not ending with "
+                   f"{TABLE_SUFFIX!r})")
         raise InvalidNameError(message)
     return name
 
@@ -60,7 +88,7 @@ RESERVED_NAMES = frozenset({
     "delete", "write_rows", "add_column", "add_columns", "add_computed_column",
     "add_embedding_index", "add_index", "drop_column", "drop_embedding_index", "drop_index",
     "rename_column", "revert", "table_name", "table_version", "table_uri", "table_definition",
-    "table_state", "count_rows", "column_names",
+    "table_state", "count_rows", "column_names", "table_branch",
 })
 
 
@@ -86,5 +114,5 @@ def check_column_name(name: str, table_name: str) -> None:
         raise InvalidNameError(message)
 
 
-__all__ = ["RESERVED_NAMES", "ROW_ADDRESS", "ROW_ID", "TABLE_SUFFIX", "check_column_name",
-           "validate_name"]
+__all__ = ["BRANCH_SEPARATOR", "MAIN_BRANCH", "RESERVED_NAMES", "ROW_ADDRESS", "ROW_ID",
+           "TABLE_SUFFIX", "check_column_name", "validate_branch_name", "validate_name"]

@@ -17,8 +17,8 @@ import lance
 import polars as pl
 import pyarrow as pa
 
+from lakehouse import branches, ingest, versions, views
 from lakehouse import embedding_index as indexes
-from lakehouse import ingest, versions, views
 from lakehouse import types as T
 from lakehouse.display import Rendered
 from lakehouse.errors import (
@@ -33,6 +33,7 @@ from lakehouse.errors import (
     ReadOnlyError,
     SnapshotExistsError,
     TypeMismatchError,
+    UnsupportedError,
     VersionNotFoundError,
     check_choice,
 )
@@ -127,9 +128,10 @@ class Table:
     """
 
     def __init__(self, name: str, uri: str, location: Location, dataset: lance.LanceDataset,
-                 *, pinned: bool = False) -> None:
+                 *, pinned: bool = False, branch: str | None = None) -> None:
         self._name = name
         self._uri = uri
+        self._branch = branch  # a branch handle's URI is the branch's folder (lakehouse.branches)
         self._location = location
         self._pinned = pinned
         self._lock = threading.Lock()
@@ -208,6 +210,16 @@ class Table:
         (False, True)
         """
         return self._pinned
+
+    @property
+    def table_branch(self) -> str | None:
+        """The branch this handle reads and writes (``db.get_table("films#dev")``,
+        ``t.branch("dev")``), or None for the table's main line.
+
+        >>> t.table_branch, t.branch("dev").table_branch
+        (None, 'dev')
+        """
+        return self._branch
 
     def table_state(self) -> TableState:
         """What this handle reads now: the dataset at its version (the latest, unless the
@@ -370,7 +382,8 @@ class Table:
             version = self._write(lambda ctx: indexes.upkeep_all(ctx, progress=progress),
                                   what="the vector index upkeep")
             result = result if version is None else dataclasses.replace(result, version=version)
-        views.update_dependents(self._location, state.dataset, progress=progress)
+        if self._branch is None:  # views follow the main line
+            views.update_dependents(self._location, state.dataset, progress=progress)
         return result
 
     def _refuse_if_view(self, what: str) -> None:
@@ -382,7 +395,8 @@ class Table:
 
     def _update_views(self) -> None:
         """Bring the views of this table up to date (after a delete or a revert)."""
-        views.update_dependents(self._location, self.table_state().dataset, progress=False)
+        if self._branch is None:  # views follow the main line
+            views.update_dependents(self._location, self.table_state().dataset, progress=False)
 
     def insert_files(self, sources: Any, **options: Any) -> WriteResult:
         """Insert every media file found in ``sources`` (paths, folders, globs or ``s3://``
@@ -1015,7 +1029,8 @@ class Table:
             raise VersionNotFoundError(
                 f"table {self._name!r} has no version {version} (latest is {ds.latest_version})"
             ) from exc
-        return Table(self._name, self._uri, self._location, old, pinned=True)
+        return Table(self._name, self._uri, self._location, old, pinned=True,
+                     branch=self._branch)
 
     def snapshot(self, name: str, *, replace: bool = False) -> int:
         """Name the version this handle reads (a Lance tag), so that ``db.get_table("t@name")``
@@ -1077,6 +1092,90 @@ class Table:
                         what="the list of views after the revert")
             self._update_views()
         return version
+
+    # --- branches -------------------------------------------------------------------------------
+    def branch(self, name: str, from_: int | str | None = None) -> Table:
+        """Make a writable branch of the table and return a handle on it: it starts as the
+        version this handle reads (or main-line version ``from_``, or the snapshot named
+        ``from_``), and its writes never touch the table's main line. Open it later with
+        ``db.get_table("films#dev")``; see :mod:`lakehouse.branches`.
+
+        >>> dev = t.branch("dev")
+        >>> _ = dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+        >>> dev.table_name, dev.count(), t.count()
+        ('films#dev', 4, 3)
+        """
+        branches.check_no_branch(self._branch, self._name, "branch()")
+        state = self.table_state()
+        if state.definition.view is not None:
+            raise UnsupportedError(f"{self._name!r} is a view: its rows follow its base, so it "
+                                   "has no branches; branch the base table instead")
+        version = state.version if from_ is None else from_
+        if isinstance(version, str):
+            version = versions.snapshots(state.dataset).get(version, version)
+        if not isinstance(version, int):
+            raise VersionNotFoundError(f"table {self._name!r} has no snapshot {from_!r} to "
+                                       "branch from")
+        branches.validate_branch_name(name, self._name)
+        ds = protocol.write(lambda: self._context(tags_only=True),
+                            lambda ctx: branches.create(ctx, name, version),
+                            what=f"branch {name!r}", replayable=False)
+        return Table(f"{self._name}#{name}", ds.uri, self._location, ds, branch=name)
+
+    def branches(self) -> pl.DataFrame:
+        """The table's branches, one row each by name: ``branch``, ``parent_version`` (the
+        version it was made from), ``latest_version`` and ``created``.
+
+        >>> _ = t.branch("dev")
+        >>> t.branches().select("branch", "parent_version", "latest_version").rows()
+        [('dev', 2, 2)]
+        """
+        return branches.listing(self._location, branches.main_uri(self._uri, self._branch))
+
+    def promote(self, branch: str | None = None, *, progress: bool = True) -> int:
+        """Make a branch's latest content the table's next version (a fast-forward) and return
+        that version: ``t.promote("dev")``, or ``dev.promote()`` on a branch handle. Refused
+        with :class:`~lakehouse.BranchDivergedError`, changing nothing, when the table moved
+        since the branch was made. The branch stays; delete it when done.
+
+        >>> dev = t.branch("dev")
+        >>> _ = dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+        >>> t.promote("dev"), t.count()
+        (3, 4)
+        """
+        name = branch if branch is not None else self._branch
+        if name is None:
+            raise InvalidOptionError(f"table {self._name!r}: name the branch to promote, "
+                                     "t.promote('dev')")
+        main = self if self._branch is None else self._main()
+        if main.table_definition.view is not None:
+            raise UnsupportedError(f"{main._name!r} is a view and has no branches")
+        version = main._write(lambda ctx: branches.promote(ctx, main._location, name).version,
+                              what=f"the promote of branch {name!r}", replayable=False)
+        main._update_indexes_and_views(WriteResult(0, 0, version), progress)
+        return version
+
+    def delete_branch(self, name: str) -> None:
+        """Delete branch ``name`` of the table (never the main line); its versions go with it.
+
+        >>> _ = t.branch("scratch")
+        >>> t.delete_branch("scratch")
+        >>> t.branches().height
+        0
+        """
+        main = self if self._branch is None else self._main()
+        protocol.write(lambda: main._context(tags_only=True),
+                       lambda ctx: branches.delete(ctx, name),
+                       what=f"the delete of branch {name!r}", replayable=False)
+
+    def _main(self) -> Table:
+        """A handle on the main line of the table this branch handle belongs to."""
+        uri = branches.main_uri(self._uri, self._branch)
+        try:
+            ds = lance.dataset(uri, storage_options=self._location.storage_options or None)
+        except (ValueError, OSError) as exc:
+            raise storage_error(self._location, f"open table {self._name!r}", exc) from exc
+        return Table(self._name.partition("#")[0], uri, self._location, ds)
 
     def jobs(self) -> pl.DataFrame:
         """The checkpointed backfills of this table (new computed columns, embedding indexes)

@@ -479,10 +479,49 @@ def tag(ctx: WriteContext, name: str, version: int, *, move: bool) -> None:
     apply(ctx, action)
 
 
+# --- branches ------------------------------------------------------------------------------------
+def create_branch(ctx: WriteContext, name: str, version: int) -> lance.LanceDataset:
+    """Make Lance branch ``name`` of the table from ``version`` and return a handle on it. The
+    branch starts as that version, sharing its files; its commits go to its own folder."""
+    return _lance_call(ctx, lambda: ctx.dataset.create_branch(name, version,
+                                                              storage_options=ctx.options), None)
+
+
+def delete_branch(ctx: WriteContext, name: str) -> None:
+    """Remove Lance branch ``name`` of the table and the files only it held."""
+    _lance_call(ctx, lambda: ctx.dataset.branches.delete(name), None)
+
+
+def fast_forward(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *,
+                 seen: int, branch: str) -> lance.LanceDataset:
+    """Commit ``operation``, which makes the table's next version hold a branch's latest
+    content (its files already in the table's folders), provided the table is still at version
+    ``seen`` (the version the branch was made from). It is never rebased: a writer that lands
+    first makes it a Redo (the caller refuses the promote), never a lost change."""
+    if ctx.version != seen:
+        raise Redo(f"the table moved past version {seen}, which branch {branch!r} was made from")
+    return commit(dataclasses.replace(ctx, properties={**ctx.properties,
+                                                       "lakehouse.branch": branch}),
+                  operation, kind="promote")
+
+
+# --- retention -----------------------------------------------------------------------------------
+def remove_versions(table_name: str, ds: lance.LanceDataset,
+                    versions: list[int]) -> lance.CleanupStats:
+    """Remove ``versions`` of table ``ds`` and the files only they reference (Lance's
+    cleanup; :mod:`lakehouse.maintenance.retention` decides which). Lance never removes the
+    latest version, a tagged one or a branch's base, nor files no version references."""
+    try:
+        return ds.cleanup_old_versions(versions=versions, error_if_tagged_old_versions=False)
+    except OSError as exc:
+        raise StorageError(f"table {table_name!r}: old versions were not removed: {exc}") \
+            from exc
+
+
 __all__ = [
     "ATTEMPTS", "Failures", "Redo", "WriteContext", "add_computed",
-    "add_null_columns", "append", "apply", "commit", "create_scalar_index",
-    "delete", "drop_columns", "drop_index", "rename_columns", "restore", "rewrite",
-    "same_definition", "set_config", "set_field_metadata", "switch_column", "tag", "write",
-    "write_fragments",
+    "add_null_columns", "append", "apply", "commit", "create_branch", "create_scalar_index",
+    "delete", "delete_branch", "drop_columns", "drop_index", "fast_forward", "rename_columns",
+    "restore", "rewrite", "same_definition", "set_config", "set_field_metadata",
+    "switch_column", "tag", "write", "write_fragments",
 ]

@@ -1,0 +1,344 @@
+"""Branches: writable lines of versions of a table, kept apart from its main line until promoted.
+
+A branch is a Lance branch of the table's dataset: ``create_branch`` makes it from a version of
+the main line (sharing that version's files), and its commits land in its own folder,
+``<table>.lance/tree/<branch>``, which Lance opens as a dataset of its own. So a branch handle
+is an ordinary :class:`~lakehouse.Table` whose URI is the branch folder: every write path (the
+write protocol opens and commits by URI) reaches the branch and never the main line, and the
+definition a write computes under is the one in the branch's schema metadata.
+
+The rules, each in one function here:
+
+- **Names** (:func:`split`): ``films#dev`` names branch ``dev`` of ``films``;
+  ``films#dev:3`` its version 3, read-only. A branch name is one name part
+  (:func:`lakehouse.names.validate_branch_name`); ``main`` is the table itself. A snapshot
+  names a version of any line, so ``films#dev@v1`` is refused: open ``films@v1``.
+- **Branches come from the main line** (a version or a snapshot of it); a branch of a branch
+  is refused, so promoting always means bringing one branch into the main line.
+- **Promote is a fast-forward** (:func:`promote`): allowed only while the main line is still at
+  the version the branch was made from. The branch's own files (data and deletion files) are
+  copied into the table's folders and one ``Merge`` commit makes the branch's fragments and
+  schema (with its definitions) the main line's next version; rows the branch added get new
+  stable row ids there. If the main line moved, :class:`~lakehouse.BranchDivergedError` says so
+  and nothing changes. The branch itself is kept (delete it when done).
+- **Views** are refused on a branch: a view follows its base's main line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import secrets
+from typing import Any
+
+import lance
+import polars as pl
+import pyarrow as pa
+from lance.fragment import DataFile, DeletionFile, FragmentMetadata
+
+from lakehouse.errors import (
+    BranchDivergedError,
+    BranchExistsError,
+    BranchNotFoundError,
+    InvalidNameError,
+    UnsupportedError,
+    VersionNotFoundError,
+)
+from lakehouse.exec import protocol
+from lakehouse.exec.protocol import Redo, WriteContext
+from lakehouse.names import BRANCH_SEPARATOR, MAIN_BRANCH, validate_branch_name
+from lakehouse.storage import Location, storage_error
+
+TREE = "tree"
+"""The folder of a table's dataset where Lance keeps its branches."""
+_COPIED = ("data", "_deletions")  # the folders of a branch's own files a promote brings over
+
+
+def split(name: str, *, tagged: bool = False) -> tuple[str, str | None]:
+    """``"films#dev"`` -> ``("films", "dev")``; a name without ``#`` has no branch. The branch
+    name is checked (``tagged``: the name also named a snapshot, which a branch cannot take).
+
+    >>> split("films#dev"), split("ml/images")
+    (('films', 'dev'), ('ml/images', None))
+    >>> split("films#main")
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.InvalidNameError: table 'films': 'main' is the table itself: open 'films'
+    """
+    if not isinstance(name, str) or BRANCH_SEPARATOR not in name:
+        return name, None
+    table, _, branch = name.partition(BRANCH_SEPARATOR)
+    if branch == MAIN_BRANCH:
+        raise InvalidNameError(f"table {table!r}: {MAIN_BRANCH!r} is the table itself: open "
+                               f"{table!r}")
+    validate_branch_name(branch, table)
+    if tagged:
+        raise InvalidNameError(
+            f"{name!r}: a snapshot names a version of the whole table; open '{table}@<snapshot>'"
+            f" instead of naming a branch too")
+    return table, branch
+
+
+def branch_uri(table_uri: str, branch: str) -> str:
+    """Where Lance keeps branch ``branch`` of the table at ``table_uri``; Lance opens it as a
+    dataset of its own.
+
+    >>> branch_uri("s3://b/lake/films.lance", "dev")
+    's3://b/lake/films.lance/tree/dev'
+    """
+    return f"{table_uri}/{TREE}/{branch}"
+
+
+def main_uri(uri: str, branch: str | None) -> str:
+    """The table's own URI, given the URI of a handle on ``branch`` (None: the main line).
+
+    >>> main_uri("/lake/films.lance/tree/dev", "dev"), main_uri("/lake/films.lance", None)
+    ('/lake/films.lance', '/lake/films.lance')
+    """
+    return uri if branch is None else uri[: -len(f"/{TREE}/{branch}")]
+
+
+def open_branch(location: Location, table: str, table_uri: str, branch: str,
+                version: int | None = None) -> lance.LanceDataset:
+    """A handle on ``branch`` of ``table`` at its latest version (or ``version``).
+
+    >>> open_branch(db.location, "films", t.table_uri, "nope")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.BranchNotFoundError: table 'films' has no branch 'nope'; its branches: ...
+    """
+    opts = location.storage_options or None
+    try:
+        ds = lance.dataset(branch_uri(table_uri, branch), storage_options=opts)
+    except ValueError as exc:
+        names = ", ".join(map(repr, sorted(_listed(table_uri, opts)))) or "(none)"
+        raise BranchNotFoundError(
+            f"table {table!r} has no branch {branch!r}; its branches: {names}; make one with "
+            f"t.branch({branch!r})") from exc
+    except OSError as exc:
+        raise storage_error(location, f"open branch {branch!r} of table {table!r}", exc) from exc
+    if version is None:
+        return ds
+    first = _info(ds, branch)["parent_version"]
+    try:
+        if version < first:
+            raise ValueError(version)
+        return ds.checkout_version(version)
+    except (ValueError, OSError) as exc:
+        raise VersionNotFoundError(
+            f"branch {branch!r} of table {table!r} has no version {version} (it has versions "
+            f"{first}..{ds.version}; earlier ones are the main line's: open {table}:{version})"
+        ) from exc
+
+
+def _listed(table_uri: str, opts: dict[str, str] | None) -> dict[str, Any]:
+    return dict(lance.dataset(table_uri, storage_options=opts).branches.list())
+
+
+def _info(ds: lance.LanceDataset, branch: str) -> dict[str, Any]:
+    return dict(ds.branches.list()[branch])
+
+
+def create(ctx: WriteContext, name: str, version: int) -> lance.LanceDataset:
+    """Make branch ``name`` of the table in ``ctx`` from main-line ``version``.
+
+    >>> from lakehouse.exec.protocol import WriteContext
+    >>> ds = t.table_state().dataset
+    >>> ctx = WriteContext("films", ds.uri, {}, ds, t.table_definition)
+    >>> create(ctx, "dev", 2).version
+    2
+    """
+    table = ctx.table_name
+    validate_branch_name(name, table)
+    if name in ctx.dataset.branches.list():
+        raise BranchExistsError(f"table {table!r} already has a branch {name!r}; open it with "
+                                f"db.get_table('{table}#{name}'), or delete it first")
+    if not 1 <= version <= ctx.dataset.latest_version:
+        raise VersionNotFoundError(f"table {table!r} has no version {version} to branch from "
+                                   f"(versions 1..{ctx.dataset.latest_version})")
+    return protocol.create_branch(ctx, name, version)
+
+
+def listing(location: Location, table_uri: str) -> pl.DataFrame:
+    """One row per branch of the table, by name: ``branch``, ``parent_version`` (the main-line
+    version it was made from), ``latest_version`` and ``created`` (UTC).
+
+    >>> _ = t.branch("dev")
+    >>> listing(db.location, t.table_uri).select("branch", "parent_version").rows()
+    [('dev', 2)]
+    """
+    opts = location.storage_options or None
+    rows = []
+    try:
+        for name, info in sorted(_listed(table_uri, opts).items()):
+            latest = lance.dataset(branch_uri(table_uri, name), storage_options=opts).version
+            rows.append({"branch": name, "parent_version": info["parent_version"],
+                         "latest_version": latest,
+                         "created": dt.datetime.fromtimestamp(info["create_at"], dt.UTC)})
+    except (ValueError, OSError) as exc:
+        raise storage_error(location, "list the branches", exc) from exc
+    schema = {"branch": pl.String, "parent_version": pl.Int64, "latest_version": pl.Int64,
+              "created": pl.Datetime("us", "UTC")}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def delete(ctx: WriteContext, name: str) -> None:
+    """Delete branch ``name`` of the table in ``ctx`` (the main line cannot be deleted).
+
+    >>> from lakehouse.exec.protocol import WriteContext
+    >>> _ = t.branch("tmp")
+    >>> ds = t.table_state().dataset
+    >>> delete(WriteContext("films", ds.uri, {}, ds, t.table_definition), "tmp")
+    >>> t.branches().height
+    0
+    """
+    table = ctx.table_name
+    if name == MAIN_BRANCH:
+        raise UnsupportedError(f"table {table!r}: the main line is the table itself and cannot "
+                               f"be deleted as a branch; use db.drop_table({table!r})")
+    validate_branch_name(name, table)
+    if name not in ctx.dataset.branches.list():
+        raise BranchNotFoundError(f"table {table!r} has no branch {name!r}")
+    protocol.delete_branch(ctx, name)
+
+
+def promote(ctx: WriteContext, location: Location, name: str) -> lance.LanceDataset:
+    """Fast-forward the main line of the table in ``ctx`` to the latest version of branch
+    ``name``: refused (:class:`~lakehouse.BranchDivergedError`, nothing changed) when the main
+    line moved since the branch was made. Returns the main line at its new version.
+
+    >>> from lakehouse.exec.protocol import WriteContext
+    >>> b = t.branch("dev")
+    >>> _ = b.insert([{"title": "Ran", "year": 1985}], progress=False)
+    >>> ds = t.table_state().dataset
+    >>> ctx = WriteContext("films", ds.uri, {}, ds.checkout_version(ds.version),
+    ...                    t.table_definition)
+    >>> promote(ctx, db.location, "dev").count_rows()
+    4
+    """
+    table = ctx.table_name
+    if name not in ctx.dataset.branches.list():
+        raise BranchNotFoundError(f"table {table!r} has no branch {name!r}")
+    parent = _info(ctx.dataset, name)["parent_version"]
+    if ctx.dataset.latest_version != parent:
+        raise BranchDivergedError(
+            f"table {table!r} cannot fast-forward to branch {name!r}: the table moved from "
+            f"version {parent} (where the branch was made) to {ctx.dataset.latest_version}; "
+            f"apply the branch's changes to the table again, or make a new branch from "
+            f"version {ctx.dataset.latest_version}")
+    branch = open_branch(location, table, ctx.uri, name)
+    _copy_own_files(location, branch.uri, ctx.uri)
+    operation = _fast_forward(location, branch, ctx.dataset, ctx.uri, name)
+    try:
+        return protocol.fast_forward(ctx, operation, seen=parent, branch=name)
+    except Redo as exc:
+        raise BranchDivergedError(f"table {table!r} cannot fast-forward to branch {name!r}: "
+                                  f"{exc.reason}; nothing was changed") from exc
+
+
+def _fast_forward(location: Location, branch: lance.LanceDataset, main: lance.LanceDataset,
+                  table_uri: str, name: str) -> lance.LanceOperation.BaseOperation:
+    """The one Lance operation that turns the main line (still at the branch's parent version)
+    into the branch's latest content. With the same columns, an ``Update``: the fragments the
+    branch removed go, the ones it changed (deletions) are replaced, its new ones are added
+    with their stable row ids. With columns added, changed or dropped, a ``Merge`` (the new
+    schema with its definitions); Lance's Merge keeps every fragment, so a branch that both
+    changed the columns and removed whole fragments of the main line cannot be promoted."""
+    ours = {f.fragment_id: f.metadata for f in main.get_fragments()}
+    theirs = [_in_main(f.metadata, branch, table_uri, name) for f in branch.get_fragments()]
+    kept = {md.id for md in theirs}
+    if branch.schema.equals(main.schema, check_metadata=True):
+        return lance.LanceOperation.Update(
+            removed_fragment_ids=sorted(set(ours) - kept),
+            updated_fragments=[md for md in theirs if md.id in ours and md != ours[md.id]],
+            new_fragments=[md for md in theirs if md.id not in ours])
+    gone = [dataclasses.replace(ours[i], deletion_file=_all_rows_deleted(
+                location, table_uri, ours[i], main.version)) for i in sorted(set(ours) - kept)]
+    return lance.LanceOperation.Merge(
+        [*gone, *(md if md.id in ours else dataclasses.replace(md, row_id_meta=None)
+                  for md in theirs)],
+        branch.lance_schema)
+
+
+def _all_rows_deleted(location: Location, table_uri: str, md: FragmentMetadata,
+                      version: int) -> DeletionFile:
+    """A deletion file that deletes every row of main-line fragment ``md``: a Merge must keep
+    every fragment, so one the branch removed stays, with no rows. Written in Lance's format
+    for deletion files (an Arrow IPC file of one ``row_id: uint32`` column of row offsets, at
+    ``_deletions/<fragment>-<read version>-<id>.arrow``)."""
+    file_id = secrets.randbits(63)
+    path = location.fs_path(f"{table_uri}/_deletions/{md.id}-{version}-{file_id}.arrow")
+    offsets = pa.table({"row_id": pa.array(range(md.physical_rows), pa.uint32())},
+                       schema=pa.schema([pa.field("row_id", pa.uint32(), nullable=False)]))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, offsets.schema) as writer:
+        writer.write_table(offsets)
+    fs = location.filesystem()
+    try:
+        if location.is_local:
+            fs.makedirs(path.rpartition("/")[0], exist_ok=True)
+        fs.pipe_file(path, sink.getvalue().to_pybytes())
+    except OSError as exc:
+        raise storage_error(location, "write a deletion file", exc) from exc
+    return DeletionFile(version, file_id, "array", md.physical_rows, None)
+
+
+def _copy_own_files(location: Location, source: str, target: str) -> None:
+    """Copy the branch's own data and deletion files into the table's folders (names are
+    unique, so nothing of the table is overwritten), so the main line never depends on the
+    branch's folder, which a branch delete removes."""
+    fs = location.filesystem()
+    for folder in _COPIED:
+        src, dst = location.fs_path(f"{source}/{folder}"), location.fs_path(f"{target}/{folder}")
+        try:
+            if not fs.exists(src):
+                continue
+            present = {p[len(dst):] for p in fs.find(dst)} if fs.exists(dst) else set()
+            for path in fs.find(src):
+                rel = path[len(src):]
+                if rel not in present:
+                    if location.is_local:
+                        fs.makedirs((dst + rel).rpartition("/")[0], exist_ok=True)
+                    fs.copy(path, dst + rel)
+        except OSError as exc:
+            raise storage_error(location, "copy the branch's files into the table", exc) from exc
+
+
+def _in_main(md: FragmentMetadata, branch: lance.LanceDataset, table_uri: str,
+             name: str) -> FragmentMetadata:
+    """A branch fragment as the main line stores it: every file in the table's own folders
+    (base ``None``), version metadata left for Lance to derive at the commit."""
+    roots = {base_id: base.path for base_id, base in branch.base_paths().items()}
+    for base_id in {f.base_id for f in md.files} | {getattr(md.deletion_file, "base_id", None)}:
+        if base_id is not None and not _same_place(roots.get(base_id, ""), table_uri):
+            raise UnsupportedError(
+                f"branch {name!r} reads files from {roots.get(base_id)!r}, outside the table; "
+                "only branches made from the table's main line can be promoted")
+    files = [DataFile(str(f.path), f.fields, f.column_indices, f.file_major_version,
+                      f.file_minor_version, f.file_size_bytes, None) for f in md.files]
+    deletion = md.deletion_file
+    if deletion is not None:
+        deletion = DeletionFile(deletion.read_version, deletion.id, deletion.file_type,
+                                deletion.num_deleted_rows, None)
+    return dataclasses.replace(md, files=files, deletion_file=deletion,
+                               created_at_version_meta=None, last_updated_at_version_meta=None)
+
+
+def _same_place(path: str, uri: str) -> bool:
+    """Whether a Lance base path names the folder ``uri`` (Lance drops the scheme and the
+    leading slash of some paths)."""
+    def norm(p: str) -> str:
+        return p.split("://", 1)[-1].strip("/")
+    return norm(path) == norm(uri)
+
+
+def check_no_branch(branch: str | None, table: str, what: str) -> None:
+    """Refuse ``what`` on a branch handle (views follow a table's main line; branches are made
+    from it)."""
+    if branch is not None:
+        raise UnsupportedError(f"table {table!r}: {what} works on a table's main line, not on "
+                               f"a branch; use it on '{table.partition(BRANCH_SEPARATOR)[0]}'")
+
+
+__all__ = ["TREE", "branch_uri", "check_no_branch", "create", "delete", "listing", "main_uri",
+           "open_branch", "promote", "split"]
