@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from lakehouse_cli import data, indexes, jobs, tables, versions, views
+from lakehouse_cli import data, export, indexes, jobs, tables, versions, views
 from lakehouse_cli.common import (
     ROOT_HELP,
     Options,
@@ -142,6 +142,9 @@ app.add_typer(views.app, name="view")
 # long work (lakehouse_cli.jobs): values computed again; unfinished backfills
 app.command("recompute")(jobs.recompute)
 app.command("jobs")(jobs.jobs)
+# data out (lakehouse_cli.export): a Parquet file; SQL over the tables
+app.command("export")(export.export)
+app.command("sql")(export.sql)
 
 
 @app.command("demo")

@@ -35,6 +35,7 @@ from lakehouse.errors import (
     MediaError,
     ModelError,
     ModelsNotInstalledError,
+    OutputExistsError,
     ReadOnlyError,
     RemoteCallError,
     RemoteModelError,
@@ -42,6 +43,7 @@ from lakehouse.errors import (
     SecretNotFoundError,
     SnapshotExistsError,
     SourceRefusedError,
+    SQLRefusedError,
     StorageError,
     TableExistsError,
     TableNotFoundError,
@@ -118,5 +120,6 @@ __all__ = [
     "InvalidOptionError",
     "ComputedColumnError", "UnsupportedError",
     "RemoteCallError", "RemoteModelError", "SecretLiteralError", "SecretNotFoundError",
+    "OutputExistsError", "SQLRefusedError",
     "UDFChangedWarning",
 ]

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import lance
+import polars as pl
 
 from lakehouse import branches, ingest, trust, views
 from lakehouse import types as T
@@ -26,6 +27,7 @@ from lakehouse.errors import (
     VersionNotFoundError,
     check_choice,
 )
+from lakehouse.export import sql as export_sql
 from lakehouse.exprs.nodes import BinaryOp, Expr
 from lakehouse.functions.remote import cache as remote_cache
 from lakehouse.iterators import IteratorCall
@@ -366,6 +368,21 @@ class Catalog:
         if state.definition.view is not None and version is None:
             views.catch_up(self._location, base)  # a write of the base may not have finished
         return table
+
+    def sql(self, statement: str, *, media: str = "exclude") -> pl.DataFrame:
+        """Run one SQL query (``SELECT``, ``WITH``, ``UNION``...) over the lakehouse's tables
+        and return a Polars DataFrame; Polars' SQL engine reads lazy scans of the tables the
+        statement names, each at its latest version (``"films:3"`` for version 3). A name with
+        a ``/`` goes in double quotes: ``FROM "ml/images"``. Media columns are left out, or
+        kept as bytes with ``media="bytes"``. Anything but a read of the lakehouse's tables
+        (``read_parquet(...)``, ``COPY``, a second statement) is refused with
+        :class:`~lakehouse.SQLRefusedError`. See :mod:`lakehouse.export.sql`.
+
+        >>> db.sql("SELECT year / 10 * 10 AS decade, count(*) AS films FROM films "
+        ...        "GROUP BY decade ORDER BY decade").rows()
+        [(1970, 1), (1990, 1), (2000, 1)]
+        """
+        return export_sql.run(self, statement, media=media)
 
     # --- views ----------------------------------------------------------------------------------
     def create_view(self, name: str, base: Table | Query, *, where: Expr | None = None,

@@ -174,6 +174,17 @@ class SnapshotExistsError(Error, ValueError):
     """A snapshot (a named version) with this name already exists."""
 
 
+class OutputExistsError(Error, FileExistsError):
+    """An export's target file already exists; ``overwrite=True`` replaces it."""
+
+
+class SQLRefusedError(Error, PermissionError):
+    """A SQL statement given to ``db.sql`` does something other than read the lakehouse's
+    tables: it names a file or a table function (``read_parquet``...), changes data
+    (``COPY``, ``CREATE``...), holds several statements, or reads something not a table.
+    The message names what was refused."""
+
+
 class BranchNotFoundError(Error, KeyError):
     """The table has no branch with this name."""
 

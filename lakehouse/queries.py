@@ -9,7 +9,9 @@ run after filtering, ordering and limiting, so a UDF in select() only sees the r
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -19,6 +21,8 @@ from lakehouse.display import Rendered
 from lakehouse.errors import InvalidOptionError, TypeMismatchError, UnsupportedError
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.scan import DISTANCE, Filter, scan_frames
+from lakehouse.export import parquet, pytorch
+from lakehouse.export.parquet import ExportResult
 from lakehouse.exprs.nodes import (
     BinaryOp,
     Call,
@@ -288,6 +292,38 @@ class Query:
 
     def _repr_html_(self) -> str:
         return self.show()._repr_html_()
+
+    def to_parquet(self, path: str | os.PathLike[str], *, media: str = "bytes",
+                   overwrite: bool = False, progress: bool = True) -> ExportResult:
+        """Write the result to one Parquet file (a local path or ``s3://bucket/key``), batch
+        by batch from the table version current now, under the output names; media as bytes
+        or (``media="uri"``) source URIs. As :meth:`Table.to_parquet
+        <lakehouse.Table.to_parquet>`.
+
+        >>> t.where(t.year > 1990).select(t.title).to_parquet("recent.parquet",
+        ...                                                    progress=False).rows_written
+        2
+        >>> pl.read_parquet("recent.parquet")["title"].to_list()
+        ['Heat', 'Up']
+        """
+        return parquet.write_parquet(self, path, parquet.ParquetOptions(
+            media=media, overwrite=overwrite, progress=progress))
+
+    def to_pytorch(self, columns: list[str] | None = None, *,
+                   transform: Callable[[dict[str, Any]], Any] | None = None,
+                   shuffle: bool = False, seed: int | None = None, iterable: bool = False,
+                   images: str = "uint8") -> Any:
+        """A PyTorch dataset of the matching rows at the table version current now (the
+        selected columns, or ``columns``), as :meth:`Table.to_pytorch
+        <lakehouse.Table.to_pytorch>`.
+
+        >>> ds = t.where(t.year > 1990).select(t.title).to_pytorch()
+        >>> [ds[i] for i in range(len(ds))]
+        [{'title': 'Heat'}, {'title': 'Up'}]
+        """
+        return pytorch.make_dataset(self, columns=columns, transform=transform,
+                                    shuffle=shuffle, seed=seed, iterable=iterable,
+                                    images=images)
 
     def scan(self) -> pl.LazyFrame:
         """A lazy Polars frame over the Lance dataset; Polars pushes projections and filters into

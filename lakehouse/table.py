@@ -8,6 +8,7 @@ follows the latest version unless it was opened at a fixed version (``db.get_tab
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -42,6 +43,8 @@ from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.intake import is_pandas_frame
 from lakehouse.exec.protocol import WriteContext
 from lakehouse.exec.writes import WriteResult
+from lakehouse.export import parquet, pytorch
+from lakehouse.export.parquet import ExportResult
 from lakehouse.exprs import serialize
 from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, lit
 from lakehouse.exprs.polars import Context, to_polars
@@ -1002,6 +1005,42 @@ class Table:
         ['Heat', 'Up']
         """
         return self._query().scan()
+
+    def to_parquet(self, path: str | os.PathLike[str], *, media: str = "bytes",
+                   overwrite: bool = False, progress: bool = True) -> ExportResult:
+        """Write every row to one Parquet file (a local path or ``s3://bucket/key``), batch by
+        batch from the version current now: computed columns included, hidden bookkeeping
+        columns left out, media as their bytes or (``media="uri"``) the URIs they were
+        inserted from. An existing file is refused unless ``overwrite=True``. See
+        :mod:`lakehouse.export.parquet`.
+
+        >>> t.to_parquet("films.parquet", progress=False).rows_written
+        3
+        >>> pl.read_parquet("films.parquet").equals(t.collect())
+        True
+        """
+        return parquet.write_parquet(self._query(), path, parquet.ParquetOptions(
+            media=media, overwrite=overwrite, progress=progress))
+
+    def to_pytorch(self, columns: list[str] | None = None, *,
+                   transform: Callable[[dict[str, Any]], Any] | None = None,
+                   shuffle: bool = False, seed: int | None = None, iterable: bool = False,
+                   images: str = "uint8") -> Any:
+        """A PyTorch dataset of the rows at the version current now: map-style, or
+        ``iterable=True`` for an ``IterableDataset`` that shares its rows between
+        ``DataLoader`` workers. Images become ``(3, H, W)`` uint8 tensors (``images="float"``:
+        float32 in [0, 1]), arrays tensors, other values stay as they are; ``transform`` gets
+        each row's dict. Safe with ``DataLoader(num_workers=...)``: each worker opens its own
+        handle. Needs torch (``pip install 'lakehouse[models]'``). See
+        :mod:`lakehouse.export.pytorch`.
+
+        >>> ds = t.to_pytorch(columns=["title", "year"], shuffle=True, seed=0)
+        >>> len(ds), sorted(row["title"] for row in ds)
+        (3, ['Alien', 'Heat', 'Up'])
+        """
+        return pytorch.make_dataset(self._query(), columns=columns, transform=transform,
+                                    shuffle=shuffle, seed=seed, iterable=iterable,
+                                    images=images)
 
     # --- versions -------------------------------------------------------------------------------
     def history(self) -> pl.DataFrame:
