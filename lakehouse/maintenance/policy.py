@@ -31,6 +31,10 @@ class MaintenancePolicy:
     - ``small_fragment_rows`` (65,536): a fragment with fewer rows is "small".
     - ``target_rows_per_fragment`` (1,048,576): compaction merges neighbouring fragments into
       fragments of up to this many rows (Lance's default).
+    - ``filter_index_rows`` (100,000): once a table holds this many rows, its Int, Date and
+      Timestamp columns whose values arrive sorted or clustered (ids, times) get a zone map,
+      so that selective filters on them read only the blocks of rows that can match
+      (see :mod:`lakehouse.maintenance.filters`).
     - ``keep_versions`` (50): retention keeps at least the newest this many versions.
     - ``keep_for`` (7 days): retention keeps every version younger than this.
     - ``reader_window`` (10 minutes): no version younger than this is ever removed, whatever the
@@ -46,6 +50,7 @@ class MaintenancePolicy:
     max_small_fragments: int = 8
     small_fragment_rows: int = 65_536
     target_rows_per_fragment: int = 1_048_576
+    filter_index_rows: int = 100_000
     keep_versions: int = 50
     keep_for: datetime.timedelta = datetime.timedelta(days=7)
     reader_window: datetime.timedelta = datetime.timedelta(minutes=10)
@@ -53,7 +58,8 @@ class MaintenancePolicy:
     def __post_init__(self) -> None:
         problems = [f"{name} must be a whole number of 1 or more, got {getattr(self, name)!r}"
                     for name in ("max_small_fragments", "small_fragment_rows",
-                                 "target_rows_per_fragment", "keep_versions")
+                                 "target_rows_per_fragment", "filter_index_rows",
+                                 "keep_versions")
                     if not _positive_int(getattr(self, name))]
         problems += [f"{name} must be a datetime.timedelta of 0 or more, got "
                      f"{getattr(self, name)!r}"
