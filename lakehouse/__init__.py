@@ -60,6 +60,7 @@ from lakehouse.exprs.parse import parse_condition, parse_expression, parse_selec
 from lakehouse.ingest import ImportResult
 from lakehouse.iterators import IteratorCall, parse_iterator
 from lakehouse.maintenance.policy import MaintenancePolicy
+from lakehouse.maintenance.retention import GcReport
 from lakehouse.media.policy import FetchPolicy
 from lakehouse.progress import progress_bars
 from lakehouse.queries import Query
@@ -94,7 +95,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     # catalog
     "connect", "Catalog", "Table", "TableSummary", "ViewStatus", "Query", "WriteResult",
-    "ImportResult", "FetchPolicy", "MaintenancePolicy",
+    "ImportResult", "FetchPolicy", "MaintenancePolicy", "GcReport",
     "progress_bars",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",

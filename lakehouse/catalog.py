@@ -31,6 +31,7 @@ from lakehouse.export import sql as export_sql
 from lakehouse.exprs.nodes import BinaryOp, Expr
 from lakehouse.functions.remote import cache as remote_cache
 from lakehouse.iterators import IteratorCall
+from lakehouse.maintenance import retention
 from lakehouse.maintenance.policy import MaintenancePolicy
 from lakehouse.media.policy import FetchPolicy
 from lakehouse.metadata import ON_ERROR, ColumnDef, TableDef
@@ -360,6 +361,10 @@ class Catalog:
             if version is not None:
                 ds = lance.dataset(uri, version=version, storage_options=opts)
         except (ValueError, OSError, KeyError) as exc:
+            if isinstance(version, int):
+                raise retention.missing_version(base, version,
+                                                retention.VersionTimes.list(self._location, uri),
+                                                self._location.maintenance) from exc
             if version is not None:
                 raise VersionNotFoundError(f"table {base!r} has no version {version!r}") from exc
             raise storage_error(self._location, f"open table {base!r}", exc) from exc

@@ -8,6 +8,7 @@ follows the latest version unless it was opened at a fixed version (``db.get_tab
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import threading
 import warnings
@@ -50,6 +51,8 @@ from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, lit
 from lakehouse.exprs.polars import Context, to_polars
 from lakehouse.exprs.sql import rowid_filter
 from lakehouse.functions.embeddings import EmbeddingFunction
+from lakehouse.maintenance import retention
+from lakehouse.maintenance.retention import GcReport
 from lakehouse.media.fetch import Fetcher
 from lakehouse.media.intake import MediaOptions, load_column
 from lakehouse.metadata import ON_ERROR, PENDING_PREFIX, ROW_ID, ColumnDef, TableDef
@@ -1065,9 +1068,9 @@ class Table:
         try:
             old = ds.checkout_version(version)
         except (ValueError, OSError) as exc:
-            raise VersionNotFoundError(
-                f"table {self._name!r} has no version {version} (latest is {ds.latest_version})"
-            ) from exc
+            raise retention.missing_version(
+                self._name, version, retention.VersionTimes.list(self._location, self._uri),
+                self._location.maintenance) from exc
         return Table(self._name, self._uri, self._location, old, pinned=True,
                      branch=self._branch)
 
@@ -1256,6 +1259,30 @@ class Table:
         False
         """
         return checkpoints.discard(self._uri, self._location.storage_options, job)
+
+    def gc(self, *, keep_versions: int | None = None, keep_for: datetime.timedelta | None = None,
+           dry_run: bool = False) -> GcReport:
+        """Remove old versions the retention rules no longer keep, with the files only they
+        reference, and files left by writes that crashed before their commit; ``dry_run=True``
+        removes nothing and reports the same. The rules come from ``lh.connect(maintenance=
+        lh.MaintenancePolicy(...))`` (keep the newest ``keep_versions`` and every version younger
+        than ``keep_for``; override either here). Whatever they say, a snapshot's version, a
+        branch's base, the versions views and running backfills need and the versions replaced
+        within the policy's ``reader_window`` stay: the report says which and why (see
+        :mod:`lakehouse.maintenance.retention`). Opening a removed version then raises
+        ``VersionNotFoundError`` naming the policy.
+
+        >>> report = t.gc(keep_versions=1, keep_for=datetime.timedelta(0), dry_run=True)
+        >>> report.removed_versions, report.kept[1]  # replaced a moment ago: readers may use it
+        ((), ('replaced less than 10 minutes ago (reader_window)',))
+        """
+        branches.check_no_branch(self._branch, self._name, "gc()")
+        if self._pinned:
+            raise ReadOnlyError(f"table {self._name!r} is opened at a version; run gc() on "
+                                f"db.get_table({self._name!r})")
+        return retention.collect_garbage(self._name, self._uri, self._location,
+                                         keep_versions=keep_versions, keep_for=keep_for,
+                                         dry_run=dry_run)
 
     def view_status(self) -> ViewStatus | None:
         """For a view, where it stands against its base (a :class:`~lakehouse.views.ViewStatus`:

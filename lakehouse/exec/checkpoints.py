@@ -223,6 +223,23 @@ def discard(uri: str, storage_options: dict[str, str], ident: str) -> bool:
     return True
 
 
+def written_files(uri: str, storage_options: dict[str, str], idents: list[str]) -> set[str]:
+    """The data files (paths inside the data folder) that the checkpoints ``idents`` of table
+    ``uri`` recorded: written, not yet committed, needed by a resume (so garbage collection
+    keeps them)."""
+    fs = _filesystem(uri, storage_options)
+    fs.invalidate_cache()
+    found: set[str] = set()
+    for ident in idents:
+        path = f"{_fs_path(uri)}/{JOBS_DIR}/{ident}"
+        for name in _list(fs, f"{path}/fragments") + _list(fs, f"{path}/groups"):
+            data = _read_json(fs, name) or {}
+            fragments = [data["fragment"]] if "fragment" in data else data.get("fragments", [])
+            for fragment in fragments:
+                found.update(f.path for f in FragmentMetadata.from_json(json.dumps(fragment)).files)
+    return found
+
+
 def _read_jobs(fs: fsspec.AbstractFileSystem, root: str) -> list[dict[str, Any]]:
     fs.invalidate_cache()
     try:

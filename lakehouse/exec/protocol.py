@@ -208,7 +208,19 @@ def _lance_call(ctx: WriteContext, call: Callable[[], T], failures: Failures | N
             raise
         if isinstance(exc, CommitConflictError) or "conflict" in str(exc).lower():
             raise Redo(f"a concurrent commit conflicted with it ({exc})") from exc
+        if _removed(ctx, ctx.version):
+            raise Redo("garbage collection removed the version it read") from exc
         raise StorageError(f"table {ctx.table_name!r}: the write failed: {exc}") from exc
+
+
+def _removed(ctx: WriteContext, version: int) -> bool:
+    """Whether ``version`` of the table is gone (removed by garbage collection while a write
+    that read it ran: the write must be redone on the latest version)."""
+    try:
+        lance.dataset(ctx.uri, version=version, storage_options=ctx.options)
+    except (ValueError, OSError):
+        return True
+    return False
 
 
 def commit(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *, kind: str,
@@ -234,6 +246,8 @@ def commit(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *, 
             read_version = latest.version
             stats["rebased"] += 1
         except OSError as exc:
+            if _removed(ctx, read_version):
+                raise Redo("garbage collection removed the version it read") from exc
             raise StorageError(f"table {ctx.table_name!r}: the write failed: {exc}") from exc
     raise Redo("it kept conflicting with concurrent writers")
 
@@ -521,7 +535,8 @@ def remove_versions(table_name: str, ds: lance.LanceDataset,
 __all__ = [
     "ATTEMPTS", "Failures", "Redo", "WriteContext", "add_computed",
     "add_null_columns", "append", "apply", "commit", "create_branch", "create_scalar_index",
-    "delete", "delete_branch", "drop_columns", "drop_index", "fast_forward", "rename_columns",
+    "delete", "delete_branch", "drop_columns", "drop_index", "fast_forward", "remove_versions",
+    "rename_columns",
     "restore", "rewrite", "same_definition", "set_config", "set_field_metadata",
     "switch_column", "tag", "write", "write_fragments",
 ]
