@@ -18,9 +18,11 @@ The rules, each in one function here:
 - **Promote is a fast-forward** (:func:`promote`): allowed only while the main line is still at
   the version the branch was made from. The branch's own files (data and deletion files) are
   copied into the table's folders and one ``Merge`` commit makes the branch's fragments and
-  schema (with its definitions) the main line's next version; rows the branch added get new
-  stable row ids there. If the main line moved, :class:`~lakehouse.BranchDivergedError` says so
-  and nothing changes. The branch itself is kept (delete it when done).
+  schema (with its definitions) the main line's next version; rows in fragments the branch
+  wrote get new stable row ids there (a Merge conflicts with any concurrent write, which is
+  what makes the fast-forward exclusive). If the main line moved,
+  :class:`~lakehouse.BranchDivergedError` says so and nothing changes. The branch itself is
+  kept (delete it when done).
 - **Views** are refused on a branch: a view follows its base's main line.
 """
 
@@ -239,19 +241,14 @@ def promote(ctx: WriteContext, location: Location, name: str) -> lance.LanceData
 def _fast_forward(location: Location, branch: lance.LanceDataset, main: lance.LanceDataset,
                   table_uri: str, name: str) -> lance.LanceOperation.BaseOperation:
     """The one Lance operation that turns the main line (still at the branch's parent version)
-    into the branch's latest content. With the same columns, an ``Update``: the fragments the
-    branch removed go, the ones it changed (deletions) are replaced, its new ones are added
-    with their stable row ids. With columns added, changed or dropped, a ``Merge`` (the new
-    schema with its definitions); Lance's Merge keeps every fragment, so a branch that both
-    changed the columns and removed whole fragments of the main line cannot be promoted."""
+    into the branch's latest content: a ``Merge`` of the branch's fragments under its schema
+    (with its definitions). A Merge conflicts with every concurrent data commit, so Lance never
+    folds a promote into a write that landed meanwhile (an ``Update`` would be rebased over an
+    append). A Merge keeps every fragment, so the ones the branch removed stay with every row
+    deleted; fragments new to the main line get their stable row ids at the commit."""
     ours = {f.fragment_id: f.metadata for f in main.get_fragments()}
     theirs = [_in_main(f.metadata, branch, table_uri, name) for f in branch.get_fragments()]
     kept = {md.id for md in theirs}
-    if branch.schema.equals(main.schema, check_metadata=True):
-        return lance.LanceOperation.Update(
-            removed_fragment_ids=sorted(set(ours) - kept),
-            updated_fragments=[md for md in theirs if md.id in ours and md != ours[md.id]],
-            new_fragments=[md for md in theirs if md.id not in ours])
     gone = [dataclasses.replace(ours[i], deletion_file=_all_rows_deleted(
                 location, table_uri, ours[i], main.version)) for i in sorted(set(ours) - kept)]
     return lance.LanceOperation.Merge(

@@ -1,0 +1,299 @@
+"""Branches: t.branch(), "t#dev" handles whose writes never touch the main line, listing,
+promote (a fast-forward, refused when the main line moved), delete; computed columns and
+embedding indexes on a branch; hostile branch names."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import polars as pl
+import pytest
+
+import lakehouse as lh
+
+
+def _rows(t: lh.Table) -> list[tuple]:
+    return sorted(t.to_polars().rows(), key=repr)
+
+
+def _state(t: lh.Table) -> tuple:
+    """Everything a branch write must leave alone on the main line: rows, version, history and
+    definition (columns with their computed expressions)."""
+    fresh = lh.Table.summary(t)
+    return (_rows(t), fresh.version, t.history(limit=None)["version"].to_list(),
+            t.describe().rows(), t.table_state().dataset.schema)
+
+
+@pytest.fixture
+def films(db) -> lh.Table:
+    t = db.create_table("films", {"title": lh.String, "year": lh.Int})
+    t.insert([{"title": "Alien", "year": 1979}, {"title": "Heat", "year": 1995},
+              {"title": "Up", "year": 2009}], progress=False)
+    t.add_computed_column(decade=t.year // 10 * 10, progress=False)
+    return t
+
+
+def test_writes_on_a_branch_leave_the_main_line_unchanged(db, films):
+    before = _state(films)
+    dev = films.branch("dev")
+    assert (dev.table_name, dev.table_branch, dev.version) == ("films#dev", "dev", films.version)
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    dev.update({"year": 1996}, where=dev.title == "Heat", progress=False)
+    dev.delete(where=dev.title == "Alien")
+    dev.add_computed_column(next_year=dev.year + 1, progress=False)
+    dev.add_column(note=lh.String)
+    dev.add_index("year")
+    dev.rename_column("note", "remark")
+    assert _rows(dev) == [("Heat", 1996, 1990, 1997, None), ("Ran", 1985, 1980, 1986, None),
+                          ("Up", 2009, 2000, 2010, None)]
+    assert _state(films) == before
+    assert _state(db.get_table("films")) == before
+    assert "next_year" not in db.get_table("films").columns()
+    assert db.get_table("films").indexes().height == 0
+    # the branch's definition is its own: an insert there computes its new column
+    dev.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    assert db.get_table("films#dev").where(dev.title == "Jaws").select(
+        dev.next_year).collect().item() == 1976
+    assert _state(films) == before
+
+
+def test_a_branch_opens_by_name_and_at_its_versions(db, films):
+    dev = films.branch("dev")
+    start = dev.version
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    again = db.get_table("films#dev")
+    assert (again.table_branch, again.count(), again.is_read_only) == ("dev", 4, False)
+    old = db.get_table(f"films#dev:{start}")
+    assert (old.count(), old.is_read_only, old.table_branch) == (3, True, "dev")
+    with pytest.raises(lh.ReadOnlyError):
+        old.insert([{"title": "x", "year": 1}], progress=False)
+    assert dev.at(start).count() == 3
+    with pytest.raises(lh.VersionNotFoundError, match="earlier ones are the main line's"):
+        db.get_table("films#dev:1")
+    with pytest.raises(lh.VersionNotFoundError):
+        db.get_table("films#dev:99")
+    with pytest.raises(lh.BranchNotFoundError, match="no branch 'nope'.*'dev'"):
+        db.get_table("films#nope")
+    with pytest.raises(lh.InvalidNameError, match="snapshot"):
+        db.get_table("films#dev@v1")
+    with pytest.raises(lh.InvalidNameError, match="'main' is the table itself"):
+        db.get_table("films#main")
+    with pytest.raises(lh.TableNotFoundError):
+        db.get_table("nothing#dev")
+
+
+HOSTILE = ["", "main", "..", "../x", "a/b", "/abs", "a#b", "a:b", "a@b", "x.lance", ".hidden",
+           "-flag", "a\n", "a b", "naïve", "a\\b", "a\x00b", "*", "a;rm"]
+
+
+@pytest.mark.parametrize("name", HOSTILE, ids=repr)
+def test_hostile_branch_names_are_refused(db, films, name):
+    before = _state(films)
+    with pytest.raises(lh.InvalidNameError):
+        films.branch(name)
+    with pytest.raises((lh.InvalidNameError, lh.BranchNotFoundError)):
+        db.get_table(f"films#{name}")
+    assert films.branches().height == 0
+    assert _state(films) == before
+
+
+def test_table_names_with_branch_or_version_marks_are_refused(db):
+    for name in ("a#b", "a\n", "a@b/c"):
+        with pytest.raises(lh.InvalidNameError):
+            db.create_table(name, {"n": lh.Int})
+
+
+def test_branches_come_from_a_version_or_a_snapshot(db, films):
+    first = films.version
+    films.snapshot("v1")
+    films.insert([{"title": "Ran", "year": 1985}], progress=False)
+    assert films.branch("at-version", from_=first).count() == 3
+    assert films.branch("at-snapshot", from_="v1").count() == 3
+    assert films.branch("latest").count() == 4
+    assert films.at(first).branch("from-old-handle").count() == 3
+    with pytest.raises(lh.VersionNotFoundError):
+        films.branch("nowhere", from_=99)
+    with pytest.raises(lh.VersionNotFoundError):
+        films.branch("no-snapshot", from_="nope")
+    with pytest.raises(lh.BranchExistsError):
+        films.branch("latest")
+    listing = films.branches()
+    assert listing.columns == ["branch", "parent_version", "latest_version", "created"]
+    assert listing.select("branch", "parent_version").rows() == [
+        ("at-snapshot", first), ("at-version", first), ("from-old-handle", first),
+        ("latest", first + 1)]
+    assert listing.schema["created"] == pl.Datetime("us", "UTC")
+
+
+def test_a_branch_handle_lists_the_table_branches_and_refuses_branching(db, films):
+    dev = films.branch("dev")
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    assert dev.branches().select("branch", "latest_version").rows() == [("dev", dev.version)]
+    with pytest.raises(lh.UnsupportedError, match="main line"):
+        dev.branch("sub")
+
+
+def test_promote_fast_forwards_the_main_line(db, films):
+    dev = films.branch("dev")
+    ids_before = set(films.table_state().dataset.to_table(with_row_id=True)["_rowid"]
+                     .to_pylist())
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    dev.delete(where=dev.title == "Alien")
+    expected = _rows(dev)
+    version = films.promote("dev")
+    assert version == films.version and _rows(films) == expected
+    assert films.history(limit=1)["operation"].to_list() == ["promote"]
+    ids_after = set(films.table_state().dataset.to_table(with_row_id=True)["_rowid"]
+                    .to_pylist())
+    assert len(ids_after) == 3 and ids_after - ids_before  # kept ids, plus Ran's
+    films.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    assert ("Jaws", 1975, 1970) in _rows(films)
+    # the main line holds its own copies: deleting the branch keeps its rows readable
+    films.delete_branch("dev")
+    assert len(_rows(db.get_table("films"))) == 4
+
+
+def test_promote_brings_new_columns_and_rewritten_rows(db, films):
+    dev = db.get_table("films").branch("dev")
+    dev.add_computed_column(next_year=dev.year + 1, progress=False)
+    dev.update({"year": 2010}, where=dev.title == "Up", progress=False)
+    dev.delete(where=dev.title != "Up")  # every row of the main line's fragment is gone
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    expected = _rows(dev)
+    assert dev.promote() == films.version
+    assert _rows(films) == expected
+    assert films.columns() == ["title", "year", "decade", "next_year"]
+    assert films.describe().filter(pl.col("column") == "next_year")["computed"].item() == \
+        "(year + 1)"
+    films.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    assert ("Jaws", 1975, 1970, 1976) in _rows(films)
+    films.update({"year": 1976}, where=films.title == "Jaws", progress=False)
+    assert ("Jaws", 1976, 1970, 1977) in _rows(films)
+
+
+def test_promote_when_the_main_line_moved_is_refused_and_changes_nothing(db, films):
+    dev = films.branch("dev")
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    films.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    before, branch_before = _state(films), _state(dev)
+    with pytest.raises(lh.BranchDivergedError, match="moved from version"):
+        films.promote("dev")
+    with pytest.raises(RuntimeError):  # also the builtin it derives from
+        dev.promote()
+    assert _state(films) == before and _state(dev) == branch_before
+    with pytest.raises(lh.BranchNotFoundError):
+        films.promote("nope")
+    with pytest.raises(lh.InvalidOptionError):
+        films.promote()
+
+
+def test_concurrent_writes_on_the_main_line_and_a_branch(db, films):
+    dev = films.branch("dev")
+    errors: list[BaseException] = []
+
+    def writer(t: lh.Table, prefix: str) -> None:
+        try:
+            for i in range(6):
+                t.insert([{"title": f"{prefix}{i}", "year": 2000 + i}], progress=False)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(db.get_table("films"), "main")),
+               threading.Thread(target=writer, args=(db.get_table("films#dev"), "dev"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    main_titles = set(db.get_table("films").collect()["title"])
+    dev_titles = set(db.get_table("films#dev").collect()["title"])
+    assert {f"main{i}" for i in range(6)} <= main_titles
+    assert not any(t.startswith("dev") for t in main_titles)
+    assert {f"dev{i}" for i in range(6)} <= dev_titles
+    assert not any(t.startswith("main") for t in dev_titles)
+    with pytest.raises(lh.BranchDivergedError):
+        dev.promote()
+
+
+def test_a_promote_racing_a_main_line_write_loses_nothing(db, films, monkeypatch):
+    """A write that lands on the main line while a promote prepares its commit makes the
+    promote fail (BranchDivergedError): the write is kept, the branch is not applied."""
+    from lakehouse import branches
+
+    dev = films.branch("dev")
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    real = branches._copy_own_files
+
+    def copy_then_someone_writes(*args, **kwargs):
+        real(*args, **kwargs)
+        db.get_table("films").insert([{"title": "Jaws", "year": 1975}], progress=False)
+
+    monkeypatch.setattr(branches, "_copy_own_files", copy_then_someone_writes)
+    with pytest.raises(lh.BranchDivergedError):
+        films.promote("dev")
+    assert sorted(films.collect()["title"]) == ["Alien", "Heat", "Jaws", "Up"]
+
+
+def test_delete_branch(db, films):
+    films.branch("dev").insert([{"title": "Ran", "year": 1985}], progress=False)
+    with pytest.raises(lh.UnsupportedError, match="main line"):
+        films.delete_branch("main")
+    with pytest.raises(lh.BranchNotFoundError):
+        films.delete_branch("nope")
+    with pytest.raises(lh.InvalidNameError):
+        films.delete_branch("../dev")
+    before = _state(films)
+    db.get_table("films#dev").delete_branch("dev")
+    assert films.branches().height == 0
+    with pytest.raises(lh.BranchNotFoundError):
+        db.get_table("films#dev")
+    assert _state(films) == before
+    films.branch("dev")  # the name can be used again
+    assert db.get_table("films#dev").count() == 3
+
+
+def test_views_and_branches_stay_apart(db, films):
+    dev = films.branch("dev")
+    with pytest.raises(lh.UnsupportedError, match="a view works on a table's main line"):
+        db.create_view("recent", dev.where(dev.year > 1990))
+    with pytest.raises(lh.UnsupportedError):
+        db.create_view("all", dev)
+    view = db.create_view("recent", films.where(films.year > 1990))
+    with pytest.raises(lh.UnsupportedError, match="is a view"):
+        view.branch("dev")
+    dev.insert([{"title": "Dune", "year": 2021}], progress=False)
+    assert view.count() == 2  # a branch write does not reach the views of the main line
+    films.delete_branch("dev")
+
+
+def test_embedding_search_on_a_branch(db, minilm):
+    t = db.create_table("docs", {"text": lh.String})
+    t.insert([{"text": "a cat sleeps on the sofa"}, {"text": "stock prices fell today"}],
+             progress=False)
+    t.add_embedding_index("text", embedding=minilm, progress=False)
+    dev = t.branch("dev")
+    dev.insert([{"text": "the rocket launched into orbit"}], progress=False)
+    sim = dev.text.similarity("a spaceship flying to space")
+    top = dev.order_by(sim, asc=False).limit(1).select(dev.text).collect()
+    assert top["text"].to_list() == ["the rocket launched into orbit"]
+    main_sim = t.text.similarity("a spaceship flying to space")
+    assert "the rocket launched into orbit" not in \
+        t.order_by(main_sim, asc=False).limit(2).select(t.text).collect()["text"].to_list()
+    dev.promote()
+    top = t.order_by(main_sim, asc=False).limit(1).select(t.text).collect()
+    assert top["text"].to_list() == ["the rocket launched into orbit"]
+
+
+def test_an_embedding_index_added_on_a_branch_stays_there(db):
+    t = db.create_table("vecs", {"id": lh.Int, "v": lh.Array[(4,), "float32"]})
+    rng = np.random.default_rng(0)
+    t.insert(pl.DataFrame({"id": np.arange(20), "v": rng.random((20, 4), dtype=np.float32)}),
+             progress=False)
+    dev = t.branch("dev")
+    dev.add_embedding_index("v", metric="l2", progress=False)
+    assert dev.indexes()["name"].to_list() == ["v"]
+    assert t.indexes().height == 0
+    query = t.table_state().dataset.to_table()["v"].to_pylist()[7]
+    found = dev.order_by(dev.v.similarity(query), asc=False).limit(1).select(dev.id).collect()
+    assert found["id"].to_list() == [7]
