@@ -51,7 +51,8 @@ from lakehouse.exprs.nodes import ColumnRef, Expr, Literal, lit
 from lakehouse.exprs.polars import Context, to_polars
 from lakehouse.exprs.sql import rowid_filter
 from lakehouse.functions.embeddings import EmbeddingFunction
-from lakehouse.maintenance import retention
+from lakehouse.maintenance import compaction, filters, retention
+from lakehouse.maintenance.compaction import OptimizeReport
 from lakehouse.maintenance.retention import GcReport
 from lakehouse.media.fetch import Fetcher
 from lakehouse.media.intake import MediaOptions, load_column
@@ -144,6 +145,7 @@ class Table:
         # _head follows the latest version (checkout_latest moves it, only under the lock);
         # _current is the immutable state handed to readers: never moved, only replaced
         self._head = dataset
+        self._wrote = False  # a write went through this handle since it last read its state
         self._current: TableState | None = None
 
     def __getattribute__(self, name: str) -> Any:
@@ -154,12 +156,20 @@ class Table:
         return object.__getattribute__(self, name)
 
     def _column_named(self, name: str) -> ColumnRef | None:
-        """The column ``name`` in the definition this handle last read (read now if it never
-        did): deciding what ``t.count`` means must not cost a second refresh (a request on S3)
-        on top of the one ``count()`` itself makes."""
-        state = self._current or self.table_state()
-        tdef = state.definition
+        """The column ``name`` in the definition this handle last read (see
+        :meth:`_held_definition`): deciding what ``t.count`` means must not cost a second
+        refresh (a request on S3) on top of the one ``count()`` itself makes."""
+        tdef = self._held_definition()
         return tdef.get(name, self._name).ref() if tdef.has(name) else None
+
+    def _held_definition(self) -> TableDef:
+        """The definition this handle last read, read again only if it never read one or
+        wrote since: building ``t.a == 1`` costs no request on S3, and the query that runs
+        it reads the latest version and checks its columns there (``check_refs``)."""
+        state = self._current
+        if state is None or self._wrote:
+            state = self.table_state()
+        return state.definition
 
     # --- state ----------------------------------------------------------------------------------
     @property
@@ -238,7 +248,10 @@ class Table:
         """
         with self._lock:
             head = self._head
-            if not self._pinned:
+            # the first read takes the dataset the handle was opened with (just opened or
+            # written: latest already); later reads look for a newer version (a request on S3)
+            if not self._pinned and self._current is not None:
+                self._wrote = False  # before the check: a write that lands after it sets it
                 try:
                     head.checkout_latest()
                 except OSError as exc:
@@ -250,40 +263,58 @@ class Table:
                                            self._location)
             return self._current
 
-    def _context(self, *, tags_only: bool = False) -> WriteContext:
+    def _context(self, *, tags_only: bool = False,
+                 state: TableState | None = None) -> WriteContext:
         """Open one attempt of a write (see :mod:`lakehouse.exec.protocol`). A handle opened at
-        a version can only name it (``tags_only``: a snapshot changes no version)."""
+        a version can only name it (``tags_only``: a snapshot changes no version). ``state``:
+        the state the same call read a moment ago (not read again: one request less on S3)."""
         if self._pinned and not tags_only:
             raise ReadOnlyError(
                 f"table {self._name!r} is opened at version {self._head.version} and is "
                 "read-only; use db.get_table(name) for the latest version, or revert(to=n) to "
                 "restore this one"
             )
-        state = self.table_state()
+        state = state or self.table_state()
         ds = state.dataset
         return WriteContext(self._name, self._uri, self._location.storage_options,
                             ds.checkout_version(ds.version), state.definition,
-                            self._location.fetch)
+                            self._location.fetch, engine=self._location.engine)
 
     def _write(self, body: Callable[[WriteContext], _R], *, what: str,
-               replayable: bool = True) -> _R:
+               replayable: bool = True, state: TableState | None = None) -> _R:
         """Run ``body`` under the write protocol. A view first catches up with its base, in
-        case a base write stopped before bringing it up to date."""
-        if not self._pinned and self.table_definition.view is not None:
+        case a base write stopped before bringing it up to date. The first attempt works from
+        ``state`` (else from one read now); a redone attempt reads the latest again."""
+        state = state or self.table_state()
+        if not self._pinned and state.definition.view is not None:
             views.catch_up(self._location, self._name)
-        return protocol.write(self._context, body, what=what, replayable=replayable)
+            state = self.table_state()  # the catch-up wrote a version
+        first = [state]
+        try:
+            return protocol.write(lambda: self._context(state=first.pop() if first else None),
+                                  body, what=what, replayable=replayable)
+        finally:
+            self._wrote = True
 
     # --- column references ----------------------------------------------------------------------
     def __getattr__(self, name: str) -> ColumnRef:
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self.table_definition.get(name, self._name).ref()
+            return self._column_ref(name)
         except ColumnNotFoundError as exc:
             raise AttributeError(str(exc)) from None
 
     def __getitem__(self, name: str) -> ColumnRef:
-        return self.table_definition.get(name, self._name).ref()
+        return self._column_ref(name)
+
+    def _column_ref(self, name: str) -> ColumnRef:
+        """``t.name`` / ``t["name"]``: from the definition held (no request on S3), or the
+        latest one when the held one lacks the column (one added since)."""
+        tdef = self._held_definition()
+        if not tdef.has(name):
+            tdef = self.table_definition
+        return tdef.get(name, self._name).ref()
 
     def columns(self) -> list[str]:
         """The names of the table's columns, in order (hidden bookkeeping columns excluded).
@@ -375,8 +406,9 @@ class Table:
         >>> t.write_rows(lambda ctx: writes.insert(ctx, rows, progress=False), what="an insert")
         WriteResult(rows_written=1, rows_with_errors=0, version=3)
         """
-        self._refuse_if_view(what)
-        result = self._write(body, what=what, replayable=replayable)
+        state = self.table_state()  # read once for the checks and the write's first attempt
+        self._refuse_if_view(what, state.definition)
+        result = self._write(body, what=what, replayable=replayable, state=state)
         if result.rows_written == 0:
             return result
         return self._update_indexes_and_views(result, progress)
@@ -390,10 +422,11 @@ class Table:
             result = result if version is None else dataclasses.replace(result, version=version)
         if self._branch is None:  # views follow the main line
             views.update_dependents(self._location, state.dataset, progress=progress)
+            compaction.after_write(self._location, self._name, state.dataset)
         return result
 
-    def _refuse_if_view(self, what: str) -> None:
-        vdef = self.table_definition.view
+    def _refuse_if_view(self, what: str, definition: TableDef | None = None) -> None:
+        vdef = (definition or self.table_definition).view
         if vdef is not None:
             raise ReadOnlyError(
                 f"{self._name!r} is a view of {vdef.base!r}: its rows follow its base, so "
@@ -402,7 +435,9 @@ class Table:
     def _update_views(self) -> None:
         """Bring the views of this table up to date (after a delete or a revert)."""
         if self._branch is None:  # views follow the main line
-            views.update_dependents(self._location, self.table_state().dataset, progress=False)
+            ds = self.table_state().dataset
+            views.update_dependents(self._location, ds, progress=False)
+            compaction.after_write(self._location, self._name, ds)
 
     def insert_files(self, sources: Any, **options: Any) -> WriteResult:
         """Insert every media file found in ``sources`` (paths, folders, globs or ``s3://``
@@ -733,7 +768,8 @@ class Table:
         ``kind``: ``"btree"`` (ranges and equality on many distinct values), ``"bitmap"`` (few
         distinct values) or ``"zonemap"`` (min/max per block of rows: tiny and quick to build,
         best when values arrive roughly sorted, such as ids and timestamps). Rows inserted
-        later are still found (Lance scans the unindexed part).
+        later are still found (Lance scans the unindexed part). A zone map that maintenance
+        made on the column by itself (:mod:`lakehouse.maintenance.filters`) gives way to it.
         Returns the new version.
 
         >>> t.add_index("year")
@@ -751,6 +787,7 @@ class Table:
                     "take a scalar index"
                 )
             name = f"{col.name}_{kind}"
+            filters.release(ctx, col.name)
             if not replace and name in _index_names(ctx.dataset):
                 raise IndexExistsError(
                     f"table {self._name!r}: column {column!r} already has a {kind} index; pass "
@@ -764,7 +801,8 @@ class Table:
     def add_embedding_index(self, column: str, *, embedding: EmbeddingFunction | None = None,
                             metric: str = "cosine", name: str | None = None,
                             if_exists: str = "error", on_error: str = "abort",
-                            vector_index: str = "IVF_SQ", progress: bool = True) -> WriteResult:
+                            vector_index: str = "IVF_SQ", recall: float | None = None,
+                            progress: bool = True) -> WriteResult:
         """Make ``column`` searchable by similarity: ``t.col.similarity(query)``.
 
         ``embedding`` turns the column's values into vectors: :func:`lh.functions.clip` for
@@ -778,7 +816,10 @@ class Table:
         bounded memory) and drops the old vectors and their index when the new ones are in.
         ``on_error="ignore"`` keeps rows the model fails on, with no vector (they are not found).
         ``vector_index``: the Lance index built from 10,000 rows on, ``"IVF_SQ"`` (fastest at
-        high recall) or ``"IVF_PQ"`` (smallest).
+        high recall) or ``"IVF_PQ"`` (smallest). ``recall``: the recall@10 that searches reach
+        by default (0.95 unless given): each time the vector index is trained, its search
+        parameters are measured on its own vectors (see :meth:`indexes`) and a search picks the
+        fastest that reach the target.
 
         >>> _ = t.add_embedding_index("title", embedding=minilm, progress=False)
         >>> sim = t.title.similarity("a monster aboard a spaceship")
@@ -790,7 +831,7 @@ class Table:
         request = indexes.IndexRequest(
             column=column, embedding=embedding, metric=metric,
             name=column if name is None else name, if_exists=if_exists, on_error=on_error,
-            vector_index=vector_index, progress=progress)
+            vector_index=vector_index, progress=progress, recall=recall)
         request.check(self._name)
         pending: list[str] = []
         result = self._write(lambda ctx: indexes.add(ctx, request, pending),
@@ -818,14 +859,18 @@ class Table:
 
     def indexes(self) -> pl.DataFrame:
         """One row per index: its name, column, kind (``embedding``, ``btree``, ``bitmap``,
-        ``zonemap``), embedding model, metric, and rows the vector index does not cover yet.
+        ``zonemap``), embedding model, metric, rows the vector index does not cover yet, and
+        for embedding indexes the recall target, the ``nprobes`` and ``refine_factor`` a search
+        uses by default and the recall@10 measured with them (1.0 where the search is exact),
+        and whether maintenance made the index by itself (``automatic``: a zone map, see
+        :mod:`lakehouse.maintenance.filters`).
 
         >>> _ = t.add_index("rating", kind="bitmap")
         >>> t.indexes().select("name", "column", "kind").rows()
         [('rating_bitmap', 'rating', 'bitmap')]
         """
         state = self.table_state()
-        return indexes.listing(state.dataset, state.definition)
+        return filters.mark(indexes.listing(state.dataset, state.definition), state.dataset)
 
     def drop_index(self, name: str, *, kind: str | None = None) -> int:
         """Drop the index :meth:`indexes` lists as ``name``, whatever its kind: a scalar index
@@ -1046,16 +1091,19 @@ class Table:
                                     images=images)
 
     # --- versions -------------------------------------------------------------------------------
-    def history(self) -> pl.DataFrame:
-        """One row per version, oldest first: version, time, operation, rows added / changed /
-        removed, total rows, and ``snapshots``, the names of the snapshots of that version (a
-        list, empty if none).
+    def history(self, limit: int | None = 20) -> pl.DataFrame:
+        """One row per version, newest first, like ``git log``: version, time, operation, rows
+        added / changed / removed, total rows, and ``snapshots``, the names of the snapshots of
+        that version (a list, empty if none). The newest ``limit`` versions (``None``: all);
+        the default call reads only those, however old the table.
 
         >>> _ = t.snapshot("v1")
         >>> t.history().select("version", "operation", "rows_added", "snapshots").rows()
-        [(1, 'create', 0, []), (2, 'insert', 3, ['v1'])]
+        [(2, 'insert', 3, ['v1']), (1, 'create', 0, [])]
+        >>> t.history(limit=1)["version"].to_list()
+        [2]
         """
-        return versions.history(self.table_state().dataset)
+        return versions.history(self.table_state().dataset, limit)
 
     def at(self, version: int) -> Table:
         """A read-only handle on an earlier version.
@@ -1283,6 +1331,24 @@ class Table:
         return retention.collect_garbage(self._name, self._uri, self._location,
                                          keep_versions=keep_versions, keep_for=keep_for,
                                          dry_run=dry_run)
+
+    def optimize(self, *, progress: bool = True) -> OptimizeReport:
+        """Compact the table's fragments (small ones, and ones with many deleted rows), extend
+        its indexes over the rows they do not cover yet and build the zone maps that are due,
+        now, whatever ``lh.connect(maintenance=...)`` says: the upkeep writes do by themselves
+        (see :mod:`lakehouse.maintenance.compaction`), all at once. Returns what changed.
+
+        >>> for year in (2001, 2002):
+        ...     _ = t.insert([{"title": "New", "year": year}], progress=False)
+        >>> report = t.optimize(progress=False)
+        >>> report.fragments_before, report.fragments_after, report.rows
+        (3, 1, 5)
+        """
+        branches.check_no_branch(self._branch, self._name, "optimize()")
+        if self._pinned:
+            raise ReadOnlyError(f"table {self._name!r} is opened at a version; run optimize() "
+                                f"on db.get_table({self._name!r})")
+        return compaction.optimize(self._location, self._name, progress=progress)
 
     def view_status(self) -> ViewStatus | None:
         """For a view, where it stands against its base (a :class:`~lakehouse.views.ViewStatus`:

@@ -45,8 +45,10 @@ from typing import Any, TypeVar
 import lance
 import pyarrow as pa
 from lance.commit import CommitConflictError
-from lance.fragment import FragmentMetadata
+from lance.fragment import DataFile, FragmentMetadata
+from lance.optimize import Compaction
 
+from lakehouse.engine import RayEngine
 from lakehouse.errors import ConcurrentWriteError, Error, StorageError
 from lakehouse.exec.checkpoints import Checkpoint, FragmentKey, fragment_key
 from lakehouse.exprs.sql import rowid_filter
@@ -95,6 +97,7 @@ class WriteContext:
     fetch: FetchPolicy = FetchPolicy()  # how media sources may be read (lh.connect(fetch=...))
     # recorded with every commit this write makes (a view records the base version it reflects)
     properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    engine: RayEngine | None = None  # where backfills run (lh.connect(engine=...))
 
     @property
     def version(self) -> int:
@@ -234,7 +237,9 @@ def commit(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *, 
             read_version, operation,
             transaction_properties={**ctx.properties, OPERATION_KEY: kind})
         try:
-            return lance.LanceDataset.commit(ctx.uri, transaction,
+            # committed on the handle read: Lance reuses its manifest instead of opening the
+            # table again (two requests fewer on S3)
+            return lance.LanceDataset.commit(ctx.dataset, transaction,
                                              storage_options=ctx.options)
         except CommitConflictError as exc:
             latest = ctx.latest()
@@ -349,17 +354,36 @@ def write_fragments(ctx: WriteContext, reader: pa.RecordBatchReader,
 
 
 # --- column backfills ----------------------------------------------------------------------------
-def add_computed(ctx: WriteContext, compute: Callable[[lance.LanceDataset, int],
-                                                     pa.RecordBatchReader], *,
-                 failures: Failures, kind: str = "add column",
+#: One fragment whose new column files are written: its metadata as it was read, its new data
+#: files and the table's schema with the new columns (as Lance's ``merge_columns`` gives it).
+Merged = tuple[FragmentMetadata, list[DataFile], Any]
+#: Writes the new column files of some fragments of a version, yielding each fragment as soon
+#: as it is done: in this process (:func:`merge_each`) or on Ray (``exec.ray_engine``).
+Merge = Callable[[lance.LanceDataset, list[lance.LanceFragment]], Iterator[Merged]]
+
+
+def merge_each(ctx: WriteContext, compute: Callable[[lance.LanceDataset, int],
+                                                    pa.RecordBatchReader],
+               failures: Failures) -> Merge:
+    """Fragments computed one after the other in this process: ``compute(ds, fragment_id)``
+    gives the new columns' values for the live rows of that fragment, in order, and Lance's
+    ``merge_columns`` writes them as new column files of the fragment (not committed)."""
+    def merge(ds: lance.LanceDataset, fragments: list[lance.LanceFragment]) -> Iterator[Merged]:
+        for fragment in fragments:
+            md = fragment.metadata
+            new_md, new_schema = _lance_call(
+                ctx, lambda f=fragment, i=md.id: f.merge_columns(compute(ds, i)), failures)
+            yield md, list(new_md.files[len(md.files):]), new_schema
+    return merge
+
+
+def add_computed(ctx: WriteContext, merge: Merge, *, kind: str = "add column",
                  checkpoint: Checkpoint | None = None,
                  on_fragment: Callable[[int], None] | None = None) -> lance.LanceDataset:
-    """Add columns to every row with Lance data evolution, one fragment at a time:
-    ``compute(ds, fragment_id)`` gives the new columns' values for the live rows of that
-    fragment, in order; Lance's ``merge_columns`` writes them as new column files of the
-    fragment, and one ``Merge`` commit adds them all. On a conflict with appends, deletes or
-    compaction, only the fragments that appeared or were rewritten are computed; the files
-    already written are kept.
+    """Add columns to every row with Lance data evolution: ``merge`` writes the new column
+    files of each fragment (:func:`merge_each`), and one ``Merge`` commit adds them all. On a
+    conflict with appends, deletes or compaction, only the fragments that appeared or were
+    rewritten are computed; the files already written are kept.
 
     With a ``checkpoint``, each finished fragment is recorded as soon as its files are written,
     and fragments a previous run of the same backfill finished are not computed again (one
@@ -373,23 +397,17 @@ def add_computed(ctx: WriteContext, compute: Callable[[lance.LanceDataset, int],
             if on_fragment is not None:
                 on_fragment(rows)
 
-    def add(ds: lance.LanceDataset, fragment: lance.LanceFragment) -> None:
-        md = fragment.metadata
-        key = fragment_key(md)
-        new_md, new_schema = _lance_call(
-            ctx, lambda: fragment.merge_columns(compute(ds, md.id)), failures)
-        done[key] = list(new_md.files[len(md.files):])
-        schema[:] = [new_schema]
-        if checkpoint is not None:
-            checkpoint.record(key, md.physical_rows, done[key])
-
     def operation(ds: lance.LanceDataset) -> lance.LanceOperation.Merge:
         fragments = ds.get_fragments()
-        for fragment in fragments:
-            if fragment_key(fragment.metadata) not in done:
-                add(ds, fragment)
-        if not schema:
-            add(ds, min(fragments, key=lambda f: f.metadata.physical_rows))
+        missing = [f for f in fragments if fragment_key(f.metadata) not in done]
+        if not schema and not missing:
+            missing = [min(fragments, key=lambda f: f.metadata.physical_rows)]
+        for md, files, new_schema in merge(ds, missing):
+            key = fragment_key(md)
+            done[key] = files
+            schema[:] = [new_schema]
+            if checkpoint is not None:
+                checkpoint.record(key, md.physical_rows, files)
         # the latest metadata (deletions made meanwhile) plus the new column files, which
         # cover every physical row of the fragment
         out = [dataclasses.replace(f.metadata, files=[*f.metadata.files,
@@ -493,6 +511,44 @@ def tag(ctx: WriteContext, name: str, version: int, *, move: bool) -> None:
     apply(ctx, action)
 
 
+# --- maintenance ---------------------------------------------------------------------------------
+COMPACT = "compact"  # the history's name for a compaction commit
+
+
+def compact(ctx: WriteContext, options: Mapping[str, Any]) -> lance.LanceDataset | None:
+    """Rewrite the fragments Lance's compaction planner picks under ``options`` (the keys of
+    ``lance.optimize.CompactionOptions``, ``excluded_fragment_ids`` included) into larger ones
+    and commit them as one Lance ``Rewrite``, recorded as ``compact`` in the history. Rows keep
+    their stable row ids and values: readers, views and checkpoints see no row change. The
+    indexes stop covering the rewritten fragments until ``optimize_indices`` (their answers stay
+    right: Lance scans what an index does not cover). Returns the new version's handle, or None
+    when the planner found nothing to merge. A conflict with a concurrent commit (an update or
+    delete of a fragment it rewrote) is a :class:`Redo`: the caller plans again or gives up.
+
+    >>> ds = t.table_state().dataset
+    >>> ctx = WriteContext("films", ds.uri, {}, ds.checkout_version(ds.version),
+    ...                    t.table_definition)
+    >>> compact(ctx, {}) is None  # one fragment: nothing to merge
+    True
+    """
+    plan = _lance_call(ctx, lambda: Compaction.plan(ctx.dataset, dict(options)), None)
+    if plan.num_tasks() == 0:
+        return None
+    results = [_lance_call(ctx, lambda task=task: task.execute(ctx.dataset), None)
+               for task in plan.tasks]
+    groups = [lance.LanceOperation.RewriteGroup(old_fragments=r.original_fragments,
+                                                new_fragments=r.new_fragments)
+              for r in results]
+    operation = lance.LanceOperation.Rewrite(groups=groups, rewritten_indices=[])
+    return commit(ctx, operation, kind=COMPACT)
+
+
+def optimize_indices(ctx: WriteContext, names: list[str]) -> lance.LanceDataset:
+    """Extend the Lance indexes ``names`` over the fragments they do not cover yet (rows
+    appended since they were built, fragments compaction rewrote), in one commit."""
+    return apply(ctx, lambda ds: ds.optimize.optimize_indices(index_names=names))
+
+
 # --- branches ------------------------------------------------------------------------------------
 def create_branch(ctx: WriteContext, name: str, version: int) -> lance.LanceDataset:
     """Make Lance branch ``name`` of the table from ``version`` and return a handle on it. The
@@ -533,10 +589,11 @@ def remove_versions(table_name: str, ds: lance.LanceDataset,
 
 
 __all__ = [
-    "ATTEMPTS", "Failures", "Redo", "WriteContext", "add_computed",
-    "add_null_columns", "append", "apply", "commit", "create_branch", "create_scalar_index",
-    "delete", "delete_branch", "drop_columns", "drop_index", "fast_forward", "remove_versions",
-    "rename_columns",
-    "restore", "rewrite", "same_definition", "set_config", "set_field_metadata",
-    "switch_column", "tag", "write", "write_fragments",
+    "ATTEMPTS", "Failures", "Merge", "Merged", "Redo", "WriteContext", "add_computed",
+    "add_null_columns", "append", "apply", "commit", "compact", "create_branch",
+    "create_scalar_index", "optimize_indices",
+    "delete", "delete_branch", "drop_columns", "drop_index", "fast_forward", "merge_each",
+    "remove_versions", "rename_columns",
+    "restore", "rewrite", "same_definition", "set_config", "set_field_metadata", "switch_column",
+    "tag", "write", "write_fragments",
 ]
