@@ -22,7 +22,18 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from lakehouse_cli import data, export, indexes, jobs, tables, versions, views
+from lakehouse_cli import (
+    branches,
+    data,
+    export,
+    gc,
+    indexes,
+    jobs,
+    maintenance,
+    tables,
+    versions,
+    views,
+)
 from lakehouse_cli.common import (
     ROOT_HELP,
     Options,
@@ -145,6 +156,13 @@ app.command("jobs")(jobs.jobs)
 # data out (lakehouse_cli.export): a Parquet file; SQL over the tables
 app.command("export")(export.export)
 app.command("sql")(export.sql)
+# upkeep (lakehouse_cli.gc): old versions and orphaned files
+app.command("gc")(gc.gc)
+# branches (lakehouse_cli.branches): TABLE#BRANCH reads and writes a branch everywhere
+app.command("branch")(branches.branch)
+app.command("branches")(branches.branches)
+app.command("promote")(branches.promote)
+app.command("optimize")(maintenance.optimize)
 
 
 @app.command("demo")
