@@ -24,7 +24,6 @@ torch is imported only when a dataset is made; without it (it comes with the ``m
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -171,11 +170,13 @@ def _array_tensors(torch: Any, column: pa.ChunkedArray) -> list[Any]:
 
 
 def require_torch() -> None:
-    """Refuse, before anything is read, when torch is not installed."""
-    if importlib.util.find_spec("torch") is None:
+    """Refuse, before anything is read, when torch cannot be imported."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
         raise ModelsNotInstalledError(
             "to_pytorch() needs torch, which is not installed; pip install "
-            "'lakehouse[models]' (or torch alone) adds it")
+            "'lakehouse[models]' (or torch alone) adds it") from None
 
 
 def make_dataset(query: Query, *, columns: Sequence[str] | None = None,

@@ -1,0 +1,128 @@
+"""PyTorch datasets from ``t.to_pytorch`` / ``q.to_pytorch``: a DataLoader epoch with two worker
+processes yields every row exactly once (map-style and iterable), images come as CHW tensors,
+arrays as tensors, shuffles and splits follow the seed, the datasets pickle without a Lance
+handle and read the version they were made from. Local and S3 through the ``db`` fixture."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+from media_samples import CAMERA, image_path
+from PIL import Image
+from torch.utils.data import DataLoader
+
+import lakehouse as lh
+from lakehouse.samples.shapes import samples
+
+ROWS = 24
+
+
+@pytest.fixture
+def shapes(db) -> lh.Table:
+    """ROWS pictures of shapes (64x64 RGB), numbered, with their caption and a small vector."""
+    t = db.create_table("shapes", {"image": lh.Image, "n": lh.Int, "caption": lh.String,
+                                   "v": lh.Array[(2,), "float32"]})
+    t.insert([{"image": img, "n": i, "caption": scene.caption, "v": [i, -i]}
+              for i, (img, scene) in enumerate(samples(ROWS, seed=5))], progress=False)
+    return t
+
+
+def _numbers(loader: DataLoader) -> list[int]:
+    return [int(n) for batch in loader for n in batch["n"]]
+
+
+@pytest.mark.parametrize("iterable", [False, True], ids=["map", "iterable"])
+def test_an_epoch_with_two_workers_yields_every_row_once(shapes, iterable: bool) -> None:
+    ds = shapes.to_pytorch(iterable=iterable)
+    loader = DataLoader(ds, batch_size=5, num_workers=2)
+    batches = list(loader)
+    numbers = [int(n) for b in batches for n in b["n"]]
+    assert sorted(numbers) == list(range(ROWS))
+    first = batches[0]
+    assert first["image"].shape == (5, 3, 64, 64) and first["image"].dtype == torch.uint8
+    assert first["v"].dtype == torch.float32 and first["v"].shape == (5, 2)
+    assert isinstance(first["caption"][0], str)
+
+
+def test_images_are_the_pictures_channels_first(db) -> None:
+    t = db.create_table("photos", {"image": lh.Image})
+    t.insert([{"image": str(image_path(CAMERA))}], progress=False)  # a greyscale PNG
+    expected = np.asarray(Image.open(image_path(CAMERA)).convert("RGB"))
+    pixels = t.to_pytorch()[0]["image"]
+    assert pixels.shape == (3, 512, 512) and pixels.dtype == torch.uint8
+    assert np.array_equal(pixels.permute(1, 2, 0).numpy(), expected)
+    floats = t.to_pytorch(images="float")[0]["image"]
+    assert floats.dtype == torch.float32
+    assert torch.allclose(floats * 255, pixels.float())
+
+
+@pytest.mark.parametrize("iterable", [False, True], ids=["map", "iterable"])
+def test_the_same_seed_shuffles_the_same_order(shapes, iterable: bool) -> None:
+    def order(seed: int) -> list[int]:
+        ds = shapes.to_pytorch(columns=["n"], shuffle=True, seed=seed, iterable=iterable)
+        return _numbers(DataLoader(ds, batch_size=4, num_workers=2))
+
+    first = order(1)
+    assert sorted(first) == list(range(ROWS)) and first != list(range(ROWS))
+    assert order(1) == first
+    assert order(2) != first
+
+
+def test_a_dataset_pickles_without_its_lance_handle(shapes) -> None:
+    ds = shapes.to_pytorch(columns=["n", "caption"], transform=lambda r: r["n"])
+    assert ds[3] == 3  # opens a handle in this process
+    copy = pickle.loads(pickle.dumps(ds.__class__(ds.reader, ds.positions, None)))
+    assert copy[3]["n"] == 3
+    assert "_dataset" not in pickle.loads(pickle.dumps(ds.reader)).__getstate__()
+
+
+def test_a_dataset_reads_the_version_it_was_made_from(shapes) -> None:
+    ds = shapes.to_pytorch(columns=["n"])
+    it = shapes.to_pytorch(columns=["n"], iterable=True)
+    version = shapes.table_version
+    shapes.insert([{"n": 100}], progress=False)
+    shapes.delete(where=shapes.n < 3)
+    assert ds.version == it.version == version
+    assert [ds[i]["n"] for i in range(len(ds))] == list(range(ROWS))
+    assert [row["n"] for row in it] == list(range(ROWS))
+
+
+def test_split_is_disjoint_complete_and_follows_the_seed(shapes) -> None:
+    ds = shapes.to_pytorch(columns=["n"])
+    train, test = ds.split([0.75, 0.25], seed=4)
+    assert (len(train), len(test)) == (18, 6)
+    train_rows = {row["n"] for row in train.__getitems__(list(range(len(train))))}
+    test_rows = {row["n"] for row in test.__getitems__(list(range(len(test))))}
+    assert not train_rows & test_rows and train_rows | test_rows == set(range(ROWS))
+    again = ds.split([0.75, 0.25], seed=4)[1]
+    assert [again[i]["n"] for i in range(6)] == [test[i]["n"] for i in range(6)]
+    other = ds.split([0.75, 0.25], seed=5)[1]
+    assert {other[i]["n"] for i in range(6)} != test_rows
+    with pytest.raises(lh.InvalidOptionError, match="sum to 1"):
+        ds.split([0.5, 0.4])
+    assert len(torch.utils.data.random_split(ds, [0.5, 0.5])[0]) == ROWS // 2
+
+
+def test_a_query_gives_its_rows_and_columns(shapes) -> None:
+    q = shapes.where(shapes.n % 2 == 0).select(shapes.n, shapes.caption)
+    ds = q.to_pytorch()
+    assert len(ds) == ROWS // 2
+    assert set(ds[0]) == {"n", "caption"}
+    loader = DataLoader(q.to_pytorch(iterable=True), batch_size=3, num_workers=2)
+    assert sorted(_numbers(loader)) == list(range(0, ROWS, 2))
+    with pytest.raises(lh.UnsupportedError, match="is an expression"):
+        shapes.select(double=shapes.n * 2).to_pytorch()
+    with pytest.raises(lh.UnsupportedError, match="drop order_by"):
+        shapes.order_by(shapes.n).to_pytorch()
+    with pytest.raises(lh.InvalidOptionError, match="shuffle=True"):
+        shapes.to_pytorch(seed=3)
+
+
+def test_without_torch_the_error_says_how_to_install_it(shapes, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(lh.ModelsNotInstalledError, match=r"lakehouse\[models\]"):
+        shapes.to_pytorch()
