@@ -383,9 +383,9 @@ class Catalog:
         (``read_parquet(...)``, ``COPY``, a second statement) is refused with
         :class:`~lakehouse.SQLRefusedError`. See :mod:`lakehouse.export.sql`.
 
-        >>> db.sql("SELECT year / 10 * 10 AS decade, count(*) AS films FROM films "
-        ...        "GROUP BY decade ORDER BY decade").rows()
-        [(1970, 1), (1990, 1), (2000, 1)]
+        >>> db.sql("SELECT rating, count(*) AS n, min(year) AS first FROM films "
+        ...        "GROUP BY rating ORDER BY rating").rows()
+        [(8.3, 2, 1995), (8.5, 1, 1979)]
         """
         return export_sql.run(self, statement, media=media)
 

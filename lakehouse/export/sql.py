@@ -63,11 +63,11 @@ def run(catalog: Catalog, statement: str, *, media: str = "exclude") -> pl.DataF
 
 
 def table_names(statement: str) -> list[str]:
-    """The tables a statement reads, in order of first mention, after refusing anything but
-    one query over plain table names (see the module's rules). CTE names are not tables.
+    """The tables a statement reads, sorted, after refusing anything but one query over plain
+    table names (see the module's rules). CTE names are not tables.
 
     >>> table_names('WITH r AS (SELECT * FROM "ml/images") SELECT * FROM r JOIN films USING (id)')
-    ['ml/images', 'films']
+    ['films', 'ml/images']
     >>> table_names("SELECT * FROM read_csv('/etc/passwd')")
     Traceback (most recent call last):
     ...
@@ -84,16 +84,16 @@ the lakehouse's tables, named in FROM and JOIN
                               "in FROM and JOIN")
     tree = _parse(statement)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    names: list[str] = []
+    names: set[str] = set()
     for node in tree.walk():
         if isinstance(node, exp.Func) and _function_name(node).startswith(("read_", "scan_")):
             raise SQLRefusedError(f"sql: {_function_name(node)}(...) reads files; a statement "
                                   "may read only the lakehouse's tables")
         if isinstance(node, exp.Table):
             name = _table_name(node)
-            if name not in ctes and name not in names:
-                names.append(name)
-    return names
+            if name not in ctes:
+                names.add(name)
+    return sorted(names)
 
 
 def _parse(statement: str) -> exp.Expression:
