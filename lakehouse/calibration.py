@@ -88,8 +88,12 @@ class Calibration:
     >>> cal = Calibration("IVF_SQ", 100, 20_000, K, 200, 1.5, (
     ...     Setting(4, 2, 0.81, 0.02), Setting(8, 2, 0.96, 0.005), Setting(16, 2, 0.99, 0.003),
     ...     Setting(8, 8, 0.975, 0.004)))
-    >>> cal.pick(0.95), cal.pick(0.97).refine_factor, cal.pick(0.999).nprobes
-    (Setting(nprobes=8, refine_factor=2, recall=0.96, error=0.005), 8, 16)
+    >>> cal.pick(0.95)
+    Setting(nprobes=8, refine_factor=2, recall=0.96, error=0.005)
+    >>> cal.pick(0.97).nprobes, cal.cost(cal.curve[2]) < cal.cost(cal.curve[3])  # 16 probes
+    (16, True)
+    >>> cal.pick(0.999).nprobes  # none reaches it: the most accurate
+    16
     >>> Calibration.from_json(cal.to_json(), "v") == cal
     True
     """

@@ -14,6 +14,7 @@ import json
 import lance
 import polars as pl
 
+from lakehouse import calibration
 from lakehouse import types as T
 from lakehouse.errors import (
     IndexExistsError,
@@ -27,7 +28,7 @@ from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.protocol import WriteContext
 from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs import serialize
-from lakehouse.exprs.nodes import Call
+from lakehouse.exprs.nodes import Call, check_recall
 from lakehouse.functions.embeddings import EmbeddingFunction
 from lakehouse.metadata import (
     FIELD_KEY,
@@ -54,6 +55,7 @@ class IndexRequest:
     on_error: str
     vector_index: str
     progress: bool
+    recall: float | None = None  # the recall@10 target of default searches (None: 0.95)
 
     def check(self, table_name: str) -> None:
         """Refuse bad options before anything is read or computed.
@@ -69,6 +71,7 @@ class IndexRequest:
                                    "name")
         check_choice("metric", self.metric, METRICS)
         check_choice("vector_index", self.vector_index, VECTOR_INDEXES)
+        check_recall(self.recall)
         if self.embedding is not None and not isinstance(self.embedding, EmbeddingFunction):
             raise TypeMismatchError(
                 "embedding must be lh.functions.clip(...) or "
@@ -91,6 +94,8 @@ def add(ctx: WriteContext, request: IndexRequest, pending: list[str]) -> WriteRe
                 "if_exists='replace' to rebuild it (for example with another model)")
     info = {"name": request.name, "source": source.col_id, "metric": request.metric,
             "vector_index": request.vector_index}
+    if request.recall is not None:
+        info["recall"] = request.recall
     if request.embedding is None:
         _check_vectors(source, ctx.table_name)
         held = source.index["name"] if source.index is not None else None
@@ -209,20 +214,37 @@ def upkeep_all(ctx: WriteContext, *, progress: bool, rebuild: str | None = None)
         with report(f"{action} the vector index of {index.name}", enabled=progress):
             protocol.apply(ctx, lambda ds, index=index, action=action:
                            apply_upkeep(ds, index, action))
+        if action != "optimize":  # trained afresh: measure the recall of its settings again
+            _calibrate(ctx, index, progress=progress)
         changed = True
     return ds.version if changed else None
 
 
+def _calibrate(ctx: WriteContext, index: IndexDef, *, progress: bool) -> None:
+    """Store (one commit) the calibration of the vector index just trained, or remove a stale
+    one when the index is too small to be calibrated (see :mod:`lakehouse.calibration`)."""
+    ds = ctx.dataset
+    info = dict(index.vectors.index or {})
+    if calibration.needs_calibration(ds, index):
+        with report(f"calibrate the vector index of {index.name}", enabled=progress):
+            info["calibration"] = calibration.calibrate(ds, index).to_json()
+    elif info.pop("calibration", None) is None:
+        return
+    _set_index_info(ctx, index.vectors, info)
+
+
 def listing(ds: lance.LanceDataset, tdef: TableDef) -> pl.DataFrame:
     """The indexes of a table version, one row each (what ``Table.indexes()`` shows): embedding
-    indexes with their model, metric and vector index, then scalar indexes.
+    indexes with their model, metric and vector index, and their search: the recall target,
+    the default ``nprobes`` and ``refine_factor`` and the recall@10 measured with them (see
+    :func:`lakehouse.calibration.summary`); then scalar indexes.
 
     >>> vecs = db.create_table("vecs", {"v": lh.Array[(2,), "float32"]})
     >>> _ = vecs.insert([{"v": [1.0, 0.0]}, {"v": [0.0, 1.0]}], progress=False)
     >>> _ = vecs.add_embedding_index("v", progress=False)  # a column of vectors: no model
     >>> state = vecs.table_state()
     >>> listing(state.dataset, state.definition).rows()
-    [('v', 'v', 'embedding', None, 'cosine', None, 2)]
+    [('v', 'v', 'embedding', None, 'cosine', None, 2, 0.95, None, None, 1.0)]
     """
     rows = []
     for index in tdef.indexes():
@@ -234,6 +256,7 @@ def listing(ds: lance.LanceDataset, tdef: TableDef) -> pl.DataFrame:
             "vector_index": str(state["index_type"]) if state is not None else None,
             "unindexed_rows": int(state["num_unindexed_rows"]) if state is not None
             else ds.count_rows(),
+            **calibration.summary(ds, index),
         })
     hidden = {i.lance_index for i in tdef.indexes()}
     for lance_index in ds.describe_indices():
@@ -242,7 +265,10 @@ def listing(ds: lance.LanceDataset, tdef: TableDef) -> pl.DataFrame:
         column, _, kind = lance_index.name.rpartition("_")
         rows.append({"name": lance_index.name, "column": column, "kind": kind,
                      "embedding": None, "metric": None, "vector_index": None,
-                     "unindexed_rows": None})
+                     "unindexed_rows": None, "recall_target": None, "nprobes": None,
+                     "refine_factor": None, "recall": None})
     schema = {"name": pl.String, "column": pl.String, "kind": pl.String, "embedding": pl.String,
-              "metric": pl.String, "vector_index": pl.String, "unindexed_rows": pl.Int64}
+              "metric": pl.String, "vector_index": pl.String, "unindexed_rows": pl.Int64,
+              "recall_target": pl.Float64, "nprobes": pl.Int64, "refine_factor": pl.Int64,
+              "recall": pl.Float64}
     return pl.DataFrame(rows, schema=schema)

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lakehouse.calibration import search_parameters
 from lakehouse.errors import IndexNotFoundError, MediaError, SourceRefusedError, TypeMismatchError
 from lakehouse.exprs.nodes import Expr, Similarity, TextQuery
 from lakehouse.functions.embeddings import EmbeddingFunction
 from lakehouse.media.fetch import Fetcher, describe_failure, to_uri
 from lakehouse.metadata import IndexDef, TableDef
 from lakehouse.storage import redact_uri
-from lakehouse.vector_index import ann_state, partitions_of, search_defaults
+from lakehouse.vector_index import ann_state, partitions_of
 
 if TYPE_CHECKING:
     import lance
@@ -60,10 +61,10 @@ class SimilaritySearch:
         options: dict[str, Any] = {"column": self.index.vectors.name, "q": self.vector, "k": k,
                                    "metric": self.index.metric}
         partitions = _ann_partitions(ds, self.index)
-        if partitions:
-            defaults = search_defaults(partitions, self.index.vector_index)
-            options["nprobes"] = self.node.nprobes or defaults["nprobes"]
-            options["refine_factor"] = self.node.refine_factor or defaults["refine_factor"]
+        if partitions:  # explicit knobs win over the calibrated pick (lakehouse.calibration)
+            picked = search_parameters(ds, self.index, partitions, self.node.recall)
+            options["nprobes"] = self.node.nprobes or picked["nprobes"]
+            options["refine_factor"] = self.node.refine_factor or picked["refine_factor"]
         return options
 
 
@@ -87,7 +88,7 @@ def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceData
             if not isinstance(node, Similarity):
                 continue
             key = (node.column.col_id, node.index, _query_key(node.query), node.nprobes,
-                   node.refine_factor)
+                   node.refine_factor, node.recall)
             search = found.get(key)
             if search is None:
                 index = find_index(tdef, node, table.table_name)

@@ -75,12 +75,15 @@ def test_indexes_are_listed_dropped_and_kept_out_of_sight(local, clip, minilm) -
 
     listing = t.indexes()
     assert listing.columns == ["name", "column", "kind", "embedding", "metric", "vector_index",
-                               "unindexed_rows"]
+                               "unindexed_rows", "recall_target", "nprobes", "refine_factor",
+                               "recall", "automatic"]
     rows = {r["name"]: r for r in listing.to_dicts()}
     assert set(rows) == {"image", "caption_text", "caption_clip", "v", "id_btree"}
     assert rows["image"] == {"name": "image", "column": "image", "kind": "embedding",
                              "embedding": f"clip({SHAPES_CLIP})", "metric": "cosine",
-                             "vector_index": None, "unindexed_rows": 8}
+                             "vector_index": None, "unindexed_rows": 8, "recall_target": 0.95,
+                             "nprobes": None, "refine_factor": None, "recall": 1.0,
+                             "automatic": False}
     assert rows["caption_text"]["embedding"].startswith("sentence_transformer(")
     assert (rows["caption_clip"]["metric"], rows["v"]["metric"]) == ("dot", "l2")
     assert rows["v"]["embedding"] is None
@@ -384,7 +387,7 @@ def test_replacing_the_model_recomputes_only_that_index(local, clip, minilm) -> 
     assert found["score"].to_list() == pytest.approx(expected[found["id"]].tolist(), abs=1e-4)
 
     # the history records the switch, and the version before it still searches with CLIP
-    history = t.history().filter(pl.col("version") > version)
+    history = t.history().filter(pl.col("version") > version).reverse()  # oldest first
     assert history["operation"].to_list()[0] == "embedding index"  # named as an index build
     assert history["rows_changed"][0] == 8
     old = t.at(version)

@@ -357,7 +357,7 @@ class ColumnRef(Expr):
 
     def similarity(self, query: Any = None, *, text: str | None = None,
                    index: str | None = None, nprobes: int | None = None,
-                   refine_factor: int | None = None) -> Similarity:
+                   refine_factor: int | None = None, recall: float | None = None) -> Similarity:
         """How similar each row's value is to ``query`` through the column's embedding index
         (higher is more similar), for ``order_by(sim, asc=False).limit(k)`` and ``select()``.
 
@@ -367,8 +367,11 @@ class ColumnRef(Expr):
         that comes from someone else, such as a search box). ``index`` picks
         one of several indexes on the column; ``nprobes`` (partitions searched) and
         ``refine_factor`` (candidates re-ranked exactly, as a multiple of k) trade speed for
-        recall on large tables. Scores: cosine similarity for ``metric="cosine"``, the dot
-        product for ``"dot"``, minus the squared distance for ``"l2"``.
+        recall on large tables; ``recall`` (a recall@10 target such as 0.99) picks them
+        instead from what the index measured when it was built (by default the index's own
+        target, 0.95 unless ``add_embedding_index(recall=)`` said otherwise). Scores: cosine
+        similarity for ``metric="cosine"``, the dot product for ``"dot"``, minus the squared
+        distance for ``"l2"``.
 
         >>> _ = t.add_embedding_index("title", embedding=minilm, progress=False)
         >>> sim = t.title.similarity(text="the heat of summer")
@@ -384,10 +387,29 @@ class ColumnRef(Expr):
                 raise TypeMismatchError(
                     f"{self!r}.similarity(text=...) takes a string, got {text!r}")
             query = TextQuery(text)
-        return Similarity.make(self, query, index, nprobes, refine_factor)
+        return Similarity.make(self, query, index, nprobes, refine_factor, recall)
 
     def __repr__(self) -> str:
         return self.name
+
+
+def check_recall(recall: Any) -> float | None:
+    """Refuse a recall target outside (0, 1] (``similarity(recall=)``,
+    ``add_embedding_index(recall=)``); None stays None (the default applies).
+
+    >>> check_recall(0.99), check_recall(None)
+    (0.99, None)
+    >>> check_recall(1.5)
+    Traceback (most recent call last):
+    ...
+    lakehouse.errors.InvalidOptionError: recall must be a number above 0 and at most 1 (a ...
+    """
+    if recall is None:
+        return None
+    if isinstance(recall, bool) or not isinstance(recall, int | float) or not 0 < recall <= 1:
+        raise InvalidOptionError(f"recall must be a number above 0 and at most 1 (a recall@10 "
+                                 f"target such as 0.95), got {recall!r}")
+    return float(recall)
 
 
 class TextQuery(str):
@@ -407,10 +429,11 @@ class Similarity(Expr):
     index: str | None = None
     nprobes: int | None = None
     refine_factor: int | None = None
+    recall: float | None = None
 
     @staticmethod
     def make(column: ColumnRef, query: Any, index: str | None, nprobes: int | None,
-             refine_factor: int | None) -> Similarity:
+             refine_factor: int | None, recall: float | None = None) -> Similarity:
         if query is None or isinstance(query, Expr):
             raise TypeMismatchError(
                 f"{column!r}.similarity() needs a query value (a string, an image, an image "
@@ -423,7 +446,7 @@ class Similarity(Expr):
                 raise TypeMismatchError(msg)
             if value < 1:
                 raise InvalidOptionError(msg)
-        return Similarity(column, query, index, nprobes, refine_factor)
+        return Similarity(column, query, index, nprobes, refine_factor, check_recall(recall))
 
     @property
     def type(self) -> T.ColumnType:

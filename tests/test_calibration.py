@@ -1,0 +1,260 @@
+"""Recall calibration of embedding indexes (lakehouse/calibration.py): the search parameters an
+index measures on its own vectors reach the recall asked on queries it has not seen; per-query
+``recall=``, explicit knobs, recalibration when upkeep retrains, and stored calibrations that
+are not to be trusted."""
+
+from __future__ import annotations
+
+import json
+
+import hypothesis.strategies as st
+import lance
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import lakehouse as lh
+from lakehouse import calibration
+from lakehouse.calibration import Calibration
+from lakehouse.metadata import FIELD_KEY
+from lakehouse.search import similarity_searches
+
+ROWS, DIM = 20_000, 64  # 78 partitions: more than ALL_PARTITIONS_UP_TO, so calibrated
+HELD_OUT = 200
+
+
+# --- data: the non-uniform distributions of benchmarks/search.py, small ------------------------
+def _clusters(n: int, seed: int) -> np.ndarray:
+    """Clean clusters: 1,000 standard normal centres, noise half a centre's norm."""
+    centres = np.random.default_rng(0).standard_normal((1_000, DIM)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((n, DIM)).astype(np.float32) * 0.5
+    return centres[rng.integers(0, len(centres), n)] + noise
+
+
+def _mixture(n: int, seed: int) -> np.ndarray:
+    """Heavy noise: unit vectors around 400 unit centres, noise about as large as a centre."""
+    centres = np.random.default_rng(0).standard_normal((400, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    points = centres[rng.integers(0, len(centres), n)] \
+        + rng.standard_normal((n, DIM)).astype(np.float32) / np.sqrt(DIM)
+    return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+
+DISTRIBUTIONS = {"clusters": _clusters, "mixture": _mixture}
+
+
+def _table(db, vectors: np.ndarray, **index_options) -> lh.Table:
+    t = db.create_table("vecs", {"id": lh.Int, "v": lh.Array[(DIM,), "float32"]})
+    t.insert(pl.DataFrame({"id": np.arange(len(vectors)), "v": vectors}), progress=False)
+    t.add_embedding_index("v", progress=False, **index_options)
+    return t
+
+
+def _top10(t: lh.Table, q: np.ndarray, **knobs) -> list[int]:
+    sim = t.v.similarity(q, **knobs)
+    return t.order_by(sim, asc=False).limit(10).select(t.id).collect()["id"].to_list()
+
+
+def _recall(t: lh.Table, vectors: np.ndarray, queries: np.ndarray, **knobs) -> float:
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    found = 0
+    for q in queries:
+        truth = set(np.argsort(-(unit @ q))[:10].tolist())
+        found += len(truth & set(_top10(t, q, **knobs)))
+    return found / (10 * len(queries))
+
+
+def _options(t: lh.Table, q: np.ndarray, **knobs) -> dict:
+    """The Lance nearest-neighbour options a top-10 search of ``q`` uses."""
+    state = t.table_state()
+    [search] = similarity_searches([t.v.similarity(q, **knobs)], t, state.dataset,
+                                   state.definition)
+    return search.nearest(state.dataset, 10)
+
+
+def _stored(t: lh.Table) -> dict | None:
+    meta = json.loads(lance.dataset(t.uri).schema.field("v").metadata[FIELD_KEY])
+    return meta["index"].get("calibration")
+
+
+@pytest.fixture(scope="module", params=list(DISTRIBUTIONS))
+def calibrated(request, tmp_path_factory):
+    make = DISTRIBUTIONS[request.param]
+    vectors = make(ROWS, seed=1)
+    db = lh.connect(str(tmp_path_factory.mktemp(request.param)))
+    return _table(db, vectors), vectors, make(HELD_OUT, seed=2)
+
+
+# --- the target on queries the calibration has not seen ----------------------------------------
+def test_calibration_reaches_its_target_on_held_out_queries(calibrated) -> None:
+    t, vectors, held_out = calibrated
+    listing = t.indexes().row(0, named=True)
+    assert listing["recall_target"] == 0.95
+    assert listing["recall"] >= 0.95
+    stored = Calibration.from_json(_stored(t), "v")
+    assert (stored.kind, stored.partitions, stored.queries) == ("IVF_SQ", 78, 200)
+    assert (listing["nprobes"], listing["refine_factor"]) == (
+        stored.pick(0.95).nprobes, stored.pick(0.95).refine_factor)
+    assert listing["nprobes"] < 78  # it does not probe everything to get there
+    # 200 held-out queries: the recall's standard error is below 0.005
+    assert _recall(t, vectors, held_out) >= 0.95 - 0.005
+
+
+def test_recall_per_query_picks_from_the_curve(calibrated) -> None:
+    t, vectors, held_out = calibrated
+    low, high = _options(t, held_out[0], recall=0.8), _options(t, held_out[0], recall=0.99)
+    assert low["nprobes"] <= _options(t, held_out[0])["nprobes"] <= high["nprobes"]
+    assert low["nprobes"] < high["nprobes"]
+    queries = held_out[:100]
+    at_low, at_high = _recall(t, vectors, queries, recall=0.8), \
+        _recall(t, vectors, queries, recall=0.99)
+    assert at_high > at_low
+    assert at_high >= 0.98
+
+
+def test_explicit_parameters_win_over_the_calibration(calibrated) -> None:
+    t, _, held_out = calibrated
+    options = _options(t, held_out[0], nprobes=3, refine_factor=7, recall=0.99)
+    assert (options["nprobes"], options["refine_factor"]) == (3, 7)
+    options = _options(t, held_out[0], nprobes=5)
+    assert options["nprobes"] == 5
+    assert options["refine_factor"] == t.indexes()["refine_factor"][0]
+
+
+# --- when it is measured --------------------------------------------------------------------------
+@pytest.mark.slow
+def test_calibration_is_redone_when_upkeep_retrains_not_when_it_folds_rows_in(tmp_path) -> None:
+    vectors = _mixture(40_000, seed=3)
+    db = lh.connect(str(tmp_path))
+    t = _table(db, vectors[:ROWS])
+    first = _stored(t)
+    assert first["partitions"] == 78
+
+    def insert(start: int, stop: int) -> None:
+        t.insert(pl.DataFrame({"id": np.arange(start, stop), "v": vectors[start:stop]}),
+                 progress=False)
+
+    insert(ROWS, 22_500)  # more than 10% unindexed: folded in with the same centroids
+    assert t.indexes()["unindexed_rows"][0] == 0
+    assert _stored(t) == first
+    insert(22_500, 40_000)  # twice the partitions wanted: trained again, measured again
+    again = Calibration.from_json(_stored(t), "v")
+    assert again.partitions == 156 and again.rows == 40_000
+    assert t.indexes()["recall"][0] >= 0.95
+
+
+def test_small_tables_search_exactly_and_report_recall_1(db) -> None:
+    vectors = _mixture(12_000, seed=4)
+    t = db.create_table("vecs", {"id": lh.Int, "v": lh.Array[(DIM,), "float32"]})
+    t.insert(pl.DataFrame({"id": np.arange(5_000), "v": vectors[:5_000]}), progress=False)
+    t.add_embedding_index("v", progress=False)
+    row = t.indexes().row(0, named=True)  # no vector index: every vector compared
+    assert (row["vector_index"], row["nprobes"], row["recall"]) == (None, None, 1.0)
+    t.insert(pl.DataFrame({"id": np.arange(5_000, 12_000), "v": vectors[5_000:]}),
+             progress=False)
+    row = t.indexes().row(0, named=True)  # 46 partitions, all probed: nothing measured
+    assert (row["vector_index"], row["nprobes"], row["recall"]) == ("IVF_SQ", 46, 1.0)
+    ds = lance.dataset(t.uri, storage_options=db.location.storage_options or None)
+    meta = json.loads(ds.schema.field("v").metadata[FIELD_KEY])
+    assert "calibration" not in meta["index"]
+
+
+@pytest.mark.slow
+def test_the_index_recall_target_is_kept_and_searched_with(tmp_path) -> None:
+    vectors = _mixture(ROWS, seed=5)
+    t = _table(lh.connect(str(tmp_path)), vectors, recall=0.99)
+    row = t.indexes().row(0, named=True)
+    assert row["recall_target"] == 0.99 and row["recall"] >= 0.99
+    stored = Calibration.from_json(_stored(t), "v")
+    assert row["nprobes"] == stored.pick(0.99).nprobes > stored.pick(0.95).nprobes
+    assert _options(t, vectors[0])["nprobes"] == row["nprobes"]
+    assert _options(t, vectors[0], recall=0.95)["nprobes"] == stored.pick(0.95).nprobes
+
+
+@pytest.mark.parametrize("recall", [0, 1.5, -0.1, "high", True])
+def test_a_recall_outside_0_1_is_refused(db, recall) -> None:
+    t = db.create_table("vecs", {"v": lh.Array[(2,), "float32"]})
+    t.insert([{"v": [1.0, 0.0]}], progress=False)
+    version = t.version
+    with pytest.raises(lh.InvalidOptionError, match="recall must be a number above 0"):
+        t.add_embedding_index("v", recall=recall, progress=False)
+    assert t.version == version and t.indexes().height == 0
+    t.add_embedding_index("v", progress=False)
+    with pytest.raises(lh.InvalidOptionError, match="recall must be a number above 0"):
+        t.v.similarity([1.0, 0.0], recall=recall)
+
+
+# --- stored calibrations are data from storage ---------------------------------------------------
+def _tamper(t: lh.Table, calibration_json) -> None:
+    """Replace the stored calibration as a hostile writer could, outside lakehouse."""
+    ds = lance.dataset(t.uri)
+    meta = json.loads(ds.schema.field("v").metadata[FIELD_KEY])
+    meta["index"]["calibration"] = calibration_json
+    ds.update_field_metadata({"v": {FIELD_KEY.decode(): json.dumps(meta)}}, replace=True)
+
+
+@pytest.fixture(scope="module")
+def tampered_table(tmp_path_factory):
+    vectors = _mixture(ROWS, seed=6)
+    t = _table(lh.connect(str(tmp_path_factory.mktemp("tampered"))), vectors)
+    return t, vectors
+
+
+@pytest.mark.parametrize("bad", [
+    "not an object", {"format": 1}, {"format": 1, "kind": "IVF_SQ", "partitions": 78,
+                                     "rows": 20_000, "k": 10, "queries": 200, "seconds": 1.0,
+                                     "curve": [[4, 2, 1.7, 0.0]]},
+    {"format": 1, "kind": "IVF_SQ", "partitions": 78, "rows": 20_000, "k": 10, "queries": 200,
+     "seconds": 1.0, "curve": []},
+    {"format": 1, "kind": "IVF_SQ", "partitions": 78, "rows": 20_000, "k": 10, "queries": 200,
+     "seconds": 1.0, "curve": [[-4, 2, 0.9, 0.01]]},
+])
+def test_a_malformed_stored_calibration_is_a_typed_error(tampered_table, bad) -> None:
+    t, vectors = tampered_table
+    _tamper(t, bad)
+    with pytest.raises(lh.UnsafeDefinitionError, match="malformed stored calibration.*"
+                                                       "if_exists='replace'"):
+        _top10(t, vectors[0])
+    with pytest.raises(lh.UnsafeDefinitionError, match="embedding index 'v'"):
+        t.indexes()
+
+
+def test_a_calibration_of_a_newer_format_says_upgrade_and_replace_measures_again(
+        tampered_table) -> None:
+    t, vectors = tampered_table
+    _tamper(t, {**_stored(t), "format": 99})
+    with pytest.raises(lh.FormatVersionError, match="newer lakehouse format"):
+        _top10(t, vectors[0])
+    # the fix the malformed message names: the index is trained and measured again
+    t.add_embedding_index("v", if_exists="replace", progress=False)
+    assert Calibration.from_json(_stored(t), "v").partitions == 78
+    assert len(_top10(t, vectors[0])) == 10
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=6), max_leaves=20)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(data=JSON | st.fixed_dictionaries(
+    {"format": st.just(1), "kind": JSON, "partitions": JSON, "rows": JSON, "k": JSON,
+     "queries": JSON, "seconds": JSON, "curve": st.lists(JSON, max_size=3)}))
+def test_reading_any_stored_json_gives_a_calibration_or_a_typed_error(data) -> None:
+    try:
+        cal = Calibration.from_json(data, "v")
+    except (lh.UnsafeDefinitionError, lh.FormatVersionError):
+        return
+    assert cal.curve and all(0 <= s.recall <= 1 and s.nprobes >= 1 for s in cal.curve)
+    assert cal.pick(0.95) in cal.curve
+
+
+def test_the_calibration_cost_is_bounded_and_measured(calibrated) -> None:
+    t, _, _ = calibrated
+    stored = Calibration.from_json(_stored(t), "v")
+    assert 0 < stored.seconds < 60
+    assert stored.queries == calibration.QUERIES
+    assert len(stored.curve) <= 2 * len(calibration.ladder(stored.partitions)) + 1
