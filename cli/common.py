@@ -68,7 +68,8 @@ TableArgument = Annotated[
     str,
     typer.Argument(
         metavar="TABLE",
-        help="Table name, e.g. 'ml/images'; 'name:3' reads version 3, 'name@tag' a snapshot.",
+        help="Table name, e.g. 'ml/images'; 'name:3' reads version 3, 'name@tag' a snapshot, "
+        "'name#dev' branch dev.",
         show_default=False,
     ),
 ]
@@ -147,6 +148,12 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"rename one with rename=.*$"), "rename one in the source first"),
     (re.compile(r"re-create the index with add_embedding_index\(\.\.\., if_exists='replace'\)"),
      "re-create the index with lakehouse index add TABLE COLUMN --model ... --replace"),
+    # branches (lakehouse_cli.branches)
+    (re.compile(r"table '([^']*)' has no branch '([^']*)'(.*)make one with t\.branch\('[^']*'\)"),
+     r"table '\1' has no branch '\2'\3make one with lakehouse branch \1 \2"),
+    (re.compile(r"open it with db\.get_table\('([^'#]*)#([^']*)'\), or delete it first"),
+     r"use it as \1#\2, or delete it first with lakehouse branch \1 \2 --delete"),
+    (re.compile(r"use db\.drop_table\('([^']*)'\)"), r"use lakehouse drop \1"),
 )
 
 #: Storage and engine text that means nothing to the user: where in Lance's Rust sources an

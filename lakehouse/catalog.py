@@ -135,7 +135,11 @@ class Catalog:
         >>> db.has_table("no_such_table")
         False
         """
-        return self._exists(self._table_uri(validate_name(name)) + "/_versions")
+        base, branch = branches.split(name)  # "films#dev": whether that branch exists
+        uri = self._table_uri(validate_name(base))
+        if branch is not None:
+            uri = branches.branch_uri(uri, branch)
+        return self._exists(uri + "/_versions")
 
     def _is_dir(self, path: str) -> bool:
         return self._exists(self._location.join(path, DIR_MARKER))

@@ -28,6 +28,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 from pyarrow import csv
 
+from lakehouse import branches
 from lakehouse import types as T
 from lakehouse.errors import InvalidOptionError, StorageError, TypeMismatchError, check_choice
 from lakehouse.exec import writes
@@ -133,7 +134,7 @@ def _fill(table: Table, batches: Callable[[], Iterator[pa.Table]], *, progress: 
 def _check_import(catalog: Catalog, name: str, if_exists: str, on_error: str) -> bool:
     """Validate the common arguments; True when the import should be skipped (the table exists
     and ``if_exists="ignore"``)."""
-    validate_name(name)
+    validate_name(branches.split(name)[0])  # "films#dev" imports into a branch
     check_choice("if_exists", if_exists, _IF_EXISTS)
     check_choice("on_error", on_error, ON_ERROR)
     return if_exists == "ignore" and catalog.has_table(name)
