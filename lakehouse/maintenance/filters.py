@@ -57,9 +57,10 @@ def undecided(ds: lance.LanceDataset, tdef: TableDef, policy: MaintenancePolicy)
             if c.type.kind in KINDS and CONFIG_PREFIX + c.name not in config]
 
 
-def is_clustered(values: pl.Series, zone_rows: int = ZONE_ROWS) -> bool:
+def is_clustered(values: pl.Series) -> bool:
     """Whether a column's values, in storage order, are sorted or clustered enough for a zone
-    map to skip most zones: the median zone spans at most a tenth of the column's range.
+    map to skip most zones: cut into (at least 16) zones of consecutive rows, the median zone
+    spans at most a tenth of the column's range (in random order each spans nearly all of it).
 
     >>> is_clustered(pl.Series(range(100_000)))
     True
@@ -67,6 +68,7 @@ def is_clustered(values: pl.Series, zone_rows: int = ZONE_ROWS) -> bool:
     False
     """
     values = values.to_physical().cast(pl.Float64)
+    zone_rows = max(1, min(ZONE_ROWS, values.len() // 16))
     frame = pl.DataFrame({"v": values, "zone": pl.int_range(values.len(), eager=True)
                           // zone_rows}).drop_nulls()
     if frame.height == 0:
@@ -75,7 +77,8 @@ def is_clustered(values: pl.Series, zone_rows: int = ZONE_ROWS) -> bool:
     if not whole:
         return False  # one value: a zone map skips nothing
     zones = frame.group_by("zone").agg(spread=pl.col("v").max() - pl.col("v").min())
-    return float(zones["spread"].median()) <= CLUSTERED_SPREAD * float(whole)  # type: ignore[arg-type]
+    median = float(zones["spread"].median())  # type: ignore[arg-type]
+    return median <= CLUSTERED_SPREAD * float(whole)  # type: ignore[arg-type]
 
 
 def build(ctx: WriteContext, columns: list[str]) -> list[str]:
