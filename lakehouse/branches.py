@@ -184,13 +184,13 @@ def listing(location: Location, table_uri: str) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def delete(ctx: WriteContext, name: str) -> None:
+def remove(ctx: WriteContext, name: str) -> None:
     """Delete branch ``name`` of the table in ``ctx`` (the main line cannot be deleted).
 
     >>> from lakehouse.exec.protocol import WriteContext
     >>> _ = t.branch("tmp")
     >>> ds = t.table_state().dataset
-    >>> delete(WriteContext("films", ds.uri, {}, ds, t.table_definition), "tmp")
+    >>> remove(WriteContext("films", ds.uri, {}, ds, t.table_definition), "tmp")
     >>> t.branches().height
     0
     """
@@ -337,5 +337,5 @@ def check_no_branch(branch: str | None, table: str, what: str) -> None:
                                f"a branch; use it on '{table.partition(BRANCH_SEPARATOR)[0]}'")
 
 
-__all__ = ["TREE", "branch_uri", "check_no_branch", "create", "delete", "listing", "main_uri",
-           "open_branch", "promote", "split"]
+__all__ = ["TREE", "branch_uri", "check_no_branch", "create", "listing", "main_uri",
+           "open_branch", "promote", "remove", "split"]

@@ -1255,7 +1255,7 @@ class Table:
         """
         main = self if self._branch is None else self._main()
         protocol.write(lambda: main._context(tags_only=True),
-                       lambda ctx: branches.delete(ctx, name),
+                       lambda ctx: branches.remove(ctx, name),
                        what=f"the delete of branch {name!r}", replayable=False)
 
     def _main(self) -> Table:
