@@ -41,7 +41,7 @@ from lakehouse.vector_index import exact_scores, scores_from_distance
 if TYPE_CHECKING:
     import lance
 
-    from lakehouse.table import Table
+    from lakehouse.table import Table, TableState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,12 +204,17 @@ class Query:
                                                  self.condition, [], row_ids=True))
 
     def _checked_snapshot(self) -> tuple[lance.LanceDataset, TableDef]:
+        state = self._checked_state()
+        return state.dataset, state.definition
+
+    def _checked_state(self) -> TableState:
+        """The table's state, read once for the whole call (one refresh: one request on S3),
+        with every expression of the query checked against its definition."""
         state = self.table.table_state()
-        ds, tdef = state.dataset, state.definition
         for expr in (self.condition, *(e for e, _ in self.ordering),
                      *(e for _, e in self.outputs or ())):
-            tdef.check_refs(expr, self.table.table_name)
-        return ds, tdef
+            state.definition.check_refs(expr, self.table.table_name)
+        return state
 
     def collect(self) -> pl.DataFrame:
         """Run the query and return a Polars DataFrame.
@@ -229,7 +234,8 @@ class Query:
         │ Heat  ┆ 1995 │
         └───────┴──────┘
         """
-        ds, tdef = self._checked_snapshot()
+        state = self._checked_state()
+        ds, tdef = state.dataset, state.definition
         outputs = list(self.outputs) if self.outputs is not None else \
             [(c.name, c.ref()) for c in tdef.columns]
         # order keys that are plain columns sort directly; others become temporary columns
@@ -237,7 +243,7 @@ class Query:
         plain = all(isinstance(e, ColumnRef) for _, e in outputs)
         read = tdef.stored_columns([e for _, e in outputs] + list(sort_exprs.values()))
         searches = similarity_searches([e for _, e in outputs] + list(sort_exprs.values()),
-                                       self.table, ds, tdef)
+                                       self.table, ds, tdef, fetcher=state.fetcher)
         lead = None
         if searches and self.row_limit is not None and self.ordering \
                 and not self.ordering[0][1]:  # the k most similar rows: a Lance top-k search
@@ -248,10 +254,11 @@ class Query:
         pushed_limit = self.row_limit if not self.ordering else None
         nearest = lead.nearest(ds, self.row_limit) if lead is not None else None  # type: ignore[arg-type]
         frames = list(scan_frames(ds, tdef, self.table.table_name, self.condition, read,
-                                  limit=pushed_limit, fetcher=self.table.table_state().fetcher,
+                                  limit=pushed_limit, fetcher=state.fetcher,
                                   nearest=nearest,
                                   only_rows=None if self.sampled is None else list(self.sampled)))
-        frame = pl.concat(frames) if frames else _empty(read, ds, with_distance=lead is not None)
+        frame = _concat(frames) if frames else \
+            _empty(read, ds, with_distance=lead is not None)
         frame, scored = _add_scores(frame, searches, lead)
         if self.ordering:
             frame = _evaluate(frame, sort_exprs, tdef, self.table.table_name, scored)
@@ -374,8 +381,32 @@ def _output_name(expr: Expr, position: int) -> str:
 
 def _evaluate(frame: pl.DataFrame, exprs: dict[str, Expr], tdef: TableDef,
               table: str, scored: dict[int, str] | None = None) -> pl.DataFrame:
+    """``frame`` with a column per expression. Stored columns and similarity scores are taken
+    as they are, cast to the expression's type (what a Plan computes for them, without its
+    per-expression work); anything else runs through a Plan."""
+    direct = [_direct(e, tdef, scored or {}) for e in exprs.values()]
+    if all(d is not None for d in direct):
+        return frame.with_columns(d.alias(n)  # type: ignore[union-attr]
+                                  for n, d in zip(exprs, direct, strict=True))
     out, _ = Plan.for_exprs(table, tdef, exprs).run(frame, materialized=scored)
     return out
+
+
+def _direct(expr: Expr, tdef: TableDef, scored: dict[int, str]) -> pl.Expr | None:
+    """A stored column or a similarity already scored, as the Polars column it is read from;
+    None for any other expression."""
+    if isinstance(expr, ColumnRef) and expr.col_id in tdef.names():
+        name = tdef.names()[expr.col_id]
+    elif isinstance(expr, Similarity) and id(expr) in scored:
+        name = scored[id(expr)]
+    else:
+        return None
+    return pl.col(name).cast(expr.type.polars_type())
+
+
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The scanned frames as one (most small results come as a single frame: no copy)."""
+    return frames[0] if len(frames) == 1 else pl.concat(frames)
 
 
 def _add_scores(frame: pl.DataFrame, searches: list[SimilaritySearch],

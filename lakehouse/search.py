@@ -69,9 +69,12 @@ class SimilaritySearch:
 
 
 def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceDataset,
-                        tdef: TableDef) -> list[SimilaritySearch]:
+                        tdef: TableDef, *,
+                        fetcher: Fetcher | None = None) -> list[SimilaritySearch]:
     """One search per distinct similarity in ``exprs``, in order of appearance; similarity
     nodes built separately with the same column, query, index and knobs share one search.
+    ``fetcher`` reads query images (by default the table's: a query passes the one of the
+    state it already read, which saves a refresh of the handle).
 
     >>> vecs = db.create_table("vecs", {"v": lh.Array[(2,), "float32"]})
     >>> _ = vecs.add_embedding_index("v", progress=False)
@@ -92,8 +95,8 @@ def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceData
             search = found.get(key)
             if search is None:
                 index = find_index(tdef, node, table.table_name)
-                vector = query_vector(index, node.query, table.table_state().fetcher,
-                                      table.table_name)
+                vector = query_vector(index, node.query,
+                                      fetcher or table.table_state().fetcher, table.table_name)
                 found[key] = SimilaritySearch((node,), index, vector)
             elif not search.asks(node):
                 found[key] = dataclasses.replace(search, nodes=(*search.nodes, node))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -71,7 +72,7 @@ class ColumnType:
         >>> lh.Int.polars_type(), lh.Timestamp.polars_type()
         (Int64, Datetime(time_unit='us', time_zone='UTC'))
         """
-        return pl.from_arrow(pa.array([], self.arrow_type())).dtype  # type: ignore[union-attr]
+        return _polars_type(self.arrow_type())
 
     def to_json(self) -> dict[str, Any]:
         """The small JSON object a column's field metadata stores for its type.
@@ -630,3 +631,9 @@ def numeric_result(left: ColumnType, right: ColumnType) -> ColumnType:
     """The type of ``left op right`` for arithmetic: Int op Int is Int, otherwise Float."""
     return Int if left.kind == right.kind == "int" else Float
 
+
+@functools.lru_cache(maxsize=512)
+def _polars_type(arrow_type: pa.DataType) -> pl.DataType:
+    """The Polars type Arrow values of ``arrow_type`` convert to; asked for every computed
+    column of every batch, so each answer is kept."""
+    return pl.from_arrow(pa.array([], arrow_type)).dtype  # type: ignore[union-attr]
