@@ -1132,6 +1132,8 @@ class Table:
         >>> db.get_table("films@before-cleanup").count()
         3
         """
+        # snapshots name main-line versions; a branch's version is read as "films#dev:3"
+        branches.check_no_branch(self._branch, self._name, "a snapshot")
         if not isinstance(name, str) or not name \
                 or not all(c.isalnum() or c in "-_." for c in name):
             raise InvalidNameError(f"table {self._name!r}: {name!r} is not a valid snapshot name "

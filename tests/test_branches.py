@@ -297,3 +297,13 @@ def test_an_embedding_index_added_on_a_branch_stays_there(db):
     query = t.table_state().dataset.to_table()["v"].to_pylist()[7]
     found = dev.order_by(dev.v.similarity(query), asc=False).limit(1).select(dev.id).collect()
     assert found["id"].to_list() == [7]
+
+
+def test_snapshots_name_main_line_versions_only(db, films):
+    dev = films.branch("dev")
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    with pytest.raises(lh.UnsupportedError, match="a snapshot works on a table's main line"):
+        dev.snapshot("v1")
+    assert films.snapshots() == {}
+    films.snapshot("v1")
+    assert db.get_table("films@v1").count() == 3
