@@ -2,7 +2,8 @@
 command of its own: every command that reads takes ``TABLE:N`` (version N) or ``TABLE@name``
 (a snapshot), like a git checkout that changes nothing.
 
-    $ lakehouse history books
+    $ lakehouse history books            # the newest 20 versions (--limit N, --all)
+    $ lakehouse diff books 2             # what changed since version 2
     $ lakehouse query books:2
     $ lakehouse snapshot books v1
     $ lakehouse revert books --to 2
@@ -15,18 +16,23 @@ from typing import Annotated
 import typer
 
 from lakehouse_cli import output
-from lakehouse_cli.common import RootOption, TableArgument, library_errors, open_table
+from lakehouse_cli.common import RootOption, TableArgument, library_errors, open_table, stderr
 from lakehouse_cli.output import FormatOption, OutputOption
 
 
 def history(
     ctx: typer.Context,
     table: TableArgument,
+    limit: Annotated[int, typer.Option(
+        "--limit", "-n", metavar="N", min=1,
+        help="Show the newest N versions (default 20).")] = 20,
+    show_all: Annotated[bool, typer.Option(
+        "--all", help="Show every version (reads them all: slower on an old table).")] = False,
     fmt: FormatOption = output.Format.table,
     out: OutputOption = None,
     root: RootOption = None,
 ) -> None:
-    """List a table's versions, oldest first.
+    """List a table's versions, newest first: the newest 20, or --limit N, or --all.
 
     Time, operation, rows added, changed and removed, and the snapshots naming the version."""
     import polars as pl
@@ -34,11 +40,15 @@ def history(
     import lakehouse as lh
 
     with library_errors(ctx):
-        versions = lh.Table.history(open_table(root, table))  # a column may be called history
-        # the snapshot names as one text ("v1, v2"; none: null), so every format writes them
+        t = open_table(root, table)
+        versions = lh.Table.history(t, limit=None if show_all else limit)  # a column may be
+        # called history; the snapshot names as one text ("v1, v2"; none: null), so every
+        # format writes them
         names = pl.col("snapshots").list.join(", ")
         frame = versions.with_columns(pl.when(names != "").then(names).alias("snapshots"))
         output.write(frame, fmt, out)
+        if not show_all and versions.height == limit and versions["version"][-1] > 1:
+            stderr.print(f"the newest {limit} versions; --limit N or --all for more")
 
 
 def revert(

@@ -243,9 +243,9 @@ def test_history_revert_snapshot_checkout(cli, root: str, books: Path, tmp_path:
         == "snapshot first of books is version 2; read it as books@first\n"
     history = json.loads(ok(cli("history", "books", "-f", "json")))
     api = lh.connect(root).get_table("books").history()
-    assert [h["version"] for h in history] == api["version"].to_list() == [1, 2, 3, 4]
+    assert [h["version"] for h in history] == api["version"].to_list() == [4, 3, 2, 1]
     assert [h["operation"] for h in history] == api["operation"].to_list()
-    assert [h["snapshots"] for h in history] == [None, "first", None, None]
+    assert [h["snapshots"] for h in history] == [None, None, "first", None]
     assert "first" in ok(cli("history", "books"))
 
     def titles(name: str) -> list[str]:

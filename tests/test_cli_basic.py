@@ -211,7 +211,8 @@ def test_demo_runs_the_main_job(run_cli, lakehouse_root) -> None:
         import lakehouse as lh
 
         db = lh.connect(root, storage_options=lakehouse_root.storage_options)
-        return {name: len(db.get_table(name).history()) for name in db.list_tables()}
+        return {name: len(db.get_table(name).history(limit=None))
+                for name in db.list_tables()}
 
     first = versions()
     again = run_cli("demo", "--root", root)  # replaces the tables and runs again

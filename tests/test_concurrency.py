@@ -92,7 +92,7 @@ def test_concurrent_inserts_lose_no_row(db, lakehouse_root, run_python, tmp_path
     assert sorted(versions) == list(range(base_version + 1,
                                           base_version + 1 + WRITERS * INSERTS_PER_WRITER))
     assert t.version == base_version + WRITERS * INSERTS_PER_WRITER
-    h = t.history()
+    h = t.history(limit=None).reverse()  # oldest first
     inserts = h.filter(h["version"] > base_version)
     assert inserts.get_column("operation").to_list() == ["insert"] * WRITERS * INSERTS_PER_WRITER
     assert inserts.get_column("rows_added").to_list() == [ROWS_PER_INSERT] * len(inserts)

@@ -77,7 +77,7 @@ def _label(uri: str) -> dict[str, str]:
 
 
 def _operations(t: lh.Table) -> list[str]:
-    return t.history()["operation"].to_list()
+    return t.history(limit=None)["operation"].to_list()[::-1]  # oldest first
 
 
 def _s3_client(endpoint: str):

@@ -215,8 +215,8 @@ def test_every_input_form_gives_the_same_rows_in_one_version(db, lakehouse_root,
     assert t.version == before + 1
     assert _lance_version_count(t, lakehouse_root) == before + 1
     history = t.history()
-    assert history["version"].to_list() == [1, 2, 3]
-    assert history.row(-1, named=True) | {"time": None} == {
+    assert history["version"].to_list() == [3, 2, 1]  # newest first
+    assert history.row(0, named=True) | {"time": None} == {
         "version": 3, "time": None, "operation": "insert", "rows_added": 3, "rows_changed": 0,
         "rows_removed": 0, "total_rows": 4, "snapshots": []}
     df = t.where(t.n > 0).order_by(t.n).collect()
@@ -258,7 +258,7 @@ def test_each_insert_is_exactly_one_version(db, lakehouse_root) -> None:
     assert versions == [2, 3, 4, 5]
     assert t.version == 5
     assert _lance_version_count(t, lakehouse_root) == 5
-    history = t.history()
+    history = t.history().reverse()  # oldest first
     assert history["operation"].to_list() == ["create", "insert", "insert", "insert", "insert"]
     assert history["rows_added"].to_list() == [0, 1, 70, 100, 1]
     assert history["total_rows"].to_list() == [0, 1, 71, 171, 172]

@@ -270,10 +270,10 @@ def test_update_is_one_version_per_call_and_in_history(db):
         t.update({"n": t.n + i, "label": f"v{i}"}, where=t.k <= i, progress=False)
         versions.append(t.version)
     assert versions == list(range(versions[0], versions[0] + 4))
-    history = t.history()
-    assert history["version"].to_list()[-3:] == versions[1:]
-    assert history["rows_added"].to_list()[-3:] == [0, 0, 0]
-    assert history["total_rows"].to_list()[-3:] == [5, 5, 5]
+    history = t.history(limit=3)  # newest first
+    assert history["version"].to_list() == versions[:0:-1]
+    assert history["rows_added"].to_list() == [0, 0, 0]
+    assert history["total_rows"].to_list() == [5, 5, 5]
     assert _rows(t, "n", "loud") == [
         {"n": 3, "loud": "V2!"}, {"n": 13, "loud": "V2!"}, {"n": 22, "loud": "V2!"},
         {"n": 30, "loud": "C!"}, {"n": 40, "loud": None}]

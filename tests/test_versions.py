@@ -1,10 +1,17 @@
-"""Versions: one version per call, history(), read-only at(n) and "name:N", revert()."""
+"""Versions: one version per call, history() (newest first, a page at a time), read-only at(n)
+and "name:N", revert()."""
 
 from __future__ import annotations
 
 import datetime as dt
+import http.client
+import http.server
+import threading
+import urllib.parse
 
+import lance
 import polars as pl
+import pyarrow as pa
 import pytest
 
 import lakehouse as lh
@@ -51,7 +58,7 @@ def test_each_call_makes_exactly_one_version(evolved):
 
 def test_history_rows_and_operations(evolved):
     t, _ = evolved
-    h = t.history()
+    h = t.history().reverse()  # oldest first
     assert isinstance(h, pl.DataFrame)
     assert h.columns == ["version", "time", "operation", "rows_added", "rows_changed",
                          "rows_removed", "total_rows", "snapshots"]
@@ -162,7 +169,7 @@ def test_revert_to_previous(evolved):
     new_version = t.revert()
     assert new_version == t.version == 9
     assert (t.columns(), _rows(t)) == snaps[7]  # before the rename
-    assert t.history().get_column("operation").to_list()[-1] == "revert"
+    assert t.history().get_column("operation").to_list()[0] == "revert"
     # the reverted-over version is still in the history
     assert t.at(8).columns() == ["label", "n", "n2"]
     assert _rows(t.at(8)) == snaps[8][1]
@@ -177,7 +184,7 @@ def test_revert_to_version(evolved):
     assert (t.columns(), _rows(t)) == snaps[2]
     h = t.history()
     assert h.height == 9
-    last = h.row(-1, named=True)
+    last = h.row(0, named=True)  # newest first
     assert last["version"] == 9 and last["operation"] == "revert"
     assert last["total_rows"] == 5
     # the table is writable again at that shape
@@ -216,9 +223,9 @@ def test_history_counts_no_changed_rows_for_an_empty_column_and_uses_utc(db):
     t.insert([{"n": 1}, {"n": 2}], progress=False)
     t.add_column(note=lh.String)
     t.add_computed_column(m=t.n * 2, progress=False)
-    hist = t.history()
-    assert hist["operation"].to_list()[-2:] == ["add column", "add column"]
-    assert hist["rows_changed"].to_list()[-2:] == [0, 2]  # only the computed one wrote values
+    hist = t.history(limit=2)
+    assert hist["operation"].to_list() == ["add column", "add column"]
+    assert hist["rows_changed"].to_list() == [2, 0]  # only the computed one wrote values
     assert hist.schema["time"] == pl.Datetime("us", "UTC")
 
 
@@ -237,7 +244,7 @@ def test_snapshots_name_a_version_that_stays_readable(db):
     tagged = t.snapshot("first")
     t.insert([{"n": 2}], progress=False)
     assert t.snapshots() == {"first": tagged}
-    assert t.history()["snapshots"].to_list() == [[], ["first"], []]
+    assert t.history()["snapshots"].to_list() == [[], ["first"], []]  # versions 3, 2, 1
     old = db.get_table("snap@first")
     assert old.is_read_only and old.version == tagged
     assert old.collect()["n"].to_list() == [1]
@@ -249,3 +256,139 @@ def test_snapshots_name_a_version_that_stays_readable(db):
         t.snapshot("no spaces")
     with pytest.raises(lh.VersionNotFoundError):
         db.get_table("snap@missing")
+
+
+# --- history a page at a time ------------------------------------------------------------------
+class _CountingProxy(http.server.ThreadingHTTPServer):
+    """A plain HTTP proxy in front of the moto S3 server that counts the requests it forwards:
+    what a call costs on S3, seen from the wire."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Forward)
+        self.target = urllib.parse.urlsplit(target)
+        self.requests: list[str] = []
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Forward(http.server.BaseHTTPRequestHandler):
+    server: _CountingProxy
+    protocol_version = "HTTP/1.1"
+
+    def _forward(self) -> None:
+        self.server.requests.append(f"{self.command} {self.path}")
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        conn = http.client.HTTPConnection(self.server.target.hostname, self.server.target.port)
+        conn.request(self.command, self.path, body=body or None,
+                     headers={k: v for k, v in self.headers.items() if k.lower() != "host"}
+                     | {"Host": self.server.target.netloc})
+        answer = conn.getresponse()
+        data = answer.read()
+        self.send_response(answer.status)
+        for key, value in answer.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(key, value)
+        # a HEAD answer's length is the object's, which its body does not carry
+        length = answer.getheader("Content-Length") if self.command == "HEAD" else len(data)
+        self.send_header("Content-Length", str(length or 0))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def counting_s3(lakehouse_root):
+    """The test's S3 lakehouse seen through a request-counting proxy (skips on local)."""
+    if not lakehouse_root.uri.startswith("s3://"):
+        pytest.skip("counts S3 requests")
+    proxy = _CountingProxy(lakehouse_root.storage_options["aws_endpoint"])
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy, lh.connect(lakehouse_root.uri, storage_options={
+            **lakehouse_root.storage_options, "aws_endpoint": proxy.endpoint})
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def _aged(db, name: str, versions: int) -> lh.Table:
+    t = db.create_table(name, {"n": lh.Int})
+    for i in range(versions - 1):
+        t.insert([{"n": i}], progress=False)
+    return t
+
+
+def test_history_is_newest_first_a_page_at_a_time(lakehouse_root):
+    db = lh.connect(lakehouse_root.uri, storage_options=lakehouse_root.storage_options,
+                    maintenance=False)  # one version a call
+    t = _aged(db, "aged", 30)
+    assert t.history()["version"].to_list() == list(range(30, 10, -1))  # the newest 20
+    assert t.history(limit=3)["version"].to_list() == [30, 29, 28]
+    everything = t.history(limit=None)
+    assert everything["version"].to_list() == list(range(30, 0, -1))
+    # a page's rows are those of the whole history, the oldest's rows_added included
+    assert t.history(limit=5).equals(everything.head(5))
+    # an old version's history ends at that version
+    assert t.at(4).history()["version"].to_list() == [4, 3, 2, 1]
+
+
+def test_history_after_old_versions_were_removed(lakehouse_root):
+    """Versions removed by cleanup (a snapshot keeping an older one) leave a gap: the page
+    skips it and shows the versions that exist."""
+    db = lh.connect(lakehouse_root.uri, storage_options=lakehouse_root.storage_options,
+                    maintenance=False)  # one version a call
+    t = _aged(db, "gappy", 8)
+    t.at(2).snapshot("kept")
+    ds = lance.dataset(t.uri, storage_options=lakehouse_root.storage_options)
+    ds.cleanup_old_versions(older_than=dt.timedelta(0),  # keeps the latest and the snapshot
+                            error_if_tagged_old_versions=False)
+    assert t.history(limit=None)["version"].to_list() == [8, 2]
+    page = t.history(limit=3)
+    assert page["version"].to_list() == [8, 2]
+    assert page["snapshots"].to_list() == [[], ["kept"]]
+
+
+@pytest.mark.slow
+def test_history_reads_a_bounded_number_of_versions_on_s3(lakehouse_root, counting_s3):
+    """The default call costs the same on a table of 200 versions as on one of 30: about
+    three requests for each of the 21 versions it reads (its page and the one before)."""
+    proxy, counted = counting_s3
+    costs = {}
+    for versions in (30, 200):
+        table = counted.create_table(f"aged{versions}", {"n": lh.Int})
+        one_row = pa.table({"n": pa.array([1], pa.int64())})
+        for _ in range(versions - 1):  # appended by Lance directly, without the proxy: faster
+            lance.write_dataset(one_row, table.uri, mode="append",
+                                storage_options=lakehouse_root.storage_options)
+        t = counted.get_table(f"aged{versions}")
+        newest = versions
+        proxy.requests.clear()
+        assert t.history()["version"].to_list()[0] == newest
+        costs[versions] = len(proxy.requests)
+    assert costs[200] <= costs[30] + 2, costs
+    assert costs[200] <= 21 * 3 + 10, costs
+    proxy.requests.clear()
+    assert t.history(limit=2).height == 2
+    assert len(proxy.requests) <= 3 * 3 + 3, proxy.requests
+
+
+@pytest.mark.slow
+def test_index_commits_read_as_index_operations_in_history(db):
+    """An embedding index on a column of vectors changes field metadata, and one on a table
+    with no rows adds an empty column: both read as the index operation, as does the drop."""
+    t = db.create_table("vecs", {"v": lh.Array[(2,), "float32"], "s": lh.String})
+    t.add_embedding_index("v", progress=False)
+    t.drop_embedding_index("v")
+    t.add_embedding_index("s", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
+                          progress=False)
+    assert t.history(limit=3)["operation"].to_list() == [
+        "embedding index", "drop embedding index", "embedding index"]

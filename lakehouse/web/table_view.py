@@ -111,7 +111,7 @@ def _cell(read: list[Any] | None, kind: str, row: int, thumbnails: Thumbnails) -
 def _history(table: Table) -> tuple[list[str], list[list[str]], int]:
     """The history's column names, its latest :data:`MAX_HISTORY` rows (newest last, with the
     snapshot names of each version) and the number of versions."""
-    history = table.history().drop("snapshots")  # joined as text below
+    history = table.history(limit=None).reverse().drop("snapshots")  # joined as text below
     tags: dict[int, list[str]] = {}
     for tag, version in sorted(table.snapshots().items()):
         tags.setdefault(version, []).append(tag)
