@@ -354,15 +354,17 @@ class Catalog:
         validate_name(base)
         uri = self._table_uri(base)
         if branch is not None:  # "name#branch" or "name#branch:3": lakehouse.branches
+            if not self.has_table(base):
+                raise TableNotFoundError(f"table {base!r} does not exist in {self.root}")
             ds = branches.open_branch(self._location, base, uri, branch, version)
             return Table(f"{base}#{branch}", branches.branch_uri(uri, branch), self._location,
                          ds, pinned=version is not None, branch=branch)
         opts = self._location.storage_options or None
         try:  # opened at once: whether the table exists is asked only when this fails
             ds = lance.dataset(uri, version=version, storage_options=opts)
-            if not self.has_table(base):
-                raise TableNotFoundError(f"table {base!r} does not exist in {self.root}")
         except (ValueError, OSError, KeyError) as exc:
+            if not self.has_table(base):
+                raise TableNotFoundError(f"table {base!r} does not exist in {self.root}") from None
             if isinstance(version, int):
                 raise retention.missing_version(base, version,
                                                 retention.VersionTimes.list(self._location, uri),
@@ -371,8 +373,6 @@ class Catalog:
                 raise VersionNotFoundError(f"table {base!r} has no version {version!r}") from exc
             raise storage_error(self._location, f"open table {base!r}", exc) from exc
         table = Table(base, uri, self._location, ds, pinned=version is not None)
-            if not self.has_table(base):
-                raise TableNotFoundError(f"table {base!r} does not exist in {self.root}") from None
         state = table.table_state()  # reads the definition: refuse unreadable ones now
         if state.definition.view is not None and version is None:
             views.catch_up(self._location, base)  # a write of the base may not have finished
