@@ -55,6 +55,7 @@ from lakehouse.errors import (
 )
 from lakehouse.exec.evaluate import UDFChangedWarning
 from lakehouse.exec.writes import WriteResult
+from lakehouse.export.parquet import ExportResult
 from lakehouse.exprs.nodes import Expr, if_else, lit
 from lakehouse.exprs.parse import parse_condition, parse_expression, parse_selection
 from lakehouse.ingest import ImportResult
@@ -95,7 +96,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     # catalog
     "connect", "Catalog", "Table", "TableSummary", "ViewStatus", "Query", "WriteResult",
-    "ImportResult", "FetchPolicy", "MaintenancePolicy", "GcReport",
+    "ImportResult", "ExportResult", "FetchPolicy", "MaintenancePolicy", "GcReport",
     "progress_bars",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",

@@ -6,6 +6,7 @@ silently. Local and S3 through the ``db`` fixture."""
 from __future__ import annotations
 
 import io
+import uuid
 from pathlib import Path
 
 import polars as pl
@@ -17,7 +18,7 @@ import lakehouse as lh
 from lakehouse.exec.scan import MEDIA_SCAN_ROWS
 from lakehouse.media.fetch import Fetcher
 from lakehouse.samples.shapes import samples
-from lakehouse.storage import s3_filesystem
+from lakehouse.storage import s3_filesystem, s3_options
 
 FILMS = [{"title": "Alien", "year": 1979}, {"title": "Heat", "year": 1995},
          {"title": "Up", "year": 2009}]
@@ -56,6 +57,25 @@ def test_a_table_round_trips_with_media_as_bytes(db, pics, backend, tmp_path) ->
     assert back.equals(pics.collect())
     assert back.columns == ["image", "label", "width"]  # computed in, no _lh_ columns
     assert back.schema["image"] == pl.Binary
+
+
+@pytest.mark.s3
+def test_a_file_goes_to_another_bucket_with_the_same_settings(db, s3_env) -> None:
+    """From a local or an S3 lakehouse: the lakehouse's S3 settings (or the AWS variables)
+    reach any bucket of the same store."""
+    import boto3
+
+    other = f"lh-export-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_env).create_bucket(Bucket=other)
+    t = db.create_table("films", {"title": lh.String, "year": lh.Int})
+    t.insert(FILMS, progress=False)
+    target = f"s3://{other}/out/films.parquet"
+    assert t.to_parquet(target, progress=False).rows_written == 3
+    fs = s3_filesystem(s3_options(dict(db.location.storage_options)))
+    with fs.open(f"{other}/out/films.parquet", "rb") as f:
+        assert pl.read_parquet(io.BytesIO(f.read())).equals(t.collect())
+    with pytest.raises(lh.OutputExistsError):
+        t.to_parquet(target, progress=False)
 
 
 def test_media_as_uri_are_the_sources_they_came_from(db, pics, backend, tmp_path) -> None:

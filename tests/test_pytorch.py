@@ -60,6 +60,14 @@ def test_images_are_the_pictures_channels_first(db) -> None:
     assert torch.allclose(floats * 255, pixels.float())
 
 
+def test_media_kept_by_reference_are_read_from_their_source(db) -> None:
+    t = db.create_table("refs", {"image": lh.Image(store="reference"), "label": lh.String})
+    t.insert([{"image": str(image_path(CAMERA)), "label": "camera"}], progress=False)
+    loader = DataLoader(t.to_pytorch(iterable=True), batch_size=1, num_workers=2)
+    (batch,) = list(loader)
+    assert batch["label"] == ["camera"] and batch["image"].shape == (1, 3, 512, 512)
+
+
 @pytest.mark.parametrize("iterable", [False, True], ids=["map", "iterable"])
 def test_the_same_seed_shuffles_the_same_order(shapes, iterable: bool) -> None:
     def order(seed: int) -> list[int]:

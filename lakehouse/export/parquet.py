@@ -17,9 +17,10 @@ The rules:
   is written.
 - **No silent overwrite.** An existing file is refused (:class:`~lakehouse.OutputExistsError`)
   unless ``overwrite=True``; a failed export removes the part it wrote.
-- **Where.** A local path, or ``s3://bucket/key``: any bucket, reached with the lakehouse's own
-  storage options (endpoint, keys, region), so a file for another bucket needs the same
-  credentials to work there.
+- **Where.** A local path, or ``s3://bucket/key``: any bucket, reached through s3fs with the
+  lakehouse's own storage options (endpoint, keys, region; for a local lakehouse, the AWS
+  variables Lance reads), so another bucket must accept the same credentials. For other
+  settings, export to a local file and copy it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from lakehouse.exprs.nodes import ColumnRef, Expr, InfoColumn, Similarity
 from lakehouse.exprs.sql import quote_identifier
 from lakehouse.metadata import TableDef
 from lakehouse.progress import report
-from lakehouse.storage import Location, redact_uri, s3_filesystem
+from lakehouse.storage import Location, redact_uri, s3_filesystem, s3_options
 
 if TYPE_CHECKING:
     from lakehouse.queries import Query
@@ -223,7 +224,9 @@ def _filesystem(target: str, location: Location) -> tuple[fsspec.AbstractFileSys
     """The filesystem a path is written on and the path on it: s3fs with the lakehouse's
     storage options for ``s3://``, the local one otherwise."""
     if target.startswith(("s3://", "s3a://")):
-        return s3_filesystem(dict(location.storage_options)), target.split("://", 1)[1]
+        # the lakehouse's S3 settings; for a local lakehouse, the AWS variables, as Lance's
+        return s3_filesystem(s3_options(dict(location.storage_options))), \
+            target.split("://", 1)[1]
     if "://" in target and not target.startswith("file://"):
         raise UnsupportedError(f"cannot export to {redact_uri(target)}: give a local path or "
                                "an s3://bucket/key")
