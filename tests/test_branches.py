@@ -307,3 +307,41 @@ def test_snapshots_name_main_line_versions_only(db, films):
     assert films.snapshots() == {}
     films.snapshot("v1")
     assert db.get_table("films@v1").count() == 3
+
+
+def _png(shade: int, size: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(shade)
+    pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_promoted_media_and_columns_outlive_the_branch(db):
+    """The main line keeps its own copies of a branch's files (blobs included): images a branch
+    added stay readable after the branch is deleted, and an index on a column the branch
+    dropped goes with the column."""
+    t = db.create_table("pics", {"image": lh.Image, "label": lh.String, "n": lh.Int})
+    small, big = _png(1, 32), _png(2, 700)  # the big one is stored as a blob file of its own
+    t.insert([{"image": small, "label": "small", "n": 1}], progress=False)
+    t.add_index("n")
+    dev = t.branch("dev")
+    dev.insert([{"image": big, "label": "big", "n": 2}], progress=False)
+    dev.add_computed_column(w=dev.image.width, progress=False)
+    dev.drop_column("n")
+    t.promote("dev")
+    t.delete_branch("dev")
+    main = db.get_table("pics")
+    assert sorted(main.select(main.label, main.w).collect().rows()) == [("big", 700),
+                                                                        ("small", 32)]
+    blobs = {label: f.read() for label, f in zip(main.collect()["label"],
+                                                   main.blob_files("image"), strict=True)}
+    assert blobs == {"small": small, "big": big}
+    assert "n_btree" not in main.indexes()["name"].to_list()
+    assert main.table_state().dataset.validate() is None
+    main.insert([{"image": small, "label": "again"}], progress=False)
+    assert main.where(main.label == "again").select(main.w).collect().item() == 32
