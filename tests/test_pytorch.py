@@ -48,6 +48,14 @@ def test_an_epoch_with_two_workers_yields_every_row_once(shapes, iterable: bool)
     assert isinstance(first["caption"][0], str)
 
 
+@pytest.mark.slow  # each spawned worker imports torch and lakehouse: about 15 s
+def test_spawned_workers_open_their_own_handles(shapes) -> None:
+    """With spawn (Lance's advice: it is not fork-safe), the dataset travels pickled."""
+    ds = shapes.to_pytorch(columns=["n"], iterable=True)
+    loader = DataLoader(ds, batch_size=6, num_workers=2, multiprocessing_context="spawn")
+    assert sorted(_numbers(loader)) == list(range(ROWS))
+
+
 def test_images_are_the_pictures_channels_first(db) -> None:
     t = db.create_table("photos", {"image": lh.Image})
     t.insert([{"image": str(image_path(CAMERA))}], progress=False)  # a greyscale PNG

@@ -8,7 +8,10 @@ The rules:
   options and the list of row positions (numpy), never an open Lance handle: pickled into a
   ``DataLoader`` worker, it opens its own handle on first read in that process. The iterable
   dataset splits its rows between the workers (``torch.utils.data.get_worker_info()``), so an
-  epoch yields each row once whatever ``num_workers`` is.
+  epoch yields each row once whatever ``num_workers`` is. Workers may be forked (the default
+  on Linux) or spawned (``multiprocessing_context="spawn"``, then ``transform`` must pickle):
+  Lance warns at every fork that it is not fork-safe, which concerns a handle used on both
+  sides of a fork; a worker here never uses its parent's.
 - **Tensors where they fit.** An image becomes a ``uint8`` tensor of shape ``(3, H, W)``
   (channels first, RGB whatever the file's mode; ``images="float"``: ``float32`` in [0, 1]);
   an array (an embedding) a tensor of its dtype and shape; strings, numbers and booleans stay
