@@ -258,3 +258,14 @@ def test_the_calibration_cost_is_bounded_and_measured(calibrated) -> None:
     assert 0 < stored.seconds < 60
     assert stored.queries == calibration.QUERIES
     assert len(stored.curve) <= 2 * len(calibration.ladder(stored.partitions)) + 1
+
+
+def test_the_text_grammar_takes_recall(db) -> None:
+    from lakehouse.exprs.parse import parse_selection
+
+    t = db.create_table("vecs", {"id": lh.Int, "v": lh.Array[(2,), "float32"]})
+    t.add_embedding_index("v", progress=False)
+    [(_, sim)] = parse_selection('score=v.similarity("x", recall=0.99)', t)
+    assert sim.recall == 0.99
+    with pytest.raises(lh.Error, match="recall=<number such as 0.99>"):
+        parse_selection('score=v.similarity("x", recall="high")', t)

@@ -29,7 +29,8 @@ Grammar (a subset of Python's expression syntax)::
     image.resize((64, 64))             Audio, Document), with literal arguments
     summary.errortype, .errormsg       the error of a computed column's failed rows
     image.similarity("a red circle")   similarity through an embedding index (selections
-                                       only; options index=, nprobes=, refine_factor=)
+                                       only; options index=, nprobes=, refine_factor=,
+                                       recall=)
 
 A condition (:func:`parse_condition`, the CLI's ``--where``) may also be written in SQL:
 ``year > 1950 AND title = 'x'``, ``title LIKE '%Dune%'``, ``meta->>'lang' IS NULL``. Text
@@ -120,7 +121,7 @@ _DESCRIPTIONS: dict[type[ast.AST], str] = {
 }
 _LITERAL_TYPES = (str, int, float, bool, type(None))
 _EXPR_METHODS = ("is_null", "is_not_null", "isin", "astype")
-_SIMILARITY_OPTIONS = {"index": str, "nprobes": int, "refine_factor": int}
+_SIMILARITY_OPTIONS = {"index": str, "nprobes": int, "refine_factor": int, "recall": float}
 
 
 def parse_expression(text: str, table: Table, *, label: str = "expression",
@@ -741,7 +742,8 @@ class _Translator:
             wanted = _SIMILARITY_OPTIONS.get(key)
             if wanted is None or not isinstance(value, wanted) or isinstance(value, bool):
                 raise self.error(node, f"similarity() option {key}={value!r} is not one of "
-                                       "index=\"name\", nprobes=<int>, refine_factor=<int>")
+                                       "index=\"name\", nprobes=<int>, refine_factor=<int>, "
+                                       "recall=<number such as 0.99>")
         with self.at(node):
             return column.similarity(args[0], **kwargs)
 
