@@ -21,11 +21,13 @@ import fsspec
 import lance
 import pyarrow as pa
 import pytest
+import udfs_for_tests as U
 from cli_checks import ok, one_error_line
 from hypothesis import given
 from hypothesis import strategies as st
 
 import lakehouse as lh
+from lakehouse.exec import checkpoints
 from lakehouse.maintenance import orphans, retention
 
 NO_TIME = datetime.timedelta(0)
@@ -260,6 +262,90 @@ def test_orphans_of_a_sigkilled_insert_are_removed(lakehouse_root, tmp_path):
     assert t.count() == 3
 
 
+# --- backfill checkpoints -------------------------------------------------------------------------
+BACKFILL = """
+    import json, sys
+    import lakehouse as lh
+    import udfs_for_tests as U
+
+    root, options, column = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+    t = lh.connect(root, storage_options=options).get_table("numbers")
+    t.add_computed_column(**{column: U.doubled_and_logged(t.n)}, progress=False)
+"""
+
+
+def _kill_backfill(root, column: str, log: Path, t: lh.Table, fragments: int = 2) -> str:
+    """Run a slow backfill of ``column`` in another process and SIGKILL it once ``fragments``
+    fragments are checkpointed; the job's id."""
+    env = dict(os.environ, LAKEHOUSE_TEST_CALL_LOG=str(log), LAKEHOUSE_TEST_SLEEP="0.3",
+               LAKEHOUSE_CHECKPOINT_AFTER_S="0",
+               PYTHONPATH=os.pathsep.join([U.TESTS_DIR, os.environ.get("PYTHONPATH", "")]))
+    args = [root.uri, json.dumps(root.storage_options), column]
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(BACKFILL), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while True:
+        jobs = [j for j in checkpoints.list_jobs(t.table_uri, root.storage_options or {})
+                if column in j["columns"]]
+        if jobs and jobs[0]["fragments_done"] >= fragments:
+            break
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the backfill made no progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    return str(jobs[0]["id"])
+
+
+def _abandon(t: lh.Table, job: str) -> None:
+    """Make job ``job`` look abandoned (its progress last moved an hour ago)."""
+    location = t.table_state().location
+    fs = location.filesystem()
+    path = f"{location.fs_path(t.table_uri)}/{checkpoints.JOBS_DIR}/{job}/job.json"
+    data = json.loads(fs.cat_file(path))
+    data["updated"] = time.time() - 3600
+    fs.pipe_file(path, json.dumps(data).encode())
+
+
+@pytest.mark.slow
+def test_gc_keeps_what_a_backfill_checkpoint_needs(lakehouse_root, tmp_path, monkeypatch):
+    db = _connect(lakehouse_root)
+    t = U.fill_numbers(db)
+    total = U.FRAGMENTS * U.ROWS_PER_FRAGMENT
+    log = tmp_path / "calls.log"
+    running = _kill_backfill(lakehouse_root, "doubled", log, t)
+    assert t.jobs()["state"].to_list() == ["running"]  # killed a moment ago
+    t.insert([{"n": total}], progress=False)
+    report = t.gc(keep_versions=1, keep_for=NO_TIME)
+    assert any(f"backfill {running} is running" in r for rs in report.kept.values() for r in rs)
+    assert report.orphan_files == ()  # its files wait for its resume
+    computed = U.rows_logged(log)
+
+    # the same call resumes: only the rest is computed, and every value is right
+    monkeypatch.setenv("LAKEHOUSE_TEST_CALL_LOG", str(log))
+    t.add_computed_column(doubled=U.doubled_and_logged(t.n), progress=False)
+    finished = 2 * U.ROWS_PER_FRAGMENT  # at most one fragment is computed again
+    assert U.rows_logged(log) - computed <= total + 1 - finished + U.ROWS_PER_FRAGMENT
+    values = t.select(t.n, t.doubled).collect()
+    assert values.height == total + 1 and (values["doubled"] == values["n"] * 2).all()
+
+    # an abandoned checkpoint whose starting version goes cannot resume: it is discarded and
+    # its files go with the orphans
+    stale = _kill_backfill(lakehouse_root, "twice", log, t)
+    _abandon(t, stale)
+    time.sleep(1.1)  # S3 keeps the time a file was written to the second
+    t.insert([{"n": total + 1}], progress=False)
+    report = t.gc(keep_versions=1, keep_for=NO_TIME)
+    assert report.discarded_jobs == (stale,)
+    assert any(p.startswith("data/") for p in report.orphan_files)
+    assert t.jobs().height == 0
+    t.add_computed_column(twice=U.doubled_and_logged(t.n), progress=False)
+    values = t.select(t.n, t.twice).collect()
+    assert values.height == total + 2 and (values["twice"] == values["n"] * 2).all()
+
+
 # --- concurrency ----------------------------------------------------------------------------------
 WRITER = """
     import json, sys
@@ -273,6 +359,7 @@ WRITER = """
 """
 
 
+@pytest.mark.slow
 def test_gc_racing_a_concurrent_writer_loses_nothing(lakehouse_root):
     db = _connect(lakehouse_root)
     t = _numbers(db, inserts=2)
@@ -323,3 +410,21 @@ def test_cli_gc_removes_versions_by_its_options(cli, root):
     assert text.startswith("t: removed 3 versions (1-3)")
     assert _versions(t) == [4]
     assert t.count() == 3
+
+
+# --- automatic ------------------------------------------------------------------------------
+def test_writes_remove_old_versions_by_themselves_in_batches(lakehouse_root):
+    db = _connect(lakehouse_root, auto=True, keep_versions=5, keep_for=NO_TIME)
+    t = db.create_table("t", {"a": lh.Int})
+    step = retention.interval(5)
+    for i in range(3 * step):
+        t.insert([{"a": i}], progress=False)
+    left = _versions(t)
+    assert len(left) <= 5 + 2 * step  # collected every `step` versions, past a margin
+    assert left[0] > 1 and left[-1] == t.table_version
+    assert sorted(t.collect()["a"].to_list()) == list(range(3 * step))
+    off = _connect(lakehouse_root, auto=False, keep_versions=5, keep_for=NO_TIME)
+    u = off.create_table("u", {"a": lh.Int})
+    for i in range(3 * step):
+        u.insert([{"a": i}], progress=False)
+    assert _versions(u)[0] == 1

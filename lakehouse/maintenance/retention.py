@@ -292,22 +292,20 @@ def auto_collect(name: str, uri: str, location: Location, version: int) -> GcRep
     times = VersionTimes.list(location, uri)
     if len(times.versions) <= policy.keep_versions + step:
         return None
-    rules = Rules.of(policy)
-    oldest_kept_by_count = times.written[-rules.keep_versions]
-    now = datetime.datetime.now(_UTC)
-    if now - oldest_kept_by_count < rules.keep_for:
-        return None  # everything beyond the newest keep_versions is still young: nothing to do
+    if datetime.datetime.now(_UTC) - times.written[0] < policy.keep_for:
+        return None  # even the oldest version is young enough to keep: nothing to do
     return collect_garbage(name, uri, location, remove_orphans=False)
 
 
 def interval(keep_versions: int) -> int:
-    """How many versions apart automatic collection looks (a tenth of ``keep_versions``, at
-    least 5): it removes versions in batches, not one per write.
+    """How many versions apart automatic collection looks (a fifth of ``keep_versions``, at
+    least 10): one listing of the manifests every so many writes, and versions removed in
+    batches, not one per write.
 
     >>> interval(50), interval(1000)
-    (5, 100)
+    (10, 200)
     """
-    return max(5, keep_versions // 10)
+    return max(10, keep_versions // 5)
 
 
 def missing_version(name: str, version: int, times: VersionTimes,
