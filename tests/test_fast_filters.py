@@ -101,7 +101,11 @@ def test_a_dropped_automatic_index_is_not_built_again(events):
     assert _automatic(events) == {"at_zonemap": True}
 
 
-def test_zone_maps_stay_current_through_compaction(events):
+def test_zone_maps_stay_current_through_compaction(db, events):
+    # indexes are extended after a compaction once small_fragment_rows rows are uncovered
+    policy = lh.MaintenancePolicy(filter_index_rows=2_000, max_small_fragments=4,
+                                  small_fragment_rows=4)
+    events = _connect(db, policy).get_table("events")
     for i in range(8):  # single rows: compaction runs, then the zone maps are extended
         events.insert([{"id": ROWS + i, "at": START}], progress=False)
     ds = events.table_state().dataset

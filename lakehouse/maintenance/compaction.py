@@ -9,13 +9,14 @@ rows, and a reader sees the same rows before and after.
 
 **After a write** (:func:`after_write`; insert, update, delete, recompute, backfill), when the
 maintenance policy is on (``lh.connect(maintenance=...)``) and the table holds
-``max_small_fragments`` (8) or more fragments of fewer than ``small_fragment_rows`` (65,536)
+``max_small_fragments`` (16) or more fragments of fewer than ``small_fragment_rows`` (65,536)
 rows that can be merged, the newest small fragments are merged (:func:`merge_plan`): like a
 binary counter, an older small fragment joins the merge only while it holds no more than twice
 the rows of the newer ones merged with it, so a row is rewritten a few times over its life
 (about log2 of the fragment size it ends in), not once per compaction; large fragments are
-never rewritten by this step. Then the indexes are extended over the rewritten rows
-(:mod:`lakehouse.maintenance.filters`, and the vector indexes' own upkeep), the views of the
+never rewritten by this step. Then the scalar indexes that leave ``small_fragment_rows`` rows
+or more uncovered are extended (:mod:`lakehouse.maintenance.filters`), the vector indexes' own
+upkeep decides about theirs (:mod:`lakehouse.vector_index`), the views of the
 table record the new version (a compaction changes no row: :func:`lakehouse.views.change_set`
 finds nothing to expand), automatic zone maps are built when due, and old versions are removed
 by the retention rules (:mod:`lakehouse.maintenance.retention`).
@@ -161,17 +162,18 @@ def _maintain(location: Location, name: str, ds: lance.LanceDataset,
               policy: MaintenancePolicy) -> None:
     fragments = ds.get_fragments()
     picked = merge_plan([f.metadata.physical_rows for f in fragments], policy)
-    version = ds.version
     if picked:
         keep = {fragments[i].fragment_id for i in picked}
         options = {"target_rows_per_fragment": policy.target_rows_per_fragment,
                    "excluded_fragment_ids": [f.fragment_id for f in fragments
                                              if f.fragment_id not in keep]}
-        if compact(location, name, options) is not None:
-            version = _after_compaction(location, name, progress=False)
+        compacted = compact(location, name, options)
+        if compacted is not None:
+            ds = _after_compaction(location, name, compacted, policy.small_fragment_rows,
+                                   progress=False)
     if filters.undecided(ds, TableDef.from_schema(ds.schema, name), policy):
-        version = max(version, _build_filters(location, name))
-    retention.auto_collect(name, views.table_uri(location, name), location, version)
+        _build_filters(location, name)
+    retention.auto_collect(name, views.table_uri(location, name), location, ds.version)
     for view in views.views_of(ds):  # a view gains fragments with every upkeep too
         try:
             view_ds = views.open_context(location, view).dataset
@@ -202,24 +204,30 @@ def compact(location: Location, name: str, options: dict[str, object]) -> (
     return None
 
 
-def _after_compaction(location: Location, name: str, *, progress: bool) -> int:
-    """Extend the indexes over the rewritten fragments and let the views record the new
-    version. Returns the version reached."""
-    protocol.write(lambda: views.open_context(location, name), filters.keep_current,
-                   what="the index upkeep after a compaction")
-    ctx = views.open_context(location, name)
-    if ctx.definition.indexes():
-        protocol.write(lambda: views.open_context(location, name),
-                       lambda c: indexes.upkeep_all(c, progress=progress),
+def _after_compaction(location: Location, name: str, ds: lance.LanceDataset,
+                      min_unindexed: int, *, progress: bool) -> lance.LanceDataset:
+    """After a compaction that made table version ``ds``: extend the scalar indexes that leave
+    ``min_unindexed`` rows or more uncovered, let the vector indexes' upkeep decide, and let
+    the views record the new version (they find no row changed). Returns the latest version."""
+    def open_context() -> protocol.WriteContext:
+        return views.open_context(location, name)
+
+    tdef = TableDef.from_schema(ds.schema, name)
+    if filters.stale(ds, tdef, min_unindexed):
+        protocol.write(open_context, lambda ctx: filters.keep_current(ctx, min_unindexed),
+                       what="the index upkeep after a compaction")
+    if tdef.indexes():
+        protocol.write(open_context, lambda ctx: indexes.upkeep_all(ctx, progress=progress),
                        what="the vector index upkeep")
-    latest = views.open_context(location, name).dataset
-    views.update_dependents(location, latest, progress=progress)
-    return latest.version
+    if tdef.indexes() or filters.stale(ds, tdef, min_unindexed):
+        ds = open_context().dataset
+    if views.views_of(ds):
+        views.update_dependents(location, ds, progress=progress)
+    return ds
 
 
-def _build_filters(location: Location, name: str) -> int:
-    """Build the zone maps that are due (see :mod:`lakehouse.maintenance.filters`); returns
-    the version reached."""
+def _build_filters(location: Location, name: str) -> None:
+    """Build the zone maps that are due (see :mod:`lakehouse.maintenance.filters`)."""
     def body(ctx: protocol.WriteContext) -> list[str]:
         columns = filters.undecided(ctx.dataset, ctx.definition, location.maintenance)
         return filters.build(ctx, columns) if columns else []
@@ -227,13 +235,12 @@ def _build_filters(location: Location, name: str) -> int:
     built = protocol.write(lambda: views.open_context(location, name), body,
                            what="the automatic zone maps")
     stats["zonemaps"] += len(built)
-    return views.open_context(location, name).version
 
 
 def optimize(location: Location, name: str, *, progress: bool) -> OptimizeReport:
     """Compact table ``name`` as far as Lance's compaction goes, extend every index over the
-    rows it does not cover, build the zone maps that are due (whatever the table's size), and
-    say what changed. Runs whatever the policy's ``auto`` says."""
+    rows it does not cover, build the zone maps that are due, and say what changed. Runs
+    whatever the policy's ``auto`` says."""
     began = time.perf_counter()
     before = views.open_context(location, name).dataset
     target = location.maintenance.target_rows_per_fragment
@@ -241,18 +248,14 @@ def optimize(location: Location, name: str, *, progress: bool) -> OptimizeReport
         compact(location, name, {"target_rows_per_fragment": target})
         optimized = protocol.write(lambda: views.open_context(location, name),
                                    filters.keep_current, what="the index optimisation")
-        ctx = views.open_context(location, name)
-        if ctx.definition.indexes():
-            protocol.write(lambda: views.open_context(location, name),
-                           lambda c: indexes.upkeep_all(c, progress=progress),
-                           what="the vector index upkeep")
+        latest = _after_compaction(location, name, views.open_context(location, name).dataset,
+                                   1, progress=progress)
         built = protocol.write(
             lambda: views.open_context(location, name),
             lambda c: filters.build(c, filters.undecided(c.dataset, c.definition,
                                                          location.maintenance)),
             what="the automatic zone maps")
-        after = views.open_context(location, name).dataset
-        views.update_dependents(location, after, progress=False)
+        after = views.open_context(location, name).dataset if built else latest
         bar.advance(after.count_rows())
     return OptimizeReport(name, after.version, len(before.get_fragments()),
                           len(after.get_fragments()), after.count_rows(), data_bytes(before),

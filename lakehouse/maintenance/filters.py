@@ -17,9 +17,11 @@ The rules:
   (``lakehouse.auto_index.<column>``: ``zonemap``, or ``off`` for a column in random order or
   whose automatic zone map the user dropped), so later writes only read the manifest they
   already have.
-- **Kept current.** Compaction leaves the fragments it rewrote outside every index; maintenance
-  then runs Lance's ``optimize_indices`` (:func:`keep_current`), as ``t.optimize()`` does.
-  Rows appended between two compactions are scanned, as for any index.
+- **Kept current.** Rows appended since an index was built, and the fragments compaction
+  rewrote, are outside it and scanned (correct, a little slower). After a compaction,
+  maintenance extends (Lance's ``optimize_indices``, :func:`keep_current`) every scalar index,
+  automatic or the user's, that leaves ``small_fragment_rows`` rows or more uncovered;
+  ``t.optimize()`` extends them over every row.
 - **The user's index wins.** ``t.add_index(column, ...)`` first drops the automatic zone map of
   that column (:func:`release`): Lance would otherwise answer the filter from the zone map.
   ``t.indexes()`` lists automatic indexes with ``automatic = true``.
@@ -105,18 +107,28 @@ def build(ctx: WriteContext, columns: list[str]) -> list[str]:
     return built
 
 
-def keep_current(ctx: WriteContext) -> list[str]:
-    """Extend every scalar index of the table (automatic or the user's) over the fragments it
-    does not cover, in one commit. Vector indexes are left to their own upkeep
-    (:mod:`lakehouse.vector_index`). Returns the indexes extended."""
-    ds = ctx.dataset
-    vector = {index.lance_index for index in ctx.definition.indexes()}
-    names = [index.name for index in ds.describe_indices()
-             if index.name not in vector
-             and ds.stats.index_stats(index.name)["num_unindexed_fragments"]]
+def keep_current(ctx: WriteContext, min_unindexed: int = 1) -> list[str]:
+    """Extend the scalar indexes of the table (automatic or the user's) that leave at least
+    ``min_unindexed`` rows uncovered over the fragments they do not cover, in one commit.
+    Vector indexes are left to their own upkeep (:mod:`lakehouse.vector_index`). Returns the
+    indexes extended."""
+    names = stale(ctx.dataset, ctx.definition, min_unindexed)
     if names:
         protocol.optimize_indices(ctx, names)
     return names
+
+
+def stale(ds: lance.LanceDataset, tdef: TableDef, min_unindexed: int) -> list[str]:
+    """The scalar indexes of table version ``ds`` that leave at least ``min_unindexed`` rows
+    uncovered (read from the manifest).
+
+    >>> stale(t.table_state().dataset, t.table_definition, 1)
+    []
+    """
+    vector = {index.lance_index for index in tdef.indexes()}
+    rows = ds.count_rows()
+    return [index.name for index in ds.describe_indices()
+            if index.name not in vector and rows - index.num_rows_indexed >= min_unindexed]
 
 
 def automatic(ds: lance.LanceDataset) -> set[str]:

@@ -25,7 +25,7 @@ class MaintenancePolicy:
 
     - ``auto`` (True): compact, keep automatic filter indexes current and remove old versions
       after each write. ``lh.connect(..., maintenance=False)`` is the same as ``auto=False``.
-    - ``max_small_fragments`` (8): compaction starts after a write once the table has this many
+    - ``max_small_fragments`` (16): compaction starts after a write once the table has this many
       fragments smaller than ``small_fragment_rows`` (each write adds at least one fragment; a
       query opens every fragment, so many small ones make every query slower).
     - ``small_fragment_rows`` (65,536): a fragment with fewer rows is "small".
@@ -47,7 +47,7 @@ class MaintenancePolicy:
     """
 
     auto: bool = True
-    max_small_fragments: int = 8
+    max_small_fragments: int = 16
     small_fragment_rows: int = 65_536
     target_rows_per_fragment: int = 1_048_576
     filter_index_rows: int = 100_000
