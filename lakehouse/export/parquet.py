@@ -81,8 +81,8 @@ class ExportResult:
 
 def write_parquet(query: Query, path: str | os.PathLike[str],
                   options: ParquetOptions = ParquetOptions()) -> ExportResult:
-    """Write the rows of ``query`` (a table's rows: ``t._query()``-like, any Query) to the
-    Parquet file ``path``, batch by batch, from the table version current now.
+    """Write the rows of ``query`` to the Parquet file ``path``, batch by batch, from the
+    table version current now (what ``t.to_parquet`` and ``q.to_parquet`` call).
 
     >>> result = write_parquet(t.where(t.year > 1990), "recent.parquet")
     >>> result.rows_written, pl.read_parquet("recent.parquet")["title"].to_list()
