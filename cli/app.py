@@ -144,6 +144,7 @@ app.command("query", cls=FunctionsHelp)(data.query)
 app.command("search")(data.search)
 # versions (lakehouse_cli.versions); `TABLE:N` and `TABLE@name` read old versions everywhere
 app.command("history")(versions.history)
+app.command("diff")(versions.diff)
 app.command("revert")(versions.revert)
 app.command("snapshot")(versions.snapshot)
 # indexes (lakehouse_cli.indexes): lakehouse index add|ls|drop

@@ -1,4 +1,4 @@
-"""Version commands: `history`, `revert` and `snapshot`. Reading an old version needs no
+"""Version commands: `history`, `diff`, `revert` and `snapshot`. Reading an old version needs no
 command of its own: every command that reads takes ``TABLE:N`` (version N) or ``TABLE@name``
 (a snapshot), like a git checkout that changes nothing.
 
@@ -88,3 +88,43 @@ def snapshot(
         version = lh.Table.snapshot(t, name, replace=replace)  # a column may be called snapshot
     typer.echo(f"snapshot {name} of {t.table_name} is version {version}; "
                f"read it as {t.table_name}@{name}")
+
+
+def _version_ref(text: str | None) -> int | str | None:
+    """A version number, or a snapshot name."""
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def diff(
+    ctx: typer.Context,
+    table: TableArgument,
+    a: Annotated[str, typer.Argument(metavar="A", help="The version (a number) or snapshot "
+                                     "to compare from.", show_default=False)],
+    b: Annotated[str | None, typer.Argument(metavar="B", help="The version or snapshot to "
+                                            "compare to (default: the latest).",
+                                            show_default=False)] = None,
+    fmt: FormatOption = output.Format.table,
+    out: OutputOption = None,
+    root: RootOption = None,
+) -> None:
+    """Show what changed between two versions: a summary, the schema changes, and the rows
+    inserted, updated (with the old values of the columns that changed) and deleted.
+
+    With --format json, jsonl, csv or parquet the rows are written in that format (one row per
+    change, its kind in the column change) and the summary and schema changes go to stderr."""
+    import lakehouse as lh
+
+    with library_errors(ctx):
+        d = lh.Table.diff(open_table(root, table), _version_ref(a), _version_ref(b))
+        rows = d.changes()
+        if fmt is output.Format.table:
+            typer.echo(d.summary())
+            if d.schema.height:
+                typer.echo(output.render_table(d.schema))
+            if rows.height:
+                output.write(rows, fmt, out)
+            return
+        stderr.print(d.summary())
+        for change, name, before, after in d.schema.rows():
+            stderr.print(f"{change} {name}: {before or ''} -> {after or ''}")
+        output.write(rows, fmt, out)

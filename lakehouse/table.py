@@ -19,9 +19,10 @@ import lance
 import polars as pl
 import pyarrow as pa
 
-from lakehouse import branches, ingest, versions, views
+from lakehouse import branches, diff, ingest, versions, views
 from lakehouse import embedding_index as indexes
 from lakehouse import types as T
+from lakehouse.diff import Diff
 from lakehouse.display import Rendered
 from lakehouse.errors import (
     ColumnExistsError,
@@ -1105,6 +1106,31 @@ class Table:
         """
         return versions.history(self.table_state().dataset, limit)
 
+    def diff(self, a: int | str, b: int | str | None = None) -> Diff:
+        """What changed from version (or snapshot) ``a`` to ``b`` (None: the version this
+        handle reads): a :class:`~lakehouse.diff.Diff` with the ``inserted``, ``updated`` (old
+        and new values of the changed columns) and ``deleted`` rows as Polars frames, keyed by
+        ``_rowid``, and the ``schema`` changes (columns, computed expressions, indexes).
+
+        >>> _ = t.update({"rating": 8.4}, where=t.title == "Up", progress=False)
+        >>> d = t.diff(2)
+        >>> d.inserted.height, d.updated.select("changed").item().to_list(), d.deleted.height
+        (0, ['rating'], 0)
+
+        With a branch (a handle, or ``"#dev"``) instead of versions: what the branch changed
+        since it was made, which a promote brings (see :func:`lakehouse.branches.changes`).
+
+        >>> dev = t.branch("dev")
+        >>> _ = dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+        >>> t.diff(dev).inserted["title"].to_list(), t.diff("#dev").summary()[:27]
+        (['Ran'], 'films#dev: version 3 -> 4: ')
+        """
+        branch = _branch_in_diff(self, a, b)
+        if branch is not None:
+            return branches.changes(self._location, self._name.partition("#")[0],
+                                    branches.main_uri(self._uri, self._branch), branch)
+        return diff.between(self.table_state().dataset, self._name, a, b)
+
     def at(self, version: int) -> Table:
         """A read-only handle on an earlier version.
 
@@ -1371,6 +1397,24 @@ class Table:
     def _view_status(self, state: TableState) -> ViewStatus | None:
         vdef = state.definition.view
         return None if vdef is None else views.status(self._location, state.dataset, vdef)
+
+
+def _branch_in_diff(table: Table, a: Any, b: Any) -> str | None:
+    """The branch ``t.diff(a, b)`` compares (``a`` a branch handle of the same table, or
+    ``"#dev"``), or None when ``a`` and ``b`` name versions or snapshots."""
+    if isinstance(a, Table):
+        here = branches.main_uri(table.table_uri, table.table_branch)
+        if a.table_branch is None or branches.main_uri(a.table_uri, a.table_branch) != here:
+            raise InvalidOptionError(f"table {table.table_name!r}: diff takes versions, "
+                                     "snapshots or a branch of this table (t.diff(dev) or "
+                                     "t.diff('#dev'))")
+        name: str | None = a.table_branch
+    else:
+        name = branches.referenced(a, table.table_name)
+    if name is not None and b is not None:
+        raise InvalidOptionError(f"table {table.table_name!r}: a branch is compared with the "
+                                 "version it was made from; pass it alone, t.diff('#dev')")
+    return name
 
 
 def _describe(tdef: TableDef) -> pl.DataFrame:
