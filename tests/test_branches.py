@@ -4,7 +4,9 @@ embedding indexes on a branch; hostile branch names."""
 
 from __future__ import annotations
 
+import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -214,6 +216,50 @@ def test_concurrent_writes_on_the_main_line_and_a_branch(db, films):
     assert not any(t.startswith("main") for t in dev_titles)
     with pytest.raises(lh.BranchDivergedError):
         dev.promote()
+
+
+BRANCH_WRITER = """
+    import json, sys, time
+    from pathlib import Path
+    import lakehouse as lh
+
+    root, options, name, who = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+    barrier, writers = Path(sys.argv[5]), int(sys.argv[6])
+    t = lh.connect(root, storage_options=options).get_table(name)
+    (barrier / f"ready-{who}").touch()
+    deadline = time.monotonic() + 120
+    while len(list(barrier.glob("ready-*"))) < writers:
+        assert time.monotonic() < deadline, "the other writers never got ready"
+        time.sleep(0.005)
+    for i in range(6):
+        t.insert([{"title": f"{who}-{i}", "year": i}], progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_writer_processes_on_the_main_line_and_a_branch(db, films, lakehouse_root, run_python,
+                                                         tmp_path):
+    """Two processes write the branch and one the main line, at once: every row lands on the
+    line it was written to, and nowhere else."""
+    films.branch("dev")
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    options = json.dumps(lakehouse_root.storage_options)
+    targets = {"main": "films", "dev1": "films#dev", "dev2": "films#dev"}
+
+    def writer(who: str):
+        args = [lakehouse_root.uri, options, targets[who], who, str(barrier), str(len(targets))]
+        return run_python(BRANCH_WRITER, args=args, cwd=barrier, timeout=240)
+
+    with ThreadPoolExecutor(len(targets)) as pool:
+        procs = list(pool.map(writer, targets))
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    old = ["Alien", "Heat", "Up"]
+    assert sorted(db.get_table("films").collect()["title"]) == sorted(
+        old + [f"main-{i}" for i in range(6)])
+    assert sorted(db.get_table("films#dev").collect()["title"]) == sorted(
+        old + [f"{w}-{i}" for w in ("dev1", "dev2") for i in range(6)])
 
 
 def test_a_promote_racing_a_main_line_write_loses_nothing(db, films, monkeypatch):
