@@ -19,6 +19,8 @@ import lakehouse as lh
 from lakehouse.samples.shapes import samples
 
 ROWS = 24
+# Lance warns at every fork; the datasets open their handles in the workers, after it
+pytestmark = pytest.mark.filterwarnings("ignore:lance is not fork-safe")
 
 
 @pytest.fixture
