@@ -29,9 +29,14 @@ file no version references (``delete_unverified=False``; orphans are removed sep
 their own safety rules). A dry run asks Lance's ``explain_cleanup_old_versions`` the same
 question, so it reports what the real run would remove.
 
-A backfill checkpoint whose starting version was removed cannot resume (it cannot check the
-commits since); garbage collection discards it, and its files go with the orphans, instead of
-keeping every version since an abandoned job started. A resumed backfill computes again.
+Backfill checkpoints (:mod:`lakehouse.exec.checkpoints`) name files no version references
+yet. An abandoned checkpoint whose starting version was removed cannot resume (it cannot check
+the commits since): garbage collection discards it, and its files go with the orphans, instead of
+keeping every version since an abandoned job started; the backfill, called again, computes from
+the start. So does one older than six days when versions are removed, because Lance's cleanup
+itself removes unreferenced files older than seven days (:data:`LANCE_SWEEP`); and no version
+is removed while a backfill that has run that long is still running. A checkpoint is always
+discarded before any of its files goes, so no resume ever commits a missing file.
 
 Automatic collection after writes (:func:`auto_collect`) is rate-limited: it looks (one
 listing of the table's manifests) only every few versions, and removes versions only once the
@@ -57,6 +62,11 @@ from lakehouse.metadata import TableDef
 from lakehouse.storage import Location
 
 _UTC = datetime.UTC
+#: Lance's cleanup also removes the files no version references once they are this old
+#: (files it cannot tell from those of a write in progress); lakehouse never leaves a
+#: checkpoint naming such a file.
+LANCE_SWEEP = datetime.timedelta(days=7)
+_MARGIN = datetime.timedelta(days=1)
 _U64 = 2 ** 64 - 1  # Lance's newer manifest names count down from this
 
 
@@ -260,17 +270,28 @@ def collect_garbage(name: str, uri: str, location: Location, *,
     jobs = checkpoints.list_jobs(uri, location.storage_options)
     kept = _merge(policy_reasons(times, rules, now), held_versions(ds, location, jobs))
     removed = tuple(v for v in times.versions if v not in kept)
-    files, size = _remove_versions(name, ds, removed, dry_run)
-    left = set(times.versions) - set(removed)
-    stale = tuple(str(j["id"]) for j in jobs if j["state"] != "running"
-                  and not set(range(int(str(j["version"])), ds.version + 1)) <= left)
-    found: list[orphans.Orphan] = []
     notes: list[str] = []
+    long_running = [str(j["id"]) for j in jobs if j["state"] == "running"
+                    and now - _started(j) > LANCE_SWEEP - _MARGIN]
+    if removed and long_running:
+        notes.append(f"no version removed: backfill {', '.join(long_running)} has run for days, "
+                     "and Lance's cleanup would take the files it wrote first")
+        removed = ()
+    left = set(times.versions) - set(removed)
+    stale = tuple(str(j["id"]) for j in jobs if j["state"] != "running" and (
+        not set(range(int(str(j["version"])), ds.version + 1)) <= left
+        or (removed and now - _started(j) > LANCE_SWEEP - _MARGIN)))
+    if not dry_run:  # before any file goes: a checkpoint never names a removed file
+        for job in stale:
+            checkpoints.discard(ds.uri, location.storage_options, job)
+    files, size = _remove_versions(name, ds, removed, dry_run)
+    found: list[orphans.Orphan] = []
     if remove_orphans:
         oldest = min((w for v, w in zip(times.versions, times.written, strict=True)
                       if v in left), default=now)
-        found, notes = _orphans(ds, location, min(oldest, now - rules.reader_window), jobs,
-                                stale, dry_run)
+        found, more = _orphans(ds, location, min(oldest, now - rules.reader_window), jobs,
+                               stale, dry_run)
+        notes += more
     return GcReport(name, dry_run, rules, removed, files, size,
                     tuple(o.path for o in found), sum(o.size for o in found), stale,
                     {v: tuple(r) for v, r in sorted(kept.items())}, tuple(notes))
@@ -367,11 +388,8 @@ def _orphans(ds: lance.LanceDataset, location: Location, written_after: datetime
              jobs: list[dict[str, object]], stale: tuple[str, ...],
              dry_run: bool) -> tuple[list[orphans.Orphan], list[str]]:
     """Find the orphaned files that may go (those written before ``written_after``, see
-    :mod:`lakehouse.maintenance.orphans`), discard the checkpoints that cannot resume, and
-    remove the files (unless ``dry_run``)."""
-    if not dry_run:
-        for job in stale:
-            checkpoints.discard(ds.uri, location.storage_options, job)
+    :mod:`lakehouse.maintenance.orphans`) and remove them (unless ``dry_run``). A backfill
+    that started (or resumed) since ``jobs`` were listed stops the removal."""
     resumable = [str(j["id"]) for j in jobs if str(j["id"]) not in stale]
     guard = orphans.protection(ds.uri, location, written_after, resumable)
     found, cut = orphans.find(ds, location)
@@ -383,9 +401,20 @@ def _orphans(ds: lance.LanceDataset, location: Location, written_after: datetime
                      "the reader window, or by a backfill that runs or can resume)")
     if cut:
         notes.append("more orphaned files remain: run gc again")
+    running = {str(j["id"]) for j in jobs if j["state"] == "running"}
+    now_running = {str(j["id"]) for j in checkpoints.list_jobs(ds.uri, location.storage_options)
+                   if j["state"] == "running"}
+    if now_running - running:
+        notes.append(f"no orphaned file removed: backfill {', '.join(sorted(now_running))} "
+                     "started meanwhile; run gc again")
+        return [], notes
     if not dry_run:
         orphans.remove(ds, location, going)
     return going, notes
+
+
+def _started(job: Mapping[str, object]) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(float(str(job["started"])), _UTC)
 
 
 def _view_needs(location: Location, view: str) -> list[tuple[int, str]]:
