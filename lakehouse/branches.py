@@ -38,6 +38,8 @@ import polars as pl
 import pyarrow as pa
 from lance.fragment import DataFile, DeletionFile, FragmentMetadata
 
+from lakehouse import diff
+from lakehouse.diff import Diff
 from lakehouse.errors import (
     BranchDivergedError,
     BranchExistsError,
@@ -79,6 +81,17 @@ def split(name: str, *, tagged: bool = False) -> tuple[str, str | None]:
             f"{name!r}: a snapshot names a version of the whole table; open '{table}@<snapshot>'"
             f" instead of naming a branch too")
     return table, branch
+
+
+def referenced(ref: object, table: str) -> str | None:
+    """The branch a diff argument names (``"#dev"``), checked; None for a version or snapshot.
+
+    >>> referenced("#dev", "films"), referenced("v1", "films"), referenced(3, "films")
+    ('dev', None, None)
+    """
+    if not isinstance(ref, str) or not ref.startswith(BRANCH_SEPARATOR):
+        return None
+    return split(f"{table.partition(BRANCH_SEPARATOR)[0]}{ref}")[1]
 
 
 def branch_uri(table_uri: str, branch: str) -> str:
@@ -182,6 +195,22 @@ def listing(location: Location, table_uri: str) -> pl.DataFrame:
     schema = {"branch": pl.String, "parent_version": pl.Int64, "latest_version": pl.Int64,
               "created": pl.Datetime("us", "UTC")}
     return pl.DataFrame(rows, schema=schema)
+
+
+def changes(location: Location, table: str, table_uri: str, name: str) -> Diff:
+    """What branch ``name`` changed since it was made: the diff from its parent version to its
+    latest version, read on the branch's own line (its first version is the parent), so rows
+    are paired by their stable row ids as within one table. It is what a promote brings when
+    the main line has not moved (like ``git diff main...dev``); the main line's own changes
+    since then are ``t.diff(parent_version)``.
+
+    >>> dev = t.branch("dev")
+    >>> _ = dev.delete(where=dev.title == "Up")
+    >>> changes(db.location, "films", t.table_uri, "dev").summary()
+    'films#dev: version 2 -> 3: 0 inserted, 0 updated, 1 deleted, 0 schema changes'
+    """
+    ds = open_branch(location, table, table_uri, name)
+    return diff.between(ds, f"{table}{BRANCH_SEPARATOR}{name}", _info(ds, name)["parent_version"])
 
 
 def remove(ctx: WriteContext, name: str) -> None:
@@ -337,5 +366,5 @@ def check_no_branch(branch: str | None, table: str, what: str) -> None:
                                f"a branch; use it on '{table.partition(BRANCH_SEPARATOR)[0]}'")
 
 
-__all__ = ["TREE", "branch_uri", "check_no_branch", "create", "listing", "main_uri",
-           "open_branch", "promote", "remove", "split"]
+__all__ = ["TREE", "branch_uri", "changes", "check_no_branch", "create", "listing", "main_uri",
+           "open_branch", "promote", "referenced", "remove", "split"]

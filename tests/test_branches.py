@@ -391,3 +391,32 @@ def test_promoted_media_and_columns_outlive_the_branch(db):
     assert main.table_state().dataset.validate() is None
     main.insert([{"image": small, "label": "again"}], progress=False)
     assert main.where(main.label == "again").select(main.w).collect().item() == 32
+
+
+def test_diff_shows_what_a_branch_changed(db, films):
+    dev = films.branch("dev")
+    fork = dev.version
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    dev.update({"year": 1996}, where=dev.title == "Heat", progress=False)
+    dev.delete(where=dev.title == "Alien")
+    dev.add_computed_column(next_year=dev.year + 1, progress=False)
+    films.insert([{"title": "Jaws", "year": 1975}], progress=False)  # the main line moves too
+    for d in (films.diff(dev), films.diff("#dev"), db.get_table("films#dev").diff("#dev")):
+        assert (d.table, d.before, d.after) == ("films#dev", fork, dev.version)
+        assert d.inserted["title"].to_list() == ["Ran"]
+        assert d.deleted["title"].to_list() == ["Alien"]
+        assert d.updated.select("changed", "year").rows() == [
+            (["year"], {"before": 1995, "after": 1996})]  # next_year is a new column
+        assert d.schema.select("change", "name").rows() == [("add column", "next_year")]
+    # within the branch's own line, versions work as on a table
+    assert dev.diff(fork).inserted["title"].to_list() == ["Ran"]
+    # and the main line's own changes since the fork
+    assert films.diff(fork).inserted["title"].to_list() == ["Jaws"]
+    with pytest.raises(lh.InvalidOptionError, match="pass it alone"):
+        films.diff("#dev", 2)
+    with pytest.raises(lh.InvalidOptionError, match="branch of this table"):
+        films.diff(db.create_table("other", {"n": lh.Int}).branch("dev"))
+    with pytest.raises(lh.InvalidNameError):
+        films.diff("#../x")
+    with pytest.raises(lh.BranchNotFoundError):
+        films.diff("#nope")
