@@ -67,7 +67,7 @@ def test_gc_keeps_snapshot_branch_and_view_versions(lakehouse_root):
     db = _connect(lakehouse_root)
     t = _numbers(db)  # versions 1 (created) to 7
     assert t.at(3).snapshot("three") == 3
-    t.branch("dev", from_=4)
+    t.branch("dev", from_=4).insert([{"a": 50}], progress=False)
     db.create_view("pinned", t.at(5))  # frozen at version 5
     live = db.create_view("live", t.where(t.a >= 3))
     reflected = live.view_status().base_version
@@ -88,11 +88,14 @@ def test_gc_keeps_snapshot_branch_and_view_versions(lakehouse_root):
     # everything kept reads as before
     assert db.get_table("t@three").count() == 2
     assert db.get_table("t:4").count() == 3
-    assert db.get_table("t#dev").count() == 3
+    assert sorted(db.get_table("t#dev").collect()["a"].to_list()) == [0, 1, 2, 50]
     assert db.get_table("t:5").count() == 4
     assert db.get_table("pinned").count() == 4
     assert db.get_table(f"t:{reflected}").count() == 6
-    # the live view catches up from the base version it reflects
+    # the view keeps its own last upkeep (which records the base version it reflects), and
+    # catches up from that base version
+    view_report = db.get_table("live").gc(keep_versions=1, keep_for=NO_TIME)
+    assert any("this view's last upkeep" in r for r in view_report.kept[max(view_report.kept)])
     t.insert([{"a": 10}, {"a": 1}], progress=False)
     assert sorted(db.get_table("live").collect()["a"].to_list()) == [3, 4, 5, 10]
 
