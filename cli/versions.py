@@ -99,7 +99,8 @@ def diff(
     ctx: typer.Context,
     table: TableArgument,
     a: Annotated[str, typer.Argument(metavar="A", help="The version (a number) or snapshot "
-                                     "to compare from.", show_default=False)],
+                                     "to compare from, or '#BRANCH' alone: what that branch "
+                                     "changed since it was made.", show_default=False)],
     b: Annotated[str | None, typer.Argument(metavar="B", help="The version or snapshot to "
                                             "compare to (default: the latest).",
                                             show_default=False)] = None,

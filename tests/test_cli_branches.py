@@ -51,6 +51,8 @@ def test_branch_write_list_promote_and_delete(cli, db, films, tmp_path) -> None:
     assert [(b["branch"], b["parent_version"], b["latest_version"]) for b in listing] == \
         [("dev", 2, 3)]
     assert "films#dev" in ok(cli("describe", "films#dev"))
+    assert ok(cli("diff", "films", "#dev")).startswith(
+        "films#dev: version 2 -> 3: 1 inserted, 0 updated, 0 deleted")
     out = ok(cli("promote", "films#dev", "--no-progress"))
     assert out == "promoted films#dev: films is now version 3\n"
     assert _titles(cli, "films") == ["Alien", "Ran", "Up"]
