@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from lakehouse import functions, iterators
 from lakehouse.catalog import Catalog, connect
+from lakehouse.diff import Diff
 from lakehouse.display import show, to_pil
 from lakehouse.errors import (
     BranchDivergedError,
@@ -97,7 +98,7 @@ __all__ = [
     # catalog
     "connect", "Catalog", "Table", "TableSummary", "ViewStatus", "Query", "WriteResult",
     "ImportResult", "ExportResult", "FetchPolicy", "MaintenancePolicy", "GcReport",
-    "progress_bars",
+    "Diff", "progress_bars",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",
     "Required", "Image", "Video", "Audio", "Document", "parse_type",
