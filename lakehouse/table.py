@@ -685,12 +685,14 @@ class Table:
             return result
 
         result = self._write(backfill, what=f"computed column {name!r}")
-        if not pending:
-            return result
-        version = self._write(lambda ctx: protocol.switch_column(
-            ctx, pending[0], name, ctx.definition.get(name, self._name)),
-                              what=f"the switch to the new definition of {name!r}")
-        return dataclasses.replace(result, version=version)
+        if pending:
+            version = self._write(lambda ctx: protocol.switch_column(
+                ctx, pending[0], name, ctx.definition.get(name, self._name)),
+                                  what=f"the switch to the new definition of {name!r}")
+            result = dataclasses.replace(result, version=version)
+        if result.rows_written and self._branch is None:  # a new column may want a zone map
+            compaction.after_write(self._location, self._name, self.table_state().dataset)
+        return result
 
     def _check_replaceable(self, existing: ColumnDef, expr: Expr, tdef: TableDef) -> None:
         dependents = tdef.dependents({existing.col_id})
