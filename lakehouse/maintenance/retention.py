@@ -299,9 +299,10 @@ def collect_garbage(name: str, uri: str, location: Location, *,
 
 def auto_collect(name: str, uri: str, location: Location, version: int) -> GcReport | None:
     """Garbage collection after a write that made ``version``, when it is due: only if the
-    policy's ``auto`` is on, every :func:`interval` versions, and once the table holds more
-    than ``keep_versions`` versions by that margin. Versions only (no orphans). Returns the
-    report, or None when nothing was due.
+    policy's ``auto`` is on, every :func:`interval` versions, and once the rules let at least
+    that many versions go (snapshots and views aside). Versions only (no orphans). Returns the
+    report, or None when nothing was due. Costs nothing between those versions, and one listing
+    of the table's manifests when it looks.
 
     >>> auto_collect(t.table_name, t.table_uri, t.table_state().location, 2) is None
     True
@@ -311,10 +312,9 @@ def auto_collect(name: str, uri: str, location: Location, version: int) -> GcRep
     if not policy.auto or version % step or version <= policy.keep_versions + step:
         return None
     times = VersionTimes.list(location, uri)
-    if len(times.versions) <= policy.keep_versions + step:
-        return None
-    if datetime.datetime.now(_UTC) - times.written[0] < policy.keep_for:
-        return None  # even the oldest version is young enough to keep: nothing to do
+    kept = policy_reasons(times, Rules.of(policy), datetime.datetime.now(_UTC))
+    if len(times.versions) - len(kept) < step:
+        return None  # the rules alone keep all but a few: not worth a collection yet
     return collect_garbage(name, uri, location, remove_orphans=False)
 
 
