@@ -56,6 +56,7 @@ from lakehouse.storage import Location, storage_error
 TREE = "tree"
 """The folder of a table's dataset where Lance keeps its branches."""
 _COPIED = ("data", "_deletions")  # the folders of a branch's own files a promote brings over
+_SCALAR_KINDS = ("btree", "bitmap", "zonemap")  # as Lance names their details types
 
 
 def split(name: str, *, tagged: bool = False) -> tuple[str, str | None]:
@@ -309,6 +310,40 @@ def _all_rows_deleted(location: Location, table_uri: str, md: FragmentMetadata,
     return DeletionFile(version, file_id, "array", md.physical_rows, None)
 
 
+def sync_indexes(ctx: WriteContext, branch: lance.LanceDataset) -> int:
+    """After a promote, give the table the scalar indexes the branch has (built again on the
+    table: index files are not copied) and drop the ones the branch dropped, so the table
+    reads as the branch did. Vector indexes are the embedding index upkeep's. Returns the
+    version reached.
+
+    >>> from lakehouse.exec.protocol import WriteContext
+    >>> dev = t.branch("dev")
+    >>> _ = dev.add_index("year")
+    >>> ds = t.table_state().dataset
+    >>> ctx = WriteContext("films", ds.uri, {}, ds.checkout_version(ds.version),
+    ...                    t.table_definition)
+    >>> sync_indexes(ctx, dev.table_state().dataset) == t.version, t.indexes()["name"].to_list()
+    (True, ['year_btree'])
+    """
+    wanted, present = _scalar_indexes(branch), _scalar_indexes(ctx.dataset)
+    for name in sorted(present.keys() - wanted.keys()):
+        protocol.drop_index(ctx, name)
+    for name, (column, kind) in sorted(wanted.items()):
+        if name not in present:
+            protocol.create_scalar_index(ctx, column, kind, name, replace=False)
+    return ctx.dataset.version
+
+
+def _scalar_indexes(ds: lance.LanceDataset) -> dict[str, tuple[str, str]]:
+    """Index name -> (column, kind) for the scalar indexes of ``ds`` (btree, bitmap, zone map)."""
+    found = {}
+    for index in ds.describe_indices():
+        kind = next((k for k in _SCALAR_KINDS if k in index.type_url.lower()), None)
+        if kind is not None and len(index.field_names) == 1:
+            found[index.name] = (index.field_names[0], kind)
+    return found
+
+
 def _copy_own_files(location: Location, source: str, target: str) -> None:
     """Copy the branch's own data and deletion files into the table's folders (names are
     unique, so nothing of the table is overwritten), so the main line never depends on the
@@ -367,4 +402,4 @@ def check_no_branch(branch: str | None, table: str, what: str) -> None:
 
 
 __all__ = ["TREE", "branch_uri", "changes", "check_no_branch", "create", "listing", "main_uri",
-           "open_branch", "promote", "referenced", "remove", "split"]
+           "open_branch", "promote", "referenced", "remove", "split", "sync_indexes"]

@@ -1254,9 +1254,12 @@ class Table:
 
     def promote(self, branch: str | None = None, *, progress: bool = True) -> int:
         """Make a branch's latest content the table's next version (a fast-forward) and return
-        that version: ``t.promote("dev")``, or ``dev.promote()`` on a branch handle. Refused
+        the table's version after it: ``t.promote("dev")``, or ``dev.promote()`` on a branch
+        handle. Refused
         with :class:`~lakehouse.BranchDivergedError`, changing nothing, when the table moved
-        since the branch was made. The branch stays; delete it when done.
+        since the branch was made. The table's scalar indexes then follow the branch's (built
+        again) and its vector indexes are brought up to date, as after a write. The branch
+        stays; delete it when done.
 
         >>> dev = t.branch("dev")
         >>> _ = dev.insert([{"title": "Ran", "year": 1985}], progress=False)
@@ -1272,8 +1275,10 @@ class Table:
             raise UnsupportedError(f"{main._name!r} is a view and has no branches")
         version = main._write(lambda ctx: branches.promote(ctx, main._location, name).version,
                               what=f"the promote of branch {name!r}", replayable=False)
-        main._update_indexes_and_views(WriteResult(0, 0, version), progress)
-        return version
+        branch_ds = branches.open_branch(main._location, main._name, main._uri, name)
+        version = main._write(lambda ctx: branches.sync_indexes(ctx, branch_ds),
+                              what=f"the indexes of branch {name!r}")
+        return main._update_indexes_and_views(WriteResult(0, 0, version), progress).version
 
     def delete_branch(self, name: str) -> None:
         """Delete branch ``name`` of the table (never the main line); its versions go with it.
