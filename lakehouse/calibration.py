@@ -23,7 +23,9 @@ Rules (documented in the README; figures in benchmarks/search.py):
   format version, the index kind and partition count it measured). It is used only while the
   index still has that kind and partition count; otherwise the search falls back to
   :func:`~lakehouse.vector_index.search_defaults`. A malformed calibration is refused with
-  :class:`~lakehouse.errors.UnsafeDefinitionError`.
+  :class:`~lakehouse.errors.UnsafeDefinitionError`. The upkeep after the next write measures
+  an index again whose calibration is missing (an index built before calibrations existed, or
+  a calibration commit lost to a concurrent writer), stale or malformed (:func:`is_current`).
 """
 
 from __future__ import annotations
@@ -240,6 +242,22 @@ def summary(ds: lance.LanceDataset, index: IndexDef) -> dict[str, Any]:
     else:
         measured = None
     return {"recall_target": wanted, **params, "recall": measured}
+
+
+def is_current(ds: lance.LanceDataset, index: IndexDef, state: dict[str, Any] | None) -> bool:
+    """Whether ``index`` has what it needs: no calibration (no vector index, or one searched in
+    every partition), or a stored one that measured the vector index of ``state``. A malformed
+    one is not current (upkeep measures again); one of a newer format is left alone."""
+    partitions = partitions_of(state) if state is not None else 0
+    if partitions <= ALL_PARTITIONS_UP_TO:
+        return True
+    try:
+        cal = stored(ds, index)
+    except FormatVersionError:
+        return True
+    except UnsafeDefinitionError:
+        return False
+    return cal is not None and cal.fits(index.vector_index, partitions)
 
 
 # --- measuring -----------------------------------------------------------------------------------

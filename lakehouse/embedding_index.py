@@ -210,6 +210,9 @@ def upkeep_all(ctx: WriteContext, *, progress: bool, rebuild: str | None = None)
             changed = True
         action = needed_upkeep(ds, index)
         if action is None:
+            if index.name != rebuild and not calibration.is_current(ds, index, state):
+                _calibrate(ctx, index, progress=progress)  # lost to a conflict, or never made
+                changed = True
             continue
         with report(f"{action} the vector index of {index.name}", enabled=progress):
             protocol.apply(ctx, lambda ds, index=index, action=action:

@@ -222,6 +222,16 @@ def test_a_malformed_stored_calibration_is_a_typed_error(tampered_table, bad) ->
         t.indexes()
 
 
+@pytest.mark.parametrize("bad", [None, {"format": 1, "curve": "x"}])
+def test_the_next_write_measures_a_missing_or_malformed_calibration_again(tampered_table,
+                                                                           bad) -> None:
+    t, vectors = tampered_table
+    _tamper(t, bad)
+    t.insert(pl.DataFrame({"id": [ROWS], "v": vectors[:1]}), progress=False)
+    assert Calibration.from_json(_stored(t), "v").partitions == 78
+    assert t.indexes()["recall"][0] >= 0.95
+
+
 def test_a_calibration_of_a_newer_format_says_upgrade_and_replace_measures_again(
         tampered_table) -> None:
     t, vectors = tampered_table
