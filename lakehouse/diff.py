@@ -22,8 +22,10 @@ of history (a branch and main), given the pairing of their rows.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import lance
@@ -38,6 +40,8 @@ from lakehouse.names import ROW_ID
 
 #: The write protocol's labels of commits that write changed rows again in place of old ones.
 REWRITES = frozenset({"update", "recompute"})
+#: How many commits are read at once (each read waits on storage, not on the CPU).
+READ_THREADS = 8
 #: Up to this many rows are read with a row id filter; more, with one scan of the version.
 _FILTERED_READ_ROWS = 5_000
 ROW_ID_BEFORE = "_rowid_before"
@@ -87,9 +91,16 @@ class Diff:
     updated: pl.DataFrame
     deleted: pl.DataFrame
     schema: pl.DataFrame
+    #: the updated rows as they are at ``after`` (``_rowid`` and every column)
+    updated_rows: pl.DataFrame = dataclasses.field(repr=False, default_factory=pl.DataFrame)
 
     def summary(self) -> str:
-        """One line: the versions and how many rows and definitions changed."""
+        """One line: the versions and how many rows and definitions changed.
+
+        >>> _ = t.delete(where=t.title == "Up")
+        >>> t.diff(2).summary()
+        'films: version 2 -> 3: 0 inserted, 0 updated, 1 deleted, 0 schema changes'
+        """
         return (f"{self.table}: version {self.before} -> {self.after}: "
                 f"{self.inserted.height} inserted, {self.updated.height} updated, "
                 f"{self.deleted.height} deleted, {self.schema.height} schema changes")
@@ -97,25 +108,27 @@ class Diff:
     def changes(self) -> pl.DataFrame:
         """The row changes as one frame, inserts, then updates, then deletes: ``change``
         (insert, update or delete), ``_rowid``, ``changed``, the columns (the values at
-        ``after``; a deleted row's at ``before``) and ``before``, a struct of an updated row's
-        old values of the columns that changed.
+        ``after``; a deleted row's at ``before``, under the names of ``after`` where a column
+        was renamed) and ``before``, a struct of an updated row's old values of the columns
+        that changed.
 
         >>> _ = t.delete(where=t.title == "Up")
         >>> t.diff(2).changes().select("change", "title").rows()
         [('delete', 'Up')]
         """
-        updated = self.updated
-        changed_columns = [c for c in updated.columns if c not in (ROW_ID, ROW_ID_BEFORE,
-                                                                   "changed")]
-        if changed_columns:
-            updated = updated.with_columns(
-                [pl.col(c).struct.field("after").alias(c) for c in changed_columns]
-                + [pl.struct([pl.when(pl.col("changed").list.contains(c))
-                              .then(self.updated.get_column(c).struct.field("before"))
-                              .alias(c) for c in changed_columns]).alias("before")])
+        changed = [c for c in self.updated.columns if c not in (ROW_ID, ROW_ID_BEFORE,
+                                                                "changed")]
+        before = self.updated.select(ROW_ID, "changed", pl.struct(
+            [pl.when(pl.col("changed").list.contains(c)).then(pl.col(c).struct.field("before"))
+             .alias(c) for c in changed]).alias("before")) if changed else \
+            self.updated.select(ROW_ID, "changed")
+        updated = self.updated_rows.join(before, on=ROW_ID, how="left") \
+            if self.updated_rows.width else self.updated.drop(ROW_ID_BEFORE)
+        renamed = {b: a for change, _, b, a in self.schema.rows() if change == "rename column"}
         frames = [self.inserted.with_columns(change=pl.lit("insert")),
-                  updated.drop(ROW_ID_BEFORE).with_columns(change=pl.lit("update")),
-                  self.deleted.with_columns(change=pl.lit("delete"))]
+                  updated.with_columns(change=pl.lit("update")),
+                  self.deleted.rename(renamed, strict=False)
+                  .with_columns(change=pl.lit("delete"))]
         out = pl.concat([f for f in frames if f.height] or [frames[0]], how="diagonal_relaxed")
         first = ["change", ROW_ID, *(["changed"] if "changed" in out.columns else [])]
         return out.select(*first, *(c for c in out.columns if c not in first))
@@ -168,9 +181,14 @@ def replacements(ds: lance.LanceDataset, first: int, last: int) -> dict[int, int
     >>> replacements(t.table_state().dataset, before, t.version)
     {2: 3}
     """
+    # each commit is read on its own handle (a copy shares the cache and reads nothing): a
+    # Lance handle cannot check out versions on two threads at once
+    handles = [(copy.copy(ds), v) for v in range(first + 1, last + 1)]
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        commits = list(pool.map(lambda handle: _commit_pairs(*handle), handles))
     origin_of: dict[int, int] = {}  # a row id written by a commit -> the id at ``first``
-    for version in range(first + 1, last + 1):
-        for old, new in _commit_pairs(ds, version):
+    for pairs in commits:
+        for old, new in pairs:
             origin_of[new] = origin_of.pop(old, old)
     return {origin: new for new, origin in origin_of.items()}
 
@@ -214,18 +232,20 @@ def compare(before: Side, after: Side, table_name: str,
     """
     pairs = pairs or {}
     ids_before, ids_after = _row_ids(before.dataset), _row_ids(after.dataset)
-    gone, new = ids_before - ids_after, ids_after - ids_before
+    gone = set(ids_before.filter(~ids_before.is_in(ids_after.implode())).to_list())
+    new = set(ids_after.filter(~ids_after.is_in(ids_before.implode())).to_list())
     matched = {o: n for o, n in pairs.items() if o in gone and n in new}
     deleted = _read(before, gone - matched.keys())
     inserted = _read(after, new - set(matched.values()))
-    updated = _updated(before, after, matched)
+    updated, updated_rows = _updated(before, after, matched)
     return Diff(table_name, before.version, after.version, inserted, updated, deleted,
-                schema_changes(before, after))
+                schema_changes(before, after), updated_rows)
 
 
-def _row_ids(ds: lance.LanceDataset) -> set[int]:
+def _row_ids(ds: lance.LanceDataset) -> pl.Series:
+    """The row ids of a version (Lance reads them from the manifest, not the data files)."""
     table = ds.scanner(columns=[], with_row_id=True).to_table()
-    return set(table.column(ROW_ID).to_pylist())
+    return pl.Series(ROW_ID, table.column(ROW_ID), dtype=pl.UInt64)
 
 
 def _read(side: Side, ids: Iterable[int]) -> pl.DataFrame:
@@ -272,13 +292,16 @@ def _media_text(frame: pl.DataFrame, column: ColumnDef) -> pl.Expr:
     return text.alias(column.name)
 
 
-def _updated(before: Side, after: Side, matched: Mapping[int, int]) -> pl.DataFrame:
-    """The paired rows whose values differ in a column both states have."""
+def _updated(before: Side, after: Side, matched: Mapping[int, int]) -> (
+        tuple[pl.DataFrame, pl.DataFrame]):
+    """The paired rows whose values differ in a column both states have: the changes, and
+    those rows as they are in ``after``."""
     common = [(b, after.definition.by_id(b.col_id)) for b in before.definition.columns
               if any(a.col_id == b.col_id for a in after.definition.columns)]
     if not matched:
-        return pl.DataFrame(schema={ROW_ID: pl.UInt64, ROW_ID_BEFORE: pl.UInt64,
-                                    "changed": pl.List(pl.String)})
+        return (pl.DataFrame(schema={ROW_ID: pl.UInt64, ROW_ID_BEFORE: pl.UInt64,
+                                     "changed": pl.List(pl.String)}),
+                _read(after, []))
     old = _read(before, matched.keys()).rename(
         {ROW_ID: ROW_ID_BEFORE, **{b.name: f"{b.col_id}:before" for b, _ in common}})
     new = _read(after, matched.values()).rename(
@@ -294,11 +317,15 @@ def _updated(before: Side, after: Side, matched: Mapping[int, int]) -> pl.DataFr
     both = both.filter(pl.col("changed").list.len() > 0)
     shown = [(b, a) for b, a in common if both.height
              and both.get_column("changed").list.contains(a.name).any()]
+    common_after = {a.col_id for _, a in common}
+    rows = both.select(ROW_ID, *(pl.col(f"{a.col_id}:after" if a.col_id in common_after
+                                        else a.name).alias(a.name)
+                                 for a in after.definition.columns)).sort(ROW_ID)
     return both.select(
         ROW_ID, ROW_ID_BEFORE, "changed",
         *(pl.struct(before=pl.col(f"{b.col_id}:before"),
                     after=pl.col(f"{b.col_id}:after")).alias(a.name) for b, a in shown),
-    ).sort(ROW_ID)
+    ).sort(ROW_ID), rows
 
 
 def schema_changes(before: Side, after: Side) -> pl.DataFrame:
