@@ -154,6 +154,8 @@ HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"open it with db\.get_table\('([^'#]*)#([^']*)'\), or delete it first"),
      r"use it as \1#\2, or delete it first with lakehouse branch \1 \2 --delete"),
     (re.compile(r"use db\.drop_table\('([^']*)'\)"), r"use lakehouse drop \1"),
+    (re.compile(r"delete it with db\.get_table\('([^']*)'\)\.delete_branch\('([^']*)'\)"),
+     r"delete it with lakehouse branch \1 \2 --delete"),
 )
 
 #: Storage and engine text that means nothing to the user: where in Lance's Rust sources an

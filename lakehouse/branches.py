@@ -147,6 +147,19 @@ def open_branch(location: Location, table: str, table_uri: str, branch: str,
         ) from exc
 
 
+def first_version(ds: lance.LanceDataset, branch: str | None) -> int:
+    """The first version of a line: 1 for the main line, the parent version for a branch
+    (``ds`` is a handle on that line).
+
+    >>> first_version(t.table_state().dataset, None)
+    1
+    >>> dev = t.branch("dev")
+    >>> first_version(dev.table_state().dataset, "dev")
+    2
+    """
+    return 1 if branch is None else int(_info(ds, branch)["parent_version"])
+
+
 def _listed(table_uri: str, opts: dict[str, str] | None) -> dict[str, Any]:
     return dict(lance.dataset(table_uri, storage_options=opts).branches.list())
 
@@ -401,5 +414,6 @@ def check_no_branch(branch: str | None, table: str, what: str) -> None:
                                f"a branch; use it on '{table.partition(BRANCH_SEPARATOR)[0]}'")
 
 
-__all__ = ["TREE", "branch_uri", "changes", "check_no_branch", "create", "listing", "main_uri",
-           "open_branch", "promote", "referenced", "remove", "split", "sync_indexes"]
+__all__ = ["TREE", "branch_uri", "changes", "check_no_branch", "create", "first_version",
+           "listing", "main_uri", "open_branch", "promote", "referenced", "remove", "split",
+           "sync_indexes"]

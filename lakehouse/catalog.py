@@ -541,6 +541,10 @@ class Catalog:
         >>> db.has_table("films")
         False
         """
+        table, branch = branches.split(name)
+        if branch is not None:
+            raise InvalidNameError(f"{name!r} names branch {branch!r} of table {table!r}: delete "
+                                   f"it with db.get_table({table!r}).delete_branch({branch!r})")
         validate_name(name)
         check_choice("if_not_exists", if_not_exists, ("error", "ignore"))
         if not self.has_table(name):

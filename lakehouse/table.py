@@ -1141,6 +1141,11 @@ class Table:
         (2, 3)
         """
         ds = self.table_state().dataset
+        first = branches.first_version(ds, self._branch)
+        if self._branch is not None and version < first:
+            raise VersionNotFoundError(
+                f"branch {self._branch!r} of {self._name!r} has no version {version}: it starts "
+                f"at version {first}; earlier ones are the table's main line")
         try:
             old = ds.checkout_version(version)
         except (ValueError, OSError) as exc:
@@ -1197,12 +1202,14 @@ class Table:
         >>> t.count()
         3
         """
-        current = self.table_state().dataset.version
+        state = self.table_state()
+        current = state.dataset.version
+        first = branches.first_version(state.dataset, self._branch)  # a branch starts later
         to = current - 1 if to is None else to
-        if to < 1 or to >= current + 1:
+        if to < first or to >= current + 1:
             raise VersionNotFoundError(
-                f"table {self._name!r} cannot revert to version {to} (versions 1..{current})"
-            )
+                f"table {self._name!r} cannot revert to version {to} (versions "
+                f"{first}..{current})")
         self._refuse_if_view("a revert")
         before = self.table_state().dataset
         version = self._write(lambda ctx: protocol.restore(ctx, to, seen=current).version,

@@ -43,6 +43,7 @@ _OPERATIONS = {
     "UpdateConfig": "metadata",
     "CreateIndex": "index",
     "Rewrite": "compact",
+    "Clone": "branch",  # the first version of a branch: the version it was made from
 }
 #: Lance operations that may change a table's definition when Lance commits them by itself.
 _SCHEMA_OPERATIONS = {"Merge", "Project", "UpdateConfig"}

@@ -429,3 +429,20 @@ def test_diff_shows_what_a_branch_changed(db, films):
         films.diff("#../x")
     with pytest.raises(lh.BranchNotFoundError):
         films.diff("#nope")
+
+
+def test_a_branch_reverts_and_reads_its_own_versions_only(db, films):
+    dev = films.branch("dev")
+    first = dev.version
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    assert dev.history(limit=None).select("version", "operation").rows()[-1] == (first, "branch")
+    with pytest.raises(lh.VersionNotFoundError, match=f"versions {first}.."):
+        dev.revert(to=first - 1)
+    with pytest.raises(lh.VersionNotFoundError, match=f"starts at version {first}"):
+        dev.at(first - 1)
+    before = _state(films)
+    assert dev.revert(to=first) == first + 2 and dev.count() == 3
+    assert _state(films) == before
+    with pytest.raises(lh.InvalidNameError, match="delete_branch"):
+        db.drop_table("films#dev")
+    assert films.branches().height == 1
