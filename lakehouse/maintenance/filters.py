@@ -13,10 +13,10 @@ The rules:
 - **Which columns.** Int, Date and Timestamp columns (stored or computed) with no index of
   their own, once the table holds ``filter_index_rows`` rows
   (:class:`~lakehouse.maintenance.policy.MaintenancePolicy`).
-- **Decided once.** Each column's decision is recorded in the table's Lance configuration
-  (``lakehouse.auto_index.<column>``: ``zonemap``, or ``off`` for a column in random order or
-  whose automatic zone map the user dropped), so later writes only read the manifest they
-  already have.
+- **Decided once**, from the column's first million stored values. The decision is recorded
+  in the table's Lance configuration (``lakehouse.auto_index.<column>``: ``zonemap``, or
+  ``off`` for a column in random order or whose automatic zone map the user dropped), so later
+  writes only read the manifest they already have.
 - **Kept current.** Rows appended since an index was built, and the fragments compaction
   rewrote, are outside it and scanned (correct, a little slower). After a compaction,
   maintenance extends (Lance's ``optimize_indices``, :func:`keep_current`) every scalar index,
@@ -43,6 +43,7 @@ DECLINED = "off"  # the recorded decision for a column that gets none
 KINDS = ("int", "date", "timestamp")
 ZONE_ROWS = 8_192  # rows per zone, as Lance's zone maps
 CLUSTERED_SPREAD = 0.1  # a zone's median range over the column's whole range, at most
+SAMPLE_ROWS = 1_048_576  # values read to judge a column's order
 
 
 def undecided(ds: lance.LanceDataset, tdef: TableDef, policy: MaintenancePolicy) -> list[str]:
@@ -94,7 +95,8 @@ def build(ctx: WriteContext, columns: list[str]) -> list[str]:
         if column in existing:
             decisions[CONFIG_PREFIX + column] = DECLINED  # it has an index of its own
             continue
-        values = pl.from_arrow(ds.to_table(columns=[column]).column(column))
+        sample = ds.to_table(columns=[column], limit=SAMPLE_ROWS)  # the first rows stored
+        values = pl.from_arrow(sample.column(column))
         if not isinstance(values, pl.Series) or not is_clustered(values):
             decisions[CONFIG_PREFIX + column] = DECLINED
             continue
