@@ -147,7 +147,7 @@ def test_time_travel_of_a_view_reflects_its_base_at_the_recorded_version(db, fil
     v.snapshot("before")
     films.insert([{"title": "Ran", "year": 1995}], progress=False)
     assert _titles(db.get_table("recent@before")) == ["Dune", "Up"]
-    assert v.history()["operation"].to_list()[-1] == "view upkeep"
+    assert v.history()["operation"].to_list()[0] == "view upkeep"  # the newest version
 
 
 def test_a_view_of_a_version_or_snapshot_is_frozen(db, films):
