@@ -1098,7 +1098,8 @@ class Table:
         """One row per version, newest first, like ``git log``: version, time, operation, rows
         added / changed / removed, total rows, and ``snapshots``, the names of the snapshots of
         that version (a list, empty if none). The newest ``limit`` versions (``None``: all);
-        the default call reads only those, however old the table.
+        the default call reads only those, however old the table. A handle on an old version
+        (``t.at(n)``) lists version ``n`` and those before it.
 
         >>> _ = t.snapshot("v1")
         >>> t.history().select("version", "operation", "rows_added", "snapshots").rows()

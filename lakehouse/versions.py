@@ -130,9 +130,13 @@ def _read_version(ds: lance.LanceDataset, number: int) -> _Version | None:
         return None  # removed by retention
     summary = old.get_version()
     meta = summary["metadata"]
+    try:
+        transaction = old.read_transaction(number)
+    except OSError:  # a version written without one: its row counts still show
+        transaction = None
     return _Version(number, summary["timestamp"].astimezone(dt.UTC),
                     int(meta.get("total_rows", 0)), int(meta.get("total_data_files", 0)),
-                    old.schema, old.read_transaction(number))
+                    old.schema, transaction)
 
 
 def _row(version: _Version, previous: _Version | None, snapshots: list[str]) -> dict[str, Any]:
