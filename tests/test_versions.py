@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import http.server
+import json
 import threading
 import urllib.parse
 
@@ -13,6 +14,7 @@ import lance
 import polars as pl
 import pyarrow as pa
 import pytest
+from cli_checks import ok
 
 import lakehouse as lh
 
@@ -392,3 +394,16 @@ def test_index_commits_read_as_index_operations_in_history(db):
                           progress=False)
     assert t.history(limit=3)["operation"].to_list() == [
         "embedding index", "drop embedding index", "embedding index"]
+
+
+def test_cli_history_pages_like_the_library(cli, root: str):
+    t = lh.connect(root, maintenance=False).create_table("log", {"n": lh.Int})
+    for i in range(24):
+        t.insert([{"n": i}], progress=False)
+    page = cli("history", "log", "-f", "json")
+    assert [h["version"] for h in json.loads(ok(page))] == list(range(25, 5, -1))
+    assert "--limit N or --all for more" in page.stderr
+    assert [h["version"] for h in json.loads(ok(cli("history", "log", "--limit", "2",
+                                                    "-f", "json")))] == [25, 24]
+    everything = cli("history", "log", "--all", "-f", "json")
+    assert len(json.loads(ok(everything))) == 25 and "--all" not in everything.stderr
