@@ -147,10 +147,13 @@ def resolve(ds: lance.LanceDataset, table_name: str, ref: int | str | None) -> l
             return ds.checkout_version(int(ds.tags.list()[ref]["version"]))
         return ds.checkout_version(int(ref))
     except (KeyError, ValueError, OSError) as exc:
-        what = f"snapshot {ref!r}" if isinstance(ref, str) else f"version {ref}"
-        raise VersionNotFoundError(
-            f"table {table_name!r} has no {what} (latest version is {ds.latest_version}; "
-            "t.history() lists the versions, t.snapshots() the snapshots)") from exc
+        if isinstance(ref, str):
+            names = ", ".join(repr(n) for n in sorted(ds.tags.list())) or "none"
+            message = f"table {table_name!r} has no snapshot {ref!r} (snapshots: {names})"
+        else:
+            message = (f"table {table_name!r} has no version {ref} (latest is "
+                       f"{ds.latest_version}; a version removed by retention cannot be read)")
+        raise VersionNotFoundError(message) from exc
 
 
 def between(ds: lance.LanceDataset, table_name: str, a: int | str,

@@ -70,6 +70,24 @@ def test_several_updates_of_a_row_are_one_update_and_the_diff_runs_backwards(peo
     assert t.diff(start, start).changes().height == 0
 
 
+def test_an_update_before_and_after_a_compaction_is_still_an_update(db):
+    """Compaction rewrites fragments and keeps row ids: the rows updated on either side of it
+    are paired with the rows they replaced."""
+    t = db.create_table("small", {"k": lh.Int, "v": lh.Int})
+    for k in range(6):
+        t.insert([{"k": k, "v": 0}], progress=False)
+    start = t.version
+    t.update({"v": t.k + 100}, where=t.k.isin([1, 4]), progress=False)
+    t.optimize(progress=False)
+    t.update({"v": t.k + 200}, where=t.k.isin([4, 5]), progress=False)
+    d = t.diff(start)
+    keys = _keys(t)
+    assert {keys[r]: v for r, v in zip(d.updated["_rowid"], d.updated["v"], strict=True)} == {
+        1: {"before": 0, "after": 101}, 4: {"before": 0, "after": 204},
+        5: {"before": 0, "after": 205}}
+    assert d.inserted.height == d.deleted.height == 0
+
+
 def test_versions_by_snapshot_and_a_missing_one(people):
     t = people
     t.snapshot("before")
@@ -79,9 +97,11 @@ def test_versions_by_snapshot_and_a_missing_one(people):
     d = t.diff("before", "after")
     assert (d.deleted.height, d.inserted.height) == (1, 0)
     assert t.diff("before").inserted["k"].to_list() == [7]
-    for bad in ("nope", 999):
-        with pytest.raises(lh.VersionNotFoundError, match="'people' has no"):
-            t.diff(bad)
+    with pytest.raises(lh.VersionNotFoundError, match="'people' has no snapshot 'nope' "
+                       r"\(snapshots: 'after', 'before'\)"):
+        t.diff("nope")
+    with pytest.raises(lh.VersionNotFoundError, match="'people' has no version 999"):
+        t.diff(1, 999)
 
 
 def test_schema_changes(people):
