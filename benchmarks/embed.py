@@ -1,8 +1,9 @@
 """Embedding benchmark: images/s and texts/s through ``insert()`` into a table with an embedding
 index, against the bare model's encode on the same inputs, in the same run.
 
-    .venv/bin/python benchmarks/embed.py            # 2,000 images, 2,000 + 1,000 texts, best of 3
-    .venv/bin/python benchmarks/embed.py --small    # 128 images, 128 + 64 texts (~30 s)
+    .venv/bin/python benchmarks/embed.py            # 2,000 images, 2,000 + 1,000 texts, best of 3,
+                                                    # three back-to-back rounds
+    .venv/bin/python benchmarks/embed.py --small --rounds 1    # 128 images, 128 + 64 texts
 
 Data (seeded, built once, handed unchanged to both sides): ``--images`` 64x64 pictures of shapes
 (``lakehouse.samples.shapes.samples``) encoded once as PNG bytes, and captions of generated
@@ -38,7 +39,10 @@ before timing, so loading is in neither timing. Each repetition uses fresh table
 which side goes first; the best of ``--repeat`` runs counts. Before reporting, the vectors the
 lakehouse stored are checked against both bare runs' (max abs difference < 1e-4). Ratio =
 lakehouse rate / bare model rate (main thread); ratio vs best bare = lakehouse rate / the faster
-bare rate; target: ratio vs best bare >= 0.9 (an overhead under 10%).
+bare rate; target: ratio vs best bare >= 0.9 (an overhead under 10%), in every one of
+``--rounds`` back-to-back rounds (default 3): the whole measurement is made again each round,
+each round's table and load average are printed and kept, and ``operations`` holds each
+operation's worst round (``met`` only if every round met the target).
 """
 
 from __future__ import annotations
@@ -202,6 +206,11 @@ class Case:
     def rows(self, values: list[Any]) -> list[dict[str, Any]]:
         return [{"id": i, self.column: v} for i, v in enumerate(values)]
 
+    def new_round(self) -> None:
+        """Forget the samples of the previous round."""
+        self.samples = {side: [] for side in self.samples}
+        self.max_abs_diff = 0.0
+
     def warm_up(self, db: Any) -> None:
         """Load the models and run each side once on other data, outside every timing."""
         self.bare(self.warm)
@@ -211,7 +220,7 @@ class Case:
             indexed_table(db, f"warm_{self.key}_plain", self.column, self.ctype,
                           None).insert(self.rows(self.warm), progress=False)
 
-    def run(self, db: Any, rep: int) -> None:
+    def run(self, db: Any, rep: int, prefix: str = "") -> None:
         n = len(self.values)
         rows = self.rows(self.values)
         got: dict[str, np.ndarray] = {}
@@ -233,14 +242,16 @@ class Case:
             self.samples["bare_thread"].append(box["elapsed"])
 
         def lakehouse() -> None:
-            t = indexed_table(db, f"{self.key}_{rep}", self.column, self.ctype, self.embedding)
+            t = indexed_table(db, f"{prefix}{self.key}_{rep}", self.column, self.ctype,
+                              self.embedding)
             elapsed, result = timed(lambda: t.insert(rows, progress=False))
             assert result.rows_written == n and result.rows_with_errors == 0, result
             self.samples["lakehouse"].append(elapsed)
             got["stored"] = stored_vectors(t, n)
 
         def no_index() -> None:
-            t = indexed_table(db, f"{self.key}_plain_{rep}", self.column, self.ctype, None)
+            t = indexed_table(db, f"{prefix}{self.key}_plain_{rep}", self.column, self.ctype,
+                              None)
             elapsed, result = timed(lambda: t.insert(rows, progress=False))
             assert result.rows_written == n and t.count() == n, result
             self.samples["no_index"].append(elapsed)
@@ -314,6 +325,20 @@ def render(ops: dict[str, dict[str, Any]]) -> str:
     return table(rows)
 
 
+def worst_rounds(rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each operation's entry from its worst round (lowest ratio vs best bare), with ``met``
+    only when every round met the target and each round's ratio beside it."""
+    worst: dict[str, dict[str, Any]] = {}
+    for op in rounds[0]["operations"]:
+        entries = [r["operations"][op] for r in rounds]
+        entry = dict(min(entries, key=lambda e: e["ratio_best_bare"]))
+        if entry["met"] is not None:
+            entry["met"] = all(e["met"] for e in entries)
+        entry["ratio_best_bare_by_round"] = [e["ratio_best_bare"] for e in entries]
+        worst[op] = entry
+    return worst
+
+
 def standard_clip_cases(n: int, pngs: list[bytes], warm: list[bytes],
                         device: str) -> list[Case]:
     """The standard-size CLIP case (none when ``n`` is 0): both sides build ViT-B-32 with the
@@ -353,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"(default {DEFAULTS['standard_images']:,}; 0 leaves it out)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each measurement; the best counts (default 3)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="back-to-back rounds of the whole measurement, each reported; the "
+                             "target must hold in every one (default 3)")
     add_output_options(parser, "embed", "tables")
     args = parser.parse_args(argv)
     sizes = SMALL if args.small else DEFAULTS
@@ -361,8 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     args.minilm_texts = args.minilm_texts or sizes["minilm_texts"]
     if args.standard_images is None:
         args.standard_images = sizes["standard_images"]
-    if min(args.images, args.clip_texts, args.minilm_texts) < 2 or args.repeat < 1:
-        parser.error("need at least 2 of each input and --repeat >= 1")
+    if min(args.images, args.clip_texts, args.minilm_texts) < 2 or args.repeat < 1 \
+            or args.rounds < 1:
+        parser.error("need at least 2 of each input, --repeat >= 1 and --rounds >= 1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import torch
@@ -396,20 +425,29 @@ def main(argv: list[str] | None = None) -> int:
     ]
 
     work = Path(tempfile.mkdtemp(prefix="lh-bench-embed-", dir=args.root))
+    rounds: list[dict[str, Any]] = []
     try:
         db = lh.connect(str(work / "lakehouse"))
         for case in cases:
             log(f"{case.label}: warming up both sides on {len(case.warm)} other inputs")
             case.warm_up(db)
-            for rep in range(args.repeat):
-                log(f"{case.label}: run {rep + 1}/{args.repeat} ({len(case.values)} inputs)")
-                case.run(db, rep)
+        for number in range(1, args.rounds + 1):
+            load_start = list(os.getloadavg())
+            for case in cases:
+                case.new_round()
+                for rep in range(args.repeat):
+                    log(f"round {number}/{args.rounds}, {case.label}: run "
+                        f"{rep + 1}/{args.repeat} ({len(case.values)} inputs)")
+                    case.run(db, rep, prefix=f"r{number}_")
+            round_ops: dict[str, dict[str, Any]] = {}
+            for case in cases:
+                round_ops.update(case.entries())
+            rounds.append({"round": number, "load_average_start": load_start,
+                           "load_average_end": list(os.getloadavg()), "operations": round_ops})
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    ops: dict[str, dict[str, Any]] = {}
-    for case in cases:
-        ops.update(case.entries())
+    ops = worst_rounds(rounds)
     info["load_average_end"] = list(os.getloadavg())
 
     print(f"embed benchmark: {args.images:,} 64x64 PNG pictures ({args.standard_images:,} of "
@@ -420,7 +458,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{info['load_average'][0]:.1f} at start and "
           f"{info['load_average_end'][0]:.1f} at the end, lakehouse "
           f"{info['versions']['lakehouse']}, torch {info['versions']['torch']}")
-    print(render(ops))
+    for done in rounds:
+        print(f"round {done['round']} of {args.rounds} (load average "
+              f"{done['load_average_start'][0]:.1f} at its start, "
+              f"{done['load_average_end'][0]:.1f} at its end):")
+        print(render(done["operations"]))
+    if args.rounds > 1:
+        print(f"worst of the {args.rounds} rounds:")
+        print(render(ops))
     print("ratio = lakehouse rate / bare model rate (same inputs, same process); ratio vs best "
           "bare = against the faster of the bare model on the main thread and on a worker "
           "thread, which the target is judged on; the extra row is the insert without an "
@@ -437,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         "standard_clip": {"model": STANDARD_CLIP, "weights": f"random, torch seed "
                           f"{STANDARD_SEED} (speed only)"},
         "repeat": args.repeat,
+        "rounds_run": args.rounds,
         "device": device,
         "torch_threads": threads,
         "batch_size": BATCH,
@@ -448,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": {"clip": {"spec": clip.spec(), "folder": str(CLIP_DIR), "dim": clip.dim},
                    "minilm": {"spec": minilm.spec(), "folder": folder, "dim": minilm.dim}},
         "operations": ops,
+        "rounds": rounds,
         "all_targets_met": all(e["met"] for e in ops.values() if e["met"] is not None),
     }
     write_report(report, args.out)

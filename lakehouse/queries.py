@@ -262,16 +262,15 @@ class Query:
         frame, scored = _add_scores(frame, searches, lead)
         if self.ordering:
             frame = _evaluate(frame, sort_exprs, tdef, self.table.table_name, scored)
-            frame = frame.sort(list(sort_exprs), descending=[not a for _, a in self.ordering],
-                               nulls_last=True, maintain_order=True)
-        if self.row_limit is not None:
+            frame = _sorted(frame, list(sort_exprs), [not a for _, a in self.ordering])
+        if self.row_limit is not None and frame.height > self.row_limit:
             frame = frame.head(self.row_limit)
         if plain:
-            return frame.select([pl.col(tdef.by_id(e.col_id).name).alias(n)  # type: ignore[attr-defined]
-                                 for n, e in outputs])
+            return _renamed(frame, [(n, tdef.by_id(e.col_id).name)  # type: ignore[attr-defined]
+                                    for n, e in outputs])
         result = _evaluate(frame, {f"__out{i}": e for i, (_, e) in enumerate(outputs)}, tdef,
                            self.table.table_name, scored)
-        return result.select([pl.col(f"__out{i}").alias(n) for i, (n, _) in enumerate(outputs)])
+        return _renamed(result, [(n, f"__out{i}") for i, (n, _) in enumerate(outputs)])
 
     def to_polars(self) -> pl.DataFrame:
         """The result as a Polars DataFrame, like :meth:`collect`.
@@ -384,24 +383,37 @@ def _evaluate(frame: pl.DataFrame, exprs: dict[str, Expr], tdef: TableDef,
     """``frame`` with a column per expression. Stored columns and similarity scores are taken
     as they are, cast to the expression's type (what a Plan computes for them, without its
     per-expression work); anything else runs through a Plan."""
-    direct = [_direct(e, tdef, scored or {}) for e in exprs.values()]
-    if all(d is not None for d in direct):
-        return frame.with_columns(d.alias(n)  # type: ignore[union-attr]
-                                  for n, d in zip(exprs, direct, strict=True))
+    sources = [_source(e, tdef, scored or {}) for e in exprs.values()]
+    if all(source is not None for source in sources) and not set(exprs) & set(frame.columns):
+        return frame.hstack([frame.get_column(source).cast(e.type.polars_type()).alias(n)
+                             for (n, e), source in zip(exprs.items(), sources, strict=True)
+                             if source is not None])
     out, _ = Plan.for_exprs(table, tdef, exprs).run(frame, materialized=scored)
     return out
 
 
-def _direct(expr: Expr, tdef: TableDef, scored: dict[int, str]) -> pl.Expr | None:
-    """A stored column or a similarity already scored, as the Polars column it is read from;
-    None for any other expression."""
-    if isinstance(expr, ColumnRef) and expr.col_id in tdef.names():
-        name = tdef.names()[expr.col_id]
-    elif isinstance(expr, Similarity) and id(expr) in scored:
-        name = scored[id(expr)]
-    else:
-        return None
-    return pl.col(name).cast(expr.type.polars_type())
+def _source(expr: Expr, tdef: TableDef, scored: dict[int, str]) -> str | None:
+    """The column of the scanned frame that holds ``expr`` as it is: a stored column, or a
+    similarity already scored; None for any other expression."""
+    if isinstance(expr, ColumnRef):
+        return tdef.names().get(expr.col_id)
+    if isinstance(expr, Similarity):
+        return scored.get(id(expr))
+    return None
+
+
+def _sorted(frame: pl.DataFrame, keys: list[str], descending: list[bool]) -> pl.DataFrame:
+    """``frame`` sorted by ``keys`` (stable, nulls last); a frame already in that order (the
+    k nearest rows Lance returns, by their score) is returned as it is."""
+    if len(keys) == 1 and frame.get_column(keys[0]).is_sorted(descending=descending[0],
+                                                              nulls_last=True):
+        return frame
+    return frame.sort(keys, descending=descending, nulls_last=True, maintain_order=True)
+
+
+def _renamed(frame: pl.DataFrame, columns: list[tuple[str, str]]) -> pl.DataFrame:
+    """A frame of the columns ``(name, source)``: ``frame``'s column ``source`` as ``name``."""
+    return pl.DataFrame([frame.get_column(source).alias(name) for name, source in columns])
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -421,7 +433,7 @@ def _add_scores(frame: pl.DataFrame, searches: list[SimilaritySearch],
         else:
             score = exact_scores(frame.get_column(search.index.vectors.name), search.vector,
                                  search.index.metric)
-        frame = frame.with_columns(score.alias(name))
+        frame = frame.hstack([score.alias(name)])
         scored.update({id(node): name for node in search.nodes})
     return frame, scored
 

@@ -138,6 +138,6 @@ def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, conditi
                 remaining -= frame.height
         for column in late:
             frame = resolve_references(frame, column, fetcher or Fetcher(), table_name)
-        yield frame.select(keep_columns)
+        yield frame if frame.columns == keep_columns else frame.select(keep_columns)
         if remaining is not None and remaining <= 0:
             return
