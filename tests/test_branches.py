@@ -126,6 +126,9 @@ def test_branches_come_from_a_version_or_a_snapshot(db, films):
         ("at-snapshot", first), ("at-version", first), ("from-old-handle", first),
         ("latest", first + 1)]
     assert listing.schema["created"] == pl.Datetime("us", "UTC")
+    with pytest.raises(lh.BranchDivergedError):  # made from an older version: no fast-forward
+        films.promote("at-version")
+    assert films.promote("latest") == films.version
 
 
 def test_a_branch_handle_lists_the_table_branches_and_refuses_branching(db, films):
