@@ -358,22 +358,23 @@ def _scalar_indexes(ds: lance.LanceDataset) -> dict[str, tuple[str, str]]:
 
 
 def _copy_own_files(location: Location, source: str, target: str) -> None:
-    """Copy the branch's own data and deletion files into the table's folders (names are
-    unique, so nothing of the table is overwritten), so the main line never depends on the
-    branch's folder, which a branch delete removes."""
+    """Copy the branch's own data and deletion files (blob files included) into the table's
+    folders, so the main line never depends on the branch's folder, which a branch delete
+    removes. Only the branch's folder is listed, never the table's: Lance names files with
+    random ids, so a file of the same name in the table is this copy (from a promote that
+    was retried) and copying it again changes nothing. Files of failed branch writes come
+    along unreferenced, as orphans for the table's cleanup."""
     fs = location.filesystem()
     for folder in _COPIED:
         src, dst = location.fs_path(f"{source}/{folder}"), location.fs_path(f"{target}/{folder}")
         try:
             if not fs.exists(src):
                 continue
-            present = {p[len(dst):] for p in fs.find(dst)} if fs.exists(dst) else set()
             for path in fs.find(src):
                 rel = path[len(src):]
-                if rel not in present:
-                    if location.is_local:
-                        fs.makedirs((dst + rel).rpartition("/")[0], exist_ok=True)
-                    fs.copy(path, dst + rel)
+                if location.is_local:
+                    fs.makedirs((dst + rel).rpartition("/")[0], exist_ok=True)
+                fs.copy(path, dst + rel)
         except OSError as exc:
             raise storage_error(location, "copy the branch's files into the table", exc) from exc
 
