@@ -15,6 +15,7 @@ from lakehouse import functions, iterators
 from lakehouse.catalog import Catalog, connect
 from lakehouse.diff import Diff
 from lakehouse.display import show, to_pil
+from lakehouse.engine import RayEngine
 from lakehouse.errors import (
     BranchDivergedError,
     BranchExistsError,
@@ -26,6 +27,9 @@ from lakehouse.errors import (
     ConcurrentWriteError,
     DependencyError,
     DirectoryNotFoundError,
+    EngineNotInstalledError,
+    EngineTaskError,
+    EngineUnavailableError,
     Error,
     ExpressionSyntaxError,
     FormatVersionError,
@@ -97,7 +101,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     # catalog
     "connect", "Catalog", "Table", "TableSummary", "ViewStatus", "Query", "WriteResult",
-    "ImportResult", "ExportResult", "FetchPolicy", "MaintenancePolicy", "GcReport",
+    "ImportResult", "ExportResult", "FetchPolicy", "MaintenancePolicy", "GcReport", "RayEngine",
     "Diff", "progress_bars",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",
@@ -124,5 +128,6 @@ __all__ = [
     "ComputedColumnError", "UnsupportedError",
     "RemoteCallError", "RemoteModelError", "SecretLiteralError", "SecretNotFoundError",
     "OutputExistsError", "SQLRefusedError",
+    "EngineNotInstalledError", "EngineUnavailableError", "EngineTaskError",
     "UDFChangedWarning",
 ]

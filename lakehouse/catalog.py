@@ -15,6 +15,7 @@ import polars as pl
 
 from lakehouse import branches, ingest, trust, views
 from lakehouse import types as T
+from lakehouse.engine import RayEngine, engine_from
 from lakehouse.errors import (
     DependencyError,
     DirectoryNotFoundError,
@@ -46,7 +47,8 @@ DIR_MARKER = ".lakehouse-dir"
 def connect(root: str | None = None, storage_options: dict[str, Any] | None = None, *,
             trusted_modules: Iterable[str] = (), trusted_models: Iterable[str] = (),
             fetch: FetchPolicy | None = None,
-            maintenance: MaintenancePolicy | bool | None = None) -> Catalog:
+            maintenance: MaintenancePolicy | bool | None = None,
+            engine: str | RayEngine | None = None) -> Catalog:
     """Open a lakehouse: a local folder (default ``$LAKEHOUSE_ROOT``, else ``./lakehouse_data``)
     or ``s3://bucket/prefix``. S3 settings come from ``storage_options`` (Lance's names, such as
     ``aws_endpoint``) or the usual AWS variables, including ``AWS_ENDPOINT_URL``.
@@ -67,12 +69,18 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
     fragments and which old versions are kept; ``maintenance=False`` turns that automatic work
     off (``t.optimize()`` and ``t.gc()`` still do it on demand).
 
+    ``engine="ray"`` (or a :class:`~lakehouse.RayEngine`) runs the backfills of computed
+    columns (``add_computed_column``, ``recompute``) as Ray tasks on the cluster this process
+    is connected to, with the same results, checkpoints and single commit (needs the
+    ``lakehouse[ray]`` extra; see :mod:`lakehouse.engine`).
+
     >>> import lakehouse as lh
     >>> db = lh.connect("my-lakehouse")
     >>> db.root.endswith("my-lakehouse"), db.list_tables()
     (True, [])
     """
-    catalog = Catalog(Location.parse(root, storage_options, fetch, maintenance))
+    catalog = Catalog(Location.parse(root, storage_options, fetch, maintenance,
+                                     engine_from(engine)))
     catalog._check_reachable()
     trust.trust(modules=trusted_modules, models=trusted_models)
     remote_cache.use_lakehouse(catalog.location)  # remote model results are kept here

@@ -137,6 +137,21 @@ class SourceRefusedError(MediaError):
         self.kind = kind
 
 
+class EngineNotInstalledError(Error, ImportError):
+    """``engine="ray"`` was asked for, but Ray is not installed: ``pip install
+    "lakehouse[ray]"`` adds Ray and lance-ray."""
+
+
+class EngineUnavailableError(Error, ConnectionError):
+    """The Ray cluster an engine names cannot be reached (none running, a wrong address)."""
+
+
+class EngineTaskError(Error, RuntimeError):
+    """Work sent to a Ray cluster failed there for a reason other than the data (a worker
+    or node kept dying past its retries); nothing was committed, finished fragments are kept
+    in the checkpoint and the same call resumes from them."""
+
+
 class ModelError(Error, RuntimeError):
     """An embedding model cannot be found or loaded, or is not the model an index was built
     with (its weights changed)."""

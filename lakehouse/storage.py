@@ -22,6 +22,7 @@ from urllib.parse import urlparse, urlsplit, urlunsplit
 
 import fsspec
 
+from lakehouse.engine import RayEngine
 from lakehouse.errors import StorageError
 from lakehouse.maintenance.policy import MaintenancePolicy, policy_from
 from lakehouse.media.policy import FetchPolicy
@@ -70,12 +71,14 @@ class Location:
     storage_options: StorageOptions
     fetch: FetchPolicy = FetchPolicy()
     maintenance: MaintenancePolicy = MaintenancePolicy()
+    engine: RayEngine | None = None  # where backfills run: None in this process (lakehouse.engine)
 
     @staticmethod
     def parse(root: str | os.PathLike[str] | None,
               storage_options: dict[str, Any] | None = None,
               fetch: FetchPolicy | None = None,
-              maintenance: MaintenancePolicy | bool | None = None) -> Location:
+              maintenance: MaintenancePolicy | bool | None = None,
+              engine: RayEngine | None = None) -> Location:
         if fetch is not None and not isinstance(fetch, FetchPolicy):
             raise TypeError(f"fetch must be a lakehouse.FetchPolicy, got {type(fetch).__name__}")
         fetch = fetch or FetchPolicy()
@@ -86,14 +89,15 @@ class Location:
         scheme = urlparse(root).scheme
         if scheme in ("s3", "s3a"):
             return Location(root.rstrip("/").replace("s3a://", "s3://", 1),
-                            StorageOptions(s3_options(storage_options or {})), fetch, policy)
+                            StorageOptions(s3_options(storage_options or {})), fetch, policy,
+                            engine)
         if scheme == "file":
             root = urlparse(root).path
         elif scheme and len(scheme) > 1:
             raise StorageError(f"unsupported lakehouse root {redact_uri(root)!r}: use a folder "
                                "or s3://bucket")
         options = StorageOptions({str(k): str(v) for k, v in (storage_options or {}).items()})
-        return Location(str(Path(root).expanduser().resolve()), options, fetch, policy)
+        return Location(str(Path(root).expanduser().resolve()), options, fetch, policy, engine)
 
     @property
     def is_local(self) -> bool:

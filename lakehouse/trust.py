@@ -96,6 +96,20 @@ def model_trusted(model: str) -> bool:
         return model in _models or model in _from_environment(MODELS_VARIABLE, module=False)
 
 
+def trusted() -> tuple[frozenset[str], frozenset[str]]:
+    """The modules and hub models this process trusts (settings and environment), so that
+    the processes working for it (Ray workers, :mod:`lakehouse.exec.ray_engine`) apply the
+    same rules.
+
+    >>> trust(modules=["their_pkg"])
+    >>> "their_pkg" in trusted()[0]
+    True
+    """
+    with _lock:
+        return (frozenset(_modules | set(_from_environment(MODULES_VARIABLE, module=True))),
+                frozenset(_models | set(_from_environment(MODELS_VARIABLE, module=False))))
+
+
 def _from_environment(variable: str, *, module: bool) -> list[str]:
     entries = [e.strip() for e in os.environ.get(variable, "").split(",") if e.strip()]
     return _names(entries, variable, module=module)

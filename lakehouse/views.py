@@ -112,7 +112,8 @@ def open_context(location: Location, name: str) -> WriteContext:
     except (ValueError, OSError) as exc:
         raise TableNotFoundError(f"table {name!r} does not exist in {location.uri}") from exc
     return WriteContext(name, uri, location.storage_options, ds,
-                        TableDef.from_schema(ds.schema, name), location.fetch)
+                        TableDef.from_schema(ds.schema, name), location.fetch,
+                        engine=location.engine)
 
 
 def define(view: str, base_name: str, base: TableDef, *, pinned: int | None,

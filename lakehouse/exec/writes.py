@@ -20,15 +20,15 @@ import polars as pl
 import pyarrow as pa
 from lance.fragment import FragmentMetadata
 
-from lakehouse.exec import intake, protocol
+from lakehouse.exec import intake, protocol, ray_engine
 from lakehouse.exec.checkpoints import Checkpoint
 from lakehouse.exec.evaluate import Plan
+from lakehouse.exec.fragments import Tally, assemble, fragment_columns
 from lakehouse.exec.protocol import Failures, WriteContext
-from lakehouse.exec.scan import scan_frames
 from lakehouse.functions.media import release_batch_state
-from lakehouse.media.blobs import is_blob, to_blob, without_referenced
+from lakehouse.media.blobs import without_referenced
 from lakehouse.media.intake import MediaOptions
-from lakehouse.metadata import HIDDEN_PREFIX, RETIRED_PREFIX, ROW_ADDRESS, ROW_ID, TableDef
+from lakehouse.metadata import HIDDEN_PREFIX, ROW_ADDRESS, ROW_ID, TableDef
 from lakehouse.progress import report
 
 BACKFILL_BATCH_ROWS = 65_536
@@ -61,6 +61,8 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
     chunks = ((chunk, {}) for chunk in intake.chunks(data, chunk_rows(ctx.definition, plan)))
     with report(f"insert into {ctx.table_name}", enabled=progress, total=total) as reporter:
         stream = rows.batches(chunks, reporter)
+        if plan is not None and plan.runs_models:  # the model works while Lance writes
+            stream = intake.prefetched(stream)
         first = next(stream, None)
         if first is None:
             return WriteResult(0, 0, ctx.version)
@@ -179,27 +181,32 @@ class _Rows:
             counts["errors"] += len(media_failed)
             counts["rows"] += n
             reporter.advance(n, errors=counts["errors"])
-            yield from _assemble(_without_referenced(columns, tdef),
+            yield from assemble(_without_referenced(columns, tdef),
                                  self.ctx.dataset.schema).to_batches()
+
+
+def backfill_batch_rows(ctx: WriteContext, plan: Plan) -> int | None:
+    """Rows scanned at a time by a backfill: a media column's own batches, fewer rows for a
+    model, many for the rest."""
+    read = plan.read_columns
+    if any(c.name in read for c in ctx.definition.media_columns()):
+        return None
+    return MODEL_BATCH_ROWS if plan.runs_models else BACKFILL_BATCH_ROWS
 
 
 def backfill(ctx: WriteContext, plan: Plan, *, progress: bool, kind: str = "add column",
              checkpoint: bool = True) -> WriteResult:
     """Add the plan's columns to every existing row with Lance data evolution (new column files
-    only), fragment by fragment: each fragment's rows are scanned in order (media as bytes,
-    references fetched), computed in batches, and written as that fragment's new column files;
-    one commit adds them all. With ``checkpoint``, finished fragments are recorded with the
-    table (:mod:`lakehouse.exec.checkpoints`), so that the same backfill started again after a
+    only), fragment by fragment (:func:`~lakehouse.exec.fragments.fragment_columns`), in this
+    process or, with a Ray engine, as Ray tasks (:mod:`lakehouse.exec.ray_engine`); one commit
+    adds them all. With
+    ``checkpoint``, finished fragments are recorded with the table
+    (:mod:`lakehouse.exec.checkpoints`), so that the same backfill started again after a
     crash computes only the fragments not yet done."""
     ds = ctx.dataset
     fields = plan.output_fields()
     if not ds.get_fragments():
         return WriteResult(0, 0, protocol.add_null_columns(ctx, fields).version)
-    schema = pa.schema(fields)
-    read = plan.read_columns
-    media = any(c.name in read for c in ctx.definition.media_columns())
-    batch_rows = None if media else MODEL_BATCH_ROWS if plan.runs_models else BACKFILL_BATCH_ROWS
-    counts = {"rows": 0, "errors": 0, "reused": 0}
     total = ds.count_rows()
     saved = Checkpoint.open(ctx.uri, ctx.storage_options, fields, kind=kind,
                             version=ctx.version, total_rows=total,
@@ -210,40 +217,23 @@ def backfill(ctx: WriteContext, plan: Plan, *, progress: bool, kind: str = "add 
                 total=total) as reporter:
         failures = Failures()
 
-        def advance(rows: int, reused: bool = False) -> None:
-            reporter.advance(rows, errors=counts["errors"], reused=reused)
+        def moved(rows: int, reused: bool) -> None:
+            reporter.advance(rows, errors=tally.errors, reused=reused)
             if saved is not None:
-                saved.progress(counts["rows"] + counts["reused"], counts["errors"])
+                saved.progress(tally.rows + tally.reused, tally.errors)
 
-        def reuse(rows: int) -> None:
-            counts["reused"] += rows
-            advance(rows, reused=True)
-
-        def compute(source: lance.LanceDataset, fragment_id: int) -> pa.RecordBatchReader:
-            # a second handle on the version: Lance's merge_columns holds the first one
-            frames = scan_frames(source.checkout_version(source.version), ctx.definition,
-                                 ctx.table_name, None, read, row_ids=not read,
-                                 fetcher=ctx.fetcher, fragments=[fragment_id],
-                                 batch_rows=batch_rows)
-
-            def batches() -> Iterator[pa.RecordBatch]:
-                for frame in frames:
-                    out, failed = plan.run(frame, row_offset=counts["rows"])
-                    release_batch_state()
-                    counts["rows"] += frame.height
-                    counts["errors"] += len(failed)
-                    advance(frame.height)
-                    columns = {f.name: out.get_column(f.name).to_arrow() for f in fields}
-                    yield from _assemble(columns, schema).to_batches()
-
-            return pa.RecordBatchReader.from_batches(schema, failures.guard(batches()))
-
+        tally = Tally(moved=moved)
+        batch_rows = backfill_batch_rows(ctx, plan)
+        merge = protocol.merge_each(
+            ctx, fragment_columns(ctx, plan, failures, tally, batch_rows), failures) \
+            if ctx.engine is None else ray_engine.backfill_merge(ctx, plan, tally, batch_rows)
         with _kept_on_failure(saved):
-            committed = protocol.add_computed(ctx, compute, failures=failures, kind=kind,
-                                              checkpoint=saved, on_fragment=reuse)
+            committed = protocol.add_computed(
+                ctx, merge, kind=kind, checkpoint=saved,
+                on_fragment=lambda rows: tally.add(rows, 0, reused=True))
     if saved is not None:
         saved.finish()
-    return WriteResult(counts["rows"], counts["errors"], committed.version)
+    return WriteResult(tally.rows, tally.errors, committed.version)
 
 
 def update(ctx: WriteContext, values: dict[str, pl.Expr], plan: Plan | None,
@@ -272,7 +262,7 @@ def update(ctx: WriteContext, values: dict[str, pl.Expr], plan: Plan | None,
             counts["rows"] += frame.height
             reporter.advance(frame.height, errors=counts["errors"])
             columns = {f.name: frame.get_column(f.name).to_arrow() for f in schema}
-            yield from _assemble(_without_referenced(columns, ctx.definition), schema).to_batches()
+            yield from assemble(_without_referenced(columns, ctx.definition), schema).to_batches()
 
     with report(f"update {ctx.table_name}", enabled=progress) as reporter:
         stream = batches(reporter)
@@ -313,24 +303,6 @@ def _without_referenced(columns: dict[str, Any], tdef: TableDef) -> dict[str, An
         if column.type.store == "reference" and uri in out:  # type: ignore[attr-defined]
             out[column.name] = without_referenced(out[column.name], out[uri])
     return out
-
-
-def _assemble(columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
-    """The batch in the stored schema's order and types. A column replaced by a new definition
-    may linger for one commit under its retired name (see ``switch_column``): it is null."""
-    rows = len(next(iter(columns.values()))) if columns else 0
-    arrays = []
-    for field in schema:
-        if field.name not in columns and field.name.startswith(RETIRED_PREFIX):
-            arrays.append(pa.nulls(rows, field.type))
-            continue
-        arr = columns[field.name]
-        if is_blob(field.type):
-            arr = to_blob(arr)
-        elif arr.type != field.type:
-            arr = arr.cast(field.type)
-        arrays.append(arr)
-    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -1,0 +1,248 @@
+"""Backfills on a Ray cluster: the driver plans and commits, Ray tasks compute fragments.
+
+With ``lh.connect(..., engine="ray")`` (:mod:`lakehouse.engine`) a backfill's fragments, or
+groups of ``fragments_per_task`` of them, become Ray tasks. Each task opens the table at the
+version the driver read, rebuilds the plan from the column definitions (data: its UDFs are
+resolved on the worker under the same trust rules as here, :mod:`lakehouse.trust`, with this
+process's trusted modules and models; nothing is pickled from storage), computes the new columns
+exactly as this process would (:func:`lakehouse.exec.fragments.fragment_columns`) and writes them as
+new column files of its fragments with Lance's ``merge_columns``. It returns the files, not the
+values. The driver records each fragment in the backfill's checkpoint as its task returns and
+makes the one ``Merge`` commit through the write protocol (:func:`~lakehouse.exec.protocol.
+add_computed`), so values, errors, definitions and history are those of a local backfill. A
+task whose worker or node dies is run again by Ray (``max_retries``); files of a lost attempt
+are never committed. If the driver itself stops, the checkpoint holds what returned, and the
+same call resumes from there, on Ray or locally.
+
+lance-ray's ``add_columns`` follows the same pattern (``merge_columns`` per fragment in tasks,
+one ``Merge`` commit) but commits by itself, returns nothing until every fragment is done and
+ships a pickled Python transform; here the commit must go through the write protocol, each
+fragment must reach the checkpoint as it finishes, and workers must compute from the stored
+definition. So the tasks are plain Ray tasks over Lance's fragment API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import lance
+
+from lakehouse import trust
+from lakehouse.engine import EXTRA, RayEngine
+from lakehouse.errors import (
+    EngineNotInstalledError,
+    EngineTaskError,
+    EngineUnavailableError,
+    UDFNotFoundError,
+)
+from lakehouse.exec import protocol
+from lakehouse.exec.evaluate import Plan
+from lakehouse.exec.fragments import Tally, fragment_columns
+from lakehouse.exec.protocol import Failures, WriteContext
+from lakehouse.exprs.nodes import Call
+from lakehouse.media.policy import FetchPolicy
+from lakehouse.metadata import ColumnDef, TableDef
+
+#: What one fragment's task returns: its new data files, the schema Lance gives the table with
+#: the new columns, the rows computed and the rows with an error.
+FragmentResult = tuple[list[Any], Any, int, int]
+CONNECT_TIMEOUT_S = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BackfillJob:
+    """What every task of one backfill needs, sent once to the workers: the table, its
+    definition at the version read, the columns to compute (definitions, not code), the
+    fetch policy, the rows a scan batch holds and the trusted modules and models of the
+    driver."""
+
+    table_name: str
+    uri: str
+    storage_options: dict[str, str] = dataclasses.field(repr=False)
+    definition: TableDef = dataclasses.field(repr=False)
+    plan_definition: TableDef = dataclasses.field(repr=False)
+    columns: tuple[ColumnDef, ...]
+    fetch: FetchPolicy
+    batch_rows: int | None
+    trusted: tuple[frozenset[str], frozenset[str]]
+
+    @staticmethod
+    def of(ctx: WriteContext, plan: Plan, batch_rows: int | None) -> BackfillJob:
+        return BackfillJob(ctx.table_name, ctx.uri, dict(ctx.storage_options), ctx.definition,
+                           plan.tdef, tuple(t.column for t in plan.targets), ctx.fetch,
+                           batch_rows, trust.trusted())
+
+    def udf_modules(self) -> list[str]:
+        """The modules of the UDFs the columns call."""
+        found = {node.fn.partition(":")[0] for column in self.columns
+                 for node in self.plan_definition.expr(column).walk()
+                 if isinstance(node, Call) and ":" in node.fn}
+        return sorted(found)
+
+
+def backfill_merge(ctx: WriteContext, plan: Plan, tally: Tally,
+                   batch_rows: int | None) -> protocol.Merge:
+    """The :data:`~lakehouse.exec.protocol.Merge` of a backfill on the context's Ray engine:
+    one task per group of fragments, each fragment yielded (and added to ``tally``) as its
+    task returns. When a task fails, the error of the earliest failing rows is raised once the
+    tasks before it are done; tasks after it, or still running when the backfill stops, are
+    cancelled."""
+    engine = ctx.engine
+    assert engine is not None
+    ray = connect(engine, ctx.table_name)
+    job = ray.put(BackfillJob.of(ctx, plan, batch_rows))
+    task = ray.remote(merge_fragments).options(
+        num_cpus=engine.cpus_per_task, max_retries=engine.max_retries, retry_exceptions=False)
+
+    def merge(ds: lance.LanceDataset,
+              fragments: list[lance.LanceFragment]) -> Iterator[protocol.Merged]:
+        size = engine.fragments_per_task
+        groups = [fragments[i:i + size] for i in range(0, len(fragments), size)]
+        offsets = _row_offsets(groups, tally.rows)
+        pending = {task.remote(job, ds.version, [f.fragment_id for f in group], offset):
+                   (group, offset) for group, offset in zip(groups, offsets, strict=True)}
+        failed: tuple[int, Exception] | None = None  # the failure of the earliest rows
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                group, offset = pending.pop(ready[0])
+                try:
+                    results = _result(ray, ready[0], ctx.table_name)
+                except Exception as exc:
+                    # report the first failing row, as a local backfill does: wait for the
+                    # groups before this one, cancel those after it
+                    if failed is None or offset < failed[0]:
+                        failed = (offset, exc)
+                    for ref, (_, later) in list(pending.items()):
+                        if later > offset:
+                            ray.cancel(ref)
+                            del pending[ref]
+                    continue
+                for fragment, (files, schema, rows, errors) in zip(group, results, strict=True):
+                    tally.add(rows, errors)
+                    yield fragment.metadata, files, schema
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+        if failed is not None:
+            raise failed[1]
+
+    return merge
+
+
+def merge_fragments(job: BackfillJob, version: int, fragment_ids: list[int],
+                    row_offset: int) -> list[FragmentResult]:
+    """A task, run on a Ray worker: compute the new columns of some fragments of ``version``
+    and write them as new column files (not committed), returning them per fragment."""
+    trust.trust(modules=job.trusted[0], models=job.trusted[1])
+    options = job.storage_options or None
+    ds = lance.dataset(job.uri, version=version, storage_options=options)
+    ctx = WriteContext(job.table_name, job.uri, job.storage_options, ds, job.definition,
+                       job.fetch)
+    plan = _worker_plan(job)
+    tally = Tally(rows=row_offset)
+    failures = Failures()
+    merge = protocol.merge_each(
+        ctx, fragment_columns(ctx, plan, failures, tally, job.batch_rows), failures)
+    out: list[FragmentResult] = []
+    rows, errors = tally.rows, tally.errors
+    for _, files, schema in merge(ds, [ds.get_fragment(i) for i in fragment_ids]):
+        out.append((files, schema, tally.rows - rows, tally.errors - errors))
+        rows, errors = tally.rows, tally.errors
+    return out
+
+
+def _worker_plan(job: BackfillJob) -> Plan:
+    """The plan, rebuilt on the worker; a UDF whose module is not there says how to ship it."""
+    try:
+        return Plan.for_columns(job.table_name, job.plan_definition, list(job.columns))
+    except UDFNotFoundError as exc:
+        missing = [m for m in job.udf_modules() if trust.locate(m) is None] \
+            or job.udf_modules()
+        names = ", ".join(map(repr, missing))
+        msg = (f"{exc}. On the Ray worker {socket.gethostname()!r} module {names} cannot be "
+               "imported: ship it to the workers with Ray's runtime_env, "
+               f"lh.RayEngine(runtime_env={{'py_modules': [<path of {missing[0]}>]}}) or "
+               "{'working_dir': <the folder that holds it>}, or ray.init(runtime_env=...) "
+               "when this process joins the cluster itself; or install it on every worker")
+        raise UDFNotFoundError(msg) from None
+
+
+def _row_offsets(groups: list[list[lance.LanceFragment]], start: int) -> list[int]:
+    """Where each group's rows start in the backfill's numbering of rows (error messages
+    name row numbers as a local backfill does): live rows of the groups before it."""
+    offsets = []
+    for group in groups:
+        offsets.append(start)
+        for fragment in group:
+            md = fragment.metadata
+            start += md.physical_rows - (md.deletion_file.num_deleted_rows
+                                         if md.deletion_file is not None else 0)
+    return offsets
+
+
+def _result(ray: Any, ref: Any, table_name: str) -> list[FragmentResult]:
+    """A task's result; its own exception as this process would raise it, or EngineTaskError
+    when Ray lost the task (its worker or node kept dying)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause
+        if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
+            raise cause from None
+        raise EngineTaskError(f"table {table_name!r}: a Ray task of the backfill failed: "
+                              f"{cause}; nothing was committed, run it again") from exc
+    except ray.exceptions.RayError as exc:
+        raise EngineTaskError(
+            f"table {table_name!r}: a Ray task of the backfill was lost ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); nothing was committed and the "
+            "fragments that finished are kept in the checkpoint: run the same call again to "
+            "compute the rest") from exc
+
+
+def connect(engine: RayEngine, table_name: str) -> Any:
+    """The ``ray`` module, connected: the cluster this process joined already, else the one
+    ``engine.address`` names, else (address None) a local Ray started here. ``table_name``:
+    the table whose write needs it, for messages."""
+    try:
+        import ray  # the optional ray extra: imported only when a backfill runs on Ray
+    except ImportError as exc:
+        raise EngineNotInstalledError(
+            f"table {table_name!r}: engine='ray' needs Ray, which is not installed: "
+            f"{EXTRA}") from exc
+    if ray.is_initialized():
+        return ray
+    env = dict(engine.runtime_env) if engine.runtime_env else None
+    try:
+        if engine.address is None:
+            ray.init(num_cpus=engine.num_cpus, include_dashboard=False, runtime_env=env)
+        else:
+            _check_reachable(engine.address)
+            ray.init(address=engine.address, runtime_env=env)
+    except (ConnectionError, TimeoutError) as exc:
+        raise EngineUnavailableError(
+            f"table {table_name!r}: the backfill cannot run on Ray: no Ray cluster is "
+            f"reachable at {engine.address!r} ({exc}); nothing was written. Start one (`ray start "
+            "--head`, or KubeRay) and give its address, lh.RayEngine(address='ray://head:10001')"
+            ", or use lh.RayEngine(address=None) to start a local Ray in this process") from exc
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds when the cluster's address does not answer (Ray itself retries for
+    minutes): "host:port" and "ray://host:port", also through ``RAY_ADDRESS``; "auto" without
+    ``RAY_ADDRESS`` is Ray's to find."""
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "auto")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+        pass
+
+
+__all__ = ["BackfillJob", "backfill_merge", "connect", "merge_fragments"]

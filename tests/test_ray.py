@@ -1,0 +1,263 @@
+"""engine="ray": backfills run as Ray tasks on a real local cluster, with the local results.
+
+A session fixture starts a Ray head and one worker node (`ray start --block`, one CPU each,
+small object stores), as two processes of this test run, and stops them at the end. The test
+runner joins that cluster as a driver; tables are computed once with engine="ray" and once in
+this process and compared (values, errors, definitions, history), on a local folder and on the
+moto S3 server. The workers find the test UDFs on their own PYTHONPATH and check them against
+the stored definitions as any other process does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from udfs_for_tests import TESTS_DIR, fill_numbers
+from udfs_for_tests.ray_udfs import KILL_AT, logged_triple, odd_square
+
+import lakehouse as lh
+
+pytestmark = pytest.mark.ray
+ray = pytest.importorskip("ray", reason='needs the ray extra: pip install -e ".[ray]"')
+
+ROOT = Path(__file__).resolve().parents[1]
+RAY = Path(sys.executable).parent / "ray"
+START_TIMEOUT_S = 90
+# a cluster of this test run only, on this machine: no token to hand to the driver
+AUTH_MODE = "disabled"
+NODE = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=80000000",
+        "--disable-usage-stats"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a `ray start --block` process: it stops the node's processes on SIGTERM."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_for_nodes(count: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while sum(1 for n in ray.nodes() if n["Alive"]) < count:
+        assert time.monotonic() < deadline, f"the Ray cluster did not reach {count} nodes"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def ray_dir() -> Iterator[Path]:
+    """The folder the cluster's workers log their calls to (LAKEHOUSE_TEST_RAY_DIR)."""
+    with tempfile.TemporaryDirectory(prefix="lhray") as folder:
+        yield Path(folder)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_dir: Path) -> Iterator[str]:
+    """A Ray head and one worker node on this machine, joined by this process as a driver."""
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), TESTS_DIR]),
+           "LAKEHOUSE_TEST_RAY_DIR": str(ray_dir), "LH_TEST_ALLOW_EXIT": "1",
+           "RAY_DEDUP_LOGS": "0", "RAY_AUTH_MODE": AUTH_MODE}
+    temp = tempfile.mkdtemp(prefix="lhray", dir="/tmp")  # short: Ray's socket paths are bounded
+    logs = open(ray_dir / "cluster.log", "ab")  # noqa: SIM115 - open while the cluster runs
+    before, os.environ["RAY_AUTH_MODE"] = os.environ.get("RAY_AUTH_MODE"), AUTH_MODE
+    head = subprocess.Popen([str(RAY), "start", "--head", "--block", f"--port={port}",
+                             "--include-dashboard=false", f"--temp-dir={temp}", *NODE],
+                            env=env, stdout=logs, stderr=subprocess.STDOUT)
+    procs = [head]
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                ray.init(address=address, log_to_driver=False)
+                break
+            except (ConnectionError, RuntimeError):
+                assert head.poll() is None and time.monotonic() < deadline, \
+                    (ray_dir / "cluster.log").read_text()[-3000:]
+                time.sleep(1)
+        procs.append(subprocess.Popen([str(RAY), "start", "--block", f"--address={address}",
+                                       *NODE], env=env, stdout=logs, stderr=subprocess.STDOUT))
+        _wait_for_nodes(2)
+        yield address
+    finally:
+        ray.shutdown()
+        for proc in reversed(procs):
+            _stop(proc)
+        logs.close()
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE")
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
+
+
+def _connect(root, engine=None) -> lh.Catalog:
+    return lh.connect(root.uri, storage_options=root.storage_options, maintenance=False,
+                      engine=engine)
+
+
+def _content(t: lh.Table) -> list[tuple]:
+    names = t.column_names()
+    refs = [getattr(t, n) for n in names]
+    extra = [r for n in names if t.table_definition.get(n, t.name).keeps_errors
+             for r in (getattr(t, n).errortype, getattr(t, n).errormsg)]
+    return t.order_by(t.n).select(*refs, *extra).collect().rows()
+
+
+def _history(t: lh.Table) -> list[tuple]:
+    return t.history().select("version", "operation", "rows_added", "rows_changed",
+                              "rows_removed", "total_rows").rows()
+
+
+def _definitions(t: lh.Table) -> list[tuple]:
+    return [(c.name, c.col_id, c.expr_json, c.on_error) for c in t.table_definition.columns]
+
+
+@pytest.fixture
+def pair(ray_cluster: str, lakehouse_root) -> tuple[lh.Table, lh.Table]:
+    """The same numbers table (8 fragments) twice: one handle computes in this process, the
+    other on the Ray cluster."""
+    t = fill_numbers(_connect(lakehouse_root))
+    t_ray = _connect(lakehouse_root, engine="ray").create_table("numbers_ray", {"n": lh.Int})
+    for start in range(0, 800, 100):
+        t_ray.insert([{"n": n} for n in range(start, start + 100)], progress=False)
+    return t, t_ray
+
+
+def test_a_backfill_on_ray_is_the_local_backfill(pair: tuple[lh.Table, lh.Table]) -> None:
+    """Values, per-row errors, definitions and history: the same on Ray as in this process."""
+    here, on_ray = pair
+    assert len(on_ray.table_state().dataset.get_fragments()) == 8
+    for t in (here, on_ray):
+        r1 = t.add_computed_column(sq=odd_square(t.n), on_error="ignore", progress=False)
+        r2 = t.add_computed_column(half=t.sq // 2, progress=False)
+        assert (r1.rows_written, r1.rows_with_errors) == (800, 115)
+        assert r2.rows_written == 800
+    assert _content(on_ray) == _content(here)
+    assert _definitions(on_ray) == _definitions(here)
+    assert _history(on_ray) == _history(here)
+    assert on_ray.jobs().height == 0  # the checkpoint is gone once committed
+
+
+def test_a_failing_row_aborts_on_ray_as_locally(pair: tuple[lh.Table, lh.Table]) -> None:
+    """on_error="abort": the same ComputeError (table, column, row), and nothing written."""
+    messages = []
+    for t in pair:
+        version = t.version
+        with pytest.raises(lh.ComputeError) as caught:
+            t.add_computed_column(sq=odd_square(t.n), progress=False)
+        messages.append(str(caught.value))
+        assert t.version == version and "sq" not in t.column_names()
+    assert messages[0] == messages[1].replace("numbers_ray", "numbers")
+    assert "row 0" in messages[0]
+
+
+def test_a_worker_killed_mid_backfill_only_its_fragment_is_computed_again(
+        ray_cluster: str, ray_dir: Path, tmp_path: Path) -> None:
+    """A worker process dies (SIGKILL) in the middle of a fragment: Ray runs that fragment's
+    task again; every row is computed, stored once, and only that fragment twice."""
+    calls = ray_dir / "calls.log"
+    calls.unlink(missing_ok=True)
+    (ray_dir / "killed").unlink(missing_ok=True)
+    t = fill_numbers(lh.connect(tmp_path / "lake", engine="ray", maintenance=False))
+    result = t.add_computed_column(tripled=logged_triple(t.n), progress=False)
+    assert (ray_dir / "killed").exists(), "no worker was killed"
+    assert result.rows_written == 800 and t.count() == 800
+    assert t.order_by(t.n).select(t.tripled).collect()["tripled"].to_list() == \
+        [3 * n for n in range(800)]
+    logged = [int(v) for v in calls.read_text().split()]
+    killed_fragment = KILL_AT // 100
+    for n in range(800):
+        expected = 2 if killed_fragment * 100 <= n <= KILL_AT else 1
+        assert logged.count(n) == expected, n
+
+
+def test_a_udf_module_the_workers_cannot_import_says_how_to_ship_it(
+        ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A UDF module importable here but not on the workers: UDFNotFoundError naming the
+    module and Ray's runtime_env; nothing written."""
+    package = tmp_path / "only_here"
+    package.mkdir()
+    (package / "shipped_udfs.py").write_text(
+        "import lakehouse as lh\n\n\n@lh.udf\ndef plus_one(n: int) -> int:\n    return n + 1\n")
+    monkeypatch.syspath_prepend(str(package))
+    import shipped_udfs
+
+    t = fill_numbers(lh.connect(tmp_path / "lake", engine="ray", maintenance=False))
+    version = t.version
+    with pytest.raises(lh.UDFNotFoundError) as caught:
+        t.add_computed_column(m=shipped_udfs.plus_one(t.n), progress=False)
+    message = str(caught.value)
+    assert "'shipped_udfs'" in message and "runtime_env" in message and "py_modules" in message
+    assert t.version == version and "m" not in t.column_names()
+
+
+def test_the_commit_is_the_protocol_s_one_merge(ray_cluster: str, tmp_path: Path) -> None:
+    """The driver commits once; no worker commits (the history has one 'add column')."""
+    t = fill_numbers(lh.connect(tmp_path / "lake", engine="ray", maintenance=False))
+    before = t.version
+    t.add_computed_column(sq=odd_square(t.n), on_error="ignore", progress=False)
+    assert t.version == before + 1
+    assert _history(t)[0][1] == "add column"  # the newest version
+
+
+NO_CLUSTER = """\
+import sys
+{hide}
+import lakehouse as lh
+db = lh.connect(sys.argv[1], engine={engine})
+t = db.create_table("n", {{"n": lh.Int}})
+t.insert([{{"n": 1}}], progress=False)
+try:
+    t.add_computed_column(m=t.n + 1, progress=False)
+except lh.Error as exc:
+    print(type(exc).__name__, "|", exc, "|", t.column_names())
+"""
+
+
+@pytest.mark.parametrize(("hide", "engine", "error", "words"), [
+    ("sys.modules['ray'] = None", '"ray"', "EngineNotInstalledError",
+     'pip install "lakehouse[ray]"'),
+    ("", "lh.RayEngine(address='127.0.0.1:1')", "EngineUnavailableError", "ray start --head"),
+], ids=["ray-not-installed", "no-cluster"])
+def test_ray_missing_or_unreachable_is_a_typed_error(tmp_path: Path, hide: str, engine: str,
+                                                     error: str, words: str) -> None:
+    """Without Ray (connect refuses, naming the extra) or without a reachable cluster (the
+    backfill fails in seconds, the table unchanged), in a fresh process."""
+    script = NO_CLUSTER.format(hide=hide, engine=engine)
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "lake")],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "RAY_ADDRESS": ""})
+    assert time.monotonic() - started < 60
+    text = out.stdout + out.stderr
+    assert error in text and words in text, text
+    if error == "EngineUnavailableError":
+        assert "['n']" in out.stdout  # nothing written
+
+
+def test_engine_names_one_of_local_or_ray(tmp_path: Path) -> None:
+    with pytest.raises(lh.InvalidOptionError, match="RayEngine"):
+        lh.connect(tmp_path, engine="spark")
+    with pytest.raises(lh.InvalidOptionError, match="fragments_per_task"):
+        lh.RayEngine(fragments_per_task=0)
+    assert lh.connect(tmp_path, engine="local").location.engine is None
