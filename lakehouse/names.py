@@ -59,8 +59,10 @@ MAIN_BRANCH = "main"
 
 def validate_branch_name(name: str, table: str) -> str:
     """Check the name of a branch of ``table``: one name part (letters, digits, ``_``, ``-``,
-    ``.``; no ``/``, ``#``, ``:`` or ``@``), not ``main``; return it unchanged. Branch names
-    become folder names inside the table, so they follow the rules of table name parts.
+    ``.``; no ``/``, ``#``, ``:`` or ``@``), not ``main``, with no ``..`` and not ending with
+    ``.``, ``.lock`` or ``.lance``; return it unchanged. Branch names become folder and file
+    names inside the table and Lance refs, so they follow the rules of table name parts and
+    Lance's rules for refs (which are git's).
 
     >>> validate_branch_name("dev-2", "films")
     'dev-2'
@@ -68,13 +70,14 @@ def validate_branch_name(name: str, table: str) -> str:
     Traceback (most recent call last):
     ...
     lakehouse.errors.InvalidNameError: table 'films': invalid branch name '../x': use letters, \
-digits, '_', '-' and '.' (one part, no '/', not 'main', not ending with '.lance')
+digits, '_', '-' and '.' (one part, no '/' or '..', not 'main', not ending with '.', '.lock' or \
+'.lance')
     """
     if not isinstance(name, str) or name == MAIN_BRANCH or not _PART.fullmatch(name) \
-            or name.endswith(TABLE_SUFFIX):
+            or ".." in name or name.endswith((".", ".lock", TABLE_SUFFIX)):
         message = (f"table {table!r}: invalid branch name {name!r}: use letters, digits, '_', "
-                   f"'-' and '.' (one part, no '/', not {MAIN_BRANCH!r}, not ending with "
-                   f"{TABLE_SUFFIX!r})")
+                   f"'-' and '.' (one part, no '/' or '..', not {MAIN_BRANCH!r}, not ending "
+                   f"with '.', '.lock' or {TABLE_SUFFIX!r})")
         raise InvalidNameError(message)
     return name
 

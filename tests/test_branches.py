@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import lakehouse as lh
 
@@ -86,7 +88,7 @@ def test_a_branch_opens_by_name_and_at_its_versions(db, films):
 
 
 HOSTILE = ["", "main", "..", "../x", "a/b", "/abs", "a#b", "a:b", "a@b", "x.lance", ".hidden",
-           "-flag", "a\n", "a b", "naïve", "a\\b", "a\x00b", "*", "a;rm"]
+           "-flag", "a\n", "a b", "naïve", "a\\b", "a\x00b", "*", "a;rm", "a..b", "a.lock", "a."]
 
 
 @pytest.mark.parametrize("name", HOSTILE, ids=repr)
@@ -98,6 +100,30 @@ def test_hostile_branch_names_are_refused(db, films, name):
         db.get_table(f"films#{name}")
     assert films.branches().height == 0
     assert _state(films) == before
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
+       | st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,10}", fullmatch=True))
+def test_a_generated_branch_name_is_refused_or_stays_inside_the_table(tmp_path_factory, name):
+    """Any text: either InvalidNameError and nothing made, or a branch whose only trace is its
+    own folder under the table's tree/ (a name can never reach outside the table)."""
+    root = tmp_path_factory.mktemp("names")
+    db = lh.connect(str(root))
+    t = db.create_table("t", {"n": lh.Int})
+    before = {p for p in root.rglob("*") if "tree" not in p.parts}
+    try:
+        dev = t.branch(name)
+    except lh.InvalidNameError:
+        assert not (root / "t.lance" / "tree").exists()
+        return
+    assert dev.table_name == f"t#{name}" and db.get_table(f"t#{name}").count() == 0
+    made = {p for p in root.rglob("*")} - before
+    tree = root / "t.lance" / "tree"
+    refs = root / "t.lance" / "_refs"  # Lance's list of branches
+    assert all(p == tree or tree / name in (p, *p.parents) or refs in (p, *p.parents)
+               for p in made), made
 
 
 def test_table_names_with_branch_or_version_marks_are_refused(db):
