@@ -413,6 +413,32 @@ def test_long_work_benchmark_small_measures_both_sides_and_resumes(tmp_path: Pat
     assert list(scratch.iterdir()) == []
 
 
+def test_maintenance_benchmark_quick_measures_every_part(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "maintenance.json"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "maintenance.py"), "--quick", "--inserts", "40",
+         "--compare", "20", "--filter-rows", "20000", "--calls", "3", "--no-loader",
+         "--out", str(out), "--root", str(scratch)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "maintenance" and report["small"] is True
+    ops = report["operations"]
+    rows = ops["row_by_row"]
+    assert rows["inserts"] == 40 and rows["fragments"] < 40
+    for part in (rows["point_query"], rows["bytes"]):
+        assert part["maintained"] > 0 and part["compacted"] > 0
+        assert part["ratio"] == pytest.approx(part["maintained"] / part["compacted"])
+    assert ops["insert_cost"]["inserts"] == 20 and ops["insert_cost"]["ratio"] > 0
+    assert ops["filtered_collect"]["rows"] == 20_000
+    assert ops["filtered_collect"]["maintained_indexes"] == []  # 20,000 rows: no zone map yet
+    assert "point query after 40 inserts" in proc.stdout
+    assert list(scratch.iterdir()) == []
+
+
 SMALL_CALLS = {"similarity": "extra_ms", "similarity_filtered": "extra_ms", "point": "extra_ms",
                "count": "extra_ms", "insert_1k": "ratio", "insert_1k_maintained": "none"}
 
