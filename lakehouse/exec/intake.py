@@ -9,9 +9,11 @@ in an Int column, is a :class:`TypeMismatchError` naming the column and the firs
 from __future__ import annotations
 
 import json
+import queue
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -26,6 +28,14 @@ DEFAULT_CHUNK_ROWS = 262_144
 # rows per batch for tables with media columns: bounds the media bytes (and decoded images) a
 # write holds at once
 MEDIA_CHUNK_ROWS = 64
+PREFETCH_DEPTH = 2  # batches made ahead of the writer (see prefetched)
+# rows per batch for inserts that run a model: four of a model's usual batches of 64, so that
+# Lance writes each batch while the model computes the next (see prefetched) and only the last
+# one's write waits for the model
+MODEL_CHUNK_ROWS = 256
+
+_T = TypeVar("_T")
+_DONE = object()
 
 
 def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table | list[dict]]:
@@ -68,6 +78,56 @@ def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table
         f"insert() cannot take {type(data).__name__}: pass a list of dicts, a Polars or pandas "
         "DataFrame, an Arrow table or record batch reader, or an iterator of those"
     )
+
+
+def prefetched(items: Iterator[_T], depth: int = PREFETCH_DEPTH) -> Iterator[_T]:
+    """``items``, made on a worker thread up to ``depth`` ahead of the consumer: an insert
+    whose rows run through a model computes the next batch (intake, model) while Lance
+    encodes and writes the one before, instead of one after the other. An exception raised
+    while making an item is raised to the consumer in its place; when the consumer stops early
+    (closes this generator), the worker stops after the item it is making.
+
+    >>> list(prefetched(iter(range(5))))
+    [0, 1, 2, 3, 4]
+    """
+    made: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any, error: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                made.put((item, error), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(None, exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="lakehouse-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = made.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def validate(chunk: pa.Table | list[dict], tdef: TableDef, table_name: str, row_offset: int,

@@ -133,7 +133,8 @@ def _kept_on_failure(checkpoint: Checkpoint | None) -> Iterator[None]:
 def chunk_rows(tdef: TableDef, plan: Plan | None) -> int:
     """Rows validated and computed at a time: few for media and models, many for the rest."""
     return intake.MEDIA_CHUNK_ROWS if tdef.media_columns() else \
-        MODEL_BATCH_ROWS if plan is not None and plan.runs_models else intake.DEFAULT_CHUNK_ROWS
+        intake.MODEL_CHUNK_ROWS if plan is not None and plan.runs_models \
+        else intake.DEFAULT_CHUNK_ROWS
 
 
 def _plan(ctx: WriteContext) -> Plan | None:
