@@ -32,7 +32,9 @@ WRITER = """
     root, options, name = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     who, barrier, writers = int(sys.argv[4]), Path(sys.argv[5]), int(sys.argv[6])
     inserts, rows = int(sys.argv[7]), int(sys.argv[8])
-    t = lh.connect(root, storage_options=options).get_table(name)
+    # maintenance off: one version per insert, no compaction between (tests/test_compaction.py
+    # races compactions against writers)
+    t = lh.connect(root, storage_options=options, maintenance=False).get_table(name)
     # start together: wait until every writer has opened the table
     (barrier / f"ready-{who}").touch()
     deadline = time.monotonic() + 120
