@@ -564,10 +564,7 @@ class Table:
             where = condition if where is None else where & condition
         tdef.check_refs(where, self._name)
         plan = Plan.for_columns(self._name, tdef, chosen)
-        stored = [f.name for f in ctx.dataset.schema]
-        scan = scan_frames(ctx.dataset, tdef, self._name, where, stored, row_ids=True,
-                           fetcher=ctx.fetcher)
-        return writes.update(ctx, {}, plan, scan, progress=progress)
+        return writes.recompute(ctx, plan, where, progress=progress)
 
     def _delete(self, ctx: WriteContext, where: Expr | None) -> WriteResult:
         ctx.definition.check_refs(where, self._name)

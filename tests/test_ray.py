@@ -158,6 +158,21 @@ def test_a_backfill_on_ray_is_the_local_backfill(pair: tuple[lh.Table, lh.Table]
     assert on_ray.jobs().height == 0  # the checkpoint is gone once committed
 
 
+def test_a_recompute_on_ray_is_the_local_recompute(pair: tuple[lh.Table, lh.Table]) -> None:
+    """recompute (some rows, then only the rows in error, with the columns that depend on
+    them): the same rows, errors and history on Ray as in this process."""
+    here, on_ray = pair
+    for t in (here, on_ray):
+        t.add_computed_column(sq=odd_square(t.n), on_error="ignore", progress=False)
+        t.add_computed_column(half=t.sq // 2, progress=False)
+        r1 = t.recompute("sq", where=t.n >= 650, progress=False)
+        r2 = t.recompute("sq", errors_only=True, progress=False)
+        assert (r1.rows_written, r1.rows_with_errors) == (150, 22)
+        assert (r2.rows_written, r2.rows_with_errors) == (115, 115)
+    assert _content(on_ray) == _content(here)
+    assert _history(on_ray) == _history(here)
+
+
 def test_a_failing_row_aborts_on_ray_as_locally(pair: tuple[lh.Table, lh.Table]) -> None:
     """on_error="abort": the same ComputeError (table, column, row), and nothing written."""
     messages = []

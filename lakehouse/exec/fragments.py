@@ -9,14 +9,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import lance
+import polars as pl
 import pyarrow as pa
 
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.protocol import Failures, WriteContext
 from lakehouse.exec.scan import scan_frames
 from lakehouse.functions.media import release_batch_state
-from lakehouse.media.blobs import is_blob, to_blob
-from lakehouse.metadata import RETIRED_PREFIX
+from lakehouse.media.blobs import is_blob, to_blob, without_referenced
+from lakehouse.metadata import RETIRED_PREFIX, ROW_ADDRESS, ROW_ID, TableDef
 
 
 @dataclasses.dataclass
@@ -86,3 +87,38 @@ def assemble(columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
             arr = arr.cast(field.type)
         arrays.append(arr)
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def rewritten_batches(ctx: WriteContext, values: dict[str, pl.Expr], plan: Plan | None,
+                      scan: Iterator[pl.DataFrame], tally: Tally,
+                      matched: dict[int, list[int]]) -> Iterator[pa.RecordBatch]:
+    """The rows ``scan`` yields (whole rows, with their row ids and addresses) with new
+    ``values`` and the plan's columns computed again, in the stored schema; each row's id is
+    added to ``matched`` (fragment id -> row ids), the rows it replaces. How an update and a
+    recompute make their new rows, in this process and on a Ray worker."""
+    schema = ctx.dataset.schema
+    for frame in scan:
+        if frame.height == 0:
+            continue
+        fragments = (frame.get_column(ROW_ADDRESS) // (1 << 32)).to_list()
+        for fragment, row_id in zip(fragments, frame.get_column(ROW_ID).to_list(),
+                                    strict=True):
+            matched[fragment].append(row_id)
+        frame = frame.with_columns(**values)
+        failed: set[int] = set()
+        if plan is not None:
+            frame, failed = plan.run(frame, row_offset=tally.rows)
+        tally.add(frame.height, len(failed))
+        columns = {f.name: frame.get_column(f.name).to_arrow() for f in schema}
+        yield from assemble(without_referenced_bytes(columns, ctx.definition),
+                            schema).to_batches()
+
+
+def without_referenced_bytes(columns: dict[str, Any], tdef: TableDef) -> dict[str, Any]:
+    """Drop the bytes of ``store="reference"`` values that have a source URI to read them from."""
+    out = dict(columns)
+    for column in tdef.media_columns():
+        uri = column.info_columns().get("fileurl")
+        if column.type.store == "reference" and uri in out:  # type: ignore[attr-defined]
+            out[column.name] = without_referenced(out[column.name], out[uri])
+    return out

@@ -1,4 +1,5 @@
-"""Backfills on a Ray cluster: the driver plans and commits, Ray tasks compute fragments.
+"""Backfills and recomputes on a Ray cluster: the driver plans and commits, Ray tasks
+compute fragments.
 
 With ``lh.connect(..., engine="ray")`` (:mod:`lakehouse.engine`) a backfill's fragments, or
 groups of ``fragments_per_task`` of them, become Ray tasks. Each task opens the table at the
@@ -14,6 +15,10 @@ task whose worker or node dies is run again by Ray (``max_retries``); files of a
 are never committed. If the driver itself stops, the checkpoint holds what returned, and the
 same call resumes from there, on Ray or locally.
 
+A recompute (:func:`rewrite`) is split the same way: each task scans the matching rows of its
+fragments, computes them again and writes them as new fragments; the driver commits them in
+place of the old rows with the protocol's ``rewrite``.
+
 lance-ray's ``add_columns`` follows the same pattern (``merge_columns`` per fragment in tasks,
 one ``Merge`` commit) but commits by itself, returns nothing until every fragment is done and
 ships a pickled Python transform; here the commit must go through the write protocol, each
@@ -24,12 +29,16 @@ definition. So the tasks are plain Ray tasks over Lance's fragment API.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import socket
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
 import lance
+import pyarrow as pa
+from lance.fragment import FragmentMetadata
 
 from lakehouse import trust
 from lakehouse.engine import EXTRA, RayEngine
@@ -41,9 +50,11 @@ from lakehouse.errors import (
 )
 from lakehouse.exec import protocol
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exec.fragments import Tally, fragment_columns
+from lakehouse.exec.fragments import Tally, fragment_columns, rewritten_batches
 from lakehouse.exec.protocol import Failures, WriteContext
-from lakehouse.exprs.nodes import Call
+from lakehouse.exec.scan import scan_frames
+from lakehouse.exprs import serialize
+from lakehouse.exprs.nodes import Call, Expr
 from lakehouse.media.policy import FetchPolicy
 from lakehouse.metadata import ColumnDef, TableDef
 
@@ -132,6 +143,65 @@ def backfill_merge(ctx: WriteContext, plan: Plan, tally: Tally,
             raise failed[1]
 
     return merge
+
+
+def rewrite(ctx: WriteContext, plan: Plan, where: Expr | None,
+            tally: Tally) -> tuple[list[FragmentMetadata], dict[int, list[int]]]:
+    """A recompute on the context's Ray engine: each task scans the rows of its fragments
+    that match ``where``, computes the plan's columns again and writes the whole rows as new
+    fragments (not committed). Returns them, in fragment order, with the rows they replace
+    (fragment id -> row ids), for the driver's one commit."""
+    engine = ctx.engine
+    assert engine is not None
+    ray = connect(engine, ctx.table_name)
+    job = ray.put(BackfillJob.of(ctx, plan, None))
+    task = ray.remote(rewrite_fragments).options(
+        num_cpus=engine.cpus_per_task, max_retries=engine.max_retries, retry_exceptions=False)
+    ids = [f.fragment_id for f in ctx.dataset.get_fragments()]
+    size = engine.fragments_per_task
+    condition = serialize.to_json(where) if where is not None else None  # data, not objects
+    refs = [task.remote(job, ctx.version, ids[i:i + size], condition)
+            for i in range(0, len(ids), size)]
+    written: list[FragmentMetadata] = []
+    matched: dict[int, list[int]] = {}
+    try:
+        for ref in refs:  # in fragment order: the first failing rows are the ones reported
+            fragments, replaced, rows, errors = _result(ray, ref, ctx.table_name)
+            tally.add(rows, errors)
+            written += fragments
+            matched.update(replaced)
+    finally:
+        for ref in refs:
+            ray.cancel(ref)
+    return written, matched
+
+
+def rewrite_fragments(job: BackfillJob, version: int, fragment_ids: list[int],
+                      condition: dict[str, Any] | None) -> tuple[list[FragmentMetadata],
+                                                                 dict[int, list[int]], int, int]:
+    """A task, run on a Ray worker: the rows of some fragments that match ``condition`` (a
+    serialized expression), computed again and written as new fragments (not committed);
+    with the rows they replace, rows and errors."""
+    trust.trust(modules=job.trusted[0], models=job.trusted[1])
+    ds = lance.dataset(job.uri, version=version, storage_options=job.storage_options or None)
+    ctx = WriteContext(job.table_name, job.uri, job.storage_options, ds, job.definition,
+                       job.fetch)
+    plan = _worker_plan(job)
+    where = serialize.from_json(condition, lambda i: job.definition.by_id(i).ref()) \
+        if condition is not None else None
+    scan = scan_frames(ds, job.definition, job.table_name, where, [f.name for f in ds.schema],
+                       row_ids=True, fetcher=ctx.fetcher, fragments=fragment_ids)
+    tally = Tally()
+    matched: defaultdict[int, list[int]] = defaultdict(list)
+    batches = rewritten_batches(ctx, {}, plan, scan, tally, matched)
+    first = next(batches, None)
+    if first is None:
+        return [], {}, 0, 0
+    failures = Failures()
+    reader = pa.RecordBatchReader.from_batches(
+        ds.schema, failures.guard(itertools.chain([first], batches)))
+    return protocol.write_fragments(ctx, reader, failures), dict(matched), tally.rows, \
+        tally.errors
 
 
 def merge_fragments(job: BackfillJob, version: int, fragment_ids: list[int],
@@ -245,4 +315,5 @@ def _check_reachable(address: str) -> None:
         pass
 
 
-__all__ = ["BackfillJob", "backfill_merge", "connect", "merge_fragments"]
+__all__ = ["BackfillJob", "backfill_merge", "connect", "merge_fragments", "rewrite",
+           "rewrite_fragments"]

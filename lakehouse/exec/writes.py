@@ -23,12 +23,19 @@ from lance.fragment import FragmentMetadata
 from lakehouse.exec import intake, protocol, ray_engine
 from lakehouse.exec.checkpoints import Checkpoint
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exec.fragments import Tally, assemble, fragment_columns
+from lakehouse.exec.fragments import (
+    Tally,
+    assemble,
+    fragment_columns,
+    rewritten_batches,
+    without_referenced_bytes,
+)
 from lakehouse.exec.protocol import Failures, WriteContext
+from lakehouse.exec.scan import scan_frames
+from lakehouse.exprs.nodes import Expr
 from lakehouse.functions.media import release_batch_state
-from lakehouse.media.blobs import without_referenced
 from lakehouse.media.intake import MediaOptions
-from lakehouse.metadata import HIDDEN_PREFIX, ROW_ADDRESS, ROW_ID, TableDef
+from lakehouse.metadata import HIDDEN_PREFIX, TableDef
 from lakehouse.progress import report
 
 BACKFILL_BATCH_ROWS = 65_536
@@ -182,7 +189,7 @@ class _Rows:
             counts["errors"] += len(media_failed)
             counts["rows"] += n
             reporter.advance(n, errors=counts["errors"])
-            yield from assemble(_without_referenced(columns, tdef),
+            yield from assemble(without_referenced_bytes(columns, tdef),
                                  self.ctx.dataset.schema).to_batches()
 
 
@@ -244,36 +251,38 @@ def update(ctx: WriteContext, values: dict[str, pl.Expr], plan: Plan | None,
     addresses). One Lance ``Update`` commit: the new rows as new fragments, plus deletion files
     for the old rows in their fragments."""
     ds = ctx.dataset
-    schema = ds.schema
-    counts = {"rows": 0, "errors": 0}
     matched: dict[int, list[int]] = defaultdict(list)  # fragment id -> row ids to delete
-
-    def batches(reporter: Any) -> Iterator[pa.RecordBatch]:
-        for frame in scan:
-            if frame.height == 0:
-                continue
-            fragments = (frame.get_column(ROW_ADDRESS) // (1 << 32)).to_list()
-            for fragment, row_id in zip(fragments, frame.get_column(ROW_ID).to_list(),
-                                        strict=True):
-                matched[fragment].append(row_id)
-            frame = frame.with_columns(**values)
-            if plan is not None:
-                frame, failed = plan.run(frame, row_offset=counts["rows"])
-                counts["errors"] += len(failed)
-            counts["rows"] += frame.height
-            reporter.advance(frame.height, errors=counts["errors"])
-            columns = {f.name: frame.get_column(f.name).to_arrow() for f in schema}
-            yield from assemble(_without_referenced(columns, ctx.definition), schema).to_batches()
-
     with report(f"update {ctx.table_name}", enabled=progress) as reporter:
-        stream = batches(reporter)
+        tally = Tally(moved=lambda rows, _: reporter.advance(rows, errors=tally.errors))
+        stream = rewritten_batches(ctx, values, plan, scan, tally, matched)
         first = next(stream, None)
         if first is None:
             return WriteResult(0, 0, ds.version)
         failures = Failures()
-        reader = pa.RecordBatchReader.from_batches(schema, failures.guard(_chain(first, stream)))
+        reader = pa.RecordBatchReader.from_batches(ds.schema,
+                                                   failures.guard(_chain(first, stream)))
         updated_ds = protocol.rewrite(ctx, reader, matched, failures=failures)
-    return WriteResult(counts["rows"], counts["errors"], updated_ds.version)
+    return WriteResult(tally.rows, tally.errors, updated_ds.version)
+
+
+def recompute(ctx: WriteContext, plan: Plan, where: Expr | None, *,
+              progress: bool) -> WriteResult:
+    """Compute the plan's columns again for the rows matching ``where`` (and write them in
+    place of those rows, see :func:`update`): in this process, or on the context's Ray
+    engine, one task per group of fragments, each writing its rows as new fragments for
+    the one commit."""
+    if ctx.engine is None:
+        scan = scan_frames(ctx.dataset, ctx.definition, ctx.table_name, where,
+                           [f.name for f in ctx.dataset.schema], row_ids=True,
+                           fetcher=ctx.fetcher)
+        return update(ctx, {}, plan, scan, progress=progress)
+    with report(f"update {ctx.table_name}", enabled=progress) as reporter:
+        tally = Tally(moved=lambda rows, _: reporter.advance(rows, errors=tally.errors))
+        written, matched = ray_engine.rewrite(ctx, plan, where, tally)
+        if not matched:
+            return WriteResult(0, 0, ctx.version)
+        updated_ds = protocol.rewrite(ctx, None, matched, failures=Failures(), written=written)
+    return WriteResult(tally.rows, tally.errors, updated_ds.version)
 
 
 def delete(ctx: WriteContext, predicate: str) -> WriteResult:
@@ -294,16 +303,6 @@ def _failed_rows(columns: dict[str, Any], tdef: TableDef) -> set[int]:
         if name in columns and columns[name].null_count < len(columns[name]):
             failed.update(i for i, v in enumerate(columns[name].to_pylist()) if v is not None)
     return failed
-
-
-def _without_referenced(columns: dict[str, Any], tdef: TableDef) -> dict[str, Any]:
-    """Drop the bytes of ``store="reference"`` values that have a source URI to read them from."""
-    out = dict(columns)
-    for column in tdef.media_columns():
-        uri = column.info_columns().get("fileurl")
-        if column.type.store == "reference" and uri in out:  # type: ignore[attr-defined]
-            out[column.name] = without_referenced(out[column.name], out[uri])
-    return out
 
 
 def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
