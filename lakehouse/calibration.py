@@ -8,11 +8,13 @@ Rules (documented in the README; figures in benchmarks/search.py):
   query never counts finding itself); their exact top :data:`K` come from one streamed pass of
   numpy over the column (memory bounded by :data:`TRUTH_BATCH` rows). The index is then
   searched with a ladder of ``nprobes`` (powers of two, one rung more where the index's target
-  falls) at the kind's usual refine factor, and at a larger one when the codes lose recall
-  that probes cannot bring back. Each setting's recall@k and its standard error form the
-  *curve*. The cost is bounded: a few thousand searches and one read of the column.
-* A search picks the cheapest setting of the curve (:meth:`Calibration.cost`: vectors
-  scanned) whose recall, less one standard error, reaches the target: the query's
+  falls) at the kind's usual refine factor (IVF_SQ: none; IVF_PQ: 10), and at a larger one
+  (2; 40) when the codes lose recall that probes cannot bring back. Each setting's recall@k
+  and its standard error form the *curve*. The cost is bounded: a few thousand searches and
+  one read of the column.
+* A search picks the cheapest setting of the curve (:meth:`Calibration.cost`: one without
+  re-ranking first, then vectors scanned) whose recall, less one standard error, reaches the
+  target: the query's
   ``similarity(..., recall=)``, else the index's ``add_embedding_index(..., recall=)``, else
   :data:`DEFAULT_RECALL`. When none reaches it, the one with the highest recall. Explicit
   ``nprobes=`` / ``refine_factor=`` win over the pick.
@@ -57,9 +59,10 @@ REFINE_GAIN = 0.005  # the larger refine factor is measured only if it gains thi
 TRUTH_BATCH = 32_768
 THREADS = min(8, os.cpu_count() or 1)  # searches measured at once
 SEED = 0
-#: Refine factors tried, by index kind: the usual one, and a larger one for when the codes
-#: lose recall that more probes cannot bring back.
-REFINE_FACTORS = {"IVF_SQ": (2, 8), "IVF_PQ": (10, 40)}
+#: Refine factors tried, by index kind (0: no re-ranking): the usual one, and a larger one for
+#: when the codes lose recall that more probes cannot bring back. IVF_SQ's 8-bit codes rank
+#: almost exactly, so its usual setting re-ranks nothing.
+REFINE_FACTORS = {"IVF_SQ": (0, 2), "IVF_PQ": (10, 40)}
 #: The cost of re-ranking one candidate in vectors scanned: reading a full float32 vector at
 #: random costs about as much as scanning this many of the index's codes (SQ codes are a
 #: quarter of the vector, PQ codes a sixteenth).
@@ -88,12 +91,12 @@ class Calibration:
     the query count, k, the seconds it took and the curve of settings.
 
     >>> cal = Calibration("IVF_SQ", 100, 20_000, K, 200, 1.5, (
-    ...     Setting(4, 2, 0.81, 0.02), Setting(8, 2, 0.96, 0.005), Setting(16, 2, 0.99, 0.003),
-    ...     Setting(8, 8, 0.975, 0.004)))
-    >>> cal.pick(0.95)
-    Setting(nprobes=8, refine_factor=2, recall=0.96, error=0.005)
-    >>> cal.pick(0.97).nprobes, cal.cost(cal.curve[2]) < cal.cost(cal.curve[3])  # 16 probes
-    (16, True)
+    ...     Setting(8, 0, 0.93, 0.01), Setting(16, 0, 0.96, 0.005), Setting(32, 0, 0.97, 0.004),
+    ...     Setting(8, 2, 0.96, 0.005), Setting(16, 2, 0.99, 0.003)))
+    >>> cal.pick(0.95)  # without re-ranking, though with more probes
+    Setting(nprobes=16, refine_factor=0, recall=0.96, error=0.005)
+    >>> cal.pick(0.98)
+    Setting(nprobes=16, refine_factor=2, recall=0.99, error=0.003)
     >>> cal.pick(0.999).nprobes  # none reaches it: the most accurate
     16
     >>> Calibration.from_json(cal.to_json(), "v") == cal
@@ -108,11 +111,16 @@ class Calibration:
     seconds: float
     curve: tuple[Setting, ...]
 
-    def cost(self, setting: Setting) -> float:
-        """A setting's work in vectors scanned: the partitions' codes, the re-ranked vectors
-        (:data:`RERANK_COST`). Deterministic, unlike latencies measured on a busy machine."""
+    def cost(self, setting: Setting) -> tuple[bool, float]:
+        """A setting's cost: whether it re-ranks, then its work in vectors scanned (the
+        partitions' codes, the re-ranked vectors weighted by :data:`RERANK_COST`). Re-ranking
+        reads full vectors at random, a file read each (a request each on S3): measured, it
+        costs more than probing twice the partitions (benchmarks/README.md, search.py), so a
+        setting without it wins whenever one reaches the target. Deterministic, unlike
+        latencies measured on a busy machine."""
         scanned = setting.nprobes * self.rows / self.partitions
-        return scanned + setting.refine_factor * self.k * RERANK_COST.get(self.kind, 64)
+        rerank = setting.refine_factor * self.k * RERANK_COST.get(self.kind, 64)
+        return setting.refine_factor > 0, scanned + rerank
 
     def pick(self, recall: float) -> Setting:
         """The cheapest setting that :meth:`~Setting.reaches` ``recall``; the most accurate one
@@ -120,7 +128,7 @@ class Calibration:
         reaching = [s for s in self.curve if s.reaches(recall)]
         if reaching:
             return min(reaching, key=self.cost)
-        return max(self.curve, key=lambda s: (s.recall, -self.cost(s)))
+        return min(self.curve, key=lambda s: (-s.recall, self.cost(s)))
 
     def fits(self, kind: str, partitions: int) -> bool:
         """Whether it measured this index (same kind and partitions: not retrained since)."""
@@ -186,7 +194,9 @@ def _setting(point: Any) -> Setting:
     recall = _number(point[2])
     if recall > 1:
         raise ValueError(f"recall {recall!r} is above 1")
-    return Setting(_count(point[0]), _count(point[1]), recall, _number(point[3]))
+    if not isinstance(point[1], int) or point[1] < 0:
+        raise ValueError(f"refine factor {point[1]!r} is not an integer >= 0")
+    return Setting(_count(point[0]), point[1], recall, _number(point[3]))
 
 
 # --- the stored calibration and the search parameters ------------------------------------------
@@ -213,8 +223,8 @@ def target(index: IndexDef, recall: float | None = None) -> float:
 
 def search_parameters(ds: lance.LanceDataset, index: IndexDef, partitions: int,
                       recall: float | None = None) -> dict[str, int]:
-    """``nprobes`` and ``refine_factor`` for a search of ``index`` (built with ``partitions``
-    partitions) at ``recall``: the calibrated pick, or the defaults of
+    """``nprobes`` and ``refine_factor`` (0: no re-ranking) for a search of ``index`` (built
+    with ``partitions`` partitions) at ``recall``: the calibrated pick, or the defaults of
     :func:`~lakehouse.vector_index.search_defaults` where there is no usable calibration."""
     cal = stored(ds, index)
     if cal is None or not cal.fits(index.vector_index, partitions) \
@@ -400,7 +410,9 @@ class _Bench:
         recall is measured, not the latency)."""
         def recall(i: int) -> float:
             nearest = {"column": self.index.vectors.name, "q": self.queries[i], "k": K + 1,
-                       "metric": self.index.metric, "nprobes": nprobes, "refine_factor": refine}
+                       "metric": self.index.metric, "nprobes": nprobes}
+            if refine:
+                nearest["refine_factor"] = refine
             got = self.ds.to_table(columns=[], nearest=nearest, with_row_id=True,
                                    disable_scoring_autoprojection=True)
             found = got.column("_rowid").to_numpy()

@@ -64,7 +64,9 @@ class SimilaritySearch:
         if partitions:  # explicit knobs win over the calibrated pick (lakehouse.calibration)
             picked = search_parameters(ds, self.index, partitions, self.node.recall)
             options["nprobes"] = self.node.nprobes or picked["nprobes"]
-            options["refine_factor"] = self.node.refine_factor or picked["refine_factor"]
+            refine = self.node.refine_factor or picked["refine_factor"]
+            if refine:  # 0: the codes rank well enough without re-ranking
+                options["refine_factor"] = refine
         return options
 
 
