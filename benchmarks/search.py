@@ -265,8 +265,10 @@ def candidates(kind: str, partitions: int) -> list[list[dict[str, int]]]:
                      if v < partitions} | {partitions})
     if kind == "IVF_HNSW_SQ":
         return [[{"nprobes": n, "ef": ef} for n in probes] for ef in (16, 32, 64, 128, 256)]
-    refines = (1, 2, 5) if kind == "IVF_SQ" else (5, 10, 20, 40)
-    return [[{"nprobes": n, "refine_factor": r} for n in probes] for r in refines]
+    if kind == "IVF_SQ":  # no re-ranking first: cheapest where it reaches the recall
+        return [[{"nprobes": n} for n in probes],
+                *([{"nprobes": n, "refine_factor": r} for n in probes] for r in (1, 2, 5))]
+    return [[{"nprobes": n, "refine_factor": r} for n in probes] for r in (5, 10, 20, 40)]
 
 
 def raw_side(data: pa.Table, uri: str, kind: str, queries: np.ndarray, warmup: np.ndarray,
