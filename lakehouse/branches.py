@@ -21,8 +21,11 @@ The rules, each in one function here:
   schema (with its definitions) the main line's next version; rows in fragments the branch
   wrote get new stable row ids there (a Merge conflicts with any concurrent write, which is
   what makes the fast-forward exclusive). If the main line moved,
-  :class:`~lakehouse.BranchDivergedError` says so and nothing changes. The branch itself is
-  kept (delete it when done).
+  :class:`~lakehouse.BranchDivergedError` says so and nothing changes. The table's scalar
+  indexes then follow the branch's (:func:`sync_indexes`) and the vector index upkeep runs.
+  The branch itself is kept (delete it when done).
+- **Diff** (:func:`changes`): what a branch changed since it was made, read on the branch's own
+  line, whose first version is its parent: what a promote brings.
 - **Views** are refused on a branch: a view follows its base's main line.
 """
 
