@@ -65,6 +65,7 @@ from lakehouse.exprs.nodes import Expr, if_else, lit
 from lakehouse.exprs.parse import parse_condition, parse_expression, parse_selection
 from lakehouse.ingest import ImportResult
 from lakehouse.iterators import IteratorCall, parse_iterator
+from lakehouse.maintenance.compaction import MaintenanceWarning, OptimizeReport
 from lakehouse.maintenance.policy import MaintenancePolicy
 from lakehouse.maintenance.retention import GcReport
 from lakehouse.media.policy import FetchPolicy
@@ -101,7 +102,8 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     # catalog
     "connect", "Catalog", "Table", "TableSummary", "ViewStatus", "Query", "WriteResult",
-    "ImportResult", "ExportResult", "FetchPolicy", "MaintenancePolicy", "GcReport", "RayEngine",
+    "ImportResult", "ExportResult", "FetchPolicy", "MaintenancePolicy", "OptimizeReport",
+    "GcReport", "RayEngine",
     "Diff", "progress_bars",
     # types
     "ColumnType", "String", "Int", "Float", "Bool", "Timestamp", "Date", "Json", "Array",
@@ -129,5 +131,5 @@ __all__ = [
     "RemoteCallError", "RemoteModelError", "SecretLiteralError", "SecretNotFoundError",
     "OutputExistsError", "SQLRefusedError",
     "EngineNotInstalledError", "EngineUnavailableError", "EngineTaskError",
-    "UDFChangedWarning",
+    "UDFChangedWarning", "MaintenanceWarning",
 ]

@@ -46,7 +46,7 @@ import lance
 
 from lakehouse import embedding_index as indexes
 from lakehouse import views
-from lakehouse.errors import Error, TableNotFoundError
+from lakehouse.errors import TableNotFoundError
 from lakehouse.exec import protocol
 from lakehouse.exec.protocol import Redo
 from lakehouse.maintenance import filters, retention
@@ -150,7 +150,7 @@ def after_write(location: Location, name: str, ds: lance.LanceDataset) -> None:
     began = time.perf_counter()
     try:
         _maintain(location, name, ds, policy)
-    except (Error, OSError) as exc:
+    except Exception as exc:  # whatever went wrong, the write it follows has succeeded
         warnings.warn(MaintenanceWarning(
             f"table {name!r}: the maintenance after this write was skipped ({exc}); the write "
             "itself succeeded, and t.optimize() runs it again"), stacklevel=3)
