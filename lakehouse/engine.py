@@ -32,8 +32,11 @@ class RayEngine:
     lakehouse joins or starts the cluster: how the modules of your UDFs reach the workers
     (``{"py_modules": [my_udfs]}`` or ``{"working_dir": "."}``). A process that calls
     ``ray.init`` itself passes its own.
-    ``cpus_per_task`` and ``fragments_per_task`` size the tasks; a task whose worker dies is
-    retried up to ``max_retries`` times.
+    ``cpus_per_task`` and ``fragments_per_task`` size the tasks. A backfill that runs a model
+    (an embedding index) runs in ``model_actors`` Ray actors instead (None: as many as the
+    cluster's CPUs, or GPUs with ``gpus_per_model_task``, allow), each loading the model once
+    and computing the fragments it is given, with ``gpus_per_model_task`` GPUs each. A task
+    whose worker dies is retried up to ``max_retries`` times, an actor restarted as often.
 
     >>> engine = lh.RayEngine(address=None, num_cpus=2)
     >>> engine.address, engine.fragments_per_task
@@ -46,13 +49,17 @@ class RayEngine:
     cpus_per_task: float = 1.0
     fragments_per_task: int = 1
     max_retries: int = 3
+    gpus_per_model_task: float = 0.0
+    model_actors: int | None = None
 
     def __post_init__(self) -> None:
-        if self.fragments_per_task < 1 or self.cpus_per_task <= 0 or self.max_retries < 0:
+        if self.fragments_per_task < 1 or self.cpus_per_task <= 0 or self.max_retries < 0 \
+                or (self.model_actors is not None and self.model_actors < 1):
             raise InvalidOptionError(
                 f"RayEngine: fragments_per_task ({self.fragments_per_task}) must be at least 1, "
                 f"cpus_per_task ({self.cpus_per_task}) above 0 and max_retries "
-                f"({self.max_retries}) 0 or more")
+                f"({self.max_retries}) 0 or more, model_actors ({self.model_actors}) None or "
+                "at least 1")
 
 
 def engine_from(engine: str | RayEngine | None) -> RayEngine | None:

@@ -276,3 +276,23 @@ def test_engine_names_one_of_local_or_ray(tmp_path: Path) -> None:
     with pytest.raises(lh.InvalidOptionError, match="fragments_per_task"):
         lh.RayEngine(fragments_per_task=0)
     assert lh.connect(tmp_path, engine="local").location.engine is None
+
+
+@pytest.mark.slow
+def test_an_embedding_index_built_on_ray_is_the_local_one(ray_cluster: str, tmp_path: Path) -> None:
+    """add_embedding_index with the shipped CLIP: its vectors are computed by two Ray actors
+    (each loads the model once), and searches rank as with the local build."""
+    texts = [f"a {c} {s}" for c in ("red", "green", "blue") for s in ("circle", "square")]
+    tables = []
+    for engine in ("local", lh.RayEngine(model_actors=2)):
+        db = lh.connect(tmp_path / str(len(tables)), engine=engine, maintenance=False)
+        t = db.create_table("shapes", {"text": lh.String})
+        for text in texts:
+            t.insert([{"text": text}], progress=False)
+        t.add_embedding_index("text", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
+                              progress=False)
+        tables.append(t)
+    found = [t.order_by(t.text.similarity("a blue square"), asc=False).limit(3)
+             .select(t.text).collect()["text"].to_list() for t in tables]
+    assert found[0] == found[1] and found[0][0] == "a blue square"
+    assert _history(tables[0]) == _history(tables[1])

@@ -98,7 +98,8 @@ class BackfillJob:
 def backfill_merge(ctx: WriteContext, plan: Plan, tally: Tally,
                    batch_rows: int | None) -> protocol.Merge:
     """The :data:`~lakehouse.exec.protocol.Merge` of a backfill on the context's Ray engine:
-    one task per group of fragments, each fragment yielded (and added to ``tally``) as its
+    one task per group of fragments (a call of a :class:`ModelWorker` actor when the plan runs
+    a model), each fragment yielded (and added to ``tally``) as its
     task returns. When a task fails, the error of the earliest failing rows is raised once the
     tasks before it are done; tasks after it, or still running when the backfill stops, are
     cancelled."""
@@ -114,8 +115,13 @@ def backfill_merge(ctx: WriteContext, plan: Plan, tally: Tally,
         size = engine.fragments_per_task
         groups = [fragments[i:i + size] for i in range(0, len(fragments), size)]
         offsets = _row_offsets(groups, tally.rows)
-        pending = {task.remote(job, ds.version, [f.fragment_id for f in group], offset):
-                   (group, offset) for group, offset in zip(groups, offsets, strict=True)}
+        actors = _model_actors(ray, engine, len(groups)) if plan.runs_models else []
+        pending: dict[Any, tuple[list[lance.LanceFragment], int]] = {}  # task -> its group
+        submit = task.remote if not actors else \
+            lambda *args: actors[len(pending) % len(actors)].merge.remote(*args)  # round robin
+        for group, offset in zip(groups, offsets, strict=True):
+            pending[submit(job, ds.version, [f.fragment_id for f in group], offset)] = \
+                (group, offset)
         failed: tuple[int, Exception] | None = None  # the failure of the earliest rows
         try:
             while pending:
@@ -139,10 +145,35 @@ def backfill_merge(ctx: WriteContext, plan: Plan, tally: Tally,
         finally:
             for ref in pending:
                 ray.cancel(ref)
+            for actor in actors:  # their CPUs and GPUs go back to the cluster now
+                ray.kill(actor)
         if failed is not None:
             raise failed[1]
 
     return merge
+
+
+class ModelWorker:
+    """A Ray actor for backfills that run a model: its process keeps the model loaded
+    (lakehouse's model cache) for every group of fragments it is given."""
+
+    def merge(self, job: BackfillJob, version: int, fragment_ids: list[int],
+              row_offset: int) -> list[FragmentResult]:
+        return merge_fragments(job, version, fragment_ids, row_offset)
+
+
+def _model_actors(ray: Any, engine: RayEngine, groups: int) -> list[Any]:
+    """ModelWorker actors for a backfill of ``groups`` groups of fragments, each asking for
+    ``cpus_per_task`` CPUs and ``gpus_per_model_task`` GPUs: ``model_actors`` of them, or as
+    many as the cluster holds (no more than the groups)."""
+    resources = ray.cluster_resources()
+    fit = resources.get("GPU", 0) / engine.gpus_per_model_task if engine.gpus_per_model_task \
+        else resources.get("CPU", 1) / engine.cpus_per_task
+    count = min(groups, engine.model_actors or max(1, int(fit)))
+    actor = ray.remote(ModelWorker).options(
+        num_cpus=engine.cpus_per_task, num_gpus=engine.gpus_per_model_task,
+        max_restarts=engine.max_retries, max_task_retries=engine.max_retries)
+    return [actor.remote() for _ in range(count)]
 
 
 def rewrite(ctx: WriteContext, plan: Plan, where: Expr | None,
@@ -315,5 +346,5 @@ def _check_reachable(address: str) -> None:
         pass
 
 
-__all__ = ["BackfillJob", "backfill_merge", "connect", "merge_fragments", "rewrite",
+__all__ = ["BackfillJob", "ModelWorker", "backfill_merge", "connect", "merge_fragments", "rewrite",
            "rewrite_fragments"]
