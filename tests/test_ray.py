@@ -11,6 +11,7 @@ the stored definitions as any other process does.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,6 +105,7 @@ def ray_cluster(ray_dir: Path) -> Iterator[str]:
         for proc in reversed(procs):
             _stop(proc)
         logs.close()
+        shutil.rmtree(temp, ignore_errors=True)
         if before is None:
             os.environ.pop("RAY_AUTH_MODE")
         else:

@@ -134,17 +134,16 @@ def backfill_merge(ctx: WriteContext, plan: Plan, tally: Tally,
                     # groups before this one, cancel those after it
                     if failed is None or offset < failed[0]:
                         failed = (offset, exc)
-                    for ref, (_, later) in list(pending.items()):
-                        if later > offset:
-                            ray.cancel(ref)
-                            del pending[ref]
+                    later = [ref for ref, (_, start) in pending.items() if start > offset]
+                    _cancel(ray, later)
+                    for ref in later:
+                        del pending[ref]
                     continue
                 for fragment, (files, schema, rows, errors) in zip(group, results, strict=True):
                     tally.add(rows, errors)
                     yield fragment.metadata, files, schema
         finally:
-            for ref in pending:
-                ray.cancel(ref)
+            _cancel(ray, list(pending))
             for actor in actors:  # their CPUs and GPUs go back to the cluster now
                 ray.kill(actor)
         if failed is not None:
@@ -195,15 +194,15 @@ def rewrite(ctx: WriteContext, plan: Plan, where: Expr | None,
             for i in range(0, len(ids), size)]
     written: list[FragmentMetadata] = []
     matched: dict[int, list[int]] = {}
-    try:
-        for ref in refs:  # in fragment order: the first failing rows are the ones reported
+    for i, ref in enumerate(refs):  # in fragment order: the first failing rows are reported
+        try:
             fragments, replaced, rows, errors = _result(ray, ref, ctx.table_name)
-            tally.add(rows, errors)
-            written += fragments
-            matched.update(replaced)
-    finally:
-        for ref in refs:
-            ray.cancel(ref)
+        except BaseException:
+            _cancel(ray, refs[i + 1:])
+            raise
+        tally.add(rows, errors)
+        written += fragments
+        matched.update(replaced)
     return written, matched
 
 
@@ -271,6 +270,15 @@ def _worker_plan(job: BackfillJob) -> Plan:
                "{'working_dir': <the folder that holds it>}, or ray.init(runtime_env=...) "
                "when this process joins the cluster itself; or install it on every worker")
         raise UDFNotFoundError(msg) from None
+
+
+def _cancel(ray: Any, refs: list[Any]) -> None:
+    """Cancel the tasks of ``refs`` that have not finished (Ray 2.60 aborts the driver when
+    asked to cancel a task that has finished)."""
+    if refs:
+        _, running = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in running:
+            ray.cancel(ref)
 
 
 def _row_offsets(groups: list[list[lance.LanceFragment]], start: int) -> list[int]:
