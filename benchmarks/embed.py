@@ -27,11 +27,11 @@ scenes ("a small red circle on the left", ``shapes.scenes``). Measured:
                  lakehouse    the same table with sentence_transformer(<that folder>) as index
 
 The bare model is timed twice per repetition: called on the main thread, as a script would, and
-called on a worker thread (``threading.Thread``). ``insert()`` runs most of its model calls on
-the thread that Lance's writer pulls batches from, and torch's OpenMP threads can run at very
-different speeds on the main thread and on another one (with OpenMP's default busy-waiting on a
-machine with few, shared cores, several times slower on the main thread), so the faster of the two
-is the fair baseline.
+called on a worker thread (``threading.Thread``). ``insert()`` runs its model calls on a worker
+thread of its own (which prepares the next batch while Lance writes the last), and torch's
+OpenMP threads can run at very different speeds on the main thread and on another one (with
+OpenMP's default busy-waiting on a machine with few, shared cores, several times slower on the
+main thread), so the faster of the two is the fair baseline.
 
 Both sides run on the device the library picks (CUDA when present, else CPU) with torch's
 default thread count. Each process loads every model once and warms both sides up on other data
