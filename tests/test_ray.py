@@ -10,6 +10,7 @@ the stored definitions as any other process does.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -298,3 +299,23 @@ def test_an_embedding_index_built_on_ray_is_the_local_one(ray_cluster: str, tmp_
              .select(t.text).collect()["text"].to_list() for t in tables]
     assert found[0] == found[1] and found[0][0] == "a blue square"
     assert _history(tables[0]) == _history(tables[1])
+
+
+@pytest.mark.slow
+def test_the_ray_benchmark_runs_quick(tmp_path: Path) -> None:
+    """benchmarks/ray.py --quick: its own cluster, every measure in the JSON, the Ray columns
+    identical to the local one."""
+    out = tmp_path / "ray.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ray.py"), "--quick",
+                           "--out", str(out), "--root", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    ops = report["operations"]
+    assert report["benchmark"] == "ray" and report["quick"] is True
+    assert ops["identical"] is True
+    for name in ("local_s", "ray_1_worker_s", "ray_2_workers_s", "small_local_s", "small_ray_s",
+                 "small_ray_cold_s"):
+        assert ops[name] > 0, name
+    assert report["all_targets_met"] is (ops["speedup_met"] and ops["overhead_met"])
+    assert "Ray, 2 workers" in proc.stdout
