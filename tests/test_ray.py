@@ -209,6 +209,31 @@ def test_a_worker_killed_mid_backfill_only_its_fragment_is_computed_again(
         assert logged.count(n) == expected, n
 
 
+def test_a_task_lost_past_its_retries_fails_and_the_same_call_resumes(
+        ray_cluster: str, ray_dir: Path, tmp_path: Path) -> None:
+    """With no retries, the killed worker's task is lost: EngineTaskError, nothing committed,
+    and the fragments that finished are in the checkpoint; the same call again computes only
+    the others."""
+    calls = ray_dir / "calls.log"
+    calls.unlink(missing_ok=True)
+    (ray_dir / "killed").unlink(missing_ok=True)
+    engine = lh.RayEngine(max_retries=0)
+    t = fill_numbers(lh.connect(tmp_path / "lake", engine=engine, maintenance=False))
+    version = t.version
+    with pytest.raises(lh.EngineTaskError, match="run the same call again"):
+        t.add_computed_column(tripled=logged_triple(t.n), progress=False)
+    assert t.version == version and "tripled" not in t.column_names()
+    assert t.jobs().height == 1
+    first = {int(v) for v in calls.read_text().split()}
+    calls.unlink()
+    result = t.add_computed_column(tripled=logged_triple(t.n), progress=False)
+    assert result.rows_written < 800 and t.jobs().height == 0
+    again = {int(v) for v in calls.read_text().split()}
+    assert set(range(0, KILL_AT // 100 * 100)) <= first and not again & set(range(100))
+    assert t.order_by(t.n).select(t.tripled).collect()["tripled"].to_list() == \
+        [3 * n for n in range(800)]
+
+
 def test_a_udf_module_the_workers_cannot_import_says_how_to_ship_it(
         ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A UDF module importable here but not on the workers: UDFNotFoundError naming the
