@@ -26,6 +26,7 @@ from udfs_for_tests import TESTS_DIR, fill_numbers
 from udfs_for_tests.ray_udfs import KILL_AT, logged_triple, odd_square
 
 import lakehouse as lh
+from lakehouse.exec import protocol
 
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray", reason='needs the ray extra: pip install -e ".[ray]"')
@@ -344,3 +345,26 @@ def test_the_ray_benchmark_runs_quick(tmp_path: Path) -> None:
         assert ops[name] > 0, name
     assert report["all_targets_met"] is (ops["speedup_met"] and ops["overhead_met"])
     assert "Ray, 2 workers" in proc.stdout
+
+
+def test_optimize_compacts_on_ray_as_locally(ray_cluster: str, lakehouse_root,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """t.optimize(): Lance's compaction tasks run as Ray tasks; the driver commits the one
+    'compact' Rewrite, and the table reads as the locally compacted one."""
+    sent: list[int] = []
+    on_ray = protocol.remote_compaction[0]
+    monkeypatch.setattr(protocol, "remote_compaction",
+                        [lambda ctx, tasks: sent.append(len(tasks)) or on_ray(ctx, tasks)])
+    tables = []
+    for engine in ("local", "ray"):
+        t = _connect(lakehouse_root, engine).create_table(f"small_{engine}", {"n": lh.Int})
+        for start in range(0, 200, 10):
+            t.insert([{"n": n} for n in range(start, start + 10)], progress=False)
+        t.delete(where=t.n % 3 == 0)
+        t.optimize(progress=False)
+        assert len(t.table_state().dataset.get_fragments()) == 1
+        tables.append(t)
+    assert _content(tables[0]) == _content(tables[1])
+    assert _history(tables[0]) == _history(tables[1])
+    assert "compact" in [h[1] for h in _history(tables[1])]
+    assert sent and sent[0] >= 1  # only the Ray table's compaction went to the cluster

@@ -513,6 +513,9 @@ def tag(ctx: WriteContext, name: str, version: int, *, move: bool) -> None:
 
 # --- maintenance ---------------------------------------------------------------------------------
 COMPACT = "compact"  # the history's name for a compaction commit
+#: Runs the tasks of a compaction plan on a context's engine (a Ray cluster), giving their
+#: results in order: registered by ``exec.ray_engine``, so this module needs no engine.
+remote_compaction: list[Callable[[WriteContext, list[Any]], list[Any]]] = []
 
 
 def compact(ctx: WriteContext, options: Mapping[str, Any]) -> lance.LanceDataset | None:
@@ -534,8 +537,11 @@ def compact(ctx: WriteContext, options: Mapping[str, Any]) -> lance.LanceDataset
     plan = _lance_call(ctx, lambda: Compaction.plan(ctx.dataset, dict(options)), None)
     if plan.num_tasks() == 0:
         return None
-    results = [_lance_call(ctx, lambda task=task: task.execute(ctx.dataset), None)
-               for task in plan.tasks]
+    if ctx.engine is not None and remote_compaction:
+        results = remote_compaction[0](ctx, list(plan.tasks))
+    else:
+        results = [_lance_call(ctx, lambda task=task: task.execute(ctx.dataset), None)
+                   for task in plan.tasks]
     groups = [lance.LanceOperation.RewriteGroup(old_fragments=r.original_fragments,
                                                 new_fragments=r.new_fragments)
               for r in results]

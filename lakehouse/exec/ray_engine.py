@@ -234,6 +234,37 @@ def rewrite_fragments(job: BackfillJob, version: int, fragment_ids: list[int],
         tally.errors
 
 
+def compact(ctx: WriteContext, tasks: list[Any]) -> list[Any]:
+    """The tasks of a compaction plan (Lance's ``CompactionTask``, made to be sent to other
+    processes), each run as a Ray task that rewrites its fragments into new files; their
+    results in order, for the driver's one ``Rewrite`` commit
+    (:func:`lakehouse.exec.protocol.compact`)."""
+    engine = ctx.engine
+    assert engine is not None
+    ray = connect(engine, ctx.table_name)
+    run = ray.remote(compact_task).options(
+        num_cpus=engine.cpus_per_task, max_retries=engine.max_retries, retry_exceptions=False)
+    refs = [run.remote(ctx.uri, dict(ctx.storage_options), ctx.version, task) for task in tasks]
+    results = []
+    for i, ref in enumerate(refs):
+        try:
+            results.append(_result(ray, ref, ctx.table_name))
+        except BaseException:
+            _cancel(ray, refs[i + 1:])
+            raise
+    return results
+
+
+def compact_task(uri: str, storage_options: dict[str, str], version: int, task: Any) -> Any:
+    """A task, run on a Ray worker: one compaction task on ``version`` (new files, not
+    committed)."""
+    ds = lance.dataset(uri, version=version, storage_options=storage_options or None)
+    return task.execute(ds)
+
+
+protocol.remote_compaction[:] = [compact]
+
+
 def merge_fragments(job: BackfillJob, version: int, fragment_ids: list[int],
                     row_offset: int) -> list[FragmentResult]:
     """A task, run on a Ray worker: compute the new columns of some fragments of ``version``
@@ -354,5 +385,5 @@ def _check_reachable(address: str) -> None:
         pass
 
 
-__all__ = ["BackfillJob", "ModelWorker", "backfill_merge", "connect", "merge_fragments", "rewrite",
-           "rewrite_fragments"]
+__all__ = ["BackfillJob", "ModelWorker", "backfill_merge", "compact", "compact_task", "connect",
+           "merge_fragments", "rewrite", "rewrite_fragments"]
