@@ -69,10 +69,10 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
     fragments and which old versions are kept; ``maintenance=False`` turns that automatic work
     off (``t.optimize()`` and ``t.gc()`` still do it on demand).
 
-    ``engine="ray"`` (or a :class:`~lakehouse.RayEngine`) runs the backfills of computed
-    columns (``add_computed_column``, ``recompute``) as Ray tasks on the cluster this process
-    is connected to, with the same results, checkpoints and single commit (needs the
-    ``lakehouse[ray]`` extra; see :mod:`lakehouse.engine`).
+    ``engine="ray"`` (or a :class:`~lakehouse.RayEngine`) runs backfills (``add_computed_column``,
+    ``recompute``, embedding index builds, in model actors) and compaction (``optimize()``) as
+    Ray tasks on the cluster this process is connected to, with the same results, checkpoints
+    and single commit (needs the ``lakehouse[ray]`` extra; see :mod:`lakehouse.engine`).
 
     >>> import lakehouse as lh
     >>> db = lh.connect("my-lakehouse")

@@ -1,9 +1,11 @@
 """Where a connection's long work runs: in this process (the default) or on a Ray cluster.
 
 ``lh.connect(..., engine="ray")`` or ``engine=lh.RayEngine(...)`` makes the backfills of
-computed columns (``add_computed_column``, ``recompute``) run as Ray tasks, one per fragment (or
-group of fragments), on the cluster this process is connected to. The driver keeps what must
-happen once: the plan, the checkpoint and the one commit (:mod:`lakehouse.exec.ray_engine`).
+computed columns (``add_computed_column``, ``recompute``), embedding index builds (in actors that
+keep the model loaded) and compaction (``optimize()`` and the automatic one) run as Ray tasks,
+one per fragment (or group of fragments), on the cluster this process is connected to. The
+driver keeps what must happen once: the plan, the checkpoint and the one commit
+(:mod:`lakehouse.exec.ray_engine`).
 
 This module is only the setting: it imports nothing of Ray, so the core install does not need
 it. Ray itself comes with the ``lakehouse[ray]`` extra.
