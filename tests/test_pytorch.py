@@ -5,8 +5,12 @@ handle and read the version they were made from. Local and S3 through the ``db``
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import pickle
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import lakehouse as lh
+from lakehouse.export.row_server import ForkedReads
 from lakehouse.samples.shapes import samples
 
 ROWS = 24
@@ -144,3 +149,33 @@ def test_without_torch_the_error_says_how_to_install_it(shapes, monkeypatch) -> 
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(lh.ModelsNotInstalledError, match=r"lakehouse\[models\]"):
         shapes.to_pytorch()
+
+
+def test_a_forked_worker_reads_through_a_process_of_its_own(shapes: lh.Table) -> None:
+    """Lance is not fork-safe: after a fork the child's reads go to a fresh reader process it
+    starts (a child of the fork, running lakehouse.export.row_server), never to Lance in the
+    forked process; the parent keeps reading directly."""
+    ds = shapes.to_pytorch(columns=["n", "caption"])
+    assert ds[3]["n"] == 3  # the parent has used Lance before the fork
+    done, report = os.pipe()
+    child = os.fork()
+    if child == 0:  # the forked process: report what it read and which processes it started
+        try:
+            rows = [ds[i]["n"] for i in (5, 1)]
+            kids = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+            commands = [Path(f"/proc/{k}/cmdline").read_bytes() for k in kids]
+            os.write(report, json.dumps({"rows": rows, "servers": sum(
+                b"lakehouse.export.row_server" in c for c in commands)}).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    seen = json.loads(os.read(done, 4096))
+    assert seen == {"rows": [5, 1], "servers": 1}
+    assert ds[7]["n"] == 7
+
+
+def test_a_reader_process_that_fails_is_a_storage_error(shapes: lh.Table) -> None:
+    ds = shapes.to_pytorch(columns=["n"])
+    wrong = dataclasses.replace(ds.reader.source, version=shapes.version + 50)
+    with pytest.raises(lh.StorageError, match="'shapes'.*forked DataLoader worker"):
+        ForkedReads(wrong).read([0])

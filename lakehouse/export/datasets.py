@@ -11,7 +11,7 @@ import numpy as np
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from lakehouse.errors import InvalidOptionError
-from lakehouse.export.pytorch import READ_ROWS, Reader
+from lakehouse.export.pytorch import DATASET_KINDS, READ_ROWS, Reader
 
 Transform = Callable[[dict[str, Any]], Any] | None
 
@@ -121,3 +121,5 @@ def _split(positions: np.ndarray, fractions: Sequence[float],
     return [positions[np.sort(chosen[a:b])] for a, b in zip(bounds[:-1], bounds[1:],
                                                              strict=True)]
 
+
+DATASET_KINDS.update(map=TableDataset, iterable=TableIterableDataset)

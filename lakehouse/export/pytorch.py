@@ -8,10 +8,11 @@ The rules:
   options and the list of row positions (numpy), never an open Lance handle: pickled into a
   ``DataLoader`` worker, it opens its own handle on first read in that process. The iterable
   dataset splits its rows between the workers (``torch.utils.data.get_worker_info()``), so an
-  epoch yields each row once whatever ``num_workers`` is. Workers may be forked (the default
-  on Linux) or spawned (``multiprocessing_context="spawn"``, then ``transform`` must pickle):
-  Lance warns at every fork that it is not fork-safe, which concerns a handle used on both
-  sides of a fork; a worker here never uses its parent's.
+  epoch yields each row once whatever ``num_workers`` is. Workers may be spawned
+  (``multiprocessing_context="spawn"``, then ``transform`` must pickle) or forked (the
+  default on Linux): Lance is not fork-safe (a forked process that calls it can hang), so a
+  forked worker reads through a fresh reader process it starts
+  (:mod:`lakehouse.export.row_server`), and only a spawned one opens Lance itself.
 - **Tensors where they fit.** An image becomes a ``uint8`` tensor of shape ``(3, H, W)``
   (channels first, RGB whatever the file's mode; ``images="float"``: ``float32`` in [0, 1]);
   an array (an embedding) a tensor of its dtype and shape; strings, numbers and booleans stay
@@ -26,7 +27,6 @@ torch is imported only when a dataset is made; without it (it comes with the ``m
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
+from lakehouse import providers
 from lakehouse.errors import (
     InvalidOptionError,
     ModelsNotInstalledError,
@@ -42,63 +43,40 @@ from lakehouse.errors import (
     check_choice,
 )
 from lakehouse.exec.scan import scan_frames
+from lakehouse.export.row_server import ForkedReads
+from lakehouse.export.rows import Column, Source, open_version, read_rows
 from lakehouse.exprs.nodes import ColumnRef
-from lakehouse.media.fetch import Fetcher
-from lakehouse.media.policy import FetchPolicy
-from lakehouse.metadata import ROW_ADDRESS, ColumnDef, TableDef
+from lakehouse.functions.image import decode
+from lakehouse.metadata import ROW_ADDRESS, TableDef
 
 if TYPE_CHECKING:
     import torch
 
     from lakehouse.queries import Query
 
+#: The namespace whose provider (:mod:`lakehouse.export.datasets`) defines the dataset classes
+#: and fills :data:`DATASET_KINDS` when imported: it imports torch, which only
+#: :func:`make_dataset` may load, and this module cannot import it back without a cycle.
+DATASETS = "pytorch-datasets"
+DATASET_KINDS: dict[str, type] = {}
+providers.provide(DATASETS, "lakehouse.export.datasets")
+
 IMAGES = ("uint8", "float")
 READ_ROWS = 64  # rows an iterable dataset reads at a time
 
 
-@dataclasses.dataclass(frozen=True)
-class Column:
-    """One column a dataset yields: its output name, its stored column, what it holds
-    (``image``, ``media``, ``array`` or ``value``) and, for ``store="reference"`` media, the
-    hidden column of its source URIs."""
-
-    name: str
-    stored: str
-    kind: str
-    uri_column: str | None = None
-
-    @staticmethod
-    def of(name: str, column: ColumnDef) -> Column:
-        ctype = column.type
-        if ctype.is_media:
-            store = getattr(ctype, "store", "bytes")
-            uri = column.info_columns().get("fileurl") if store == "reference" else None
-            return Column(name, column.name, "image" if ctype.kind == "image" else "media", uri)
-        return Column(name, column.name, "array" if ctype.kind == "array" else "value")
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """Everything a worker needs to read rows, and nothing it cannot pickle: where the table
-    is, its version, how to reach it, the columns, and how images become tensors."""
-
-    table: str
-    uri: str
-    version: int
-    storage_options: dict[str, str]
-    fetch: FetchPolicy
-    columns: tuple[Column, ...]
-    images: str = "uint8"
-
-
 class Reader:
-    """Reads rows by position from one table version, through a Lance handle opened lazily in
-    the process that reads (after a fork, the child opens its own)."""
+    """Reads rows by position from one table version and makes them tensors. Lance is used
+    directly only in the process that made the reader or unpickled it (a spawned worker); a
+    forked worker, where Lance must not be called, reads through a process of its own
+    (:class:`~lakehouse.export.row_server.ForkedReads`)."""
 
     def __init__(self, source: Source) -> None:
         self.source = source
+        self._owner = os.getpid()
         self._dataset: lance.LanceDataset | None = None
-        self._pid = -1
+        self._forked: ForkedReads | None = None
+        self._forked_in = -1
 
     def __getstate__(self) -> dict[str, Any]:
         return {"source": self.source}  # never the open handle
@@ -106,61 +84,39 @@ class Reader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["source"])  # type: ignore[misc]
 
-    def dataset(self) -> lance.LanceDataset:
-        """This process's handle on the table version."""
-        if self._dataset is None or self._pid != os.getpid():
-            src = self.source
-            self._dataset = lance.dataset(src.uri, version=src.version,
-                                          storage_options=src.storage_options or None)
-            self._pid = os.getpid()
-        return self._dataset
+    def raw(self, positions: Sequence[int]) -> pa.Table:
+        """The rows at ``positions`` as Arrow (media as bytes), read safely in this process."""
+        pid = os.getpid()
+        if pid == self._owner:
+            if self._dataset is None:
+                self._dataset = open_version(self.source)
+            return read_rows(self._dataset, self.source, positions)
+        if self._forked is None or self._forked_in != pid:
+            self._forked, self._forked_in = ForkedReads(self.source), pid
+        return self._forked.read(positions)
 
     def rows(self, positions: Sequence[int]) -> list[dict[str, Any]]:
         """The rows at ``positions`` (in that order), as dicts of tensors and values."""
-        import torch
+        import torch  # heavy and optional (the [models] extra): loaded when rows are read
 
-        ds = self.dataset()
-        wanted = [int(p) for p in positions]
-        columns = self.source.columns
-        plain = [c.stored for c in columns if c.kind in ("value", "array")]
-        plain += [c.uri_column for c in columns if c.uri_column is not None]
-        taken = ds.take(wanted, columns=plain) if plain else pa.table({})
+        taken = self.raw(positions)
         values: dict[str, list[Any]] = {}
-        for c in columns:
-            if c.kind in ("image", "media"):
-                data = self._media(ds, c, wanted, taken)
-                values[c.name] = [_image_tensor(torch, d, self.source.images) if
-                                  c.kind == "image" and d is not None else d for d in data]
+        for c in self.source.columns:
+            column = taken.column(c.name)
+            if c.kind == "image":
+                values[c.name] = [None if d is None else
+                                  _image_tensor(torch, d, self.source.images)
+                                  for d in column.to_pylist()]
             elif c.kind == "array":
-                values[c.name] = _array_tensors(torch, taken.column(c.stored))
+                values[c.name] = _array_tensors(torch, column)
             else:
-                values[c.name] = taken.column(c.stored).to_pylist()
-        return [{c.name: values[c.name][i] for c in columns} for i in range(len(wanted))]
-
-    def _media(self, ds: lance.LanceDataset, column: Column, positions: list[int],
-               taken: pa.Table) -> list[bytes | None]:
-        """The bytes of a media column: stored blobs, or read from the source URI of a
-        ``store="reference"`` value."""
-        blobs = ds.take_blobs(column.stored, indices=positions)
-        data: list[bytes | None] = []
-        for blob in blobs:
-            if blob is None:
-                data.append(None)
-                continue
-            with blob:
-                data.append(blob.read())
-        if column.uri_column is None:
-            return data
-        uris = taken.column(column.uri_column).to_pylist()
-        fetcher = Fetcher(self.source.storage_options, self.source.fetch)
-        return [d if d is not None or u is None else fetcher.read(u, cache=True)
-                for d, u in zip(data, uris, strict=True)]
+                values[c.name] = column.to_pylist()
+        return [{c.name: values[c.name][i] for c in self.source.columns}
+                for i in range(taken.num_rows)]
 
 
 def _image_tensor(torch: Any, data: bytes, images: str) -> torch.Tensor:
     """An encoded image as a ``(3, H, W)`` tensor: uint8, or float32 in [0, 1]."""
-    from lakehouse.functions.image import decode
-
     pixels = np.array(decode(data, remember=False).convert("RGB"))
     tensor = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
     return tensor.float().div_(255) if images == "float" else tensor
@@ -209,9 +165,8 @@ def make_dataset(query: Query, *, columns: Sequence[str] | None = None,
     positions = _positions(query, state.dataset, tdef)
     if shuffle:
         positions = np.random.default_rng(seed).permutation(positions)
-    from lakehouse.export.datasets import TableDataset, TableIterableDataset
-
-    kind = TableIterableDataset if iterable else TableDataset
+    providers.load(DATASETS)  # the dataset classes subclass torch's, so they load with torch
+    kind = DATASET_KINDS["iterable" if iterable else "map"]
     return kind(Reader(source), positions, transform)
 
 
