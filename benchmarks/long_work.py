@@ -146,7 +146,7 @@ def checkpoint_overhead(db: lh.Catalog, rows: int, fragments: int,
 
 def backfill_in_child(root: str) -> None:
     """What the child processes run: the backfill of ``c = plus_one_logged(n)``."""
-    t = lh.connect(root).get_table("resume")
+    t = lh.connect(root, maintenance=False).get_table("resume")
     t.add_computed_column(c=plus_one_logged(t.n), progress=False)
 
 
@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="lh-bench-long-work-", dir=args.root))
     try:
         root = str(work / "lakehouse")
-        db = lh.connect(root)
+        # maintenance off: the table keeps the fragments the backfill checkpoints one by one
+        db = lh.connect(root, maintenance=False)
         overhead = checkpoint_overhead(db, rows, fragments, repeat)
         resume = resume_after_kill(db, root, work, rows, fragments)
     finally:
