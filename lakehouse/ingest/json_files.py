@@ -117,8 +117,9 @@ class JsonReader:
         if self._layout(source).array:
             return self._array(source).schema
         with self._open(source) as f:
-            try:
-                schema = pajson.open_json(f, read_options=self._read_options(source)).schema
+            try:  # closed at once: an open reader's threads must not outlive the file
+                with pajson.open_json(f, read_options=self._read_options(source)) as reader:
+                    schema = reader.schema
             except pa.ArrowInvalid as exc:
                 raise self._error(source, None, exc) from None
         extra = [pa.field(name, _read_type(spec, name)) for name, spec in types.items()
@@ -140,14 +141,15 @@ class JsonReader:
                                           parse_options=parse)
             except pa.ArrowInvalid as exc:
                 raise self._error(source, set(schema.names), exc) from None
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    return
-                except pa.ArrowInvalid as exc:
-                    raise self._error(source, set(schema.names), exc) from None
-                yield batch
+            with reader:  # closed before the file, also when the reading is abandoned
+                while True:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                    except pa.ArrowInvalid as exc:
+                        raise self._error(source, set(schema.names), exc) from None
+                    yield batch
 
     def _read_options(self, source: SourceFile) -> pajson.ReadOptions:
         """Blocks of 1 MiB, or larger: a block must hold the longest line whole."""
