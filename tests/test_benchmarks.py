@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from benchmark_runs import run_benchmark
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -28,16 +29,10 @@ INGEST_OPERATIONS = {
 
 @pytest.mark.parametrize("input_kind", ["arrow", "polars"])
 def test_ingest_benchmark_runs_and_writes_every_operation(tmp_path: Path, input_kind: str) -> None:
-    out = tmp_path / "results" / "ingest.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "ingest.py"), "--rows", "20000", "--repeat", "1",
-         "--calls", "3", "--input", input_kind, "--out", str(out), "--root", str(scratch)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(out.read_text())
+    run = run_benchmark(
+        tmp_path, "ingest", "--rows", "20000", "--repeat", "1", "--calls", "3",
+        "--input", input_kind)
+    report = run.report
 
     assert report["benchmark"] == "ingest"
     assert (report["rows"], report["repeat"], report["calls"]) == (20000, 1, 3)
@@ -73,8 +68,8 @@ def test_ingest_benchmark_runs_and_writes_every_operation(tmp_path: Path, input_
     # the printed table names every operation, and the scratch tables were removed
     for label in ("insert", "backfill a * 2 + b", "backfill row UDF", "count()",
                   "collect where a < 1000", "insert 1,000 rows"):
-        assert label in proc.stdout, proc.stdout
-    assert list(scratch.iterdir()) == []
+        assert label in run.stdout, run.stdout
+    assert list(run.scratch.iterdir()) == []
 
 
 MEDIA_OPERATIONS = ["insert_thumbnails", "insert_thumbnails_1_thread", "insert_files_thumbnails",
@@ -82,16 +77,8 @@ MEDIA_OPERATIONS = ["insert_thumbnails", "insert_thumbnails_1_thread", "insert_f
 
 
 def test_media_benchmark_small_runs_and_writes_both_parts(tmp_path: Path) -> None:
-    out = tmp_path / "results" / "media.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "media.py"), "--small", "--repeat", "1",
-         "--out", str(out), "--root", str(scratch)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(out.read_text())
+    run = run_benchmark(tmp_path, "media", "--small", "--repeat", "1")
+    report = run.report
 
     assert report["benchmark"] == "media"
     assert report["small"] is True
@@ -158,8 +145,8 @@ def test_media_benchmark_small_runs_and_writes_both_parts(tmp_path: Path) -> Non
     for label in ("insert + thumbnail", "insert_files + thumbnail", "LAKEHOUSE_THREADS=1",
                   "RSS before -> peak", "peak growth", "growth/data",
                   "growth(10x) - growth(1x)", "growth over raw Lance, 10x"):
-        assert label in proc.stdout, proc.stdout
-    assert list(scratch.iterdir()) == []
+        assert label in run.stdout, run.stdout
+    assert list(run.scratch.iterdir()) == []
 
 
 EMBED_OPERATIONS = ["images_clip", "images_clip_no_index", "images_vit_b_32", "texts_clip",
@@ -326,16 +313,8 @@ VIEWS_OPERATIONS = {"upkeep": "s", "chunking": "chunks/s", "frames_every_frame":
 
 
 def test_views_benchmark_small_runs_both_sides(tmp_path: Path) -> None:
-    out = tmp_path / "results" / "views.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "views.py"), "--small", "--out", str(out),
-         "--root", str(scratch)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(out.read_text())
+    run = run_benchmark(tmp_path, "views", "--small")
+    report = run.report
     assert report["benchmark"] == "views" and report["small"] is True
     assert (report["documents"], report["repeat"], report["cores"]) == (500, 1, 1)
     ops = report["operations"]
@@ -353,21 +332,13 @@ def test_views_benchmark_small_runs_both_sides(tmp_path: Path) -> None:
     assert report["all_targets_met"] is (upkeep["met"] and every["met"] and fps1["met"])
     for label in ("upkeep: insert 5 into 500 documents", "(rebuild)", "chunks through the view",
                   "(raw decode)", "decode+JPEG", "fps=1"):
-        assert label in proc.stdout, proc.stdout
-    assert list(scratch.iterdir()) == []
+        assert label in run.stdout, run.stdout
+    assert list(run.scratch.iterdir()) == []
 
 
 def test_remote_benchmark_small_runs_and_loses_no_row(tmp_path: Path) -> None:
-    out = tmp_path / "results" / "remote.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "remote.py"), "--small", "--rows", "60",
-         "--out", str(out), "--root", str(scratch)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(out.read_text())
+    run = run_benchmark(tmp_path, "remote", "--small", "--rows", "60")
+    report = run.report
     assert report["benchmark"] == "remote" and report["small"] is True
     op = report["operations"]["backfill"]
     assert (op["rows"], op["rpm_limit"], op["lost_rows"]) == (60, 1200, 0)
@@ -376,21 +347,13 @@ def test_remote_benchmark_small_runs_and_loses_no_row(tmp_path: Path) -> None:
     assert op["server_requests"] == 60 + op["server_429"] and op["retries"] == op["server_429"]
     assert report["all_targets_met"] is op["met"]
     for label in ("throughput (60 rows)", "lost rows", "server requests"):
-        assert label in proc.stdout, proc.stdout
-    assert list(scratch.iterdir()) == []
+        assert label in run.stdout, run.stdout
+    assert list(run.scratch.iterdir()) == []
 
 
 def test_long_work_benchmark_small_measures_both_sides_and_resumes(tmp_path: Path) -> None:
-    out = tmp_path / "results" / "long_work.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "long_work.py"), "--small", "--out", str(out),
-         "--root", str(scratch)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(out.read_text())
+    run = run_benchmark(tmp_path, "long_work", "--small")
+    report = run.report
     assert report["benchmark"] == "long_work" and report["small"] is True
     assert (report["rows"], report["fragments"], report["repeat"]) == (20_000, 20, 1)
     overhead, resume = report["operations"]["checkpoint_overhead"], report["operations"]["resume"]
@@ -409,22 +372,15 @@ def test_long_work_benchmark_small_measures_both_sides_and_resumes(tmp_path: Pat
     assert report["all_targets_met"] is (overhead["met"] and resume["met"])
     for label in ("checkpoint overhead", "without checkpoints", "resumed run",
                   "rows computed in all", "values after the resume"):
-        assert label in proc.stdout, proc.stdout
-    assert list(scratch.iterdir()) == []
+        assert label in run.stdout, run.stdout
+    assert list(run.scratch.iterdir()) == []
 
 
 def test_maintenance_benchmark_quick_measures_every_part(tmp_path: Path) -> None:
-    out = tmp_path / "results" / "maintenance.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "maintenance.py"), "--quick", "--inserts", "40",
-         "--compare", "20", "--filter-rows", "20000", "--calls", "3", "--no-loader",
-         "--out", str(out), "--root", str(scratch)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(out.read_text())
+    run = run_benchmark(
+        tmp_path, "maintenance", "--quick", "--inserts", "40", "--compare", "20", "--filter-rows",
+        "20000", "--calls", "3", "--no-loader")
+    report = run.report
     assert report["benchmark"] == "maintenance" and report["small"] is True
     ops = report["operations"]
     rows = ops["row_by_row"]
@@ -435,8 +391,8 @@ def test_maintenance_benchmark_quick_measures_every_part(tmp_path: Path) -> None
     assert ops["insert_cost"]["inserts"] == 20 and ops["insert_cost"]["ratio"] > 0
     assert ops["filtered_collect"]["rows"] == 20_000
     assert ops["filtered_collect"]["maintained_indexes"] == []  # 20,000 rows: no zone map yet
-    assert "point query after 40 inserts" in proc.stdout
-    assert list(scratch.iterdir()) == []
+    assert "point query after 40 inserts" in run.stdout
+    assert list(run.scratch.iterdir()) == []
 
 
 SMALL_CALLS = {"similarity": "extra_ms", "similarity_filtered": "extra_ms", "point": "extra_ms",
@@ -444,16 +400,8 @@ SMALL_CALLS = {"similarity": "extra_ms", "similarity_filtered": "extra_ms", "poi
 
 
 def test_small_calls_benchmark_quick_measures_both_sides(tmp_path: Path) -> None:
-    out = tmp_path / "results" / "small_calls.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "small_calls.py"), "--quick", "--calls", "3",
-         "--out", str(out), "--root", str(scratch)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(out.read_text())
+    run = run_benchmark(tmp_path, "small_calls", "--quick", "--calls", "3")
+    report = run.report
     assert report["benchmark"] == "small_calls" and report["quick"] is True
     assert (report["rows"], report["vectors"], report["calls"]) == (20_000, 12_000, 3)
     assert len(report["machine"]["load_average"]) == len(report["machine"]["load_average_end"])
@@ -475,5 +423,5 @@ def test_small_calls_benchmark_quick_measures_both_sides(tmp_path: Path) -> None
             assert entry["met"] is None, name
     for label in ("similarity top-10", "prefilter", "point query a == 777", "count()",
                   "insert 1,000 rows (+c, u)", "maintenance on (extra)"):
-        assert label in proc.stdout, proc.stdout
-    assert list(scratch.iterdir()) == []
+        assert label in run.stdout, run.stdout
+    assert list(run.scratch.iterdir()) == []

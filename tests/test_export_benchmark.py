@@ -4,12 +4,11 @@ machine makes them noise). Its ``measure`` is importable, as benchmarks/maintena
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from benchmark_runs import run_benchmark
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SIDES = ("lakehouse_map", "lakehouse_iterable", "plain_loop", "files_loader")
@@ -17,24 +16,16 @@ SIDES = ("lakehouse_map", "lakehouse_iterable", "plain_loop", "files_loader")
 
 @pytest.mark.slow  # four epochs with worker processes: about 10 s
 def test_loader_benchmark_quick_measures_every_side(tmp_path: Path) -> None:
-    out = tmp_path / "results" / "loader.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "loader.py"), "--quick", "--images", "64",
-         "--out", str(out), "--root", str(scratch)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(out.read_text())
+    run = run_benchmark(tmp_path, "loader", "--quick", "--images", "64")
+    report = run.report
     assert report["benchmark"] == "loader" and report["quick"] is True
     result = report["operations"]["pytorch_loader"]
     assert (result["unit"], result["images"], result["workers"]) == ("images/s", 64, 2)
     assert all(result[side] > 0 for side in SIDES)
     assert abs(result["ratio"] - result["lakehouse_map"] / result["plain_loop"]) < 0.01
     for label in ("lakehouse map", "lakehouse iterable", "(plain loop", "(files loader"):
-        assert label in proc.stdout, proc.stdout
-    assert list(scratch.iterdir()) == []
+        assert label in run.stdout, run.stdout
+    assert list(run.scratch.iterdir()) == []
 
 
 def test_measure_is_importable() -> None:
