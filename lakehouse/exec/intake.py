@@ -12,7 +12,7 @@ import json
 import queue
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import polars as pl
@@ -28,13 +28,14 @@ DEFAULT_CHUNK_ROWS = 262_144
 # rows per batch for tables with media columns: bounds the media bytes (and decoded images) a
 # write holds at once
 MEDIA_CHUNK_ROWS = 64
-PREFETCH_DEPTH = 2  # batches made ahead of the writer (see prefetched)
+PREFETCH_DEPTH = 2  # batches made ahead of the writer (see written_beside)
 # rows per batch for inserts that run a model: four of a model's usual batches of 64, so that
-# Lance writes each batch while the model computes the next (see prefetched) and only the last
+# Lance writes each batch while the model computes the next (see written_beside) and only the last
 # one's write waits for the model
 MODEL_CHUNK_ROWS = 256
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 _DONE = object()
 
 
@@ -80,54 +81,64 @@ def chunks(data: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.Table
     )
 
 
-def prefetched(items: Iterator[_T], depth: int = PREFETCH_DEPTH) -> Iterator[_T]:
-    """``items``, made on a worker thread up to ``depth`` ahead of the consumer: an insert
-    whose rows run through a model computes the next batch (intake, model) while Lance
-    encodes and writes the one before, instead of one after the other. An exception raised
-    while making an item is raised to the consumer in its place; when the consumer stops early
-    (closes this generator), the worker stops after the item it is making.
+def written_beside(items: Iterator[_T], write: Callable[[Iterator[_T]], _R],
+                   depth: int = PREFETCH_DEPTH) -> _R:
+    """``write(items)``, with ``items`` made on this thread and ``write`` run on a worker
+    thread up to ``depth`` items behind: an insert whose rows run through a model keeps the
+    model on the calling thread, where it runs fastest (a small CLIP text model ran at half its
+    speed on another thread), while Lance encodes and writes the batch before. An exception
+    raised while making an item ends the write (its stream raises it) and is raised here; one
+    raised by ``write`` stops the making and is raised here.
 
-    >>> list(prefetched(iter(range(5))))
-    [0, 1, 2, 3, 4]
+    >>> written_beside(iter(range(5)), sum)
+    10
     """
-    made: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    handed: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    outcome: dict[str, Any] = {}
+    ended = threading.Event()
 
-    def put(item: Any, error: BaseException | None = None) -> bool:
-        while not stop.is_set():
-            try:
-                made.put((item, error), timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(None, exc)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=work, name="lakehouse-prefetch", daemon=True)
-    worker.start()
-    try:
+    def stream() -> Iterator[_T]:
         while True:
-            item, error = made.get()
+            item, error = handed.get()
             if error is not None:
                 raise error
             if item is _DONE:
                 return
             yield item
-    finally:
-        stop.set()
+
+    def run() -> None:
+        try:
+            outcome["result"] = write(stream())
+        except BaseException as exc:  # raised on the calling thread below
+            outcome["error"] = exc
+        finally:
+            ended.set()
+
+    def hand(item: Any, error: BaseException | None = None) -> bool:
+        while not ended.is_set():
+            try:
+                handed.put((item, error), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    worker = threading.Thread(target=run, name="lakehouse-write", daemon=True)
+    worker.start()
+    try:
+        for item in items:
+            if not hand(item):
+                break
+        else:
+            hand(_DONE)
+    except BaseException as exc:
+        hand(None, exc)
         worker.join()
+        raise
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def validate(chunk: pa.Table | list[dict], tdef: TableDef, table_name: str, row_offset: int,

@@ -68,15 +68,20 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
     chunks = ((chunk, {}) for chunk in intake.chunks(data, chunk_rows(ctx.definition, plan)))
     with report(f"insert into {ctx.table_name}", enabled=progress, total=total) as reporter:
         stream = rows.batches(chunks, reporter)
-        if plan is not None and plan.runs_models:  # the model works while Lance writes
-            stream = intake.prefetched(stream)
         first = next(stream, None)
         if first is None:
             return WriteResult(0, 0, ctx.version)
         failures = Failures()
-        reader = pa.RecordBatchReader.from_batches(ctx.dataset.schema,
-                                                   failures.guard(_chain(first, stream)))
-        ds = protocol.append(ctx, reader, failures=failures)
+
+        def write(batches: Iterator[pa.RecordBatch]) -> lance.LanceDataset:
+            reader = pa.RecordBatchReader.from_batches(ctx.dataset.schema,
+                                                       failures.guard(batches))
+            return protocol.append(ctx, reader, failures=failures)
+
+        if plan is not None and plan.runs_models:  # the model works while Lance writes
+            ds = intake.written_beside(_chain(first, stream), write)
+        else:
+            ds = write(_chain(first, stream))
     return WriteResult(rows.counts["rows"], rows.counts["errors"], ds.version)
 
 
