@@ -157,7 +157,9 @@ def _start_child(root: str, calls: Path, sleep: float) -> subprocess.Popen:
         import long_work
         long_work.backfill_in_child({root!r})
     """)
-    env = dict(os.environ, **{CALL_LOG: str(calls), SLEEP: str(sleep)})
+    # checkpoints written from the first fragment on, so the kill lands at a known count
+    env = dict(os.environ, **{CALL_LOG: str(calls), SLEEP: str(sleep),
+                              "LAKEHOUSE_CHECKPOINT_AFTER_S": "0"})
     return subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

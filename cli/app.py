@@ -15,6 +15,8 @@ search page go at the end of this module.
 
 from __future__ import annotations
 
+import os
+import sys
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from typing import Annotated
@@ -209,5 +211,20 @@ def serve(
                    on_ready=ready)
 
 
+def run() -> None:
+    """The ``lakehouse`` command: run it, flush what it printed, and end the process at once
+    with its exit code. Skipping the interpreter's teardown keeps a native library thread
+    still winding down after a failed command (seen after a failed JSON ingest from stdin)
+    from aborting the process at exit ("terminate called without an active exception")."""
+    try:
+        app(prog_name="lakehouse")
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m lakehouse_cli.app`
-    app(prog_name="lakehouse")
+    run()
