@@ -40,10 +40,14 @@ def _backfill_code(root, **extra: str) -> str:
     """)
 
 
-def _start(code: str, log: Path, sleep: float) -> subprocess.Popen:
+def _start(code: str, log: Path, sleep: float, hold_after: int | None = None) -> subprocess.Popen:
+    """Run ``code`` in a new process; with ``hold_after``, doubled_and_logged stops computing
+    (waits for ever) once that many fragments are computed, so the kill lands there."""
     env = dict(os.environ, LAKEHOUSE_TEST_CALL_LOG=str(log), LAKEHOUSE_TEST_SLEEP=str(sleep),
                LAKEHOUSE_CHECKPOINT_AFTER_S="0",  # checkpoint from the first fragment
                PYTHONPATH=os.pathsep.join([U.TESTS_DIR, os.environ.get("PYTHONPATH", "")]))
+    if hold_after is not None:
+        env["LAKEHOUSE_TEST_HOLD_AFTER_ROWS"] = str(hold_after * ROWS_PER_FRAGMENT)
     return subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -68,7 +72,7 @@ def _kill_after(proc: subprocess.Popen, t, fragments: int, timeout: float = 120)
 def test_a_killed_backfill_resumes_without_computing_finished_fragments(
         db, numbers, lakehouse_root, tmp_path, killed_after):
     log = tmp_path / "calls.log"
-    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.3)
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.05, hold_after=killed_after)
     _kill_after(proc, numbers, killed_after)
     computed_before = U.rows_logged(log)
     assert "doubled" not in numbers.column_names()  # nothing committed: no partial column
@@ -94,7 +98,7 @@ def test_a_killed_backfill_resumes_without_computing_finished_fragments(
 
 def test_a_changed_definition_discards_the_checkpoint(db, numbers, lakehouse_root, tmp_path):
     log = tmp_path / "calls.log"
-    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.3)
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.05, hold_after=2)
     _kill_after(proc, numbers, 2)
     with pytest.warns(checkpoints.DiscardedCheckpointWarning,
                       match="definition or starting point differs"):
@@ -106,7 +110,7 @@ def test_a_changed_definition_discards_the_checkpoint(db, numbers, lakehouse_roo
 
 def test_abandoned_jobs_are_listed_and_discarded(db, numbers, lakehouse_root, tmp_path):
     log = tmp_path / "calls.log"
-    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.3)
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.05, hold_after=1)
     _kill_after(proc, numbers, 1)
     jobs = numbers.jobs()
     assert jobs.columns[:4] == ["job", "kind", "columns", "state"]
@@ -202,7 +206,7 @@ def test_a_killed_create_view_resumes_where_it_stopped(db, lakehouse_root, tmp_p
 
 def test_a_revert_since_the_checkpoint_discards_it(db, numbers, lakehouse_root, tmp_path):
     log = tmp_path / "calls.log"
-    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.3)
+    proc = _start(_backfill_code(lakehouse_root), log, sleep=0.05, hold_after=2)
     _kill_after(proc, numbers, 2)
     numbers.insert([{"n": -1}], progress=False)
     numbers.revert()  # back before that insert, but after the backfill started

@@ -280,7 +280,9 @@ BACKFILL = """
 def _kill_backfill(root, column: str, log: Path, t: lh.Table, fragments: int = 2) -> str:
     """Run a slow backfill of ``column`` in another process and SIGKILL it once ``fragments``
     fragments are checkpointed; the job's id."""
-    env = dict(os.environ, LAKEHOUSE_TEST_CALL_LOG=str(log), LAKEHOUSE_TEST_SLEEP="0.3",
+    hold = U.rows_logged(log) + fragments * U.ROWS_PER_FRAGMENT  # computed, then it waits
+    env = dict(os.environ, LAKEHOUSE_TEST_CALL_LOG=str(log), LAKEHOUSE_TEST_SLEEP="0.05",
+               LAKEHOUSE_TEST_HOLD_AFTER_ROWS=str(hold),
                LAKEHOUSE_CHECKPOINT_AFTER_S="0",
                PYTHONPATH=os.pathsep.join([U.TESTS_DIR, os.environ.get("PYTHONPATH", "")]))
     args = [root.uri, json.dumps(root.storage_options), column]

@@ -149,8 +149,14 @@ def rows_logged(log: Path) -> int:
 def doubled_and_logged(ns: list[int]) -> list[int]:
     """Double each value; append the batch's size to the file $LAKEHOUSE_TEST_CALL_LOG (so that
     a test can count, across processes, the rows a backfill computed) and sleep
-    $LAKEHOUSE_TEST_SLEEP seconds a batch (so that a test can kill it midway)."""
+    $LAKEHOUSE_TEST_SLEEP seconds a batch (so that a test can kill it midway). Once the log
+    counts $LAKEHOUSE_TEST_HOLD_AFTER_ROWS rows, it waits for ever (so that a test kills it at a
+    known point, however slow the machine)."""
     log = os.environ.get("LAKEHOUSE_TEST_CALL_LOG")
+    hold = os.environ.get("LAKEHOUSE_TEST_HOLD_AFTER_ROWS")
+    if log and hold and rows_logged(Path(log)) >= int(hold):
+        while True:
+            time.sleep(1)
     if log:
         with open(log, "a") as f:
             f.write(f"{len(ns)}\n")
