@@ -21,7 +21,7 @@ from lakehouse.metadata import FIELD_KEY
 from lakehouse.search import similarity_searches
 
 ROWS, DIM = 20_000, 64  # 78 partitions: more than ALL_PARTITIONS_UP_TO, so calibrated
-HELD_OUT = 200
+HELD_OUT = 400
 
 
 # --- data: the non-uniform distributions of benchmarks/search.py, small ------------------------
@@ -58,13 +58,15 @@ def _top10(t: lh.Table, q: np.ndarray, **knobs) -> list[int]:
     return t.order_by(sim, asc=False).limit(10).select(t.id).collect()["id"].to_list()
 
 
-def _recall(t: lh.Table, vectors: np.ndarray, queries: np.ndarray, **knobs) -> float:
+def _recalls(t: lh.Table, vectors: np.ndarray, queries: np.ndarray, **knobs) -> np.ndarray:
+    """The recall@10 of each query's search."""
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    found = 0
-    for q in queries:
-        truth = set(np.argsort(-(unit @ q))[:10].tolist())
-        found += len(truth & set(_top10(t, q, **knobs)))
-    return found / (10 * len(queries))
+    return np.array([len(set(np.argsort(-(unit @ q))[:10].tolist()) & set(_top10(t, q, **knobs)))
+                     / 10 for q in queries])
+
+
+def _recall(t: lh.Table, vectors: np.ndarray, queries: np.ndarray, **knobs) -> float:
+    return float(_recalls(t, vectors, queries, **knobs).mean())
 
 
 def _options(t: lh.Table, q: np.ndarray, **knobs) -> dict:
@@ -99,8 +101,11 @@ def test_calibration_reaches_its_target_on_held_out_queries(calibrated) -> None:
     assert (listing["nprobes"], listing["refine_factor"]) == (
         stored.pick(0.95).nprobes, stored.pick(0.95).refine_factor)
     assert listing["nprobes"] < 78  # it does not probe everything to get there
-    # 200 held-out queries: the recall's standard error is below 0.005
-    assert _recall(t, vectors, held_out) >= 0.95 - 0.005
+    # the held-out recall is itself an estimate (standard error about 0.01 with 400 queries):
+    # it must not be below the target by more than two of its standard errors
+    recalls = _recalls(t, vectors, held_out)
+    error = recalls.std(ddof=1) / np.sqrt(len(recalls))
+    assert recalls.mean() + 2 * error >= 0.95, (recalls.mean(), error)
 
 
 def test_recall_per_query_picks_from_the_curve(calibrated) -> None:
@@ -278,7 +283,8 @@ def test_the_calibration_cost_is_bounded_and_measured(calibrated) -> None:
     stored = Calibration.from_json(_stored(t), "v")
     assert 0 < stored.seconds < 60
     assert stored.queries == calibration.QUERIES
-    assert len(stored.curve) <= 2 * len(calibration.ladder(stored.partitions)) + 1
+    # each rung of the ladder plus the one between, at two refine factors at most
+    assert len(stored.curve) <= 2 * (len(calibration.ladder(stored.partitions)) + 1)
 
 
 def test_the_text_grammar_takes_recall(db) -> None:
