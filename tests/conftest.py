@@ -39,6 +39,9 @@ MOTO_START_TIMEOUT_S = 20.0
 S3_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 S3_REGION = "us-east-1"
 
+# the local Ray cluster (a session fixture) that every Ray test file shares
+pytest_plugins = ["ray_cluster"]
+
 
 # --------------------------------------------------------------------------------------------
 # moto S3 server

@@ -1,28 +1,25 @@
 """engine="ray": backfills run as Ray tasks on a real local cluster, with the local results.
 
-A session fixture starts a Ray head and one worker node (`ray start --block`, one CPU each,
-small object stores), as two processes of this test run, and stops them at the end. The test
-runner joins that cluster as a driver; tables are computed once with engine="ray" and once in
-this process and compared (values, errors, definitions, history), on a local folder and on the
-moto S3 server. The workers find the test UDFs on their own PYTHONPATH and check them against
-the stored definitions as any other process does.
+The session fixture ``ray_cluster`` (tests/ray_cluster.py) starts a Ray head and one worker
+node, shared by every Ray test file. The test runner joins that cluster as a driver; tables are
+computed once with engine="ray" and once in this process and compared (values, errors,
+definitions, history), on a local folder and on the moto S3 server. The workers find the test
+UDFs on their own PYTHONPATH and check them against the stored definitions as any other process
+does.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from udfs_for_tests import TESTS_DIR, fill_numbers
+from ray_cluster import ROOT, connect_to, table_content, table_definitions, table_history
+from udfs_for_tests import fill_numbers
 from udfs_for_tests.ray_udfs import KILL_AT, logged_triple, odd_square
 
 import lakehouse as lh
@@ -31,117 +28,12 @@ from lakehouse.exec import protocol
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray", reason='needs the ray extra: pip install -e ".[ray]"')
 
-ROOT = Path(__file__).resolve().parents[1]
-RAY = Path(sys.executable).parent / "ray"
-START_TIMEOUT_S = 90
-# a cluster of this test run only, on this machine: no token to hand to the driver
-AUTH_MODE = "disabled"
-NODE = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=80000000",
-        "--disable-usage-stats"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """End a `ray start --block` process: it stops the node's processes on SIGTERM."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_for_nodes(count: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while sum(1 for n in ray.nodes() if n["Alive"]) < count:
-        assert time.monotonic() < deadline, f"the Ray cluster did not reach {count} nodes"
-        time.sleep(0.5)
-
-
-@pytest.fixture(scope="session")
-def ray_dir() -> Iterator[Path]:
-    """The folder the cluster's workers log their calls to (LAKEHOUSE_TEST_RAY_DIR)."""
-    with tempfile.TemporaryDirectory(prefix="lhray") as folder:
-        yield Path(folder)
-
-
-@pytest.fixture(scope="session")
-def ray_cluster(ray_dir: Path) -> Iterator[str]:
-    """A Ray head and one worker node on this machine, joined by this process as a driver."""
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), TESTS_DIR]),
-           "LAKEHOUSE_TEST_RAY_DIR": str(ray_dir), "LH_TEST_ALLOW_EXIT": "1",
-           "RAY_DEDUP_LOGS": "0", "RAY_AUTH_MODE": AUTH_MODE}
-    temp = tempfile.mkdtemp(prefix="lhray", dir="/tmp")  # short: Ray's socket paths are bounded
-    logs = open(ray_dir / "cluster.log", "ab")  # noqa: SIM115 - open while the cluster runs
-    before, os.environ["RAY_AUTH_MODE"] = os.environ.get("RAY_AUTH_MODE"), AUTH_MODE
-    head = subprocess.Popen([str(RAY), "start", "--head", "--block", f"--port={port}",
-                             "--include-dashboard=false", f"--temp-dir={temp}", *NODE],
-                            env=env, stdout=logs, stderr=subprocess.STDOUT)
-    procs = [head]
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                ray.init(address=address, log_to_driver=False)
-                break
-            except (ConnectionError, RuntimeError):
-                assert head.poll() is None and time.monotonic() < deadline, \
-                    (ray_dir / "cluster.log").read_text()[-3000:]
-                time.sleep(1)
-        procs.append(subprocess.Popen([str(RAY), "start", "--block", f"--address={address}",
-                                       *NODE], env=env, stdout=logs, stderr=subprocess.STDOUT))
-        _wait_for_nodes(2)
-        yield address
-    finally:
-        ray.shutdown()
-        for proc in reversed(procs):
-            _stop(proc)
-        logs.close()
-        shutil.rmtree(temp, ignore_errors=True)
-        if before is None:
-            os.environ.pop("RAY_AUTH_MODE")
-        else:
-            os.environ["RAY_AUTH_MODE"] = before
-
-
-def _connect(root, engine=None) -> lh.Catalog:
-    return lh.connect(root.uri, storage_options=root.storage_options, maintenance=False,
-                      engine=engine)
-
-
-def _content(t: lh.Table) -> list[tuple]:
-    names = t.column_names()
-    refs = [getattr(t, n) for n in names]
-    extra = [r for n in names if t.table_definition.get(n, t.name).keeps_errors
-             for r in (getattr(t, n).errortype, getattr(t, n).errormsg)]
-    return t.order_by(t.n).select(*refs, *extra).collect().rows()
-
-
-def _history(t: lh.Table) -> list[tuple]:
-    return t.history().select("version", "operation", "rows_added", "rows_changed",
-                              "rows_removed", "total_rows").rows()
-
-
-def _definitions(t: lh.Table) -> list[tuple]:
-    return [(c.name, c.col_id, c.expr_json, c.on_error) for c in t.table_definition.columns]
-
-
 @pytest.fixture
 def pair(ray_cluster: str, lakehouse_root) -> tuple[lh.Table, lh.Table]:
     """The same numbers table (8 fragments) twice: one handle computes in this process, the
     other on the Ray cluster."""
-    t = fill_numbers(_connect(lakehouse_root))
-    t_ray = _connect(lakehouse_root, engine="ray").create_table("numbers_ray", {"n": lh.Int})
+    t = fill_numbers(connect_to(lakehouse_root))
+    t_ray = connect_to(lakehouse_root, engine="ray").create_table("numbers_ray", {"n": lh.Int})
     for start in range(0, 800, 100):
         t_ray.insert([{"n": n} for n in range(start, start + 100)], progress=False)
     return t, t_ray
@@ -156,9 +48,9 @@ def test_a_backfill_on_ray_is_the_local_backfill(pair: tuple[lh.Table, lh.Table]
         r2 = t.add_computed_column(half=t.sq // 2, progress=False)
         assert (r1.rows_written, r1.rows_with_errors) == (800, 115)
         assert r2.rows_written == 800
-    assert _content(on_ray) == _content(here)
-    assert _definitions(on_ray) == _definitions(here)
-    assert _history(on_ray) == _history(here)
+    assert table_content(on_ray) == table_content(here)
+    assert table_definitions(on_ray) == table_definitions(here)
+    assert table_history(on_ray) == table_history(here)
     assert on_ray.jobs().height == 0  # the checkpoint is gone once committed
 
 
@@ -173,8 +65,8 @@ def test_a_recompute_on_ray_is_the_local_recompute(pair: tuple[lh.Table, lh.Tabl
         r2 = t.recompute("sq", errors_only=True, progress=False)
         assert (r1.rows_written, r1.rows_with_errors) == (150, 22)
         assert (r2.rows_written, r2.rows_with_errors) == (115, 115)
-    assert _content(on_ray) == _content(here)
-    assert _history(on_ray) == _history(here)
+    assert table_content(on_ray) == table_content(here)
+    assert table_history(on_ray) == table_history(here)
 
 
 def test_a_failing_row_aborts_on_ray_as_locally(pair: tuple[lh.Table, lh.Table]) -> None:
@@ -261,7 +153,7 @@ def test_the_commit_is_the_protocol_s_one_merge(ray_cluster: str, tmp_path: Path
     before = t.version
     t.add_computed_column(sq=odd_square(t.n), on_error="ignore", progress=False)
     assert t.version == before + 1
-    assert _history(t)[0][1] == "add column"  # the newest version
+    assert table_history(t)[0][1] == "add column"  # the newest version
 
 
 NO_CLUSTER = """\
@@ -324,7 +216,7 @@ def test_an_embedding_index_built_on_ray_is_the_local_one(ray_cluster: str, tmp_
     found = [t.order_by(t.text.similarity("a blue square"), asc=False).limit(3)
              .select(t.text).collect()["text"].to_list() for t in tables]
     assert found[0] == found[1] and found[0][0] == "a blue square"
-    assert _history(tables[0]) == _history(tables[1])
+    assert table_history(tables[0]) == table_history(tables[1])
 
 
 @pytest.mark.slow
@@ -357,14 +249,14 @@ def test_optimize_compacts_on_ray_as_locally(ray_cluster: str, lakehouse_root,
                         [lambda ctx, tasks: sent.append(len(tasks)) or on_ray(ctx, tasks)])
     tables = []
     for engine in ("local", "ray"):
-        t = _connect(lakehouse_root, engine).create_table(f"small_{engine}", {"n": lh.Int})
+        t = connect_to(lakehouse_root, engine).create_table(f"small_{engine}", {"n": lh.Int})
         for start in range(0, 200, 10):
             t.insert([{"n": n} for n in range(start, start + 10)], progress=False)
         t.delete(where=t.n % 3 == 0)
         t.optimize(progress=False)
         assert len(t.table_state().dataset.get_fragments()) == 1
         tables.append(t)
-    assert _content(tables[0]) == _content(tables[1])
-    assert _history(tables[0]) == _history(tables[1])
-    assert "compact" in [h[1] for h in _history(tables[1])]
+    assert table_content(tables[0]) == table_content(tables[1])
+    assert table_history(tables[0]) == table_history(tables[1])
+    assert "compact" in [h[1] for h in table_history(tables[1])]
     assert sent and sent[0] >= 1  # only the Ray table's compaction went to the cluster
