@@ -7,6 +7,11 @@ one per fragment (or group of fragments), on the cluster this process is connect
 driver keeps what must happen once: the plan, the checkpoint and the one commit
 (:mod:`lakehouse.exec.ray_engine`).
 
+The calls that take work to Ray (``add_computed_column``, ``recompute``,
+``add_embedding_index``, ``create_view`` and a view's ``refresh``, ``optimize`` and the bulk
+imports) also take ``engine=`` for that one call, which overrides the connection's
+(:func:`resolve_engine`).
+
 This module is only the setting: it imports nothing of Ray, so the core install does not need
 it. Ray itself comes with the ``lakehouse[ray]`` extra.
 """
@@ -87,3 +92,23 @@ got 'spark'
             f"engine='ray' needs Ray, which is not installed: {EXTRA} adds Ray and lance-ray "
             "(or connect without engine= to compute in this process)")
     return engine
+
+
+def resolve_engine(call_engine: str | RayEngine | None,
+                   connection_engine: RayEngine | None) -> RayEngine | None:
+    """Where one call runs: its own ``engine=`` if given, else the connection's. ``"local"``
+    runs in this process whatever the connection says; ``"ray"`` runs on the connection's
+    :class:`RayEngine` if it has one (its address and task sizes), else on a default one; a
+    :class:`RayEngine` runs on that one. None: this process.
+
+    >>> ray = RayEngine(address=None, fragments_per_task=2)
+    >>> resolve_engine(None, ray) is ray, resolve_engine("local", ray)
+    (True, None)
+    >>> resolve_engine("ray", ray) is ray
+    True
+    """
+    if call_engine is None:
+        return connection_engine
+    if call_engine == "ray" and connection_engine is not None:
+        return connection_engine
+    return engine_from(call_engine)
