@@ -15,15 +15,18 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import polars as pl
 import pytest
 from ray_cluster import ROOT, connect_to, table_content, table_definitions, table_history
 from udfs_for_tests import fill_numbers
-from udfs_for_tests.ray_udfs import KILL_AT, logged_triple, odd_square
+from udfs_for_tests.ray_udfs import KILL_AT, ModelChecks, logged_triple, odd_square
 
 import lakehouse as lh
 from lakehouse.exec import protocol
+from lakehouse.exec.permissions import Permissions
 
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray", reason='needs the ray extra: pip install -e ".[ray]"')
@@ -217,6 +220,43 @@ def test_an_embedding_index_built_on_ray_is_the_local_one(ray_cluster: str, tmp_
              .select(t.text).collect()["text"].to_list() for t in tables]
     assert found[0] == found[1] and found[0][0] == "a blue square"
     assert table_history(tables[0]) == table_history(tables[1])
+
+
+def test_the_workers_allow_the_models_this_process_allowed_and_no_other(ray_cluster: str) -> None:
+    """A hub model built here (allowed here) is refused by a Ray worker until the driver's
+    permissions reach it with the work, then allowed there; a model this process never allowed
+    stays refused on the worker with the fix named, whatever spec reaches it."""
+    name = f"lakehouse-tests/hub-model-{uuid.uuid4().hex[:8]}"  # no worker has seen it yet
+    spec = lh.functions.sentence_transformer(name).spec()  # describes it; downloads nothing
+    other = {**spec, "model": f"{name}-not-allowed"}
+    worker = ray.remote(ModelChecks).remote()  # one process: what it was granted stays
+    try:
+        before = ray.get(worker.refusals.remote([spec]))
+        after = ray.get(worker.refusals.remote([spec, other], Permissions.held()))
+    finally:
+        ray.kill(worker)
+    assert before[0] is not None and f"trusted_models=[{name!r}]" in before[0]
+    assert after[0] is None
+    assert after[1] is not None and f"trusted_models=[{name + '-not-allowed'!r}]" in after[1]
+
+
+@pytest.mark.slow
+def test_a_hub_model_allowed_here_builds_its_index_on_ray(ray_cluster: str,
+                                                          tmp_path: Path) -> None:
+    """add_embedding_index with a hub model this process allowed by building it (an open_clip
+    architecture without pretrained weights: nothing to download) runs in a Ray actor, which
+    loads the model under the driver's permissions; the index covers every row."""
+    model = lh.functions.clip("ViT-S-32", pretrained=None)
+    db = lh.connect(tmp_path, engine=lh.RayEngine(model_actors=1), maintenance=False)
+    t = db.create_table("captions", {"text": lh.String})
+    for text in ("a red circle", "a blue square"):
+        t.insert([{"text": text}], progress=False)
+    t.add_embedding_index("text", embedding=model, progress=False)
+    stored = t.table_state().dataset.to_table()
+    column = next(c for c in stored.column_names if c.startswith("_lh_embedding"))
+    vectors = stored.column(column).to_pylist()
+    assert len(vectors) == 2 and all(abs(sum(x * x for x in v) - 1) < 1e-3 for v in vectors)
+    assert t.indexes().filter(pl.col("kind") == "embedding").height == 1
 
 
 @pytest.mark.slow

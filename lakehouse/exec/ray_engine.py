@@ -5,15 +5,16 @@ With ``lh.connect(..., engine="ray")`` (:mod:`lakehouse.engine`) a backfill's fr
 groups of ``fragments_per_task`` of them, become Ray tasks. Each task opens the table at the
 version the driver read, rebuilds the plan from the column definitions (data: its UDFs are
 resolved on the worker under the same trust rules as here, :mod:`lakehouse.trust`, with this
-process's trusted modules and models; nothing is pickled from storage), computes the new columns
-exactly as this process would (:func:`lakehouse.exec.fragments.fragment_columns`) and writes them as
-new column files of its fragments with Lance's ``merge_columns``. It returns the files, not the
-values. The driver records each fragment in the backfill's checkpoint as its task returns and
-makes the one ``Merge`` commit through the write protocol (:func:`~lakehouse.exec.protocol.
-add_computed`), so values, errors, definitions and history are those of a local backfill. A
-task whose worker or node dies is run again by Ray (``max_retries``); files of a lost attempt
-are never committed. If the driver itself stops, the checkpoint holds what returned, and the
-same call resumes from there, on Ray or locally.
+process's permissions, :mod:`lakehouse.exec.permissions`; nothing is pickled from storage),
+computes the new columns exactly as this process would
+(:func:`lakehouse.exec.fragments.fragment_columns`) and writes them as new column files of its
+fragments with Lance's ``merge_columns``. It returns the files, not the values. The driver
+records each fragment in the backfill's checkpoint as its task returns and makes the one
+``Merge`` commit through the write protocol (:func:`~lakehouse.exec.protocol.add_computed`),
+so values, errors, definitions and history are those of a local backfill. A task whose worker
+or node dies is run again by Ray (``max_retries``); files of a lost attempt are never
+committed. If the driver itself stops, the checkpoint holds what returned, and the same call
+resumes from there, on Ray or locally.
 
 A recompute (:func:`rewrite`) is split the same way: each task scans the matching rows of its
 fragments, computes them again and writes them as new fragments; the driver commits them in
@@ -51,6 +52,7 @@ from lakehouse.errors import (
 from lakehouse.exec import protocol
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.fragments import Tally, fragment_columns, rewritten_batches
+from lakehouse.exec.permissions import Permissions
 from lakehouse.exec.protocol import Failures, WriteContext
 from lakehouse.exec.scan import scan_frames
 from lakehouse.exprs import serialize
@@ -68,8 +70,8 @@ CONNECT_TIMEOUT_S = 5.0
 class BackfillJob:
     """What every task of one backfill needs, sent once to the workers: the table, its
     definition at the version read, the columns to compute (definitions, not code), the
-    fetch policy, the rows a scan batch holds and the trusted modules and models of the
-    driver."""
+    fetch policy, the rows a scan batch holds and what the driver allows to be imported and
+    loaded (its permissions, granted on the worker)."""
 
     table_name: str
     uri: str
@@ -79,13 +81,13 @@ class BackfillJob:
     columns: tuple[ColumnDef, ...]
     fetch: FetchPolicy
     batch_rows: int | None
-    trusted: tuple[frozenset[str], frozenset[str]]
+    permissions: Permissions
 
     @staticmethod
     def of(ctx: WriteContext, plan: Plan, batch_rows: int | None) -> BackfillJob:
         return BackfillJob(ctx.table_name, ctx.uri, dict(ctx.storage_options), ctx.definition,
                            plan.tdef, tuple(t.column for t in plan.targets), ctx.fetch,
-                           batch_rows, trust.trusted())
+                           batch_rows, Permissions.held())
 
     def udf_modules(self) -> list[str]:
         """The modules of the UDFs the columns call."""
@@ -212,7 +214,7 @@ def rewrite_fragments(job: BackfillJob, version: int, fragment_ids: list[int],
     """A task, run on a Ray worker: the rows of some fragments that match ``condition`` (a
     serialized expression), computed again and written as new fragments (not committed);
     with the rows they replace, rows and errors."""
-    trust.trust(modules=job.trusted[0], models=job.trusted[1])
+    job.permissions.grant()
     ds = lance.dataset(job.uri, version=version, storage_options=job.storage_options or None)
     ctx = WriteContext(job.table_name, job.uri, job.storage_options, ds, job.definition,
                        job.fetch)
@@ -269,7 +271,7 @@ def merge_fragments(job: BackfillJob, version: int, fragment_ids: list[int],
                     row_offset: int) -> list[FragmentResult]:
     """A task, run on a Ray worker: compute the new columns of some fragments of ``version``
     and write them as new column files (not committed), returning them per fragment."""
-    trust.trust(modules=job.trusted[0], models=job.trusted[1])
+    job.permissions.grant()
     options = job.storage_options or None
     ds = lance.dataset(job.uri, version=version, storage_options=options)
     ctx = WriteContext(job.table_name, job.uri, job.storage_options, ds, job.definition,

@@ -32,7 +32,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +316,31 @@ def _allowed(fn: EmbeddingFunction) -> EmbeddingFunction:
     with _lock:
         _built.add((fn.kind, fn.model, fn.pretrained))
     return fn
+
+
+def models_built() -> frozenset[tuple[str, str, str | None]]:
+    """The hub models the user built in this process with :func:`clip` or
+    :func:`sentence_transformer`, as (kind, model, pretrained): allowed here, and handed to the
+    processes that work for this one (Ray workers, :mod:`lakehouse.exec.permissions`).
+
+    >>> _ = sentence_transformer("all-MiniLM-L6-v2")  # describes it; downloads nothing
+    >>> ("sentence_transformer", "all-MiniLM-L6-v2", None) in models_built()
+    True
+    """
+    with _lock:
+        return frozenset(_built)
+
+
+def allow_built(models: Iterable[tuple[str, str, str | None]]) -> None:
+    """Allow in this process the hub models the user built in the process it works for
+    (:func:`models_built` there), exactly those: a Ray worker loads what its driver allowed.
+
+    >>> allow_built([("clip", "ViT-B-32", "openai")])
+    >>> ("clip", "ViT-B-32", "openai") in models_built()
+    True
+    """
+    with _lock:
+        _built.update(models)
 
 
 def check_allowed(fn: EmbeddingFunction) -> None:

@@ -14,6 +14,8 @@ import signal
 from pathlib import Path
 
 import lakehouse as lh
+from lakehouse.exec.permissions import Permissions
+from lakehouse.functions import embeddings
 
 KILL_AT = 250  # the value whose computation kills its worker process, once
 
@@ -44,3 +46,23 @@ def logged_triple(n: int) -> int:
             marker.write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
     return 3 * n
+
+
+class ModelChecks:
+    """A Ray actor (one worker process) that says whether stored embedding specs may load there:
+    each spec's refusal (the ModelError message), or None where it is allowed."""
+
+    def refusals(self, specs: list[dict], permissions: Permissions | None = None) \
+            -> list[str | None]:
+        """Grant ``permissions`` (a driver's) first, when given, then check every spec."""
+        if permissions is not None:
+            permissions.grant()
+        out: list[str | None] = []
+        for spec in specs:
+            try:
+                embeddings.check_allowed(embeddings.EmbeddingFunction.from_spec(spec))
+            except lh.ModelError as exc:
+                out.append(str(exc))
+            else:
+                out.append(None)
+        return out

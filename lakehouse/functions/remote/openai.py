@@ -45,7 +45,7 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -463,6 +463,29 @@ def _options(function: str, base_url: str, model: str, api_key: Any, params: dic
         _allowed.add(base_url)
     return Options(function, base_url, model, api_key, params, rpm, tpm, bool(cache),
                    concurrency, max_retries)
+
+
+def endpoints_allowed() -> frozenset[str]:
+    """The endpoints this process built remote models for (their base URLs): allowed here, and
+    handed to the processes that work for this one (Ray workers,
+    :mod:`lakehouse.exec.permissions`).
+
+    >>> allow_endpoints(["https://models.example.com/v1"])
+    >>> "https://models.example.com/v1" in endpoints_allowed()
+    True
+    """
+    with _lock:
+        return frozenset(_allowed)
+
+
+def allow_endpoints(urls: Iterable[str]) -> None:
+    """Allow in this process the endpoints the process it works for built remote models for
+    (:func:`endpoints_allowed` there), exactly those.
+
+    >>> allow_endpoints(["https://models.example.com/v1"])
+    """
+    with _lock:
+        _allowed.update(urls)
 
 
 def _check_endpoint(options: Options) -> None:
