@@ -7,6 +7,7 @@ prefix) holding a ``.lakehouse-dir`` marker. ``get_table("name:3")`` opens versi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,7 +16,7 @@ import polars as pl
 
 from lakehouse import branches, ingest, trust, views
 from lakehouse import types as T
-from lakehouse.engine import RayEngine, engine_from
+from lakehouse.engine import RayEngine, engine_from, resolve_engine
 from lakehouse.errors import (
     DependencyError,
     DirectoryNotFoundError,
@@ -70,9 +71,11 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
     off (``t.optimize()`` and ``t.gc()`` still do it on demand).
 
     ``engine="ray"`` (or a :class:`~lakehouse.RayEngine`) runs backfills (``add_computed_column``,
-    ``recompute``, embedding index builds, in model actors) and compaction (``optimize()``) as
-    Ray tasks on the cluster this process is connected to, with the same results, checkpoints
-    and single commit (needs the ``lakehouse[ray]`` extra; see :mod:`lakehouse.engine`).
+    ``recompute``, embedding index builds, in model actors), view expansions (``create_view``
+    and view upkeep) and compaction (``optimize()``) as Ray tasks on the cluster this process
+    is connected to, with the same results, checkpoints and single commit (needs the
+    ``lakehouse[ray]`` extra; see :mod:`lakehouse.engine`). Each of these calls also takes
+    ``engine=`` for itself, over the connection's.
 
     >>> import lakehouse as lh
     >>> db = lh.connect("my-lakehouse")
@@ -405,7 +408,7 @@ class Catalog:
     def create_view(self, name: str, base: Table | Query, *, where: Expr | None = None,
                     iterator: IteratorCall | None = None, columns: list[str] | None = None,
                     on_error: str = "abort", if_exists: str = "error",
-                    progress: bool = True) -> Table:
+                    progress: bool = True, engine: str | RayEngine | None = None) -> Table:
         """Create a view: a table whose rows follow ``base`` (a table, a view, or a query
         ``t.where(...)``, possibly of a version, ``t.at(3)``, or a snapshot), kept current by
         every write of the base, incrementally (only the base rows that changed are read).
@@ -417,7 +420,9 @@ class Catalog:
         read like a table, takes computed columns and embedding indexes of its own, and refuses
         inserts, updates and deletes. ``on_error="ignore"`` skips base values the iterator
         cannot read (counted in the write's ``rows_with_errors``) instead of failing. A view of
-        a version or snapshot is frozen there.
+        a version or snapshot is frozen there. ``engine`` (``"local"``, ``"ray"`` or a
+        :class:`~lakehouse.RayEngine`) fills the view there instead of on the connection's
+        engine (its later upkeep runs where the base's writes run).
 
         >>> v = db.create_view("recent", t.where(t.year > 1990))
         >>> v.select(v.title).collect()["title"].to_list()
@@ -429,6 +434,8 @@ class Catalog:
         validate_name(name)
         check_choice("if_exists", if_exists, ("error", "ignore", "replace"))
         check_choice("on_error", on_error, ON_ERROR)
+        location = dataclasses.replace(self._location,
+                                       engine=resolve_engine(engine, self._location.engine))
         table, condition = _view_base(base, name)
         branches.check_no_branch(table.table_branch, table.table_name, "a view")
         if table.table_uri != self._table_uri(table.table_name):
@@ -446,8 +453,8 @@ class Catalog:
         self._check_parent(name)
         schema = tdef.schema()
         if self.has_table(name):
-            if views.unfinished(self._location, name, schema):
-                return self._fill_view(name, table.table_name, progress)  # the same call again
+            if views.unfinished(self._location, name, schema):  # the same call again
+                return self._fill_view(location, name, table.table_name, progress)
             if if_exists == "ignore":
                 return self.get_table(name)
             if if_exists == "error":
@@ -460,13 +467,14 @@ class Catalog:
                                 storage_options=self._location.storage_options or None)
         except OSError as exc:
             raise storage_error(self._location, f"create view {name!r}", exc) from exc
-        return self._fill_view(name, table.table_name, progress)
+        return self._fill_view(location, name, table.table_name, progress)
 
-    def _fill_view(self, name: str, base: str, progress: bool) -> Table:
-        """Fill a new view from its base, then list it on the base. If this fails, the view is
-        dropped; if the process dies, the same create_view resumes from the checkpoint."""
+    def _fill_view(self, location: Location, name: str, base: str, progress: bool) -> Table:
+        """Fill a new view from its base (on ``location``'s engine), then list it on the base.
+        If this fails, the view is dropped; if the process dies, the same create_view resumes
+        from the checkpoint."""
         try:  # filled first, registered on the base after: a failure leaves the base as it was
-            views.catch_up(self._location, name, progress=progress)
+            views.catch_up(location, name, progress=progress)
             views.register(self._location, base, name)
         except Exception:
             self.drop_table(name, if_not_exists="ignore")

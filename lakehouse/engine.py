@@ -2,15 +2,15 @@
 
 ``lh.connect(..., engine="ray")`` or ``engine=lh.RayEngine(...)`` makes the backfills of
 computed columns (``add_computed_column``, ``recompute``), embedding index builds (in actors that
-keep the model loaded) and compaction (``optimize()`` and the automatic one) run as Ray tasks,
+keep the model loaded), view expansions (``create_view`` and the upkeep that follows the base,
+:mod:`lakehouse.views`) and compaction (``optimize()`` and the automatic one) run as Ray tasks,
 one per fragment (or group of fragments), on the cluster this process is connected to. The
 driver keeps what must happen once: the plan, the checkpoint and the one commit
 (:mod:`lakehouse.exec.ray_engine`).
 
 The calls that take work to Ray (``add_computed_column``, ``recompute``,
-``add_embedding_index``, ``create_view`` and a view's ``refresh``, ``optimize`` and the bulk
-imports) also take ``engine=`` for that one call, which overrides the connection's
-(:func:`resolve_engine`).
+``add_embedding_index``, ``create_view``, ``optimize`` and the bulk imports) also take
+``engine=`` for that one call, which overrides the connection's (:func:`resolve_engine`).
 
 This module is only the setting: it imports nothing of Ray, so the core install does not need
 it. Ray itself comes with the ``lakehouse[ray]`` extra.

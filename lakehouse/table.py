@@ -24,6 +24,7 @@ from lakehouse import embedding_index as indexes
 from lakehouse import types as T
 from lakehouse.diff import Diff
 from lakehouse.display import Rendered
+from lakehouse.engine import RayEngine, resolve_engine
 from lakehouse.errors import (
     ColumnExistsError,
     ColumnNotFoundError,
@@ -281,6 +282,17 @@ class Table:
                             ds.checkout_version(ds.version), state.definition,
                             self._location.fetch, engine=self._location.engine)
 
+    def _on(self, engine: str | RayEngine | None) -> Table | None:
+        """For a call's own ``engine=`` (:func:`lakehouse.engine.resolve_engine`): a handle of
+        this table whose work runs there, or None when it runs where this handle's does."""
+        chosen = resolve_engine(engine, self._location.engine)
+        if chosen == self._location.engine:
+            return None
+        ds = self.table_state().dataset
+        self._wrote = True  # the other handle writes: this one reads its state again
+        return Table(self._name, self._uri, dataclasses.replace(self._location, engine=chosen),
+                     ds.checkout_version(ds.version), pinned=self._pinned, branch=self._branch)
+
     def _write(self, body: Callable[[WriteContext], _R], *, what: str,
                replayable: bool = True, state: TableState | None = None) -> _R:
         """Run ``body`` under the write protocol. A view first catches up with its base, in
@@ -516,19 +528,25 @@ class Table:
         return result
 
     def recompute(self, columns: str | list[str], where: Expr | None = None, *,
-                  errors_only: bool = False, cascade: bool = True,
-                  progress: bool = True) -> WriteResult:
+                  errors_only: bool = False, cascade: bool = True, progress: bool = True,
+                  engine: str | RayEngine | None = None) -> WriteResult:
         """Compute the stored values of computed ``columns`` again, for the rows matching
         ``where`` (all rows if None), and the computed columns that depend on them
         (``cascade=False`` leaves those as they are), in one commit. ``errors_only=True``
         takes only the rows where one of ``columns`` recorded an error (``on_error="ignore"``):
         the way to retry the cells a flaky model or service failed. A view's own computed
-        columns are recomputed the same way.
+        columns are recomputed the same way. ``engine`` (``"local"``, ``"ray"`` or a
+        :class:`~lakehouse.RayEngine`) runs this call there instead of on the connection's
+        engine.
 
         >>> _ = t.add_computed_column(decade=t.year // 10 * 10, progress=False)
         >>> t.recompute("decade", where=t.year > 2000, progress=False).rows_written
         1
         """
+        other = self._on(engine)
+        if other is not None:
+            return other.recompute(columns, where, errors_only=errors_only, cascade=cascade,
+                                   progress=progress)
         names = [columns] if isinstance(columns, str) else list(columns)
         if not names:
             raise InvalidOptionError("recompute() needs at least one computed column")
@@ -627,7 +645,8 @@ class Table:
         return self.add_column(if_exists=if_exists, **columns)
 
     def add_computed_column(self, *, on_error: str = "abort", if_exists: str = "error",
-                            progress: bool = True, **column: Any) -> WriteResult:
+                            progress: bool = True, engine: str | RayEngine | None = None,
+                            **column: Any) -> WriteResult:
         """Declare a computed column and fill it for the existing rows; from then on it is
         computed for every inserted or updated row.
 
@@ -640,7 +659,15 @@ class Table:
         written. ``on_error="ignore"`` keeps failing rows with a null value and their error
         (``t.n2.errortype``, ``t.n2.errormsg``); ``"abort"`` fails the call and writes nothing.
         Rows inserted by other processes while the column is computed are computed too.
+        ``engine`` (``"local"``, ``"ray"`` or a :class:`~lakehouse.RayEngine`) runs this
+        backfill there instead of on the connection's engine.
         """
+        if isinstance(engine, Expr):  # a column called "engine"
+            column, engine = {**column, "engine": engine}, None
+        other = self._on(engine)
+        if other is not None:
+            return other.add_computed_column(on_error=on_error, if_exists=if_exists,
+                                             progress=progress, **column)
         check_choice("on_error", on_error, ON_ERROR)
         check_choice("if_exists", if_exists, _IF_EXISTS)
         if len(column) != 1:
@@ -802,7 +829,8 @@ class Table:
                             metric: str = "cosine", name: str | None = None,
                             if_exists: str = "error", on_error: str = "abort",
                             vector_index: str = "IVF_SQ", recall: float | None = None,
-                            progress: bool = True) -> WriteResult:
+                            progress: bool = True,
+                            engine: str | RayEngine | None = None) -> WriteResult:
         """Make ``column`` searchable by similarity: ``t.col.similarity(query)``.
 
         ``embedding`` turns the column's values into vectors: :func:`lh.functions.clip` for
@@ -819,13 +847,20 @@ class Table:
         high recall) or ``"IVF_PQ"`` (smallest). ``recall``: the recall@10 that searches reach
         by default (0.95 unless given): each time the vector index is trained, its search
         parameters are measured on its own vectors (see :meth:`indexes`) and a search picks the
-        fastest that reach the target.
+        fastest that reach the target. ``engine`` (``"local"``, ``"ray"`` or a
+        :class:`~lakehouse.RayEngine`) computes the vectors there instead of on the
+        connection's engine.
 
         >>> _ = t.add_embedding_index("title", embedding=minilm, progress=False)
         >>> sim = t.title.similarity("a monster aboard a spaceship")
         >>> t.order_by(sim, asc=False).limit(1).select(t.title).collect().item()
         'Alien'
         """
+        other = self._on(engine)
+        if other is not None:
+            return other.add_embedding_index(
+                column, embedding=embedding, metric=metric, name=name, if_exists=if_exists,
+                on_error=on_error, vector_index=vector_index, recall=recall, progress=progress)
         check_choice("if_exists", if_exists, _IF_EXISTS)
         check_choice("on_error", on_error, ON_ERROR)
         request = indexes.IndexRequest(
@@ -1372,11 +1407,14 @@ class Table:
                                          keep_versions=keep_versions, keep_for=keep_for,
                                          dry_run=dry_run)
 
-    def optimize(self, *, progress: bool = True) -> OptimizeReport:
+    def optimize(self, *, progress: bool = True,
+                 engine: str | RayEngine | None = None) -> OptimizeReport:
         """Compact the table's fragments (small ones, and ones with many deleted rows), extend
         its indexes over the rows they do not cover yet and build the zone maps that are due,
         now, whatever ``lh.connect(maintenance=...)`` says: the upkeep writes do by themselves
         (see :mod:`lakehouse.maintenance.compaction`), all at once. Returns what changed.
+        ``engine`` (``"local"``, ``"ray"`` or a :class:`~lakehouse.RayEngine`) compacts there
+        instead of on the connection's engine.
 
         >>> for year in (2001, 2002):
         ...     _ = t.insert([{"title": "New", "year": year}], progress=False)
@@ -1384,6 +1422,9 @@ class Table:
         >>> report.fragments_before, report.fragments_after, report.rows
         (3, 1, 5)
         """
+        other = self._on(engine)
+        if other is not None:
+            return other.optimize(progress=progress)
         branches.check_no_branch(self._branch, self._name, "optimize()")
         if self._pinned:
             raise ReadOnlyError(f"table {self._name!r} is opened at a version; run optimize() "

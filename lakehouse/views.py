@@ -14,17 +14,29 @@ exclusive commit (see :func:`lakehouse.exec.protocol.rewrite`), which records th
 version. An update of a base row gives it a new row id: its view rows are replaced. If a process
 dies between a base commit and the view's, the next write of the base, or the next open of the
 view, catches the view up from the same comparison.
+
+With a Ray engine (``lh.connect(..., engine="ray")``, or ``create_view(..., engine="ray")``),
+the expansion is split by base fragment (``fragments_per_task`` per task): each Ray task
+(:func:`expand_fragments`) opens the view and the base at the versions the driver read,
+rebuilds the iterator and the view's computed columns from their stored definitions under the
+driver's trust, and writes its view rows as new fragments. The driver records each base
+fragment's in the upkeep's checkpoint as its task returns (a task Ray runs again after its
+worker died redoes only its fragments; a run that stopped resumes from the checkpoint) and
+makes the one commit, with the fragments in base order: the view's rows, positions, values,
+errors and history are those of the upkeep in this process.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lance
 import pyarrow as pa
+from lance.fragment import FragmentMetadata
 
 from lakehouse import embedding_index as indexes
 from lakehouse import types as T
@@ -34,15 +46,18 @@ from lakehouse.errors import (
     InvalidOptionError,
     TableNotFoundError,
     TypeMismatchError,
+    UDFNotFoundError,
 )
-from lakehouse.exec import protocol, writes
+from lakehouse.exec import protocol, ray_engine, writes
 from lakehouse.exec.checkpoints import Checkpoint
+from lakehouse.exec.permissions import Permissions
 from lakehouse.exec.protocol import Redo, WriteContext
 from lakehouse.exec.scan import scan_frames
 from lakehouse.exec.writes import WriteResult
 from lakehouse.exprs import serialize
-from lakehouse.exprs.nodes import Expr
+from lakehouse.exprs.nodes import Call, Expr
 from lakehouse.iterators import IteratorCall
+from lakehouse.media.policy import FetchPolicy
 from lakehouse.metadata import (
     BASE_ROW,
     POSITION,
@@ -53,6 +68,7 @@ from lakehouse.metadata import (
     ViewDef,
 )
 from lakehouse.names import TABLE_SUFFIX
+from lakehouse.progress import report
 from lakehouse.storage import Location
 
 REGISTRY_PREFIX = "lakehouse.view."  # a base's config key for each of its views
@@ -334,7 +350,6 @@ def _catch_up(location: Location, ctx: WriteContext, *, progress: bool) -> Write
         changes = ChangeSet(None, _base_rows_in(ctx.dataset), None)
     replacing = _view_rows_of(ctx.dataset, changes.deleted)
     expansion = Expansion(ctx.definition, TableDef.from_schema(base.schema, vdef.base), ctx)
-    groups = expansion.groups(base, changes)
 
     def guard(latest: lance.LanceDataset) -> None:
         if recorded_base_version(latest) != seen:
@@ -347,11 +362,153 @@ def _catch_up(location: Location, ctx: WriteContext, *, progress: bool) -> Write
     saved = Checkpoint.open(ctx.uri, ctx.storage_options, list(ctx.dataset.schema),
                             kind="view upkeep", version=ctx.version,
                             total_rows=0, basis=f"from base version {seen}") if long else None
-    result = writes.replace_rows(ctx, groups, replacing, guard=guard, progress=progress,
-                                 on_error=vdef.on_error, trusted=expansion.trusted,
-                                 checkpoint=saved)
+    if ctx.engine is not None:
+        job = ExpansionJob.of(ctx, location, base, changes, expansion)
+        return _upkeep_on_ray(ctx, job, group_keys(base, changes), replacing, guard=guard,
+                              progress=progress, checkpoint=saved)
+    result = writes.replace_rows(ctx, expansion.groups(base, changes), replacing, guard=guard,
+                                 progress=progress, on_error=vdef.on_error,
+                                 trusted=expansion.trusted, checkpoint=saved)
     return dataclasses.replace(result, rows_with_errors=result.rows_with_errors
                                + expansion.failed)
+
+
+# --- upkeep on Ray ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ExpansionJob:
+    """What every Ray task of one view upkeep needs, sent to the cluster once: the view and
+    its base, each at the version read (the tasks read their stored definitions there), the
+    base rows that are new (None: all), the fetch policy, what the driver allows to be
+    imported and loaded (:class:`~lakehouse.exec.permissions.Permissions`) and the module of
+    the view's user iterator, which the driver has registered (imported or trusted): a worker
+    imports it, so that it resolves the iterator as the driver did
+    (:mod:`lakehouse.iterators.registry`), and nothing else of that module is trusted."""
+
+    view: str
+    view_uri: str
+    view_version: int
+    base_uri: str
+    base_version: int
+    storage_options: dict[str, str] = dataclasses.field(repr=False)
+    inserted: frozenset[int] | None = dataclasses.field(repr=False)
+    fetch: FetchPolicy
+    permissions: Permissions
+    iterator_module: str | None
+    modules: tuple[str, ...]  # the modules of the iterator and UDFs it runs, for messages
+
+    @staticmethod
+    def of(ctx: WriteContext, location: Location, base: lance.LanceDataset, changes: ChangeSet,
+           expansion: Expansion) -> ExpansionJob:
+        called = {node.fn for column in ctx.definition.computed_columns()
+                  for node in ctx.definition.expr(column).walk() if isinstance(node, Call)}
+        user_iterator = None
+        if expansion.iterator is not None:
+            called.add(expansion.iterator.name)
+            if ":" in expansion.iterator.name:
+                user_iterator = expansion.iterator.name.partition(":")[0]
+        return ExpansionJob(ctx.table_name, ctx.uri, ctx.version,
+                            table_uri(location, expansion.vdef.base), base.version,
+                            dict(ctx.storage_options), None if changes.inserted is None
+                            else frozenset(changes.inserted), ctx.fetch, Permissions.held(),
+                            user_iterator,
+                            tuple(sorted({n.partition(":")[0] for n in called if ":" in n})))
+
+
+#: What a task returns for each base fragment it expands (its group key, the view fragments
+#: written, rows, rows with an error), and the base rows it skipped (``on_error="ignore"``).
+ExpandedGroups = tuple[list[tuple[str, list[FragmentMetadata], int, int]], int]
+
+
+def _upkeep_on_ray(ctx: WriteContext, job: ExpansionJob, keys: list[tuple[str, int]],
+                   replacing: dict[int, list[int]], *,
+                   guard: Callable[[lance.LanceDataset], None], progress: bool,
+                   checkpoint: Checkpoint | None) -> WriteResult:
+    """A view's upkeep on the context's Ray engine: one task per group of
+    ``fragments_per_task`` base fragments (:func:`expand_fragments`), each writing the view
+    rows of its fragments as new fragments; each fragment's are recorded in the checkpoint as
+    its task returns (a group a previous run finished is not sent again), and the driver
+    makes the one commit of :func:`~lakehouse.exec.writes.replace_rows`, with its fragments
+    in base fragment order, as this process would."""
+    engine = ctx.engine
+    assert engine is not None
+    done = checkpoint.done_groups() if checkpoint is not None else {}
+    written = {key: done[key] for key, _ in keys if key in done}
+    todo = [k for k in keys if k[0] not in done]
+    size = engine.fragments_per_task
+    rows = errors = 0
+    with report(f"update view {ctx.table_name}", enabled=progress) as reporter:
+        try:
+            for _, (groups, skipped) in ray_engine.run_groups(
+                    engine, ctx.table_name, expand_fragments, job,
+                    [todo[i:i + size] for i in range(0, len(todo), size)],
+                    what=f"the upkeep of view {ctx.table_name!r}"):
+                for key, fragments, n, failed in groups:
+                    if checkpoint is not None:
+                        checkpoint.record_group(key, n, fragments)
+                    written[key] = fragments
+                    rows, errors = rows + n, errors + failed
+                    reporter.advance(n, errors=errors)
+                errors += skipped
+        except BaseException:
+            if checkpoint is not None:
+                checkpoint.keep()  # what finished is there for the next run
+            raise
+        ds = protocol.rewrite(ctx, None, replacing, failures=protocol.Failures(),
+                              kind="view upkeep", guard=guard,
+                              written=[f for key, _ in keys for f in written.get(key, [])])
+    if checkpoint is not None:
+        checkpoint.finish()
+    return WriteResult(rows, errors, ds.version)
+
+
+def expand_fragments(job: ExpansionJob, fragments: list[tuple[str, int]]) -> ExpandedGroups:
+    """A Ray task: the view rows of some base fragments (``(group key, fragment id)``), with
+    the view's computed columns, written as new fragments of the view (not committed), as
+    :func:`~lakehouse.exec.writes.replace_rows` writes them in this process. The view's
+    definition, its iterator and its UDFs are rebuilt from storage under the driver's trust
+    rules; a module the worker cannot import says how to ship it."""
+    job.permissions.grant()
+    options = job.storage_options or None
+    view = lance.dataset(job.view_uri, version=job.view_version, storage_options=options)
+    base = lance.dataset(job.base_uri, version=job.base_version, storage_options=options)
+    ctx = WriteContext(job.view, job.view_uri, job.storage_options, view,
+                       TableDef.from_schema(view.schema, job.view), job.fetch)
+    vdef = ctx.definition.view
+    assert vdef is not None
+    try:
+        if job.iterator_module is not None:
+            _import_iterator_module(job.iterator_module)
+        expansion = Expansion(ctx.definition, TableDef.from_schema(base.schema, vdef.base), ctx)
+        groups = ((key, expansion._chunks(base, i, job.inserted)) for key, i in fragments)
+        written = list(writes.write_groups(ctx, groups, on_error=vdef.on_error,
+                                           trusted=expansion.trusted))
+    except UDFNotFoundError as exc:
+        raise ray_engine.not_on_worker(exc, list(job.modules)) from None
+    return [(str(key), f, n, e) for key, f, n, e in written], expansion.failed
+
+
+def _import_iterator_module(module: str) -> None:
+    """Import the module of a user iterator the driver registered, on a worker."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise UDFNotFoundError(f"the module {module!r} of the view's iterator cannot be "
+                               f"imported ({exc})") from exc
+
+
+def group_keys(base: lance.LanceDataset, changes: ChangeSet) -> list[tuple[str, int]]:
+    """The base fragments whose rows an upkeep expands, in order, each with the key of its
+    group in a checkpoint: what the fragment's rows are (its id, data files and deletions)."""
+    if changes.inserted is not None and not changes.inserted:
+        return []
+    fragments = changes.fragments if changes.fragments is not None else \
+        [f.fragment_id for f in base.get_fragments()]
+    keys = []
+    for fragment_id in fragments:
+        fragment = base.get_fragment(fragment_id)
+        keys.append((f"{fragment_id}:{_rows_signature(fragment)}:"
+                     + ",".join(f.path for f in fragment.metadata.files), fragment_id))
+    return keys
 
 
 def _base_rows_in(view: lance.LanceDataset) -> set[int]:
@@ -407,14 +564,7 @@ class Expansion:
         """The view rows of the rows ``changes`` inserted: one group per base fragment, keyed
         by what that fragment's rows are (its id, data files and deletions), each made only
         when the writer takes it."""
-        if changes.inserted is not None and not changes.inserted:
-            return
-        fragments = changes.fragments if changes.fragments is not None else \
-            [f.fragment_id for f in base.get_fragments()]
-        for fragment_id in fragments:
-            fragment = base.get_fragment(fragment_id)
-            key = f"{fragment_id}:{_rows_signature(fragment)}:" + \
-                ",".join(f.path for f in fragment.metadata.files)
+        for key, fragment_id in group_keys(base, changes):
             yield key, self._chunks(base, fragment_id, changes.inserted)
 
     def _chunks(self, base: lance.LanceDataset, fragment_id: int,

@@ -34,8 +34,8 @@ import itertools
 import os
 import socket
 from collections import defaultdict
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import lance
 import pyarrow as pa
@@ -64,6 +64,7 @@ from lakehouse.metadata import ColumnDef, TableDef
 #: the new columns, the rows computed and the rows with an error.
 FragmentResult = tuple[list[Any], Any, int, int]
 CONNECT_TIMEOUT_S = 5.0
+_R = TypeVar("_R")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,15 +295,55 @@ def _worker_plan(job: BackfillJob) -> Plan:
     try:
         return Plan.for_columns(job.table_name, job.plan_definition, list(job.columns))
     except UDFNotFoundError as exc:
-        missing = [m for m in job.udf_modules() if trust.locate(m) is None] \
-            or job.udf_modules()
-        names = ", ".join(map(repr, missing))
-        msg = (f"{exc}. On the Ray worker {socket.gethostname()!r} module {names} cannot be "
-               "imported: ship it to the workers with Ray's runtime_env, "
-               f"lh.RayEngine(runtime_env={{'py_modules': [<path of {missing[0]}>]}}) or "
-               "{'working_dir': <the folder that holds it>}, or ray.init(runtime_env=...) "
-               "when this process joins the cluster itself; or install it on every worker")
-        raise UDFNotFoundError(msg) from None
+        raise not_on_worker(exc, job.udf_modules()) from None
+
+
+def not_on_worker(exc: UDFNotFoundError, modules: list[str]) -> UDFNotFoundError:
+    """The error of a task whose UDF or iterator module (one of ``modules``, the modules the
+    work calls) cannot be imported on its Ray worker: which one, and how to ship it there."""
+    missing = [m for m in modules if trust.locate(m) is None] or modules or ["<your module>"]
+    names = ", ".join(map(repr, missing))
+    msg = (f"{exc}. On the Ray worker {socket.gethostname()!r} module {names} cannot be "
+           "imported: ship it to the workers with Ray's runtime_env, "
+           f"lh.RayEngine(runtime_env={{'py_modules': [<path of {missing[0]}>]}}) or "
+           "{'working_dir': <the folder that holds it>}, or ray.init(runtime_env=...) "
+           "when this process joins the cluster itself; or install it on every worker")
+    return UDFNotFoundError(msg)
+
+
+def run_groups(engine: RayEngine, table_name: str, task: Callable[[Any, Any], _R], job: Any,
+               groups: list[Any], *, what: str) -> Iterator[tuple[int, _R]]:
+    """``task(job, group)`` as one Ray task per group (``job`` sent to the cluster once),
+    yielding ``(index of the group, result)`` as each task returns: how a view's upkeep runs
+    (:mod:`lakehouse.views`); ``what`` names the work in messages. When a task fails, the
+    error of the earliest failing group is raised once the groups before it are done (the
+    results of those are yielded first); groups after it, and tasks still running when the
+    caller stops, are cancelled."""
+    ray = connect(engine, table_name)
+    shared = ray.put(job)
+    remote = ray.remote(task).options(
+        num_cpus=engine.cpus_per_task, max_retries=engine.max_retries, retry_exceptions=False)
+    pending = {remote.remote(shared, group): i for i, group in enumerate(groups)}
+    failed: tuple[int, Exception] | None = None
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            index = pending.pop(ready[0])
+            try:
+                result = _result(ray, ready[0], table_name, what)
+            except Exception as exc:
+                if failed is None or index < failed[0]:
+                    failed = (index, exc)
+                later = [ref for ref, i in pending.items() if i > index]
+                _cancel(ray, later)
+                for ref in later:
+                    del pending[ref]
+                continue
+            yield index, result
+    finally:
+        _cancel(ray, list(pending))
+    if failed is not None:
+        raise failed[1]
 
 
 def _cancel(ray: Any, refs: list[Any]) -> None:
@@ -327,20 +368,20 @@ def _row_offsets(groups: list[list[lance.LanceFragment]], start: int) -> list[in
     return offsets
 
 
-def _result(ray: Any, ref: Any, table_name: str) -> list[FragmentResult]:
+def _result(ray: Any, ref: Any, table_name: str, what: str = "the backfill") -> Any:
     """A task's result; its own exception as this process would raise it, or EngineTaskError
-    when Ray lost the task (its worker or node kept dying)."""
+    when Ray lost the task (its worker or node kept dying). ``what``: the work, for messages."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause
         if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
             raise cause from None
-        raise EngineTaskError(f"table {table_name!r}: a Ray task of the backfill failed: "
+        raise EngineTaskError(f"table {table_name!r}: a Ray task of {what} failed: "
                               f"{cause}; nothing was committed, run it again") from exc
     except ray.exceptions.RayError as exc:
         raise EngineTaskError(
-            f"table {table_name!r}: a Ray task of the backfill was lost ({type(exc).__name__}: "
+            f"table {table_name!r}: a Ray task of {what} was lost ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); nothing was committed and the "
             "fragments that finished are kept in the checkpoint: run the same call again to "
             "compute the rest") from exc
@@ -388,4 +429,4 @@ def _check_reachable(address: str) -> None:
 
 
 __all__ = ["BackfillJob", "ModelWorker", "backfill_merge", "compact", "compact_task", "connect",
-           "merge_fragments", "rewrite", "rewrite_fragments"]
+           "merge_fragments", "not_on_worker", "rewrite", "rewrite_fragments", "run_groups"]

@@ -113,14 +113,8 @@ def replace_rows(ctx: WriteContext, groups: Iterator[Group], replacing: dict[int
             if key is not None and key in done:
                 written += done[key]
                 continue
-            failures = Failures()
             before = rows.counts["rows"]
-            stream = rows.batches(chunks, reporter)
-            first = next(stream, None)
-            fragments = [] if first is None else protocol.write_fragments(
-                ctx, pa.RecordBatchReader.from_batches(ctx.dataset.schema,
-                                                       failures.guard(_chain(first, stream))),
-                failures)
+            fragments = rows.fragments(chunks, reporter)
             if checkpoint is not None and key is not None:
                 checkpoint.record_group(key, rows.counts["rows"] - before, fragments)
             written += fragments
@@ -129,6 +123,21 @@ def replace_rows(ctx: WriteContext, groups: Iterator[Group], replacing: dict[int
     if checkpoint is not None:
         checkpoint.finish()
     return WriteResult(rows.counts["rows"], rows.counts["errors"], ds.version)
+
+
+def write_groups(ctx: WriteContext, groups: Iterator[Group], *, on_error: str = "abort",
+                 trusted: frozenset[str] = frozenset()) -> Iterator[
+        tuple[str | None, list[FragmentMetadata], int, int]]:
+    """Each group of new rows (see :func:`replace_rows`) written as fragments of its own, not
+    committed, with its rows and rows with an error: the part of a view's upkeep a Ray task
+    does (:mod:`lakehouse.views`) for the driver's one commit."""
+    rows = _Rows(ctx, _plan(ctx), on_error, trusted)
+    with report(f"update view {ctx.table_name}", enabled=False) as reporter:
+        for key, chunks in groups:
+            before = dict(rows.counts)
+            fragments = rows.fragments(chunks, reporter)
+            yield key, fragments, rows.counts["rows"] - before["rows"], \
+                rows.counts["errors"] - before["errors"]
 
 
 @contextlib.contextmanager
@@ -196,6 +205,17 @@ class _Rows:
             reporter.advance(n, errors=counts["errors"])
             yield from assemble(without_referenced_bytes(columns, tdef),
                                  self.ctx.dataset.schema).to_batches()
+
+    def fragments(self, chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
+                  reporter: Any) -> list[FragmentMetadata]:
+        """The chunks' batches written as new fragments of their own (not committed)."""
+        failures = Failures()
+        stream = self.batches(chunks, reporter)
+        first = next(stream, None)
+        return [] if first is None else protocol.write_fragments(
+            self.ctx, pa.RecordBatchReader.from_batches(self.ctx.dataset.schema,
+                                                        failures.guard(_chain(first, stream))),
+            failures)
 
 
 def backfill_batch_rows(ctx: WriteContext, plan: Plan) -> int | None:
