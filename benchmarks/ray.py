@@ -1,13 +1,23 @@
-"""Backfills on Ray against this process: a CPU-heavy row UDF over a large table.
+"""Backfills on Ray against this process: a CPU-heavy row UDF over a large table, and an
+embedding index built by the shipped CLIP in Ray actors.
 
 Measures, in one run: the backfill of a computed column calling a pure-Python row UDF
 (benchmarks/ray_udfs.py) over ``--rows`` rows in ``--fragments`` fragments, with the local engine,
-then on a Ray cluster of this machine with one worker node (1 CPU) and with two (1 CPU each);
-and Ray's overhead on a 10,000-row table (the same backfill, local against Ray with warm
-workers, and the first call with cold workers). The cluster is started here (`ray start
---block`, bounded object stores) and stopped at the end; the UDF module reaches the workers
-through Ray's runtime_env (py_modules), as a user's would. ``--quick`` is a small run for CI.
-Targets on a 2-core machine: 2 workers at least 1.7x 1 worker; the overhead under 2 s.
+then on a Ray cluster of this machine with one worker node (1 CPU) and with two (1 CPU each),
+``--repeat`` times each (medians); Ray's overhead on a 10,000-row table (the same backfill, local
+against Ray with warm workers, and the first call with cold workers); and an embedding index of
+``--images`` sample pictures built with the shipped CLIP (lh.functions.SHAPES_CLIP) locally, in
+one Ray actor and in two (1 CPU each), with the actors' start and model load measured apart on
+a table of four pictures. Where this machine has a GPU, the same build runs in actors with
+``num_gpus=1``, reported separately (one actor per GPU, at most two); without one that line says
+it was skipped.
+
+The cluster is started here (`ray start --block`, bounded object stores) and stopped at the end;
+the UDF module reaches the workers through Ray's runtime_env (py_modules), as a user's would.
+Before a measure, every node's worker process is started and has imported lakehouse (a task
+pinned to each node), so the 1- and 2-worker figures compare computing, not process start
+(which the cold 10,000-row figure shows). ``--quick`` is a small run for CI. Targets on a 2-core
+machine: 2 workers at least 1.7x 1 worker; the overhead under 2 s.
 """
 
 from __future__ import annotations
@@ -24,26 +34,35 @@ sys.path.append(HERE)
 
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
+import functools  # noqa: E402
+import io  # noqa: E402
+import operator  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from typing import Any  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import ray_udfs  # noqa: E402
 from reporting import add_output_options, machine, table, write_report  # noqa: E402
 
 import lakehouse as lh  # noqa: E402
+from lakehouse.samples import shapes  # noqa: E402
 
-DEFAULTS = {"rows": 1_000_000, "fragments": 16, "small_rows": 10_000}
-QUICK = {"rows": 16_000, "fragments": 16, "small_rows": 2_000}
+DEFAULTS = {"rows": 1_000_000, "fragments": 16, "small_rows": 10_000, "images": 400,
+            "image_fragments": 8, "repeat": 3}
+QUICK = {"rows": 16_000, "fragments": 16, "small_rows": 2_000, "images": 16,
+         "image_fragments": 4, "repeat": 1}
 SPEEDUP_TARGET = 1.7
 OVERHEAD_TARGET_S = 2.0
-NODE = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=100000000",
-        "--disable-usage-stats"]
+STARTUP_IMAGES = 4  # the table whose build measures the actors' start and model load
+NODE = ["--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats"]
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # a cluster of this run, on this machine
 
 
@@ -54,16 +73,18 @@ def _free_port() -> int:
 
 
 class Cluster:
-    """A Ray head (1 CPU) on this machine, worker nodes added on demand, all stopped at the
-    end; this process joins it as the driver, shipping ray_udfs.py to the workers."""
+    """A Ray head (1 CPU, this machine's GPUs) on this machine, worker nodes (1 CPU, no GPU)
+    added on demand, all stopped at the end; this process joins it as the driver, shipping
+    ray_udfs.py to the workers."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, gpus: int) -> None:
         self.ray_bin = str(Path(sys.executable).parent / "ray")
         self.address = f"127.0.0.1:{_free_port()}"
         self.log = open(work / "ray.log", "ab")  # noqa: SIM115 - open while the cluster runs
         self.temp = tempfile.mkdtemp(prefix="lhray", dir="/tmp")
         self.procs = [self._start("--head", f"--port={self.address.split(':')[1]}",
-                                  "--include-dashboard=false", f"--temp-dir={self.temp}")]
+                                  "--include-dashboard=false", f"--temp-dir={self.temp}",
+                                  f"--num-gpus={gpus}")]
         os.environ["RAY_AUTH_MODE"] = "disabled"
         deadline = time.monotonic() + 120
         while True:
@@ -81,12 +102,21 @@ class Cluster:
                                 stdout=self.log, stderr=subprocess.STDOUT)
 
     def add_worker(self) -> None:
-        self.procs.append(self._start(f"--address={self.address}"))
+        self.procs.append(self._start(f"--address={self.address}", "--num-gpus=0"))
         deadline = time.monotonic() + 120
         while sum(1 for n in ray.nodes() if n["Alive"]) < len(self.procs):
             if time.monotonic() > deadline:
                 raise RuntimeError("the Ray worker node did not join")
             time.sleep(0.5)
+
+    def warm(self) -> None:
+        """Start the worker process of every node and import there what a backfill's task
+        imports: one task pinned to each node (Ray keeps the process for the next tasks)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        task = ray.remote(_imports_of_a_task)
+        ray.get([task.options(num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node["NodeID"], soft=False)).remote() for node in ray.nodes() if node["Alive"]])
 
     def stop(self) -> None:
         ray.shutdown()
@@ -100,6 +130,24 @@ class Cluster:
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
+def _imports_of_a_task() -> int:
+    """Run on a worker: import the Ray engine's task code and the UDF module."""
+    import ray_udfs  # noqa: F401 - shipped with runtime_env py_modules
+
+    import lakehouse.exec.ray_engine  # noqa: F401 - the import is the work
+
+    return os.getpid()
+
+
+def gpu_count() -> int:
+    """The CUDA GPUs of this machine (0 without torch)."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count()
+
+
 def make_table(db: lh.Catalog, name: str, rows: int, fragments: int) -> lh.Table:
     t = db.create_table(name, {"n": lh.Int})
     per = rows // fragments
@@ -109,34 +157,69 @@ def make_table(db: lh.Catalog, name: str, rows: int, fragments: int) -> lh.Table
     return t
 
 
+def make_pictures(db: lh.Catalog, name: str, images: int, fragments: int) -> lh.Table:
+    """A table of ``images`` sample pictures (64x64 PNG shapes) in ``fragments`` fragments."""
+    t = db.create_table(name, {"image": lh.Image})
+    pictures = []
+    for picture, _ in shapes.samples(images, seed=5):
+        buf = io.BytesIO()
+        picture.save(buf, format="PNG")
+        pictures.append(buf.getvalue())
+    per = -(-images // fragments)
+    for start in range(0, images, per):
+        t.insert([{"image": png} for png in pictures[start:start + per]], progress=False)
+    return t
+
+
 def backfill_s(t: lh.Table, column: str) -> float:
     started = time.perf_counter()
     t.add_computed_column(**{column: ray_udfs.churn(t.n)}, progress=False)
     return time.perf_counter() - started
 
 
-def run(root: str, work: Path, rows: int, fragments: int, small_rows: int) -> dict:
+def embed_s(t: lh.Table, name: str, model: Any) -> float:
+    started = time.perf_counter()
+    t.add_embedding_index("image", embedding=model, name=f"clip_{name}", progress=False)
+    return time.perf_counter() - started
+
+
+def load_1min() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def run(root: str, work: Path, sizes: dict[str, int], gpus: int) -> dict:
     here = lh.connect(root, maintenance=False)
     on_ray = lh.connect(root, maintenance=False, engine="ray")
+    rows, fragments, repeat = sizes["rows"], sizes["fragments"], sizes["repeat"]
     big = make_table(here, "big", rows, fragments)
-    small = make_table(here, "small", small_rows, 4)
-    make_table(here, "warm", 100 * fragments, fragments)  # starts a worker on every node
+    small = make_table(here, "small", sizes["small_rows"], 4)
     out: dict = {"local_s": backfill_s(big, "h_local"),
-                 "small_local_s": backfill_s(small, "h_local")}
-    cluster = Cluster(work)
+                 "small_local_s": backfill_s(small, "h_local"), "load_1min": {}}
+    out["load_1min"]["local"] = load_1min()
+    cluster = Cluster(work, gpus)
     try:
         out["small_ray_cold_s"] = backfill_s(on_ray.get_table("small"), "h_cold")
-        backfill_s(on_ray.get_table("warm"), "h_warm1")
+        cluster.warm()
         out["small_ray_s"] = backfill_s(on_ray.get_table("small"), "h_warm")
-        out["ray_1_worker_s"] = backfill_s(on_ray.get_table("big"), "h_ray1")
+        out["ray_1_worker_runs_s"] = [backfill_s(on_ray.get_table("big"), f"h_ray1_{i}")
+                                      for i in range(repeat)]
+        out["load_1min"]["ray_1_worker"] = load_1min()
         cluster.add_worker()
-        backfill_s(on_ray.get_table("warm"), "h_warm2")  # the new node's worker starts
-        out["ray_2_workers_s"] = backfill_s(on_ray.get_table("big"), "h_ray2")
+        cluster.warm()
+        out["ray_2_workers_runs_s"] = [backfill_s(on_ray.get_table("big"), f"h_ray2_{i}")
+                                       for i in range(repeat)]
+        out["load_1min"]["ray_2_workers"] = load_1min()
+        out["clip"] = clip_builds(root, sizes["images"], sizes["image_fragments"], gpus)
+        out["load_1min"]["clip"] = load_1min()
     finally:
         cluster.stop()
     t = here.get_table("big")
-    same = t.where((t.h_local != t.h_ray1) | (t.h_local != t.h_ray2)).count() == 0
-    out.update(identical=same,
+    ray_columns = [c for c in t.column_names() if c.startswith("h_ray")]
+    differ = [getattr(t, c) != t.h_local for c in ray_columns]
+    same = t.where(functools.reduce(operator.or_, differ)).count() == 0
+    out["ray_1_worker_s"] = statistics.median(out["ray_1_worker_runs_s"])
+    out["ray_2_workers_s"] = statistics.median(out["ray_2_workers_runs_s"])
+    out.update(identical=same and out["clip"]["identical"],
                speedup_2_over_1=out["ray_1_worker_s"] / out["ray_2_workers_s"],
                overhead_s=out["small_ray_s"] - out["small_local_s"])
     out["speedup_met"] = out["speedup_2_over_1"] >= SPEEDUP_TARGET
@@ -144,10 +227,43 @@ def run(root: str, work: Path, rows: int, fragments: int, small_rows: int) -> di
     return out
 
 
+def clip_builds(root: str, images: int, fragments: int, gpus: int) -> dict:
+    """The shipped CLIP's embedding index of ``images`` pictures: built locally, in 1 Ray actor
+    and in 2 (each actor loads the model once), and in ``num_gpus=1`` actors where there are
+    GPUs; each Ray build's actor start and model load measured apart (the same build on
+    STARTUP_IMAGES pictures in 2 fragments: one per actor). The vectors must agree."""
+    model = lh.functions.clip(lh.functions.SHAPES_CLIP)
+    _ = model.dim  # this process loads the model once (a build asks its vectors' length)
+    here = lh.connect(root, maintenance=False)
+    pictures = make_pictures(here, "pictures", images, fragments)
+    make_pictures(here, "few_pictures", STARTUP_IMAGES, 2)
+    out: dict = {"images": images, "fragments": fragments,
+                 "local_s": embed_s(pictures, "local", model)}
+    setups = {"1_actor": lh.RayEngine(model_actors=1), "2_actors": lh.RayEngine(model_actors=2)}
+    setups.update({f"gpu_{n}_actor{'s' if n > 1 else ''}": lh.RayEngine(
+        model_actors=n, gpus_per_model_task=1) for n in range(1, min(gpus, 2) + 1)})
+    for name, engine in setups.items():
+        db = lh.connect(root, maintenance=False, engine=engine)
+        out[f"{name}_startup_s"] = embed_s(db.get_table("few_pictures"), name, model)
+        out[f"{name}_s"] = embed_s(db.get_table("pictures"), name, model)
+    out["speedup_2_over_1"] = out["1_actor_s"] / out["2_actors_s"]
+    out["compute_speedup_2_over_1"] = (out["1_actor_s"] - out["1_actor_startup_s"]) / max(
+        out["2_actors_s"] - out["2_actors_startup_s"], 1e-9)
+    out["gpu"] = "measured" if gpus else "skipped: no GPU on this machine"
+    stored = pictures.table_state().dataset.to_table()
+    vectors = [np.array(stored.column(c).to_pylist(), dtype=np.float32)
+               for c in stored.column_names if c.startswith("_lh_embedding")]
+    out["identical"] = len(vectors) == len(setups) + 1 and all(
+        np.allclose(v, vectors[0], atol=1e-4) for v in vectors)
+    return out
+
+
 def render(rows: int, fragments: int, small_rows: int, r: dict) -> str:
     def s(v: float) -> str:
         return f"{v:.2f} s"
-    return table([
+    c = r["clip"]
+    images = c["images"]
+    lines = [
         ("measure", "seconds", "rows/s", "target", "met"),
         (f"local, {rows:,} rows / {fragments} fragments", s(r["local_s"]),
          f"{rows / r['local_s']:,.0f}", "", ""),
@@ -160,36 +276,62 @@ def render(rows: int, fragments: int, small_rows: int, r: dict) -> str:
          f"overhead < {OVERHEAD_TARGET_S:.0f} s",
          f"{r['overhead_s']:.2f} s {'yes' if r['overhead_met'] else 'no'}"),
         (f"{small_rows:,} rows Ray (cold workers)", s(r["small_ray_cold_s"]), "", "", ""),
-    ])
+        (f"CLIP index, {images} images / {c['fragments']} fragments, local", s(c["local_s"]),
+         f"{images / c['local_s']:,.0f}", "", ""),
+    ]
+    for name, label in (("1_actor", "1 Ray actor"), ("2_actors", "2 Ray actors"),
+                        ("gpu_1_actor", "1 Ray actor, num_gpus=1"),
+                        ("gpu_2_actors", "2 Ray actors, num_gpus=1")):
+        if f"{name}_s" not in c:
+            continue
+        ratio = f"{c['speedup_2_over_1']:.2f}x 1 actor ({c['compute_speedup_2_over_1']:.2f}x " \
+            "without start)" if name == "2_actors" else ""
+        lines.append((f"CLIP index, {label}", s(c[f"{name}_s"]),
+                      f"{images / c[f'{name}_s']:,.0f}", "", ratio))
+        lines.append((f"  the same on {STARTUP_IMAGES} images (actor start, model load)",
+                      s(c[f"{name}_startup_s"]), "", "", ""))
+    return table(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help=f"a small run for CI: {QUICK['rows']:,} rows")
+                        help=f"a small run for CI: {QUICK['rows']:,} rows, {QUICK['images']} "
+                        "images")
     parser.add_argument("--rows", type=int, default=None, help="rows in the large table")
+    parser.add_argument("--images", type=int, default=None, help="pictures the CLIP index embeds")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="backfills of the large table per worker count (the median counts)")
     add_output_options(parser, "ray", "lakehouse and Ray cluster")
     args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else DEFAULTS
-    rows, fragments, small_rows = args.rows or sizes["rows"], sizes["fragments"], \
-        sizes["small_rows"]
-    info = machine(("lakehouse", "pylance", "pyarrow", "polars", "ray", "lance-ray"))
+    sizes = dict(QUICK if args.quick else DEFAULTS)
+    sizes.update({k: v for k, v in (("rows", args.rows), ("images", args.images),
+                                    ("repeat", args.repeat)) if v})
+    rows, fragments, small_rows = sizes["rows"], sizes["fragments"], sizes["small_rows"]
+    info = machine(("lakehouse", "pylance", "pyarrow", "polars", "ray", "lance-ray", "torch",
+                    "open_clip_torch"))
+    gpus = gpu_count()
+    info["gpus"] = gpus
     started = dt.datetime.now(dt.UTC)
     work = Path(tempfile.mkdtemp(prefix="lh-bench-ray-", dir=args.root))
     try:
-        result = run(str(work / "lakehouse"), work, rows, fragments, small_rows)
+        result = run(str(work / "lakehouse"), work, sizes, gpus)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     info["load_average_end"] = list(os.getloadavg())
-    print(f"Ray benchmark: {rows:,} rows in {fragments} fragments, on {info['cpu_count']} "
-          f"CPU(s) ({info['cpu_model']}), load average {info['load_average'][0]:.1f} at start, "
-          f"{info['load_average_end'][0]:.1f} at end")
+    print(f"Ray benchmark: {rows:,} rows in {fragments} fragments ({sizes['repeat']} runs per "
+          f"worker count, medians), on {info['cpu_count']} CPU(s) ({info['cpu_model']}), "
+          f"load average {info['load_average'][0]:.1f} at start, "
+          f"{info['load_average_end'][0]:.1f} at end; 1-minute load after each measure: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in result["load_1min"].items()))
     print(render(rows, fragments, small_rows, result))
+    if not gpus:
+        print("CLIP in Ray actors with num_gpus=1: skipped, this machine has no GPU")
     report = {"benchmark": "ray", "started": started.isoformat(timespec="seconds"),
               "quick": args.quick, "rows": rows, "fragments": fragments,
-              "small_rows": small_rows, "udf_work": ray_udfs.WORK, "machine": info,
-              "operations": result,
+              "small_rows": small_rows, "repeat": sizes["repeat"], "udf_work": ray_udfs.WORK,
+              "machine": info, "operations": result,
               "all_targets_met": result["speedup_met"] and result["overhead_met"]
               and result["identical"]}
     write_report(report, args.out)

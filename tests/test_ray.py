@@ -261,8 +261,9 @@ def test_a_hub_model_allowed_here_builds_its_index_on_ray(ray_cluster: str,
 
 @pytest.mark.slow
 def test_the_ray_benchmark_runs_quick(tmp_path: Path) -> None:
-    """benchmarks/ray.py --quick: its own cluster, every measure in the JSON, the Ray columns
-    identical to the local one."""
+    """benchmarks/ray.py --quick: its own cluster, every measure in the JSON (the CLIP index
+    in 1 and 2 actors too; the GPU actors only with a GPU), the Ray columns and vectors
+    identical to the local ones."""
     out = tmp_path / "ray.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ray.py"), "--quick",
                            "--out", str(out), "--root", str(tmp_path)],
@@ -277,6 +278,10 @@ def test_the_ray_benchmark_runs_quick(tmp_path: Path) -> None:
         assert ops[name] > 0, name
     assert report["all_targets_met"] is (ops["speedup_met"] and ops["overhead_met"])
     assert "Ray, 2 workers" in proc.stdout
+    for name in ("local_s", "1_actor_s", "2_actors_s", "1_actor_startup_s", "2_actors_startup_s"):
+        assert ops["clip"][name] > 0, name  # the shipped CLIP's index in 1 and 2 actors
+    assert "CLIP index, 2 Ray actors" in proc.stdout
+    assert ("num_gpus=1: skipped" in proc.stdout) is (report["machine"]["gpus"] == 0)
 
 
 def test_optimize_compacts_on_ray_as_locally(ray_cluster: str, lakehouse_root,
