@@ -8,15 +8,29 @@ its fragment; and each call that takes work to Ray takes ``engine=`` over the co
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from ray_cluster import connect_to, table_definitions, table_history
-from udfs_for_tests import fill_numbers
-from udfs_for_tests.ray_iterators import KILL_AT, LOG, MARKER, counted, fill_texts, odd_k, on_ray
+from ray_cluster import ROOT, connect_to, table_definitions, table_history
+from udfs_for_tests import TESTS_DIR, fill_numbers
+from udfs_for_tests.ray_iterators import (
+    KILL_AT,
+    LOG,
+    MARKER,
+    SLOW,
+    counted,
+    fill_texts,
+    odd_k,
+    on_ray,
+)
 
 import lakehouse as lh
-from lakehouse.exec import protocol
+from lakehouse.exec import checkpoints, protocol
 
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray", reason='needs the ray extra: pip install -e ".[ray]"')
@@ -89,6 +103,60 @@ def test_a_worker_killed_mid_expansion_only_its_fragment_is_expanded_again(
     for n in expanded:
         assert logged.count(n) == (2 if first <= n <= KILL_AT else 1), n
     assert table_history(v)[0][1] == "view upkeep" and v.jobs().height == 0
+
+
+CREATE_VIEW = """\
+import sys
+import lakehouse as lh
+from udfs_for_tests.ray_iterators import counted
+db = lh.connect(sys.argv[1], engine=lh.RayEngine(address=sys.argv[2]), maintenance=False)
+t = db.get_table("numbers")
+db.create_view("v", t, iterator=counted(t.text), on_error="ignore", progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_a_create_view_on_ray_stopped_midway_resumes_from_its_checkpoint(
+        ray_cluster: str, ray_dir: Path, tmp_path: Path) -> None:
+    """The driver of a create_view on Ray is killed when some base fragments are expanded: the
+    same call again expands only the fragments its checkpoint does not hold."""
+    log, slow = ray_dir / LOG, ray_dir / SLOW
+    log.unlink(missing_ok=True)
+    (ray_dir / MARKER).write_text("no kill in this test")
+    db = lh.connect(tmp_path / "lake", engine="ray", maintenance=False)
+    t = fill_texts(db, "numbers")
+    slow.write_text("")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), TESTS_DIR]),
+           "LAKEHOUSE_CHECKPOINT_AFTER_S": "0"}
+    proc = subprocess.Popen([sys.executable, "-c", CREATE_VIEW, str(tmp_path / "lake"),
+                             ray_cluster], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            assert time.monotonic() < deadline
+            jobs = checkpoints.list_jobs(str(tmp_path / "lake" / "v.lance"), {}) \
+                if db.has_table("v") else []
+            if jobs and jobs[0]["fragments_done"] >= 3:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    slow.unlink()
+    (job,) = checkpoints.list_jobs(str(tmp_path / "lake" / "v.lance"), {})
+    groups = tmp_path / "lake" / "v.lance" / checkpoints.JOBS_DIR / job["id"] / "groups"
+    done = {int(json.loads(entry.read_text())["key"].split(":")[0])  # "<base fragment>:..."
+            for entry in groups.glob("*.json")}
+    before = len(log.read_text().split())
+    v = db.create_view("v", t, iterator=counted(t.text), on_error="ignore", progress=False)
+    again = {int(n) // 100 for n in log.read_text().split()[before:]}
+    assert len(done) >= 3 and again and not again & done
+    expanded = [n for n in range(800) if n % 13 and n % 3]
+    assert sorted(v.select(v.k).collect()["k"].to_list()) == \
+        sorted(n * 10 + k for n in expanded for k in range(n % 3))
+    assert v.jobs().height == 0
 
 
 def test_a_call_s_engine_overrides_the_connection_s(ray_cluster: str, tmp_path: Path,

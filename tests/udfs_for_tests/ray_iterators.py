@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import lakehouse as lh
 KILL_AT = 451  # the base value whose expansion kills its worker process, once
 LOG = "expanded.log"  # the base values expanded on the workers, one a line
 MARKER = "expansion_killed"
+SLOW = "slow"  # while this file is in the shared folder, each base fragment takes a second more
 
 
 def _shared_dir() -> Path | None:
@@ -30,10 +32,13 @@ def _shared_dir() -> Path | None:
 def counted(text: str, *, every: int = 3) -> Iterator[dict[str, Any]]:
     """``n % every`` rows for the number ``n`` written in ``text`` (none for multiples of
     ``every``), each saying whether a Ray worker made it; a failure for multiples of 13. On a
-    worker of the test cluster, each base value is logged, and the first expansion of KILL_AT
-    kills the worker's own process (SIGKILL) after its first row, as a lost machine would."""
+    worker of the test cluster, each base value is logged, the first expansion of KILL_AT
+    kills the worker's own process (SIGKILL) after its first row, as a lost machine would, and
+    the first value of each hundred waits a second while the SLOW file is there."""
     n = int(text)
     shared = _shared_dir()
+    if shared is not None and n % 100 == 0 and (shared / SLOW).exists():
+        time.sleep(1.0)
     if n % 13 == 0:
         raise lh.ComputeError(f"{n} is a multiple of 13")
     for k in range(n % every):
