@@ -277,6 +277,15 @@ def append(ctx: WriteContext, reader: pa.RecordBatchReader, *, failures: Failure
     return commit(ctx, operation, kind=kind, rebase=lambda latest: operation)
 
 
+def append_written(ctx: WriteContext, fragments: list[FragmentMetadata], *,
+                   kind: str = "insert") -> lance.LanceDataset:
+    """Commit fragments already written (:func:`write_fragments`, by the Ray tasks of a bulk
+    import) as one append, in their order: readers see all of them or none. Rebased as
+    :func:`append` is."""
+    operation = lance.LanceOperation.Update(new_fragments=fragments)
+    return commit(ctx, operation, kind=kind, rebase=lambda latest: operation)
+
+
 def rewrite(ctx: WriteContext, reader: pa.RecordBatchReader | None,
             matched: dict[int, list[int]], *, failures: Failures, kind: str = "update",
             guard: Callable[[lance.LanceDataset], None] | None = None,
@@ -596,7 +605,7 @@ def remove_versions(table_name: str, ds: lance.LanceDataset,
 
 __all__ = [
     "ATTEMPTS", "Failures", "Merge", "Merged", "Redo", "WriteContext", "add_computed",
-    "add_null_columns", "append", "apply", "commit", "compact", "create_branch",
+    "add_null_columns", "append", "append_written", "apply", "commit", "compact", "create_branch",
     "create_scalar_index", "optimize_indices",
     "delete", "delete_branch", "drop_columns", "drop_index", "fast_forward", "merge_each",
     "remove_versions", "rename_columns",

@@ -85,6 +85,21 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
     return WriteResult(rows.counts["rows"], rows.counts["errors"], ds.version)
 
 
+def insert_fragments(ctx: WriteContext, data: Any, plan: Plan | None, *, on_error: str,
+                     row_offset: int = 0) -> tuple[list[FragmentMetadata], int, int]:
+    """The rows of ``data`` validated and computed as :func:`insert` does them (``plan``: the
+    table's computed columns, None without), numbered from ``row_offset`` in messages, and
+    written as new fragments, not committed: one task's share of a bulk import on Ray
+    (:mod:`lakehouse.exec.ray_ingest`), whose driver commits every share at once. Returns the
+    fragments, the rows and the rows with an error."""
+    rows = _Rows(ctx, plan, on_error)
+    rows.counts["rows"] = row_offset
+    chunks = ((chunk, {}) for chunk in intake.chunks(data, chunk_rows(ctx.definition, plan)))
+    with report(f"insert into {ctx.table_name}", enabled=False) as reporter:
+        fragments = rows.fragments(chunks, reporter)
+    return fragments, rows.counts["rows"] - row_offset, rows.counts["errors"]
+
+
 #: One group of rows a view's upkeep writes (the view rows of one base fragment): a key naming
 #: it in a checkpoint (None: not checkpointed) and its chunks, made only when it is written.
 Group = tuple[str | None, Iterator[tuple[Any, dict[str, pa.Array]]]]

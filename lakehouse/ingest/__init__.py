@@ -4,7 +4,10 @@ tables from Parquet shards (the Hugging Face layout included), CSV files and in-
 Each function streams its input in bounded memory into a single insert, so it adds exactly one
 version to the table: a failure half way leaves the table as it was. The import functions create
 the table first (from the types found in the input) and drop it again if the import fails, so a
-failed import leaves no half-made table behind.
+failed import leaves no half-made table behind. With a Ray engine (``lh.connect(...,
+engine="ray")``, or ``engine=`` on the call), the Parquet, CSV and JSON imports and
+:func:`insert_files` share their input out to Ray tasks, which read, convert, compute and write
+it, and this process commits it all in that one insert (:mod:`lakehouse.exec.ray_ingest`).
 
 >>> import os, shutil
 >>> os.makedirs("photos/space")

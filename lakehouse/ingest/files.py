@@ -29,6 +29,7 @@ WriteResult(rows_written=1, rows_with_errors=0, version=2)
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import posixpath
@@ -37,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlparse
 
+from lakehouse.engine import RayEngine, resolve_engine
 from lakehouse.errors import (
     ComputedColumnError,
     InvalidOptionError,
@@ -45,8 +47,10 @@ from lakehouse.errors import (
     TypeMismatchError,
     check_choice,
 )
-from lakehouse.exec import writes
+from lakehouse.exec import ray_ingest, writes
 from lakehouse.exec.intake import MEDIA_CHUNK_ROWS
+from lakehouse.exec.protocol import WriteContext
+from lakehouse.exec.ray_ingest import RowChunks, Shares
 from lakehouse.exec.writes import WriteResult
 from lakehouse.media.fetch import local_path, to_uri
 from lakehouse.metadata import ON_ERROR, ColumnDef, TableDef
@@ -77,7 +81,8 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
                  recursive: bool = True, extensions: Sequence[str] | None = None,
                  on_error: str = "abort", progress: bool = True,
                  extra: Callable[[str], Mapping[str, Any]] | None = None,
-                 filename_column: str | None = None) -> WriteResult:
+                 filename_column: str | None = None,
+                 engine: str | RayEngine | None = None) -> WriteResult:
     """Insert one row per media file found in ``sources``, in one commit (one new version).
 
     ``sources`` is a file, a folder, a glob (``"photos/**/*.jpg"``), an ``s3://`` prefix or
@@ -103,6 +108,14 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
     :class:`~lakehouse.errors.MediaError` and nothing is written (``on_error="abort"``), or is
     kept with a null value and its error recorded (``on_error="ignore"``). No file found at
     all is a ``MediaError`` naming the sources.
+
+    With a Ray engine (``lh.connect(..., engine="ray")``, or ``engine="ray"`` or a
+    :class:`~lakehouse.RayEngine` for this call; ``engine="local"`` keeps it here), the rows
+    are made here (``extra`` runs in this process) and the files are read, checked, computed
+    and written by Ray tasks, each taking a share of the files; this process commits them all
+    at once, with the same rows, errors and version as here (see
+    :mod:`lakehouse.exec.ray_ingest`). The files must be readable by the workers: on S3, or
+    in a folder they share.
 
     >>> import os, shutil
     >>> for label in ("cat", "dog"):
@@ -136,10 +149,19 @@ def insert_files(table: Table, sources: Any, *, column: str | None = None,
                f"{describe_sources(sources)} (looked for {wanted})")
         raise MediaError(msg)
     uris = [f if f.startswith(("s3://", "file://")) else to_uri(f) for f in files]
-    rows = _file_rows(uris, media.name, extra, table.table_name)
-    return table.write_rows(lambda ctx: writes.insert(ctx, rows, progress=progress,
-                                                      on_error=on_error, total=len(uris)),
-                            what="the insert", progress=progress)
+    on_ray = resolve_engine(engine, state.location.engine)
+
+    def body(ctx: WriteContext) -> WriteResult:
+        rows = _file_rows(uris, media.name, extra, table.table_name)
+        if on_ray is None:
+            return writes.insert(ctx, rows, progress=progress, on_error=on_error,
+                                 total=len(uris))
+        chunks = tuple(rows)  # made here: the tasks get the rows, never the function extra
+        return ray_ingest.insert(dataclasses.replace(ctx, engine=on_ray),
+                                 Shares(RowChunks(), chunks, tuple(map(len, chunks))),
+                                 on_error=on_error, progress=progress, total=len(uris))
+
+    return table.write_rows(body, what="the insert", progress=progress)
 
 
 def _check_filename_column(tdef: TableDef, table_name: str, name: str,

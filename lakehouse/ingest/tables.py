@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -30,9 +31,12 @@ from pyarrow import csv
 
 from lakehouse import branches
 from lakehouse import types as T
+from lakehouse.engine import RayEngine, resolve_engine
 from lakehouse.errors import InvalidOptionError, StorageError, TypeMismatchError, check_choice
-from lakehouse.exec import writes
+from lakehouse.exec import ray_ingest, writes
 from lakehouse.exec.intake import MEDIA_CHUNK_ROWS, is_pandas_frame
+from lakehouse.exec.protocol import WriteContext
+from lakehouse.exec.ray_ingest import Shares
 from lakehouse.ingest.arrow_types import Conversion, ImportColumn, holds_binary, plan_columns
 from lakehouse.ingest.files import describe_sources, is_s3
 from lakehouse.ingest.json_files import JSON_EXTENSIONS, JsonReader
@@ -83,9 +87,29 @@ class ImportResult(writes.WriteResult):
 # --------------------------------------------------------------------------------------------
 
 
-def _create_and_fill(catalog: Catalog, name: str, conversion: Conversion,
-                     batches: Callable[[], Iterator[pa.Table]], *, if_exists: str,
-                     progress: bool, on_error: str, total: int | None) -> ImportResult:
+@dataclasses.dataclass(frozen=True)
+class _Input:
+    """What an import inserts: ``batches()`` reads it (again, when a write is redone) in this
+    process; ``shares`` splits it into parts for the tasks of a Ray engine (None: it is read
+    here whatever the engine, as a stream or a frame is); ``total``: its rows, where known."""
+
+    batches: Callable[[], Iterator[pa.Table]]
+    total: int | None
+    shares: Shares | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Writing:
+    """How an import writes: ``on_error``, the progress bar, and the engine it runs on (None:
+    this process)."""
+
+    on_error: str
+    progress: bool
+    engine: RayEngine | None
+
+
+def _create_and_fill(catalog: Catalog, name: str, conversion: Conversion, source: _Input, *,
+                     if_exists: str, writing: _Writing) -> ImportResult:
     """Create the table and insert every batch in one commit. If that fails, a table that did
     not exist before is dropped again; a replaced one gets its previous content back."""
     existed = catalog.has_table(name)
@@ -93,14 +117,13 @@ def _create_and_fill(catalog: Catalog, name: str, conversion: Conversion,
         return _nothing_imported(catalog.get_table(name))
     if existed and if_exists == "append":  # one insert: all rows or, on an error, none
         table = catalog.get_table(name)
-        return _imported(table, _fill(table, batches, progress=progress, on_error=on_error,
-                                      total=total))
+        return _imported(table, _fill(table, source, writing))
     if if_exists == "append":
         if_exists = "error"  # a new table
     previous = catalog.get_table(name).version if existed and if_exists == "replace" else None
     table = catalog.create_table(name, conversion.table_schema(), if_exists=if_exists)
     try:
-        written = _fill(table, batches, progress=progress, on_error=on_error, total=total)
+        written = _fill(table, source, writing)
     except BaseException as exc:
         try:
             if previous is None:
@@ -122,13 +145,18 @@ def _nothing_imported(table: Table) -> ImportResult:
     return ImportResult(0, 0, table.table_version, table)
 
 
-def _fill(table: Table, batches: Callable[[], Iterator[pa.Table]], *, progress: bool,
-          on_error: str, total: int | None) -> writes.WriteResult:
-    """One insert of every batch; redone from the sources if a concurrent definition change
-    asks for it (``batches()`` reads them again)."""
-    return table.write_rows(lambda ctx: writes.insert(ctx, batches(), progress=progress,
-                                                      on_error=on_error, total=total),
-                            what="the import", progress=progress)
+def _fill(table: Table, source: _Input, writing: _Writing) -> writes.WriteResult:
+    """One insert of every batch, here or in the tasks of a Ray engine; redone from the
+    sources if a concurrent definition change asks for it (they are read again)."""
+    def body(ctx: WriteContext) -> writes.WriteResult:
+        if writing.engine is not None and source.shares is not None:
+            return ray_ingest.insert(dataclasses.replace(ctx, engine=writing.engine),
+                                     source.shares, on_error=writing.on_error,
+                                     progress=writing.progress, total=source.total)
+        return writes.insert(ctx, source.batches(), progress=writing.progress,
+                             on_error=writing.on_error, total=source.total)
+
+    return table.write_rows(body, what="the import", progress=writing.progress)
 
 
 def _check_import(catalog: Catalog, name: str, if_exists: str, on_error: str) -> bool:
@@ -138,6 +166,12 @@ def _check_import(catalog: Catalog, name: str, if_exists: str, on_error: str) ->
     check_choice("if_exists", if_exists, _IF_EXISTS)
     check_choice("on_error", on_error, ON_ERROR)
     return if_exists == "ignore" and catalog.has_table(name)
+
+
+def _writing(catalog: Catalog, on_error: str, progress: bool,
+             engine: str | RayEngine | None) -> _Writing:
+    """The import's writing options, with the engine of the call (else the connection's)."""
+    return _Writing(on_error, progress, resolve_engine(engine, catalog.location.engine))
 
 
 def _source_options(catalog: Catalog) -> dict[str, str]:
@@ -189,7 +223,8 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
                    rename: Mapping[str, str] | None = None, if_exists: str = "error",
                    batch_rows: int | None = None, progress: bool = True,
                    on_error: str = "abort", media: str = "uri",
-                   filename_column: str | None = None) -> ImportResult:
+                   filename_column: str | None = None,
+                   engine: str | RayEngine | None = None) -> ImportResult:
     """Create table ``name`` from Parquet shards and fill it in one insert (one version), and
     say what was written (:class:`ImportResult`).
 
@@ -226,6 +261,13 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
     existing one. ``sources`` may also be a readable binary stream (``sys.stdin.buffer``),
     copied to a temporary file first (see :mod:`lakehouse.ingest.sources`).
 
+    With a Ray engine (``lh.connect(..., engine="ray")``, or ``engine="ray"`` or a
+    :class:`~lakehouse.RayEngine` for this call; ``engine="local"`` keeps it here), the row
+    groups of the shards are shared out to Ray tasks, which read, convert, compute and write
+    them; this process commits them all in one insert, with the same rows, order, errors and
+    version as here (see :mod:`lakehouse.exec.ray_ingest`). The shards must be readable by the
+    workers: on S3, or in a folder they share. A stream is read here.
+
     A shard in the Hugging Face layout, its image a struct of bytes and path:
 
     >>> image = {"bytes": open(photo, "rb").read(), "path": "astronaut.png"}
@@ -239,6 +281,7 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
     """
     if _check_import(catalog, name, if_exists, on_error):
         return _nothing_imported(catalog.get_table(name))
+    writing = _writing(catalog, on_error, progress, engine)
     with contextlib.ExitStack() as stack:
         files = source_files(sources, extensions=PARQUET_EXTENSIONS,
                              storage_options=_source_options(catalog), stack=stack)
@@ -247,24 +290,73 @@ def import_parquet(catalog: Catalog, name: str, sources: Any, *,
         fragments = _parquet_fragments(catalog, name, files)
         footers = pmap(_footer, list(zip(fragments, files, strict=True)))
         try:
-            unified = pa.unify_schemas([s for s, _ in footers])
+            unified = pa.unify_schemas([f.schema for f in footers])
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             msg = f"table {name!r}: the Parquet shards have different schemas: {exc}"
             raise StorageError(msg) from exc
         types = _column_types(catalog, name, if_exists, schema, unified.names, rename)
         columns = plan_columns(unified, table_name=name, overrides=types, rename=rename,
-                               metadata=[s.metadata for s, _ in footers])
-        conversion = _conversion(name, columns, media, filename_column)
-        rows = _batch_rows(unified, columns, batch_rows)
+                               metadata=[f.schema.metadata for f in footers])
+        shards = _ParquetShards(_source_options(catalog), unified, tuple(columns),
+                                _batch_rows(unified, columns, batch_rows),
+                                _conversion(name, columns, media, filename_column))
 
         def batches() -> Iterator[pa.Table]:
             for fragment, source in zip(fragments, files, strict=True):
-                for batch in _shard_batches(fragment, source, unified, columns, rows, name):
-                    yield conversion.convert(batch, source.base, source.name)
+                yield from shards.converted(fragment, source)
 
-        total = sum(n for _, n in footers)
-        return _create_and_fill(catalog, name, conversion, batches, if_exists=if_exists,
-                                progress=progress, on_error=on_error, total=total)
+        parts = [(source, i, n) for source, footer in zip(files, footers, strict=True)
+                 for i, n in enumerate(footer.row_groups)]
+        shares = None if is_stream(sources) else Shares(
+            shards, tuple((source, i) for source, i, _ in parts), tuple(n for *_, n in parts))
+        source = _Input(batches, sum(f.rows for f in footers), shares)
+        return _create_and_fill(catalog, name, shards.conversion, source, if_exists=if_exists,
+                                writing=writing)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ParquetShards:
+    """How the Parquet shards of one import are read (``batch_rows`` rows at a time, with the
+    unified ``schema``) and converted to the table's columns: here, and in the tasks of an
+    import on Ray, which get this object and read parts of shards with :meth:`read`."""
+
+    storage_options: dict[str, str] = dataclasses.field(repr=False)
+    schema: pa.Schema
+    columns: tuple[ImportColumn, ...]
+    batch_rows: int
+    conversion: Conversion
+
+    def converted(self, fragment: Any, source: SourceFile) -> Iterator[pa.Table]:
+        """The rows of a shard (an Arrow dataset fragment), in the table's types."""
+        name = self.conversion.table_name
+        for batch in _shard_batches(fragment, source, self.schema, self.columns,
+                                    self.batch_rows, name):
+            yield self.conversion.convert(batch, source.base, source.name)
+
+    def read(self, parts: Sequence[tuple[SourceFile, int]]) -> Iterator[pa.Table]:
+        """The rows of consecutive parts, each a row group of a shard: ``(shard, index)``.
+        The row groups of one shard are read together, in batches as a whole shard is."""
+        filesystem = None
+        for source, group in itertools.groupby(parts, key=lambda part: part[0]):
+            if filesystem is None:
+                filesystem = _arrow_filesystem(self.storage_options, is_s3(source.uri))
+            path = source.uri.split("://", 1)[1] if is_s3(source.uri) else source.uri
+            try:
+                fragment = pads.ParquetFileFormat().make_fragment(
+                    path, filesystem=filesystem, row_groups=[i for _, i in group])
+            except (pa.ArrowException, OSError) as exc:
+                msg = (f"table {self.conversion.table_name!r}: cannot read Parquet shard "
+                       f"{source.label}: {exc}")
+                raise StorageError(msg) from exc
+            yield from self.converted(fragment, source)
+
+
+def _arrow_filesystem(storage_options: Mapping[str, str], remote: bool) -> pafs.FileSystem:
+    """The filesystem Arrow reads the shards through: S3 with the lakehouse's options, or the
+    local one."""
+    if not remote:
+        return pafs.LocalFileSystem()
+    return pafs.PyFileSystem(pafs.FSSpecHandler(s3_filesystem(dict(storage_options))))
 
 
 def _parquet_fragments(catalog: Catalog, name: str, files: list[SourceFile]) -> list[Any]:
@@ -276,8 +368,7 @@ def _parquet_fragments(catalog: Catalog, name: str, files: list[SourceFile]) -> 
     filesystem = None
     paths = [f.uri for f in files]
     if remote == {True}:
-        fs = s3_filesystem(_source_options(catalog))
-        filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+        filesystem = _arrow_filesystem(_source_options(catalog), True)
         paths = [p.split("://", 1)[1] for p in paths]
     try:
         dataset = pads.dataset(paths, format="parquet", filesystem=filesystem)
@@ -287,7 +378,7 @@ def _parquet_fragments(catalog: Catalog, name: str, files: list[SourceFile]) -> 
 
 
 def _shard_batches(fragment: Any, source: SourceFile, schema: pa.Schema,
-                   columns: list[ImportColumn], rows: int, name: str,
+                   columns: Sequence[ImportColumn], rows: int, name: str,
                    ) -> Iterator[pa.RecordBatch]:
     """The batches of one shard, ``rows`` rows at a time."""
     media = rows <= MEDIA_BATCH_ROWS
@@ -309,11 +400,22 @@ def _shard_batches(fragment: Any, source: SourceFile, schema: pa.Schema,
         yield batch
 
 
-def _footer(item: tuple[Any, SourceFile]) -> tuple[pa.Schema, int]:
-    """A shard's schema and row count, from its footer."""
+@dataclasses.dataclass(frozen=True)
+class _Footer:
+    """What a shard's footer says: its schema, its rows, the rows of each row group."""
+
+    schema: pa.Schema
+    rows: int
+    row_groups: tuple[int, ...]
+
+
+def _footer(item: tuple[Any, SourceFile]) -> _Footer:
+    """A shard's schema and row counts, from its footer."""
     fragment, source = item
     try:
-        return fragment.physical_schema, fragment.metadata.num_rows
+        md = fragment.metadata
+        return _Footer(fragment.physical_schema, md.num_rows,
+                       tuple(md.row_group(i).num_rows for i in range(md.num_row_groups)))
     except (pa.ArrowException, OSError) as exc:
         raise StorageError(f"cannot read Parquet shard {source.label}: {exc}") from exc
 
@@ -327,7 +429,8 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
                schema: Mapping[str, Any] | None = None,
                rename: Mapping[str, str] | None = None, if_exists: str = "error",
                progress: bool = True, on_error: str = "abort", media: str = "uri",
-               filename_column: str | None = None, **csv_options: Any) -> ImportResult:
+               filename_column: str | None = None, engine: str | RayEngine | None = None,
+               **csv_options: Any) -> ImportResult:
     """Create table ``name`` from a CSV file (local or ``s3://``; also a glob or a list of files
     with the same columns) and fill it in one insert (one version), streaming it in blocks.
 
@@ -343,6 +446,7 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
     and the clean-up after a failure are as for :func:`import_parquet`. Other keywords are
     options of ``pyarrow.csv`` (``delimiter``, ``skip_rows``, ``column_names``,
     ``null_values``, ...); ``.tsv`` files default to tabs.
+    ``engine`` is as for :func:`import_parquet`: on Ray, each task reads whole files.
 
     >>> import os, shutil
     >>> os.makedirs("pets")
@@ -355,6 +459,7 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
     """
     if _check_import(catalog, name, if_exists, on_error):
         return _nothing_imported(catalog.get_table(name))
+    writing = _writing(catalog, on_error, progress, engine)
     with contextlib.ExitStack() as stack:
         files = source_files(path, extensions=CSV_EXTENSIONS,
                              storage_options=_source_options(catalog), stack=stack)
@@ -364,23 +469,42 @@ def import_csv(catalog: Catalog, name: str, path: Any, *,
         if "delimiter" not in options \
                 and files[0].uri.lower().endswith((".tsv", ".tsv.gz", ".tsv.bz2")):
             options["delimiter"] = "\t"
-        opener = _CsvOpener(catalog, name, options)
+        opener = _CsvOpener(_source_options(catalog), name, options)
         with opener.open(files[0], _read_types(schema)) as first:
             inferred = first.schema
         types = _column_types(catalog, name, if_exists, schema, inferred.names, rename)
         columns = plan_columns(inferred, table_name=name, overrides=types, rename=rename,
                                metadata=[])
-        conversion = _conversion(name, columns, media, filename_column)
         # later files, and the first one again, are read with the types of the table
         fixed = {**{f.name: f.type for f in inferred}, **_read_types(types)}
+        reader = _CsvFiles(_source_options(catalog), options, fixed,
+                           _conversion(name, columns, media, filename_column))
+        shares = None if is_stream(path) else \
+            Shares(reader, tuple(files), tuple(None for _ in files))
+        source = _Input(lambda: reader.read(files), None, shares)
+        return _create_and_fill(catalog, name, reader.conversion, source, if_exists=if_exists,
+                                writing=writing)
 
-        def batches() -> Iterator[pa.Table]:
-            for source in files:
-                for batch in _csv_batches(opener, source, fixed, name):
-                    yield conversion.convert(batch, source.base, source.name)
 
-        return _create_and_fill(catalog, name, conversion, batches, if_exists=if_exists,
-                                progress=progress, on_error=on_error, total=None)
+@dataclasses.dataclass(frozen=True)
+class _CsvFiles:
+    """How the CSV files of one import are read (with the caller's ``pyarrow.csv`` options and
+    the column ``types`` found in the first file) and converted to the table's columns: here,
+    and in the tasks of an import on Ray, which get this object and read files with
+    :meth:`read`."""
+
+    storage_options: dict[str, str] = dataclasses.field(repr=False)
+    options: dict[str, Any]
+    types: dict[str, pa.DataType]
+    conversion: Conversion
+
+    def read(self, files: Sequence[SourceFile]) -> Iterator[pa.Table]:
+        """The rows of ``files``, in the table's types."""
+        name = self.conversion.table_name
+        opener = _CsvOpener(self.storage_options, name, self.options)
+        for source in files:
+            for batch in _csv_batches(opener, source, self.types, name):
+                yield self.conversion.convert(batch, source.base, source.name)
 
 
 def _read_types(types: Mapping[str, Any] | None) -> dict[str, pa.DataType]:
@@ -417,9 +541,10 @@ def _csv_read_type(spec: Any, column: str) -> pa.DataType:
 class _CsvOpener:
     """Opens CSV files (local or S3) as streaming Arrow readers with the caller's options."""
 
-    def __init__(self, catalog: Catalog, table_name: str, options: dict[str, Any]) -> None:
+    def __init__(self, storage_options: Mapping[str, str], table_name: str,
+                 options: dict[str, Any]) -> None:
         self._table = table_name
-        self._catalog = catalog
+        self._storage_options = dict(storage_options)
         self._fs: fsspec.AbstractFileSystem | None = None
         self._kinds: dict[str, dict[str, Any]] = {"read": {}, "parse": {}, "convert": {}}
         classes = {"read": csv.ReadOptions, "parse": csv.ParseOptions,
@@ -444,7 +569,7 @@ class _CsvOpener:
             try:
                 if is_s3(uri):
                     if self._fs is None:
-                        self._fs = s3_filesystem(_source_options(self._catalog))
+                        self._fs = s3_filesystem(self._storage_options)
                     stream = stack.enter_context(self._fs.open(uri.split("://", 1)[1], "rb"))
                     codec = _COMPRESSION.get(os.path.splitext(uri)[1].lower())
                     if codec:
@@ -469,7 +594,8 @@ def import_json(catalog: Catalog, name: str, sources: Any, *,
                 schema: Mapping[str, Any] | None = None,
                 rename: Mapping[str, str] | None = None, if_exists: str = "error",
                 progress: bool = True, on_error: str = "abort", media: str = "uri",
-                filename_column: str | None = None) -> ImportResult:
+                filename_column: str | None = None,
+                engine: str | RayEngine | None = None) -> ImportResult:
     """Create table ``name`` from JSON files and fill it in one insert (one version): each
     file holds one JSON array of objects, or JSON Lines (one object a line: ``.jsonl``,
     ``.ndjson``, or a ``.json`` file that does not start with ``[``), one row per object.
@@ -483,7 +609,8 @@ def import_json(catalog: Catalog, name: str, sources: Any, *,
     malformed line is an error naming its file and line, and nothing is written.
     ``rename``, ``if_exists``, ``on_error``, ``media`` and ``filename_column`` are as for
     :func:`import_parquet`: with ``media="base64"``, strings in a media column are its bytes
-    base64-encoded, as ``lakehouse query --format json`` writes them.
+    base64-encoded, as ``lakehouse query --format json`` writes them. ``engine`` is as for
+    :func:`import_parquet`: on Ray, each task reads whole files.
 
     >>> import base64, json
     >>> data = base64.b64encode(open(photo, "rb").read()).decode()
@@ -499,6 +626,7 @@ def import_json(catalog: Catalog, name: str, sources: Any, *,
     """
     if _check_import(catalog, name, if_exists, on_error):
         return _nothing_imported(catalog.get_table(name))
+    writing = _writing(catalog, on_error, progress, engine)
     with contextlib.ExitStack() as stack:
         files = source_files(sources, extensions=JSON_EXTENSIONS,
                              storage_options=_source_options(catalog), stack=stack)
@@ -509,17 +637,31 @@ def import_json(catalog: Catalog, name: str, sources: Any, *,
         types = _column_types(catalog, name, if_exists, schema, inferred.names, rename)
         columns = plan_columns(inferred, table_name=name, overrides=types, rename=rename,
                                metadata=[])
-        conversion = _conversion(name, columns, media, filename_column)
-
-        def batches() -> Iterator[pa.Table]:
-            for source in files:
-                for batch in reader.batches(source, inferred):
-                    yield conversion.convert(batch, source.base, source.name)
-
-        counts = [reader.rows(f) for f in files]
+        json_files = _JsonFiles(reader, inferred,
+                                _conversion(name, columns, media, filename_column))
+        counts = tuple(reader.rows(f) for f in files)
         total = None if None in counts else sum(n or 0 for n in counts)
-        return _create_and_fill(catalog, name, conversion, batches, if_exists=if_exists,
-                                progress=progress, on_error=on_error, total=total)
+        shares = None if is_stream(sources) else Shares(json_files, tuple(files), counts)
+        source = _Input(lambda: json_files.read(files), total, shares)
+        return _create_and_fill(catalog, name, json_files.conversion, source,
+                                if_exists=if_exists, writing=writing)
+
+
+@dataclasses.dataclass(frozen=True)
+class _JsonFiles:
+    """How the JSON files of one import are read (with the ``schema`` of the first file) and
+    converted to the table's columns: here, and in the tasks of an import on Ray, which get
+    this object and read files with :meth:`read`."""
+
+    reader: JsonReader
+    schema: pa.Schema
+    conversion: Conversion
+
+    def read(self, files: Sequence[SourceFile]) -> Iterator[pa.Table]:
+        """The rows of ``files``, in the table's types."""
+        for source in files:
+            for batch in self.reader.batches(source, self.schema):
+                yield self.conversion.convert(batch, source.base, source.name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,8 +719,8 @@ def import_frame(catalog: Catalog, name: str, data: Any, *,
         for batch in stream:
             yield conversion.convert(batch, None, None)
 
-    return _create_and_fill(catalog, name, conversion, batches, if_exists=if_exists,
-                            progress=progress, on_error=on_error, total=total)
+    return _create_and_fill(catalog, name, conversion, _Input(batches, total),
+                            if_exists=if_exists, writing=_Writing(on_error, progress, None))
 
 
 #: What :func:`create_from_source` reads, by ``format=``: the import function of each format.
