@@ -72,10 +72,11 @@ def connect(root: str | None = None, storage_options: dict[str, Any] | None = No
 
     ``engine="ray"`` (or a :class:`~lakehouse.RayEngine`) runs backfills (``add_computed_column``,
     ``recompute``, embedding index builds, in model actors), view expansions (``create_view``
-    and view upkeep) and compaction (``optimize()``) as Ray tasks on the cluster this process
-    is connected to, with the same results, checkpoints and single commit (needs the
-    ``lakehouse[ray]`` extra; see :mod:`lakehouse.engine`). Each of these calls also takes
-    ``engine=`` for itself, over the connection's.
+    and view upkeep), bulk imports (``import_parquet``, ``import_csv``, ``insert_files``, see
+    :mod:`lakehouse.exec.ray_ingest`) and compaction (``optimize()``) as Ray tasks on the
+    cluster this process is connected to, with the same results, checkpoints and single
+    commit (needs the ``lakehouse[ray]`` extra; see :mod:`lakehouse.engine`). Each of these
+    calls also takes ``engine=`` for itself, over the connection's.
 
     >>> import lakehouse as lh
     >>> db = lh.connect("my-lakehouse")
@@ -318,7 +319,8 @@ class Catalog:
         fill it in one insert, streaming batch by batch (``if_exists="append"`` inserts into an
         existing table instead). If the import fails the new table is dropped again. Options:
         ``schema``, ``rename``, ``if_exists``, ``batch_rows``,
-        ``progress``, ``on_error``; see :func:`lakehouse.ingest.import_parquet`, which takes the
+        ``progress``, ``on_error``, ``engine`` (``"ray"``: read and written by Ray tasks,
+        committed here once); see :func:`lakehouse.ingest.import_parquet`, which takes the
         same arguments (after the catalog) and returns what was written, an
         :class:`~lakehouse.ImportResult`, rather than the table.
 
