@@ -362,10 +362,10 @@ def _catch_up(location: Location, ctx: WriteContext, *, progress: bool) -> Write
     saved = Checkpoint.open(ctx.uri, ctx.storage_options, list(ctx.dataset.schema),
                             kind="view upkeep", version=ctx.version,
                             total_rows=0, basis=f"from base version {seen}") if long else None
-    if ctx.engine is not None:
+    if ctx.engine is not None and (keys := group_keys(base, changes)):  # rows to expand
         job = ExpansionJob.of(ctx, location, base, changes, expansion)
-        return _upkeep_on_ray(ctx, job, group_keys(base, changes), replacing, guard=guard,
-                              progress=progress, checkpoint=saved)
+        return _upkeep_on_ray(ctx, job, keys, replacing, guard=guard, progress=progress,
+                              checkpoint=saved)
     result = writes.replace_rows(ctx, expansion.groups(base, changes), replacing, guard=guard,
                                  progress=progress, on_error=vdef.on_error,
                                  trusted=expansion.trusted, checkpoint=saved)
@@ -406,6 +406,12 @@ class ExpansionJob:
             called.add(expansion.iterator.name)
             if ":" in expansion.iterator.name:
                 user_iterator = expansion.iterator.name.partition(":")[0]
+            if user_iterator == "__main__":
+                raise UDFNotFoundError(
+                    f"view {ctx.table_name!r}: iterator {expansion.iterator.name!r} is defined "
+                    "in __main__, which Ray workers cannot import: define it in a module of "
+                    "its own (shipped with lh.RayEngine(runtime_env={'py_modules': [...]}) "
+                    "where the workers lack it), or pass engine='local'")
         return ExpansionJob(ctx.table_name, ctx.uri, ctx.version,
                             table_uri(location, expansion.vdef.base), base.version,
                             dict(ctx.storage_options), None if changes.inserted is None

@@ -244,3 +244,21 @@ def test_an_iterator_module_the_workers_cannot_import_says_how_to_ship_it(
     message = str(caught.value)
     assert "'shipped_iterators'" in message and "runtime_env" in message
     assert not db.has_table("v")
+
+
+def test_an_iterator_of_main_is_refused_before_any_task(tmp_path: Path) -> None:
+    """A user iterator defined in __main__ cannot reach the workers: refused in this process,
+    with the fix, and no view is left behind."""
+    def chars(text: str):
+        yield from ({"c": c} for c in text)
+
+    chars.__module__ = "__main__"
+    in_main = lh.iterators.iterator(outputs={"c": lh.String}, input=lh.String)(chars)
+    db = lh.connect(tmp_path, engine="ray", maintenance=False)
+    t = db.create_table("t", {"text": lh.String})
+    t.insert([{"text": "ab"}], progress=False)
+    with pytest.raises(lh.UDFNotFoundError, match="__main__.*engine='local'"):
+        db.create_view("v", t, iterator=in_main(t.text), progress=False)
+    assert not db.has_table("v")
+    assert db.create_view("v", t, iterator=in_main(t.text), engine="local",
+                          progress=False).count() == 2

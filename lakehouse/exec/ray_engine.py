@@ -318,7 +318,9 @@ def run_groups(engine: RayEngine, table_name: str, task: Callable[[Any, Any], _R
     (:mod:`lakehouse.views`); ``what`` names the work in messages. When a task fails, the
     error of the earliest failing group is raised once the groups before it are done (the
     results of those are yielded first); groups after it, and tasks still running when the
-    caller stops, are cancelled."""
+    caller stops, are cancelled. No groups: no task, and no connection to the cluster."""
+    if not groups:
+        return
     ray = connect(engine, table_name)
     shared = ray.put(job)
     remote = ray.remote(task).options(
