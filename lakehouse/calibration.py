@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import lance
@@ -52,12 +50,10 @@ FORMAT = 1
 DEFAULT_RECALL = 0.95
 K = 10
 QUERIES = 200
-SCOUT_QUERIES = 40  # the first rungs of the ladder are tried on these queries only
-SCOUT_FLOOR = 0.85  # rungs the scouts put below this recall are not measured in full
+SCOUT_QUERIES = 40  # every setting is measured on these first; on all QUERIES only if needed
 CURVE_TOP = 0.995  # a ladder stops once a setting reaches this recall
 REFINE_GAIN = 0.005  # the larger refine factor is measured only if it gains this much recall
 TRUTH_BATCH = 32_768
-THREADS = min(8, os.cpu_count() or 1)  # searches measured at once
 SEED = 0
 #: A setting reaches a target when its measured recall, less this many standard errors, does:
 #: with one, an index picked its cheapest passing rung and fell short on new queries in about
@@ -71,6 +67,12 @@ REFINE_FACTORS = {"IVF_SQ": (0, 2), "IVF_PQ": (10, 40)}
 #: random costs about as much as scanning this many of the index's codes (SQ codes are a
 #: quarter of the vector, PQ codes a sixteenth).
 RERANK_COST = {"IVF_SQ": 64, "IVF_PQ": 256}
+#: The cost of the exact search per row, in vectors scanned: Lance's flat search reads and
+#: compares every full vector. Measured (CPU per query, benchmarks/README.md), it cost 2.1x
+#: probing every partition of an IVF_SQ index at 20,000 x 64 and 31x at 200,000 x 384; the
+#: smaller ratio is kept (the exact search is never made to look cheaper than it is), and
+#: IVF_PQ's codes are a quarter of SQ's.
+EXACT_COST = {"IVF_SQ": 2, "IVF_PQ": 8}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,15 +80,24 @@ class Setting:
     """One point of the curve: search parameters, the mean recall@k they reached over the
     calibration queries and its standard error."""
 
-    nprobes: int
+    nprobes: int  # 0: no vector index, every vector compared (EXACT)
     refine_factor: int
     recall: float
     error: float
+
+    @property
+    def exact(self) -> bool:
+        """Whether this is :data:`EXACT`, the search that compares every vector."""
+        return self.nprobes == 0
 
     def reaches(self, recall: float) -> bool:
         """Whether it reaches ``recall`` with a margin of :data:`MARGIN` standard errors (so
         that on new queries it still does, in all but a few builds)."""
         return self.recall - MARGIN * self.error >= recall
+
+
+#: The exact search (Lance's flat search, without the vector index): recall 1 by definition.
+EXACT = Setting(0, 0, 1.0, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +112,8 @@ class Calibration:
     Setting(nprobes=16, refine_factor=0, recall=0.96, error=0.005)
     >>> cal.pick(0.98)  # 0.99 less two standard errors
     Setting(nprobes=16, refine_factor=2, recall=0.99, error=0.003)
-    >>> cal.pick(0.999).nprobes  # none reaches it: the most accurate
-    16
+    >>> cal.pick(0.999)  # none reaches it: the exact search does, for about twice the rows
+    Setting(nprobes=0, refine_factor=0, recall=1.0, error=0.0)
     >>> Calibration.from_json(cal.to_json(), "v") == cal
     True
     """
@@ -116,23 +127,25 @@ class Calibration:
     curve: tuple[Setting, ...]
 
     def cost(self, setting: Setting) -> tuple[bool, float]:
-        """A setting's cost: whether it re-ranks, then its work in vectors scanned (the
-        partitions' codes, the re-ranked vectors weighted by :data:`RERANK_COST`). Re-ranking
-        reads full vectors at random, a file read each (a request each on S3): measured, it
-        costs more than probing twice the partitions (benchmarks/README.md, search.py), so a
-        setting without it wins whenever one reaches the target. Deterministic, unlike
-        latencies measured on a busy machine."""
+        """A setting's cost: whether it reads full vectors, then its work in vectors scanned
+        (the partitions' codes, the re-ranked vectors weighted by :data:`RERANK_COST`; every
+        row weighted by :data:`EXACT_COST` for the exact scan). Re-ranking reads full vectors
+        at random, a file read each (a request each on S3): measured, it costs more than
+        probing twice the partitions (benchmarks/README.md, search.py), so a setting without
+        it wins whenever one reaches the target. Deterministic, unlike latencies measured on a
+        busy machine."""
+        if setting.exact:
+            return True, self.rows * EXACT_COST.get(self.kind, 2)
         scanned = setting.nprobes * self.rows / self.partitions
         rerank = setting.refine_factor * self.k * RERANK_COST.get(self.kind, 64)
         return setting.refine_factor > 0, scanned + rerank
 
     def pick(self, recall: float) -> Setting:
-        """The cheapest setting that :meth:`~Setting.reaches` ``recall``; the most accurate one
-        if none does."""
-        reaching = [s for s in self.curve if s.reaches(recall)]
-        if reaching:
-            return min(reaching, key=self.cost)
-        return min(self.curve, key=lambda s: (-s.recall, self.cost(s)))
+        """The cheapest setting that :meth:`~Setting.reaches` ``recall``, the exact scan
+        (:data:`EXACT`, recall 1) among them: it is picked where no setting of the index
+        reaches the recall, or where those that do would cost more than reading every
+        vector."""
+        return min((s for s in (*self.curve, EXACT) if s.reaches(recall)), key=self.cost)
 
     def fits(self, kind: str, partitions: int) -> bool:
         """Whether it measured this index (same kind and partitions: not retrained since)."""
@@ -226,28 +239,39 @@ def target(index: IndexDef, recall: float | None = None) -> float:
 
 
 def search_parameters(ds: lance.LanceDataset, index: IndexDef, partitions: int,
-                      recall: float | None = None) -> dict[str, int]:
+                      recall: float | None = None) -> dict[str, Any]:
     """``nprobes`` and ``refine_factor`` (0: no re-ranking) for a search of ``index`` (built
     with ``partitions`` partitions) at ``recall``: the calibrated pick, or the defaults of
-    :func:`~lakehouse.vector_index.search_defaults` where there is no usable calibration."""
+    :func:`~lakehouse.vector_index.search_defaults` where there is no usable calibration; and
+    ``exact``: whether the pick is the exact search instead (:data:`EXACT`; its ``nprobes`` is
+    then every partition, for a search that sets only ``refine_factor=`` by hand)."""
     cal = stored(ds, index)
     if cal is None or not cal.fits(index.vector_index, partitions) \
             or partitions <= ALL_PARTITIONS_UP_TO:
-        return search_defaults(partitions, index.vector_index)
+        return {**search_defaults(partitions, index.vector_index), "exact": False}
     chosen = cal.pick(target(index, recall))
-    return {"nprobes": chosen.nprobes, "refine_factor": chosen.refine_factor}
+    if chosen.exact:
+        return {"nprobes": partitions, "refine_factor": 0, "exact": True}
+    return {"nprobes": chosen.nprobes, "refine_factor": chosen.refine_factor, "exact": False}
 
 
 def summary(ds: lance.LanceDataset, index: IndexDef) -> dict[str, Any]:
-    """What ``Table.indexes()`` shows of an index's search: the recall target, the default
-    ``nprobes`` and ``refine_factor`` and the recall measured with them (1.0 where the search
-    is exact or probes every partition; null when the vector index was not calibrated)."""
+    """What ``Table.indexes()`` shows of an index's search: the recall target, how a search
+    runs by default (``search``: ``"index"``, the vector index with the ``nprobes`` and
+    ``refine_factor`` shown; or ``"exact"``, every vector compared: no vector index yet, or
+    the calibration found none of its settings reaching the target for less) and the recall
+    measured (1.0 where the search is exact or probes every partition; null when the vector
+    index was not calibrated)."""
     state = ann_state(ds, index)
     wanted = target(index)
+    exact = {"recall_target": wanted, "search": "exact", "nprobes": None,
+             "refine_factor": None, "recall": 1.0}
     if state is None:
-        return {"recall_target": wanted, "nprobes": None, "refine_factor": None, "recall": 1.0}
+        return exact
     partitions = partitions_of(state)
     params = search_parameters(ds, index, partitions)
+    if params["exact"]:
+        return exact
     cal = stored(ds, index)
     if partitions <= ALL_PARTITIONS_UP_TO:
         measured: float | None = 1.0
@@ -255,7 +279,8 @@ def summary(ds: lance.LanceDataset, index: IndexDef) -> dict[str, Any]:
         measured = cal.pick(wanted).recall
     else:
         measured = None
-    return {"recall_target": wanted, **params, "recall": measured}
+    return {"recall_target": wanted, "search": "index", "nprobes": params["nprobes"],
+            "refine_factor": params["refine_factor"], "recall": measured}
 
 
 def is_current(ds: lance.LanceDataset, index: IndexDef, state: dict[str, Any] | None) -> bool:
@@ -285,23 +310,23 @@ def calibrate(ds: lance.LanceDataset, index: IndexDef, *, queries: int = QUERIES
               seed: int = SEED) -> Calibration:
     """Measure the curve of ``index``'s vector index on ``queries`` of its own vectors: the
     ladder of ``nprobes`` with the kind's usual refine factor, then with the larger one if that
-    gains recall at the top of the ladder (see :class:`_Bench`)."""
+    gains recall at the top of the ladder. Each setting is measured on the scout queries, and
+    on all of them only where that can change the pick of the index's target (see
+    :class:`_Bench`)."""
     started = time.perf_counter()
     state = ann_state(ds, index)
     assert state is not None, "calibrate() needs a built vector index"
     partitions = partitions_of(state)
     vectors, ids = _sample(ds, index.vectors.name, queries, seed)
-    bench = _Bench(ds, index, vectors, ids,
+    bench = _Bench(ds, index, partitions, ds.count_rows(), target(index), vectors, ids,
                    exact_neighbours(ds, index.vectors.name, vectors, ids, index.metric, K))
     usual, larger = REFINE_FACTORS.get(index.vector_index, REFINE_FACTORS["IVF_SQ"])
     curve = bench.curve(ladder(partitions), usual)
-    curve = _between(bench, curve, target(index))
+    curve = bench.between(curve)
     top = curve[-1]
-    check = bench.setting(top.nprobes, larger) if top.recall < CURVE_TOP else top
-    if check.recall >= top.recall + REFINE_GAIN:  # the codes lose recall: re-rank more
-        curve += bench.curve([s.nprobes for s in curve if s.nprobes < top.nprobes], larger)
-        curve.append(check)
-    return Calibration(index.vector_index, partitions, ds.count_rows(), K, len(ids),
+    if top.recall < CURVE_TOP and bench.gains(top.nprobes, usual, larger):
+        curve += bench.curve(sorted({s.nprobes for s in curve}), larger)  # the codes lose it
+    return Calibration(index.vector_index, partitions, bench.rows, K, len(ids),
                        time.perf_counter() - started, tuple(curve))
 
 
@@ -312,19 +337,6 @@ def ladder(partitions: int) -> list[int]:
     [1, 2, 4, 8, 16, 32, 64, 100]
     """
     return [*(2 ** p for p in range(partitions.bit_length()) if 2 ** p < partitions), partitions]
-
-
-def _between(bench: _Bench, curve: list[Setting], wanted: float) -> list[Setting]:
-    """``curve`` with one more rung halfway (1.5x) between the last rung that misses the
-    index's target and the first that reaches it, where the default searches land."""
-    above = next((i for i, s in enumerate(curve) if s.reaches(wanted)), None)
-    if not above:
-        return curve
-    low, high = curve[above - 1].nprobes, curve[above].nprobes
-    middle = (low + high) // 2
-    if middle in (low, high):
-        return curve
-    return [*curve[:above], bench.setting(middle, curve[above].refine_factor), *curve[above:]]
 
 
 def _sample(ds: lance.LanceDataset, column: str, count: int,
@@ -339,28 +351,40 @@ def _sample(ds: lance.LanceDataset, column: str, count: int,
 
 
 def _matrix(vectors: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The vectors as a float32 matrix (no copy where they are float32 in one chunk)."""
     array = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
     dim = array.type.list_size
-    return array.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
+    flat = array.flatten().to_numpy(zero_copy_only=False)
+    return flat.astype(np.float32, copy=False).reshape(-1, dim)
+
+
+def _queries_for(queries: np.ndarray, metric: str) -> np.ndarray:
+    """The queries as they are compared with each vector: unit length for cosine."""
+    if metric != "cosine":
+        return queries
+    norms = np.linalg.norm(queries, axis=1)
+    return queries / np.where(norms == 0, 1.0, norms)[:, None]
 
 
 def _scores(matrix: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
-    """Similarity (higher is closer) of each query (rows) to each vector (columns), ranked as
-    Lance ranks its distances."""
+    """Similarity (higher is closer) of each query (rows, from :func:`_queries_for`) to each
+    vector (columns), ranked as Lance ranks its distances: one matrix product, then a scale or
+    shift per column (the vectors' norms), so no normalised copy of the vectors is made."""
+    scores = queries @ matrix.T
     if metric == "l2":
-        return 2 * (queries @ matrix.T) - np.einsum("ij,ij->i", matrix, matrix)[None, :]
-    if metric == "cosine":
-        norms = np.linalg.norm(matrix, axis=1)
-        matrix = matrix / np.where(norms == 0, 1.0, norms)[:, None]
-        qnorms = np.linalg.norm(queries, axis=1)
-        queries = queries / np.where(qnorms == 0, 1.0, qnorms)[:, None]
-    return queries @ matrix.T
+        scores *= 2
+        scores -= np.einsum("ij,ij->i", matrix, matrix)[None, :]
+    elif metric == "cosine":
+        norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+        scores /= np.where(norms == 0, 1.0, norms)[None, :]
+    return scores
 
 
 def exact_neighbours(ds: lance.LanceDataset, column: str, queries: np.ndarray,
                      query_ids: np.ndarray, metric: str, k: int) -> np.ndarray:
     """The row ids of each query's exact ``k`` nearest rows, the query's own row left out:
-    one pass over the column, :data:`TRUTH_BATCH` rows at a time."""
+    one pass over the column, :data:`TRUTH_BATCH` rows at a time, one matrix product each."""
+    compared = _queries_for(queries, metric).astype(np.float32, copy=False)
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_ids = np.zeros((len(queries), k), dtype=np.uint64)
     for batch in ds.to_batches(columns=[column], with_row_id=True, batch_size=TRUTH_BATCH):
@@ -368,64 +392,122 @@ def exact_neighbours(ds: lance.LanceDataset, column: str, queries: np.ndarray,
         if batch.num_rows == 0:
             continue
         ids = batch.column("_rowid").to_numpy()
-        scores = _scores(_matrix(batch.column(column)), queries, metric).astype(np.float32)
-        scores[query_ids[:, None] == ids[None, :]] = -np.inf
-        all_scores = np.concatenate([best_scores, scores], axis=1)
-        all_ids = np.concatenate([best_ids, np.broadcast_to(ids, scores.shape)], axis=1)
-        top = np.argpartition(-all_scores, k - 1, axis=1)[:, :k]
-        best_scores = np.take_along_axis(all_scores, top, axis=1)
-        best_ids = np.take_along_axis(all_ids, top, axis=1)
+        scores = _scores(_matrix(batch.column(column)), compared, metric)
+        own = np.flatnonzero(np.isin(ids, query_ids))  # the queries' own rows in this batch
+        for col in own:
+            scores[query_ids == ids[col], col] = -np.inf
+        width = min(k, scores.shape[1])
+        top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        all_scores = np.concatenate([best_scores, np.take_along_axis(scores, top, axis=1)], 1)
+        all_ids = np.concatenate([best_ids, ids[top]], axis=1)
+        keep = np.argpartition(-all_scores, k - 1, axis=1)[:, :k]
+        best_scores = np.take_along_axis(all_scores, keep, axis=1)
+        best_ids = np.take_along_axis(all_ids, keep, axis=1)
     return best_ids
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Bench:
     """The calibration queries of one index (sampled rows, their row ids and exact answers),
-    and the searches that measure a setting's recall on them."""
+    and the searches that measure a setting's recall on them.
+
+    Every setting is first measured on the first :data:`SCOUT_QUERIES` queries (the scouts),
+    and on all of them only when it could be the pick of the index's own target ``wanted``:
+    when the scouts leave it possible that it reaches the target, and no cheaper setting
+    measured so far does. Other settings keep the scouts' measure and its larger standard
+    error, which the margin of :meth:`Setting.reaches` accounts for. The searches of one
+    setting go to Lance in one call (its batch of query vectors: the same index search for
+    each, at a fraction of the cost of one call per query)."""
 
     ds: lance.LanceDataset
     index: IndexDef
+    partitions: int
+    rows: int
+    wanted: float
     queries: np.ndarray
     ids: np.ndarray
     truth: np.ndarray
+    measured: dict[tuple[int, int], np.ndarray] = dataclasses.field(default_factory=dict)
+    best: Setting | None = None  # the cheapest setting measured so far that reaches `wanted`
 
     def curve(self, rungs: list[int], refine: int) -> list[Setting]:
         """The settings of ``rungs`` at ``refine``, up to the first that reaches
-        :data:`CURVE_TOP`. Each rung is scouted on the first :data:`SCOUT_QUERIES` queries;
-        one they put below :data:`SCOUT_FLOOR` is left out (unless it is the top rung), the
-        others are measured on the rest of the queries too."""
-        scouts = min(SCOUT_QUERIES, len(self.ids))
+        :data:`CURVE_TOP`."""
         curve: list[Setting] = []
-        for i, nprobes in enumerate(rungs):
-            first = self.recalls(nprobes, refine, range(scouts))
-            if first.mean() < SCOUT_FLOOR and i < len(rungs) - 1:
-                continue
-            rest = self.recalls(nprobes, refine, range(scouts, len(self.ids)))
-            curve.append(_setting_of(nprobes, refine, np.concatenate([first, rest])))
+        for nprobes in rungs:
+            curve.append(self.setting(nprobes, refine))
             if curve[-1].recall >= CURVE_TOP:
                 break
         return curve
 
+    def between(self, curve: list[Setting]) -> list[Setting]:
+        """``curve`` with one more rung halfway (1.5x) between the last rung that misses the
+        index's target and the first that reaches it, where the default searches land."""
+        above = next((i for i, s in enumerate(curve) if s.reaches(self.wanted)), None)
+        if not above:
+            return curve
+        low, high = curve[above - 1].nprobes, curve[above].nprobes
+        middle = (low + high) // 2
+        if middle in (low, high):
+            return curve
+        return [*curve[:above], self.setting(middle, curve[above].refine_factor),
+                *curve[above:]]
+
+    def gains(self, nprobes: int, usual: int, larger: int) -> bool:
+        """Whether the larger refine factor gains :data:`REFINE_GAIN` recall over the usual
+        one at ``nprobes``, on the same scout queries."""
+        scouts = min(SCOUT_QUERIES, len(self.ids))
+        return bool(self.recalls(nprobes, larger, scouts).mean()
+                    >= self.recalls(nprobes, usual, scouts).mean() + REFINE_GAIN)
+
     def setting(self, nprobes: int, refine: int) -> Setting:
-        return _setting_of(nprobes, refine, self.recalls(nprobes, refine, range(len(self.ids))))
+        """Measure a setting: on the scouts, then on every query if it could be the pick."""
+        scouted = _setting_of(nprobes, refine,
+                              self.recalls(nprobes, refine, min(SCOUT_QUERIES, len(self.ids))))
+        could_reach = scouted.recall + MARGIN * scouted.error >= self.wanted
+        if could_reach and (self.best is None or self._cost(scouted) < self._cost(self.best)):
+            scouted = _setting_of(nprobes, refine, self.recalls(nprobes, refine, len(self.ids)))
+        if scouted.reaches(self.wanted) and (self.best is None
+                                             or self._cost(scouted) < self._cost(self.best)):
+            self.best = scouted
+        return scouted
 
-    def recalls(self, nprobes: int, refine: int, which: range) -> np.ndarray:
-        """The recall@k of each query in ``which`` (searched a few at a time: only the
-        recall is measured, not the latency)."""
-        def recall(i: int) -> float:
-            nearest = {"column": self.index.vectors.name, "q": self.queries[i], "k": K + 1,
-                       "metric": self.index.metric, "nprobes": nprobes}
-            if refine:
-                nearest["refine_factor"] = refine
-            got = self.ds.to_table(columns=[], nearest=nearest, with_row_id=True,
-                                   disable_scoring_autoprojection=True)
-            found = got.column("_rowid").to_numpy()
-            return len(np.intersect1d(found[found != self.ids[i]][:K], self.truth[i])) / K
+    def _cost(self, setting: Setting) -> tuple[bool, float]:
+        return Calibration(self.index.vector_index, self.partitions, self.rows, K, 0, 0.0,
+                           (setting,)).cost(setting)
 
-        with ThreadPoolExecutor(THREADS) as pool:
-            return np.fromiter(pool.map(recall, which), dtype=np.float64, count=len(which))
+    def recalls(self, nprobes: int, refine: int, count: int) -> np.ndarray:
+        """The recall@k of each of the first ``count`` queries (those measured before are
+        not searched again)."""
+        done = self.measured.get((nprobes, refine), np.empty(0))
+        if len(done) < count:
+            done = np.concatenate([done, self._search(nprobes, refine, len(done), count)])
+            self.measured[(nprobes, refine)] = done
+        return done[:count]
+
+    def _search(self, nprobes: int, refine: int, start: int, stop: int) -> np.ndarray:
+        """Search queries ``start:stop`` in one Lance call and measure each one's recall@k
+        (its own row left out)."""
+        nearest = {"column": self.index.vectors.name, "q": self.queries[start:stop],
+                   "k": K + 1, "metric": self.index.metric, "nprobes": nprobes}
+        if refine:
+            nearest["refine_factor"] = refine
+        got = self.ds.to_table(columns=["_distance"], nearest=nearest, with_row_id=True,
+                               disable_scoring_autoprojection=True)
+        which = got.column("query_index").to_numpy()
+        order = np.lexsort((got.column("_distance").to_numpy(), which))
+        which, found = which[order], got.column("_rowid").to_numpy()[order]
+        out = np.empty(stop - start)
+        for i in range(start, stop):
+            mine = found[which == i - start]
+            out[i - start] = len(np.intersect1d(mine[mine != self.ids[i]][:K],
+                                                self.truth[i])) / K
+        return out
 
 
 def _setting_of(nprobes: int, refine: int, recalls: np.ndarray) -> Setting:
+    """A setting's mean recall and its standard error, never taken below that of one missed
+    neighbour among the queries (all of a few queries perfect does not make it certain)."""
+    floor = 1 / (K * len(recalls))
     error = float(recalls.std(ddof=1) / math.sqrt(len(recalls))) if len(recalls) > 1 else 1.0
-    return Setting(nprobes, refine, float(recalls.mean()), error)
+    return Setting(nprobes, refine, float(recalls.mean()), max(error, floor))

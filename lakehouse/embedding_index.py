@@ -239,7 +239,8 @@ def _calibrate(ctx: WriteContext, index: IndexDef, *, progress: bool) -> None:
 def listing(ds: lance.LanceDataset, tdef: TableDef) -> pl.DataFrame:
     """The indexes of a table version, one row each (what ``Table.indexes()`` shows): embedding
     indexes with their model, metric and vector index, and their search: the recall target,
-    the default ``nprobes`` and ``refine_factor`` and the recall@10 measured with them (see
+    how a search runs (``"index"`` or ``"exact"``), the default ``nprobes`` and
+    ``refine_factor`` and the recall@10 measured with them (see
     :func:`lakehouse.calibration.summary`); then scalar indexes.
 
     >>> vecs = db.create_table("vecs", {"v": lh.Array[(2,), "float32"]})
@@ -247,7 +248,7 @@ def listing(ds: lance.LanceDataset, tdef: TableDef) -> pl.DataFrame:
     >>> _ = vecs.add_embedding_index("v", progress=False)  # a column of vectors: no model
     >>> state = vecs.table_state()
     >>> listing(state.dataset, state.definition).rows()
-    [('v', 'v', 'embedding', None, 'cosine', None, 2, 0.95, None, None, 1.0)]
+    [('v', 'v', 'embedding', None, 'cosine', None, 2, 0.95, 'exact', None, None, 1.0)]
     """
     rows = []
     for index in tdef.indexes():
@@ -268,10 +269,11 @@ def listing(ds: lance.LanceDataset, tdef: TableDef) -> pl.DataFrame:
         column, _, kind = lance_index.name.rpartition("_")
         rows.append({"name": lance_index.name, "column": column, "kind": kind,
                      "embedding": None, "metric": None, "vector_index": None,
-                     "unindexed_rows": None, "recall_target": None, "nprobes": None,
-                     "refine_factor": None, "recall": None})
+                     "unindexed_rows": None, "recall_target": None, "search": None,
+                     "nprobes": None, "refine_factor": None, "recall": None})
     schema = {"name": pl.String, "column": pl.String, "kind": pl.String, "embedding": pl.String,
               "metric": pl.String, "vector_index": pl.String, "unindexed_rows": pl.Int64,
-              "recall_target": pl.Float64, "nprobes": pl.Int64, "refine_factor": pl.Int64,
+              "recall_target": pl.Float64, "search": pl.String, "nprobes": pl.Int64,
+              "refine_factor": pl.Int64,
               "recall": pl.Float64}
     return pl.DataFrame(rows, schema=schema)

@@ -63,6 +63,8 @@ class SimilaritySearch:
         partitions = _ann_partitions(ds, self.index)
         if partitions:  # explicit knobs win over the calibrated pick (lakehouse.calibration)
             picked = search_parameters(ds, self.index, partitions, self.node.recall)
+            if picked["exact"] and not (self.node.nprobes or self.node.refine_factor):
+                return {**options, "use_index": False}  # cheaper than the index's settings
             options["nprobes"] = self.node.nprobes or picked["nprobes"]
             refine = self.node.refine_factor or picked["refine_factor"]
             if refine:  # 0: the codes rank well enough without re-ranking

@@ -6,6 +6,7 @@ are not to be trusted."""
 from __future__ import annotations
 
 import json
+import time
 
 import hypothesis.strategies as st
 import lance
@@ -40,6 +41,12 @@ def _mixture(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     points = centres[rng.integers(0, len(centres), n)] \
         + rng.standard_normal((n, DIM)).astype(np.float32) / np.sqrt(DIM)
+    return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+
+def _uniform(n: int, seed: int) -> np.ndarray:
+    """No structure: unit vectors drawn uniformly on the sphere."""
+    points = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
     return points / np.linalg.norm(points, axis=1, keepdims=True)
 
 
@@ -275,7 +282,7 @@ def test_reading_any_stored_json_gives_a_calibration_or_a_typed_error(data) -> N
     except (lh.UnsafeDefinitionError, lh.FormatVersionError):
         return
     assert cal.curve and all(0 <= s.recall <= 1 and s.nprobes >= 1 for s in cal.curve)
-    assert cal.pick(0.95) in cal.curve
+    assert cal.pick(0.95) in (*cal.curve, calibration.EXACT)
 
 
 def test_the_calibration_cost_is_bounded_and_measured(calibrated) -> None:
@@ -285,6 +292,99 @@ def test_the_calibration_cost_is_bounded_and_measured(calibrated) -> None:
     assert stored.queries == calibration.QUERIES
     # each rung of the ladder plus the one between, at two refine factors at most
     assert len(stored.curve) <= 2 * (len(calibration.ladder(stored.partitions)) + 1)
+
+
+def test_only_settings_that_could_be_the_pick_are_searched_with_every_query(
+        calibrated) -> None:
+    t, _, _ = calibrated
+    state = t.table_state()
+    ds, index = state.dataset, state.definition.index("v")
+    partitions = Calibration.from_json(_stored(t), "v").partitions
+    vectors, ids = calibration._sample(ds, "v", calibration.QUERIES, calibration.SEED)
+    truth = calibration.exact_neighbours(ds, "v", vectors, ids, "cosine", calibration.K)
+    bench = calibration._Bench(ds, index, partitions, ds.count_rows(), 0.95, vectors, ids,
+                               truth)
+    curve = bench.between(bench.curve(calibration.ladder(partitions), 0))
+    full = {key for key, recalls in bench.measured.items()
+            if len(recalls) == calibration.QUERIES}
+    scouted = set(bench.measured) - full
+    pick = Calibration("IVF_SQ", partitions, ds.count_rows(), 10, 200, 0.0,
+                       tuple(curve)).pick(0.95)
+    assert (pick.nprobes, 0) in full  # the default search's setting: measured on every query
+    assert scouted, "settings far from the target keep their scouts' measure"
+    assert all(len(r) == calibration.SCOUT_QUERIES for k, r in bench.measured.items()
+               if k in scouted)
+    # settings dearer than the pick are never searched on every query
+    assert all(nprobes <= pick.nprobes for nprobes, _ in full)
+    # the truth pass: each query's 10 nearest other rows, as numpy finds them
+    rows = ds.to_table(columns=["v"], with_row_id=True)
+    row_ids = rows.column("_rowid").to_numpy()
+    unit = calibration._matrix(rows.column("v"))
+    unit = unit / np.linalg.norm(unit, axis=1, keepdims=True)
+    for i in (0, 1, 2):
+        scores = unit @ (vectors[i] / np.linalg.norm(vectors[i]))
+        scores[row_ids == ids[i]] = -np.inf
+        assert set(truth[i].tolist()) == set(row_ids[np.argsort(-scores)[:10]].tolist())
+
+
+# --- the exact search where the vector index cannot beat it --------------------------------------
+@pytest.fixture(scope="module")
+def uniform(tmp_path_factory):
+    vectors = _uniform(ROWS, seed=7)
+    t = _table(lh.connect(str(tmp_path_factory.mktemp("uniform"))), vectors)
+    return t, vectors, _uniform(HELD_OUT, seed=8)
+
+
+def _cpu_ms(ds: lance.LanceDataset, options: dict, queries: np.ndarray) -> float:
+    """The median CPU time (all threads) of one search per query, in ms."""
+    times = []
+    for q in queries:
+        started = time.process_time()
+        ds.to_table(columns=["id"], nearest={**options, "q": q},
+                    disable_scoring_autoprojection=True)
+        times.append((time.process_time() - started) * 1e3)
+    return float(np.median(times))
+
+
+def test_structureless_vectors_are_searched_no_slower_than_an_exact_scan(uniform) -> None:
+    t, vectors, held_out = uniform
+    row = t.indexes().row(0, named=True)
+    cal = Calibration.from_json(_stored(t), "v")
+    # no structure: the target needs most partitions, which still costs less than the exact
+    # scan (which reads every full vector), so the vector index is kept
+    assert row["search"] == "index" and row["nprobes"] >= cal.partitions // 2
+    assert cal.cost(cal.pick(0.95)) < cal.cost(calibration.EXACT)
+    recalls = _recalls(t, vectors, held_out[:200])
+    assert recalls.mean() + 2 * recalls.std(ddof=1) / np.sqrt(len(recalls)) >= 0.95
+    # measured: the default search costs no more CPU than the exact scan (interleaved)
+    ds = lance.dataset(t.uri)
+    default, exact = _options(t, held_out[0]), _options(t, held_out[0], recall=0.9999)
+    assert exact["use_index"] is False and "nprobes" not in exact
+    costs = [(_cpu_ms(ds, default, held_out[i:i + 10]), _cpu_ms(ds, exact, held_out[i:i + 10]))
+             for i in range(0, 40, 10)]
+    assert np.median([d for d, _ in costs]) <= np.median([e for _, e in costs]), costs
+
+
+def test_a_recall_no_setting_reaches_searches_exactly(uniform) -> None:
+    t, vectors, held_out = uniform
+    cal = Calibration.from_json(_stored(t), "v")
+    assert cal.pick(0.9999) == calibration.EXACT  # 200 queries cannot show 0.9999
+    assert _recall(t, vectors, held_out[:20], recall=0.9999) == 1.0
+    # a knob set by hand still searches the vector index
+    options = _options(t, held_out[0], recall=0.9999, refine_factor=3)
+    assert (options["nprobes"], options["refine_factor"]) == (cal.partitions, 3)
+    assert "use_index" not in options
+
+
+@pytest.mark.slow
+def test_an_index_whose_target_only_the_exact_scan_reaches_lists_it(tmp_path) -> None:
+    vectors = _uniform(ROWS, seed=9)
+    t = _table(lh.connect(str(tmp_path)), vectors, recall=0.9999)
+    row = t.indexes().row(0, named=True)
+    assert (row["vector_index"], row["search"], row["nprobes"], row["refine_factor"],
+            row["recall"]) == ("IVF_SQ", "exact", None, None, 1.0)
+    assert _options(t, vectors[0])["use_index"] is False
+    assert _options(t, vectors[0], recall=0.5)["nprobes"] < 78
 
 
 def test_the_text_grammar_takes_recall(db) -> None:

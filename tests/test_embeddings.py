@@ -75,14 +75,15 @@ def test_indexes_are_listed_dropped_and_kept_out_of_sight(local, clip, minilm) -
 
     listing = t.indexes()
     assert listing.columns == ["name", "column", "kind", "embedding", "metric", "vector_index",
-                               "unindexed_rows", "recall_target", "nprobes", "refine_factor",
-                               "recall", "automatic"]
+                               "unindexed_rows", "recall_target", "search", "nprobes",
+                               "refine_factor", "recall", "automatic"]
     rows = {r["name"]: r for r in listing.to_dicts()}
     assert set(rows) == {"image", "caption_text", "caption_clip", "v", "id_btree"}
     assert rows["image"] == {"name": "image", "column": "image", "kind": "embedding",
                              "embedding": f"clip({SHAPES_CLIP})", "metric": "cosine",
                              "vector_index": None, "unindexed_rows": 8, "recall_target": 0.95,
-                             "nprobes": None, "refine_factor": None, "recall": 1.0,
+                             "search": "exact", "nprobes": None, "refine_factor": None,
+                             "recall": 1.0,
                              "automatic": False}
     assert rows["caption_text"]["embedding"].startswith("sentence_transformer(")
     assert (rows["caption_clip"]["metric"], rows["v"]["metric"]) == ("dot", "l2")
