@@ -156,6 +156,21 @@ def test_a_worker_killed_mid_import_loses_and_duplicates_nothing(
     assert again[-1] == KILL_AT and again[-1] - again[0] < 200  # within the killed share
 
 
+def test_a_share_lost_past_its_retries_writes_nothing(ray_cluster: str, ray_dir: Path,
+                                                      tmp_path: Path) -> None:
+    """With no retries, the killed worker's share is lost: EngineTaskError, and the table as
+    it was."""
+    (ray_dir / "killed").unlink(missing_ok=True)
+    folder = _put(None, tmp_path, _shards("csv"))
+    db = lh.connect(tmp_path / "lake", engine=lh.RayEngine(max_retries=0), maintenance=False)
+    t = db.create_table("numbers", {"n": lh.Int, "word": lh.String})
+    t.add_computed_column(tripled=logged_triple(t.n), progress=False)
+    version = t.version
+    with pytest.raises(lh.EngineTaskError, match="run"):
+        db.import_csv("numbers", folder, if_exists="append", progress=False)
+    assert (ray_dir / "killed").exists() and t.version == version and t.count() == 0
+
+
 def _corrupt_parquet(folder: Path) -> None:
     """The third shard's data pages overwritten (its footer intact: only reading fails)."""
     path = folder / "part-2.parquet"
