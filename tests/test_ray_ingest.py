@@ -22,6 +22,8 @@ from udfs_for_tests.ray_udfs import KILL_AT, logged_triple, odd_square
 
 import lakehouse as lh
 from lakehouse import ingest
+from lakehouse.exec import ray_engine
+from lakehouse.samples import shapes
 from lakehouse.storage import s3_filesystem, s3_options
 
 pytestmark = pytest.mark.ray
@@ -132,6 +134,36 @@ def test_insert_files_on_ray_is_the_local_insert(ray_cluster: str, lakehouse_roo
     _same(*tables)
     assert len(tables[1].table_state().dataset.get_fragments()) > 1  # by several tasks
     assert tables[1].select(tables[1].width).collect()["width"].to_list()[:3] == [4, 5, 6]
+
+
+@pytest.mark.slow
+def test_an_import_that_runs_a_model_runs_in_actors_as_locally(
+        ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """insert_files into a table with the shipped CLIP's embedding index: on Ray, the shares
+    run in two actors that keep the model loaded; searches rank as after the local insert."""
+    pictures = {}
+    for i, (picture, _) in enumerate(shapes.samples(12, seed=11)):
+        out = io.BytesIO()
+        picture.save(out, format="PNG")
+        pictures[f"{i:03}.png"] = out.getvalue()
+    folder = _put(None, tmp_path, pictures)
+    made: list[int] = []
+    actors = ray_engine._model_actors
+    monkeypatch.setattr(ray_engine, "_model_actors",
+                        lambda *args: made.append(1) or actors(*args))
+    tables = []
+    for engine in ("local", lh.RayEngine(model_actors=2)):
+        db = lh.connect(tmp_path / f"lake{len(tables)}", engine=engine, maintenance=False)
+        t = db.create_table("pics", {"image": lh.Image, "n": lh.Int})
+        t.add_embedding_index("image", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
+                              progress=False)
+        t.insert_files(folder, extra=lambda uri: {"n": int(uri[-7:-4])}, progress=False)
+        tables.append(t)
+    assert made, "no model actors"
+    found = [t.order_by(t.image.similarity("a red circle"), asc=False).limit(4)
+             .select(t.n).collect()["n"].to_list() for t in tables]
+    assert found[0] == found[1]
+    assert table_history(tables[0]) == table_history(tables[1])
 
 
 def test_a_worker_killed_mid_import_loses_and_duplicates_nothing(

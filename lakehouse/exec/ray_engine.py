@@ -163,6 +163,10 @@ class ModelWorker:
               row_offset: int) -> list[FragmentResult]:
         return merge_fragments(job, version, fragment_ids, row_offset)
 
+    def run(self, task: Callable[[Any, Any], _R], job: Any, group: Any) -> _R:
+        """``task(job, group)`` in this actor's process (:func:`run_groups` with ``models``)."""
+        return task(job, group)
+
 
 def _model_actors(ray: Any, engine: RayEngine, groups: int) -> list[Any]:
     """ModelWorker actors for a backfill of ``groups`` groups of fragments, each asking for
@@ -312,20 +316,26 @@ def not_on_worker(exc: UDFNotFoundError, modules: list[str]) -> UDFNotFoundError
 
 
 def run_groups(engine: RayEngine, table_name: str, task: Callable[[Any, Any], _R], job: Any,
-               groups: list[Any], *, what: str) -> Iterator[tuple[int, _R]]:
+               groups: list[Any], *, what: str, models: bool = False,
+               ) -> Iterator[tuple[int, _R]]:
     """``task(job, group)`` as one Ray task per group (``job`` sent to the cluster once),
     yielding ``(index of the group, result)`` as each task returns: how a view's upkeep runs
     (:mod:`lakehouse.views`); ``what`` names the work in messages. When a task fails, the
     error of the earliest failing group is raised once the groups before it are done (the
     results of those are yielded first); groups after it, and tasks still running when the
-    caller stops, are cancelled. No groups: no task, and no connection to the cluster."""
+    caller stops, are cancelled. No groups: no task, and no connection to the cluster. With
+    ``models`` (the work runs a model: a bulk import's embeddings, :mod:`lakehouse.exec.
+    ray_ingest`), the groups are shared out to :class:`ModelWorker` actors instead, as a
+    backfill's are, and the actors are killed when the work ends."""
     if not groups:
         return
     ray = connect(engine, table_name)
     shared = ray.put(job)
     remote = ray.remote(task).options(
         num_cpus=engine.cpus_per_task, max_retries=engine.max_retries, retry_exceptions=False)
-    pending = {remote.remote(shared, group): i for i, group in enumerate(groups)}
+    actors = _model_actors(ray, engine, len(groups)) if models else []
+    pending = {(actors[i % len(actors)].run.remote(task, shared, group) if actors
+                else remote.remote(shared, group)): i for i, group in enumerate(groups)}
     failed: tuple[int, Exception] | None = None
     try:
         while pending:
@@ -344,6 +354,8 @@ def run_groups(engine: RayEngine, table_name: str, task: Callable[[Any, Any], _R
             yield index, result
     finally:
         _cancel(ray, list(pending))
+        for actor in actors:  # their CPUs and GPUs go back to the cluster now
+            ray.kill(actor)
     if failed is not None:
         raise failed[1]
 

@@ -11,7 +11,10 @@ process's permissions: :mod:`lakehouse.exec.permissions`; nothing is pickled fro
 storage), reads its parts with the import's reader (data: the files, the types, the
 conversion, and lakehouse's own code), validates and computes them exactly as a local insert
 does (:func:`lakehouse.exec.writes.insert_fragments`) and writes them as Lance fragment files.
-It returns the fragments, not the rows. The driver commits the fragments of every task, in
+It returns the fragments, not the rows. When the computed columns run a model (an
+embedding index's vectors), the tasks run in ``ModelWorker`` actors instead, as a backfill's
+do (``model_actors`` of them, ``gpus_per_model_task`` GPUs each), which keep the model loaded
+from one task to the next. The driver commits the fragments of every task, in
 input order, in one append through the write protocol
 (:func:`~lakehouse.exec.protocol.append_written`): readers see the whole import or nothing,
 and the rows, values, errors and history are those of the local import.
@@ -124,11 +127,12 @@ def insert(ctx: WriteContext, shares: Shares, *, on_error: str, progress: bool,
     tasks = [([shares.parts[i] for i in group], offset)
              for group, offset in zip(groups, offsets, strict=True)]
     job = ImportJob.of(ctx, shares.reader, on_error)
+    models = _runs_models(ctx)
     results: dict[int, ShareResult] = {}
     with report(f"insert into {ctx.table_name}", enabled=progress, total=total) as reporter:
         try:
             for i, result in run_groups(engine, ctx.table_name, write_share, job, tasks,
-                                        what="the import"):
+                                        what="the import", models=models):
                 results[i] = result
                 reporter.advance(result[1], errors=result[2])
         except Error as exc:
@@ -139,7 +143,7 @@ def insert(ctx: WriteContext, shares: Shares, *, on_error: str, progress: bool,
             # whole import in its messages, as the local import has them
             start = sum(results[i][1] for i in range(failed))
             list(run_groups(engine, ctx.table_name, write_share, job,
-                            [(tasks[failed][0], start)], what="the import"))
+                            [(tasks[failed][0], start)], what="the import", models=models))
             raise
     ordered = [results[i] for i in range(len(tasks))]
     fragments = [f for written, _, _ in ordered for f in written]
@@ -207,6 +211,14 @@ def _row_offsets(groups: list[range], rows: tuple[int | None, ...]) -> list[int 
             n = rows[i]
             start = None if start is None or n is None else start + n
     return offsets
+
+
+def _runs_models(ctx: WriteContext) -> bool:
+    """Whether the table's computed columns run a model (an embedding index's vectors): then
+    the tasks run in actors that keep it loaded, with ``gpus_per_model_task`` GPUs each."""
+    computed = ctx.definition.computed_columns()
+    return bool(computed) and Plan.for_columns(ctx.table_name, ctx.definition,
+                                               computed).runs_models
 
 
 def _slots(engine: RayEngine, table_name: str) -> int:
