@@ -278,7 +278,8 @@ def test_the_ray_benchmark_runs_quick(tmp_path: Path) -> None:
         assert ops[name] > 0, name
     assert report["all_targets_met"] is (ops["speedup_met"] and ops["overhead_met"])
     assert "Ray, 2 workers" in proc.stdout
-    for name in ("local_s", "1_actor_s", "2_actors_s", "1_actor_startup_s", "2_actors_startup_s"):
+    for name in ("local_s", "1_actor_s", "2_actors_s", "1_actor_startup_s",
+                 "2_actors_startup_s"):
         assert ops["clip"][name] > 0, name  # the shipped CLIP's index in 1 and 2 actors
     assert "CLIP index, 2 Ray actors" in proc.stdout
     assert ("num_gpus=1: skipped" in proc.stdout) is (report["machine"]["gpus"] == 0)
