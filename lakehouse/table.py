@@ -148,6 +148,7 @@ class Table:
         # _current is the immutable state handed to readers: never moved, only replaced
         self._head = dataset
         self._wrote = False  # a write went through this handle since it last read its state
+        self._head_committed = False  # _head is the handle a write's commit returned
         self._current: TableState | None = None
 
     def __getattribute__(self, name: str) -> Any:
@@ -255,7 +256,7 @@ class Table:
             if not self._pinned and self._current is not None:
                 self._wrote = False  # before the check: a write that lands after it sets it
                 try:
-                    head.checkout_latest()
+                    self._refresh(head)
                 except OSError as exc:
                     raise storage_error(self._location, f"read table {self._name!r}",
                                         exc) from exc
@@ -264,6 +265,16 @@ class Table:
                 self._current = TableState(ds, TableDef.from_schema(ds.schema, self._name),
                                            self._location)
             return self._current
+
+    def _refresh(self, head: lance.LanceDataset) -> None:
+        """Move the head to the latest version (under the lock). A head this handle's own
+        write committed is first asked only for the latest version number: Lance would read
+        its manifest again though it is the latest (0.5 ms of a 1,000-row insert)."""
+        if self._head_committed:
+            if head.latest_version == head.version:
+                return
+            self._head_committed = False
+        head.checkout_latest()
 
     def _context(self, *, tags_only: bool = False,
                  state: TableState | None = None) -> WriteContext:
@@ -428,7 +439,9 @@ class Table:
 
     def _update_indexes_and_views(self, result: WriteResult, progress: bool) -> WriteResult:
         """After a data change: bring the vector indexes and then the views up to date."""
-        state = self.table_state()
+        state = self._state_after(result)
+        if isinstance(result, writes.Appended):
+            result = result.plain()
         if state.definition.indexes():
             version = self._write(lambda ctx: indexes.upkeep_all(ctx, progress=progress),
                                   what="the vector index upkeep")
@@ -437,6 +450,23 @@ class Table:
             views.update_dependents(self._location, state.dataset, progress=progress)
             compaction.after_write(self._location, self._name, state.dataset)
         return result
+
+    def _state_after(self, result: WriteResult) -> TableState:
+        """The table as a data change left it: the version its commit returned, when the write
+        kept it (no request, no definition parsed again), else the latest, read again. The
+        handle's next read starts from it: its refresh then only checks for a newer version
+        instead of reading this one's manifest again."""
+        if not isinstance(result, writes.Appended) or self._pinned:
+            return self.table_state()
+        state = TableState(result.dataset, result.definition, self._location)
+        with self._lock:
+            self._wrote = False  # the state of its own write is read
+            if self._current is None or self._current.version < state.version:
+                self._current = state
+            if self._head.version < state.version:
+                self._head = result.dataset.checkout_version(state.version)
+                self._head_committed = True
+        return state
 
     def _refuse_if_view(self, what: str, definition: TableDef | None = None) -> None:
         vdef = (definition or self.table_definition).view

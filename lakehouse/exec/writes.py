@@ -22,7 +22,7 @@ from lance.fragment import FragmentMetadata
 
 from lakehouse.exec import intake, protocol, ray_engine
 from lakehouse.exec.checkpoints import Checkpoint
-from lakehouse.exec.evaluate import Plan
+from lakehouse.exec.evaluate import Plan, table_plan
 from lakehouse.exec.fragments import (
     Tally,
     assemble,
@@ -59,6 +59,38 @@ class WriteResult:
     version: int
 
 
+@dataclasses.dataclass(frozen=True)
+class Appended(WriteResult):
+    """What an insert did, with the version it committed and that version's definition: the
+    one the insert computed under, when no other commit came between (an append changes no
+    columns). The table's upkeep after the write starts from them instead of reading the table
+    again; the caller gets the plain :class:`WriteResult`.
+
+    >>> ds = t.table_state().dataset
+    >>> Appended.after(WriteResult(1, 0, ds.version), ds, ds.checkout_version(ds.version - 1),
+    ...                t.table_definition).plain()
+    WriteResult(rows_written=1, rows_with_errors=0, version=2)
+    """
+
+    dataset: lance.LanceDataset = dataclasses.field(repr=False, compare=False)
+    definition: TableDef = dataclasses.field(repr=False, compare=False)
+
+    @staticmethod
+    def after(result: WriteResult, committed: lance.LanceDataset, read: lance.LanceDataset,
+              definition: TableDef) -> WriteResult:
+        """``result`` with ``committed`` and ``definition`` when ``committed`` is the version
+        right after ``read``; as it is when other commits came between (one of them may have
+        changed the definition: the caller reads it again)."""
+        if committed.version != read.version + 1:
+            return result
+        return Appended(result.rows_written, result.rows_with_errors, result.version,
+                        committed, definition)
+
+    def plain(self) -> WriteResult:
+        """The result without the version's handle and definition, as the caller gets it."""
+        return WriteResult(self.rows_written, self.rows_with_errors, self.version)
+
+
 def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abort",
            total: int | None = None) -> WriteResult:
     """Append rows (validated, with their computed columns) in one commit. ``total``, when
@@ -82,7 +114,8 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
             ds = intake.written_beside(_chain(first, stream), write)
         else:
             ds = write(_chain(first, stream))
-    return WriteResult(rows.counts["rows"], rows.counts["errors"], ds.version)
+    return Appended.after(WriteResult(rows.counts["rows"], rows.counts["errors"], ds.version),
+                          ds, ctx.dataset, ctx.definition)
 
 
 def insert_fragments(ctx: WriteContext, data: Any, plan: Plan | None, *, on_error: str,
@@ -174,8 +207,7 @@ def chunk_rows(tdef: TableDef, plan: Plan | None) -> int:
 
 
 def _plan(ctx: WriteContext) -> Plan | None:
-    computed = ctx.definition.computed_columns()
-    return Plan.for_columns(ctx.table_name, ctx.definition, computed) if computed else None
+    return table_plan(ctx.table_name, ctx.definition)
 
 
 class _Rows:
