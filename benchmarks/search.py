@@ -278,7 +278,8 @@ def lakehouse_side(data: pa.Table, root: Path, queries: np.ndarray, warmup: np.n
     return summary(latency, ids, truth, build_s=build_s,
                    calibration_s=calibrated.get("seconds"),
                    index_bytes=folder_bytes(Path(t.uri) / "_indices"),
-                   params={k: listing[k] for k in ("vector_index", "nprobes", "refine_factor")},
+                   params={k: listing[k] for k in ("vector_index", "search", "nprobes",
+                                                   "refine_factor")},
                    calibrated_recall=listing["recall"])
 
 
