@@ -521,6 +521,17 @@ def test_create_table_from_dataframes(db, photos: Path) -> None:
     assert t3.collect()["n"].to_list() == [3]
 
 
+def test_a_frame_takes_engine_and_is_written_here(db) -> None:
+    """A frame is in this process's memory: written here whatever the engine, as a stream is;
+    a bad engine is refused before anything is created."""
+    frame = pl.DataFrame({"n": [1, 2]})
+    t = db.create_table("here", source=frame, engine="local", progress=False)
+    assert t.collect()["n"].to_list() == [1, 2]
+    with pytest.raises(lh.InvalidOptionError, match="engine"):
+        db.create_table("nowhere", source=frame, engine="spark", progress=False)
+    assert not db.has_table("nowhere")
+
+
 LIST_LAYOUTS = [pa.list_(pa.float32()), pa.large_list(pa.float32()), pa.list_(pa.float32(), 3),
                 pa.list_view(pa.float32()), pa.large_list_view(pa.float32())]
 

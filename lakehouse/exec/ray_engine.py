@@ -317,7 +317,7 @@ def not_on_worker(exc: UDFNotFoundError, modules: list[str]) -> UDFNotFoundError
 
 def run_groups(engine: RayEngine, table_name: str, task: Callable[[Any, Any], _R], job: Any,
                groups: list[Any], *, what: str, models: bool = False,
-               ) -> Iterator[tuple[int, _R]]:
+               checkpointed: bool = True) -> Iterator[tuple[int, _R]]:
     """``task(job, group)`` as one Ray task per group (``job`` sent to the cluster once),
     yielding ``(index of the group, result)`` as each task returns: how a view's upkeep runs
     (:mod:`lakehouse.views`); ``what`` names the work in messages. When a task fails, the
@@ -326,7 +326,8 @@ def run_groups(engine: RayEngine, table_name: str, task: Callable[[Any, Any], _R
     caller stops, are cancelled. No groups: no task, and no connection to the cluster. With
     ``models`` (the work runs a model: a bulk import's embeddings, :mod:`lakehouse.exec.
     ray_ingest`), the groups are shared out to :class:`ModelWorker` actors instead, as a
-    backfill's are, and the actors are killed when the work ends."""
+    backfill's are, and the actors are killed when the work ends. ``checkpointed``: whether
+    the caller keeps each result for the next call (a lost task's message says so)."""
     if not groups:
         return
     ray = connect(engine, table_name)
@@ -342,7 +343,7 @@ def run_groups(engine: RayEngine, table_name: str, task: Callable[[Any, Any], _R
             ready, _ = ray.wait(list(pending), num_returns=1)
             index = pending.pop(ready[0])
             try:
-                result = _result(ray, ready[0], table_name, what)
+                result = _result(ray, ready[0], table_name, what, checkpointed)
             except Exception as exc:
                 if failed is None or index < failed[0]:
                     failed = (index, exc)
@@ -382,9 +383,11 @@ def _row_offsets(groups: list[list[lance.LanceFragment]], start: int) -> list[in
     return offsets
 
 
-def _result(ray: Any, ref: Any, table_name: str, what: str = "the backfill") -> Any:
+def _result(ray: Any, ref: Any, table_name: str, what: str = "the backfill",
+            checkpointed: bool = True) -> Any:
     """A task's result; its own exception as this process would raise it, or EngineTaskError
-    when Ray lost the task (its worker or node kept dying). ``what``: the work, for messages."""
+    when Ray lost the task (its worker or node kept dying). ``what``: the work, for messages;
+    ``checkpointed``: whether the work keeps what finished for the next call."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
@@ -394,11 +397,12 @@ def _result(ray: Any, ref: Any, table_name: str, what: str = "the backfill") -> 
         raise EngineTaskError(f"table {table_name!r}: a Ray task of {what} failed: "
                               f"{cause}; nothing was committed, run it again") from exc
     except ray.exceptions.RayError as exc:
+        again = ("the fragments that finished are kept in the checkpoint: run the same call "
+                 "again to compute the rest") if checkpointed else "run the same call again"
         raise EngineTaskError(
             f"table {table_name!r}: a Ray task of {what} was lost ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); nothing was committed and the "
-            "fragments that finished are kept in the checkpoint: run the same call again to "
-            "compute the rest") from exc
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); nothing was committed; "
+            f"{again}") from exc
 
 
 def connect(engine: RayEngine, table_name: str) -> Any:

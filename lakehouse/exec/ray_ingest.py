@@ -132,7 +132,8 @@ def insert(ctx: WriteContext, shares: Shares, *, on_error: str, progress: bool,
     with report(f"insert into {ctx.table_name}", enabled=progress, total=total) as reporter:
         try:
             for i, result in run_groups(engine, ctx.table_name, write_share, job, tasks,
-                                        what="the import", models=models):
+                                        what="the import", models=models,
+                                        checkpointed=False):
                 results[i] = result
                 reporter.advance(result[1], errors=result[2])
         except Error as exc:
@@ -143,7 +144,8 @@ def insert(ctx: WriteContext, shares: Shares, *, on_error: str, progress: bool,
             # whole import in its messages, as the local import has them
             start = sum(results[i][1] for i in range(failed))
             list(run_groups(engine, ctx.table_name, write_share, job,
-                            [(tasks[failed][0], start)], what="the import", models=models))
+                            [(tasks[failed][0], start)], what="the import", models=models,
+                            checkpointed=False))
             raise
     ordered = [results[i] for i in range(len(tasks))]
     fragments = [f for written, _, _ in ordered for f in written]

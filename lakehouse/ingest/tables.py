@@ -673,19 +673,23 @@ def import_frame(catalog: Catalog, name: str, data: Any, *,
                  schema: Mapping[str, Any] | None = None,
                  rename: Mapping[str, str] | None = None, if_exists: str = "error",
                  batch_rows: int | None = None, progress: bool = True,
-                 on_error: str = "abort", media: str = "uri") -> ImportResult:
+                 on_error: str = "abort", media: str = "uri",
+                 engine: str | RayEngine | None = None) -> ImportResult:
     """Create table ``name`` from a Polars or pandas DataFrame, an Arrow table or an Arrow
     record batch reader, with the column types inferred as for :func:`import_parquet`, and fill
     it in one insert. Media columns (``schema={"image": lh.Image}``, or Hugging Face image
     structs) take bytes, paths or URIs; relative paths are taken from the working directory
     (``media="base64"``: strings are the bytes, base64-encoded). Rows added to an existing table
-    are read with its column types, as for :func:`import_parquet`.
+    are read with its column types, as for :func:`import_parquet`. The frame is in this
+    process's memory, so it is written here whatever the ``engine`` (checked as for
+    :func:`import_parquet`), as a stream is.
 
     >>> frame = pl.DataFrame({"player": ["ann", "bo"], "score": [3, 5]})
     >>> scores = import_frame(db, "scores", frame, progress=False).table
     >>> scores.describe()["type"].to_list()
     ['String', 'Int']
     """
+    writing = _writing(catalog, on_error, progress, engine)
     if _check_import(catalog, name, if_exists, on_error):
         return _nothing_imported(catalog.get_table(name))
     total: int | None
@@ -720,7 +724,7 @@ def import_frame(catalog: Catalog, name: str, data: Any, *,
             yield conversion.convert(batch, None, None)
 
     return _create_and_fill(catalog, name, conversion, _Input(batches, total),
-                            if_exists=if_exists, writing=_Writing(on_error, progress, None))
+                            if_exists=if_exists, writing=writing)
 
 
 #: What :func:`create_from_source` reads, by ``format=``: the import function of each format.
