@@ -61,6 +61,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import embed_parts
 import lance
 import numpy as np
 import pyarrow as pa
@@ -267,6 +268,14 @@ class Case:
                                  f"by up to {diff:.2e} (limit {MAX_ABS_DIFF:.0e})")
             self.max_abs_diff = max(self.max_abs_diff, diff)
 
+    def breakdown(self, db: Any) -> dict[str, Any]:
+        """Where the time goes: one instrumented run of each side on the same inputs, on the
+        main thread, after the timed runs (see embed_parts)."""
+        t = indexed_table(db, f"parts_{self.key}", self.column, self.ctype, self.embedding)
+        rows = self.rows(self.values)
+        return embed_parts.measure(self.bare.__self__, lambda: self.bare(self.values),
+                                   lambda: t.insert(rows, progress=False))
+
     def entries(self) -> dict[str, dict[str, Any]]:
         n = len(self.values)
         bare, bare_thread = min(self.samples["bare"]), min(self.samples["bare_thread"])
@@ -444,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
                 round_ops.update(case.entries())
             rounds.append({"round": number, "load_average_start": load_start,
                            "load_average_end": list(os.getloadavg()), "operations": round_ops})
+        parts = {}
+        for case in cases:
+            log(f"{case.label}: one instrumented run of each side (where the time goes)")
+            parts[case.key] = case.breakdown(db)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -466,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds > 1:
         print(f"worst of the {args.rounds} rounds:")
         print(render(ops))
+    for case in cases:
+        print(embed_parts.render(case.label, len(case.values), case.unit.split("/")[0],
+                                 parts[case.key]))
     print("ratio = lakehouse rate / bare model rate (same inputs, same process); ratio vs best "
           "bare = against the faster of the bare model on the main thread and on a worker "
           "thread, which the target is judged on; the extra row is the insert without an "
@@ -495,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
                    "minilm": {"spec": minilm.spec(), "folder": folder, "dim": minilm.dim}},
         "operations": ops,
         "rounds": rounds,
+        "where_the_time_goes": parts,
         "all_targets_met": all(e["met"] for e in ops.values() if e["met"] is not None),
     }
     write_report(report, args.out)

@@ -29,10 +29,11 @@ DEFAULT_CHUNK_ROWS = 262_144
 # write holds at once
 MEDIA_CHUNK_ROWS = 64
 PREFETCH_DEPTH = 2  # batches made ahead of the writer (see written_beside)
-# rows per batch for inserts that run a model: four of a model's usual batches of 64, so that
-# Lance writes each batch while the model computes the next (see written_beside) and only the last
-# one's write waits for the model
-MODEL_CHUNK_ROWS = 256
+# rows per batch for inserts that run a model: room for the largest batch a text model is fitted
+# to (embeddings.MAX_BATCH_ROWS), so that a tiny model runs few, large calls; Lance writes each
+# batch while the model computes the next (see written_beside) and only the last one's write
+# waits for the model
+MODEL_CHUNK_ROWS = 1024
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")

