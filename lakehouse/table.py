@@ -448,7 +448,7 @@ class Table:
             result = result if version is None else dataclasses.replace(result, version=version)
         if self._branch is None:  # views follow the main line
             views.update_dependents(self._location, state.dataset, progress=progress)
-            compaction.after_write(self._location, self._name, state.dataset)
+            compaction.after_write(self._location, self._name, state.dataset, state.definition)
         return result
 
     def _state_after(self, result: WriteResult) -> TableState:

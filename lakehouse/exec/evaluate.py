@@ -352,25 +352,28 @@ def table_plan(table_name: str, tdef: TableDef) -> Plan | None:
     if not computed:
         return None
     plan = Plan.for_columns(table_name, tdef, computed)
-    _table_plans[key] = (weakref.ref(tdef, functools.partial(_forget_plan, key)), table_name,
-                         plan)
+    forget = functools.partial(_forget_plan, _table_plans, key)  # the dict, not the global:
+    _table_plans[key] = (weakref.ref(tdef, forget), table_name, plan)  # gone at exit
     return plan
 
 
-def _forget_plan(key: int, gone: weakref.ref[TableDef]) -> None:
-    held = _table_plans.get(key)
+def _forget_plan(plans: dict[int, tuple[weakref.ref[TableDef], str, Plan]], key: int,
+                 gone: weakref.ref[TableDef]) -> None:
+    held = plans.get(key)
     if held is not None and held[0] is gone:
-        del _table_plans[key]
+        del plans[key]
 
 
 def _evaluate(df: pl.DataFrame, exprs: list[pl.Expr], *, select: bool = False) -> pl.DataFrame:
     """``df`` with the columns of ``exprs`` (only those with ``select``). A batch of up to
-    :data:`EAGER_ROWS` rows runs eagerly: the query optimiser's fixed cost is most of the time
-    there (0.15 ms of 0.2 for 1,000 rows of a checked Int sum). A larger one runs as a lazy
-    query, which computes each subexpression the overflow checks share with the value once and
-    splits the rows over threads (eagerly, 262,144 rows took 4x as long)."""
+    :data:`EAGER_ROWS` rows runs eagerly, one expression after the other on this thread: the
+    query optimiser's fixed cost is most of the time there (0.15 ms of 0.2 for 1,000 rows of a
+    checked Int sum), and handing such small work to Polars' threads costs more than it saves
+    (on a loaded machine, a wait for each). A larger one runs as a lazy query, which computes
+    each subexpression the overflow checks share with the value once and splits the rows over
+    threads (eagerly, 262,144 rows took 4x as long)."""
     if df.height <= EAGER_ROWS:
-        return df.select(exprs) if select else df.with_columns(exprs)
+        return df.select_seq(exprs) if select else df.with_columns_seq(exprs)
     frame = df.lazy()
     return (frame.select(exprs) if select else frame.with_columns(exprs)).collect()
 

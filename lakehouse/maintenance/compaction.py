@@ -135,9 +135,11 @@ def _small_runs(rows: Sequence[int], small: int) -> list[list[int]]:
     return [run for run in runs if len(run) > 1]
 
 
-def after_write(location: Location, name: str, ds: lance.LanceDataset) -> None:
-    """The maintenance due after a write that left table ``name`` at version ``ds``: nothing
-    unless the policy is on; compaction when :func:`merge_plan` picks fragments; zone maps when
+def after_write(location: Location, name: str, ds: lance.LanceDataset,
+                definition: TableDef | None = None) -> None:
+    """The maintenance due after a write that left table ``name`` at version ``ds`` (whose
+    ``definition`` the write may hand over, so it is not parsed again): nothing unless the
+    policy is on; compaction when :func:`merge_plan` picks fragments; zone maps when
     :func:`lakehouse.maintenance.filters.undecided` names columns; retention when its rules
     say. Reads only ``ds``'s manifest unless something is due. Never raises (a failure is a
     :class:`MaintenanceWarning`): the write it follows has succeeded.
@@ -149,7 +151,7 @@ def after_write(location: Location, name: str, ds: lance.LanceDataset) -> None:
         return
     began = time.perf_counter()
     try:
-        _maintain(location, name, ds, policy)
+        _maintain(location, name, ds, policy, definition)
     except Exception as exc:  # whatever went wrong, the write it follows has succeeded
         warnings.warn(MaintenanceWarning(
             f"table {name!r}: the maintenance after this write was skipped ({exc}); the write "
@@ -159,7 +161,7 @@ def after_write(location: Location, name: str, ds: lance.LanceDataset) -> None:
 
 
 def _maintain(location: Location, name: str, ds: lance.LanceDataset,
-              policy: MaintenancePolicy) -> None:
+              policy: MaintenancePolicy, definition: TableDef | None = None) -> None:
     fragments = ds.get_fragments()
     picked = merge_plan([f.metadata.physical_rows for f in fragments], policy)
     if picked:
@@ -171,7 +173,8 @@ def _maintain(location: Location, name: str, ds: lance.LanceDataset,
         if compacted is not None:
             ds = _after_compaction(location, name, compacted, policy.small_fragment_rows,
                                    progress=False)
-    if filters.undecided(ds, TableDef.from_schema(ds.schema, name), policy):
+    # a compaction rewrites rows, never columns: the definition still holds
+    if filters.undecided(ds, definition or TableDef.from_schema(ds.schema, name), policy):
         _build_filters(location, name)
     retention.auto_collect(name, views.table_uri(location, name), location, ds.version)
     for view in views.views_of(ds):  # a view gains fragments with every upkeep too
