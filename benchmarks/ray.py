@@ -34,6 +34,7 @@ import ray  # noqa: E402
 sys.path.append(HERE)
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import datetime as dt  # noqa: E402
 import functools  # noqa: E402
 import io  # noqa: E402
@@ -172,14 +173,41 @@ def make_pictures(db: lh.Catalog, name: str, images: int, fragments: int) -> lh.
     return t
 
 
-def backfill_s(t: lh.Table, column: str, driver_cpu: list[float] | None = None) -> float:
-    """The backfill's seconds; the CPU seconds this process (the driver) spent meanwhile are
-    added to ``driver_cpu``: on a 2-core machine it must leave both cores to the workers."""
-    started, cpu_started = time.perf_counter(), time.process_time()
+def backfill_s(t: lh.Table, column: str, runs: list[Run] | None = None) -> float:
+    """The backfill's seconds; with ``runs``, its span and the CPU seconds this process (the
+    driver) spent meanwhile are added there: on a 2-core machine the driver must leave both
+    cores to the workers."""
+    started, epoch, cpu_started = time.perf_counter(), time.time(), time.process_time()
     t.add_computed_column(**{column: ray_udfs.churn(t.n)}, progress=False)
-    if driver_cpu is not None:
-        driver_cpu.append(time.process_time() - cpu_started)
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if runs is not None:
+        runs.append(Run(epoch, seconds, time.process_time() - cpu_started))
+    return seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One backfill on Ray: when it started (epoch seconds), its seconds, the driver's CPU."""
+
+    started: float
+    seconds: float
+    driver_cpu: float
+
+
+def busy_share(runs: list[Run], workers: int) -> float:
+    """The median share of each run's span that its tasks kept the workers busy, from Ray's
+    task events (1.0: every worker computed from start to end). A loaded machine slows the
+    tasks but not this share: what it lacks is ours (tasks waiting for a worker or the driver,
+    fragments left to one worker at the end)."""
+    time.sleep(2)  # workers report their task events every second
+    events = [e for e in ray.timeline() if e.get("ph") == "X"
+              and e.get("name", "").endswith("merge_fragments")]
+    shares = []
+    for run in runs:
+        busy = sum(e["dur"] for e in events
+                   if run.started <= e["ts"] / 1e6 <= run.started + run.seconds) / 1e6
+        shares.append(busy / (workers * run.seconds))
+    return statistics.median(shares)
 
 
 def embed_s(t: lh.Table, name: str, model: Any) -> float:
@@ -206,16 +234,19 @@ def run(root: str, work: Path, sizes: dict[str, int], gpus: int) -> dict:
         out["small_ray_cold_s"] = backfill_s(on_ray.get_table("small"), "h_cold")
         cluster.warm()
         out["small_ray_s"] = backfill_s(on_ray.get_table("small"), "h_warm")
-        out["ray_1_worker_runs_s"] = [backfill_s(on_ray.get_table("big"), f"h_ray1_{i}")
+        ones: list[Run] = []
+        out["ray_1_worker_runs_s"] = [backfill_s(on_ray.get_table("big"), f"h_ray1_{i}", ones)
                                       for i in range(repeat)]
         out["load_1min"]["ray_1_worker"] = load_1min()
+        out["busy_share_1_worker"] = busy_share(ones, 1)
         cluster.add_worker()
         cluster.warm()
-        driver_cpu: list[float] = []
+        twos: list[Run] = []
         out["ray_2_workers_runs_s"] = [
-            backfill_s(on_ray.get_table("big"), f"h_ray2_{i}", driver_cpu) for i in range(repeat)]
-        out["driver_cpu_2_workers_s"] = statistics.median(driver_cpu)
+            backfill_s(on_ray.get_table("big"), f"h_ray2_{i}", twos) for i in range(repeat)]
         out["load_1min"]["ray_2_workers"] = load_1min()
+        out["busy_share_2_workers"] = busy_share(twos, 2)
+        out["driver_cpu_2_workers_s"] = statistics.median(r.driver_cpu for r in twos)
         out["clip"] = clip_builds(root, sizes["images"], sizes["image_fragments"], gpus)
         out["load_1min"]["clip"] = load_1min()
     finally:
@@ -278,16 +309,18 @@ def render(rows: int, fragments: int, small_rows: int, r: dict) -> str:
         (f"local, {rows:,} rows / {fragments} fragments", s(r["local_s"]),
          f"{rows / r['local_s']:,.0f}", "", ""),
         ("Ray, 1 worker", s(r["ray_1_worker_s"]), f"{rows / r['ray_1_worker_s']:,.0f}", "", ""),
+        ("  the worker busy with tasks", f"{r['busy_share_1_worker']:.0%}", "", "", ""),
         ("Ray, 2 workers", s(r["ray_2_workers_s"]), f"{rows / r['ray_2_workers_s']:,.0f}",
          f">= {SPEEDUP_TARGET}x 1 worker",
          f"{r['speedup_2_over_1']:.2f}x {'yes' if r['speedup_met'] else 'no'}"),
+        ("  both workers busy with tasks", f"{r['busy_share_2_workers']:.0%}", "", "", ""),
         ("  the driver's CPU meanwhile", s(r["driver_cpu_2_workers_s"]), "", "", ""),
         (f"{small_rows:,} rows local", s(r["small_local_s"]), "", "", ""),
         (f"{small_rows:,} rows Ray (warm)", s(r["small_ray_s"]), "",
          f"overhead < {OVERHEAD_TARGET_S:.0f} s",
          f"{r['overhead_s']:.2f} s {'yes' if r['overhead_met'] else 'no'}"),
         (f"{small_rows:,} rows Ray (cold workers)", s(r["small_ray_cold_s"]), "", "", ""),
-        (f"CLIP index, {images} images / {c['fragments']} fragments, local", s(c["local_s"]),
+        (f"CLIP index, {images:,} images / {c['fragments']} fragments, local", s(c["local_s"]),
          f"{images / c['local_s']:,.0f}", "", ""),
     ]
     for name, label in (("1_actor", "1 Ray actor"), ("2_actors", "2 Ray actors"),
