@@ -27,11 +27,26 @@ scenes ("a small red circle on the left", ``shapes.scenes``). Measured:
                  lakehouse    the same table with sentence_transformer(<that folder>) as index
 
 The bare model is timed twice per repetition: called on the main thread, as a script would, and
-called on a worker thread (``threading.Thread``). ``insert()`` runs its model calls on a worker
-thread of its own (which prepares the next batch while Lance writes the last), and torch's
-OpenMP threads can run at very different speeds on the main thread and on another one (with
-OpenMP's default busy-waiting on a machine with few, shared cores, several times slower on the
-main thread), so the faster of the two is the fair baseline.
+called on a worker thread (``threading.Thread``), the faster of the two being the fair baseline.
+``insert()`` runs the model on the calling thread (here the main thread) in batches fitted to the
+model (``lh.functions.embeddings.fitted_rows``: 128 rows for the shipped CLIP's text model, 64
+for MiniLM and for pictures; the bare side keeps 64) while a worker thread has Lance write the
+batch before (``intake.written_beside``). Torch's OpenMP threads run at very different speeds on
+the two threads, for a reason outside both sides: GNU OpenMP spin-waits between operations
+unless more OpenMP threads exist than cores, and a worker thread's first model call creates a
+second team of threads, so during the worker-thread run they sleep instead. On a quiet machine
+spinning is faster (the shipped CLIP text model ran at twice the speed on the main thread); on a
+busy one it is many times slower (15-30x for the same model at load average 15; the insert,
+on the main thread too, then misses the target by as much). ``OMP_WAIT_POLICY=PASSIVE`` makes
+both threads sleep and is recorded in the JSON; the figures that count are taken on a quiet
+machine.
+
+After the timed rounds, one instrumented run of each side on the same inputs says where the
+time goes (``embed_parts``): tokenisation, image preprocessing, the model's forward pass,
+normalisation, the rest of the model call, validation, the computed columns outside the model
+(Arrow / Polars conversions), batch assembly, index upkeep and the rest on the calling thread
+(the wait for the last Lance write and the commit), as wall time beside the bare model's and as
+the CPU time of the insert's thread; and on the write thread, Lance's writing and the commit.
 
 Both sides run on the device the library picks (CUDA when present, else CPU) with torch's
 default thread count. Each process loads every model once and warms both sides up on other data

@@ -204,12 +204,13 @@ def measure(bare_model: Any, bare: Callable[[], Any], insert: Callable[[], Any])
     for side, run, is_insert in (("bare", bare, False), ("insert", insert, True)):
         with timing(bare_model, is_insert) as (spans, tail):
             outer = run if is_insert else spans.timed("model_other", run)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             outer()
-            wall = time.perf_counter() - start
+            wall, used = time.perf_counter() - start, time.thread_time() - start_cpu
         parts = {key: spans.seconds.get(key, 0.0) for key, _ in CALLING if key != "other"}
         parts["other"] = wall - sum(parts.values())
-        cpu = {key: spans.cpu.get(key, 0.0) for key, _ in CALLING + BESIDE}
+        cpu = {key: spans.cpu.get(key, 0.0) for key, _ in CALLING + BESIDE if key != "other"}
+        cpu["other"] = used - sum(spans.cpu.get(key, 0.0) for key, _ in CALLING)
         out[side] = {"wall": wall, "parts": parts, "cpu": cpu}
         if is_insert:
             out[side]["beside"] = {key: spans.seconds.get(key, 0.0) for key, _ in BESIDE}
@@ -224,13 +225,13 @@ def render(label: str, n: int, unit: str, found: dict[str, Any]) -> str:
 
     bare, ours = found["bare"], found["insert"]
     rows = [(f"{label}: where the time goes ({n:,} {unit})", "bare model", "insert",
-             "insert - bare", "insert, CPU")]
+             "insert - bare", "insert, CPU of its thread")]
     for key, name in CALLING:
         b, o = bare["parts"][key], ours["parts"][key]
         if b == 0 and o == 0:
             continue
-        cpu = _ms(ours["cpu"][key]) if key != "other" else ""
-        rows.append((f"  {name}", _ms(b), _ms(o), _ms(o - b, signed=True), cpu))
+        rows.append((f"  {name}", _ms(b), _ms(o), _ms(o - b, signed=True),
+                     _ms(ours["cpu"][key])))
     rows.append(("  total (wall)", _ms(bare["wall"]), _ms(ours["wall"]),
                  _ms(ours["wall"] - bare["wall"], signed=True), ""))
     rows.append(("  of other: after the last batch was made", "", _ms(ours["tail"]), "", ""))

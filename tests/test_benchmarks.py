@@ -193,6 +193,15 @@ def test_embed_benchmark_small_runs_and_checks_vectors(tmp_path: Path) -> None:
             assert entry["met"] is (entry["ratio_best_bare"] >= 0.9), name
     assert report["all_targets_met"] is all(
         e["met"] for e in ops.values() if e["met"] is not None)
+    # where the time goes: each side's parts from one instrumented run, adding up to its time
+    parts = report["where_the_time_goes"]
+    assert set(parts) == {"images_clip", "images_vit_b_32", "texts_clip", "texts_minilm"}
+    for name, found in parts.items():
+        for side in ("bare", "insert"):
+            assert found[side]["parts"]["forward"] > 0, (name, side)
+            assert sum(found[side]["parts"].values()) == pytest.approx(found[side]["wall"])
+        assert found["insert"]["parts"]["validate"] > 0 and found["bare"]["parts"]["validate"] == 0
+        assert found["insert"]["beside"]["commit"] > 0, name
     # two back-to-back rounds, each kept; operations hold each operation's worst round
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     for name, entry in ops.items():

@@ -446,3 +446,54 @@ def test_a_column_of_vectors_takes_one_index_and_says_so(local) -> None:
     assert t.indexes()["name"].to_list() == ["a"]
     t.add_embedding_index("v", name="b", if_exists="replace", progress=False)
     assert t.indexes()["name"].to_list() == ["b"]
+
+
+# --- batches fitted to the model ------------------------------------------------------------------
+def test_batches_fitted_to_the_model_store_the_vectors_of_any_batch_size(local, clip,
+                                                                         minilm) -> None:
+    """The fitted batch (the default, stored as None) and a batch size the user sets give the
+    same vectors, through insert() and through the model alone; the insert is one commit."""
+    captions = [scene.caption for scene in shapes.scenes(300, HELD_OUT)]
+    for fn in (clip, minilm):
+        assert fn.batch_size is None and fn.spec()["batch_size"] is None
+        assert lh.functions.embeddings.EmbeddingFunction.from_spec(fn.spec()) == fn
+        small = lh.functions.embeddings.EmbeddingFunction.from_spec(
+            {**fn.spec(), "batch_size": 7})
+        assert small.batch_size == 7
+        np.testing.assert_allclose(small.embed_texts(captions), fn.embed_texts(captions),
+                                   atol=1e-5)
+        t = local.create_table(f"fitted_{fn.kind}", {"id": lh.Int, "text": lh.String})
+        t.add_embedding_index("text", embedding=fn, progress=False)
+        before = t.version
+        t.insert([{"id": i, "text": c} for i, c in enumerate(captions)], progress=False)
+        assert t.version == before + 1
+        stored = np.array(_hidden(t)[_embedding_columns(t)[0]], dtype=np.float32)
+        np.testing.assert_allclose(stored, fn.embed_texts(captions), atol=1e-5)
+
+
+def test_fitted_rows_grow_for_small_models_only() -> None:
+    from lakehouse.functions.embeddings import BATCH_WORK, MAX_BATCH_ROWS, fitted_rows
+
+    assert fitted_rows(BATCH_WORK) == 64  # a model of ordinary size keeps the usual 64 rows
+    assert fitted_rows(BATCH_WORK / 128) == 128
+    assert fitted_rows(1.0) == MAX_BATCH_ROWS
+
+
+def test_batches_prepared_beside_the_model_come_in_order() -> None:
+    """What a GPU model does with its tokenizer: the next batch is prepared on a helper thread
+    while the caller works on this one; batches come in order, and an error in preparing one
+    reaches the caller."""
+    from lakehouse.functions.embeddings import _ahead
+
+    values = list(range(10))
+    for beside in (False, True):
+        got = list(_ahead(lambda batch: [v * 2 for v in batch], values, 3, beside=beside))
+        assert got == [(0, [0, 2, 4]), (3, [6, 8, 10]), (6, [12, 14, 16]), (9, [18])]
+
+    def failing(batch: list[int]) -> list[int]:
+        if 6 in batch:
+            raise ValueError("bad batch")
+        return batch
+
+    with pytest.raises(ValueError, match="bad batch"):
+        list(_ahead(failing, values, 3, beside=True))
