@@ -106,7 +106,7 @@ def insert(ctx: WriteContext, data: Any, *, progress: bool, on_error: str = "abo
         failures = Failures()
 
         def write(batches: Iterator[pa.RecordBatch]) -> lance.LanceDataset:
-            reader = pa.RecordBatchReader.from_batches(ctx.dataset.schema,
+            reader = pa.RecordBatchReader.from_batches(rows.schema,
                                                        failures.guard(batches))
             return protocol.append(ctx, reader, failures=failures)
 
@@ -225,6 +225,7 @@ class _Rows:
         self.options = MediaOptions(on_error=on_error, fetcher=ctx.fetcher, reused=reused,
                                     trusted=trusted)
         self.counts = {"rows": 0, "errors": 0}
+        self.schema = ctx.dataset.schema  # the stored schema (Lance builds it on each access)
 
     def batches(self, chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
                 reporter: Any) -> Iterator[pa.RecordBatch]:
@@ -251,7 +252,7 @@ class _Rows:
             counts["rows"] += n
             reporter.advance(n, errors=counts["errors"])
             yield from assemble(without_referenced_bytes(columns, tdef),
-                                 self.ctx.dataset.schema).to_batches()
+                                 self.schema).to_batches()
 
     def fragments(self, chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
                   reporter: Any) -> list[FragmentMetadata]:
@@ -260,7 +261,7 @@ class _Rows:
         stream = self.batches(chunks, reporter)
         first = next(stream, None)
         return [] if first is None else protocol.write_fragments(
-            self.ctx, pa.RecordBatchReader.from_batches(self.ctx.dataset.schema,
+            self.ctx, pa.RecordBatchReader.from_batches(self.schema,
                                                         failures.guard(_chain(first, stream))),
             failures)
 
