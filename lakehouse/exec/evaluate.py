@@ -12,10 +12,11 @@ the whole write (or query) with a :class:`ComputeError`.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import threading
 import warnings
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -326,17 +327,21 @@ class Plan:
         raise ComputeError(msg)
 
 
-#: The plans :func:`table_plan` made, by the id of their definition (with a weak reference
-#: to it, which removes the entry when the definition is gone), the table's name and the plan.
-_table_plans: dict[int, tuple[weakref.ref[TableDef], str, Plan]] = {}
+#: How many definitions' plans :func:`table_plan` keeps (the most recently used)
+PLANS_KEPT = 64
+#: The plans :func:`table_plan` made, by the id of their definition, with the definition itself
+#: (held, so its id names no other object while the entry lives) and the table's name
+_table_plans: collections.OrderedDict[int, tuple[TableDef, str, Plan]] = \
+    collections.OrderedDict()
+_plans_lock = threading.Lock()
 
 
 def table_plan(table_name: str, tdef: TableDef) -> Plan | None:
     """The plan of every computed column of ``tdef``, in dependency order (None when there is
-    none), made once per definition read and kept while that definition is held: a small
-    insert then resolves, checks and compiles nothing again. A definition read again after a
-    change is another object, with a plan of its own; a UDF registered again is picked up
-    (:meth:`Plan.is_current`).
+    none), made once per definition read and kept for the :data:`PLANS_KEPT` definitions used
+    last: a small insert then resolves, checks and compiles nothing again. A definition read
+    again after a change is another object, with a plan of its own; a UDF registered again is
+    picked up (:meth:`Plan.is_current`).
 
     >>> _ = t.add_computed_column(next_year=t.year + 1, progress=False)
     >>> plan = table_plan("films", t.table_definition)
@@ -344,24 +349,22 @@ def table_plan(table_name: str, tdef: TableDef) -> Plan | None:
     (['next_year'], True)
     """
     key = id(tdef)
-    held = _table_plans.get(key)
-    if held is not None and held[0]() is tdef and held[1] == table_name \
-            and held[2].is_current():
-        return held[2]
+    with _plans_lock:
+        held = _table_plans.get(key)
+        if held is not None and held[0] is tdef and held[1] == table_name:
+            _table_plans.move_to_end(key)
+            if held[2].is_current():
+                return held[2]
     computed = tdef.computed_columns()
     if not computed:
         return None
     plan = Plan.for_columns(table_name, tdef, computed)
-    forget = functools.partial(_forget_plan, _table_plans, key)  # the dict, not the global:
-    _table_plans[key] = (weakref.ref(tdef, forget), table_name, plan)  # gone at exit
+    with _plans_lock:
+        _table_plans[key] = (tdef, table_name, plan)
+        _table_plans.move_to_end(key)
+        while len(_table_plans) > PLANS_KEPT:
+            _table_plans.popitem(last=False)
     return plan
-
-
-def _forget_plan(plans: dict[int, tuple[weakref.ref[TableDef], str, Plan]], key: int,
-                 gone: weakref.ref[TableDef]) -> None:
-    held = plans.get(key)
-    if held is not None and held[0] is gone:
-        del plans[key]
 
 
 def _evaluate(df: pl.DataFrame, exprs: list[pl.Expr], *, select: bool = False) -> pl.DataFrame:
