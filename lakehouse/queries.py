@@ -20,7 +20,7 @@ import pyarrow as pa
 from lakehouse.display import Rendered
 from lakehouse.errors import InvalidOptionError, TypeMismatchError, UnsupportedError
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exec.scan import DISTANCE, Filter, scan_frames
+from lakehouse.exec.scan import DISTANCE, Filter, scan_arrow, scan_frames
 from lakehouse.export import parquet, pytorch
 from lakehouse.export.parquet import ExportResult
 from lakehouse.exprs.nodes import (
@@ -33,10 +33,11 @@ from lakehouse.exprs.nodes import (
     lit,
 )
 from lakehouse.exprs.polars import Context, needs_python, to_polars
+from lakehouse.exprs.sql import quote_identifier
 from lakehouse.media.blobs import is_blob
 from lakehouse.metadata import ROW_ID, TableDef
 from lakehouse.search import SimilaritySearch, similarity_searches
-from lakehouse.vector_index import exact_scores, scores_from_distance
+from lakehouse.vector_index import exact_scores, score_sql, scores_from_distance
 
 if TYPE_CHECKING:
     import lance
@@ -62,6 +63,11 @@ class Query:
     row_limit: int | None = None
     sampled: tuple[int, ...] | None = None  # the row ids sample() picked
 
+    def _with(self, **changes: Any) -> Query:
+        """This query with ``changes`` to its fields: what each builder returns. Built
+        directly, a third cheaper than ``dataclasses.replace`` (a query is built per call)."""
+        return Query(**{**self.__dict__, **changes})
+
     def where(self, condition: Expr) -> Query:
         """Keep rows where ``condition`` holds; several where() calls combine with &.
 
@@ -84,7 +90,7 @@ class Query:
                 f"where() cannot filter on a similarity ({condition!r}); order by it and "
                 "limit() to get the k most similar rows, then filter the result")
         combined = condition if self.condition is None else BinaryOp("&", self.condition, condition)
-        return dataclasses.replace(self, condition=combined)
+        return self._with(condition=combined)
 
     def select(self, *exprs: Any, **named: Any) -> Query:
         """Choose the output columns, in the order given: column references or names,
@@ -116,7 +122,7 @@ class Query:
         if dupes:
             raise InvalidOptionError(f"select() has duplicate output names {sorted(dupes)}; "
                                      "name them with select(name=expr)")
-        return dataclasses.replace(self, outputs=tuple(outputs))
+        return self._with(outputs=tuple(outputs))
 
     def _selected(self, item: Any) -> tuple[str | None, Expr]:
         """One positional argument of select(): its given name (None when unnamed) and its
@@ -146,7 +152,7 @@ class Query:
         ['Alien', 'Up', 'Heat']
         """
         keys = tuple((self.table[e] if isinstance(e, str) else lit(e), asc) for e in exprs)
-        return dataclasses.replace(self, ordering=self.ordering + keys)
+        return self._with(ordering=self.ordering + keys)
 
     def limit(self, n: int) -> Query:
         """At most ``n`` rows; after order_by(), the first ``n`` in that order.
@@ -157,7 +163,7 @@ class Query:
         if not isinstance(n, int) or n < 0:
             msg = f"limit() needs a non-negative integer, got {n!r}"
             raise InvalidOptionError(msg) if isinstance(n, int) else TypeMismatchError(msg)
-        return dataclasses.replace(self, row_limit=n)
+        return self._with(row_limit=n)
 
     def head(self, n: int = 10) -> pl.DataFrame:
         """The first ``n`` rows of the result, as a Polars DataFrame.
@@ -188,7 +194,7 @@ class Query:
         ids = [i for f in scan_frames(ds, tdef, self.table.table_name, self.condition, [],
                                       row_ids=True) for i in f.get_column(ROW_ID).to_list()]
         chosen = sorted(random.Random(seed).sample(sorted(ids), min(n, len(ids))))
-        return dataclasses.replace(self, sampled=tuple(chosen)).collect()
+        return self._with(sampled=tuple(chosen)).collect()
 
     def count(self) -> int:
         """The number of matching rows, counted by Lance where the filter allows.
@@ -211,9 +217,10 @@ class Query:
         """The table's state, read once for the whole call (one refresh: one request on S3),
         with every expression of the query checked against its definition."""
         state = self.table.table_state()
+        name = self.table.table_name
         for expr in (self.condition, *(e for e, _ in self.ordering),
                      *(e for _, e in self.outputs or ())):
-            state.definition.check_refs(expr, self.table.table_name)
+            state.definition.check_refs(expr, name)
         return state
 
     def collect(self) -> pl.DataFrame:
@@ -235,12 +242,11 @@ class Query:
         └───────┴──────┘
         """
         state = self._checked_state()
-        ds, tdef = state.dataset, state.definition
+        ds, tdef, name = state.dataset, state.definition, self.table.table_name
         outputs = list(self.outputs) if self.outputs is not None else \
             [(c.name, c.ref()) for c in tdef.columns]
         # order keys that are plain columns sort directly; others become temporary columns
         sort_exprs = {f"__sort{i}": e for i, (e, _) in enumerate(self.ordering)}
-        plain = all(isinstance(e, ColumnRef) for _, e in outputs)
         read = tdef.stored_columns([e for _, e in outputs] + list(sort_exprs.values()))
         searches = similarity_searches([e for _, e in outputs] + list(sort_exprs.values()),
                                        self.table, ds, tdef, fetcher=state.fetcher)
@@ -253,24 +259,26 @@ class Query:
                 read.append(search.index.vectors.name)
         pushed_limit = self.row_limit if not self.ordering else None
         nearest = lead.nearest(ds, self.row_limit) if lead is not None else None  # type: ignore[arg-type]
-        frames = list(scan_frames(ds, tdef, self.table.table_name, self.condition, read,
-                                  limit=pushed_limit, fetcher=state.fetcher,
-                                  nearest=nearest,
+        # the usual top-k search (stored columns and its score out): Lance makes the result
+        # whole, the rows in their order (closest first) and the scores in its projection
+        projection = _lance_projection(outputs, tdef, lead) if lead is not None \
+            and len(searches) == 1 and len(self.ordering) == 1 and self.sampled is None else None
+        table = scan_arrow(ds, tdef, self.condition, projection, nearest=nearest) \
+            if projection else None
+        if table is not None:
+            return _polars(table)
+        frames = list(scan_frames(ds, tdef, name, self.condition, read, limit=pushed_limit,
+                                  fetcher=state.fetcher, nearest=nearest,
                                   only_rows=None if self.sampled is None else list(self.sampled)))
         frame = _concat(frames) if frames else \
             _empty(read, ds, with_distance=lead is not None)
         frame, scored = _add_scores(frame, searches, lead)
         if self.ordering:
-            frame = _evaluate(frame, sort_exprs, tdef, self.table.table_name, scored)
-            frame = _sorted(frame, list(sort_exprs), [not a for _, a in self.ordering])
+            frame = _ordered(frame, sort_exprs, [not a for _, a in self.ordering], tdef, name,
+                             scored)
         if self.row_limit is not None and frame.height > self.row_limit:
             frame = frame.head(self.row_limit)
-        if plain:
-            return _renamed(frame, [(n, tdef.by_id(e.col_id).name)  # type: ignore[attr-defined]
-                                    for n, e in outputs])
-        result = _evaluate(frame, {f"__out{i}": e for i, (_, e) in enumerate(outputs)}, tdef,
-                           self.table.table_name, scored)
-        return _renamed(result, [(n, f"__out{i}") for i, (n, _) in enumerate(outputs)])
+        return _result(frame, outputs, tdef, name, scored)
 
     def to_polars(self) -> pl.DataFrame:
         """The result as a Polars DataFrame, like :meth:`collect`.
@@ -383,37 +391,110 @@ def _evaluate(frame: pl.DataFrame, exprs: dict[str, Expr], tdef: TableDef,
     """``frame`` with a column per expression. Stored columns and similarity scores are taken
     as they are, cast to the expression's type (what a Plan computes for them, without its
     per-expression work); anything else runs through a Plan."""
-    sources = [_source(e, tdef, scored or {}) for e in exprs.values()]
+    names = tdef.names()
+    sources = [_source(e, names, scored or {}) for e in exprs.values()]
     if all(source is not None for source in sources) and not set(exprs) & set(frame.columns):
-        return frame.hstack([frame.get_column(source).cast(e.type.polars_type()).alias(n)
+        return frame.hstack([_as_type(frame.get_column(source), e).alias(n)
                              for (n, e), source in zip(exprs.items(), sources, strict=True)
                              if source is not None])
     out, _ = Plan.for_exprs(table, tdef, exprs).run(frame, materialized=scored)
     return out
 
 
-def _source(expr: Expr, tdef: TableDef, scored: dict[int, str]) -> str | None:
-    """The column of the scanned frame that holds ``expr`` as it is: a stored column, or a
-    similarity already scored; None for any other expression."""
+def _source(expr: Expr, names: dict[int, str], scored: dict[int, str]) -> str | None:
+    """The column of the scanned frame that holds ``expr`` as it is: a stored column (named
+    in ``names``, by column id), or a similarity already scored; None for any other
+    expression."""
     if isinstance(expr, ColumnRef):
-        return tdef.names().get(expr.col_id)
+        return names.get(expr.col_id)
     if isinstance(expr, Similarity):
         return scored.get(id(expr))
     return None
 
 
-def _sorted(frame: pl.DataFrame, keys: list[str], descending: list[bool]) -> pl.DataFrame:
-    """``frame`` sorted by ``keys`` (stable, nulls last); a frame already in that order (the
-    k nearest rows Lance returns, by their score) is returned as it is."""
-    if len(keys) == 1 and frame.get_column(keys[0]).is_sorted(descending=descending[0],
-                                                              nulls_last=True):
-        return frame
-    return frame.sort(keys, descending=descending, nulls_last=True, maintain_order=True)
+def _ordered(frame: pl.DataFrame, keys: dict[str, Expr], descending: list[bool],
+             tdef: TableDef, table: str, scored: dict[int, str]) -> pl.DataFrame:
+    """``frame`` sorted by the expressions ``keys`` (stable, nulls last). A single key that the
+    frame holds as it is, already in that order (the k nearest rows Lance returns, by their
+    score), costs neither a sort nor a column."""
+    if len(keys) == 1:
+        source = _source(next(iter(keys.values())), tdef.names(), scored)
+        if source is not None and frame.get_column(source).is_sorted(
+                descending=descending[0], nulls_last=True):
+            return frame
+    frame = _evaluate(frame, keys, tdef, table, scored)
+    return frame.sort(list(keys), descending=descending, nulls_last=True, maintain_order=True)
 
 
-def _renamed(frame: pl.DataFrame, columns: list[tuple[str, str]]) -> pl.DataFrame:
-    """A frame of the columns ``(name, source)``: ``frame``'s column ``source`` as ``name``."""
-    return pl.DataFrame([frame.get_column(source).alias(name) for name, source in columns])
+def _result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], tdef: TableDef, table: str,
+            scored: dict[int, str]) -> pl.DataFrame:
+    """The query's result: a column per output, under its name. Outputs the frame holds as
+    they are (stored columns, similarity scores) are taken from it: as stored when every
+    output is a column (the frame itself when it holds just those, in order, under their
+    names), else cast to the expression's type as a Plan would; any other output runs
+    through a Plan."""
+    names = tdef.names()
+    sources = [_source(e, names, scored) for _, e in outputs]
+    if all(source is not None for source in sources):
+        plain = all(isinstance(e, ColumnRef) for _, e in outputs)
+        if plain and sources == [n for n, _ in outputs] == frame.columns:
+            return frame
+        return _frame([_as_type(frame.get_column(source), None if plain else e).alias(n)
+                       for (n, e), source in zip(outputs, sources, strict=True)
+                       if source is not None])
+    result = _evaluate(frame, {f"__out{i}": e for i, (_, e) in enumerate(outputs)}, tdef,
+                       table, scored)
+    return _frame([result.get_column(f"__out{i}").alias(n) for i, (n, _) in enumerate(outputs)])
+
+
+def _frame(columns: list[pl.Series]) -> pl.DataFrame:
+    """A frame of ``columns`` (of one length, with distinct names): the first one's frame
+    with the others stacked beside it, which costs a third of a frame built from the list
+    (no checks, no conversions to try)."""
+    if not columns:
+        return pl.DataFrame()
+    return columns[0].to_frame().hstack(columns[1:])
+
+
+def _lance_projection(outputs: list[tuple[str, Expr]], tdef: TableDef,
+                      lead: SimilaritySearch) -> dict[str, str] | None:
+    """The outputs of a top-k search as Lance SQL (output name -> expression), for Lance to
+    compute in its projection: stored columns as stored (not media, whose bytes are read
+    apart; the others are stored as their type's Polars type, so no cast is left to make) and
+    the search's score. None for any other output, for a name Lance could take for one of its
+    own columns (``_distance``, ``_rowid``), and for no output at all."""
+    names = tdef.names()
+    projection: dict[str, str] = {}
+    for name, expr in outputs:
+        if name.startswith("_"):
+            return None
+        if isinstance(expr, ColumnRef) and not expr.type.is_media \
+                and "`" not in names[expr.col_id]:  # (a name SQL cannot quote)
+            projection[name] = quote_identifier(names[expr.col_id])
+        elif lead.asks(expr):
+            projection[name] = score_sql(lead.index.metric)
+        else:
+            return None
+    return projection or None
+
+
+def _polars(table: pa.Table) -> pl.DataFrame:
+    """``table`` as a Polars frame: a single batch through Arrow's C interface (a third of
+    ``pl.from_arrow``'s work), else converted whole."""
+    batches = table.to_batches()
+    if len(batches) == 1:
+        return pl.DataFrame(batches[0])
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _as_type(column: pl.Series, expr: Expr | None) -> pl.Series:
+    """``column`` with the Polars type of ``expr`` (as it is without one, or already of it)."""
+    if expr is None:
+        return column
+    wanted = expr.type.polars_type()
+    return column if column.dtype == wanted else column.cast(wanted)
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

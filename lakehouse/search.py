@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from lakehouse.calibration import search_parameters
 from lakehouse.errors import IndexNotFoundError, MediaError, SourceRefusedError, TypeMismatchError
@@ -19,7 +20,7 @@ from lakehouse.functions.embeddings import EmbeddingFunction
 from lakehouse.media.fetch import Fetcher, describe_failure, to_uri
 from lakehouse.metadata import IndexDef, TableDef
 from lakehouse.storage import redact_uri
-from lakehouse.vector_index import ann_state, partitions_of
+from lakehouse.vector_index import ann_partitions
 
 if TYPE_CHECKING:
     import lance
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from lakehouse.table import Table
 
 _URI_SCHEMES = ("file://", "s3://", "http://", "https://")
-_partitions: dict[tuple[str, int, str], int] = {}  # (dataset, version, index) -> partitions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +41,9 @@ class SimilaritySearch:
     >>> state = vecs.table_state()
     >>> [search] = similarity_searches([vecs.v.similarity([1.0, 0.0])], vecs, state.dataset,
     ...                                state.definition)
-    >>> search.nearest(state.dataset, k=1)  # no vector index yet (2 rows): an exact search
-    {'column': 'v', 'q': array([1., 0.], dtype=float32), 'k': 1, 'metric': 'cosine'}
+    >>> options = search.nearest(state.dataset, k=1)  # no vector index yet (2 rows): exact
+    >>> {name: value for name, value in options.items() if name != "q"}, options["q"].type
+    ({'column': 'v', 'k': 1, 'metric': 'cosine'}, DataType(float))
     """
 
     nodes: tuple[Similarity, ...]
@@ -57,19 +58,44 @@ class SimilaritySearch:
         return any(expr is n for n in self.nodes)
 
     def nearest(self, ds: lance.LanceDataset, k: int) -> dict[str, Any]:
-        """Lance's nearest-neighbour options for the ``k`` closest rows."""
-        options: dict[str, Any] = {"column": self.index.vectors.name, "q": self.vector, "k": k,
-                                   "metric": self.index.metric}
-        partitions = _ann_partitions(ds, self.index)
-        if partitions:  # explicit knobs win over the calibrated pick (lakehouse.calibration)
-            picked = search_parameters(ds, self.index, partitions, self.node.recall)
-            if picked["exact"] and not (self.node.nprobes or self.node.refine_factor):
-                return {**options, "use_index": False}  # cheaper than the index's settings
-            options["nprobes"] = self.node.nprobes or picked["nprobes"]
-            refine = self.node.refine_factor or picked["refine_factor"]
-            if refine:  # 0: the codes rank well enough without re-ranking
-                options["refine_factor"] = refine
+        """Lance's nearest-neighbour options for the ``k`` closest rows. The query goes as a
+        float32 Arrow array, which Lance takes as it is (a NumPy vector it copies twice)."""
+        return {"column": self.index.vectors.name, "q": pa.array(self.vector), "k": k,
+                "metric": self.index.metric, **self.index_options(ds)}
+
+    def index_options(self, ds: lance.LanceDataset) -> dict[str, Any]:
+        """How the search uses the vector index at ``ds``'s version (see
+        :func:`_index_options`), worked out once per version, index and knobs."""
+        node = self.node
+        key = (ds.uri, ds.version, self.index.lance_index, node.nprobes, node.refine_factor,
+               node.recall)
+        options = _options.get(key)
+        if options is None:
+            if len(_options) > 1024:
+                _options.clear()
+            options = _options[key] = _index_options(ds, self.index, node)
         return options
+
+
+#: (dataset, version, Lance index, nprobes, refine factor, recall) -> the index options
+_options: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _index_options(ds: lance.LanceDataset, index: IndexDef, node: Similarity) -> dict[str, Any]:
+    """``nprobes`` and ``refine_factor`` of a search of the vector index, or ``use_index``
+    False for the exact search; none without a vector index (Lance compares every vector)."""
+    partitions = ann_partitions(ds, index)
+    if not partitions:
+        return {}
+    # explicit knobs win over the calibrated pick (lakehouse.calibration)
+    picked = search_parameters(ds, index, partitions, node.recall)
+    if picked["exact"] and not (node.nprobes or node.refine_factor):
+        return {"use_index": False}  # cheaper than the index's settings
+    options = {"nprobes": node.nprobes or picked["nprobes"]}
+    refine = node.refine_factor or picked["refine_factor"]
+    if refine:  # 0: the codes rank well enough without re-ranking
+        options["refine_factor"] = refine
+    return options
 
 
 def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceDataset,
@@ -92,8 +118,8 @@ def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceData
     found: dict[Any, SimilaritySearch] = {}
     for expr in exprs:
         for node in expr.walk():
-            if not isinstance(node, Similarity):
-                continue
+            if not isinstance(node, Similarity) or any(s.asks(node) for s in found.values()):
+                continue  # not a similarity, or one already met (a sort key also output)
             key = (node.column.col_id, node.index, _query_key(node.query), node.nprobes,
                    node.refine_factor, node.recall)
             search = found.get(key)
@@ -102,7 +128,7 @@ def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceData
                 vector = query_vector(index, node.query,
                                       fetcher or table.table_state().fetcher, table.table_name)
                 found[key] = SimilaritySearch((node,), index, vector)
-            elif not search.asks(node):
+            else:
                 found[key] = dataclasses.replace(search, nodes=(*search.nodes, node))
     return list(found.values())
 
@@ -148,15 +174,6 @@ def find_index(tdef: TableDef, node: Similarity, table_name: str) -> IndexDef:
                                  f"embedding indexes ({names}); pick one with similarity(..., "
                                  "index=name)")
     return on_column[0]
-
-
-def _ann_partitions(ds: lance.LanceDataset, index: IndexDef) -> int:
-    key = (ds.uri, ds.version, index.lance_index)
-    if key not in _partitions:
-        state = ann_state(ds, index)
-        _partitions[key] = partitions_of(state) if state is not None else 0
-    return _partitions[key]
-
 
 
 def query_vector(index: IndexDef, query: Any, fetcher: Fetcher, table_name: str) -> np.ndarray:

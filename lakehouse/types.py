@@ -171,7 +171,8 @@ class ColumnType:
         >>> lh.Int.same_kind(lh.Required(lh.Int)), lh.Int.same_kind(lh.Float)
         (True, False)
         """
-        return dataclasses.replace(self, nullable=True) == dataclasses.replace(other, nullable=True)
+        return self == other or \
+            dataclasses.replace(self, nullable=True) == dataclasses.replace(other, nullable=True)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

@@ -82,6 +82,40 @@ def search_defaults(partitions: int, kind: str) -> dict[str, int]:
     return {"nprobes": nprobes, "refine_factor": 2 if kind == "IVF_SQ" else 10}
 
 
+def segment_ids(ds: lance.LanceDataset, name: str) -> tuple[str, ...]:
+    """The UUIDs of the segments of Lance index ``name`` at ``ds``'s version, sorted (empty when
+    none has been built). They change only when the index does (a build, an optimisation, a
+    merge), not with the writes that leave it as it is, and they come from the manifest
+    already read: no request, unlike the index's statistics."""
+    for described in ds.describe_indices():
+        if described.name == name:
+            return tuple(sorted(segment.uuid for segment in described.segments))
+    return ()
+
+
+_partitions: dict[tuple[str, ...], int] = {}  # segment UUIDs -> partitions of their index
+
+
+def ann_partitions(ds: lance.LanceDataset, index: IndexDef) -> int:
+    """The partitions of the index's vector index at ``ds``'s version, 0 when none has been
+    built. Read from Lance's index statistics (which open the index's files) once per set of
+    index segments: a search after a write that left the index as it was reads none.
+
+    >>> _ = t.add_embedding_index("title", embedding=minilm, progress=False)
+    >>> state = t.table_state()
+    >>> ann_partitions(state.dataset, state.definition.index("title"))  # 3 rows: none yet
+    0
+    """
+    segments = segment_ids(ds, index.lance_index)
+    if not segments:
+        return 0
+    if segments not in _partitions:
+        if len(_partitions) > 1024:
+            _partitions.clear()
+        _partitions[segments] = partitions_of(ds.stats.index_stats(index.lance_index))
+    return _partitions[segments]
+
+
 def ann_state(ds: lance.LanceDataset, index: IndexDef) -> dict[str, Any] | None:
     """Lance's statistics of the index's vector index, or None when none has been built."""
     if index.lance_index not in {i.name for i in ds.describe_indices()}:
@@ -146,6 +180,18 @@ def scores_from_distance(metric: str, distance: pl.Series) -> pl.Series:
     """Lance's ``_distance`` as a similarity (higher is closer): 1 - distance for cosine and
     dot (Lance reports 1 - cos and 1 - dot), minus the squared distance for l2."""
     return (-distance if metric == "l2" else 1.0 - distance).cast(pl.Float64)
+
+
+def score_sql(metric: str) -> str:
+    """:func:`scores_from_distance` in Lance SQL, for Lance to compute the scores of a
+    nearest-neighbour search in its projection (in float32, as from the distances, then as
+    float64).
+
+    >>> score_sql("cosine"), score_sql("l2")
+    ('CAST(CAST(1 AS FLOAT) - _distance AS DOUBLE)', 'CAST(-_distance AS DOUBLE)')
+    """
+    score = "-_distance" if metric == "l2" else "CAST(1 AS FLOAT) - _distance"
+    return f"CAST({score} AS DOUBLE)"
 
 
 def exact_scores(vectors: pl.Series, query: np.ndarray, metric: str) -> pl.Series:
