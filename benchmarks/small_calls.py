@@ -12,7 +12,9 @@ built. Calls (lakehouse, then raw Lance):
 
   similarity          t.order_by(sim, asc=False).limit(10).select(t.id, score=sim).collect()
                       ds.to_table(nearest={column, q, k=10, metric, nprobes, refine_factor},
-                      columns=["id"]) with the parameters the lakehouse search uses
+                      columns=["id", "_distance"]): the same answer (ids and their distances,
+                      the scores' source), with the parameters the lakehouse search uses and
+                      the query vector as the application holds it (a NumPy array)
   similarity_filtered the same with t.where(t.tag == 3) / filter="tag = 3", prefilter=True
   point               t.where(t.a == 777).collect()
                       ds.to_table(columns=[a, b, s, c, u], filter="a = 777")
@@ -187,19 +189,21 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
     sim = vt.v.similarity(query)
     state = vt.table_state()
     [search] = similarity_searches([sim], vt, state.dataset, state.definition)
-    nearest = search.nearest(state.dataset, TOP_K)  # the parameters the lakehouse search uses
+    # the parameters the lakehouse search uses, with the query as the application holds it
+    nearest = {**search.nearest(state.dataset, TOP_K), "q": query}
     columns = ["a", "b", "s", "c", "u"]
     results: dict[str, dict[str, Any]] = {}
     calls = [
         ("similarity", "extra_ms",
          lambda: vt.order_by(sim, asc=False).limit(TOP_K).select(vt.id, score=sim).collect(),
-         lambda: raw_vectors.to_table(columns=["id"], nearest=nearest,
+         lambda: raw_vectors.to_table(columns=["id", "_distance"], nearest=nearest,
                                       disable_scoring_autoprojection=True)),
         ("similarity_filtered", "extra_ms",
          lambda: vt.where(vt.tag == 3).order_by(sim, asc=False).limit(TOP_K)
          .select(vt.id, score=sim).collect(),
-         lambda: raw_vectors.to_table(columns=["id"], nearest=nearest, filter="tag = 3",
-                                      prefilter=True, disable_scoring_autoprojection=True)),
+         lambda: raw_vectors.to_table(columns=["id", "_distance"], nearest=nearest,
+                                      filter="tag = 3", prefilter=True,
+                                      disable_scoring_autoprojection=True)),
         ("point", "extra_ms", lambda: t.where(t.a == POINT).collect(),
          lambda: raw.to_table(columns=columns, filter=f"a = {POINT}")),
         ("count", "extra_ms", t.count, raw.count_rows),
@@ -231,8 +235,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
 
 def check(name: str, ours: Any, theirs: Any) -> None:
     """Both sides answer the same before anything is timed."""
-    if name.startswith("similarity"):
+    if name.startswith("similarity"):  # the same rows, scored 1 - cosine distance
         assert ours["id"].to_list() == theirs.column("id").to_pylist(), (name, ours, theirs)
+        scores = (np.float32(1) - theirs.column("_distance").to_numpy()).astype(np.float64)
+        assert ours["score"].to_list() == scores.tolist(), (name, ours, theirs)
     elif name == "point":
         assert ours.rows() == [tuple(r.values()) for r in theirs.to_pylist()], (ours, theirs)
     else:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from lakehouse.display import Rendered
 from lakehouse.errors import InvalidOptionError, TypeMismatchError, UnsupportedError
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exec.scan import DISTANCE, Filter, scan_arrow, scan_frames
+from lakehouse.exec.scan import DISTANCE, Filter, nearest_frame, scan_frames
 from lakehouse.export import parquet, pytorch
 from lakehouse.export.parquet import ExportResult
 from lakehouse.exprs.nodes import (
@@ -33,11 +33,10 @@ from lakehouse.exprs.nodes import (
     lit,
 )
 from lakehouse.exprs.polars import Context, needs_python, to_polars
-from lakehouse.exprs.sql import quote_identifier
 from lakehouse.media.blobs import is_blob
 from lakehouse.metadata import ROW_ID, TableDef
 from lakehouse.search import SimilaritySearch, similarity_searches
-from lakehouse.vector_index import exact_scores, score_sql, scores_from_distance
+from lakehouse.vector_index import exact_scores, scores_from_distance
 
 if TYPE_CHECKING:
     import lance
@@ -259,14 +258,14 @@ class Query:
                 read.append(search.index.vectors.name)
         pushed_limit = self.row_limit if not self.ordering else None
         nearest = lead.nearest(ds, self.row_limit) if lead is not None else None  # type: ignore[arg-type]
-        # the usual top-k search (stored columns and its score out): Lance makes the result
-        # whole, the rows in their order (closest first) and the scores in its projection
-        projection = _lance_projection(outputs, tdef, lead) if lead is not None \
-            and len(searches) == 1 and len(self.ordering) == 1 and self.sampled is None else None
-        table = scan_arrow(ds, tdef, self.condition, projection, nearest=nearest) \
-            if projection else None
-        if table is not None:
-            return _polars(table)
+        # the usual top-k search (stored columns and its score out) from one frame Lance fills,
+        # its rows already in order (closest first)
+        if lead is not None and nearest is not None and len(searches) == 1 \
+                and len(self.ordering) == 1 and self.sampled is None \
+                and all(isinstance(e, ColumnRef) or lead.asks(e) for _, e in outputs):
+            found = nearest_frame(ds, tdef, self.condition, read, nearest)
+            if found is not None:
+                return _nearest_result(found, outputs, tdef, lead)
         frames = list(scan_frames(ds, tdef, name, self.condition, read, limit=pushed_limit,
                                   fetcher=state.fetcher, nearest=nearest,
                                   only_rows=None if self.sampled is None else list(self.sampled)))
@@ -456,37 +455,22 @@ def _frame(columns: list[pl.Series]) -> pl.DataFrame:
     return columns[0].to_frame().hstack(columns[1:])
 
 
-def _lance_projection(outputs: list[tuple[str, Expr]], tdef: TableDef,
-                      lead: SimilaritySearch) -> dict[str, str] | None:
-    """The outputs of a top-k search as Lance SQL (output name -> expression), for Lance to
-    compute in its projection: stored columns as stored (not media, whose bytes are read
-    apart; the others are stored as their type's Polars type, so no cast is left to make) and
-    the search's score. None for any other output, for a name Lance could take for one of its
-    own columns (``_distance``, ``_rowid``), and for no output at all."""
+def _nearest_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], tdef: TableDef,
+                    lead: SimilaritySearch) -> pl.DataFrame:
+    """The result of a top-k search whose outputs are stored columns and the search's score,
+    from the frame of its rows (closest first: best score first, the query's order). Stored
+    columns are taken as they are: but for media (not read here) they are stored as their
+    type's Polars type, so no cast is left to make."""
     names = tdef.names()
-    projection: dict[str, str] = {}
+    score = scores_from_distance(lead.index.metric, frame.get_column(DISTANCE))
+    columns = []
     for name, expr in outputs:
-        if name.startswith("_"):
-            return None
-        if isinstance(expr, ColumnRef) and not expr.type.is_media \
-                and "`" not in names[expr.col_id]:  # (a name SQL cannot quote)
-            projection[name] = quote_identifier(names[expr.col_id])
-        elif lead.asks(expr):
-            projection[name] = score_sql(lead.index.metric)
-        else:
-            return None
-    return projection or None
-
-
-def _polars(table: pa.Table) -> pl.DataFrame:
-    """``table`` as a Polars frame: a single batch through Arrow's C interface (a third of
-    ``pl.from_arrow``'s work), else converted whole."""
-    batches = table.to_batches()
-    if len(batches) == 1:
-        return pl.DataFrame(batches[0])
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+        if isinstance(expr, ColumnRef):
+            column = frame.get_column(names[expr.col_id])
+            columns.append(column if column.name == name else column.alias(name))
+        else:  # the search's own similarity
+            columns.append(score.alias(name))
+    return _frame(columns)
 
 
 def _as_type(column: pl.Series, expr: Expr | None) -> pl.Series:

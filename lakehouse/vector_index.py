@@ -182,18 +182,6 @@ def scores_from_distance(metric: str, distance: pl.Series) -> pl.Series:
     return (-distance if metric == "l2" else 1.0 - distance).cast(pl.Float64)
 
 
-def score_sql(metric: str) -> str:
-    """:func:`scores_from_distance` in Lance SQL, for Lance to compute the scores of a
-    nearest-neighbour search in its projection (in float32, as from the distances, then as
-    float64).
-
-    >>> score_sql("cosine"), score_sql("l2")
-    ('CAST(CAST(1 AS FLOAT) - _distance AS DOUBLE)', 'CAST(-_distance AS DOUBLE)')
-    """
-    score = "-_distance" if metric == "l2" else "CAST(1 AS FLOAT) - _distance"
-    return f"CAST({score} AS DOUBLE)"
-
-
 def exact_scores(vectors: pl.Series, query: np.ndarray, metric: str) -> pl.Series:
     """The similarity of each vector (null for null vectors) to ``query``, computed exactly."""
     out = np.full(len(vectors), np.nan)

@@ -13,7 +13,6 @@ from typing import Any
 
 import lance
 import polars as pl
-import pyarrow as pa
 
 from lakehouse.errors import TypeMismatchError
 from lakehouse.exec.evaluate import Plan
@@ -63,30 +62,27 @@ def _conjuncts(expr: Expr) -> list[Expr]:
     return [expr]
 
 
-def scan_arrow(ds: lance.LanceDataset, tdef: TableDef, condition: Expr | None,
-               columns: dict[str, str], *,
-               nearest: dict[str, Any] | None = None) -> pa.Table | None:
-    """The rows matching ``condition`` as one Arrow table of ``columns`` (output name -> Lance
-    SQL over the stored columns, and ``_distance`` with ``nearest``), computed by Lance in its
-    projection; None where the condition has a part Lance cannot evaluate (read those with
-    :func:`scan_frames`). For small results that Lance makes whole (a top-k search), with no
-    Polars work per batch. ``nearest`` as in :func:`scan_frames`: the k closest rows, closest
-    first.
+def nearest_frame(ds: lance.LanceDataset, tdef: TableDef, condition: Expr | None,
+                  columns: list[str], nearest: dict[str, Any]) -> pl.DataFrame | None:
+    """The k rows closest to ``nearest``'s query among the rows matching ``condition``, as in
+    :func:`scan_frames`, as one Polars frame (``columns`` and ``_distance``, closest first)
+    read from Lance's stream through Arrow's C interface: no Arrow table, no frame per batch.
+    None where Lance cannot answer alone (a condition it cannot evaluate, a media column):
+    :func:`scan_frames` reads those.
 
-    >>> state = t.table_state()
-    >>> scan_arrow(state.dataset, state.definition, t.year > 1990,
-    ...            {"title": "`title`", "next": "`year` + 1"}).to_pylist()
-    [{'title': 'Heat', 'next': 1996}, {'title': 'Up', 'next': 2010}]
-    >>> print(scan_arrow(state.dataset, state.definition, t.title.str.upper() == "UP", {}))
-    None
+    >>> vecs = db.create_table("vecs", {"n": lh.Int, "v": lh.Array[(2,), "float32"]})
+    >>> _ = vecs.insert([{"n": 1, "v": [1.0, 0.0]}, {"n": 2, "v": [0.0, 1.0]}], progress=False)
+    >>> state = vecs.table_state()
+    >>> near = {"column": "v", "q": [1.0, 0.5], "k": 1, "metric": "l2"}
+    >>> nearest_frame(state.dataset, state.definition, vecs.n > 0, ["n"], near).rows()
+    [(1, 0.25)]
     """
     flt = Filter.split(condition, tdef)
-    if flt.residual is not None:
+    if flt.residual is not None or any(c.name in columns for c in tdef.media_columns()):
         return None
-    if nearest is None:
-        return ds.to_table(columns=columns, filter=flt.sql)
-    return ds.to_table(columns=columns, filter=flt.sql, nearest=nearest, prefilter=True,
-                       disable_scoring_autoprojection=True)
+    return pl.DataFrame(ds.scanner(columns=[*columns, DISTANCE], filter=flt.sql, nearest=nearest,
+                                   prefilter=True,
+                                   disable_scoring_autoprojection=True).to_reader())
 
 
 def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, condition: Expr | None,
