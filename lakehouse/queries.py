@@ -244,6 +244,9 @@ class Query:
         ds, tdef, name = state.dataset, state.definition, self.table.table_name
         outputs = list(self.outputs) if self.outputs is not None else \
             [(c.name, c.ref()) for c in tdef.columns]
+        ranked = self._ranked(state, outputs)
+        if ranked is not None:
+            return ranked
         # order keys that are plain columns sort directly; others become temporary columns
         sort_exprs = {f"__sort{i}": e for i, (e, _) in enumerate(self.ordering)}
         read = tdef.stored_columns([e for _, e in outputs] + list(sort_exprs.values()))
@@ -258,14 +261,6 @@ class Query:
                 read.append(search.index.vectors.name)
         pushed_limit = self.row_limit if not self.ordering else None
         nearest = lead.nearest(ds, self.row_limit) if lead is not None else None  # type: ignore[arg-type]
-        # the usual top-k search (stored columns and its score out) from one frame Lance fills,
-        # its rows already in order (closest first)
-        if lead is not None and nearest is not None and len(searches) == 1 \
-                and len(self.ordering) == 1 and self.sampled is None \
-                and all(isinstance(e, ColumnRef) or lead.asks(e) for _, e in outputs):
-            found = nearest_frame(ds, tdef, self.condition, read, nearest)
-            if found is not None:
-                return _nearest_result(found, outputs, tdef, lead)
         frames = list(scan_frames(ds, tdef, name, self.condition, read, limit=pushed_limit,
                                   fetcher=state.fetcher, nearest=nearest,
                                   only_rows=None if self.sampled is None else list(self.sampled)))
@@ -278,6 +273,28 @@ class Query:
         if self.row_limit is not None and frame.height > self.row_limit:
             frame = frame.head(self.row_limit)
         return _result(frame, outputs, tdef, name, scored)
+
+    def _ranked(self, state: TableState, outputs: list[tuple[str, Expr]]) -> pl.DataFrame | None:
+        """The usual top-k search, from the one frame Lance fills: ordered by a similarity, best
+        first, with a limit, and out only stored columns and that similarity; Lance returns
+        the rows closest first, which is that order. None for any other query, or where Lance
+        cannot answer alone (see :func:`~lakehouse.exec.scan.nearest_frame`): collect() runs
+        those its general way."""
+        if not self.row_limit or len(self.ordering) != 1 or self.ordering[0][1] \
+                or self.sampled is not None:
+            return None
+        key = self.ordering[0][0]
+        if not isinstance(key, Similarity) \
+                or not all(isinstance(e, ColumnRef) or e is key for _, e in outputs):
+            return None
+        ds, tdef = state.dataset, state.definition
+        [search] = similarity_searches([key], self.table, ds, tdef, fetcher=state.fetcher)
+        names = tdef.names()
+        columns = list(dict.fromkeys(names[e.col_id] for _, e in outputs
+                                     if isinstance(e, ColumnRef)))
+        frame = nearest_frame(ds, tdef, self.condition, columns,
+                              search.nearest(ds, self.row_limit))
+        return None if frame is None else _nearest_result(frame, outputs, names, search)
 
     def to_polars(self) -> pl.DataFrame:
         """The result as a Polars DataFrame, like :meth:`collect`.
@@ -455,13 +472,12 @@ def _frame(columns: list[pl.Series]) -> pl.DataFrame:
     return columns[0].to_frame().hstack(columns[1:])
 
 
-def _nearest_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], tdef: TableDef,
+def _nearest_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], names: dict[int, str],
                     lead: SimilaritySearch) -> pl.DataFrame:
-    """The result of a top-k search whose outputs are stored columns and the search's score,
-    from the frame of its rows (closest first: best score first, the query's order). Stored
-    columns are taken as they are: but for media (not read here) they are stored as their
-    type's Polars type, so no cast is left to make."""
-    names = tdef.names()
+    """The result of a top-k search whose outputs are stored columns (stored names by column
+    id in ``names``) and the search's score, from the frame of its rows. Stored columns are
+    taken as they are: but for media (not read here) they are stored as their type's Polars
+    type, so no cast is left to make."""
     score = scores_from_distance(lead.index.metric, frame.get_column(DISTANCE))
     columns = []
     for name, expr in outputs:

@@ -115,22 +115,28 @@ def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceData
     >>> len(searches), len(searches[0].nodes), searches[0].vector
     (1, 2, array([1., 0.], dtype=float32))
     """
-    found: dict[Any, SimilaritySearch] = {}
+    found: list[SimilaritySearch] = []
     for expr in exprs:
         for node in expr.walk():
-            if not isinstance(node, Similarity) or any(s.asks(node) for s in found.values()):
+            if not isinstance(node, Similarity) or any(s.asks(node) for s in found):
                 continue  # not a similarity, or one already met (a sort key also output)
-            key = (node.column.col_id, node.index, _query_key(node.query), node.nprobes,
-                   node.refine_factor, node.recall)
-            search = found.get(key)
-            if search is None:
+            same = next((i for i, s in enumerate(found) if _same_search(s.node, node)), None)
+            if same is None:
                 index = find_index(tdef, node, table.table_name)
                 vector = query_vector(index, node.query,
                                       fetcher or table.table_state().fetcher, table.table_name)
-                found[key] = SimilaritySearch((node,), index, vector)
+                found.append(SimilaritySearch((node,), index, vector))
             else:
-                found[key] = dataclasses.replace(search, nodes=(*search.nodes, node))
-    return list(found.values())
+                found[same] = dataclasses.replace(found[same], nodes=(*found[same].nodes, node))
+    return found
+
+
+def _same_search(a: Similarity, b: Similarity) -> bool:
+    """Whether two similarity nodes ask the same search: the same column, index, knobs and
+    query (compared only where a query has several similarity nodes)."""
+    return (a.column.col_id, a.index, a.nprobes, a.refine_factor, a.recall) \
+        == (b.column.col_id, b.index, b.nprobes, b.refine_factor, b.recall) \
+        and _query_key(a.query) == _query_key(b.query)
 
 
 def _query_key(query: Any) -> Any:

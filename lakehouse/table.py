@@ -152,7 +152,8 @@ class Table:
         self._current: TableState | None = None
 
     def __getattribute__(self, name: str) -> Any:
-        if name[0] != "_" and name in _SHADOWABLE:
+        # a column first: found without a failed attribute lookup (an exception) on the way
+        if name[0] != "_" and name not in RESERVED_NAMES:
             column = object.__getattribute__(self, "_column_named")(name)
             if column is not None:
                 return column
@@ -1586,6 +1587,3 @@ def is_replayable(data: Any) -> bool:
     return isinstance(data, (list, tuple, dict, pa.Table, pa.RecordBatch, pl.DataFrame)) \
         or is_pandas_frame(data)
 
-
-#: The table's own attributes that a column of the same name takes over.
-_SHADOWABLE = frozenset(n for n in dir(Table) if not n.startswith("_")) - RESERVED_NAMES
