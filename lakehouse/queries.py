@@ -35,7 +35,7 @@ from lakehouse.exprs.nodes import (
 from lakehouse.exprs.polars import Context, needs_python, to_polars
 from lakehouse.media.blobs import is_blob
 from lakehouse.metadata import ROW_ID, TableDef
-from lakehouse.search import SimilaritySearch, similarity_searches
+from lakehouse.search import SimilaritySearch, similarity_search, similarity_searches
 from lakehouse.vector_index import exact_scores, scores_from_distance
 
 if TYPE_CHECKING:
@@ -217,8 +217,9 @@ class Query:
         with every expression of the query checked against its definition."""
         state = self.table.table_state()
         name = self.table.table_name
-        for expr in (self.condition, *(e for e, _ in self.ordering),
-                     *(e for _, e in self.outputs or ())):
+        # each expression once (a similarity a query orders by is often also an output)
+        for expr in {id(e): e for e in (self.condition, *(e for e, _ in self.ordering),
+                                        *(e for _, e in self.outputs or ()))}.values():
             state.definition.check_refs(expr, name)
         return state
 
@@ -288,7 +289,7 @@ class Query:
                 or not all(isinstance(e, ColumnRef) or e is key for _, e in outputs):
             return None
         ds, tdef = state.dataset, state.definition
-        [search] = similarity_searches([key], self.table, ds, tdef, fetcher=state.fetcher)
+        search = similarity_search(key, self.table, tdef, fetcher=state.fetcher)
         names = tdef.names()
         columns = list(dict.fromkeys(names[e.col_id] for _, e in outputs
                                      if isinstance(e, ColumnRef)))

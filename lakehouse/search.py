@@ -122,13 +122,26 @@ def similarity_searches(exprs: Iterable[Expr], table: Table, ds: lance.LanceData
                 continue  # not a similarity, or one already met (a sort key also output)
             same = next((i for i, s in enumerate(found) if _same_search(s.node, node)), None)
             if same is None:
-                index = find_index(tdef, node, table.table_name)
-                vector = query_vector(index, node.query,
-                                      fetcher or table.table_state().fetcher, table.table_name)
-                found.append(SimilaritySearch((node,), index, vector))
+                found.append(similarity_search(node, table, tdef, fetcher=fetcher))
             else:
                 found[same] = dataclasses.replace(found[same], nodes=(*found[same].nodes, node))
     return found
+
+
+def similarity_search(node: Similarity, table: Table, tdef: TableDef, *,
+                      fetcher: Fetcher | None = None) -> SimilaritySearch:
+    """The search of one similarity node: its index (:func:`find_index`) and its query as a
+    vector (:func:`query_vector`); ``fetcher`` as in :func:`similarity_searches`.
+
+    >>> vecs = db.create_table("vecs", {"v": lh.Array[(2,), "float32"]})
+    >>> _ = vecs.add_embedding_index("v", progress=False)
+    >>> similarity_search(vecs.v.similarity([0.0, 1.0]), vecs, vecs.table_definition).vector
+    array([0., 1.], dtype=float32)
+    """
+    index = find_index(tdef, node, table.table_name)
+    vector = query_vector(index, node.query, fetcher or table.table_state().fetcher,
+                          table.table_name)
+    return SimilaritySearch((node,), index, vector)
 
 
 def _same_search(a: Similarity, b: Similarity) -> bool:
