@@ -20,7 +20,7 @@ import pyarrow as pa
 from lakehouse.display import Rendered
 from lakehouse.errors import InvalidOptionError, TypeMismatchError, UnsupportedError
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exec.scan import DISTANCE, Filter, nearest_frame, scan_frames
+from lakehouse.exec.scan import DISTANCE, Filter, lance_frame, scan_frames
 from lakehouse.export import parquet, pytorch
 from lakehouse.export.parquet import ExportResult
 from lakehouse.exprs.nodes import (
@@ -245,9 +245,9 @@ class Query:
         ds, tdef, name = state.dataset, state.definition, self.table.table_name
         outputs = list(self.outputs) if self.outputs is not None else \
             [(c.name, c.ref()) for c in tdef.columns]
-        ranked = self._ranked(state, outputs)
-        if ranked is not None:
-            return ranked
+        answered = self._lance_only(state, outputs)
+        if answered is not None:
+            return answered
         # order keys that are plain columns sort directly; others become temporary columns
         sort_exprs = {f"__sort{i}": e for i, (e, _) in enumerate(self.ordering)}
         read = tdef.stored_columns([e for _, e in outputs] + list(sort_exprs.values()))
@@ -275,27 +275,32 @@ class Query:
             frame = frame.head(self.row_limit)
         return _result(frame, outputs, tdef, name, scored)
 
-    def _ranked(self, state: TableState, outputs: list[tuple[str, Expr]]) -> pl.DataFrame | None:
-        """The usual top-k search, from the one frame Lance fills: ordered by a similarity, best
-        first, with a limit, and out only stored columns and that similarity; Lance returns
-        the rows closest first, which is that order. None for any other query, or where Lance
-        cannot answer alone (see :func:`~lakehouse.exec.scan.nearest_frame`): collect() runs
-        those its general way."""
-        if not self.row_limit or len(self.ordering) != 1 or self.ordering[0][1] \
-                or self.sampled is not None:
+    def _lance_only(self, state: TableState,
+                    outputs: list[tuple[str, Expr]]) -> pl.DataFrame | None:
+        """The result of a query Lance answers whole, read into one frame: out only stored
+        columns, and either in no order (a point query) or ordered by a similarity, best first,
+        with a limit (a top-k search; Lance returns the rows closest first, which is that
+        order), that similarity out too. None for any other query, or where Lance cannot
+        answer alone (see :func:`~lakehouse.exec.scan.lance_frame`): collect() runs those its
+        general way."""
+        if self.sampled is not None:
             return None
-        key = self.ordering[0][0]
-        if not isinstance(key, Similarity) \
-                or not all(isinstance(e, ColumnRef) or e is key for _, e in outputs):
+        key = self.ordering[0][0] if self.ordering else None
+        if key is not None and (not self.row_limit or len(self.ordering) != 1
+                                or self.ordering[0][1] or not isinstance(key, Similarity)):
             return None
-        ds, tdef = state.dataset, state.definition
-        search = similarity_search(key, self.table, tdef, fetcher=state.fetcher)
-        names = tdef.names()
+        if not all(isinstance(e, ColumnRef) or e is key for _, e in outputs):
+            return None
+        search, nearest = None, None
+        if isinstance(key, Similarity) and self.row_limit:
+            search = similarity_search(key, self.table, state.definition, fetcher=state.fetcher)
+            nearest = search.nearest(state.dataset, self.row_limit)
+        names = state.definition.names()
         columns = list(dict.fromkeys(names[e.col_id] for _, e in outputs
                                      if isinstance(e, ColumnRef)))
-        frame = nearest_frame(ds, tdef, self.condition, columns,
-                              search.nearest(ds, self.row_limit))
-        return None if frame is None else _nearest_result(frame, outputs, names, search)
+        frame = lance_frame(state.dataset, state.definition, self.condition, columns,
+                            limit=self.row_limit, nearest=nearest)
+        return None if frame is None else _lance_result(frame, outputs, names, search)
 
     def to_polars(self) -> pl.DataFrame:
         """The result as a Polars DataFrame, like :meth:`collect`.
@@ -473,19 +478,23 @@ def _frame(columns: list[pl.Series]) -> pl.DataFrame:
     return columns[0].to_frame().hstack(columns[1:])
 
 
-def _nearest_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], names: dict[int, str],
-                    lead: SimilaritySearch) -> pl.DataFrame:
-    """The result of a top-k search whose outputs are stored columns (stored names by column
-    id in ``names``) and the search's score, from the frame of its rows. Stored columns are
-    taken as they are: but for media (not read here) they are stored as their type's Polars
-    type, so no cast is left to make."""
-    score = scores_from_distance(lead.index.metric, frame.get_column(DISTANCE))
+def _lance_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], names: dict[int, str],
+                  search: SimilaritySearch | None) -> pl.DataFrame:
+    """The result of a query Lance answered whole (see :meth:`Query._lance_only`), from its
+    frame: stored columns (stored names by column id in ``names``) as they are, and the
+    search's score from its distances. Stored columns need no cast: but for media (not read
+    here) they are stored as their type's Polars type. The frame itself when it is the
+    result."""
+    if search is None and frame.columns == [n for n, _ in outputs]:
+        return frame
+    score = None if search is None else \
+        scores_from_distance(search.index.metric, frame.get_column(DISTANCE))
     columns = []
     for name, expr in outputs:
         if isinstance(expr, ColumnRef):
             column = frame.get_column(names[expr.col_id])
             columns.append(column if column.name == name else column.alias(name))
-        else:  # the search's own similarity
+        elif score is not None:  # the search's own similarity
             columns.append(score.alias(name))
     return _frame(columns)
 

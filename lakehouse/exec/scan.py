@@ -62,27 +62,32 @@ def _conjuncts(expr: Expr) -> list[Expr]:
     return [expr]
 
 
-def nearest_frame(ds: lance.LanceDataset, tdef: TableDef, condition: Expr | None,
-                  columns: list[str], nearest: dict[str, Any]) -> pl.DataFrame | None:
-    """The k rows closest to ``nearest``'s query among the rows matching ``condition``, as in
-    :func:`scan_frames`, as one Polars frame (``columns`` and ``_distance``, closest first)
-    read from Lance's stream through Arrow's C interface: no Arrow table, no frame per batch.
-    None where Lance cannot answer alone (a condition it cannot evaluate, a media column):
-    :func:`scan_frames` reads those.
+def lance_frame(ds: lance.LanceDataset, tdef: TableDef, condition: Expr | None,
+                columns: list[str], *, limit: int | None = None,
+                nearest: dict[str, Any] | None = None) -> pl.DataFrame | None:
+    """The rows matching ``condition`` (at most ``limit``; with ``nearest``, the k closest
+    to its query, closest first, with their ``_distance``, as in :func:`scan_frames`) as one
+    Polars frame of ``columns``, read from Lance's stream through Arrow's C interface: no
+    Arrow table, no frame per batch. None where Lance cannot answer alone (a condition it
+    cannot evaluate, a media column): :func:`scan_frames` reads those.
 
     >>> vecs = db.create_table("vecs", {"n": lh.Int, "v": lh.Array[(2,), "float32"]})
     >>> _ = vecs.insert([{"n": 1, "v": [1.0, 0.0]}, {"n": 2, "v": [0.0, 1.0]}], progress=False)
     >>> state = vecs.table_state()
     >>> near = {"column": "v", "q": [1.0, 0.5], "k": 1, "metric": "l2"}
-    >>> nearest_frame(state.dataset, state.definition, vecs.n > 0, ["n"], near).rows()
+    >>> lance_frame(state.dataset, state.definition, vecs.n > 0, ["n"], nearest=near).rows()
     [(1, 0.25)]
+    >>> lance_frame(state.dataset, state.definition, vecs.n > 1, ["n"]).rows()
+    [(2,)]
     """
     flt = Filter.split(condition, tdef)
     if flt.residual is not None or any(c.name in columns for c in tdef.media_columns()):
         return None
-    return pl.DataFrame(ds.scanner(columns=[*columns, DISTANCE], filter=flt.sql, nearest=nearest,
-                                   prefilter=True,
-                                   disable_scoring_autoprojection=True).to_reader())
+    search: dict[str, Any] = {"limit": limit, "batch_size": SCAN_BATCH_ROWS}
+    if nearest is not None:
+        columns = [*columns, DISTANCE]
+        search = {"nearest": nearest, "prefilter": True, "disable_scoring_autoprojection": True}
+    return pl.DataFrame(ds.scanner(columns=columns, filter=flt.sql, **search).to_reader())
 
 
 def scan_frames(ds: lance.LanceDataset, tdef: TableDef, table_name: str, condition: Expr | None,
