@@ -35,6 +35,7 @@ import os
 import socket
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any, TypeVar
 
 import lance
@@ -65,6 +66,7 @@ from lakehouse.metadata import ColumnDef, TableDef
 FragmentResult = tuple[list[Any], Any, int, int]
 CONNECT_TIMEOUT_S = 5.0
 _R = TypeVar("_R")
+_K = TypeVar("_K")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,32 +127,17 @@ def backfill_merge(ctx: WriteContext, plan: Plan, tally: Tally,
         for group, offset in zip(groups, offsets, strict=True):
             pending[submit(job, ds.version, [f.fragment_id for f in group], offset)] = \
                 (group, offset)
-        failed: tuple[int, Exception] | None = None  # the failure of the earliest rows
         try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                group, offset = pending.pop(ready[0])
-                try:
-                    results = _result(ray, ready[0], ctx.table_name)
-                except Exception as exc:
-                    # report the first failing row, as a local backfill does: wait for the
-                    # groups before this one, cancel those after it
-                    if failed is None or offset < failed[0]:
-                        failed = (offset, exc)
-                    later = [ref for ref, (_, start) in pending.items() if start > offset]
-                    _cancel(ray, later)
-                    for ref in later:
-                        del pending[ref]
-                    continue
-                for fragment, (files, schema, rows, errors) in zip(group, results, strict=True):
-                    tally.add(rows, errors)
-                    yield fragment.metadata, files, schema
+            with closing(_earliest_first(ray, pending, lambda key: key[1], ctx.table_name,
+                                         "the backfill", True)) as returned:
+                for (group, _), results in returned:
+                    for fragment, (files, schema, rows, errors) in zip(group, results,
+                                                                       strict=True):
+                        tally.add(rows, errors)
+                        yield fragment.metadata, files, schema
         finally:
-            _cancel(ray, list(pending))
             for actor in actors:  # their CPUs and GPUs go back to the cluster now
                 ray.kill(actor)
-        if failed is not None:
-            raise failed[1]
 
     return merge
 
@@ -337,26 +324,42 @@ def run_groups(engine: RayEngine, table_name: str, task: Callable[[Any, Any], _R
     actors = _model_actors(ray, engine, len(groups)) if models else []
     pending = {(actors[i % len(actors)].run.remote(task, shared, group) if actors
                 else remote.remote(shared, group)): i for i, group in enumerate(groups)}
+    try:
+        with closing(_earliest_first(ray, pending, lambda index: index, table_name, what,
+                                     checkpointed)) as returned:
+            yield from returned
+    finally:
+        for actor in actors:  # their CPUs and GPUs go back to the cluster now
+            ray.kill(actor)
+
+
+def _earliest_first(ray: Any, pending: dict[Any, _K], position: Callable[[_K], int],
+                    table_name: str, what: str, checkpointed: bool,
+                    ) -> Iterator[tuple[_K, Any]]:
+    """``(key, result)`` of each task of ``pending`` (task -> its key) as it returns. When a
+    task fails, the tasks whose ``position`` comes after it are cancelled, those before it are
+    waited for (their results yielded), then the error of the earliest failing one is raised,
+    as a local run reports its first failing row. Tasks still running when the caller stops
+    are cancelled."""
     failed: tuple[int, Exception] | None = None
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            index = pending.pop(ready[0])
+            key = pending.pop(ready[0])
             try:
                 result = _result(ray, ready[0], table_name, what, checkpointed)
             except Exception as exc:
-                if failed is None or index < failed[0]:
-                    failed = (index, exc)
-                later = [ref for ref, i in pending.items() if i > index]
+                at = position(key)
+                if failed is None or at < failed[0]:
+                    failed = (at, exc)
+                later = [ref for ref, other in pending.items() if position(other) > at]
                 _cancel(ray, later)
                 for ref in later:
                     del pending[ref]
                 continue
-            yield index, result
+            yield key, result
     finally:
         _cancel(ray, list(pending))
-        for actor in actors:  # their CPUs and GPUs go back to the cluster now
-            ray.kill(actor)
     if failed is not None:
         raise failed[1]
 
