@@ -121,18 +121,22 @@ def test_recall_per_query_picks_from_the_curve(calibrated) -> None:
 
     def setting(**recall: float) -> tuple[int, int]:
         options = _options(t, held_out[0], **recall)
+        if options.get("use_index") is False:  # the exact search (calibration.EXACT)
+            return calibration.EXACT.nprobes, calibration.EXACT.refine_factor
         return options["nprobes"], options.get("refine_factor", 0)
 
     low, default, high = setting(recall=0.8), setting(), setting(recall=0.99)
     assert low == (cal.pick(0.8).nprobes, cal.pick(0.8).refine_factor)
     assert high == (cal.pick(0.99).nprobes, cal.pick(0.99).refine_factor)
-    # more work for more recall: more probes, or re-ranking
-    assert cal.cost(cal.pick(0.8)) <= cal.cost(cal.pick(0.95)) < cal.cost(cal.pick(0.99))
+    # more work for more recall: more probes, or re-ranking (on easy clusters one setting can
+    # reach both 0.95 and 0.99 with its margin: never less work, though)
+    assert cal.cost(cal.pick(0.8)) <= cal.cost(cal.pick(0.95)) <= cal.cost(cal.pick(0.99))
+    assert cal.cost(cal.pick(0.8)) < cal.cost(cal.pick(0.99))
     assert low != high and default == (cal.pick(0.95).nprobes, cal.pick(0.95).refine_factor)
     queries = held_out[:100]
     at_low, at_high = _recall(t, vectors, queries, recall=0.8), \
         _recall(t, vectors, queries, recall=0.99)
-    assert at_high > at_low
+    assert at_high >= at_low
     assert at_high >= 0.98
 
 
@@ -314,8 +318,9 @@ def test_only_settings_that_could_be_the_pick_are_searched_with_every_query(
     assert scouted, "settings far from the target keep their scouts' measure"
     assert all(len(r) == calibration.SCOUT_QUERIES for k, r in bench.measured.items()
                if k in scouted)
-    # settings dearer than the pick are never searched on every query
-    assert all(nprobes <= pick.nprobes for nprobes, _ in full)
+    # settings dearer than the pick are searched on every query at most once: the rung that
+    # first reached the target, when the rung added between (1.5x fewer probes) reached it too
+    assert sum(1 for nprobes, _ in full if nprobes > pick.nprobes) <= 1
     # the truth pass: each query's 10 nearest other rows, as numpy finds them
     rows = ds.to_table(columns=["v"], with_row_id=True)
     row_ids = rows.column("_rowid").to_numpy()
