@@ -431,10 +431,13 @@ def _upkeep_on_ray(ctx: WriteContext, job: ExpansionJob, keys: list[tuple[str, i
                    checkpoint: Checkpoint | None) -> WriteResult:
     """A view's upkeep on the context's Ray engine: one task per group of
     ``fragments_per_task`` base fragments (:func:`expand_fragments`), each writing the view
-    rows of its fragments as new fragments; each fragment's are recorded in the checkpoint as
-    its task returns (a group a previous run finished is not sent again), and the driver
-    makes the one commit of :func:`~lakehouse.exec.writes.replace_rows`, with its fragments
-    in base fragment order, as this process would."""
+    rows of its fragments as new fragments; when the view's computed columns run a model (an
+    embedding index's vectors), the groups go to model actors that load it once and keep it
+    (:func:`~lakehouse.exec.ray_engine.run_groups`), as a backfill's and an import's do. Each
+    fragment's rows are recorded in the checkpoint as its task returns (a group a previous
+    run finished is not sent again), and the driver makes the one commit of
+    :func:`~lakehouse.exec.writes.replace_rows`, with its fragments in base fragment order,
+    as this process would."""
     engine = ctx.engine
     assert engine is not None
     done = checkpoint.done_groups() if checkpoint is not None else {}
@@ -447,7 +450,8 @@ def _upkeep_on_ray(ctx: WriteContext, job: ExpansionJob, keys: list[tuple[str, i
             for _, (groups, skipped) in ray_engine.run_groups(
                     engine, ctx.table_name, expand_fragments, job,
                     [todo[i:i + size] for i in range(0, len(todo), size)],
-                    what=f"the upkeep of view {ctx.table_name!r}"):
+                    what=f"the upkeep of view {ctx.table_name!r}",
+                    models=ray_engine.runs_models(ctx.definition)):
                 for key, fragments, n, failed in groups:
                     if checkpoint is not None:
                         checkpoint.record_group(key, n, fragments)

@@ -15,6 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from ray_cluster import ROOT, connect_to, table_definitions, table_history
 from udfs_for_tests import TESTS_DIR, fill_numbers
@@ -28,6 +31,7 @@ from udfs_for_tests.ray_iterators import (
     odd_k,
     on_ray,
 )
+from udfs_for_tests.ray_probes import actor_of
 
 import lakehouse as lh
 from lakehouse.exec import checkpoints, protocol
@@ -103,6 +107,57 @@ def test_a_worker_killed_mid_expansion_only_its_fragment_is_expanded_again(
     for n in expanded:
         assert logged.count(n) == (2 if first <= n <= KILL_AT else 1), n
     assert table_history(v)[0][1] == "view upkeep" and v.jobs().height == 0
+
+
+def _caption_shards(folder: Path) -> None:
+    """Four Parquet files of three captions each (n 0 .. 11), in ``folder``."""
+    captions = [f"a {c} {s}" for c in ("red", "green", "blue") for s in ("circle", "square")]
+    folder.mkdir()
+    for shard in range(4):
+        n = list(range(shard * 3, shard * 3 + 3))
+        pq.write_table(pa.table({"n": n, "text": [captions[i % 6] for i in n]}),
+                       folder / f"part-{shard}.parquet")
+
+
+def _vectors(v: lh.Table) -> np.ndarray:
+    """The view's stored embedding vectors, in the order of n."""
+    stored = v.table_state().dataset.to_table().sort_by("n")
+    (column,) = [c for c in stored.column_names if c.startswith("_lh_embedding")]
+    return np.array(stored.column(column).to_pylist(), dtype=np.float32)
+
+
+@pytest.mark.slow
+def test_a_view_s_model_columns_run_in_model_actors_on_ray(ray_cluster: str,
+                                                            tmp_path: Path) -> None:
+    """A view with the shipped CLIP's embedding index and a column naming the Ray actor that
+    computed each row: when an import adds four base fragments, the upkeep's groups (one per
+    fragment) run in the two model actors, each keeping the model for several groups, not in
+    plain tasks; the vectors, rows, searches and history are those of the local engine."""
+    _caption_shards(tmp_path / "captions")
+    views = []
+    for engine in ("local", lh.RayEngine(model_actors=2, fragments_per_task=1)):
+        db = lh.connect(tmp_path / f"lake{len(views)}", engine=engine, maintenance=False)
+        t = db.create_table("captions", {"n": lh.Int, "text": lh.String})
+        v = db.create_view("v", t, progress=False)
+        v.add_embedding_index("text", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
+                              progress=False)
+        v.add_computed_column(actor=actor_of(v.n), progress=False)
+        before = len(t.table_state().dataset.get_fragments())
+        db.import_parquet("captions", tmp_path / "captions", if_exists="append",
+                          progress=False)
+        views.append((v, len(t.table_state().dataset.get_fragments()) - before))
+    (v_local, _), (v_ray, groups) = views
+    actors = v_ray.order_by(v_ray.n).select(v_ray.actor).collect()["actor"].to_list()
+    assert groups == 4 and len(actors) == 12
+    assert "" not in actors and len(set(actors)) == 2  # in the actors only, round robin
+    assert set(v_local.select(v_local.actor).collect()["actor"].to_list()) == {""}
+    assert np.allclose(_vectors(v_ray), _vectors(v_local), atol=1e-5)
+    rows = [v.order_by(v.n).select(v.n, v.text).collect().rows() for v in (v_local, v_ray)]
+    assert rows[0] == rows[1]
+    found = [v.order_by(v.text.similarity("a blue square"), asc=False).limit(3)
+             .select(v.text).collect()["text"].to_list() for v in (v_local, v_ray)]
+    assert found[0] == found[1] and found[0][0] == "a blue square"
+    assert table_history(v_ray) == table_history(v_local)
 
 
 CREATE_VIEW = """\

@@ -65,6 +65,9 @@ from lakehouse.metadata import ColumnDef, TableDef
 #: the new columns, the rows computed and the rows with an error.
 FragmentResult = tuple[list[Any], Any, int, int]
 CONNECT_TIMEOUT_S = 5.0
+#: The prefix of the registry names of the functions that run a model (``embed.text``,
+#: ``embed.image``)
+MODEL_FUNCTIONS = "embed."
 _R = TypeVar("_R")
 _K = TypeVar("_K")
 
@@ -153,6 +156,19 @@ class ModelWorker:
     def run(self, task: Callable[[Any, Any], _R], job: Any, group: Any) -> _R:
         """``task(job, group)`` in this actor's process (:func:`run_groups` with ``models``)."""
         return task(job, group)
+
+
+def runs_models(tdef: TableDef) -> bool:
+    """Whether the computed columns of ``tdef`` run a model (an embedding index's vectors,
+    the functions ``Plan.runs_models`` counts): then a bulk import's or a view upkeep's groups
+    go to :class:`ModelWorker` actors. Read from the stored definitions alone: the driver
+    resolves and imports none of the UDFs the workers run.
+
+    >>> runs_models(t.table_definition)
+    False
+    """
+    return any(isinstance(node, Call) and node.fn.startswith(MODEL_FUNCTIONS)
+               for column in tdef.computed_columns() for node in tdef.expr(column).walk())
 
 
 def _model_actors(ray: Any, engine: RayEngine, groups: int) -> list[Any]:
@@ -311,9 +327,10 @@ def run_groups(engine: RayEngine, table_name: str, task: Callable[[Any, Any], _R
     error of the earliest failing group is raised once the groups before it are done (the
     results of those are yielded first); groups after it, and tasks still running when the
     caller stops, are cancelled. No groups: no task, and no connection to the cluster. With
-    ``models`` (the work runs a model: a bulk import's embeddings, :mod:`lakehouse.exec.
-    ray_ingest`), the groups are shared out to :class:`ModelWorker` actors instead, as a
-    backfill's are, and the actors are killed when the work ends. ``checkpointed``: whether
+    ``models`` (the work runs a model, :func:`runs_models`: a bulk import's or a view's
+    embeddings), the groups are shared out to :class:`ModelWorker` actors instead, round
+    robin, as a backfill's are: each actor loads the model once and keeps it for every group
+    it is given; the actors are killed when the work ends. ``checkpointed``: whether
     the caller keeps each result for the next call (a lost task's message says so)."""
     if not groups:
         return
@@ -450,4 +467,5 @@ def _check_reachable(address: str) -> None:
 
 
 __all__ = ["BackfillJob", "ModelWorker", "backfill_merge", "compact", "compact_task", "connect",
-           "merge_fragments", "not_on_worker", "rewrite", "rewrite_fragments", "run_groups"]
+           "merge_fragments", "not_on_worker", "rewrite", "rewrite_fragments", "run_groups",
+           "runs_models"]

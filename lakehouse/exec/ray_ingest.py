@@ -50,7 +50,13 @@ from lakehouse.exec import protocol, writes
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.permissions import Permissions
 from lakehouse.exec.protocol import WriteContext
-from lakehouse.exec.ray_engine import BackfillJob, connect, not_on_worker, run_groups
+from lakehouse.exec.ray_engine import (
+    BackfillJob,
+    connect,
+    not_on_worker,
+    run_groups,
+    runs_models,
+)
 from lakehouse.exec.writes import WriteResult
 from lakehouse.progress import report
 
@@ -127,7 +133,7 @@ def insert(ctx: WriteContext, shares: Shares, *, on_error: str, progress: bool,
     tasks = [([shares.parts[i] for i in group], offset)
              for group, offset in zip(groups, offsets, strict=True)]
     job = ImportJob.of(ctx, shares.reader, on_error)
-    models = _runs_models(ctx)
+    models = runs_models(ctx.definition)  # then in actors that keep the model loaded
     results: dict[int, ShareResult] = {}
     with report(f"insert into {ctx.table_name}", enabled=progress, total=total) as reporter:
         try:
@@ -213,14 +219,6 @@ def _row_offsets(groups: list[range], rows: tuple[int | None, ...]) -> list[int 
             n = rows[i]
             start = None if start is None or n is None else start + n
     return offsets
-
-
-def _runs_models(ctx: WriteContext) -> bool:
-    """Whether the table's computed columns run a model (an embedding index's vectors): then
-    the tasks run in actors that keep it loaded, with ``gpus_per_model_task`` GPUs each."""
-    computed = ctx.definition.computed_columns()
-    return bool(computed) and Plan.for_columns(ctx.table_name, ctx.definition,
-                                               computed).runs_models
 
 
 def _slots(engine: RayEngine, table_name: str) -> int:
