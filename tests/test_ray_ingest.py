@@ -10,6 +10,9 @@ history), on a local folder and on the moto S3 server (the input files there too
 from __future__ import annotations
 
 import io
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -17,7 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-from ray_cluster import connect_to, table_content, table_definitions, table_history
+from ray_cluster import ROOT, connect_to, table_content, table_definitions, table_history
+from udfs_for_tests import TESTS_DIR
+from udfs_for_tests.ray_probes import GATE, GATED, gated_triple
 from udfs_for_tests.ray_udfs import KILL_AT, logged_triple, odd_square
 
 import lakehouse as lh
@@ -247,3 +252,67 @@ def test_a_failing_share_raises_the_local_error_and_writes_nothing(
     expected = {"parquet": (lh.StorageError, "part-2.parquet"),
                 "csv": (lh.TypeMismatchError, "row 203"), "files": (lh.MediaError, "row 50")}[case]
     assert errors[0][0] is expected[0] and expected[1] in errors[0][1], errors[0]
+
+
+WRITES = 6  # inserts of the other process: half while the import's tasks wait, half after
+WRITER = f"""
+    import json, sys, time
+    from pathlib import Path
+    import lakehouse as lh
+
+    root, options, shared = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
+    writes = int(sys.argv[4])
+    t = lh.connect(root, storage_options=options, maintenance=False).get_table("numbers")
+    deadline = time.monotonic() + 60
+    while not (shared / "{GATED}").exists():  # the import read its version, its tasks wait
+        if time.monotonic() > deadline:
+            sys.exit("the import's tasks never reached the gate")
+        time.sleep(0.02)
+    versions = []
+    for i in range(writes):
+        rows = [{{"n": n, "word": "writer"}} for n in range(1000 + 10 * i, 1010 + 10 * i)]
+        versions.append(t.insert(rows, progress=False).version)
+        if i == writes // 2 - 1:
+            (shared / "{GATE}").unlink()  # the import's tasks go on, and it commits meanwhile
+    print(json.dumps(versions))
+"""
+
+
+def test_an_import_on_ray_racing_a_writer_in_another_process_loses_nothing(
+        ray_cluster: str, ray_dir: Path, lakehouse_root, tmp_path: Path, run_python) -> None:
+    """import_parquet(engine="ray") while another process inserts into the same table: the
+    import's tasks are held (a gate in its computed column) until the other process has
+    committed three inserts, then it commits its fragments over them (rebased like an append)
+    while the other process commits three more. No error on either side; every row is stored
+    once, with its computed value; the history has the import's one insert and all six."""
+    folder = _put(lakehouse_root, tmp_path, _shards("parquet"))
+    db = connect_to(lakehouse_root)
+    t = db.create_table("numbers", {"n": lh.Int, "word": lh.String})
+    t.add_computed_column(tripled=gated_triple(t.n), progress=False)
+    before = t.version
+    (ray_dir / GATED).unlink(missing_ok=True)
+    (ray_dir / GATE).touch()
+    args = [lakehouse_root.uri, json.dumps(lakehouse_root.storage_options), str(ray_dir),
+            str(WRITES)]
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), TESTS_DIR])}
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            writer = pool.submit(run_python, WRITER, args=args, env=env, timeout=120)
+            result = ingest.import_parquet(db, "numbers", folder, if_exists="append",
+                                           engine="ray", progress=False)
+            proc = writer.result()
+    finally:
+        (ray_dir / GATE).unlink(missing_ok=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (result.rows_written, result.rows_with_errors) == (400, 0)
+    expected = [*range(400), *range(1000, 1000 + 10 * WRITES)]
+    assert t.order_by(t.n).select(t.n, t.tripled).collect().rows() == \
+        [(n, 3 * n) for n in expected]
+    ids = t.table_state().dataset.to_table(columns=[], with_row_id=True)
+    assert len(set(ids.column("_rowid").to_pylist())) == len(expected)
+    history = t.history(limit=None).filter(pl.col("version") > before).sort("version")
+    assert history["operation"].to_list() == ["insert"] * (WRITES + 1)
+    (imported,) = history.filter(pl.col("rows_added") == 400)["version"].to_list()
+    assert sorted([*written, imported]) == history["version"].to_list()
+    assert imported > written[WRITES // 2 - 1]  # committed over the writer's first inserts
