@@ -15,17 +15,24 @@ The rules, each in one function here:
   names a version of any line, so ``films#dev@v1`` is refused: open ``films@v1``.
 - **Branches come from the main line** (a version or a snapshot of it); a branch of a branch
   is refused, so promoting always means bringing one branch into the main line.
-- **Promote is a fast-forward** (:func:`promote`): allowed only while the main line is still at
-  the version the branch was made from. The branch's own files (data and deletion files) are
-  copied into the table's folders and one ``Merge`` commit makes the branch's fragments and
-  schema (with its definitions) the main line's next version; rows in fragments the branch
-  wrote get new stable row ids there (a Merge conflicts with any concurrent write, which is
-  what makes the fast-forward exclusive). If the main line moved,
-  :class:`~lakehouse.BranchDivergedError` says so and nothing changes. The table's scalar
-  indexes then follow the branch's (:func:`sync_indexes`) and the vector index upkeep runs.
-  The branch itself is kept (delete it when done).
-- **Diff** (:func:`changes`): what a branch changed since it was made, read on the branch's own
-  line, whose first version is its parent: what a promote brings.
+- **Promote is a fast-forward** (:func:`promote`): allowed only while the main line has no
+  data commit since the branch was made, or since the branch was last promoted
+  (:func:`start`): the commits after that version may only be ones that change no rows (the
+  index builds, vector index upkeep and compaction that follow a promote or a write, metadata).
+  The promote commit records the branch and the branch version it brought, which is how the
+  next promote finds it: a branch can be promoted again and again, like a git fast-forward.
+  The branch's own files (data and deletion files) are copied into the table's folders and
+  one ``Merge`` commit makes the branch's fragments and schema (with its definitions) the
+  main line's next version. A fragment the main line already has (the branch's parent's, or
+  one an earlier promote brought) keeps the main line's stable row ids, never the branch's
+  (an earlier promote gave its rows new ids on the main line); fragments new to the main line
+  get new ids at the commit (a Merge conflicts with any concurrent write, which is what makes
+  the fast-forward exclusive). If the main line moved, :class:`~lakehouse.BranchDivergedError`
+  says so and nothing changes. The table's scalar indexes then follow the branch's
+  (:func:`sync_indexes`) and the vector index upkeep runs. The branch itself is kept (delete
+  it when done, or keep writing and promote again).
+- **Diff** (:func:`changes`): what a branch changed since it was made or last promoted, read
+  on the branch's own line: what the next promote brings.
 - **Views** are refused on a branch: a view follows its base's main line.
 """
 
@@ -34,6 +41,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import lance
@@ -52,7 +61,7 @@ from lakehouse.errors import (
     VersionNotFoundError,
 )
 from lakehouse.exec import protocol
-from lakehouse.exec.protocol import Redo, WriteContext
+from lakehouse.exec.protocol import OPERATION_KEY, Redo, WriteContext
 from lakehouse.names import BRANCH_SEPARATOR, MAIN_BRANCH, validate_branch_name
 from lakehouse.storage import Location, storage_error
 
@@ -60,6 +69,11 @@ TREE = "tree"
 """The folder of a table's dataset where Lance keeps its branches."""
 _COPIED = ("data", "_deletions")  # the folders of a branch's own files a promote brings over
 _SCALAR_KINDS = ("btree", "bitmap", "zonemap")  # as Lance names their details types
+# what the promote commit records (protocol.fast_forward): the branch and its version brought
+_BRANCH_KEY, _BRANCH_VERSION_KEY = "lakehouse.branch", "lakehouse.branch_version"
+# Lance operations that change no rows: index builds and upkeep, metadata, compaction
+_NO_DATA = frozenset({"CreateIndex", "UpdateConfig", "Rewrite"})
+_READ_THREADS = 8  # main-line transactions read at once (each waits on storage, not the CPU)
 
 
 def split(name: str, *, tagged: bool = False) -> tuple[str, str | None]:
@@ -215,11 +229,11 @@ def listing(location: Location, table_uri: str) -> pl.DataFrame:
 
 
 def changes(location: Location, table: str, table_uri: str, name: str) -> Diff:
-    """What branch ``name`` changed since it was made: the diff from its parent version to its
-    latest version, read on the branch's own line (its first version is the parent), so rows
-    are paired by their stable row ids as within one table. It is what a promote brings when
-    the main line has not moved (like ``git diff main...dev``); the main line's own changes
-    since then are ``t.diff(parent_version)``.
+    """What branch ``name`` changed since it was made, or since the version of it the main
+    line last took (:func:`last_promoted`), to its latest version, read on the branch's own
+    line, so rows are paired by their stable row ids as within one table. It is what a
+    promote brings when the main line has not moved (like ``git diff main...dev``); the main
+    line's own changes since the branch was made are ``t.diff(parent_version)``.
 
     >>> dev = t.branch("dev")
     >>> _ = dev.delete(where=dev.title == "Up")
@@ -227,7 +241,96 @@ def changes(location: Location, table: str, table_uri: str, name: str) -> Diff:
     'films#dev: version 2 -> 3: 0 inserted, 0 updated, 1 deleted, 0 schema changes'
     """
     ds = open_branch(location, table, table_uri, name)
-    return diff.between(ds, f"{table}{BRANCH_SEPARATOR}{name}", _info(ds, name)["parent_version"])
+    try:
+        main = lance.dataset(table_uri, storage_options=location.storage_options or None)
+    except (ValueError, OSError) as exc:
+        raise storage_error(location, f"open table {table!r}", exc) from exc
+    return diff.between(ds, f"{table}{BRANCH_SEPARATOR}{name}", last_promoted(main, name))
+
+
+def start(main: lance.LanceDataset, table: str, name: str) -> int:
+    """The branch version a promote of branch ``name`` starts from: the version of the branch
+    the main line last took (the promote commit records it), or the branch's parent version if
+    it was never promoted. Refused (:class:`~lakehouse.BranchDivergedError`) when the main
+    line (``main``, at its latest version) has a data commit since then: only the commits that
+    change no rows (index builds and upkeep, compaction, metadata: what follows a promote) may
+    come after it. Reads one transaction per main-line version since then, newest first.
+
+    >>> dev = t.branch("dev")
+    >>> _ = dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    >>> start(t.table_state().dataset, "films", "dev")
+    2
+    >>> t.promote("dev"), start(t.table_state().dataset, "films", "dev")
+    (3, 3)
+    """
+    parent = int(_info(main, name)["parent_version"])
+    for version, tx in _main_commits(main, parent):
+        promoted = _promoted(tx, name)
+        if promoted is not None:
+            return promoted
+        if tx is None or type(tx.operation).__name__ not in _NO_DATA:
+            raise BranchDivergedError(_moved(table, name, parent, main.version, version, tx))
+    return parent
+
+
+def last_promoted(main: lance.LanceDataset, name: str) -> int:
+    """The version of branch ``name`` the main line took last (its parent version if none),
+    whatever the main line did since: the start of what the branch changed. Reads the main
+    line's transactions back to the branch's last promote (all since the branch was made when
+    it was never promoted), a page of them at a time.
+
+    >>> dev = t.branch("dev")
+    >>> _ = dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    >>> _ = t.promote("dev")
+    >>> _ = t.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    >>> last_promoted(t.table_state().dataset, "dev")
+    3
+    """
+    parent = int(_info(main, name)["parent_version"])
+    found = (_promoted(tx, name) for _, tx in _main_commits(main, parent))
+    return next((version for version in found if version is not None), parent)
+
+
+def _main_commits(main: lance.LanceDataset, parent: int
+                  ) -> Iterator[tuple[int, lance.Transaction | None]]:
+    """The main line's commits after version ``parent``, newest first, as (version,
+    transaction): None for a version removed by retention. Read a page at a time on a few
+    threads (one request each on S3); the first page is only the latest version, which is
+    usually all a promote reads."""
+    newest, size = main.version, 1
+    with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+        while newest > parent:
+            page = range(newest, max(newest - size, parent), -1)
+            yield from zip(page, pool.map(lambda v: _transaction(main, v), page), strict=True)
+            newest, size = page[-1] - 1, _READ_THREADS
+
+
+def _transaction(main: lance.LanceDataset, version: int) -> lance.Transaction | None:
+    try:
+        return main.read_transaction(version)
+    except (ValueError, OSError):
+        return None
+
+
+def _promoted(tx: lance.Transaction | None, name: str) -> int | None:
+    """The branch version a promote commit of branch ``name`` brought; None for any other."""
+    props = tx.transaction_properties if tx is not None else {}
+    if props.get(OPERATION_KEY) == "promote" and props.get(_BRANCH_KEY) == name \
+            and _BRANCH_VERSION_KEY in props:
+        return int(props[_BRANCH_VERSION_KEY])
+    return None
+
+
+def _moved(table: str, name: str, parent: int, latest: int, version: int,
+           tx: lance.Transaction | None) -> str:
+    """Why branch ``name`` cannot fast-forward: the main line's commit ``version``."""
+    what = "removed" if tx is None else \
+        tx.transaction_properties.get(OPERATION_KEY) or type(tx.operation).__name__
+    return (f"table {table!r} cannot fast-forward to branch {name!r}: the table moved from "
+            f"version {parent} (where the branch was made) to {latest}, and its version "
+            f"{version} ({what}) is not a promote of the branch; nothing was changed. Apply "
+            f"the branch's changes to the table again, or make a new branch from version "
+            f"{latest}")
 
 
 def remove(ctx: WriteContext, name: str) -> None:
@@ -253,7 +356,8 @@ def remove(ctx: WriteContext, name: str) -> None:
 def promote(ctx: WriteContext, location: Location, name: str) -> lance.LanceDataset:
     """Fast-forward the main line of the table in ``ctx`` to the latest version of branch
     ``name``: refused (:class:`~lakehouse.BranchDivergedError`, nothing changed) when the main
-    line moved since the branch was made. Returns the main line at its new version.
+    line moved since the branch was made or last promoted (:func:`start`). Returns the main
+    line at its new version.
 
     >>> from lakehouse.exec.protocol import WriteContext
     >>> b = t.branch("dev")
@@ -267,18 +371,13 @@ def promote(ctx: WriteContext, location: Location, name: str) -> lance.LanceData
     table = ctx.table_name
     if name not in ctx.dataset.branches.list():
         raise BranchNotFoundError(f"table {table!r} has no branch {name!r}")
-    parent = _info(ctx.dataset, name)["parent_version"]
-    if ctx.dataset.latest_version != parent:
-        raise BranchDivergedError(
-            f"table {table!r} cannot fast-forward to branch {name!r}: the table moved from "
-            f"version {parent} (where the branch was made) to {ctx.dataset.latest_version}; "
-            f"apply the branch's changes to the table again, or make a new branch from "
-            f"version {ctx.dataset.latest_version}")
+    start(ctx.dataset, table, name)  # refused when the main line moved
     branch = open_branch(location, table, ctx.uri, name)
     _copy_own_files(location, branch.uri, ctx.uri)
     operation = _fast_forward(location, branch, ctx.dataset, ctx.uri, name)
     try:
-        return protocol.fast_forward(ctx, operation, seen=parent, branch=name)
+        return protocol.fast_forward(ctx, operation, seen=ctx.version, branch=name,
+                                     branch_version=branch.version)
     except Redo as exc:
         raise BranchDivergedError(f"table {table!r} cannot fast-forward to branch {name!r}: "
                                   f"{exc.reason}; nothing was changed") from exc
@@ -286,21 +385,97 @@ def promote(ctx: WriteContext, location: Location, name: str) -> lance.LanceData
 
 def _fast_forward(location: Location, branch: lance.LanceDataset, main: lance.LanceDataset,
                   table_uri: str, name: str) -> lance.LanceOperation.BaseOperation:
-    """The one Lance operation that turns the main line (still at the branch's parent version)
-    into the branch's latest content: a ``Merge`` of the branch's fragments under its schema
-    (with its definitions). A Merge conflicts with every concurrent data commit, so Lance never
-    folds a promote into a write that landed meanwhile (an ``Update`` would be rebased over an
-    append). A Merge keeps every fragment, so the ones the branch removed stay with every row
-    deleted; fragments new to the main line get their stable row ids at the commit."""
+    """The one Lance operation that turns the main line (with no data commit since the branch
+    was made or last promoted) into the branch's latest content: a ``Merge`` of the branch's
+    fragments under its schema (with its definitions). A Merge conflicts with every concurrent
+    data commit, so Lance never folds a promote into a write that landed meanwhile (an
+    ``Update`` would be rebased over an append). A Merge keeps every fragment, so the ones the
+    branch removed (or the main line's compaction wrote) stay with every row deleted; each
+    branch fragment takes its row ids from the main line (:func:`_with_main_ids`)."""
     ours = {f.fragment_id: f.metadata for f in main.get_fragments()}
     theirs = [_in_main(f.metadata, branch, table_uri, name) for f in branch.get_fragments()]
-    kept = {md.id for md in theirs}
-    gone = [dataclasses.replace(ours[i], deletion_file=_all_rows_deleted(
-                location, table_uri, ours[i], main.version)) for i in sorted(set(ours) - kept)]
+    shared = [md for md in theirs if _same_fragment(md, ours.get(md.id))]
+    kept = {md.id for md in shared}
+    gone = [_emptied(location, table_uri, ours[i], main.version)
+            for i in sorted(set(ours) - kept)]
+    new = _fresh(location, table_uri, [md for md in theirs if md.id not in kept],
+                 max([*ours, *(md.id for md in theirs)], default=-1), max(ours, default=-1))
+    # Lance wants the fragments the main line has before the new ones
     return lance.LanceOperation.Merge(
-        [*gone, *(md if md.id in ours else dataclasses.replace(md, row_id_meta=None)
-                  for md in theirs)],
+        [*gone, *(_with_main_ids(md, ours[md.id]) for md in shared), *new],
         branch.lance_schema)
+
+
+def _same_fragment(md: FragmentMetadata, main_md: FragmentMetadata | None) -> bool:
+    """Whether branch fragment ``md`` is the main line's ``main_md`` (same id), maybe with
+    columns or deletions added: they share data files. A fragment the main line's compaction
+    wrote after a promote may have the id of a fragment the branch wrote meanwhile."""
+    return main_md is not None and bool(set(_paths(md)[0]) & set(_paths(main_md)[0]))
+
+
+def _with_main_ids(md: FragmentMetadata, main_md: FragmentMetadata) -> FragmentMetadata:
+    """Branch fragment ``md`` with the main line's stable row ids: a fragment the main line has
+    (``main_md``: the branch's parent's, or one an earlier promote brought, whose rows got new
+    ids on the main line then) keeps the main line's row ids, and is the main line's own
+    metadata when the branch left its files as they were."""
+    if _paths(md) == _paths(main_md):
+        return main_md
+    return dataclasses.replace(md, row_id_meta=main_md.row_id_meta)
+
+
+def _fresh(location: Location, table_uri: str, new: list[FragmentMetadata], highest: int,
+           main_highest: int) -> list[FragmentMetadata]:
+    """The branch fragments new to the main line, which get new row ids at the commit (the
+    branch's would clash with the main line's). One whose id the main line may have used
+    (not above ``main_highest``, its highest fragment id: a compaction after a promote takes
+    new ids on the main line too) is numbered again above ``highest``, the highest id of
+    either line, its deletion file copied under the new number."""
+    fresh = []
+    for md in new:
+        if md.id > main_highest:
+            fresh.append(dataclasses.replace(md, row_id_meta=None))
+            continue
+        highest += 1
+        fresh.append(dataclasses.replace(
+            md, id=highest, row_id_meta=None,
+            deletion_file=_renamed_deletions(location, table_uri, md, highest)))
+    return fresh
+
+
+def _renamed_deletions(location: Location, table_uri: str, md: FragmentMetadata,
+                       fragment_id: int) -> DeletionFile | None:
+    """Fragment ``md``'s deletion file (in the table's folders), copied to where Lance looks
+    for it once the fragment is numbered ``fragment_id``: Lance names a deletion file
+    ``_deletions/<fragment>-<read version>-<id>.<arrow or bin>``, and its content does not name
+    the fragment."""
+    deletion = md.deletion_file
+    if deletion is None:
+        return None
+    ext = "arrow" if deletion.file_type == "array" else "bin"
+    names = [location.fs_path(f"{table_uri}/_deletions/{i}-{deletion.read_version}-"
+                              f"{deletion.id}.{ext}") for i in (md.id, fragment_id)]
+    try:
+        location.filesystem().copy(*names)
+    except OSError as exc:
+        raise storage_error(location, "copy a deletion file of the branch", exc) from exc
+    return deletion
+
+
+def _paths(md: FragmentMetadata) -> tuple[list[str], tuple[int, int] | None]:
+    """What tells a fragment's content: its data files and its deletion file."""
+    deletion = md.deletion_file
+    return ([str(f.path) for f in md.files],
+            None if deletion is None else (deletion.read_version, deletion.id))
+
+
+def _emptied(location: Location, table_uri: str, md: FragmentMetadata,
+             version: int) -> FragmentMetadata:
+    """Main-line fragment ``md``, which the branch does not have, with every row deleted (as it
+    is already when an earlier promote emptied it)."""
+    if md.deletion_file is not None and md.deletion_file.num_deleted_rows == md.physical_rows:
+        return md
+    return dataclasses.replace(md, deletion_file=_all_rows_deleted(location, table_uri, md,
+                                                                   version))
 
 
 def _all_rows_deleted(location: Location, table_uri: str, md: FragmentMetadata,
@@ -419,5 +594,5 @@ def check_no_branch(branch: str | None, table: str, what: str) -> None:
 
 
 __all__ = ["TREE", "branch_uri", "changes", "check_no_branch", "create", "first_version",
-           "listing", "main_uri", "open_branch", "promote", "referenced", "remove", "split",
-           "sync_indexes"]
+           "last_promoted", "listing", "main_uri", "open_branch", "promote", "referenced",
+           "remove", "split", "start", "sync_indexes"]

@@ -475,3 +475,144 @@ def test_a_branch_reverts_and_reads_its_own_versions_only(db, films):
     with pytest.raises(lh.InvalidNameError, match="delete_branch"):
         db.drop_table("films#dev")
     assert films.branches().height == 1
+
+
+# --- promoting again ----------------------------------------------------------------------------
+def _ids_and_rows(t: lh.Table) -> dict[int, tuple]:
+    table = t.table_state().dataset.to_table(with_row_id=True)
+    names = t.columns()
+    return {row["_rowid"]: tuple(row[n] for n in names) for row in table.to_pylist()}
+
+
+def test_a_promoted_branch_is_promoted_again(db, films):
+    dev = films.branch("dev")
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    dev.delete(where=dev.title == "Alien")
+    films.promote("dev")
+    promoted = _ids_and_rows(films)
+    assert dev.diff(dev.version).summary().endswith("0 inserted, 0 updated, 0 deleted, "
+                                                     "0 schema changes")
+    assert films.diff(dev).summary().endswith("0 inserted, 0 updated, 0 deleted, "
+                                               "0 schema changes")  # nothing left to bring
+    # the branch goes on: every kind of write, rows promoted before included
+    dev.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    dev.update({"year": 1986}, where=dev.title == "Ran", progress=False)
+    dev.delete(where=dev.title == "Up")
+    dev.add_computed_column(next_year=dev.year + 1, progress=False)
+    change = films.diff("#dev")
+    assert (change.inserted["title"].to_list(), change.deleted["title"].to_list()) == \
+        (["Jaws"], ["Up"])
+    assert change.updated.select("changed", "year").rows() == [
+        (["year"], {"before": 1985, "after": 1986})]
+    expected = _rows(dev)
+    assert films.promote("dev") == films.version
+    assert _rows(films) == _rows(db.get_table("films")) == expected
+    assert films.describe().filter(pl.col("column") == "next_year")["computed"].item() == \
+        "(year + 1)"
+    # the rows the branch kept keep the ids the main line gave them: Heat's since the table
+    # was made, none of the branch's own ids, which the first promote replaced
+    after = _ids_and_rows(films)
+    heat = next(i for i, row in promoted.items() if row[0] == "Heat")
+    assert after[heat][:2] == ("Heat", 1995)
+    assert len(set(after)) == 3 and films.table_state().dataset.validate() is None
+    # the main line goes on from there
+    films.insert([{"title": "Dune", "year": 2021}], progress=False)
+    assert ("Dune", 2021, 2020, 2022) in _rows(films)
+
+
+def test_promote_three_times_in_a_row(db, films):
+    films.add_index("year")
+    dev = films.branch("dev")
+    for i in range(3):
+        dev.insert([{"title": f"new{i}", "year": 2000 + i}], progress=False)
+        dev.update({"year": 1990 + i}, where=dev.title == "Heat", progress=False)
+        films.promote("dev")
+        assert _rows(films) == _rows(dev)
+        ids = films.table_state().dataset.to_table(with_row_id=True)["_rowid"].to_pylist()
+        assert len(set(ids)) == 4 + i  # every row its own id
+        assert films.where(films.year == 2000 + i).select(films.title).collect().item() == \
+            f"new{i}"  # through the table's btree index
+    assert films.history(limit=None)["operation"].to_list().count("promote") == 3
+    assert _scalar_indexes(films) == ["year_btree"]
+    assert films.table_state().dataset.validate() is None
+
+
+def test_promote_again_after_a_main_line_write_is_refused(db, films):
+    dev = films.branch("dev")
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    films.promote("dev")
+    dev.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    films.update({"year": 1996}, where=films.title == "Heat", progress=False)
+    moved = films.version
+    before, branch_before = _state(films), _state(dev)
+    with pytest.raises(lh.BranchDivergedError,
+                       match=f"to {moved}, and its version {moved} \\(update\\).*new branch "
+                             f"from version {moved}"):
+        films.promote("dev")
+    assert _state(films) == before and _state(dev) == branch_before
+    assert ("Heat", 1996, 1990) in _rows(films) and ("Jaws", 1975, 1970) not in _rows(films)
+    # the diff still starts where the branch was last promoted
+    assert films.diff("#dev").inserted["title"].to_list() == ["Jaws"]
+
+
+def test_a_promote_of_another_branch_moves_the_main_line(db, films):
+    dev, other = films.branch("dev"), films.branch("other")
+    other.insert([{"title": "Ran", "year": 1985}], progress=False)
+    dev.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    films.promote("dev")
+    with pytest.raises(lh.BranchDivergedError, match="promote"):
+        films.promote("other")
+    dev.insert([{"title": "Dune", "year": 2021}], progress=False)
+    films.promote("dev")
+    assert sorted(films.collect()["title"]) == ["Alien", "Dune", "Heat", "Jaws", "Up"]
+
+
+def test_promote_again_after_the_main_line_compacted(db, films):
+    """A compaction of the main line (maintenance after the promote, or t.optimize()) changes no
+    rows: the branch is promoted again, and the main line holds the branch's rows."""
+    dev = films.branch("dev")
+    for i in range(4):
+        dev.insert([{"title": f"new{i}", "year": 2000 + i}], progress=False)
+    films.promote("dev")
+    films.optimize()
+    assert films.history(limit=1)["operation"].item() != "promote"
+    dev.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    dev.delete(where=dev.title == "new0")
+    films.promote("dev")
+    assert _rows(films) == _rows(dev)
+    ids = films.table_state().dataset.to_table(with_row_id=True)["_rowid"].to_pylist()
+    assert len(set(ids)) == len(ids) == 7
+    assert films.table_state().dataset.validate() is None
+
+
+def test_an_embedding_index_follows_a_branch_promoted_again(db, minilm):
+    t = db.create_table("docs", {"text": lh.String})
+    t.insert([{"text": "a cat sleeps on the sofa"}, {"text": "stock prices fell today"}],
+             progress=False)
+    t.add_embedding_index("text", embedding=minilm, progress=False)
+    dev = t.branch("dev")
+    dev.insert([{"text": "the rocket launched into orbit"}], progress=False)
+    t.promote("dev")
+    dev.insert([{"text": "fresh bread from the bakery"}], progress=False)
+    dev.delete(where=dev.text == "a cat sleeps on the sofa")
+    t.promote("dev")
+    assert sorted(t.collect()["text"]) == sorted(dev.collect()["text"])
+
+    def top(query: str) -> str:
+        sim = t.text.similarity(query)
+        return t.order_by(sim, asc=False).limit(1).select(t.text).collect().item()
+
+    assert top("a loaf baked this morning") == "fresh bread from the bakery"
+    assert top("a spaceship flying to space") == "the rocket launched into orbit"
+    assert top("a kitten napping") != "a cat sleeps on the sofa"
+
+
+def test_views_follow_a_branch_promoted_again(db, films):
+    view = db.create_view("recent", films.where(films.year > 1990))
+    dev = films.branch("dev")
+    dev.insert([{"title": "Dune", "year": 2021}], progress=False)
+    films.promote("dev")
+    dev.delete(where=dev.title == "Up")
+    dev.insert([{"title": "Tenet", "year": 2020}], progress=False)
+    films.promote("dev")
+    assert sorted(view.collect()["title"]) == ["Dune", "Heat", "Tenet"]

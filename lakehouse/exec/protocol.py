@@ -578,16 +578,19 @@ def delete_branch(ctx: WriteContext, name: str) -> None:
 
 
 def fast_forward(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *,
-                 seen: int, branch: str) -> lance.LanceDataset:
-    """Commit ``operation``, which makes the table's next version hold a branch's latest
-    content (its files already in the table's folders), provided the table is still at version
-    ``seen`` (the version the branch was made from). It is never rebased: a writer that lands
-    first makes it a Redo (the caller refuses the promote), never a lost change."""
+                 seen: int, branch: str, branch_version: int) -> lance.LanceDataset:
+    """Commit ``operation``, which makes the table's next version hold version
+    ``branch_version`` of a branch (its files already in the table's folders), provided the
+    table is still at version ``seen`` (the last it had when the branch was made or last
+    promoted). Both are recorded (``lakehouse.branch``, ``lakehouse.branch_version``): the
+    next promote starts from there. It is never rebased: a writer that lands first makes it a
+    Redo (the caller refuses the promote), never a lost change."""
     if ctx.version != seen:
-        raise Redo(f"the table moved past version {seen}, which branch {branch!r} was made from")
-    return commit(dataclasses.replace(ctx, properties={**ctx.properties,
-                                                       "lakehouse.branch": branch}),
-                  operation, kind="promote")
+        raise Redo(f"the table moved past version {seen}, where branch {branch!r} was made or "
+                   "last promoted")
+    properties = {**ctx.properties, "lakehouse.branch": branch,
+                  "lakehouse.branch_version": str(branch_version)}
+    return commit(dataclasses.replace(ctx, properties=properties), operation, kind="promote")
 
 
 # --- retention -----------------------------------------------------------------------------------
