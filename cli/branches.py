@@ -87,7 +87,8 @@ def promote(
 ) -> None:
     """Make the table's content that of its branch (a fast-forward), as a new version.
 
-    Refused, changing nothing, when the table moved since the branch was made."""
+    Refused, changing nothing, when the table moved since the branch was made or last
+    promoted: a branch can be promoted again and again."""
     import lakehouse as lh
 
     with library_errors(ctx):

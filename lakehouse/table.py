@@ -1327,10 +1327,11 @@ class Table:
         """Make a branch's latest content the table's next version (a fast-forward) and return
         the table's version after it: ``t.promote("dev")``, or ``dev.promote()`` on a branch
         handle. Refused
-        with :class:`~lakehouse.BranchDivergedError`, changing nothing, when the table moved
-        since the branch was made. The table's scalar indexes then follow the branch's (built
+        with :class:`~lakehouse.BranchDivergedError`, changing nothing, when the table has a
+        data commit since the branch was made or last promoted (index builds, compaction and
+        metadata do not count). The table's scalar indexes then follow the branch's (built
         again) and its vector indexes are brought up to date, as after a write. The branch
-        stays; delete it when done.
+        stays: delete it when done, or keep writing on it and promote it again.
 
         >>> dev = t.branch("dev")
         >>> _ = dev.insert([{"title": "Ran", "year": 1985}], progress=False)

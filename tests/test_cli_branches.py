@@ -95,3 +95,25 @@ def test_mistakes_are_one_line_and_change_nothing(cli, db, films) -> None:
     one_error_line(cli("branch", "films", "x", "--from", "nope"))
     assert [b["branch"] for b in json.loads(
         ok(cli("branches", "films", "--format", "json")))] == ["dev"]
+
+
+def test_promote_a_second_time(cli, films, tmp_path) -> None:
+    ok(cli("branch", "films", "dev"))
+    rows = tmp_path / "new.jsonl"
+    rows.write_text('{"title": "Ran", "year": 1985}\n')
+    ok(cli("ingest", "films#dev", str(rows), "--no-progress"))
+    assert ok(cli("promote", "films#dev", "--no-progress")) == \
+        "promoted films#dev: films is now version 3\n"
+    assert ok(cli("diff", "films", "#dev")).startswith(
+        "films#dev: version 3 -> 3: 0 inserted, 0 updated, 0 deleted")
+    rows.write_text('{"title": "Jaws", "year": 1975}\n')
+    ok(cli("ingest", "films#dev", str(rows), "--no-progress"))
+    assert ok(cli("diff", "films", "#dev")).startswith(
+        "films#dev: version 3 -> 4: 1 inserted, 0 updated, 0 deleted")
+    assert ok(cli("promote", "films#dev", "--no-progress")) == \
+        "promoted films#dev: films is now version 4\n"
+    assert _titles(cli, "films") == ["Alien", "Jaws", "Ran", "Up"]
+    ok(cli("ingest", "films", str(rows), "--no-progress"))  # the main line moves on its own
+    line = one_error_line(cli("promote", "films#dev"))
+    assert "to 5, and its version 5 (insert) is not a promote" in line
+    assert "make a new branch from version 5" in line

@@ -581,10 +581,11 @@ def fast_forward(ctx: WriteContext, operation: lance.LanceOperation.BaseOperatio
                  seen: int, branch: str, branch_version: int) -> lance.LanceDataset:
     """Commit ``operation``, which makes the table's next version hold version
     ``branch_version`` of a branch (its files already in the table's folders), provided the
-    table is still at version ``seen`` (the last it had when the branch was made or last
-    promoted). Both are recorded (``lakehouse.branch``, ``lakehouse.branch_version``): the
-    next promote starts from there. It is never rebased: a writer that lands first makes it a
-    Redo (the caller refuses the promote), never a lost change."""
+    table is still at version ``seen`` (the one the caller found the branch can fast-forward
+    from: no data commit since it was made or last promoted). Both are recorded
+    (``lakehouse.branch``, ``lakehouse.branch_version``): the next promote starts from there.
+    It is never rebased: a writer that lands first makes it a Redo (the caller refuses the
+    promote), never a lost change."""
     if ctx.version != seen:
         raise Redo(f"the table moved past version {seen}, where branch {branch!r} was made or "
                    "last promoted")
