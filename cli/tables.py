@@ -151,7 +151,7 @@ def drop(
                 raise
             typer.echo(f"no table {table}: nothing to drop")
             return
-        versions = len(lh.Table.history(dropped, limit=None))  # its prompt says how many
+        versions = lh.Table.version_count(dropped)  # its prompt says how many
         kind = "table" if dropped.table_definition.view is None else "view"
         if not yes:
             if not sys.stdin.isatty():

@@ -1172,6 +1172,17 @@ class Table:
         """
         return versions.history(self.table_state().dataset, limit)
 
+    def version_count(self) -> int:
+        """How many versions the table has, up to the version this handle reads (versions
+        removed by retention not counted): one listing of the table's versions, where
+        ``len(t.history(limit=None))`` reads every one (a request each on S3).
+
+        >>> _ = t.delete(where=t.title == "Up")
+        >>> t.version_count(), t.at(2).version_count()
+        (3, 2)
+        """
+        return versions.count(self.table_state().dataset)
+
     def diff(self, a: int | str, b: int | str | None = None) -> Diff:
         """What changed from version (or snapshot) ``a`` to ``b`` (None: the version this
         handle reads): a :class:`~lakehouse.diff.Diff` with the ``inserted``, ``updated`` (old

@@ -105,6 +105,17 @@ def _listed(ds: lance.LanceDataset, count: int | None) -> list[int]:
     return numbers if count is None else numbers[:count]
 
 
+def count(ds: lance.LanceDataset) -> int:
+    """How many versions the table has up to ``ds``'s (those retention removed not counted),
+    from one listing of its versions: no version is read (``history(limit=None)`` reads each).
+
+    >>> _ = t.delete(where=t.title == "Up")
+    >>> count(t.table_state().dataset), count(t.at(2).table_state().dataset)
+    (3, 2)
+    """
+    return len(_listed(ds, None))
+
+
 def _read_versions(ds: lance.LanceDataset, numbers: list[int]) -> list[_Version]:
     """Read the versions ``numbers`` (newest first) on a few threads. A version that turns out
     to be missing (cleaned up) is skipped: the list of versions is then read to fill the page

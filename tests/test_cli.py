@@ -84,7 +84,9 @@ def test_create_describe_drop(cli, root: str) -> None:
         cli("create", "nodir/x", "--schema", "a:int"))
 
     # stdin is not a terminal here: drop asks for --yes rather than prompting
-    assert "--yes" in one_error_line(cli("drop", "ml/books"))
+    line = one_error_line(cli("drop", "ml/books"))
+    versions = len(lh.connect(root).get_table("ml/books").history(limit=None))
+    assert "--yes" in line and f"deletes its {versions} versions" in line
     assert lh.connect(root).list_tables() == ["ml/books"]
     assert ok(cli("drop", "ml/books", "--yes")) == "dropped table ml/books\n"
     assert lh.connect(root).list_tables() == []

@@ -451,3 +451,28 @@ def test_serve_reports_a_model_it_cannot_load(run_cli, tmp_path) -> None:
     shutil.rmtree(model)
     proc = run_cli("serve", "pics", "-c", "image", "--port", "0", "--root", str(tmp_path / "root"))
     _one_error_line(proc, str(model))
+
+
+def test_table_page_of_a_table_with_many_versions(pics_root, tmp_path) -> None:
+    """The page shows the newest versions of a long history, newest first, and how many
+    versions there are in all, counted without reading each (history(limit=None) would)."""
+    root = tmp_path / "copy"
+    shutil.copytree(pics_root, root)
+    table = lh.connect(str(root)).get_table("pics")
+    while table.version < 60:
+        table.insert([{"id": 1000 + table.version, "caption": "later"}], progress=False)
+    table.snapshot("sixty")
+    assert table.version_count() == len(table.history(limit=None)) == table.version
+    running = InProcess(table, "image")
+    try:
+        status, _, body = _get(running, "/table")
+    finally:
+        running.stop()
+    html = body.decode()
+    assert status == 200
+    assert f"Newest 20 of {table.version} versions, newest first." in html
+    history = re.search(r'<table class="data history">(.*?)</table>', html, re.S).group(1)
+    shown = [int(v) for v in re.findall(r"<tr><td>(\d+)</td>", history)]
+    assert shown == list(range(table.version, table.version - 20, -1))
+    newest = history.split("<tbody>")[1].split("</tr>")[0]
+    assert newest.endswith("<td>sixty</td>")  # its snapshots, as text

@@ -3,9 +3,10 @@
 What the page reads is bounded whatever ``n`` asks: at most :data:`MAX_ROWS` rows of the
 columns that are not media; images only for the first :data:`MAX_THUMBNAIL_ROWS` rows (each
 turned into a small thumbnail, see :mod:`lakehouse.web.thumbnails`); other media (video, audio,
-documents) never, since a listing has nothing to show of them but their kind; and the latest
-:data:`MAX_HISTORY` versions of the history. Every read is of one version of the table, so the
-rows and their thumbnails match.
+documents) never, since a listing has nothing to show of them but their kind; and the newest
+:data:`MAX_HISTORY` versions of the history, newest first, with the number of versions in all
+counted from one listing of the table's versions (never by reading each: a request a version
+on S3). Every read is of one version of the table, so the rows and their thumbnails match.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
+
 from lakehouse.web.cards import text
 from lakehouse.web.thumbnails import Thumbnails
 
 if TYPE_CHECKING:
-    import polars as pl
-
     from lakehouse.table import Table
 
 MAX_ROWS = 1000  # most rows the page shows
 MAX_THUMBNAIL_ROWS = 100  # rows whose images the page reads and shows
-MAX_HISTORY = 200  # latest versions shown
+MAX_HISTORY = 20  # newest versions shown (history's default page)
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,8 @@ class TableView:
     rows: list[list[Cell]]
     thumbnail_rows: int  # rows whose images are shown
     history_columns: list[str]
-    history: list[list[str]]
-    versions: int  # all versions, of which the latest MAX_HISTORY are in history
+    history: list[list[str]]  # newest first
+    versions: int  # all versions, of which the newest MAX_HISTORY are in history
 
 
 def table_view(table: Table, n: int, thumbnails: Thumbnails) -> TableView:
@@ -109,13 +110,14 @@ def _cell(read: list[Any] | None, kind: str, row: int, thumbnails: Thumbnails) -
 
 
 def _history(table: Table) -> tuple[list[str], list[list[str]], int]:
-    """The history's column names, its latest :data:`MAX_HISTORY` rows (newest last, with the
-    snapshot names of each version) and the number of versions."""
-    history = table.history(limit=None).reverse().drop("snapshots")  # joined as text below
-    tags: dict[int, list[str]] = {}
-    for tag, version in sorted(table.snapshots().items()):
-        tags.setdefault(version, []).append(tag)
-    at = history.columns.index("version")
-    rows = [[*(text(v) for v in row), ", ".join(tags.get(row[at], []))]
-            for row in history.tail(MAX_HISTORY).iter_rows()]
-    return [*history.columns, "snapshots"], rows, history.height
+    """The history's column names, its newest :data:`MAX_HISTORY` rows (newest first, with the
+    snapshot names of each version as text) and the number of versions in all.
+
+    >>> _ = t.snapshot("v1")
+    >>> columns, rows, versions = _history(t)
+    >>> [row[columns.index("version")] for row in rows], rows[0][-1], versions
+    (['2', '1'], 'v1', 2)
+    """
+    history = table.history(limit=MAX_HISTORY).select(pl.exclude("snapshots"), "snapshots")
+    rows = [[*(text(v) for v in row[:-1]), ", ".join(row[-1])] for row in history.iter_rows()]
+    return history.columns, rows, table.version_count()
