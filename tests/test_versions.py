@@ -407,3 +407,23 @@ def test_cli_history_pages_like_the_library(cli, root: str):
                                                     "-f", "json")))] == [25, 24]
     everything = cli("history", "log", "--all", "-f", "json")
     assert len(json.loads(ok(everything))) == 25 and "--all" not in everything.stderr
+
+
+def test_version_count_lists_the_versions_without_reading_them(lakehouse_root, counting_s3):
+    """t.version_count() costs the same few requests (a listing) on a table of 60 versions as on
+    one of 10, where len(t.history(limit=None)) reads every version."""
+    proxy, counted = counting_s3
+    costs = {}
+    for versions in (10, 60):
+        table = counted.create_table(f"aged{versions}", {"n": lh.Int})
+        one_row = pa.table({"n": pa.array([1], pa.int64())})
+        for _ in range(versions - 1):  # appended by Lance directly, without the proxy: faster
+            lance.write_dataset(one_row, table.uri, mode="append",
+                                storage_options=lakehouse_root.storage_options)
+        t = counted.get_table(f"aged{versions}")
+        proxy.requests.clear()
+        assert t.version_count() == versions
+        costs[versions] = len(proxy.requests)
+    assert costs[60] == costs[10] <= 3, costs
+    proxy.requests.clear()
+    assert len(t.history(limit=None)) == 60 and len(proxy.requests) > 60
