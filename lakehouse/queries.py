@@ -20,7 +20,7 @@ import pyarrow as pa
 from lakehouse.display import Rendered
 from lakehouse.errors import InvalidOptionError, TypeMismatchError, UnsupportedError
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exec.scan import DISTANCE, Filter, lance_frame, scan_frames
+from lakehouse.exec.scan import DISTANCE, Filter, column_names, lance_frame, scan_frames
 from lakehouse.export import parquet, pytorch
 from lakehouse.export.parquet import ExportResult
 from lakehouse.exprs.nodes import (
@@ -63,9 +63,20 @@ class Query:
     sampled: tuple[int, ...] | None = None  # the row ids sample() picked
 
     def _with(self, **changes: Any) -> Query:
-        """This query with ``changes`` to its fields: what each builder returns. Built
-        directly, a third cheaper than ``dataclasses.replace`` (a query is built per call)."""
-        return Query(**{**self.__dict__, **changes})
+        """This query with ``changes`` to its fields: what each builder returns. Its fields
+        are copied into a new instance's dict (the dataclass's ``__init__`` would set each
+        field through ``object.__setattr__``: four times the cost, and a query is built per
+        call).
+
+        >>> q = t.limit(2)
+        >>> q._with(row_limit=1).row_limit, q.row_limit
+        (1, 2)
+        """
+        query = object.__new__(Query)
+        fields = query.__dict__
+        fields.update(self.__dict__)
+        fields.update(changes)
+        return query
 
     def where(self, condition: Expr) -> Query:
         """Keep rows where ``condition`` holds; several where() calls combine with &.
@@ -109,19 +120,13 @@ class Query:
         >>> t.select("title", upper=t.title.str.upper()).collect().row(2)
         ('Up', 'UP')
         """
-        given = [self._selected(e) for e in exprs] + [(n, lit(e)) for n, e in named.items()]
-        outputs = [(_output_name(e, i) if n is None else n, e) for i, (n, e) in enumerate(given)]
-        # a derived name that repeats another output falls back to its position
-        taken = [n for n, _ in outputs]
-        outputs = [(f"col_{i}" if name is None and taken.count(n) > 1
-                    and not isinstance(e, ColumnRef) else n, e)
-                   for i, ((name, _), (n, e)) in enumerate(zip(given, outputs, strict=True))]
-        names = [n for n, _ in outputs]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise InvalidOptionError(f"select() has duplicate output names {sorted(dupes)}; "
-                                     "name them with select(name=expr)")
-        return self._with(outputs=tuple(outputs))
+        given = [self._selected(e) for e in exprs]
+        if named:
+            given += [(n, lit(e)) for n, e in named.items()]
+        names = [_output_name(e, i) if n is None else n for i, (n, e) in enumerate(given)]
+        if len(set(names)) < len(names):
+            names = _distinct_names(given, names)
+        return self._with(outputs=tuple(zip(names, [e for _, e in given], strict=True)))
 
     def _selected(self, item: Any) -> tuple[str | None, Expr]:
         """One positional argument of select(): its given name (None when unnamed) and its
@@ -150,8 +155,8 @@ class Query:
         >>> t.order_by(t.rating, t.year, asc=False).collect()["title"].to_list()
         ['Alien', 'Up', 'Heat']
         """
-        keys = tuple((self.table[e] if isinstance(e, str) else lit(e), asc) for e in exprs)
-        return self._with(ordering=self.ordering + keys)
+        keys = [(self.table[e] if isinstance(e, str) else lit(e), asc) for e in exprs]
+        return self._with(ordering=(*self.ordering, *keys))
 
     def limit(self, n: int) -> Query:
         """At most ``n`` rows; after order_by(), the first ``n`` in that order.
@@ -216,11 +221,17 @@ class Query:
         """The table's state, read once for the whole call (one refresh: one request on S3),
         with every expression of the query checked against its definition."""
         state = self.table.table_state()
-        name = self.table.table_name
-        # each expression once (a similarity a query orders by is often also an output)
-        for expr in {id(e): e for e in (self.condition, *(e for e, _ in self.ordering),
-                                        *(e for _, e in self.outputs or ()))}.values():
-            state.definition.check_refs(expr, name)
+        name, check = self.table.table_name, state.definition.check_refs
+        exprs = [e for e, _ in self.ordering]
+        if self.outputs:
+            exprs += [e for _, e in self.outputs]
+        if self.condition is not None:
+            exprs.append(self.condition)
+        checked: set[int] = set()  # each once: a similarity ordered by is often also an output
+        for expr in exprs:
+            if id(expr) not in checked:
+                checked.add(id(expr))
+                check(expr, name)
         return state
 
     def collect(self) -> pl.DataFrame:
@@ -289,15 +300,18 @@ class Query:
         if key is not None and (not self.row_limit or len(self.ordering) != 1
                                 or self.ordering[0][1] or not isinstance(key, Similarity)):
             return None
-        if not all(isinstance(e, ColumnRef) or e is key for _, e in outputs):
-            return None
+        names = column_names(state.definition)
+        columns: list[str] = []
+        for _, expr in outputs:
+            if isinstance(expr, ColumnRef):
+                if names[expr.col_id] not in columns:
+                    columns.append(names[expr.col_id])
+            elif expr is not key:
+                return None
         search, nearest = None, None
         if isinstance(key, Similarity) and self.row_limit:
             search = similarity_search(key, self.table, state.definition, fetcher=state.fetcher)
             nearest = search.nearest(state.dataset, self.row_limit)
-        names = state.definition.names()
-        columns = list(dict.fromkeys(names[e.col_id] for _, e in outputs
-                                     if isinstance(e, ColumnRef)))
         frame = lance_frame(state.dataset, state.definition, self.condition, columns,
                             limit=self.row_limit, nearest=nearest)
         return None if frame is None else _lance_result(frame, outputs, names, search)
@@ -408,6 +422,20 @@ def _output_name(expr: Expr, position: int) -> str:
     return f"col_{position}"
 
 
+def _distinct_names(given: list[tuple[str | None, Expr]], names: list[str]) -> list[str]:
+    """The output names of select()'s ``given`` (name, expression) pairs where ``names``
+    repeats one: a derived name (``given`` names none) of anything but a column falls back to
+    its position; names that still repeat are refused."""
+    names = [f"col_{i}" if name is None and names.count(n) > 1
+             and not isinstance(e, ColumnRef) else n
+             for i, ((name, e), n) in enumerate(zip(given, names, strict=True))]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise InvalidOptionError(f"select() has duplicate output names {sorted(dupes)}; "
+                                 "name them with select(name=expr)")
+    return names
+
+
 def _evaluate(frame: pl.DataFrame, exprs: dict[str, Expr], tdef: TableDef,
               table: str, scored: dict[int, str] | None = None) -> pl.DataFrame:
     """``frame`` with a column per expression. Stored columns and similarity scores are taken
@@ -483,12 +511,31 @@ def _lance_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], names: d
     """The result of a query Lance answered whole (see :meth:`Query._lance_only`), from its
     frame: stored columns (stored names by column id in ``names``) as they are, and the
     search's score from its distances. Stored columns need no cast: but for media (not read
-    here) they are stored as their type's Polars type. The frame itself when it is the
-    result."""
-    if search is None and frame.columns == [n for n, _ in outputs]:
+    here) they are stored as their type's Polars type. When the frame holds just the outputs,
+    in order (the usual top-k search: the columns asked, then the distances), it is the
+    result: the score takes the distances' place and the columns take the outputs' names.
+
+    >>> vecs = db.create_table("vecs", {"n": lh.Int, "v": lh.Array[(2,), "float32"]})
+    >>> _ = vecs.add_embedding_index("v", progress=False)
+    >>> sim = vecs.v.similarity([1.0, 0.0])
+    >>> frame = pl.DataFrame({"n": [1], "_distance": pl.Series([0.25], dtype=pl.Float32)})
+    >>> state = vecs.table_state()
+    >>> [search] = similarity_searches([sim], vecs, state.dataset, state.definition)
+    >>> _lance_result(frame, [("id", vecs.n), ("score", sim)], {0: "n", 1: "v"}, search).rows()
+    [(1, 0.75)]
+    """
+    wanted = [n for n, _ in outputs]
+    held = frame.columns
+    if search is None and held == wanted:
         return frame
     score = None if search is None else \
         scores_from_distance(search.index.metric, frame.get_column(DISTANCE))
+    sources = [names[e.col_id] if isinstance(e, ColumnRef) else DISTANCE for _, e in outputs]
+    if sources == held:  # the frame is Lance's, made for this query: changed in place
+        if score is not None:
+            frame.replace_column(len(held) - 1, score)
+        frame.columns = wanted
+        return frame
     columns = []
     for name, expr in outputs:
         if isinstance(expr, ColumnRef):

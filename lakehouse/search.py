@@ -138,9 +138,9 @@ def similarity_search(node: Similarity, table: Table, tdef: TableDef, *,
     >>> similarity_search(vecs.v.similarity([0.0, 1.0]), vecs, vecs.table_definition).vector
     array([0., 1.], dtype=float32)
     """
-    index = find_index(tdef, node, table.table_name)
-    vector = query_vector(index, node.query, fetcher or table.table_state().fetcher,
-                          table.table_name)
+    name = table.table_name
+    index = find_index(tdef, node, name)
+    vector = query_vector(index, node.query, fetcher or table.table_state().fetcher, name)
     return SimilaritySearch((node,), index, vector)
 
 
@@ -175,7 +175,7 @@ def find_index(tdef: TableDef, node: Similarity, table_name: str) -> IndexDef:
     ...
     lakehouse.errors.IndexNotFoundError: table 'films': column 'title' has no embedding index; ...
     """
-    on_column = [i for i in tdef.indexes() if i.source_id == node.column.col_id]
+    on_column = _indexes_by_column(tdef).get(node.column.col_id, [])
     if node.index is not None:
         chosen = [i for i in on_column if i.name == node.index]
         if not chosen:
@@ -193,6 +193,25 @@ def find_index(tdef: TableDef, node: Similarity, table_name: str) -> IndexDef:
                                  f"embedding indexes ({names}); pick one with similarity(..., "
                                  "index=name)")
     return on_column[0]
+
+
+#: id(definition) -> (the definition, its embedding indexes by the id of the column searched)
+_indexes: dict[int, tuple[TableDef, dict[int, list[IndexDef]]]] = {}
+
+
+def _indexes_by_column(tdef: TableDef) -> dict[int, list[IndexDef]]:
+    """The embedding indexes of ``tdef`` (by name) by the id of the column they search,
+    worked out once per definition (a definition is read once per table version), not once
+    per search. The entry holds the definition, so its id names no other while kept."""
+    held = _indexes.get(id(tdef))
+    if held is None or held[0] is not tdef:
+        if len(_indexes) > 64:
+            _indexes.clear()
+        by_column: dict[int, list[IndexDef]] = {}
+        for index in tdef.indexes():
+            by_column.setdefault(index.source_id, []).append(index)
+        held = _indexes[id(tdef)] = (tdef, by_column)
+    return held[1]
 
 
 def query_vector(index: IndexDef, query: Any, fetcher: Fetcher, table_name: str) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import os
 import threading
 import warnings
@@ -85,10 +86,11 @@ class TableState:
         """The version read."""
         return self.dataset.version
 
-    @property
+    @functools.cached_property
     def fetcher(self) -> Fetcher:
         """Reads media sources (``store="reference"`` values, query images) with the table's
-        storage options, under the lakehouse's fetch policy."""
+        storage options, under the lakehouse's fetch policy; one per state (a query would
+        otherwise build one per call, though most never fetch)."""
         return Fetcher(self.location.storage_options, self.location.fetch)
 
 

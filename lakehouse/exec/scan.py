@@ -45,15 +45,44 @@ class Filter:
         if condition.type.kind != "bool":
             raise TypeMismatchError(f"where() needs a Bool expression, got {condition!r}")
         pushed, rest = [], []
+        names = column_names(tdef)
         for part in _conjuncts(condition):
             try:
-                pushed.append(to_sql(part, tdef.names()))
+                pushed.append(to_sql(part, names))
             except NotPushable:
                 rest.append(part)
         residual = None
         for part in rest:
             residual = part if residual is None else BinaryOp("&", residual, part)
         return Filter(" AND ".join(pushed) if pushed else None, residual)
+
+
+#: id(definition) -> (the definition, its column names by id, the names of its media columns)
+_known: dict[int, tuple[TableDef, dict[int, str], frozenset[str]]] = {}
+
+
+def _known_columns(tdef: TableDef) -> tuple[TableDef, dict[int, str], frozenset[str]]:
+    """What a query looks up in ``tdef`` on every call, worked out once per definition (a
+    table version's definition is read once and shared). The entry holds the definition, so
+    its id names no other while it is kept."""
+    known = _known.get(id(tdef))
+    if known is None or known[0] is not tdef:
+        if len(_known) > 64:
+            _known.clear()
+        media = frozenset(c.name for c in tdef.media_columns())
+        known = _known[id(tdef)] = (tdef, tdef.names(), media)
+    return known
+
+
+def column_names(tdef: TableDef) -> dict[int, str]:
+    """The stored name of each column of ``tdef`` (hidden ones included) by column id, as
+    :meth:`TableDef.names <lakehouse.metadata.TableDef.names>`, worked out once per
+    definition: shared, so read it, do not change it.
+
+    >>> column_names(t.table_definition)
+    {0: 'title', 1: 'year', 2: 'rating'}
+    """
+    return _known_columns(tdef)[1]
 
 
 def _conjuncts(expr: Expr) -> list[Expr]:
@@ -81,7 +110,8 @@ def lance_frame(ds: lance.LanceDataset, tdef: TableDef, condition: Expr | None,
     [(2,)]
     """
     flt = Filter.split(condition, tdef)
-    if flt.residual is not None or any(c.name in columns for c in tdef.media_columns()):
+    media = _known_columns(tdef)[2]
+    if flt.residual is not None or (media and not media.isdisjoint(columns)):
         return None
     search: dict[str, Any] = {"limit": limit, "batch_size": SCAN_BATCH_ROWS}
     if nearest is not None:

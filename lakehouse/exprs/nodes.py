@@ -53,14 +53,23 @@ class Expr:
         return ()
 
     def walk(self) -> Iterator[Expr]:
-        """This node and all nodes below it, children before parents.
+        """This node and all nodes below it, children before parents (left to right). Listed
+        from one stack, not a generator per node: queries walk their expressions on every call.
 
         >>> list((t.year + 1).walk())
         [year, 1, (year + 1)]
+        >>> list(((t.year + 1) * (t.rating - 2)).walk())
+        [year, 1, (year + 1), rating, 2, (rating - 2), ((year + 1) * (rating - 2))]
         """
-        for child in self.children():
-            yield from child.walk()
-        yield self
+        # parents before children, right to left, reversed
+        order: list[Expr] = []
+        stack: list[Expr] = [self]
+        while stack:
+            node = stack.pop()
+            order.append(node)
+            stack.extend(node.children())
+        order.reverse()
+        return iter(order)
 
     def column_ids(self) -> set[int]:
         """The ids of the columns the expression reads (ids, unlike names, survive renames).
