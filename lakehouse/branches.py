@@ -373,7 +373,7 @@ def promote(ctx: WriteContext, location: Location, name: str) -> lance.LanceData
         raise BranchNotFoundError(f"table {table!r} has no branch {name!r}")
     start(ctx.dataset, table, name)  # refused when the main line moved
     branch = open_branch(location, table, ctx.uri, name)
-    _copy_own_files(location, branch.uri, ctx.uri)
+    _copy_own_files(location, branch.uri, ctx.uri, ctx.dataset)
     operation = _fast_forward(location, branch, ctx.dataset, ctx.uri, name)
     try:
         return protocol.fast_forward(ctx, operation, seen=ctx.version, branch=name,
@@ -445,15 +445,12 @@ def _fresh(location: Location, table_uri: str, new: list[FragmentMetadata], high
 def _renamed_deletions(location: Location, table_uri: str, md: FragmentMetadata,
                        fragment_id: int) -> DeletionFile | None:
     """Fragment ``md``'s deletion file (in the table's folders), copied to where Lance looks
-    for it once the fragment is numbered ``fragment_id``: Lance names a deletion file
-    ``_deletions/<fragment>-<read version>-<id>.<arrow or bin>``, and its content does not name
-    the fragment."""
+    for it once the fragment is numbered ``fragment_id`` (:func:`_deletion_name`)."""
     deletion = md.deletion_file
     if deletion is None:
         return None
-    ext = "arrow" if deletion.file_type == "array" else "bin"
-    names = [location.fs_path(f"{table_uri}/_deletions/{i}-{deletion.read_version}-"
-                              f"{deletion.id}.{ext}") for i in (md.id, fragment_id)]
+    names = [location.fs_path(f"{table_uri}/_deletions/{_deletion_name(i, deletion)}")
+             for i in (md.id, fragment_id)]
     try:
         location.filesystem().copy(*names)
     except OSError as exc:
@@ -535,14 +532,17 @@ def _scalar_indexes(ds: lance.LanceDataset) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _copy_own_files(location: Location, source: str, target: str) -> None:
+def _copy_own_files(location: Location, source: str, target: str,
+                    main: lance.LanceDataset) -> None:
     """Copy the branch's own data and deletion files (blob files included) into the table's
     folders, so the main line never depends on the branch's folder, which a branch delete
-    removes. Only the branch's folder is listed, never the table's: Lance names files with
-    random ids, so a file of the same name in the table is this copy (from a promote that
-    was retried) and copying it again changes nothing. Files of failed branch writes come
-    along unreferenced, as orphans for the table's cleanup."""
+    removes; not those the main line's fragments already reference (:func:`_referenced`: an
+    earlier promote copied them). Only the branch's folder is listed, never the table's: Lance
+    names files with random ids, so a file of the same name in the table is this copy (from a
+    promote that was retried) and copying it again changes nothing. Files of failed branch
+    writes come along unreferenced, as orphans for the table's cleanup."""
     fs = location.filesystem()
+    present = _referenced(main)
     for folder in _COPIED:
         src, dst = location.fs_path(f"{source}/{folder}"), location.fs_path(f"{target}/{folder}")
         try:
@@ -550,11 +550,34 @@ def _copy_own_files(location: Location, source: str, target: str) -> None:
                 continue
             for path in fs.find(src):
                 rel = path[len(src):]
+                if rel.lstrip("/").split("/")[0].removesuffix(".lance") in present:
+                    continue
                 if location.is_local:
                     fs.makedirs((dst + rel).rpartition("/")[0], exist_ok=True)
                 fs.copy(path, dst + rel)
         except OSError as exc:
             raise storage_error(location, "copy the branch's files into the table", exc) from exc
+
+
+def _referenced(main: lance.LanceDataset) -> set[str]:
+    """The files the main line's fragments reference, by the first part of their path under
+    ``data/`` or ``_deletions/``: a data file's name without ``.lance`` also names the folder of
+    its blob files."""
+    names = set()
+    for fragment in main.get_fragments():
+        md = fragment.metadata
+        names.update(str(f.path).removesuffix(".lance") for f in md.files)
+        if md.deletion_file is not None:
+            names.add(_deletion_name(md.id, md.deletion_file))
+    return names
+
+
+def _deletion_name(fragment_id: int, deletion: DeletionFile) -> str:
+    """The name of a deletion file of fragment ``fragment_id`` in ``_deletions/``, as Lance
+    names it: ``<fragment>-<read version>-<id>.<arrow or bin>`` (its content does not name
+    the fragment)."""
+    ext = "arrow" if deletion.file_type == "array" else "bin"
+    return f"{fragment_id}-{deletion.read_version}-{deletion.id}.{ext}"
 
 
 def _in_main(md: FragmentMetadata, branch: lance.LanceDataset, table_uri: str,

@@ -616,3 +616,19 @@ def test_views_follow_a_branch_promoted_again(db, films):
     dev.insert([{"title": "Tenet", "year": 2020}], progress=False)
     films.promote("dev")
     assert sorted(view.collect()["title"]) == ["Dune", "Heat", "Tenet"]
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_a_second_promote_copies_only_the_files_the_first_did_not(db, films, lakehouse_root):
+    from pathlib import Path
+
+    data = Path(lakehouse_root.uri) / "films.lance" / "data"
+    dev = films.branch("dev")
+    dev.insert([{"title": "Ran", "year": 1985}], progress=False)
+    films.promote("dev")
+    first = {p.name: p.stat().st_mtime_ns for p in data.iterdir()}
+    dev.insert([{"title": "Jaws", "year": 1975}], progress=False)
+    films.promote("dev")
+    second = {p.name: p.stat().st_mtime_ns for p in data.iterdir()}
+    assert len(second) == len(first) + 1  # Jaws's data file
+    assert all(second[name] == mtime for name, mtime in first.items())
