@@ -20,7 +20,7 @@ import pyarrow as pa
 from lakehouse.display import Rendered
 from lakehouse.errors import InvalidOptionError, TypeMismatchError, UnsupportedError
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exec.scan import DISTANCE, Filter, column_names, lance_frame, scan_frames
+from lakehouse.exec.scan import DISTANCE, Filter, known_columns, lance_frame, scan_frames
 from lakehouse.export import parquet, pytorch
 from lakehouse.export.parquet import ExportResult
 from lakehouse.exprs.nodes import (
@@ -222,6 +222,7 @@ class Query:
         with every expression of the query checked against its definition."""
         state = self.table.table_state()
         name, check = self.table.table_name, state.definition.check_refs
+        refs = known_columns(state.definition).refs
         exprs = [e for e, _ in self.ordering]
         if self.outputs:
             exprs += [e for _, e in self.outputs]
@@ -231,7 +232,8 @@ class Query:
         for expr in exprs:
             if id(expr) not in checked:
                 checked.add(id(expr))
-                check(expr, name)
+                if not _made_by(expr, refs):
+                    check(expr, name)
         return state
 
     def collect(self) -> pl.DataFrame:
@@ -253,12 +255,12 @@ class Query:
         └───────┴──────┘
         """
         state = self._checked_state()
-        ds, tdef, name = state.dataset, state.definition, self.table.table_name
         outputs = list(self.outputs) if self.outputs is not None else \
-            [(c.name, c.ref()) for c in tdef.columns]
+            [(c.name, c.ref()) for c in state.definition.columns]
         answered = self._lance_only(state, outputs)
         if answered is not None:
             return answered
+        ds, tdef, name = state.dataset, state.definition, self.table.table_name
         # order keys that are plain columns sort directly; others become temporary columns
         sort_exprs = {f"__sort{i}": e for i, (e, _) in enumerate(self.ordering)}
         read = tdef.stored_columns([e for _, e in outputs] + list(sort_exprs.values()))
@@ -300,7 +302,7 @@ class Query:
         if key is not None and (not self.row_limit or len(self.ordering) != 1
                                 or self.ordering[0][1] or not isinstance(key, Similarity)):
             return None
-        names = column_names(state.definition)
+        names = known_columns(state.definition).names
         columns: list[str] = []
         for _, expr in outputs:
             if isinstance(expr, ColumnRef):
@@ -407,6 +409,22 @@ class Query:
             if any(n.type.is_media for n in e.walk()):
                 raise UnsupportedError(f"scan() cannot read media ({e!r}); use collect()")
         return lf.select([to_polars(e, ctx).alias(n) for n, e in self.outputs])
+
+
+def _made_by(expr: Expr, refs: dict[str, ColumnRef]) -> bool:
+    """Whether every column ``expr`` reads is one of ``refs``, the references a definition
+    made of its columns (``t.col`` hands them out): then the columns are the definition's,
+    as :meth:`TableDef.check_refs <lakehouse.metadata.TableDef.check_refs>` would find,
+    without a lookup and a type comparison per reference.
+
+    >>> refs = known_columns(t.table_definition).refs
+    >>> _made_by(t.year + 1, refs), _made_by(ColumnRef("year", 1, lh.Int) + 1, refs)
+    (True, False)
+    """
+    for node in expr.walk():
+        if isinstance(node, ColumnRef) and refs.get(node.name) is not node:
+            return False
+    return True
 
 
 def _output_name(expr: Expr, position: int) -> str:

@@ -46,6 +46,7 @@ from lakehouse.exec import checkpoints, protocol, writes
 from lakehouse.exec.evaluate import Plan
 from lakehouse.exec.intake import is_pandas_frame
 from lakehouse.exec.protocol import WriteContext
+from lakehouse.exec.scan import known_columns
 from lakehouse.exec.writes import WriteResult
 from lakehouse.export import parquet, pytorch
 from lakehouse.export.parquet import ExportResult
@@ -165,8 +166,7 @@ class Table:
         """The column ``name`` in the definition this handle last read (see
         :meth:`_held_definition`): deciding what ``t.count`` means must not cost a second
         refresh (a request on S3) on top of the one ``count()`` itself makes."""
-        tdef = self._held_definition()
-        return tdef.get(name, self._name).ref() if tdef.has(name) else None
+        return known_columns(self._held_definition()).refs.get(name)
 
     def _held_definition(self) -> TableDef:
         """The definition this handle last read, read again only if it never read one or

@@ -16,7 +16,7 @@ import polars as pl
 
 from lakehouse.errors import TypeMismatchError
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exprs.nodes import BinaryOp, Expr
+from lakehouse.exprs.nodes import BinaryOp, ColumnRef, Expr
 from lakehouse.exprs.sql import NotPushable, rowid_filter, to_sql
 from lakehouse.media.fetch import Fetcher
 from lakehouse.media.references import resolve_references
@@ -41,11 +41,11 @@ class Filter:
     @staticmethod
     def split(condition: Expr | None, tdef: TableDef) -> Filter:
         if condition is None:
-            return Filter(None, None)
+            return _NO_FILTER
         if condition.type.kind != "bool":
             raise TypeMismatchError(f"where() needs a Bool expression, got {condition!r}")
         pushed, rest = [], []
-        names = column_names(tdef)
+        names = known_columns(tdef).names
         for part in _conjuncts(condition):
             try:
                 pushed.append(to_sql(part, names))
@@ -57,32 +57,46 @@ class Filter:
         return Filter(" AND ".join(pushed) if pushed else None, residual)
 
 
-#: id(definition) -> (the definition, its column names by id, the names of its media columns)
-_known: dict[int, tuple[TableDef, dict[int, str], frozenset[str]]] = {}
+@dataclasses.dataclass(frozen=True)
+class KnownColumns:
+    """What queries look up in a table definition on every call, worked out once per
+    definition (see :func:`known_columns`): shared, so read it, do not change it.
+
+    >>> known = known_columns(t.table_definition)
+    >>> known.names, sorted(known.media), known.refs["year"]
+    ({0: 'title', 1: 'year', 2: 'rating'}, [], year)
+    """
+
+    definition: TableDef
+    names: dict[int, str]  # the stored name of each column (hidden ones included) by id
+    media: frozenset[str]  # the names of the media columns
+    refs: dict[str, ColumnRef]  # a reference to each of the table's columns, by name
 
 
-def _known_columns(tdef: TableDef) -> tuple[TableDef, dict[int, str], frozenset[str]]:
-    """What a query looks up in ``tdef`` on every call, worked out once per definition (a
-    table version's definition is read once and shared). The entry holds the definition, so
-    its id names no other while it is kept."""
+#: id(definition) -> what is known of it; each entry holds its definition, so the id names no
+#: other definition while it is kept
+_known: dict[int, KnownColumns] = {}
+
+
+def known_columns(tdef: TableDef) -> KnownColumns:
+    """The column names, media columns and column references of ``tdef``, worked out once
+    per definition (a table version's definition is read once and shared by its readers),
+    not on every query.
+
+    >>> known_columns(t.table_definition) is known_columns(t.table_definition)
+    True
+    """
     known = _known.get(id(tdef))
-    if known is None or known[0] is not tdef:
+    if known is None or known.definition is not tdef:
         if len(_known) > 64:
             _known.clear()
-        media = frozenset(c.name for c in tdef.media_columns())
-        known = _known[id(tdef)] = (tdef, tdef.names(), media)
+        known = _known[id(tdef)] = KnownColumns(
+            tdef, tdef.names(), frozenset(c.name for c in tdef.media_columns()),
+            {c.name: c.ref() for c in tdef.columns})
     return known
 
 
-def column_names(tdef: TableDef) -> dict[int, str]:
-    """The stored name of each column of ``tdef`` (hidden ones included) by column id, as
-    :meth:`TableDef.names <lakehouse.metadata.TableDef.names>`, worked out once per
-    definition: shared, so read it, do not change it.
-
-    >>> column_names(t.table_definition)
-    {0: 'title', 1: 'year', 2: 'rating'}
-    """
-    return _known_columns(tdef)[1]
+_NO_FILTER = Filter(None, None)
 
 
 def _conjuncts(expr: Expr) -> list[Expr]:
@@ -110,13 +124,15 @@ def lance_frame(ds: lance.LanceDataset, tdef: TableDef, condition: Expr | None,
     [(2,)]
     """
     flt = Filter.split(condition, tdef)
-    media = _known_columns(tdef)[2]
+    media = known_columns(tdef).media
     if flt.residual is not None or (media and not media.isdisjoint(columns)):
         return None
     search: dict[str, Any] = {"limit": limit, "batch_size": SCAN_BATCH_ROWS}
     if nearest is not None:
         columns = [*columns, DISTANCE]
-        search = {"nearest": nearest, "prefilter": True, "disable_scoring_autoprojection": True}
+        search = {"nearest": nearest, "disable_scoring_autoprojection": True}
+        if flt.sql is not None:
+            search["prefilter"] = True
     scanner = ds.scanner(columns=columns, filter=flt.sql, **search)
     # a frame per batch (Polars reading Lance's stream itself took 0.3 ms more on a 1M-row scan)
     frames = [pl.DataFrame(batch) for batch in scanner.to_batches()]
