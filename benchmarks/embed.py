@@ -93,7 +93,7 @@ MAX_ABS_DIFF = 1e-4
 SEEDS = {"images": 1, "texts": 2, "warm": 3}
 DEFAULTS = {"images": 2_000, "clip_texts": 2_000, "minilm_texts": 1_000, "warm": 64,
             "standard_images": 200}
-SMALL = {"images": 128, "clip_texts": 128, "minilm_texts": 64, "warm": 16, "standard_images": 8}
+SMALL = {"images": 128, "clip_texts": 128, "minilm_texts": 64, "warm": 16, "standard_images": 2}
 # a standard-size CLIP for the cost of the insert beside a real model: ViT-B-32 at 224x224.
 # No weights can be downloaded here, so both sides build it with the same seeded random
 # weights: the same arithmetic as the trained model, so the same speed, and equal vectors.
@@ -382,7 +382,7 @@ def standard_clip_cases(n: int, pngs: list[bytes], warm: list[bytes],
             super().warm_up(db)
 
     return [SeededCase("images_vit_b_32", "images, ViT-B-32 (224 px)", "images/s", "image",
-                       lh.Image, clip, bare.images, pngs[:n], warm[:8], clip.describe())]
+                       lh.Image, clip, bare.images, pngs[:n], warm[:min(n, 8)], clip.describe())]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -455,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases:
             log(f"{case.label}: warming up both sides on {len(case.warm)} other inputs")
             case.warm_up(db)
+        if args.small:
+            # a smoke run: what is loaded by now (modules, models) lives to the end, so the
+            # collection before each timing need not walk it again (0.3-1 s a timing with
+            # torch, open_clip and transformers loaded, most of a small run on 2 cores)
+            gc.freeze()
         for number in range(1, args.rounds + 1):
             load_start = list(os.getloadavg())
             for case in cases:
