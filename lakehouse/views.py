@@ -19,11 +19,12 @@ With a Ray engine (``lh.connect(..., engine="ray")``, or ``create_view(..., engi
 the expansion is split by base fragment (``fragments_per_task`` per task): each Ray task
 (:func:`expand_fragments`) opens the view and the base at the versions the driver read,
 rebuilds the iterator and the view's computed columns from their stored definitions under the
-driver's trust, and writes its view rows as new fragments. The driver records each base
-fragment's in the upkeep's checkpoint as its task returns (a task Ray runs again after its
-worker died redoes only its fragments; a run that stopped resumes from the checkpoint) and
-makes the one commit, with the fragments in base order: the view's rows, positions, values,
-errors and history are those of the upkeep in this process.
+driver's trust, and writes its view rows as new fragments; when those columns run a model (an
+embedding index's vectors), the tasks run in model actors that load it once and keep it. The
+driver records each base fragment's in the upkeep's checkpoint as its task returns (a task Ray
+runs again after its worker died redoes only its fragments; a run that stopped resumes from
+the checkpoint) and makes the one commit, with the fragments in base order: the view's rows,
+positions, values, errors and history are those of the upkeep in this process.
 """
 
 from __future__ import annotations

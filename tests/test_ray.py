@@ -262,8 +262,9 @@ def test_a_hub_model_allowed_here_builds_its_index_on_ray(ray_cluster: str,
 @pytest.mark.slow
 def test_the_ray_benchmark_runs_quick(tmp_path: Path) -> None:
     """benchmarks/ray.py --quick: its own cluster, every measure in the JSON (the CLIP index
-    in 1 and 2 actors too; the GPU actors only with a GPU), the Ray columns and vectors
-    identical to the local ones."""
+    in 1 and 2 actors too, a 4-picture build that is also the actors' start-up build, so that
+    the run starts 3 model actors, not 6; the GPU actors only with a GPU), the Ray columns and
+    vectors identical to the local ones."""
     out = tmp_path / "ray.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ray.py"), "--quick",
                            "--out", str(out), "--root", str(tmp_path)],
