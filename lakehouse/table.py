@@ -1197,7 +1197,8 @@ class Table:
         (0, ['rating'], 0)
 
         With a branch (a handle, or ``"#dev"``) instead of versions: what the branch changed
-        since it was made, which a promote brings (see :func:`lakehouse.branches.changes`).
+        since it was made or last promoted, which a promote brings (see
+        :func:`lakehouse.branches.changes`).
 
         >>> dev = t.branch("dev")
         >>> _ = dev.insert([{"title": "Ran", "year": 1985}], progress=False)
