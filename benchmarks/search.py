@@ -27,13 +27,24 @@ Per distribution, each on the same vectors and queries:
   numpy      exact search, the ground truth (normalised rows, one product and an argpartition).
   lakehouse  create_table, insert, add_embedding_index("vec") at its defaults: the vector index
              (vector_index.ann_parameters) and its calibration (lakehouse.calibration, seconds
-             reported apart); query t.order_by(t.vec.similarity(q), asc=False).limit(10).
-  raw Lance  per --raw-index kind: lance.write_dataset, create_index with the same partition
-             size and sample rate as the lakehouse (IVF_HNSW_SQ: partitions 8x larger, m=16,
-             ef_construction=100), then the search parameters (nprobes and refine_factor; ef
-             for HNSW) found by a search over a grid for the cheapest that reaches the recall
-             the lakehouse measured on these queries: each candidate is timed, the fastest
-             kept. Query: ds.to_table(nearest=..., columns=["id"]).
+             reported apart); query t.order_by(t.vec.similarity(q), asc=False).limit(10)
+             .select(t.id).
+  raw Lance, the lakehouse's index
+             ds.to_table(nearest=..., columns=["id"]) on the lakehouse's own dataset and vector
+             index, with the nprobes and refine factor the lakehouse searches with: the same
+             answers, so the difference is what the lakehouse does around Lance. Timed query
+             by query in turn with the lakehouse (which goes first alternates).
+  raw Lance  per --raw-index kind: lance.write_dataset (stable row ids, as every lakehouse
+             table), create_index with the same partition size and sample rate as the
+             lakehouse (IVF_HNSW_SQ: partitions 8x larger, m=16, ef_construction=100), then
+             the search parameters (nprobes and refine_factor; ef for HNSW) found by a search
+             over a grid for the cheapest that reaches the recall the lakehouse measured on
+             these queries: each candidate is timed, the fastest kept. Query:
+             ds.to_table(nearest=..., columns=["id"]).
+
+Raw Lance opens every dataset through the lakehouse table's Lance session, as
+small_calls.py does: one session holds each index once, and raw Lance reads what the lakehouse
+reads through the same caches (a session each held two copies of the lakehouse's index).
 
 Reported: build seconds (insert excluded), index size, p50 / p99 latency of one query at a time
 after warm-up, recall@10. Targets, on the mixture and the text embeddings: the lakehouse's
@@ -65,6 +76,7 @@ import pyarrow as pa
 from reporting import add_output_options, machine, table, write_report
 
 import lakehouse as lh
+from lakehouse.search import similarity_searches
 from lakehouse.vector_index import ann_parameters, partition_rows
 
 K = 10
@@ -74,6 +86,7 @@ P50_RATIO_TARGET = 1.2
 TARGETED = ("mixture", "text")
 DISTRIBUTIONS = ("clusters", "mixture", "uniform", "text")
 RAW_INDEXES = ("IVF_SQ", "IVF_PQ", "IVF_HNSW_SQ")
+SAME_INDEX = "same_index"  # raw Lance searching the lakehouse's own index, in turn with it
 FULL = {"rows": 200_000, "dim": 384, "queries": 100}
 QUICK = {"rows": 20_000, "dim": 64, "queries": 12, "distributions": DISTRIBUTIONS[:3]}
 SEEDS = {"model": 0, "data": 1, "queries": 2, "warmup": 3, "split": 4}
@@ -226,6 +239,24 @@ def timed(search: Callable[[np.ndarray], list[int]], queries: np.ndarray,
     return samples, ids
 
 
+def timed_in_turn(searches: tuple[Callable[[np.ndarray], list[int]], ...], queries: np.ndarray,
+                  warmup: np.ndarray) -> list[tuple[list[float], list[list[int]]]]:
+    """As :func:`timed`, for several searches of the same queries taking turns query by
+    query (which goes first rotates), so that they share the machine's state alike."""
+    for q in warmup:
+        for search in searches:
+            search(q)
+    out: list[tuple[list[float], list[list[int]]]] = [([], []) for _ in searches]
+    for i, q in enumerate(queries):
+        for j in range(len(searches)):
+            k = (i + j) % len(searches)
+            start = time.perf_counter()
+            found = searches[k](q)
+            out[k][0].append((time.perf_counter() - start) * 1e3)
+            out[k][1].append(found)
+    return out
+
+
 def recall_of(ids: list[list[int]], truth: list[list[int]]) -> float:
     return float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, truth, strict=True)]))
 
@@ -260,7 +291,10 @@ def numpy_side(vectors: np.ndarray, queries: np.ndarray,
 
 
 def lakehouse_side(data: pa.Table, root: Path, queries: np.ndarray, warmup: np.ndarray,
-                   truth: list[list[int]]) -> dict[str, Any]:
+                   truth: list[list[int]]) -> tuple[dict[str, Any], dict[str, Any], lh.Table]:
+    """The lakehouse at its defaults, and raw Lance searching the lakehouse's own index with
+    the lakehouse's parameters, timed in turn; and the table, whose Lance session the raw
+    indexes are opened through."""
     dim = data.schema.field("vec").type.list_size
     t = lh.connect(str(root)).create_table(
         "vecs", {"id": lh.Int, "vec": lh.Array[(dim,), "float32"]}, if_exists="replace")
@@ -273,14 +307,30 @@ def lakehouse_side(data: pa.Table, root: Path, queries: np.ndarray, warmup: np.n
         sim = t.vec.similarity(q)
         return t.order_by(sim, asc=False).limit(K).select(t.id).collect()["id"].to_list()
 
-    latency, ids = timed(search, queries, warmup)
+    state = t.table_state()
+    raw = lance.dataset(t.uri, session=state.dataset.session())
+    [found] = similarity_searches([t.vec.similarity(queries[0])], t, state.dataset,
+                                  state.definition)
+    params = {k: v for k, v in found.nearest(state.dataset, K).items() if k != "q"}
+
+    def raw_search(q: np.ndarray) -> list[int]:
+        return raw.to_table(columns=["id"], nearest={**params, "q": q},
+                            disable_scoring_autoprojection=True)["id"].to_pylist()
+
+    (latency, ids), (raw_latency, raw_ids) = timed_in_turn((search, raw_search), queries,
+                                                           warmup)
     listing = t.indexes().row(0, named=True)
-    return summary(latency, ids, truth, build_s=build_s,
-                   calibration_s=calibrated.get("seconds"),
-                   index_bytes=folder_bytes(Path(t.uri) / "_indices"),
+    index_bytes = folder_bytes(Path(t.uri) / "_indices")
+    ours = summary(latency, ids, truth, build_s=build_s,
+                   calibration_s=calibrated.get("seconds"), index_bytes=index_bytes,
                    params={k: listing[k] for k in ("vector_index", "search", "nprobes",
                                                    "refine_factor")},
                    calibrated_recall=listing["recall"])
+    same = summary(raw_latency, raw_ids, truth, build_s=build_s, index_bytes=index_bytes,
+                   params={k: v for k, v in params.items() if k in ("nprobes", "refine_factor",
+                                                                    "use_index")},
+                   reached=recall_of(raw_ids, truth) >= recall_of(ids, truth))
+    return ours, same, t
 
 
 def raw_index_params(kind: str, rows: int, dim: int) -> dict[str, int]:
@@ -306,14 +356,16 @@ def candidates(kind: str, partitions: int) -> list[list[dict[str, int]]]:
 
 
 def raw_side(data: pa.Table, uri: str, kind: str, queries: np.ndarray, warmup: np.ndarray,
-             truth: list[list[int]], wanted: float) -> dict[str, Any]:
+             truth: list[list[int]], wanted: float, session: lance.Session) -> dict[str, Any]:
+    """Raw Lance with its own index of ``kind``, opened through ``session`` (the lakehouse
+    table's), at the cheapest search parameters that reach the recall ``wanted``."""
     rows, dim = data.num_rows, data.schema.field("vec").type.list_size
-    lance.write_dataset(data, uri)
-    ds = lance.dataset(uri)
+    lance.write_dataset(data, uri, enable_stable_row_ids=True)
+    ds = lance.dataset(uri, session=session)
     index = raw_index_params(kind, rows, dim)
     build_s, _ = seconds(lambda: ds.create_index("vec", kind, metric="cosine", name="ix",
                                                  **index))
-    ds = lance.dataset(uri)
+    ds = lance.dataset(uri, session=session)
     partitions = int(ds.stats.index_stats("ix")["indices"][0]["num_partitions"])
 
     def searcher(params: dict[str, int]) -> Callable[[np.ndarray], list[int]]:
@@ -361,17 +413,22 @@ def run_distribution(name: str, args: argparse.Namespace, work: Path) -> dict[st
     methods: dict[str, dict[str, Any]] = {}
     log(f"{name}: {rows:,} x {dim}: numpy brute force")
     methods["numpy"], truth = numpy_side(vectors, queries, warmup)
-    log(f"{name}: lakehouse, add_embedding_index at its defaults")
-    methods["lakehouse"] = lakehouse_side(data, work / f"lh_{name}", queries, warmup, truth)
-    shutil.rmtree(work / f"lh_{name}", ignore_errors=True)
+    log(f"{name}: lakehouse, add_embedding_index at its defaults, in turn with raw Lance on "
+        "its index")
+    methods["lakehouse"], same_index, t = lakehouse_side(data, work / f"lh_{name}", queries,
+                                                        warmup, truth)
     wanted = methods["lakehouse"]["recall_at_10"]
+    session = t.table_state().dataset.session()
     for kind in args.raw_index:
         log(f"{name}: raw Lance {kind}, searching for recall >= {wanted:.3f}")
         uri = str(work / f"raw_{name}_{kind.lower()}.lance")
-        methods[f"raw_{kind.lower()}"] = raw_side(data, uri, kind, queries, warmup, truth, wanted)
+        methods[f"raw_{kind.lower()}"] = raw_side(data, uri, kind, queries, warmup, truth, wanted,
+                                                  session)
         shutil.rmtree(uri, ignore_errors=True)
+    del t, session
+    shutil.rmtree(work / f"lh_{name}", ignore_errors=True)
     return {"distribution": name, "rows": rows, "dim": dim, "queries": len(queries),
-            "methods": methods, "targets": targets(name, methods)}
+            "methods": methods, SAME_INDEX: same_index, "targets": targets(name, methods)}
 
 
 def targets(name: str, methods: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
@@ -389,6 +446,8 @@ def targets(name: str, methods: dict[str, dict[str, Any]]) -> dict[str, Any] | N
 
 
 def label(method: str) -> str:
+    if method == SAME_INDEX:
+        return "raw Lance, lakehouse's index"
     if method.startswith("raw_"):
         return f"raw Lance {method[4:].upper()}"
     return {"numpy": "numpy brute force"}.get(method, method)
@@ -399,7 +458,10 @@ def render(results: list[dict[str, Any]]) -> str:
              "search parameters")]
     for r in results:
         first = f"{r['distribution']} {r['rows']:,} x {r['dim']}"
-        for name, m in r["methods"].items():
+        methods = {**{k: v for k, v in r["methods"].items() if not k.startswith("raw_")},
+                   SAME_INDEX: r[SAME_INDEX],
+                   **{k: v for k, v in r["methods"].items() if k.startswith("raw_")}}
+        for name, m in methods.items():
             size = m.get("index_bytes")
             params = ", ".join(f"{k}={v}" for k, v in (m.get("params") or {}).items())
             if name.startswith("raw_") and not m["reached"]:
@@ -470,6 +532,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['distribution']}: lakehouse calibration {lake['calibration_s'] or 0:.1f} s "
               f"of its {lake['build_s']:.1f} s build; measured recall "
               f"{lake['calibrated_recall']}")
+        same = r[SAME_INDEX]
+        print(f"{r['distribution']}: lakehouse p50 {lake['p50_ms']:.2f} ms, raw Lance on the "
+              f"lakehouse's index with its parameters {same['p50_ms']:.2f} ms, timed in turn: "
+              f"{lake['p50_ms'] - same['p50_ms']:+.2f} ms, "
+              f"{lake['p50_ms'] / same['p50_ms']:.2f}x")
         if r["targets"] is not None:
             t = r["targets"]
             ratio = "-" if t["p50_over_best_raw"] is None else f"{t['p50_over_best_raw']:.2f}x"
