@@ -389,38 +389,49 @@ def _fast_forward(location: Location, branch: lance.LanceDataset, main: lance.La
     was made or last promoted) into the branch's latest content: a ``Merge`` of the branch's
     fragments under its schema (with its definitions). A Merge conflicts with every concurrent
     data commit, so Lance never folds a promote into a write that landed meanwhile (an
-    ``Update`` would be rebased over an append). A Merge keeps every fragment, so the ones the
-    branch removed (or the main line's compaction wrote) stay with every row deleted; each
-    branch fragment takes its row ids from the main line (:func:`_with_main_ids`)."""
-    ours = {f.fragment_id: f.metadata for f in main.get_fragments()}
+    ``Update`` would be rebased over an append). Each branch fragment the main line has
+    (:func:`_counterpart`) takes the main line's id and row ids (:func:`_with_main_ids`); the
+    others are new (:func:`_fresh`); main-line fragments the branch removed (or the main
+    line's compaction wrote) stay with every row deleted, since a Merge keeps every fragment
+    (Lance then drops those with no rows)."""
+    ours = [f.metadata for f in main.get_fragments()]
+    by_file = {path: md for md in ours for path in _paths(md)[0]}
     theirs = [_in_main(f.metadata, branch, table_uri, name) for f in branch.get_fragments()]
-    shared = [md for md in theirs if _same_fragment(md, ours.get(md.id))]
-    kept = {md.id for md in shared}
-    gone = [_emptied(location, table_uri, ours[i], main.version)
-            for i in sorted(set(ours) - kept)]
-    new = _fresh(location, table_uri, [md for md in theirs if md.id not in kept],
-                 max([*ours, *(md.id for md in theirs)], default=-1), max(ours, default=-1))
+    pairs = [(md, _counterpart(md, by_file)) for md in theirs]
+    kept = {main_md.id for _, main_md in pairs if main_md is not None}
+    gone = [_emptied(location, table_uri, md, main.version) for md in ours if md.id not in kept]
+    ids = [md.id for md in ours]
+    new = _fresh(location, table_uri, [md for md, main_md in pairs if main_md is None],
+                 max([*ids, *(md.id for md in theirs)], default=-1), max(ids, default=-1))
     # Lance wants the fragments the main line has before the new ones
     return lance.LanceOperation.Merge(
-        [*gone, *(_with_main_ids(md, ours[md.id]) for md in shared), *new],
+        [*gone, *(_with_main_ids(location, table_uri, md, main_md)
+                  for md, main_md in pairs if main_md is not None), *new],
         branch.lance_schema)
 
 
-def _same_fragment(md: FragmentMetadata, main_md: FragmentMetadata | None) -> bool:
-    """Whether branch fragment ``md`` is the main line's ``main_md`` (same id), maybe with
-    columns or deletions added: they share data files. A fragment the main line's compaction
-    wrote after a promote may have the id of a fragment the branch wrote meanwhile."""
-    return main_md is not None and bool(set(_paths(md)[0]) & set(_paths(main_md)[0]))
+def _counterpart(md: FragmentMetadata, by_file: dict[str, FragmentMetadata]
+                 ) -> FragmentMetadata | None:
+    """The main-line fragment that branch fragment ``md`` is (``by_file``: the main line's
+    fragments by their data files), maybe with columns or deletions added since: the one that
+    shares a data file with it (Lance names data files with random ids). Not told by id: a
+    promote numbers some branch fragments anew on the main line, and a compaction of the main
+    line after a promote may take the id of a fragment the branch wrote meanwhile."""
+    return next((by_file[path] for path in _paths(md)[0] if path in by_file), None)
 
 
-def _with_main_ids(md: FragmentMetadata, main_md: FragmentMetadata) -> FragmentMetadata:
-    """Branch fragment ``md`` with the main line's stable row ids: a fragment the main line has
-    (``main_md``: the branch's parent's, or one an earlier promote brought, whose rows got new
-    ids on the main line then) keeps the main line's row ids, and is the main line's own
-    metadata when the branch left its files as they were."""
+def _with_main_ids(location: Location, table_uri: str, md: FragmentMetadata,
+                   main_md: FragmentMetadata) -> FragmentMetadata:
+    """Branch fragment ``md`` as its main-line counterpart ``main_md``: the main line's id and
+    row ids (the branch's parent's, or those an earlier promote gave its rows on the main
+    line), its deletion file renamed for that id if it differs; the main line's own metadata
+    when the branch left the fragment's files as they were."""
     if _paths(md) == _paths(main_md):
         return main_md
-    return dataclasses.replace(md, row_id_meta=main_md.row_id_meta)
+    deletion = md.deletion_file if md.id == main_md.id else \
+        _renamed_deletions(location, table_uri, md, main_md.id)
+    return dataclasses.replace(md, id=main_md.id, row_id_meta=main_md.row_id_meta,
+                               deletion_file=deletion)
 
 
 def _fresh(location: Location, table_uri: str, new: list[FragmentMetadata], highest: int,

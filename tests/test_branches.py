@@ -584,6 +584,15 @@ def test_promote_again_after_the_main_line_compacted(db, films):
     ids = films.table_state().dataset.to_table(with_row_id=True)["_rowid"].to_pylist()
     assert len(set(ids)) == len(ids) == 6
     assert films.table_state().dataset.validate() is None
+    # a third promote finds the fragments the second numbered anew: their rows keep their ids
+    kept = _ids_and_rows(films)
+    dev.insert([{"title": "Dune", "year": 2021}], progress=False)
+    dev.delete(where=dev.title == "Heat")
+    films.promote("dev")
+    after = _ids_and_rows(films)
+    assert _rows(films) == _rows(dev)
+    assert {i: row for i, row in after.items() if i in kept} == \
+        {i: row for i, row in kept.items() if row[0] != "Heat"}
 
 
 def test_an_embedding_index_follows_a_branch_promoted_again(db, minilm):
