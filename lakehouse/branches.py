@@ -21,16 +21,18 @@ The rules, each in one function here:
   index builds, vector index upkeep and compaction that follow a promote or a write, metadata).
   The promote commit records the branch and the branch version it brought, which is how the
   next promote finds it: a branch can be promoted again and again, like a git fast-forward.
-  The branch's own files (data and deletion files) are copied into the table's folders and
-  one ``Merge`` commit makes the branch's fragments and schema (with its definitions) the
-  main line's next version. A fragment the main line already has (the branch's parent's, or
-  one an earlier promote brought) keeps the main line's stable row ids, never the branch's
-  (an earlier promote gave its rows new ids on the main line); fragments new to the main line
-  get new ids at the commit (a Merge conflicts with any concurrent write, which is what makes
-  the fast-forward exclusive). If the main line moved, :class:`~lakehouse.BranchDivergedError`
-  says so and nothing changes. The table's scalar indexes then follow the branch's
-  (:func:`sync_indexes`) and the vector index upkeep runs. The branch itself is kept (delete
-  it when done, or keep writing and promote again).
+  The branch's own files (data and deletion files) the table lacks are copied into the
+  table's folders and one ``Merge`` commit makes the branch's fragments and schema (with its
+  definitions) the main line's next version. A fragment the main line already has (the
+  branch's parent's, or one an earlier promote brought; told by the data files they share)
+  keeps the main line's id and stable row ids, never the branch's (an earlier promote gave
+  its rows new ids on the main line); fragments new to the main line get new ids at the
+  commit, and new fragment ids where the main line's compaction took theirs (a Merge
+  conflicts with any concurrent write, which is what makes the fast-forward exclusive). If
+  the main line moved, :class:`~lakehouse.BranchDivergedError` says so and nothing changes.
+  The table's scalar indexes then follow the branch's (:func:`sync_indexes`) and the vector
+  index upkeep runs. The branch itself is kept (delete it when done, or keep writing and
+  promote again).
 - **Diff** (:func:`changes`): what a branch changed since it was made or last promoted, read
   on the branch's own line: what the next promote brings.
 - **Views** are refused on a branch: a view follows its base's main line.
