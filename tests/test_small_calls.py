@@ -108,3 +108,46 @@ def test_a_top_k_search_of_all_columns_or_a_media_column_takes_the_general_path(
     assert whole["img"].to_list() == [pixel]
     named = pics.order_by(sim, asc=False).limit(2).select(_score=sim, id=pics.id).collect()
     assert named["id"].to_list() == [1, 2] and named["_score"][0] > named["_score"][1]
+
+
+@pytest.mark.parametrize("select", [("id", "name", "score"), ("ident", "score"), ("score",),
+                                    ("score", "id")])
+def test_a_top_k_result_made_from_lances_frame_answers_what_the_general_path_answers(tmp_path,
+                                                                                     select):
+    """Outputs in the frame's order (stored columns, then the score) take Lance's frame as the
+    result, the score in the distances' place and the columns renamed; others are built from
+    its columns. Either way: the general path's answer, and a result of its own per call."""
+    vt = lh.connect(str(tmp_path), maintenance=False).create_table(
+        "v", {"id": lh.Int, "tag": lh.Int, "name": lh.String, "v": lh.Array[(DIM,), "float32"]})
+    vt.add_embedding_index("v", progress=False)
+    vt.insert(_rows(0, 300, seed=5), progress=False)
+    sim = vt.v.similarity(np.random.default_rng(6).standard_normal(DIM).astype(np.float32))
+    exprs = {"id": vt.id, "ident": vt.id, "name": vt.name, "score": sim}
+    outputs = {name: exprs[name] for name in select}
+    always = vt.name.str.upper() != "NONE"  # evaluated by Polars: the general path
+    for where in (None, vt.tag == 3):
+        fast = vt if where is None else vt.where(where)
+        made = fast.order_by(sim, asc=False).limit(7).select(**outputs).collect()
+        expected = fast.where(always).order_by(sim, asc=False).limit(7).select(**outputs)
+        assert made.columns == list(select)
+        assert made.equals(expected.collect()), (made, expected.collect())
+        again = fast.order_by(sim, asc=False).limit(7).select(**outputs).collect()
+        assert again.equals(made) and again is not made
+
+
+def test_column_references_are_the_definitions_own_and_others_are_checked(db):
+    """t.col hands out the reference the definition made (no lookup per query); a reference
+    made from an earlier definition is checked against the latest one: kept while its column
+    is there, refused once it is dropped."""
+    t = db.create_table("c", {"a": lh.Int, "b": lh.Int})
+    t.insert([{"a": 1, "b": 2}], progress=False)
+    assert t.a is t.a
+    earlier = t.b
+    t.add_column(note=lh.String)
+    assert t.b is not earlier  # a new definition, new references
+    assert t.where(earlier == 2).select(t.a, earlier).collect().rows() == [(1, 2)]
+    t.drop_column("b")
+    with pytest.raises(lh.ColumnNotFoundError, match="no column 'b'"):
+        t.where(earlier == 2).collect()
+    with pytest.raises(lh.ColumnNotFoundError, match="no column 'b'"):
+        t.select(earlier).collect()
