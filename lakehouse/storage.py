@@ -117,7 +117,9 @@ class Location:
 
 def s3_filesystem(opts: dict[str, str], *, connect_timeout_s: float = 5,
                   read_timeout_s: float = 30) -> fsspec.AbstractFileSystem:
-    """An s3fs filesystem configured from Lance-style storage options."""
+    """An s3fs filesystem configured from Lance-style storage options: one per set of options
+    and process (fsspec's instance cache, which a forked child starts afresh), so a second
+    ``connect`` to the same store does not build a botocore client again (0.2 s of CPU)."""
     client: dict[str, Any] = {}
     if "aws_region" in opts:
         client["region_name"] = opts["aws_region"]
@@ -130,7 +132,6 @@ def s3_filesystem(opts: dict[str, str], *, connect_timeout_s: float = 5,
         client_kwargs=client,
         config_kwargs={"connect_timeout": connect_timeout_s, "read_timeout": read_timeout_s,
                        "retries": {"max_attempts": 2}},
-        skip_instance_cache=True,
         use_listings_cache=False,
     )
 
