@@ -117,9 +117,10 @@ class Location:
 
 def s3_filesystem(opts: dict[str, str], *, connect_timeout_s: float = 5,
                   read_timeout_s: float = 30) -> fsspec.AbstractFileSystem:
-    """An s3fs filesystem configured from Lance-style storage options: one per set of options
-    and process (fsspec's instance cache, which a forked child starts afresh), so a second
-    ``connect`` to the same store does not build a botocore client again (0.2 s of CPU)."""
+    """An s3fs filesystem configured from Lance-style storage options: one per set of options,
+    process and thread (fsspec's instance cache, which a forked child starts afresh), so a
+    second ``connect`` to the same store does not build a botocore client again (0.2 s of
+    CPU)."""
     client: dict[str, Any] = {}
     if "aws_region" in opts:
         client["region_name"] = opts["aws_region"]
