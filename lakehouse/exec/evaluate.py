@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import polars as pl
@@ -80,12 +80,14 @@ class RowErrors:
 class _PythonCall:
     """A call the executor runs in Python, compiled once per plan: its function (with the
     call's options bound), its arguments as Polars expressions with their overflow checks (by
-    flag name), and the temporary column its result goes to."""
+    flag name; ``arg_flags``: the names of each argument's own checks), and the temporary
+    column its result goes to."""
 
     call: Call
     fn: Function
     args: tuple[pl.Expr, ...]
     flags: dict[str, Check]
+    arg_flags: tuple[tuple[str, ...], ...]
     column: str
 
     @property
@@ -235,9 +237,9 @@ class Plan:
                 series = series.cast(target.column.type.polars_type())
             except Exception as exc:
                 raise ComputeError(_failed_message(self.table_name, target, exc)) from exc
-            _record_overflows(values, flags, errors)
+            failing = _record_overflows(values, flags, errors)
             self._abort_on_error(target, errors, row_offset)
-            df = _put(df, series)
+            df = _put(df, _null_where(series, failing, flags))
             if target.column.keeps_errors:
                 df = _put(
                     df,
@@ -278,7 +280,7 @@ class Plan:
                 name = f"__call{len(checked.materialized)}"
                 calls.append(_PythonCall(call, fn, tuple(v for v, _ in compiled),
                                          {k: c for _, f in compiled for k, c in f.items()},
-                                         name))
+                                         tuple(tuple(f) for _, f in compiled), name))
                 checked.materialized[id(call)] = name
             called = checked.materialized.get(id(target.expr))
             value, flags = None, {}
@@ -299,10 +301,11 @@ class Plan:
                 frame = _evaluate(df, [*(v.alias(f"__arg{i}") for i, v in enumerate(call.args)),
                                        *(c.failed.alias(n) for n, c in call.flags.items())],
                                   select=True)
-                _record_overflows(frame, call.flags, errors)
+                failing = _record_overflows(frame, call.flags, errors)
                 self._abort_on_error(step.target, errors, row_offset)
-                series = [_full_height(frame.get_column(f"__arg{i}"), df.height)
-                          for i in range(len(call.args))]
+                series = [_null_where(_full_height(frame.get_column(f"__arg{i}"), df.height),
+                                      failing, names)
+                          for i, names in enumerate(call.arg_flags)]
             args = [s.to_list() for s in series]
             nulls = [s.null_count() > 0 for s in series]
             results = _apply(call.fn, args, df.height, errors, nulls)
@@ -394,27 +397,40 @@ def _put(df: pl.DataFrame, *series: pl.Series) -> pl.DataFrame:
 
 
 def _with_checks(expr: Expr, ctx: Context) -> tuple[pl.Expr, dict[str, Check]]:
-    """``expr`` compiled with overflow checks: null on the rows where an Int operation left the
-    range, and the per-row flag of each check, by the name of its temporary column."""
+    """``expr`` compiled with overflow checks: its value, and the per-row flag of each check,
+    by the name of its temporary column. Where a check fails the value is not yet null (an
+    operation above the overflow, such as ``is_null``, may have made one): the executor nulls
+    those rows once it has the flags (:func:`_null_where`), which costs nothing where no check
+    failed, instead of a condition over every check in the expression of every batch."""
     assert ctx.checks is not None
     start = len(ctx.checks)
     value = to_polars(expr, ctx)
-    new = ctx.checks[start:]
-    if not new:
-        return value, {}
-    flags = {f"__check{start + i}": c for i, c in enumerate(new)}
-    value = pl.when(pl.any_horizontal([c.failed for c in new])).then(None).otherwise(value)
-    return value, flags
+    return value, {f"__check{start + i}": c for i, c in enumerate(ctx.checks[start:])}
 
 
 def _record_overflows(frame: pl.DataFrame, flags: dict[str, Check],
-                      errors: RowErrors) -> None:
-    """Record a ComputeError for each row where a check failed (the innermost one first)."""
+                      errors: RowErrors) -> dict[str, list[int]]:
+    """Record a ComputeError for each row where a check failed (the innermost one first);
+    return the rows where each check that failed somewhere failed."""
+    failing: dict[str, list[int]] = {}
     for name, check in flags.items():
         rows = frame.get_column(name)
         if rows.any():
-            for row in _full_height(rows, len(errors.types)).arg_true().to_list():
+            failing[name] = _full_height(rows, len(errors.types)).arg_true().to_list()
+            for row in failing[name]:
                 errors.record(row, ComputeError(check.message()))
+    return failing
+
+
+def _null_where(series: pl.Series, failing: dict[str, list[int]],
+                names: Iterable[str]) -> pl.Series:
+    """``series`` with null on the rows where one of the checks ``names`` failed (see
+    :func:`_record_overflows`): a value that an Int overflow went into is no value."""
+    rows = sorted({row for name in names for row in failing.get(name, ())})
+    if not rows:
+        return series
+    failed = pl.Series([False] * len(series)).scatter(rows, True)  # scatter(None): not every type
+    return pl.select(pl.when(failed).then(None).otherwise(series)).to_series().alias(series.name)
 
 
 def _full_height(series: pl.Series, height: int) -> pl.Series:
