@@ -43,8 +43,9 @@ Per distribution, each on the same vectors and queries:
              ds.to_table(nearest=..., columns=["id"]).
 
 Raw Lance opens every dataset through the lakehouse table's Lance session, as
-small_calls.py does: one session holds each index once, and raw Lance reads what the lakehouse
-reads through the same caches (a session each held two copies of the lakehouse's index).
+small_calls.py does: both sides read through the same caches, and the lakehouse's index is held
+once (raw Lance opening it in a session of its own would hold a second copy, and the two sides,
+timed in turn, would each find the other's copy in the CPU caches).
 
 Reported: build seconds (insert excluded), index size, p50 / p99 latency of one query at a time
 after warm-up, recall@10. Targets, on the mixture and the text embeddings: the lakehouse's
