@@ -351,13 +351,21 @@ def test_views_and_branches_stay_apart(db, films):
     films.delete_branch("dev")
 
 
-def test_embedding_search_on_a_branch(db, minilm):
+def _docs_and_branch(db: lh.Catalog,
+                     minilm: lh.functions.EmbeddingFunction) -> tuple[lh.Table, lh.Table]:
+    """A table of two texts with an embedding index, and its branch ``dev`` holding one text
+    more."""
     t = db.create_table("docs", {"text": lh.String})
     t.insert([{"text": "a cat sleeps on the sofa"}, {"text": "stock prices fell today"}],
              progress=False)
     t.add_embedding_index("text", embedding=minilm, progress=False)
     dev = t.branch("dev")
     dev.insert([{"text": "the rocket launched into orbit"}], progress=False)
+    return t, dev
+
+
+def test_embedding_search_on_a_branch(db, minilm):
+    t, dev = _docs_and_branch(db, minilm)
     sim = dev.text.similarity("a spaceship flying to space")
     top = dev.order_by(sim, asc=False).limit(1).select(dev.text).collect()
     assert top["text"].to_list() == ["the rocket launched into orbit"]
@@ -596,12 +604,7 @@ def test_promote_again_after_the_main_line_compacted(db, films):
 
 
 def test_an_embedding_index_follows_a_branch_promoted_again(db, minilm):
-    t = db.create_table("docs", {"text": lh.String})
-    t.insert([{"text": "a cat sleeps on the sofa"}, {"text": "stock prices fell today"}],
-             progress=False)
-    t.add_embedding_index("text", embedding=minilm, progress=False)
-    dev = t.branch("dev")
-    dev.insert([{"text": "the rocket launched into orbit"}], progress=False)
+    t, dev = _docs_and_branch(db, minilm)
     t.promote("dev")
     dev.insert([{"text": "fresh bread from the bakery"}], progress=False)
     dev.delete(where=dev.text == "a cat sleeps on the sofa")

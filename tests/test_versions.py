@@ -359,6 +359,17 @@ def test_history_after_old_versions_were_removed(lakehouse_root):
     assert page["snapshots"].to_list() == [[], ["kept"]]
 
 
+def _aged_table(counted: lh.Catalog, lakehouse_root, versions: int) -> lh.Table:
+    """A table of ``versions`` versions, opened through ``counted``: its first made by the
+    lakehouse, the others one-row appends by Lance directly, without the proxy (faster)."""
+    table = counted.create_table(f"aged{versions}", {"n": lh.Int})
+    one_row = pa.table({"n": pa.array([1], pa.int64())})
+    for _ in range(versions - 1):
+        lance.write_dataset(one_row, table.uri, mode="append",
+                            storage_options=lakehouse_root.storage_options)
+    return counted.get_table(f"aged{versions}")
+
+
 @pytest.mark.slow
 def test_history_reads_a_bounded_number_of_versions_on_s3(lakehouse_root, counting_s3):
     """The default call costs the same on a table of 200 versions as on one of 30: about
@@ -366,12 +377,7 @@ def test_history_reads_a_bounded_number_of_versions_on_s3(lakehouse_root, counti
     proxy, counted = counting_s3
     costs = {}
     for versions in (30, 200):
-        table = counted.create_table(f"aged{versions}", {"n": lh.Int})
-        one_row = pa.table({"n": pa.array([1], pa.int64())})
-        for _ in range(versions - 1):  # appended by Lance directly, without the proxy: faster
-            lance.write_dataset(one_row, table.uri, mode="append",
-                                storage_options=lakehouse_root.storage_options)
-        t = counted.get_table(f"aged{versions}")
+        t = _aged_table(counted, lakehouse_root, versions)
         newest = versions
         proxy.requests.clear()
         assert t.history()["version"].to_list()[0] == newest
@@ -415,12 +421,7 @@ def test_version_count_lists_the_versions_without_reading_them(lakehouse_root, c
     proxy, counted = counting_s3
     costs = {}
     for versions in (10, 60):
-        table = counted.create_table(f"aged{versions}", {"n": lh.Int})
-        one_row = pa.table({"n": pa.array([1], pa.int64())})
-        for _ in range(versions - 1):  # appended by Lance directly, without the proxy: faster
-            lance.write_dataset(one_row, table.uri, mode="append",
-                                storage_options=lakehouse_root.storage_options)
-        t = counted.get_table(f"aged{versions}")
+        t = _aged_table(counted, lakehouse_root, versions)
         proxy.requests.clear()
         assert t.version_count() == versions
         costs[versions] = len(proxy.requests)
