@@ -129,4 +129,8 @@ def table_history(t: lh.Table) -> list[tuple]:
 
 
 def table_definitions(t: lh.Table) -> list[tuple]:
-    return [(c.name, c.col_id, c.expr_json, c.on_error) for c in t.table_definition.columns]
+    """Every column's definition, the hidden vectors of embedding indexes (and the index each
+    serves) too."""
+    tdef = t.table_definition
+    return [(c.name, c.col_id, c.expr_json, c.on_error, c.index)
+            for c in (*tdef.columns, *tdef.hidden)]

@@ -17,7 +17,9 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from ray_cluster import ROOT, connect_to, table_content, table_definitions, table_history
@@ -25,7 +27,7 @@ from udfs_for_tests import fill_numbers
 from udfs_for_tests.ray_udfs import KILL_AT, ModelChecks, logged_triple, odd_square
 
 import lakehouse as lh
-from lakehouse.exec import protocol
+from lakehouse.exec import protocol, ray_engine
 from lakehouse.exec.permissions import Permissions
 
 pytestmark = pytest.mark.ray
@@ -202,24 +204,57 @@ def test_engine_names_one_of_local_or_ray(tmp_path: Path) -> None:
     assert lh.connect(tmp_path, engine="local").location.engine is None
 
 
+def _vectors(t: lh.Table) -> np.ndarray:
+    """The stored vectors of the table's one embedding index, in the order of its texts."""
+    stored = t.table_state().dataset.to_table().sort_by("text")
+    (column,) = [c for c in stored.column_names if c.startswith("_lh_embedding")]
+    return np.array(stored.column(column).to_pylist(), dtype=np.float32)
+
+
+def _top3(t: lh.Table) -> list[str]:
+    return t.order_by(t.text.similarity("a blue square"), asc=False).limit(3) \
+        .select(t.text).collect()["text"].to_list()
+
+
 @pytest.mark.slow
-def test_an_embedding_index_built_on_ray_is_the_local_one(ray_cluster: str, tmp_path: Path) -> None:
-    """add_embedding_index with the shipped CLIP: its vectors are computed by two Ray actors
-    (each loads the model once), and searches rank as with the local build."""
+def test_an_embedding_index_built_and_replaced_on_ray_is_the_local_one(
+        ray_cluster: str, lakehouse_root, minilm: lh.functions.EmbeddingFunction,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """add_embedding_index with the shipped CLIP, then if_exists="replace" with MiniLM, on a
+    local folder and on S3: on Ray each call's vectors are computed in a model actor (which
+    loads its model once), and the vectors (within 1e-5), searches, definitions and history
+    after each call are the local engine's."""
+    real = ray_engine._model_actors
+    started: list[int] = []  # the model actors each backfill on Ray started
+
+    def model_actors(*args: Any) -> list[Any]:
+        actors = real(*args)
+        started.append(len(actors))
+        return actors
+
+    monkeypatch.setattr(ray_engine, "_model_actors", model_actors)
     texts = [f"a {c} {s}" for c in ("red", "green", "blue") for s in ("circle", "square")]
     tables = []
-    for engine in ("local", lh.RayEngine(model_actors=2)):
-        db = lh.connect(tmp_path / str(len(tables)), engine=engine, maintenance=False)
-        t = db.create_table("shapes", {"text": lh.String})
-        for text in texts:
+    for engine in ("local", lh.RayEngine(model_actors=1)):
+        t = connect_to(lakehouse_root, engine).create_table(f"shapes{len(tables)}",
+                                                            {"text": lh.String})
+        for text in texts:  # 6 fragments
             t.insert([{"text": text}], progress=False)
-        t.add_embedding_index("text", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
-                              progress=False)
         tables.append(t)
-    found = [t.order_by(t.text.similarity("a blue square"), asc=False).limit(3)
-             .select(t.text).collect()["text"].to_list() for t in tables]
-    assert found[0] == found[1] and found[0][0] == "a blue square"
-    assert table_history(tables[0]) == table_history(tables[1])
+    here, on_ray = tables
+    for model, replace in ((lh.functions.clip(lh.functions.SHAPES_CLIP), "error"),
+                           (minilm, "replace")):
+        for t in tables:
+            result = t.add_embedding_index("text", embedding=model, if_exists=replace,
+                                           progress=False)
+            assert result.rows_written == 6
+        assert np.allclose(_vectors(on_ray), _vectors(here), atol=1e-5)
+        assert _top3(on_ray) == _top3(here) and _top3(here)[0] == "a blue square"
+        assert table_definitions(on_ray) == table_definitions(here)
+        assert on_ray.table_definition.hidden[0].index["embedding"] == model.spec()
+        assert table_history(on_ray) == table_history(here)
+    assert _vectors(here).shape == (6, minilm.dim)
+    assert started == [1, 1]  # the build and the replace, each in its model actor
 
 
 def test_the_workers_allow_the_models_this_process_allowed_and_no_other(ray_cluster: str) -> None:
