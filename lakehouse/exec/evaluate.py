@@ -211,18 +211,32 @@ class Plan:
         return all(lookup(name) is fn for name, fn in self.functions.items())
 
     def run(self, df: pl.DataFrame, *, row_offset: int = 0,
-            materialized: dict[int, str] | None = None) -> tuple[pl.DataFrame, set[int]]:
+            materialized: dict[int, str] | None = None,
+            arrow: dict[str, pa.Array] | None = None) -> tuple[pl.DataFrame, set[int]]:
         """Add the target columns (and their error columns) to ``df``.
 
         ``materialized`` maps nodes computed beforehand (the scores of similarity searches) to
-        their columns in ``df``. Returns the extended frame and the rows (positions in ``df``)
-        with at least one error.
+        their columns in ``df``. ``arrow``, when given, receives the Arrow array of each target
+        whose value is one Python call's result, as the call made it in the column's own Arrow
+        type: a writer stores it as it is (the frame's copy would come back from Polars as
+        another Arrow type, to be cast again). Returns the extended frame and the rows
+        (positions in ``df``) with at least one error.
+
+        >>> @lh.udf
+        ... def shout(title: str) -> str:
+        ...     return title.upper()
+        >>> plan = Plan.for_exprs("films", t.table_definition, {"loud": shout(t.title)})
+        >>> made = {}
+        >>> frame, _ = plan.run(t.select(t.title).collect(), arrow=made)
+        >>> made["loud"].to_pylist() == frame["loud"].to_list()
+        True
         """
         failed: set[int] = set()  # rows with an error in a column that keeps errors
         for step in self._compiled(materialized):
             target = step.target
             errors = RowErrors.empty(df.height)
-            df = self._run_python_calls(step, df, errors, row_offset)
+            made: dict[str, pa.Array] = {}
+            df = self._run_python_calls(step, df, errors, row_offset, made)
             name = target.column.name
             try:
                 if step.value is None:  # the target is one Python call: its result, as it is
@@ -240,6 +254,9 @@ class Plan:
             failing = _record_overflows(values, flags, errors)
             self._abort_on_error(target, errors, row_offset)
             df = _put(df, _null_where(series, failing, flags))
+            result = made.get(step.called) if arrow is not None and step.called else None
+            if result is not None and result.type == target.column.type.arrow_type():
+                arrow[name] = result
             if target.column.keeps_errors:
                 df = _put(
                     df,
@@ -293,7 +310,9 @@ class Plan:
         return tuple(steps)
 
     def _run_python_calls(self, step: _Step, df: pl.DataFrame, errors: RowErrors,
-                          row_offset: int) -> pl.DataFrame:
+                          row_offset: int, made: dict[str, pa.Array]) -> pl.DataFrame:
+        """``df`` with the result of each Python call of ``step`` in its temporary column;
+        ``made`` receives each result as Arrow, by that column's name."""
         for call in step.calls:
             if call.columns_as_they_are:
                 series = [df.get_column(v.meta.output_name()) for v in call.args]
@@ -311,6 +330,7 @@ class Plan:
             results = _apply(call.fn, args, df.height, errors, nulls)
             arrow = _to_arrow(results, call.call, errors)
             self._abort_on_error(step.target, errors, row_offset, f"{call.call.fn} raised ")
+            made[call.column] = arrow
             df = _put(df, pl.Series(call.column, pl.from_arrow(arrow)))
         return df
 

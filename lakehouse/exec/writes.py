@@ -240,10 +240,13 @@ class _Rows:
             columns.update(hidden)
             media_failed = _failed_rows(columns, tdef)
             if plan is not None:
-                out, failed = plan.run(_polars_frame(base, plan.read_columns), row_offset=offset)
+                made: dict[str, pa.Array] = {}  # UDF results, already in their stored type
+                out, failed = plan.run(_polars_frame(base, plan.read_columns),
+                                       row_offset=offset, arrow=made)
                 media_failed |= failed
                 for name in plan.output_names:
-                    columns[name] = out.get_column(name).to_arrow()
+                    columns[name] = made[name] if name in made else \
+                        out.get_column(name).to_arrow()
             if self.has_media:
                 release_batch_state()
             counts["errors"] += len(media_failed)
