@@ -452,23 +452,25 @@ def test_a_column_of_vectors_takes_one_index_and_says_so(local) -> None:
 def test_batches_fitted_to_the_model_store_the_vectors_of_any_batch_size(local, clip,
                                                                          minilm) -> None:
     """The fitted batch (the default, stored as None) and a batch size the user sets give the
-    same vectors, through insert() and through the model alone; the insert is one commit."""
+    same vectors, through insert() and through the model alone; the insert is one commit.
+    The user's 97 rows (four calls for 300 texts, the last one short) sit between the fitted
+    64 of MiniLM and 128 of the CLIP: a batch both larger and smaller than the fitted one."""
     captions = [scene.caption for scene in shapes.scenes(300, HELD_OUT)]
     for fn in (clip, minilm):
         assert fn.batch_size is None and fn.spec()["batch_size"] is None
         assert lh.functions.embeddings.EmbeddingFunction.from_spec(fn.spec()) == fn
-        small = lh.functions.embeddings.EmbeddingFunction.from_spec(
-            {**fn.spec(), "batch_size": 7})
-        assert small.batch_size == 7
-        np.testing.assert_allclose(small.embed_texts(captions), fn.embed_texts(captions),
-                                   atol=1e-5)
+        user = lh.functions.embeddings.EmbeddingFunction.from_spec(
+            {**fn.spec(), "batch_size": 97})
+        assert user.batch_size == 97
+        fitted = fn.embed_texts(captions)
+        np.testing.assert_allclose(user.embed_texts(captions), fitted, atol=1e-5)
         t = local.create_table(f"fitted_{fn.kind}", {"id": lh.Int, "text": lh.String})
         t.add_embedding_index("text", embedding=fn, progress=False)
         before = t.version
         t.insert([{"id": i, "text": c} for i, c in enumerate(captions)], progress=False)
         assert t.version == before + 1
         stored = np.array(_hidden(t)[_embedding_columns(t)[0]], dtype=np.float32)
-        np.testing.assert_allclose(stored, fn.embed_texts(captions), atol=1e-5)
+        np.testing.assert_allclose(stored, fitted, atol=1e-5)
 
 
 def test_fitted_rows_grow_for_small_models_only() -> None:
