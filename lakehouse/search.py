@@ -228,14 +228,15 @@ def query_vector(index: IndexDef, query: Any, fetcher: Fetcher, table_name: str)
     lakehouse.errors.TypeMismatchError: table 'films': index 'title' holds 384-dimensional \
 vectors; the query vector has 3
     """
-    where = f"table {table_name!r}: index {index.name!r}"
     if isinstance(query, np.ndarray) or (isinstance(query, list | tuple) and query
                                          and all(isinstance(v, int | float) for v in query)):
         vector = np.asarray(query, dtype=np.float32).reshape(-1)
         if vector.shape[0] != index.dim:
-            raise TypeMismatchError(f"{where} holds {index.dim}-dimensional vectors; the query "
-                                    f"vector has {vector.shape[0]}")
-        return vector
+            raise TypeMismatchError(f"table {table_name!r}: index {index.name!r} holds "
+                                    f"{index.dim}-dimensional vectors; the query vector has "
+                                    f"{vector.shape[0]}")
+        return vector  # the usual search: no message prepared for errors it cannot meet
+    where = f"table {table_name!r}: index {index.name!r}"
     if index.embedding is None:
         raise TypeMismatchError(f"{where} searches stored vectors; pass a vector of "
                                 f"{index.dim} numbers, not {type(query).__name__}")
