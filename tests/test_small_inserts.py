@@ -3,16 +3,20 @@ version an insert committed handed to the handle, eager evaluation of small batc
 
 A plan kept for a definition still follows a UDF registered again; a handle that inserted still
 sees what other handles wrote and defined after; small (eager) and large (lazy) batches compute
-and refuse the same values.
+and refuse the same values. What an insert no longer does changes no stored value: validated
+columns reach Polars column by column as a whole-table conversion makes them; an Int overflow
+nulls the value (or the UDF argument) it went into after the batch is computed, whatever the
+value's type; a UDF's values are stored as the UDF's Arrow array.
 """
 
 from __future__ import annotations
 
+import polars as pl
 import pyarrow as pa
 import pytest
 
 import lakehouse as lh
-from lakehouse.exec import evaluate
+from lakehouse.exec import evaluate, writes
 from lakehouse.exec.evaluate import EAGER_ROWS, PLANS_KEPT, table_plan
 from lakehouse.metadata import TableDef
 
@@ -98,3 +102,76 @@ def test_small_and_large_batches_compute_and_refuse_the_same(db, rows):
     with pytest.raises(lh.ComputeError, match="integer overflow"):
         refused.insert(pa.table({"n": pa.array(ns, pa.int64())}), progress=False)
     assert refused.count() == 0 and refused.table_version == version
+
+
+def test_validated_columns_reach_polars_as_a_whole_table_conversion_makes_them():
+    types = {"i": lh.Int, "f": lh.Float, "s": lh.String, "b": lh.Bool, "t": lh.Timestamp,
+             "d": lh.Date, "j": lh.Json, "m": lh.Image, "v": lh.Array[(2,), "float32"],
+             "w": lh.Array[(2, 2), "int32"]}
+    values = {"i": 1, "f": 0.5, "s": "x", "b": True, "t": 1_700_000_000_000_000, "d": 19_000,
+              "j": '{"a": 1}', "m": b"\x89PNG", "v": [1.0, 2.0], "w": [[1, 2], [3, 4]]}
+    table = pa.table({name: pa.array([values[name], None, values[name]], ct.arrow_type())
+                      for name, ct in types.items()})
+    frame = writes._polars_frame(table, list(types))
+    assert frame.equals(pl.from_arrow(table)) and frame.schema == pl.from_arrow(table).schema
+    assert writes._polars_frame(table, ["s", "i"]).columns == ["s", "i"]
+    assert writes._polars_frame(table, []).shape == (3, 0)
+
+
+def test_an_overflow_nulls_only_the_udf_argument_it_went_into(db):
+    t = db.create_table("args", {"k": lh.Int, "n": lh.Int})
+
+    @lh.udf
+    def pair(a: int | None, b: int | None) -> str:
+        return f"{a}/{b}"
+
+    t.add_computed_column(p=pair(t.n * 2, t.k + 1), on_error="ignore", progress=False)
+    big = 2**62  # n * 2 leaves the Int range; k + 1 leaves it for k = 2**63 - 1
+    result = t.insert([{"k": 0, "n": 3}, {"k": 1, "n": big}, {"k": 2**63 - 1, "n": 5}],
+                      progress=False)
+    assert result.rows_with_errors == 2
+    got = t.order_by(t.n).select(t.p, t.p.errortype).collect().rows()
+    assert got == [("6/1", None), ("10/None", "ComputeError"), ("None/2", "ComputeError")]
+
+
+@pytest.mark.parametrize("rows", [3, EAGER_ROWS + 1])
+def test_an_overflow_nulls_a_value_of_any_type_it_went_into(db, rows):
+    t = db.create_table("typed", {"n": lh.Int, "v": lh.Array[(2,), "float32"]})
+    t.add_computed_column(w=lh.if_else(t.n * 2 > 0, t.v, t.v), on_error="ignore",
+                          progress=False)
+    t.add_computed_column(z=(t.n * 2).is_null(), on_error="ignore", progress=False)
+    ns = [2**62 if i == 1 else i for i in range(rows)]
+    t.insert(pa.table({"n": pa.array(ns, pa.int64()),
+                       "v": pa.array([[1.0, 2.0]] * rows, pa.list_(pa.float32(), 2))}),
+             progress=False)
+    got = t.where(t.n < 3).order_by(t.n).select(t.w, t.z, t.w.errortype).collect().rows()
+    assert got == [([1.0, 2.0], False, None), ([1.0, 2.0], False, None)]
+    assert t.where(t.n == 2**62).select(t.w, t.z, t.z.errortype).collect().rows() == \
+        [(None, None, "ComputeError")]
+
+
+def test_udf_values_are_stored_as_the_udf_made_them(db):
+    t = db.create_table("made", {"s": lh.String})
+
+    @lh.udf
+    def loud(s: str) -> str:
+        return s.upper()
+
+    @lh.udf
+    def size(s: str) -> float:
+        return len(s) if s != "bad" else "not a number"  # an int is a Float; a str is refused
+
+    @lh.udf(returns=lh.Array[(2,), "float32"])
+    def pair(s: str) -> list[float]:
+        return [len(s), 0.5]
+
+    t.add_computed_column(u=loud(t.s), progress=False)
+    t.add_computed_column(n=size(t.s), on_error="ignore", progress=False)
+    t.add_computed_column(v=pair(t.s), progress=False)
+    result = t.insert([{"s": "ab"}, {"s": "bad"}, {"s": None}], progress=False)
+    assert result.rows_with_errors == 1
+    got = t.select(t.s, t.u, t.n, t.v, t.n.errortype).collect().rows()
+    assert got == [("ab", "AB", 2.0, [2.0, 0.5], None),
+                   ("bad", "BAD", None, [3.0, 0.5], "TypeError"), (None, None, None, None, None)]
+    stored = t.table_state().dataset.to_table(columns=["u", "n", "v"])
+    assert stored.schema.types == [pa.string(), pa.float64(), pa.list_(pa.float32(), 2)]
