@@ -238,7 +238,7 @@ class _Rows:
                 continue
             columns: dict[str, Any] = {c: base.column(c) for c in base.column_names}
             columns.update(hidden)
-            media_failed = _failed_rows(columns, tdef)
+            media_failed = _failed_rows(columns, tdef) if self.has_media else set()
             if plan is not None:
                 made: dict[str, pa.Array] = {}  # UDF results, already in their stored type
                 out, failed = plan.run(_polars_frame(base, plan.read_columns),
@@ -252,8 +252,8 @@ class _Rows:
             counts["errors"] += len(media_failed)
             counts["rows"] += n
             reporter.advance(n, errors=counts["errors"])
-            yield from assemble(without_referenced_bytes(columns, tdef),
-                                 self.schema).to_batches()
+            stored = without_referenced_bytes(columns, tdef) if self.has_media else columns
+            yield from assemble(stored, self.schema).to_batches()
 
     def fragments(self, chunks: Iterator[tuple[Any, dict[str, pa.Array]]],
                   reporter: Any) -> list[FragmentMetadata]:
