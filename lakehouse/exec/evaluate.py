@@ -38,6 +38,11 @@ class UDFChangedWarning(UserWarning):
     """A UDF's code differs from the code it had when its computed column was defined."""
 
 
+#: The prefix of the registry names of the functions that run a model (``embed.text``,
+#: ``embed.image``).
+MODEL_FUNCTIONS = "embed."
+
+
 @dataclasses.dataclass(frozen=True)
 class PlannedColumn:
     """A column a :class:`Plan` computes: a computed column's definition and expression, or
@@ -188,7 +193,7 @@ class Plan:
     @property
     def runs_models(self) -> bool:
         """Whether the plan embeds values with a model (slow per row: batch rows smaller)."""
-        return any(name.startswith("embed.") for name in self.functions)
+        return any(name.startswith(MODEL_FUNCTIONS) for name in self.functions)
 
     @functools.cached_property
     def read_columns(self) -> list[str]:

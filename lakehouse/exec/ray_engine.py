@@ -51,7 +51,7 @@ from lakehouse.errors import (
     UDFNotFoundError,
 )
 from lakehouse.exec import protocol
-from lakehouse.exec.evaluate import Plan
+from lakehouse.exec.evaluate import MODEL_FUNCTIONS, Plan
 from lakehouse.exec.fragments import Tally, fragment_columns, rewritten_batches
 from lakehouse.exec.permissions import Permissions
 from lakehouse.exec.protocol import Failures, WriteContext
@@ -65,9 +65,6 @@ from lakehouse.metadata import ColumnDef, TableDef
 #: the new columns, the rows computed and the rows with an error.
 FragmentResult = tuple[list[Any], Any, int, int]
 CONNECT_TIMEOUT_S = 5.0
-#: The prefix of the registry names of the functions that run a model (``embed.text``,
-#: ``embed.image``)
-MODEL_FUNCTIONS = "embed."
 _R = TypeVar("_R")
 _K = TypeVar("_K")
 
