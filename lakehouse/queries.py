@@ -20,7 +20,14 @@ import pyarrow as pa
 from lakehouse.display import Rendered
 from lakehouse.errors import InvalidOptionError, TypeMismatchError, UnsupportedError
 from lakehouse.exec.evaluate import Plan
-from lakehouse.exec.scan import DISTANCE, Filter, known_columns, lance_frame, scan_frames
+from lakehouse.exec.scan import (
+    DISTANCE,
+    Filter,
+    known_columns,
+    lance_filter,
+    lance_frame,
+    scan_frames,
+)
 from lakehouse.export import parquet, pytorch
 from lakehouse.export.parquet import ExportResult
 from lakehouse.exprs.nodes import (
@@ -294,7 +301,7 @@ class Query:
         columns, and either in no order (a point query) or ordered by a similarity, best first,
         with a limit (a top-k search; Lance returns the rows closest first, which is that
         order), that similarity out too. None for any other query, or where Lance cannot
-        answer alone (see :func:`~lakehouse.exec.scan.lance_frame`): collect() runs those its
+        answer alone (see :func:`~lakehouse.exec.scan.lance_filter`): collect() runs those its
         general way."""
         if self.sampled is not None:
             return None
@@ -310,13 +317,15 @@ class Query:
                     columns.append(names[expr.col_id])
             elif expr is not key:
                 return None
+        flt = lance_filter(state.definition, self.condition, columns)
+        if flt is None:
+            return None
         search, nearest = None, None
         if isinstance(key, Similarity) and self.row_limit:
             search = similarity_search(key, self.table, state.definition, fetcher=state.fetcher)
             nearest = search.nearest(state.dataset, self.row_limit)
-        frame = lance_frame(state.dataset, state.definition, self.condition, columns,
-                            limit=self.row_limit, nearest=nearest)
-        return None if frame is None else _lance_result(frame, outputs, names, search)
+        frame = lance_frame(state.dataset, flt, columns, limit=self.row_limit, nearest=nearest)
+        return _lance_result(frame, outputs, names, search)
 
     def to_polars(self) -> pl.DataFrame:
         """The result as a Polars DataFrame, like :meth:`collect`.

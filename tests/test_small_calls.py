@@ -151,3 +151,30 @@ def test_column_references_are_the_definitions_own_and_others_are_checked(db):
         t.where(earlier == 2).collect()
     with pytest.raises(lh.ColumnNotFoundError, match="no column 'b'"):
         t.select(earlier).collect()
+
+
+def test_a_top_k_search_the_general_path_answers_embeds_its_query_text_once(
+        db, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A condition Lance cannot evaluate sends a top-k search the general way; the query text
+    is embedded once there (it was embedded once more before the query knew it could not go
+    to Lance alone)."""
+    t = db.create_table("captions", {"text": lh.String})
+    t.insert([{"text": f"a {c} circle"} for c in ("red", "green", "blue")], progress=False)
+    t.add_embedding_index("text", embedding=lh.functions.clip(lh.functions.SHAPES_CLIP),
+                          progress=False)
+    embedded: list[list[str]] = []
+    embed = lh.functions.EmbeddingFunction.embed_texts
+
+    def recorded(self: lh.functions.EmbeddingFunction, texts: list[str]) -> np.ndarray:
+        embedded.append(list(texts))
+        return embed(self, texts)
+
+    monkeypatch.setattr(lh.functions.EmbeddingFunction, "embed_texts", recorded)
+    sim = t.text.similarity("a blue circle")
+    residual = t.where(t.text.str.upper() != "A RED CIRCLE").order_by(sim, asc=False).limit(1)
+    assert residual.select(t.text).collect()["text"].to_list() == ["a blue circle"]
+    assert embedded == [["a blue circle"]]
+    embedded.clear()
+    pushed = t.where(t.text != "a red circle").order_by(sim, asc=False).limit(1)
+    assert pushed.select(t.text).collect()["text"].to_list() == ["a blue circle"]
+    assert embedded == [["a blue circle"]]

@@ -105,28 +105,42 @@ def _conjuncts(expr: Expr) -> list[Expr]:
     return [expr]
 
 
-def lance_frame(ds: lance.LanceDataset, tdef: TableDef, condition: Expr | None,
-                columns: list[str], *, limit: int | None = None,
-                nearest: dict[str, Any] | None = None) -> pl.DataFrame | None:
-    """The rows matching ``condition`` (at most ``limit``; with ``nearest``, the k closest
-    to its query, closest first, with their ``_distance``, as in :func:`scan_frames`) as one
-    Polars frame of ``columns``, each batch through Arrow's C interface (no Arrow table on
-    the way, no check of its rows). None where Lance cannot answer alone (a condition it
-    cannot evaluate, a media column): :func:`scan_frames` reads those.
+def lance_filter(tdef: TableDef, condition: Expr | None, columns: list[str]) -> Filter | None:
+    """``condition`` as the filter Lance evaluates alone when a query reads ``columns``; None
+    where Lance cannot answer the query alone (a condition it cannot evaluate, a media
+    column): :func:`scan_frames` reads those. Decided before any search is resolved, so a
+    query that goes the general way embeds its query text once.
 
-    >>> vecs = db.create_table("vecs", {"n": lh.Int, "v": lh.Array[(2,), "float32"]})
-    >>> _ = vecs.insert([{"n": 1, "v": [1.0, 0.0]}, {"n": 2, "v": [0.0, 1.0]}], progress=False)
-    >>> state = vecs.table_state()
-    >>> near = {"column": "v", "q": [1.0, 0.5], "k": 1, "metric": "l2"}
-    >>> lance_frame(state.dataset, state.definition, vecs.n > 0, ["n"], nearest=near).rows()
-    [(1, 0.25)]
-    >>> lance_frame(state.dataset, state.definition, vecs.n > 1, ["n"]).rows()
-    [(2,)]
+    >>> lance_filter(t.table_definition, t.year > 1990, ["title"])
+    Filter(sql='(`year` > 1990)', residual=None)
+    >>> lance_filter(t.table_definition, t.title.str.upper() == "HEAT", ["title"]) is None
+    True
     """
     flt = Filter.split(condition, tdef)
     media = known_columns(tdef).media
     if flt.residual is not None or (media and not media.isdisjoint(columns)):
         return None
+    return flt
+
+
+def lance_frame(ds: lance.LanceDataset, flt: Filter, columns: list[str], *,
+                limit: int | None = None, nearest: dict[str, Any] | None = None) -> pl.DataFrame:
+    """The rows matching ``flt`` (a :func:`lance_filter`; at most ``limit``; with
+    ``nearest``, the k closest to its query, closest first, with their ``_distance``, as in
+    :func:`scan_frames`) as one Polars frame of ``columns``, each batch through Arrow's C
+    interface (no Arrow table on the way, no check of its rows).
+
+    >>> vecs = db.create_table("vecs", {"n": lh.Int, "v": lh.Array[(2,), "float32"]})
+    >>> _ = vecs.insert([{"n": 1, "v": [1.0, 0.0]}, {"n": 2, "v": [0.0, 1.0]}], progress=False)
+    >>> state = vecs.table_state()
+    >>> near = {"column": "v", "q": [1.0, 0.5], "k": 1, "metric": "l2"}
+    >>> flt = lance_filter(state.definition, vecs.n > 0, ["n"])
+    >>> lance_frame(state.dataset, flt, ["n"], nearest=near).rows()
+    [(1, 0.25)]
+    >>> more = lance_filter(state.definition, vecs.n > 1, ["n"])
+    >>> lance_frame(state.dataset, more, ["n"]).rows()
+    [(2,)]
+    """
     search: dict[str, Any] = {"limit": limit, "batch_size": SCAN_BATCH_ROWS}
     if nearest is not None:
         columns = [*columns, DISTANCE]
