@@ -64,6 +64,7 @@ from lakehouse.metadata import ON_ERROR, PENDING_PREFIX, ROW_ID, ColumnDef, Tabl
 from lakehouse.names import RESERVED_NAMES, check_column_name
 from lakehouse.queries import Filter, Query, scan_frames
 from lakehouse.storage import Location, storage_error
+from lakehouse.version_watch import VersionWatch
 from lakehouse.views import ViewStatus
 
 _IF_EXISTS = ("error", "ignore", "replace")
@@ -93,6 +94,94 @@ class TableState:
         storage options, under the lakehouse's fetch policy; one per state (a query would
         otherwise build one per call, though most never fetch)."""
         return Fetcher(self.location.storage_options, self.location.fetch)
+
+
+class _Head:
+    """The version a handle reads and how it follows the latest one: a dataset moved to the
+    latest version (``checkout_latest``, only under the lock) and the immutable state handed
+    to readers (never moved, only replaced). Apart from the :class:`Table` so that a read of
+    its state costs one attribute lookup of the table's (each is a Python call there, see
+    ``Table.__getattribute__``), not one per field.
+    """
+
+    __slots__ = ("name", "location", "dataset", "pinned", "watch", "lock", "current", "wrote",
+                 "committed")
+
+    def __init__(self, name: str, location: Location, dataset: lance.LanceDataset, *,
+                 pinned: bool, watch: VersionWatch | None) -> None:
+        self.name = name
+        self.location = location
+        self.dataset = dataset
+        self.pinned = pinned
+        self.watch = watch  # a local table skips Lance's check while its folder is unchanged
+        self.lock = threading.Lock()
+        self.current: TableState | None = None
+        self.wrote = False  # a write went through the handle since it last read its state
+        self.committed = False  # dataset is the one a write's commit returned
+
+    def state(self) -> TableState:
+        """See :meth:`Table.table_state`."""
+        with self.lock:
+            head, current = self.dataset, self.current
+            # the first read takes the dataset the handle was opened with (just opened or
+            # written: latest already); later reads look for a newer version (a request on S3)
+            if not self.pinned and current is not None:
+                self.wrote = False  # before the check: a write that lands after it sets it
+                try:
+                    if not self._refresh(head):
+                        return current
+                except OSError as exc:
+                    raise storage_error(self.location, f"read table {self.name!r}",
+                                        exc) from exc
+            if current is None or current.version != head.version:
+                ds = head if self.pinned else head.checkout_version(head.version)
+                self.current = TableState(ds, TableDef.from_schema(ds.schema, self.name),
+                                          self.location)
+            return self.current  # type: ignore[return-value]
+
+    def _refresh(self, head: lance.LanceDataset) -> bool:
+        """Move the head to the latest version (under the lock); False when it surely did not
+        move. A head the handle's own write committed is first asked only for the latest
+        version number: Lance would read its manifest again though it is the latest (0.5 ms
+        of a 1,000-row insert). A local table whose version folder is as it was at the last
+        check is not checked again (:class:`~lakehouse.version_watch.VersionWatch`)."""
+        if self.committed:
+            if head.latest_version == head.version:
+                return False
+            self.committed = False
+        watch = self.watch
+        if watch is not None:
+            if watch.unchanged():
+                return False
+            watch.mark()
+        head.checkout_latest()
+        return True
+
+    def adopt(self, state: TableState) -> None:
+        """Read ``state`` next, the one the handle's own write committed (unless a newer one
+        was read meanwhile): its refresh then only checks for a newer version."""
+        with self.lock:
+            self.wrote = False  # the state of its own write is read
+            if self.current is None or self.current.version < state.version:
+                self.current = state
+            if self.dataset.version < state.version:
+                self.dataset = state.dataset.checkout_version(state.version)
+                self.committed = True
+
+    def held_definition(self) -> TableDef:
+        """The definition the handle last read, read again only if it never read one or wrote
+        since: building ``t.a == 1`` costs no request on S3, and the query that runs it reads
+        the latest version and checks its columns there (``check_refs``)."""
+        state = self.current
+        if state is None or self.wrote:
+            state = self.state()
+        return state.definition
+
+    def column(self, name: str) -> ColumnRef | None:
+        """The column ``name`` in the :meth:`held_definition`: deciding what ``t.count``
+        means must not cost a second refresh (a request on S3) on top of the one ``count()``
+        itself makes."""
+        return known_columns(self.held_definition()).refs.get(name)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -146,36 +235,16 @@ class Table:
         self._branch = branch  # a branch handle's URI is the branch's folder (lakehouse.branches)
         self._location = location
         self._pinned = pinned
-        self._lock = threading.Lock()
-        # _head follows the latest version (checkout_latest moves it, only under the lock);
-        # _current is the immutable state handed to readers: never moved, only replaced
-        self._head = dataset
-        self._wrote = False  # a write went through this handle since it last read its state
-        self._head_committed = False  # _head is the handle a write's commit returned
-        self._current: TableState | None = None
+        self._head = _Head(name, location, dataset, pinned=pinned, watch=(
+            VersionWatch(uri) if location.is_local and not pinned else None))
 
     def __getattribute__(self, name: str) -> Any:
         # a column first: found without a failed attribute lookup (an exception) on the way
         if name[0] != "_" and name not in RESERVED_NAMES:
-            column = object.__getattribute__(self, "_column_named")(name)
+            column = object.__getattribute__(self, "_head").column(name)
             if column is not None:
                 return column
         return object.__getattribute__(self, name)
-
-    def _column_named(self, name: str) -> ColumnRef | None:
-        """The column ``name`` in the definition this handle last read (see
-        :meth:`_held_definition`): deciding what ``t.count`` means must not cost a second
-        refresh (a request on S3) on top of the one ``count()`` itself makes."""
-        return known_columns(self._held_definition()).refs.get(name)
-
-    def _held_definition(self) -> TableDef:
-        """The definition this handle last read, read again only if it never read one or
-        wrote since: building ``t.a == 1`` costs no request on S3, and the query that runs
-        it reads the latest version and checks its columns there (``check_refs``)."""
-        state = self._current
-        if state is None or self._wrote:
-            state = self.table_state()
-        return state.definition
 
     # --- state ----------------------------------------------------------------------------------
     @property
@@ -252,32 +321,7 @@ class Table:
         >>> state.version, state.dataset.count_rows(), state.definition.has("title")
         (2, 3, True)
         """
-        with self._lock:
-            head = self._head
-            # the first read takes the dataset the handle was opened with (just opened or
-            # written: latest already); later reads look for a newer version (a request on S3)
-            if not self._pinned and self._current is not None:
-                self._wrote = False  # before the check: a write that lands after it sets it
-                try:
-                    self._refresh(head)
-                except OSError as exc:
-                    raise storage_error(self._location, f"read table {self._name!r}",
-                                        exc) from exc
-            if self._current is None or self._current.version != head.version:
-                ds = head if self._pinned else head.checkout_version(head.version)
-                self._current = TableState(ds, TableDef.from_schema(ds.schema, self._name),
-                                           self._location)
-            return self._current
-
-    def _refresh(self, head: lance.LanceDataset) -> None:
-        """Move the head to the latest version (under the lock). A head this handle's own
-        write committed is first asked only for the latest version number: Lance would read
-        its manifest again though it is the latest (0.5 ms of a 1,000-row insert)."""
-        if self._head_committed:
-            if head.latest_version == head.version:
-                return
-            self._head_committed = False
-        head.checkout_latest()
+        return self._head.state()
 
     def _context(self, *, tags_only: bool = False,
                  state: TableState | None = None) -> WriteContext:
@@ -286,7 +330,7 @@ class Table:
         the state the same call read a moment ago (not read again: one request less on S3)."""
         if self._pinned and not tags_only:
             raise ReadOnlyError(
-                f"table {self._name!r} is opened at version {self._head.version} and is "
+                f"table {self._name!r} is opened at version {self.table_state().version} and is "
                 "read-only; use db.get_table(name) for the latest version, or revert(to=n) to "
                 "restore this one"
             )
@@ -303,7 +347,7 @@ class Table:
         if chosen == self._location.engine:
             return None
         ds = self.table_state().dataset
-        self._wrote = True  # the other handle writes: this one reads its state again
+        self._head.wrote = True  # the other handle writes: this one reads its state again
         return Table(self._name, self._uri, dataclasses.replace(self._location, engine=chosen),
                      ds.checkout_version(ds.version), pinned=self._pinned, branch=self._branch)
 
@@ -321,7 +365,7 @@ class Table:
             return protocol.write(lambda: self._context(state=first.pop() if first else None),
                                   body, what=what, replayable=replayable)
         finally:
-            self._wrote = True
+            self._head.wrote = True
 
     # --- column references ----------------------------------------------------------------------
     def __getattr__(self, name: str) -> ColumnRef:
@@ -338,7 +382,7 @@ class Table:
     def _column_ref(self, name: str) -> ColumnRef:
         """``t.name`` / ``t["name"]``: from the definition held (no request on S3), or the
         latest one when the held one lacks the column (one added since)."""
-        tdef = self._held_definition()
+        tdef = self._head.held_definition()
         if not tdef.has(name):
             tdef = self.table_definition
         return tdef.get(name, self._name).ref()
@@ -462,13 +506,7 @@ class Table:
         if not isinstance(result, writes.Appended) or self._pinned:
             return self.table_state()
         state = TableState(result.dataset, result.definition, self._location)
-        with self._lock:
-            self._wrote = False  # the state of its own write is read
-            if self._current is None or self._current.version < state.version:
-                self._current = state
-            if self._head.version < state.version:
-                self._head = result.dataset.checkout_version(state.version)
-                self._head_committed = True
+        self._head.adopt(state)
         return state
 
     def _refuse_if_view(self, what: str, definition: TableDef | None = None) -> None:

@@ -1,0 +1,71 @@
+"""Whether a table in a local folder may have a version newer than the one last found: one
+``stat`` of its version folder answers "no" for a table nobody wrote lately, where Lance's own
+check lists that folder on a thread of its runtime (a tenth of a millisecond of a small query,
+which is what every query of the latest version pays).
+
+A new version is a new file in the dataset's ``_versions`` folder, which changes the folder's
+modification time. A time is trusted only once it has settled: a folder changed in the last
+:data:`SETTLE_NS` nanoseconds could be changed again within the same tick of the file
+system's clock and keep its time, so it is always checked the full way (Git trusts its index
+the same way). Object stores have no folder to stat: tables there are always checked."""
+
+from __future__ import annotations
+
+import os
+import time
+
+#: how long after its last change a folder's modification time is trusted; longer than the
+#: coarsest clock a local file system stamps with (two seconds)
+SETTLE_NS = 3_000_000_000
+
+
+class VersionWatch:
+    """The state of one dataset's version folder at the last full check.
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> (folder / "_versions").mkdir()
+    >>> watch = VersionWatch(str(folder), settle_ns=0)  # (a folder settled at once)
+    >>> watch.unchanged()   # never checked: check the full way
+    False
+    >>> watch.mark()        # just before a full check
+    >>> watch.unchanged()
+    True
+    >>> time.sleep(0.05)
+    >>> (folder / "_versions" / "2.manifest").touch()   # another writer commits
+    >>> watch.unchanged()
+    False
+    """
+
+    __slots__ = ("_folder", "_settle_ns", "_stamp")
+
+    def __init__(self, dataset_path: str, *, settle_ns: int | None = None) -> None:
+        self._folder = os.path.join(dataset_path, "_versions")
+        self._settle_ns = settle_ns  # None: SETTLE_NS as it is when marked
+        self._stamp: tuple[int, int, int] | None = None
+
+    def unchanged(self) -> bool:
+        """True only when the folder is as it was at the last :meth:`mark` and had settled
+        then: no version was added or removed since. False whenever in doubt (never marked,
+        not settled, the folder gone or replaced)."""
+        stamp = self._stamp
+        if stamp is None:
+            return False
+        try:
+            st = os.stat(self._folder)
+        except OSError:
+            return False
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns) == stamp
+
+    def mark(self) -> None:
+        """Record the folder as it is, to call just *before* a full check: a version added
+        after this stat changes the folder again, so :meth:`unchanged` cannot miss it."""
+        now = time.time_ns()
+        try:
+            st = os.stat(self._folder)
+        except OSError:
+            self._stamp = None
+            return
+        settle = SETTLE_NS if self._settle_ns is None else self._settle_ns
+        settled = max(st.st_mtime_ns, st.st_ctime_ns) <= now - settle
+        self._stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns) if settled else None
