@@ -560,8 +560,10 @@ def _lance_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], names: d
     sources = [names[e.col_id] if isinstance(e, ColumnRef) else DISTANCE for _, e in outputs]
     if sources == held:  # the frame is Lance's, made for this query: changed in place
         if score is not None:
-            frame.replace_column(len(held) - 1, score)
-        frame.columns = wanted
+            frame.replace_column(len(held) - 1, score.alias(wanted[-1]))
+            held = [*held[:-1], wanted[-1]]
+        if held != wanted:  # renaming a frame costs more than naming its score
+            frame.columns = wanted
         return frame
     columns = []
     for name, expr in outputs:

@@ -4,19 +4,26 @@ check lists that folder on a thread of its runtime (a tenth of a millisecond of 
 which is what every query of the latest version pays).
 
 A new version is a new file in the dataset's ``_versions`` folder, which changes the folder's
-modification time. A time is trusted only once it has settled: a folder changed in the last
-:data:`SETTLE_NS` nanoseconds could be changed again within the same tick of the file
-system's clock and keep its time, so it is always checked the full way (Git trusts its index
-the same way). Object stores have no folder to stat: tables there are always checked."""
+modification time. A time is trusted only once it has settled: a folder changed within one tick
+of the file system's clock could be changed again within that tick and keep its time, so it is
+checked the full way until :data:`SETTLE_NS` has passed (Git trusts its index the same way).
+Linux stamps files with a clock of one scheduler tick (at most 10 ms), which shows in the
+sub-second digits of the times; a time of whole seconds may come from a file system of coarse
+times (FAT's are two seconds), so it settles after :data:`COARSE_SETTLE_NS`. Object stores have
+no folder to stat: tables there are always checked."""
 
 from __future__ import annotations
 
 import os
 import time
 
-#: how long after its last change a folder's modification time is trusted; longer than the
-#: coarsest clock a local file system stamps with (two seconds)
-SETTLE_NS = 3_000_000_000
+#: how long after its last change a folder with sub-second times is trusted: ten times the
+#: longest tick of Linux's file time clock
+SETTLE_NS = 100_000_000
+#: the same for a folder whose time is a whole second: longer than the coarsest clock a local
+#: file system stamps with (two seconds)
+COARSE_SETTLE_NS = 3_000_000_000
+_SECOND_NS = 1_000_000_000
 
 
 class VersionWatch:
@@ -41,7 +48,7 @@ class VersionWatch:
 
     def __init__(self, dataset_path: str, *, settle_ns: int | None = None) -> None:
         self._folder = os.path.join(dataset_path, "_versions")
-        self._settle_ns = settle_ns  # None: SETTLE_NS as it is when marked
+        self._settle_ns = settle_ns  # None: the module's, as they are when marked
         self._stamp: tuple[int, int, int] | None = None
 
     def unchanged(self) -> bool:
@@ -66,6 +73,9 @@ class VersionWatch:
         except OSError:
             self._stamp = None
             return
-        settle = SETTLE_NS if self._settle_ns is None else self._settle_ns
-        settled = max(st.st_mtime_ns, st.st_ctime_ns) <= now - settle
+        changed = max(st.st_mtime_ns, st.st_ctime_ns)
+        settle = self._settle_ns
+        if settle is None:
+            settle = COARSE_SETTLE_NS if changed % _SECOND_NS == 0 else SETTLE_NS
+        settled = changed <= now - settle
         self._stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns) if settled else None

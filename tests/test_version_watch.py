@@ -20,7 +20,7 @@ t = lh.connect(sys.argv[1]).get_table("t")
 rows = int(sys.argv[2])
 random.seed(7)
 for i in range(int(sys.argv[3])):
-    time.sleep(random.choice([0.0, 0.0, 0.01, 0.08, 0.15]))
+    time.sleep(random.choice([0.0, 0.0, 0.01, 0.08, 0.25]))
     t.insert([{"n": i}], progress=False)
     rows += 1
     print(time.monotonic(), rows, flush=True)
@@ -37,6 +37,7 @@ def test_a_settled_table_reads_another_process_commit_at_once(tmp_path, monkeypa
     """Once its folder has settled, reading the table costs a stat; a commit from another
     process changes the folder, and the very next read sees it, columns included."""
     monkeypatch.setattr(version_watch, "SETTLE_NS", 0)
+    monkeypatch.setattr(version_watch, "COARSE_SETTLE_NS", 0)
     _table(tmp_path)
     time.sleep(0.05)  # the other process's commit lands in a later tick of the clock
     reader = lh.connect(tmp_path).get_table("t")
@@ -53,9 +54,10 @@ def test_a_settled_table_reads_another_process_commit_at_once(tmp_path, monkeypa
     assert reader.order_by(reader.n).collect()["m"].to_list() == [0, 10]
 
 
-def test_a_folder_changed_lately_is_checked_the_full_way(tmp_path):
+def test_a_folder_changed_lately_is_checked_the_full_way(tmp_path, monkeypatch):
     """A folder changed within the settle time may change again within one tick of the
     file system's clock and keep its time: it is never trusted."""
+    monkeypatch.setattr(version_watch, "SETTLE_NS", 60_000_000_000)
     t = _table(tmp_path)
     t.count()
     t.count()
@@ -89,11 +91,18 @@ def test_object_stores_are_always_checked(db, backend):
 
 
 def test_reads_racing_a_writer_process_see_every_commit_made_before_them(tmp_path, monkeypatch):
-    """A writer process commits 25 times with pauses of 0 to 150 ms, so the folder settles
-    between some commits (settle time 50 ms here, above the clock's tick); this process reads
+    """A writer process commits 25 times with pauses of 0 to 250 ms, so the folder settles
+    between some commits (after SETTLE_NS, 100 ms) and not between others; this process reads
     all along. Every read that starts after a commit returned counts at least its rows."""
-    monkeypatch.setattr(version_watch, "SETTLE_NS", 50_000_000)
     _table(tmp_path, rows=3)
+    answers: list[bool] = []
+    unchanged = VersionWatch.unchanged
+
+    def recorded(self: VersionWatch) -> bool:
+        answers.append(unchanged(self))
+        return answers[-1]
+
+    monkeypatch.setattr(VersionWatch, "unchanged", recorded)
     reader = lh.connect(tmp_path).get_table("t")
     writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(WRITER), str(tmp_path),
                                "3", "25"], stdout=subprocess.PIPE, text=True,
@@ -111,3 +120,4 @@ def test_reads_racing_a_writer_process_see_every_commit_made_before_them(tmp_pat
         assert seen >= committed, (started, seen, committed)
     assert reader.count() == 28
     assert len(reads) > 100  # the reads did race the writes
+    assert answers.count(True) > 20 and answers.count(False) > 20  # both ways were taken

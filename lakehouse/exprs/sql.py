@@ -35,7 +35,7 @@ import datetime as dt
 import math
 import operator
 from collections.abc import Callable, Iterable
-from functools import singledispatch
+from typing import Any
 
 from lakehouse.exprs.nodes import (
     COMPARISON,
@@ -109,19 +109,35 @@ def rowid_filter(row_ids: Iterable[int]) -> str:
     return f"{ROW_ID} IN ({', '.join(ids)})" if ids else "false"
 
 
-@singledispatch
 def _sql(expr: Expr, names: dict[int, str]) -> str:
-    raise NotPushable(expr)
+    rule = _RULES.get(type(expr))
+    if rule is None:
+        raise NotPushable(expr)
+    return rule(expr, names)
 
 
-@_sql.register
+_Rule = Callable[[Any, dict[int, str]], str]
+
+#: the SQL rule of each kind of node, by its exact class (a lookup per node: a filter is
+#: rendered on every query)
+_RULES: dict[type, _Rule] = {}
+
+
+def _rule(kind: type) -> Callable[[_Rule], _Rule]:
+    def register(rule: _Rule) -> _Rule:
+        _RULES[kind] = rule
+        return rule
+    return register
+
+
+@_rule(ColumnRef)
 def _(expr: ColumnRef, names: dict[int, str]) -> str:
     if expr.type.kind not in ("string", "int", "float", "bool", "date", "timestamp"):
         raise NotPushable(expr)
     return quote_identifier(names[expr.col_id])
 
 
-@_sql.register
+@_rule(Literal)
 def _(expr: Literal, names: dict[int, str]) -> str:
     return quote_literal(expr.value)
 
@@ -132,7 +148,7 @@ _FOLDED: dict[str, Callable[[float, float], float]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
-@_sql.register
+@_rule(BinaryOp)
 def _(expr: BinaryOp, names: dict[int, str]) -> str:
     if expr.op in COMPARISON:
         return _comparison(expr, names)
@@ -196,7 +212,7 @@ def _in_range(value: float, expr: Expr) -> Expr:
     return Literal(value, expr.type)
 
 
-@_sql.register
+@_rule(UnaryOp)
 def _(expr: UnaryOp, names: dict[int, str]) -> str:
     if expr.op == "not":
         return _negated(expr.operand, names)
@@ -228,12 +244,12 @@ def _negated(expr: Expr, names: dict[int, str]) -> str:
     return f"(NOT {_sql(expr, names)})"  # a Bool column
 
 
-@_sql.register
+@_rule(IsNull)
 def _(expr: IsNull, names: dict[int, str]) -> str:
     return f"({_sql(expr.operand, names)} IS {'NOT ' if expr.negate else ''}NULL)"
 
 
-@_sql.register
+@_rule(IsIn)
 def _(expr: IsIn, names: dict[int, str]) -> str:
     return _isin(expr, names)
 
@@ -250,7 +266,7 @@ def _isin(expr: IsIn, names: dict[int, str], *, negate: bool = False) -> str:
     return f"({operand} IN ({listed}))"
 
 
-@_sql.register
+@_rule(Cast)
 def _(expr: Cast, names: dict[int, str]) -> str:
     if expr.to.kind == "float" and expr.operand.type.kind == "int":
         return f"CAST({_sql(expr.operand, names)} AS DOUBLE)"
