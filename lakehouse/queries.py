@@ -69,6 +69,20 @@ class Query:
     row_limit: int | None = None
     sampled: tuple[int, ...] | None = None  # the row ids sample() picked
 
+    @staticmethod
+    def of(table: Table) -> Query:
+        """The query of all of ``table``'s rows, every builder's start, made as :meth:`_with`
+        makes queries.
+
+        >>> Query.of(t) == Query(t)
+        True
+        """
+        query = object.__new__(Query)
+        fields = query.__dict__
+        fields.update(_ALL_ROWS)
+        fields["table"] = table
+        return query
+
     def _with(self, **changes: Any) -> Query:
         """This query with ``changes`` to its fields: what each builder returns. Its fields
         are copied into a new instance's dict (the dataclass's ``__init__`` would set each
@@ -127,9 +141,10 @@ class Query:
         >>> t.select("title", upper=t.title.str.upper()).collect().row(2)
         ('Up', 'UP')
         """
-        given = [self._selected(e) for e in exprs]
+        # expressions as they are, other arguments through _selected and lit
+        given = [(None, e) if isinstance(e, Expr) else self._selected(e) for e in exprs]
         if named:
-            given += [(n, lit(e)) for n, e in named.items()]
+            given += [(n, e if isinstance(e, Expr) else lit(e)) for n, e in named.items()]
         names = [_output_name(e, i) if n is None else n for i, (n, e) in enumerate(given)]
         if len(set(names)) < len(names):
             names = _distinct_names(given, names)
@@ -162,7 +177,8 @@ class Query:
         >>> t.order_by(t.rating, t.year, asc=False).collect()["title"].to_list()
         ['Alien', 'Up', 'Heat']
         """
-        keys = [(self.table[e] if isinstance(e, str) else lit(e), asc) for e in exprs]
+        keys = [(e if isinstance(e, Expr) else self.table[e] if isinstance(e, str) else lit(e),
+                 asc) for e in exprs]
         return self._with(ordering=(*self.ordering, *keys))
 
     def limit(self, n: int) -> Query:
@@ -325,7 +341,8 @@ class Query:
             search = similarity_search(key, self.table, state.definition, fetcher=state.fetcher)
             nearest = search.nearest(state.dataset, self.row_limit)
         frame = lance_frame(state.dataset, flt, columns, limit=self.row_limit, nearest=nearest)
-        return _lance_result(frame, outputs, names, search)
+        return _lance_result(frame, outputs, names, search,
+                             held=columns if search is None else [*columns, DISTANCE])
 
     def to_polars(self) -> pl.DataFrame:
         """The result as a Polars DataFrame, like :meth:`collect`.
@@ -418,6 +435,10 @@ class Query:
             if any(n.type.is_media for n in e.walk()):
                 raise UnsupportedError(f"scan() cannot read media ({e!r}); use collect()")
         return lf.select([to_polars(e, ctx).alias(n) for n, e in self.outputs])
+
+
+#: the fields of a query of all rows but its table
+_ALL_ROWS = {f.name: f.default for f in dataclasses.fields(Query) if f.name != "table"}
 
 
 def _made_by(expr: Expr, refs: dict[str, ColumnRef]) -> bool:
@@ -534,13 +555,15 @@ def _frame(columns: list[pl.Series]) -> pl.DataFrame:
 
 
 def _lance_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], names: dict[int, str],
-                  search: SimilaritySearch | None) -> pl.DataFrame:
+                  search: SimilaritySearch | None, *,
+                  held: list[str] | None = None) -> pl.DataFrame:
     """The result of a query Lance answered whole (see :meth:`Query._lance_only`), from its
     frame: stored columns (stored names by column id in ``names``) as they are, and the
     search's score from its distances. Stored columns need no cast: but for media (not read
     here) they are stored as their type's Polars type. When the frame holds just the outputs,
     in order (the usual top-k search: the columns asked, then the distances), it is the
     result: the score takes the distances' place and the columns take the outputs' names.
+    ``held``: the frame's columns, where the caller knows them (asking the frame costs a call).
 
     >>> vecs = db.create_table("vecs", {"n": lh.Int, "v": lh.Array[(2,), "float32"]})
     >>> _ = vecs.add_embedding_index("v", progress=False)
@@ -552,7 +575,7 @@ def _lance_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], names: d
     [(1, 0.75)]
     """
     wanted = [n for n, _ in outputs]
-    held = frame.columns
+    held = frame.columns if held is None else held
     if search is None and held == wanted:
         return frame
     score = None if search is None else \

@@ -1021,7 +1021,7 @@ class Table:
 
     # --- queries --------------------------------------------------------------------------------
     def _query(self) -> Query:
-        return Query(self)
+        return Query.of(self)
 
     def where(self, condition: Expr) -> Query:
         """A query of the rows where ``condition`` holds (see :meth:`Query.where`); nothing
@@ -1030,7 +1030,7 @@ class Table:
         >>> t.where((t.year > 1990) & (t.rating > 8)).collect()["title"].to_list()
         ['Heat', 'Up']
         """
-        return self._query().where(condition)
+        return Query.of(self).where(condition)
 
     def select(self, *exprs: Any, **named: Any) -> Query:
         """A query of chosen columns and expressions, in the order given (see
@@ -1039,7 +1039,7 @@ class Table:
         >>> t.select(t.title, t.year, ("age", 2025 - t.year)).collect().row(0)
         ('Alien', 1979, 46)
         """
-        return self._query().select(*exprs, **named)
+        return Query.of(self).select(*exprs, **named)
 
     def order_by(self, *exprs: Any, asc: bool = True) -> Query:
         """A query of the rows sorted by ``exprs`` (column references, names or expressions),
@@ -1048,7 +1048,7 @@ class Table:
         >>> t.order_by(t.rating, asc=False).collect()["title"].to_list()
         ['Alien', 'Heat', 'Up']
         """
-        return self._query().order_by(*exprs, asc=asc)
+        return Query.of(self).order_by(*exprs, asc=asc)
 
     def limit(self, n: int) -> Query:
         """A query of at most ``n`` rows.
@@ -1056,7 +1056,7 @@ class Table:
         >>> t.limit(2).collect().height
         2
         """
-        return self._query().limit(n)
+        return Query.of(self).limit(n)
 
     def sample(self, n: int, *, seed: int | None = None) -> pl.DataFrame:
         """``n`` rows picked at random (all of them if fewer), as a Polars DataFrame; the same

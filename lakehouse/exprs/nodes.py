@@ -61,13 +61,15 @@ class Expr:
         >>> list(((t.year + 1) * (t.rating - 2)).walk())
         [year, 1, (year + 1), rating, 2, (rating - 2), ((year + 1) * (rating - 2))]
         """
-        # parents before children, right to left, reversed
+        # parents before children, right to left, reversed; a leaf's children are not asked
         order: list[Expr] = []
         stack: list[Expr] = [self]
+        leaf = Expr.children
         while stack:
             node = stack.pop()
             order.append(node)
-            stack.extend(node.children())
+            if type(node).children is not leaf:
+                stack.extend(node.children())
         order.reverse()
         return iter(order)
 

@@ -59,8 +59,15 @@ class NotPushable(Exception):
 
 def to_sql(expr: Expr, names: dict[int, str]) -> str:
     """``expr`` as a Lance SQL condition, TRUE on exactly the rows where Polars finds it TRUE;
-    ``names`` maps column ids to stored names. Raises :class:`NotPushable` where none is known."""
-    return _sql(expr, names)
+    ``names`` maps column ids to stored names. Raises :class:`NotPushable` where none is known.
+
+    >>> to_sql((t.year > 1990) & t.title.isin(["Up"]), t.table_definition.names())
+    "((`year` > 1990) AND (`title` IN ('Up')))"
+    """
+    rule = _RULES.get(type(expr))
+    if rule is None:
+        raise NotPushable(expr)
+    return rule(expr, names)
 
 
 def quote_identifier(name: str) -> str:
@@ -109,13 +116,6 @@ def rowid_filter(row_ids: Iterable[int]) -> str:
     return f"{ROW_ID} IN ({', '.join(ids)})" if ids else "false"
 
 
-def _sql(expr: Expr, names: dict[int, str]) -> str:
-    rule = _RULES.get(type(expr))
-    if rule is None:
-        raise NotPushable(expr)
-    return rule(expr, names)
-
-
 _Rule = Callable[[Any, dict[int, str]], str]
 
 #: the SQL rule of each kind of node, by its exact class (a lookup per node: a filter is
@@ -153,20 +153,25 @@ def _(expr: BinaryOp, names: dict[int, str]) -> str:
     if expr.op in COMPARISON:
         return _comparison(expr, names)
     if expr.op in ("&", "|"):
-        return f"({_sql(expr.left, names)} {_OPS[expr.op]} {_sql(expr.right, names)})"
+        return f"({to_sql(expr.left, names)} {_OPS[expr.op]} {to_sql(expr.right, names)})"
     folded = _fold(expr)
     if folded is expr:
         raise NotPushable(expr)
-    return _sql(folded, names)
+    return to_sql(folded, names)
 
 
 def _comparison(expr: BinaryOp, names: dict[int, str]) -> str:
     """A comparison, the literal side (if any) on the right."""
-    left, right, op = _fold(expr.left), _fold(expr.right), expr.op
+    left, right, op = expr.left, expr.right, expr.op
+    if type(left) in _FOLDABLE:  # a column or a literal is as it is
+        left = _fold(left)
+    if type(right) in _FOLDABLE:
+        right = _fold(right)
     if isinstance(left, Literal) and not isinstance(right, Literal):
         left, right, op = right, left, _MIRRORED[op]
-    if _is_null(right) or "float" not in (left.type.kind, right.type.kind):
-        return f"({_sql(left, names)} {_OPS[op]} {_sql(right, names)})"
+    if (isinstance(right, Literal) and right.value is None) \
+            or "float" not in (left.type.kind, right.type.kind):
+        return f"({to_sql(left, names)} {_OPS[op]} {to_sql(right, names)})"
     if not isinstance(right, Literal) or _is_nan(right.value):
         raise NotPushable(expr)
     column, may_be_nan = _float_column(left, names)
@@ -185,8 +190,11 @@ def _float_column(expr: Expr, names: dict[int, str]) -> tuple[str, bool]:
     if not isinstance(expr, ColumnRef) or expr.type.kind not in ("int", "float"):
         raise NotPushable(expr)
     if expr.type.kind == "int":
-        return f"CAST({_sql(expr, names)} AS DOUBLE)", False
-    return _sql(expr, names), True
+        return f"CAST({to_sql(expr, names)} AS DOUBLE)", False
+    return to_sql(expr, names), True
+
+
+_FOLDABLE = (UnaryOp, BinaryOp)
 
 
 def _fold(expr: Expr) -> Expr:
@@ -219,7 +227,7 @@ def _(expr: UnaryOp, names: dict[int, str]) -> str:
     folded = _fold(expr)
     if folded is expr:
         raise NotPushable(expr)
-    return _sql(folded, names)
+    return to_sql(folded, names)
 
 
 _COMPLEMENT = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
@@ -234,19 +242,19 @@ def _negated(expr: Expr, names: dict[int, str]) -> str:
     if isinstance(expr, BinaryOp) and expr.op in COMPARISON:
         return _comparison(BinaryOp(_COMPLEMENT[expr.op], expr.left, expr.right), names)
     if isinstance(expr, UnaryOp) and expr.op == "not":
-        return _sql(expr.operand, names)
+        return to_sql(expr.operand, names)
     if isinstance(expr, IsNull):
-        return _sql(IsNull(expr.operand, negate=not expr.negate), names)
+        return to_sql(IsNull(expr.operand, negate=not expr.negate), names)
     if isinstance(expr, IsIn):
         return _isin(expr, names, negate=True)
     if isinstance(expr, Literal) and isinstance(expr.value, bool):
         return quote_literal(not expr.value)
-    return f"(NOT {_sql(expr, names)})"  # a Bool column
+    return f"(NOT {to_sql(expr, names)})"  # a Bool column
 
 
 @_rule(IsNull)
 def _(expr: IsNull, names: dict[int, str]) -> str:
-    return f"({_sql(expr.operand, names)} IS {'NOT ' if expr.negate else ''}NULL)"
+    return f"({to_sql(expr.operand, names)} IS {'NOT ' if expr.negate else ''}NULL)"
 
 
 @_rule(IsIn)
@@ -259,7 +267,7 @@ def _isin(expr: IsIn, names: dict[int, str], *, negate: bool = False) -> str:
     if not values or any(_is_nan(v) for v in values):
         raise NotPushable(expr)
     floats = expr.operand.type.kind == "float" or any(isinstance(v, float) for v in values)
-    operand = _float_column(expr.operand, names)[0] if floats else _sql(expr.operand, names)
+    operand = _float_column(expr.operand, names)[0] if floats else to_sql(expr.operand, names)
     listed = ", ".join(quote_literal(v) for v in values)
     if negate:
         return f"(({operand} IS NOT NULL) AND ({operand} NOT IN ({listed})))"
@@ -269,12 +277,8 @@ def _isin(expr: IsIn, names: dict[int, str], *, negate: bool = False) -> str:
 @_rule(Cast)
 def _(expr: Cast, names: dict[int, str]) -> str:
     if expr.to.kind == "float" and expr.operand.type.kind == "int":
-        return f"CAST({_sql(expr.operand, names)} AS DOUBLE)"
+        return f"CAST({to_sql(expr.operand, names)} AS DOUBLE)"
     raise NotPushable(expr)
-
-
-def _is_null(expr: Expr) -> bool:
-    return isinstance(expr, Literal) and expr.value is None
 
 
 def _is_nan(value: object) -> bool:
