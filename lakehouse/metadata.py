@@ -9,6 +9,7 @@ of the dataset carries the definition that was true at that version. See docs/FO
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -122,9 +123,10 @@ class IndexDef:
     vectors: ColumnDef
     embedding: dict[str, Any] | None
 
-    @property
+    @functools.cached_property
     def lance_index(self) -> str:
-        """The name of the Lance vector index on ``vectors`` (when one has been built)."""
+        """The name of the Lance vector index on ``vectors`` (when one has been built); read
+        on every search, so worked out once."""
         return f"lh_ann_{self.vectors.col_id}"
 
     @property
@@ -132,7 +134,7 @@ class IndexDef:
         """The Lance index type built once the table is large enough."""
         return str((self.vectors.index or {}).get("vector_index", "IVF_SQ"))
 
-    @property
+    @functools.cached_property
     def dim(self) -> int:
         shape = getattr(self.vectors.type, "shape", None) or (0,)
         return int(shape[0] or 0)

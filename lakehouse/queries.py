@@ -116,10 +116,11 @@ class Query:
                 f"where() needs an expression such as t.n > 1, got {condition!r}")
         if condition.type.kind != "bool":
             raise TypeMismatchError(f"where() needs a Bool expression, got {condition!r}")
-        if any(isinstance(n, Similarity) for n in condition.walk()):
-            raise UnsupportedError(
-                f"where() cannot filter on a similarity ({condition!r}); order by it and "
-                "limit() to get the k most similar rows, then filter the result")
+        for node in condition.walk():
+            if isinstance(node, Similarity):
+                raise UnsupportedError(
+                    f"where() cannot filter on a similarity ({condition!r}); order by it and "
+                    "limit() to get the k most similar rows, then filter the result")
         combined = condition if self.condition is None else BinaryOp("&", self.condition, condition)
         return self._with(condition=combined)
 
@@ -244,7 +245,6 @@ class Query:
         """The table's state, read once for the whole call (one refresh: one request on S3),
         with every expression of the query checked against its definition."""
         state = self.table.table_state()
-        name, check = self.table.table_name, state.definition.check_refs
         refs = known_columns(state.definition).refs
         exprs = [e for e, _ in self.ordering]
         if self.outputs:
@@ -256,7 +256,7 @@ class Query:
             if id(expr) not in checked:
                 checked.add(id(expr))
                 if not _made_by(expr, refs):
-                    check(expr, name)
+                    state.definition.check_refs(expr, self.table.table_name)
         return state
 
     def collect(self) -> pl.DataFrame:

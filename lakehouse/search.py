@@ -66,7 +66,7 @@ class SimilaritySearch:
     def index_options(self, ds: lance.LanceDataset) -> dict[str, Any]:
         """How the search uses the vector index at ``ds``'s version (see
         :func:`_index_options`), worked out once per version, index and knobs."""
-        node = self.node
+        node = self.nodes[0]
         key = (ds.uri, ds.version, self.index.lance_index, node.nprobes, node.refine_factor,
                node.recall)
         options = _options.get(key)

@@ -103,7 +103,10 @@ def _public_docs() -> dict[str, str]:
             for attr, member in vars(obj).items():
                 if attr.startswith("_") or attr in ("kind",):
                     continue
-                member = getattr(member, "fget", None) or getattr(member, "__func__", member)
+                if isinstance(member, property):  # its doc: its getter's, or its own
+                    found[f"{name}.{attr}"] = member
+                    continue
+                member = getattr(member, "__func__", member)
                 if callable(member):
                     found[f"{name}.{attr}"] = member
         elif callable(obj) and not isinstance(obj, lakehouse.ColumnType):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -327,14 +328,12 @@ class ColumnRef(Expr):
     col_id: int
     col_type: T.ColumnType
 
-    @property
-    def type(self) -> T.ColumnType:
-        """The column's type.
+    #: the column's type (read by a C getter: a query reads it several times per column)
+    type = property(operator.attrgetter("col_type"), doc="""The column's type.
 
         >>> t.title.type
         lh.String
-        """
-        return self.col_type
+        """)
 
     @property
     def errortype(self) -> Expr:
@@ -501,9 +500,7 @@ class Literal(Expr):
     value: Any
     lit_type: T.ColumnType
 
-    @property
-    def type(self) -> T.ColumnType:
-        return self.lit_type
+    type = property(operator.attrgetter("lit_type"), doc="The literal's type.")
 
     def __repr__(self) -> str:
         return repr(self.value)
