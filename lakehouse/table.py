@@ -123,39 +123,45 @@ class _Head:
         """See :meth:`Table.table_state`."""
         with self.lock:
             head, current = self.dataset, self.current
+            observed = None
             # the first read takes the dataset the handle was opened with (just opened or
             # written: latest already); later reads look for a newer version (a request on S3)
             if not self.pinned and current is not None:
                 self.wrote = False  # before the check: a write that lands after it sets it
                 try:
-                    if not self._refresh(head):
-                        return current
+                    moved, observed = self._refresh(head)
                 except OSError as exc:
                     raise storage_error(self.location, f"read table {self.name!r}",
                                         exc) from exc
+                if not moved:
+                    return current
             if current is None or current.version != head.version:
                 ds = head if self.pinned else head.checkout_version(head.version)
                 self.current = TableState(ds, TableDef.from_schema(ds.schema, self.name),
                                           self.location)
+            if observed is not None:  # the state of the latest version was read: trust it
+                self.watch.confirm(observed)  # type: ignore[union-attr]
             return self.current  # type: ignore[return-value]
 
-    def _refresh(self, head: lance.LanceDataset) -> bool:
-        """Move the head to the latest version (under the lock); False when it surely did not
-        move. A head the handle's own write committed is first asked only for the latest
-        version number: Lance would read its manifest again though it is the latest (0.5 ms
-        of a 1,000-row insert). A local table whose version folder is as it was at the last
-        check is not checked again (:class:`~lakehouse.version_watch.VersionWatch`)."""
+    def _refresh(self, head: lance.LanceDataset) -> tuple[bool, tuple[int, int, int] | None]:
+        """Move the head to the latest version (under the lock): whether it may have moved,
+        and how the version folder looked just before (for the watch to trust once the new
+        state is read). A head the handle's own write committed is first asked only for the
+        latest version number: Lance would read its manifest again though it is the latest
+        (0.5 ms of a 1,000-row insert). A local table whose version folder is as it was at
+        the last check is not checked again (:class:`~lakehouse.version_watch.VersionWatch`)."""
+        watch = self.watch
+        if watch is not None and watch.unchanged():
+            return False, None
+        observed = watch.observe() if watch is not None else None
         if self.committed:
             if head.latest_version == head.version:
-                return False
+                if observed is not None:  # the handle reads the latest version: trust it
+                    watch.confirm(observed)  # type: ignore[union-attr]
+                return False, None
             self.committed = False
-        watch = self.watch
-        if watch is not None:
-            if watch.unchanged():
-                return False
-            watch.mark()
         head.checkout_latest()
-        return True
+        return True, observed
 
     def adopt(self, state: TableState) -> None:
         """Read ``state`` next, the one the handle's own write committed (unless a newer one

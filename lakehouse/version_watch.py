@@ -35,7 +35,8 @@ class VersionWatch:
     >>> watch = VersionWatch(str(folder), settle_ns=0)  # (a folder settled at once)
     >>> watch.unchanged()   # never checked: check the full way
     False
-    >>> watch.mark()        # just before a full check
+    >>> seen = watch.observe()   # just before a full check...
+    >>> watch.confirm(seen)      # ...which found the latest version
     >>> watch.unchanged()
     True
     >>> time.sleep(0.05)
@@ -52,9 +53,9 @@ class VersionWatch:
         self._stamp: tuple[int, int, int] | None = None
 
     def unchanged(self) -> bool:
-        """True only when the folder is as it was at the last :meth:`mark` and had settled
-        then: no version was added or removed since. False whenever in doubt (never marked,
-        not settled, the folder gone or replaced)."""
+        """True only when the folder is as it was when last confirmed (see :meth:`observe`):
+        no version was added or removed since. False whenever in doubt (never confirmed, not
+        settled, the folder gone or replaced)."""
         stamp = self._stamp
         if stamp is None:
             return False
@@ -64,18 +65,26 @@ class VersionWatch:
             return False
         return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns) == stamp
 
-    def mark(self) -> None:
-        """Record the folder as it is, to call just *before* a full check: a version added
-        after this stat changes the folder again, so :meth:`unchanged` cannot miss it."""
+    def observe(self) -> tuple[int, int, int] | None:
+        """The folder as it is, to take just *before* a full check and :meth:`confirm` once
+        that check succeeded: a version added after this stat changes the folder again, so
+        :meth:`unchanged` cannot miss it. None where the folder cannot be trusted (missing,
+        or changed too lately to have settled)."""
         now = time.time_ns()
         try:
             st = os.stat(self._folder)
         except OSError:
-            self._stamp = None
-            return
+            return None
         changed = max(st.st_mtime_ns, st.st_ctime_ns)
         settle = self._settle_ns
         if settle is None:
             settle = COARSE_SETTLE_NS if changed % _SECOND_NS == 0 else SETTLE_NS
-        settled = changed <= now - settle
-        self._stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns) if settled else None
+        if changed > now - settle:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_ctime_ns
+
+    def confirm(self, observed: tuple[int, int, int] | None) -> None:
+        """Trust ``observed`` (from :meth:`observe`) from now on: the full check that followed
+        it found the latest version. A check that failed confirms nothing, so the next one is
+        made the full way too."""
+        self._stamp = observed

@@ -9,6 +9,9 @@ import sys
 import textwrap
 import time
 
+import lance
+import pytest
+
 import lakehouse as lh
 from lakehouse import version_watch
 from lakehouse.version_watch import VersionWatch
@@ -68,18 +71,55 @@ def test_a_replaced_or_missing_folder_is_checked_the_full_way(tmp_path):
     folder = tmp_path / "_versions"
     folder.mkdir()
     watch = VersionWatch(str(tmp_path), settle_ns=0)
-    watch.mark()
+    watch.confirm(watch.observe())
     assert watch.unchanged()
     folder.rename(tmp_path / "old")
     assert not watch.unchanged()
     folder.mkdir()  # another folder of the same name: another inode
     assert not watch.unchanged()
-    watch.mark()
+    watch.confirm(watch.observe())
     (tmp_path / "old").rmdir()
     folder.rmdir()
     assert not watch.unchanged()
-    watch.mark()  # nothing to stat: never trusted
-    assert not watch.unchanged()
+    assert watch.observe() is None  # nothing to stat: never trusted
+
+
+def test_a_failed_check_is_not_trusted(tmp_path, monkeypatch):
+    """A check that fails (storage unreachable) confirms nothing: the next read checks the
+    full way again, and finds the version another process committed meanwhile."""
+    monkeypatch.setattr(version_watch, "SETTLE_NS", 0)
+    monkeypatch.setattr(version_watch, "COARSE_SETTLE_NS", 0)
+    _table(tmp_path)
+    time.sleep(0.05)
+    reader = lh.connect(tmp_path).get_table("t")
+    reader.count()
+    writer = lh.connect(tmp_path).get_table("t")
+    writer.insert([{"n": 9}], progress=False)
+    real = lance.LanceDataset.checkout_latest
+
+    def unreachable(self):
+        raise OSError("storage unreachable")
+
+    monkeypatch.setattr(lance.LanceDataset, "checkout_latest", unreachable)
+    with pytest.raises(lh.StorageError):
+        reader.count()
+    assert not reader._head.watch.unchanged()
+    monkeypatch.setattr(lance.LanceDataset, "checkout_latest", real)
+    assert reader.count() == 2
+    assert reader._head.watch.unchanged()  # that check succeeded: trusted from now on
+
+
+def test_a_handle_that_wrote_trusts_its_folder_once_settled(tmp_path, monkeypatch):
+    """After its own write, a handle asks Lance for the latest version number until the
+    folder settles, then only stats it; another process's commit is still seen at once."""
+    monkeypatch.setattr(version_watch, "SETTLE_NS", 0)
+    monkeypatch.setattr(version_watch, "COARSE_SETTLE_NS", 0)
+    t = _table(tmp_path)
+    assert t.count() == 1
+    assert t._head.watch.unchanged()
+    time.sleep(0.05)
+    lh.connect(tmp_path).get_table("t").insert([{"n": 2}], progress=False)
+    assert t.count() == 2
 
 
 def test_object_stores_are_always_checked(db, backend):
