@@ -129,11 +129,11 @@ class _Head:
             if not self.pinned and current is not None:
                 self.wrote = False  # before the check: a write that lands after it sets it
                 try:
-                    moved, observed = self._refresh(head)
+                    unchanged, observed = self._refresh(head)
                 except OSError as exc:
                     raise storage_error(self.location, f"read table {self.name!r}",
                                         exc) from exc
-                if not moved:
+                if unchanged:
                     return current
             if current is None or current.version != head.version:
                 ds = head if self.pinned else head.checkout_version(head.version)
@@ -144,24 +144,23 @@ class _Head:
             return self.current  # type: ignore[return-value]
 
     def _refresh(self, head: lance.LanceDataset) -> tuple[bool, tuple[int, int, int] | None]:
-        """Move the head to the latest version (under the lock): whether it may have moved,
-        and how the version folder looked just before (for the watch to trust once the new
+        """Move the head to the latest version (under the lock): whether the state last read
+        is surely still the latest one (nothing changed since a successful check), and how
+        the version folder looked just before the check (for the watch to trust once the new
         state is read). A head the handle's own write committed is first asked only for the
         latest version number: Lance would read its manifest again though it is the latest
         (0.5 ms of a 1,000-row insert). A local table whose version folder is as it was at
         the last check is not checked again (:class:`~lakehouse.version_watch.VersionWatch`)."""
         watch = self.watch
         if watch is not None and watch.unchanged():
-            return False, None
+            return True, None
         observed = watch.observe() if watch is not None else None
         if self.committed:
             if head.latest_version == head.version:
-                if observed is not None:  # the handle reads the latest version: trust it
-                    watch.confirm(observed)  # type: ignore[union-attr]
-                return False, None
+                return False, observed
             self.committed = False
         head.checkout_latest()
-        return True, observed
+        return False, observed
 
     def adopt(self, state: TableState) -> None:
         """Read ``state`` next, the one the handle's own write committed (unless a newer one
