@@ -342,7 +342,7 @@ class Query:
             nearest = search.nearest(state.dataset, self.row_limit)
         frame = lance_frame(state.dataset, flt, columns, limit=self.row_limit, nearest=nearest)
         return _lance_result(frame, outputs, names, search,
-                             held=columns if search is None else [*columns, DISTANCE])
+                             columns if search is None else [*columns, DISTANCE])
 
     def to_polars(self) -> pl.DataFrame:
         """The result as a Polars DataFrame, like :meth:`collect`.
@@ -555,15 +555,14 @@ def _frame(columns: list[pl.Series]) -> pl.DataFrame:
 
 
 def _lance_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], names: dict[int, str],
-                  search: SimilaritySearch | None, *,
-                  held: list[str] | None = None) -> pl.DataFrame:
+                  search: SimilaritySearch | None, held: list[str]) -> pl.DataFrame:
     """The result of a query Lance answered whole (see :meth:`Query._lance_only`), from its
     frame: stored columns (stored names by column id in ``names``) as they are, and the
     search's score from its distances. Stored columns need no cast: but for media (not read
     here) they are stored as their type's Polars type. When the frame holds just the outputs,
     in order (the usual top-k search: the columns asked, then the distances), it is the
     result: the score takes the distances' place and the columns take the outputs' names.
-    ``held``: the frame's columns, where the caller knows them (asking the frame costs a call).
+    ``held``: the frame's columns, which the caller knows (asking the frame costs a call).
 
     >>> vecs = db.create_table("vecs", {"n": lh.Int, "v": lh.Array[(2,), "float32"]})
     >>> _ = vecs.add_embedding_index("v", progress=False)
@@ -571,11 +570,11 @@ def _lance_result(frame: pl.DataFrame, outputs: list[tuple[str, Expr]], names: d
     >>> frame = pl.DataFrame({"n": [1], "_distance": pl.Series([0.25], dtype=pl.Float32)})
     >>> state = vecs.table_state()
     >>> [search] = similarity_searches([sim], vecs, state.dataset, state.definition)
-    >>> _lance_result(frame, [("id", vecs.n), ("score", sim)], {0: "n", 1: "v"}, search).rows()
+    >>> _lance_result(frame, [("id", vecs.n), ("score", sim)], {0: "n", 1: "v"}, search,
+    ...               ["n", "_distance"]).rows()
     [(1, 0.75)]
     """
     wanted = [n for n, _ in outputs]
-    held = frame.columns if held is None else held
     if search is None and held == wanted:
         return frame
     score = None if search is None else \
