@@ -13,15 +13,18 @@ Rules (documented in the README; figures in benchmarks/search.py):
   and its standard error form the *curve*. Every setting is measured on :data:`SCOUT_QUERIES`
   of the queries first, and on all of them only where it could be the pick of the index's
   target (the scouts leave it possible that it reaches the target, and no cheaper setting
-  does): the settings far below the target, and those dearer than a setting that reaches it,
-  keep the scouts' measure and its larger standard error. The queries of a setting go to
+  does) or of one of the per-query targets :data:`ALSO_MEASURED` (the scouts' recall reaches
+  it, and no cheaper setting does). The other settings, far below the targets or dearer than
+  a setting that reaches them, keep the scouts' measure. The queries of a setting go to
   Lance in one batched search. The cost is bounded: two batched searches per setting at most,
-  two settings per rung at most, and one read of the column (at 200,000 x 384, 447
-  partitions: 1,520 query searches where measuring every setting in full took 2,960).
+  two settings per rung at most, and one read of the column.
 * A search picks the cheapest setting of the curve (:meth:`Calibration.cost`: one that reads
-  no full vectors first, then vectors scanned) whose recall, less :data:`MARGIN` standard
-  errors, reaches the target: the query's ``similarity(..., recall=)``, else the index's
-  ``add_embedding_index(..., recall=)``, else :data:`DEFAULT_RECALL`. The exact search
+  no full vectors first, then vectors scanned) that was measured on every query and whose
+  recall, less :data:`MARGIN` standard errors, reaches the target (the scouts' measure is
+  never trusted for a pick: 40 queries can miss the rare hard query; a setting they measured
+  at 0.9975 reached 0.975 on new queries). The target is the query's
+  ``similarity(..., recall=)``, else the index's ``add_embedding_index(..., recall=)``, else
+  :data:`DEFAULT_RECALL`. The exact search
   (:data:`EXACT`: Lance's flat search, recall 1) is always a candidate, at the cost of reading
   every vector (:data:`EXACT_COST`): it is picked where no setting reaches the target, or
   where those that do cost more. ``Table.indexes()`` shows it as ``search="exact"``. Explicit
@@ -54,7 +57,7 @@ from lakehouse.errors import FormatVersionError, UnsafeDefinitionError
 from lakehouse.metadata import IndexDef
 from lakehouse.vector_index import ALL_PARTITIONS_UP_TO, ann_state, partitions_of, search_defaults
 
-FORMAT = 1
+FORMAT = 2  # 1: no query count per setting (each is trusted as measured on every query)
 DEFAULT_RECALL = 0.95
 K = 10
 QUERIES = 200
@@ -67,6 +70,10 @@ SEED = 0
 #: with one, an index picked its cheapest passing rung and fell short on new queries in about
 #: one build in four (the recall of 200 queries varies by about 0.01 at 0.95).
 MARGIN = 2
+#: Per-query targets (``similarity(..., recall=)``) besides the index's own whose settings the
+#: calibration measures on every query, so that a search asking one finds a setting it may
+#: trust: the usual asks below and above the default.
+ALSO_MEASURED = (0.9, 0.99)
 #: Refine factors tried, by index kind (0: no re-ranking): the usual one, and a larger one for
 #: when the codes lose recall that more probes cannot bring back. IVF_SQ's 8-bit codes rank
 #: almost exactly, so its usual setting re-ranks nothing.
@@ -86,12 +93,14 @@ EXACT_COST = {"IVF_SQ": 2, "IVF_PQ": 8}
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One point of the curve: search parameters, the mean recall@k they reached over the
-    calibration queries and its standard error."""
+    calibration queries they were measured on, its standard error and how many queries those
+    were (the scouts, or all of them)."""
 
     nprobes: int  # 0: no vector index, every vector compared (EXACT)
     refine_factor: int
     recall: float
     error: float
+    queries: int
 
     @property
     def exact(self) -> bool:
@@ -105,7 +114,7 @@ class Setting:
 
 
 #: The exact search (Lance's flat search, without the vector index): recall 1 by definition.
-EXACT = Setting(0, 0, 1.0, 0.0)
+EXACT = Setting(0, 0, 1.0, 0.0, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,14 +123,15 @@ class Calibration:
     the query count, k, the seconds it took and the curve of settings.
 
     >>> cal = Calibration("IVF_SQ", 100, 20_000, K, 200, 1.5, (
-    ...     Setting(8, 0, 0.93, 0.01), Setting(16, 0, 0.96, 0.005), Setting(32, 0, 0.97, 0.004),
-    ...     Setting(8, 2, 0.96, 0.005), Setting(16, 2, 0.99, 0.003)))
+    ...     Setting(8, 0, 0.93, 0.01, 200), Setting(16, 0, 0.96, 0.005, 200),
+    ...     Setting(32, 0, 0.97, 0.004, 40), Setting(8, 2, 0.96, 0.005, 40),
+    ...     Setting(16, 2, 0.99, 0.003, 200), Setting(32, 2, 0.999, 0.001, 40)))
     >>> cal.pick(0.95)  # without re-ranking, though with more probes
-    Setting(nprobes=16, refine_factor=0, recall=0.96, error=0.005)
+    Setting(nprobes=16, refine_factor=0, recall=0.96, error=0.005, queries=200)
     >>> cal.pick(0.98)  # 0.99 less two standard errors
-    Setting(nprobes=16, refine_factor=2, recall=0.99, error=0.003)
-    >>> cal.pick(0.999)  # none reaches it: the exact search does, for about twice the rows
-    Setting(nprobes=0, refine_factor=0, recall=1.0, error=0.0)
+    Setting(nprobes=16, refine_factor=2, recall=0.99, error=0.003, queries=200)
+    >>> cal.pick(0.99)  # (32, 2) was measured on the 40 scouts only: the exact search
+    Setting(nprobes=0, refine_factor=0, recall=1.0, error=0.0, queries=0)
     >>> Calibration.from_json(cal.to_json(), "v") == cal
     True
     """
@@ -133,6 +143,7 @@ class Calibration:
     queries: int
     seconds: float
     curve: tuple[Setting, ...]
+    format: int = FORMAT  # of the stored calibration it was read from
 
     def cost(self, setting: Setting) -> tuple[bool, float]:
         """A setting's cost: whether it reads full vectors, then its work in vectors scanned
@@ -149,11 +160,12 @@ class Calibration:
         return setting.refine_factor > 0, scanned + rerank
 
     def pick(self, recall: float) -> Setting:
-        """The cheapest setting that :meth:`~Setting.reaches` ``recall``, the exact scan
-        (:data:`EXACT`, recall 1) among them: it is picked where no setting of the index
-        reaches the recall, or where those that do would cost more than reading every
-        vector."""
-        return min((s for s in (*self.curve, EXACT) if s.reaches(recall)), key=self.cost)
+        """The cheapest setting measured on every query that :meth:`~Setting.reaches`
+        ``recall``, the exact scan (:data:`EXACT`, recall 1) among them: it is picked where no
+        such setting of the index reaches the recall, or where those that do would cost more
+        than reading every vector."""
+        trusted = (s for s in self.curve if s.queries >= self.queries)
+        return min((s for s in (*trusted, EXACT) if s.reaches(recall)), key=self.cost)
 
     def fits(self, kind: str, partitions: int) -> bool:
         """Whether it measured this index (same kind and partitions: not retrained since)."""
@@ -163,23 +175,28 @@ class Calibration:
         return {"format": FORMAT, "kind": self.kind, "partitions": self.partitions,
                 "rows": self.rows, "k": self.k,
                 "queries": self.queries, "seconds": round(self.seconds, 3),
-                "curve": [[s.nprobes, s.refine_factor, round(s.recall, 4), round(s.error, 4)]
-                          for s in self.curve]}
+                "curve": [[s.nprobes, s.refine_factor, round(s.recall, 4), round(s.error, 4),
+                           s.queries] for s in self.curve]}
 
     @staticmethod
     def from_json(data: Any, index_name: str) -> Calibration:
-        """Read a stored calibration, checking every field (stored data is not trusted)."""
+        """Read a stored calibration, checking every field (stored data is not trusted). One
+        of format 1 (no query count per setting) reads with every setting counted as measured
+        on every query, as that format's searches took them; the next write measures the index
+        again (:func:`is_current`)."""
         where = f"embedding index {index_name!r}"
         if isinstance(data, dict) and _is_int(data.get("format")) and data["format"] > FORMAT:
             raise FormatVersionError(f"{where} has a calibration of a newer lakehouse format "
                                      f"({data['format']}); upgrade lakehouse")
         try:
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise ValueError("not a calibration object of format 1")
-            curve = tuple(_setting(p) for p in data["curve"])
+            if not isinstance(data, dict) or data.get("format") not in (1, FORMAT):
+                raise ValueError(f"not a calibration object of format 1 or {FORMAT}")
+            queries = _count(data["queries"])
+            curve = tuple(_setting(p, queries if data["format"] == 1 else None)
+                          for p in data["curve"])
             cal = Calibration(_str(data["kind"]), _count(data["partitions"]),
-                              _count(data["rows"]), _count(data["k"]), _count(data["queries"]),
-                              _number(data["seconds"]), curve)
+                              _count(data["rows"]), _count(data["k"]), queries,
+                              _number(data["seconds"]), curve, data["format"])
             if not curve:
                 raise ValueError("an empty curve")
         except (KeyError, TypeError, ValueError) as exc:
@@ -212,16 +229,21 @@ def _str(value: Any) -> str:
     return value
 
 
-def _setting(point: Any) -> Setting:
-    if not isinstance(point, list) or len(point) != 4 or any(isinstance(v, bool) for v in point):
+def _setting(point: Any, queries: int | None) -> Setting:
+    """A stored curve point: [nprobes, refine_factor, recall, standard error, queries], or
+    without ``queries`` in format 1 (``queries`` given: the calibration's query count)."""
+    size = 4 if queries is not None else 5
+    if not isinstance(point, list) or len(point) != size \
+            or any(isinstance(v, bool) for v in point):
         raise ValueError(f"curve point {point!r} is not [nprobes, refine_factor, recall, "
-                         "standard error]")
+                         f"standard error{', queries' if size == 5 else ''}]")
     recall = _number(point[2])
     if recall > 1:
         raise ValueError(f"recall {recall!r} is above 1")
     if not isinstance(point[1], int) or point[1] < 0:
         raise ValueError(f"refine factor {point[1]!r} is not an integer >= 0")
-    return Setting(_count(point[0]), point[1], recall, _number(point[3]))
+    return Setting(_count(point[0]), point[1], recall, _number(point[3]),
+                   _count(point[4]) if queries is None else queries)
 
 
 # --- the stored calibration and the search parameters ------------------------------------------
@@ -294,7 +316,8 @@ def summary(ds: lance.LanceDataset, index: IndexDef) -> dict[str, Any]:
 def is_current(ds: lance.LanceDataset, index: IndexDef, state: dict[str, Any] | None) -> bool:
     """Whether ``index`` has what it needs: no calibration (no vector index, or one searched in
     every partition), or a stored one that measured the vector index of ``state``. A malformed
-    one is not current (upkeep measures again); one of a newer format is left alone."""
+    one, or one of format 1 (which did not say which settings were measured on every query),
+    is not current (upkeep measures again); one of a newer format is left alone."""
     partitions = partitions_of(state) if state is not None else 0
     if partitions <= ALL_PARTITIONS_UP_TO:
         return True
@@ -304,7 +327,7 @@ def is_current(ds: lance.LanceDataset, index: IndexDef, state: dict[str, Any] | 
         return True
     except UnsafeDefinitionError:
         return False
-    return cal is not None and cal.fits(index.vector_index, partitions)
+    return cal is not None and cal.format == FORMAT and cal.fits(index.vector_index, partitions)
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -420,12 +443,13 @@ class _Bench:
     and the searches that measure a setting's recall on them.
 
     Every setting is first measured on the first :data:`SCOUT_QUERIES` queries (the scouts),
-    and on all of them only when it could be the pick of the index's own target ``wanted``:
-    when the scouts leave it possible that it reaches the target, and no cheaper setting
-    measured so far does. Other settings keep the scouts' measure and its larger standard
-    error, which the margin of :meth:`Setting.reaches` accounts for. The searches of one
-    setting go to Lance in one call (its batch of query vectors: the same index search for
-    each, at a fraction of the cost of one call per query)."""
+    and on all of them only when it could be the pick of the index's own target ``wanted``
+    (the scouts leave it possible that it reaches the target) or of a per-query target of
+    :data:`ALSO_MEASURED` (the scouts' recall reaches it), and no cheaper setting measured on
+    every query reaches that target. Other settings keep the scouts' measure, which no search
+    picks (:meth:`Calibration.pick`). The searches of one setting go to Lance in one call (its
+    batch of query vectors: the same index search for each, at a fraction of the cost of one
+    call per query)."""
 
     ds: lance.LanceDataset
     index: IndexDef
@@ -436,7 +460,8 @@ class _Bench:
     ids: np.ndarray
     truth: np.ndarray
     measured: dict[tuple[int, int], np.ndarray] = dataclasses.field(default_factory=dict)
-    best: Setting | None = None  # the cheapest setting measured so far that reaches `wanted`
+    #: per target, the cheapest setting measured on every query so far that reaches it
+    best: dict[float, Setting] = dataclasses.field(default_factory=dict)
 
     def curve(self, rungs: list[int], refine: int) -> list[Setting]:
         """The settings of ``rungs`` at ``refine``, up to the first that reaches
@@ -451,7 +476,7 @@ class _Bench:
     def between(self, curve: list[Setting]) -> list[Setting]:
         """``curve`` with one more rung halfway (1.5x) between the last rung that misses the
         index's target and the first that reaches it, where the default searches land."""
-        above = next((i for i, s in enumerate(curve) if s.reaches(self.wanted)), None)
+        above = next((i for i, s in enumerate(curve) if s is self.best.get(self.wanted)), None)
         if not above:
             return curve
         low, high = curve[above - 1].nprobes, curve[above].nprobes
@@ -469,16 +494,23 @@ class _Bench:
                     >= self.recalls(nprobes, usual, scouts).mean() + REFINE_GAIN)
 
     def setting(self, nprobes: int, refine: int) -> Setting:
-        """Measure a setting: on the scouts, then on every query if it could be the pick."""
+        """Measure a setting: on the scouts, then on every query if it could be the pick of
+        the index's target or of one of :data:`ALSO_MEASURED`."""
         scouted = _setting_of(nprobes, refine,
                               self.recalls(nprobes, refine, min(SCOUT_QUERIES, len(self.ids))))
-        could_reach = scouted.recall + MARGIN * scouted.error >= self.wanted
-        if could_reach and (self.best is None or self._cost(scouted) < self._cost(self.best)):
-            scouted = _setting_of(nprobes, refine, self.recalls(nprobes, refine, len(self.ids)))
-        if scouted.reaches(self.wanted) and (self.best is None
-                                             or self._cost(scouted) < self._cost(self.best)):
-            self.best = scouted
-        return scouted
+        cost = self._cost(scouted)
+        could_reach = {self.wanted: scouted.recall + MARGIN * scouted.error,
+                       **{t: scouted.recall for t in ALSO_MEASURED if t != self.wanted}}
+        open_targets = [t for t, reach in could_reach.items()
+                        if reach >= t and (t not in self.best or cost < self._cost(self.best[t]))]
+        if not open_targets:
+            return scouted
+        full = scouted if scouted.queries == len(self.ids) else \
+            _setting_of(nprobes, refine, self.recalls(nprobes, refine, len(self.ids)))
+        for t in open_targets:
+            if full.reaches(t):
+                self.best[t] = full
+        return full
 
     def _cost(self, setting: Setting) -> tuple[bool, float]:
         return Calibration(self.index.vector_index, self.partitions, self.rows, K, 0, 0.0,
@@ -518,4 +550,4 @@ def _setting_of(nprobes: int, refine: int, recalls: np.ndarray) -> Setting:
     neighbour among the queries (all of a few queries perfect does not make it certain)."""
     floor = 1 / (K * len(recalls))
     error = float(recalls.std(ddof=1) / math.sqrt(len(recalls))) if len(recalls) > 1 else 1.0
-    return Setting(nprobes, refine, float(recalls.mean()), max(error, floor))
+    return Setting(nprobes, refine, float(recalls.mean()), max(error, floor), len(recalls))
