@@ -104,7 +104,7 @@ def test_calibration_reaches_its_target_on_held_out_queries(calibrated) -> None:
     assert listing["recall_target"] == 0.95
     assert listing["recall"] >= 0.95
     stored = Calibration.from_json(_stored(t), "v")
-    assert (stored.kind, stored.partitions, stored.queries) == ("IVF_SQ", 78, 200)
+    assert (stored.kind, stored.partitions, stored.queries) == ("IVF_SQ", 78, calibration.QUERIES)
     assert (listing["nprobes"], listing["refine_factor"]) == (
         stored.pick(0.95).nprobes, stored.pick(0.95).refine_factor)
     assert listing["nprobes"] < 78  # it does not probe everything to get there
@@ -149,7 +149,7 @@ def test_every_recall_asked_is_searched_with_a_setting_measured_on_every_query(
     assert scouted and all(s.queries == calibration.SCOUT_QUERIES for s in scouted)
     for recall in (0.5, 0.8, 0.9, 0.93, 0.95, 0.97, 0.99, 0.995):
         pick = cal.pick(recall)
-        assert pick.exact or pick.queries == cal.queries == 200, (recall, pick)
+        assert pick.exact or pick.queries == cal.queries == calibration.QUERIES, (recall, pick)
     # the per-query targets measured in full are met on new queries (two standard errors)
     for recall in calibration.ALSO_MEASURED:
         recalls = _recalls(t, vectors, held_out[:200], recall=recall)
@@ -351,7 +351,7 @@ def test_only_settings_that_could_be_the_pick_are_searched_with_every_query(
     full = {key for key, recalls in bench.measured.items()
             if len(recalls) == calibration.QUERIES}
     scouted = set(bench.measured) - full
-    pick = Calibration("IVF_SQ", partitions, ds.count_rows(), 10, 200, 0.0,
+    pick = Calibration("IVF_SQ", partitions, ds.count_rows(), 10, calibration.QUERIES, 0.0,
                        tuple(curve)).pick(0.95)
     assert (pick.nprobes, 0) in full  # the default search's setting: measured on every query
     assert scouted, "settings far from the target keep their scouts' measure"
@@ -422,7 +422,7 @@ def test_structureless_vectors_are_searched_no_slower_than_an_exact_scan(uniform
 def test_a_recall_no_setting_reaches_searches_exactly(uniform) -> None:
     t, vectors, held_out = uniform
     cal = Calibration.from_json(_stored(t), "v")
-    assert cal.pick(0.9999) == calibration.EXACT  # 200 queries cannot show 0.9999
+    assert cal.pick(0.9999) == calibration.EXACT  # 400 queries cannot show 0.9999
     assert _recall(t, vectors, held_out[:20], recall=0.9999) == 1.0
     # a knob set by hand still searches the vector index
     options = _options(t, held_out[0], recall=0.9999, refine_factor=3)
