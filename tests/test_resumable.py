@@ -8,6 +8,7 @@ Local and S3.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -233,3 +234,38 @@ def test_a_backfill_killed_at_any_moment_resumes(db, numbers, lakehouse_root, tm
     assert total - finished <= recomputed <= total - finished + ROWS_PER_FRAGMENT
     values = numbers.select(numbers.n, numbers.doubled).collect()
     assert values.height == total and (values["doubled"] == values["n"] * 2).all()
+
+
+def test_a_checkpoint_discarded_while_its_job_writes_fails_neither_process(lakehouse_root,
+                                                                           run_python):
+    # a view's upkeep starting from a newer base version discards the checkpoint of an upkeep
+    # still running in another process, which goes on writing entries into it
+    table = f"{lakehouse_root.uri}/t.lance"
+    rounds = 60 if table.startswith("s3://") else 300  # each round is a few requests on S3
+    common = f"""
+        import sys, warnings
+        import pyarrow as pa
+        from lakehouse.exec import checkpoints as c
+        warnings.simplefilter("ignore", c.DiscardedCheckpointWarning)
+        def job(basis):
+            return c.Checkpoint.open({table!r}, {lakehouse_root.storage_options or {}!r},
+                                     [pa.field("x", pa.int64())], kind="view upkeep",
+                                     version=1, total_rows=0, basis=basis)
+    """
+    writer = common + f"""
+        cp = job("older")
+        for i in range({rounds}):
+            cp.record_group(f"group {{i}}", 1, [])
+        cp.finish()
+    """
+    discarder = common + f"""
+        for _ in range({rounds}):
+            job("newer")
+    """
+    env = {"LAKEHOUSE_CHECKPOINT_AFTER_S": "0"}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        procs = list(pool.map(lambda code: run_python(textwrap.dedent(code), env=env),
+                              [writer, discarder]))
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr
+    assert checkpoints.list_jobs(table, lakehouse_root.storage_options or {}) == []

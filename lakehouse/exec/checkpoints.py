@@ -17,13 +17,15 @@ reads with :func:`list_jobs`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import socket
+import threading
 import time
+import uuid
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -43,6 +45,8 @@ STALE_AFTER_S = 60.0  # a job whose progress has not moved for this long is aban
 #: environment variable LAKEHOUSE_CHECKPOINT_AFTER_S sets another delay (0: from the start).
 WRITE_AFTER_S = 2.0
 _PROGRESS_EVERY_S = 2.0
+_TRIES = 5  # writes and removals racing another process's removals and writes
+_ASIDE = ".removed-"  # a job folder being removed (see _remove)
 
 FragmentKey = tuple[int, tuple[str, ...]]  # a fragment's id and data files: its rows and columns
 
@@ -246,7 +250,8 @@ def _read_jobs(fs: fsspec.AbstractFileSystem, root: str) -> list[dict[str, Any]]
         names = fs.ls(root, detail=False)
     except FileNotFoundError:
         return []
-    jobs = [_read_json(fs, f"{name}/job.json") for name in names]
+    jobs = [_read_json(fs, f"{name}/job.json") for name in names
+            if not name.rsplit("/", 1)[-1].startswith(_ASIDE)]
     return [j for j in jobs if j is not None]
 
 
@@ -301,17 +306,45 @@ def _write_json(fs: fsspec.AbstractFileSystem, path: str, data: dict[str, Any]) 
     """Write whole or not at all: a local file is written aside and renamed; an S3 object
     appears only when its upload completes."""
     text = json.dumps(data).encode()
-    if isinstance(fs, LocalFileSystem):
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        partial = f"{path}.{os.getpid()}.partial"
-        with open(partial, "wb") as f:
+    if not isinstance(fs, LocalFileSystem):
+        with fs.open(path, "wb") as f:
             f.write(text)
-        os.replace(partial, path)
         return
-    with fs.open(path, "wb") as f:
-        f.write(text)
+    partial = f"{path}.{os.getpid()}.{threading.get_ident()}.partial"
+    for attempt in range(_TRIES):
+        try:
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            with open(partial, "wb") as f:
+                f.write(text)
+            os.replace(partial, path)
+            return
+        except (FileNotFoundError, FileExistsError):  # another process discarded this job
+            # meanwhile (a folder made, then renamed away before the next was made in it)
+            if attempt == _TRIES - 1:
+                raise
 
 
 def _remove(fs: fsspec.AbstractFileSystem, path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        fs.rm(path, recursive=True)
+    """Remove a job's folder, also while the process running that job still writes into it (a
+    view's upkeep from a newer base version discards an older one's checkpoint; that process
+    writes its entries into a new folder). A local folder is first renamed aside in one step,
+    so that writer cannot add to what is being removed; what an S3 writer adds during the
+    removal is left for a later discard. Removing a checkpoint never fails the write doing it."""
+    if isinstance(fs, LocalFileSystem):
+        aside = f"{path.rsplit('/', 1)[0]}/{_ASIDE}{uuid.uuid4().hex}"
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return  # removed by another process
+        path = aside
+    for _ in range(_TRIES):
+        try:
+            fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            if not fs.exists(path):
+                return  # removed by another process as well
+        except OSError as e:
+            if e.errno != errno.ENOTEMPTY:  # a file added while the folder was removed
+                raise
+        else:
+            return
