@@ -14,6 +14,7 @@ module but the write protocol makes a Lance commit.
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -287,6 +288,59 @@ def test_update_rebases_over_a_delete_in_the_same_fragment(db, monkeypatch):
     assert df.height == 19
     assert df.filter(df["k"] == 3)["w"].to_list() == [6]
     assert df["w"].sum() == 19 + 5
+
+
+# Lance's own retries of a conflicting commit give up after 30 s, which a loaded machine or a
+# slow store reaches with a few writers (seen in the stress test on S3)
+CONTENTION = OSError("Too many concurrent writers. Attempted 2 times, but failed on "
+                     "retry_timeout of 30.000 seconds., rust/lance/src/io/commit.rs:130:5")
+
+
+def _contended(monkeypatch, owner, name: str, times: int) -> None:
+    """Make Lance's ``owner.name`` give up on contention ``times`` times, then work."""
+    original = inspect.getattr_static(owner, name)
+    call = original.__func__ if isinstance(original, staticmethod) else original
+    left = [times]
+
+    def contended(*args, **kwargs):
+        if left[0] > 0:
+            left[0] -= 1
+            raise CONTENTION
+        return call(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, staticmethod(contended)
+                        if isinstance(original, staticmethod) else contended)
+
+
+def test_a_delete_lance_gave_up_on_is_redone(db, monkeypatch):
+    t = db.create_table("busy", {"a": lh.Int})
+    t.insert([{"a": i} for i in range(5)], progress=False)
+    _contended(monkeypatch, lance.LanceDataset, "delete", times=2)
+    before = protocol.stats["redone"]
+    t.delete(where=t.a >= 3)
+    assert sorted(t.collect()["a"].to_list()) == [0, 1, 2]
+    assert protocol.stats["redone"] == before + 2
+
+
+def test_a_commit_lance_gave_up_on_is_rebased(db, monkeypatch):
+    t = db.create_table("busy", {"a": lh.Int})
+    t.insert([{"a": 1}], progress=False)
+    _contended(monkeypatch, lance.LanceDataset, "commit", times=1)
+    before = protocol.stats["rebased"]
+    t.insert([{"a": 2}], progress=False)
+    assert sorted(t.collect()["a"].to_list()) == [1, 2]
+    assert protocol.stats["rebased"] == before + 1
+
+
+def test_contention_that_never_ends_is_a_concurrent_write_error_and_changes_nothing(
+        db, monkeypatch):
+    t = db.create_table("busy", {"a": lh.Int})
+    t.insert([{"a": i} for i in range(5)], progress=False)
+    version = t.version
+    _contended(monkeypatch, lance.LanceDataset, "delete", times=protocol.ATTEMPTS)
+    with pytest.raises(lh.ConcurrentWriteError, match="busy.*delete was not written"):
+        t.delete(where=t.a >= 3)
+    assert t.version == version and t.count() == 5
 
 
 def test_revert_refuses_to_drop_a_concurrent_write(db):

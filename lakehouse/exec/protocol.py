@@ -209,11 +209,21 @@ def _lance_call(ctx: WriteContext, call: Callable[[], T], failures: Failures | N
             raise failures.first from None
         if isinstance(exc, (Error, Redo)) or not isinstance(exc, OSError):
             raise
-        if isinstance(exc, CommitConflictError) or "conflict" in str(exc).lower():
+        if _conflict(exc):
             raise Redo(f"a concurrent commit conflicted with it ({exc})") from exc
         if _removed(ctx, ctx.version):
             raise Redo("garbage collection removed the version it read") from exc
         raise StorageError(f"table {ctx.table_name!r}: the write failed: {exc}") from exc
+
+
+def _conflict(exc: OSError) -> bool:
+    """Whether Lance refused a commit because of concurrent commits: a conflict, or its own
+    retries of one running out ("Too many concurrent writers", which a loaded machine or a slow
+    store reaches within Lance's 30 s): either way the write is worth redoing on the latest
+    version, not a storage failure."""
+    text = str(exc).lower()
+    return isinstance(exc, CommitConflictError) or "conflict" in text \
+        or "too many concurrent writers" in text
 
 
 def _removed(ctx: WriteContext, version: int) -> bool:
@@ -241,7 +251,11 @@ def commit(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *, 
             # table again (two requests fewer on S3)
             return lance.LanceDataset.commit(ctx.dataset, transaction,
                                              storage_options=ctx.options)
-        except CommitConflictError as exc:
+        except OSError as exc:
+            if not _conflict(exc):
+                if _removed(ctx, read_version):
+                    raise Redo("garbage collection removed the version it read") from exc
+                raise StorageError(f"table {ctx.table_name!r}: the write failed: {exc}") from exc
             latest = ctx.latest()
             if not same_definition(latest, ctx.dataset):
                 raise Redo("the table's columns or definitions changed while it ran") from exc
@@ -250,10 +264,6 @@ def commit(ctx: WriteContext, operation: lance.LanceOperation.BaseOperation, *, 
             operation = rebase(latest)
             read_version = latest.version
             stats["rebased"] += 1
-        except OSError as exc:
-            if _removed(ctx, read_version):
-                raise Redo("garbage collection removed the version it read") from exc
-            raise StorageError(f"table {ctx.table_name!r}: the write failed: {exc}") from exc
     raise Redo("it kept conflicting with concurrent writers")
 
 
