@@ -329,7 +329,8 @@ def _remove(fs: fsspec.AbstractFileSystem, path: str) -> None:
     view's upkeep from a newer base version discards an older one's checkpoint; that process
     writes its entries into a new folder). A local folder is first renamed aside in one step,
     so that writer cannot add to what is being removed; what an S3 writer adds during the
-    removal is left for a later discard. Removing a checkpoint never fails the write doing it."""
+    removal is left for a later discard. A race with that writer never fails the write doing
+    the removal: after a few tries what remains is left, never listed as a job."""
     if isinstance(fs, LocalFileSystem):
         aside = f"{path.rsplit('/', 1)[0]}/{_ASIDE}{uuid.uuid4().hex}"
         try:
